@@ -1,0 +1,187 @@
+"""Tensor dimensions: an int, a symbol ("B"), an expression of symbols ("B*S", "S + 1"), or "?".
+
+A symbolic dim is kept as its canonical text, so types compare and print as
+plain data. Expressions are integer polynomials over the symbols; "?" is a
+size nobody knows before run time (data-dependent) and is equal to nothing.
+"""
+from __future__ import annotations
+
+import ast
+from typing import Mapping, Union
+
+Dim = Union[int, str]
+UNKNOWN = "?"
+
+# A polynomial: {sorted tuple of symbol names: integer coefficient}.
+_Poly = dict
+
+
+def _poly(d: Dim) -> _Poly | None:
+    if isinstance(d, bool):
+        raise TypeError("a dim is an int or a str")
+    if isinstance(d, int):
+        return {(): d} if d else {}
+    if d == UNKNOWN:
+        return None
+    return _parse(d)
+
+
+def _parse(text: str) -> _Poly:
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        raise ValueError(f"bad dim expression {text!r}") from None
+
+    def walk(n) -> _Poly:
+        if isinstance(n, ast.Name):
+            return {(n.id,): 1}
+        if isinstance(n, ast.Constant) and isinstance(n.value, int) and not isinstance(n.value, bool):
+            return {(): n.value} if n.value else {}
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+            return _scale(walk(n.operand), -1)
+        if isinstance(n, ast.BinOp):
+            a, b = walk(n.left), walk(n.right)
+            if isinstance(n.op, ast.Add):
+                return _add(a, b)
+            if isinstance(n.op, ast.Sub):
+                return _add(a, _scale(b, -1))
+            if isinstance(n.op, ast.Mult):
+                return _mul(a, b)
+        raise ValueError(f"bad dim expression {text!r}: only + - * of ints and symbols")
+
+    return walk(tree)
+
+
+def _add(a: _Poly, b: _Poly) -> _Poly:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0) + v
+        if out[k] == 0:
+            del out[k]
+    return out
+
+
+def _scale(a: _Poly, c: int) -> _Poly:
+    return {k: v * c for k, v in a.items()} if c else {}
+
+
+def _mul(a: _Poly, b: _Poly) -> _Poly:
+    out: _Poly = {}
+    for ka, va in a.items():
+        for kb, vb in b.items():
+            out = _add(out, {tuple(sorted(ka + kb)): va * vb})
+    return out
+
+
+def _format(p: _Poly | None) -> Dim:
+    if p is None:
+        return UNKNOWN
+    if not p:
+        return 0
+    if list(p) == [()]:
+        return p[()]
+    terms = sorted(p.items(), key=lambda kv: (-len(kv[0]), kv[0]))
+    text = ""
+    for mono, c in terms:
+        factors = list(mono)
+        if abs(c) != 1 or not factors:
+            factors.insert(0, str(abs(c)))
+        term = "*".join(factors)
+        if not text:
+            text = ("-" if c < 0 else "") + term
+        else:
+            text += (" - " if c < 0 else " + ") + term
+    return text
+
+
+def canonical(d: Dim) -> Dim:
+    """The one spelling of a dim: ints stay ints, expressions are normalized."""
+    return _format(_poly(d))
+
+
+def is_static(d: Dim) -> bool:
+    return isinstance(d, int)
+
+
+def symbols(d: Dim) -> set[str]:
+    p = _poly(d)
+    return set() if p is None else {s for mono in p for s in mono}
+
+
+def mul(a: Dim, b: Dim) -> Dim:
+    pa, pb = _poly(a), _poly(b)
+    if pa == {} or pb == {}:
+        return 0
+    return UNKNOWN if pa is None or pb is None else _format(_mul(pa, pb))
+
+
+def add(a: Dim, b: Dim) -> Dim:
+    pa, pb = _poly(a), _poly(b)
+    return UNKNOWN if pa is None or pb is None else _format(_add(pa, pb))
+
+
+def sub(a: Dim, b: Dim) -> Dim:
+    pa, pb = _poly(a), _poly(b)
+    return UNKNOWN if pa is None or pb is None else _format(_add(pa, _scale(pb, -1)))
+
+
+def floordiv(a: Dim, b: int) -> Dim:
+    """a // b for an int b; symbolic only when every coefficient divides."""
+    if isinstance(a, int):
+        return a // b
+    pa = _poly(a)
+    if pa is None or any(v % b for v in pa.values()):
+        return UNKNOWN
+    return _format({k: v // b for k, v in pa.items()})
+
+
+def product(dims) -> Dim:
+    out: Dim = 1
+    for d in dims:
+        out = mul(out, d)
+    return out
+
+
+def divide_exact(a: Dim, b: Dim) -> Dim:
+    """a / b when b divides a exactly (b an int or a single monomial), else UNKNOWN."""
+    pa, pb = _poly(a), _poly(b)
+    if pa is None or pb is None or len(pb) != 1:
+        return UNKNOWN
+    (mono_b, cb), = pb.items()
+    out: _Poly = {}
+    for mono, c in pa.items():
+        rest = list(mono)
+        for s in mono_b:
+            if s not in rest:
+                return UNKNOWN
+            rest.remove(s)
+        if c % cb:
+            return UNKNOWN
+        out[tuple(rest)] = c // cb
+    return _format(out)
+
+
+def same(a: Dim, b: Dim) -> bool:
+    """Known to be equal (UNKNOWN is equal to nothing, itself included)."""
+    return a != UNKNOWN and b != UNKNOWN and canonical(a) == canonical(b)
+
+
+def compatible(a: Dim, b: Dim) -> bool:
+    """Could be equal at run time: same, or either side not a fixed int."""
+    return same(a, b) or not (isinstance(a, int) and isinstance(b, int))
+
+
+def evaluate(d: Dim, bindings: Mapping[str, int]) -> int:
+    """The size of a dim once its symbols are bound; KeyError names a missing symbol."""
+    if isinstance(d, int):
+        return d
+    p = _poly(d)
+    if p is None:
+        raise KeyError(UNKNOWN)
+    total = 0
+    for mono, c in p.items():
+        term = c
+        for s in mono:
+            term *= bindings[s]
+        total += term
+    return total

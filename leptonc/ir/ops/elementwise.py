@@ -1,0 +1,165 @@
+"""Elementwise ops: unary math, binary arithmetic and comparison (numpy broadcasting), where, cast."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import special as _special
+
+from ..dtypes import DType
+from ..registry import ELEMENTWISE, define_op
+from ..types import TensorType
+from .infer import broadcast, broadcast_shapes, compare, require, require_float, same_dtype
+
+COMMUTATIVE = ELEMENTWISE | {"commutative"}
+
+
+def _float_unary(t: TensorType) -> TensorType:
+    require_float(t)
+    return t
+
+
+def _numeric_unary(t: TensorType) -> TensorType:
+    require(t.dtype is not DType.bool, "operand must be numeric, got bool")
+    return t
+
+
+def _int_or_bool_unary(t: TensorType) -> TensorType:
+    require(not t.dtype.is_float, f"operand must be an integer or bool type, got {t.dtype}")
+    return t
+
+
+def _to_bool(t: TensorType) -> TensorType:
+    return TensorType(DType.bool, t.shape)
+
+
+def _keep(fn):
+    """Apply a numpy function and keep the input's dtype (numpy may widen f16/bf16)."""
+    def run(x):
+        return np.asarray(fn(x)).astype(x.dtype, copy=False)
+    return run
+
+
+_FLOAT_UNARY = {
+    "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh,
+    "tanh": np.tanh, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
+    "erf": lambda x: _special.erf(x.astype(np.float64)),
+    "sigmoid": lambda x: _special.expit(x.astype(np.float64)),
+    "rsqrt": lambda x: 1.0 / np.sqrt(x.astype(np.float64)),
+    "reciprocal": lambda x: 1.0 / x.astype(np.float64),
+    "floor": np.floor, "ceil": np.ceil, "round": np.round,
+}
+for _name, _fn in _FLOAT_UNARY.items():
+    define_op(_name, infer=_float_unary, traits=ELEMENTWISE)(_keep(_fn))
+
+define_op("neg", infer=_numeric_unary, traits=ELEMENTWISE)(np.negative)
+define_op("abs", infer=_numeric_unary, traits=ELEMENTWISE)(np.abs)
+define_op("sign", infer=_numeric_unary, traits=ELEMENTWISE)(_keep(np.sign))
+define_op("relu", infer=_numeric_unary, traits=ELEMENTWISE)(lambda x: np.maximum(x, np.zeros((), x.dtype)))
+define_op("not", infer=lambda t: (require(t.dtype is DType.bool, "operand must be bool"), t)[1],
+          traits=ELEMENTWISE)(np.logical_not)
+define_op("bitwise_not", infer=_int_or_bool_unary, traits=ELEMENTWISE)(np.invert)
+define_op("isnan", infer=lambda t: (require_float(t), _to_bool(t))[1], traits=ELEMENTWISE)(np.isnan)
+
+
+@define_op("isinf", infer=lambda t, **_: (require_float(t), _to_bool(t))[1], traits=ELEMENTWISE,
+           attrs={"detect_positive": ("bool", True), "detect_negative": ("bool", True)})
+def isinf(x, detect_positive, detect_negative):
+    """True where x is +inf (if detect_positive) or -inf (if detect_negative)."""
+    return (np.isposinf(x) & detect_positive) | (np.isneginf(x) & detect_negative)
+
+
+def _int_div(a, b):
+    """Integer division truncating toward zero (C semantics, as ONNX and torch's trunc mode)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ((a - np.fmod(a, b)) // np.where(b == 0, 1, b)).astype(a.dtype)
+
+
+def _div(a, b):
+    if a.dtype.kind in "iu":
+        return _int_div(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.true_divide(a, b)).astype(a.dtype, copy=False)
+
+
+_BINARY = {
+    "add": (np.add, True), "sub": (np.subtract, False), "mul": (np.multiply, True),
+    "max": (np.maximum, True), "min": (np.minimum, True),
+}
+for _name, (_fn, _comm) in _BINARY.items():
+    define_op(_name, arity=2, infer=broadcast, traits=COMMUTATIVE if _comm else ELEMENTWISE)(
+        lambda a, b, _fn=_fn: np.asarray(_fn(a, b)).astype(a.dtype, copy=False))
+
+define_op("div", arity=2, infer=broadcast, traits=ELEMENTWISE)(_div)
+
+
+def _pow_infer(a: TensorType, b: TensorType) -> TensorType:
+    require(a.dtype is not DType.bool and b.dtype is not DType.bool, "pow needs numeric operands")
+    return TensorType(a.dtype, broadcast_shapes(a.shape, b.shape))
+
+
+@define_op("pow", arity=2, infer=_pow_infer, traits=ELEMENTWISE)
+def pow_(a, b):
+    """a ** b in a's dtype (the exponent may have another numeric dtype)."""
+    if a.dtype.kind in "iu":
+        return np.power(a, b.astype(a.dtype)) if b.dtype.kind in "iu" else \
+            np.power(a.astype(np.float64), b).astype(a.dtype)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return np.power(a.astype(np.float64), b.astype(np.float64)).astype(a.dtype)
+
+
+@define_op("mod", arity=2, infer=broadcast, traits=ELEMENTWISE, attrs={"fmod": ("bool", False)})
+def mod(a, b, fmod):
+    """Remainder: sign of the divisor (Python %), or of the dividend with fmod=true (C fmod)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.fmod(a, b) if fmod else np.mod(a, b)).astype(a.dtype, copy=False)
+
+
+_COMPARE = {"equal": (np.equal, True), "less": (np.less, False), "less_equal": (np.less_equal, False),
+            "greater": (np.greater, False), "greater_equal": (np.greater_equal, False)}
+for _name, (_fn, _comm) in _COMPARE.items():
+    define_op(_name, arity=2, infer=compare, traits=COMMUTATIVE if _comm else ELEMENTWISE)(_fn)
+
+
+def _bool_binary(a: TensorType, b: TensorType) -> TensorType:
+    require(a.dtype is DType.bool and b.dtype is DType.bool, "logical ops need bool operands")
+    return broadcast(a, b)
+
+
+def _bits_binary(a: TensorType, b: TensorType) -> TensorType:
+    require(not a.dtype.is_float, f"bitwise ops need integer or bool operands, got {a.dtype}")
+    return broadcast(a, b)
+
+
+for _name, _fn in {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}.items():
+    define_op(_name, arity=2, infer=_bool_binary, traits=COMMUTATIVE)(_fn)
+for _name, _fn in {"bitwise_and": np.bitwise_and, "bitwise_or": np.bitwise_or,
+                   "bitwise_xor": np.bitwise_xor}.items():
+    define_op(_name, arity=2, infer=_bits_binary, traits=COMMUTATIVE)(_fn)
+
+
+@define_op("bit_shift", arity=2, infer=_bits_binary, traits=ELEMENTWISE, attrs={"direction": "str"})
+def bit_shift(a, b, direction):
+    """Shift a left or right by b bits (direction "left" or "right")."""
+    return (np.left_shift if direction == "left" else np.right_shift)(a, b).astype(a.dtype)
+
+
+def _where_infer(c: TensorType, a: TensorType, b: TensorType) -> TensorType:
+    require(c.dtype is DType.bool, f"where: condition must be bool, got {c.dtype}")
+    return TensorType(same_dtype(a, b), broadcast_shapes(c.shape, a.shape, b.shape))
+
+
+define_op("where", arity=3, infer=_where_infer, traits=ELEMENTWISE)(
+    lambda c, a, b: np.where(c, a, b).astype(a.dtype, copy=False))
+
+
+@define_op("cast", infer=lambda t, dtype: t.with_dtype(dtype), traits=ELEMENTWISE, attrs={"dtype": "dtype"})
+def cast(x, dtype):
+    """Convert to another dtype (floats to ints truncate toward zero; NaN to bool is true)."""
+    target = dtype.numpy
+    if x.dtype.kind == "f" and target.kind in "iu":
+        with np.errstate(invalid="ignore"):
+            return np.trunc(x.astype(np.float64)).astype(target)
+    if x.dtype.kind not in "iub" and target == np.bool_:
+        return x.astype(np.float64) != 0
+    return x.astype(target)
+

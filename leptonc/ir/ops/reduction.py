@@ -1,0 +1,62 @@
+"""Reductions over explicit axes (an empty axes list reduces nothing), and argmax/argmin."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..dtypes import DType
+from ..registry import PURE, define_op
+from ..types import TensorType
+from .infer import norm_axes, norm_axis, require
+
+REDUCTION = PURE | {"reduction"}
+
+
+def _reduce_infer(t: TensorType, axes, keepdims) -> TensorType:
+    axes = norm_axes(axes, t.rank)
+    shape = [1 if i in axes else d for i, d in enumerate(t.shape)] if keepdims else \
+        [d for i, d in enumerate(t.shape) if i not in axes]
+    return t.with_shape(shape)
+
+
+def _reducer(fn, accumulate_wide: bool):
+    def run(x, axes, keepdims):
+        if not axes:
+            return x
+        axes = tuple(a % x.ndim for a in axes)
+        src = x.astype(np.float64) if accumulate_wide and x.dtype.kind == "f" else x
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.asarray(fn(src, axis=axes, keepdims=keepdims)).astype(x.dtype)
+    return run
+
+
+_AXES = {"axes": "ints", "keepdims": ("bool", True)}
+for _name, _fn, _wide in (("reduce_sum", np.sum, True), ("reduce_mean", np.mean, True),
+                          ("reduce_prod", np.prod, True), ("reduce_max", np.max, False),
+                          ("reduce_min", np.min, False)):
+    define_op(_name, infer=_reduce_infer, attrs=_AXES, traits=REDUCTION)(_reducer(_fn, _wide))
+
+
+def _arg_infer(t: TensorType, axis, keepdims, select_last_index) -> TensorType:
+    require(t.rank > 0, "argmax/argmin need rank >= 1")
+    ax = norm_axis(axis, t.rank)
+    shape = [1 if i == ax else d for i, d in enumerate(t.shape)] if keepdims else \
+        [d for i, d in enumerate(t.shape) if i != ax]
+    return TensorType(DType.i64, shape)
+
+
+def _arg(fn):
+    def run(x, axis, keepdims, select_last_index):
+        axis %= x.ndim
+        if select_last_index:
+            flipped = np.flip(x, axis)
+            idx = x.shape[axis] - 1 - fn(flipped, axis=axis)
+        else:
+            idx = fn(x, axis=axis)
+        idx = idx.astype(np.int64)
+        return np.expand_dims(idx, axis) if keepdims else idx
+    return run
+
+
+_ARG = {"axis": ("int", 0), "keepdims": ("bool", True), "select_last_index": ("bool", False)}
+define_op("argmax", infer=_arg_infer, attrs=_ARG, traits=REDUCTION)(_arg(np.argmax))
+define_op("argmin", infer=_arg_infer, attrs=_ARG, traits=REDUCTION)(_arg(np.argmin))

@@ -1,0 +1,82 @@
+"""The text form of a graph. parse_ir(print_ir(g)) gives back an equal graph.
+
+    graph @mlp(%x: f32[B, 768]) -> (f32[B, 3072]) {
+      %w1 = const @fc1.weight : f32[768, 3072]
+      %h = matmul(%x, %w1) : f32[B, 3072]
+      return %h
+    }
+
+Attributes equal to their defaults are left out. Constants with at most
+`inline_limit` elements print their values, so small graphs are complete in
+text; bigger ones print only their name.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from .dtypes import DType
+from .graph import Graph, Node
+
+
+def format_scalar(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        if math.isnan(f):
+            return "nan"
+        if math.isinf(f):
+            return "inf" if f > 0 else "-inf"
+        return repr(f)
+    raise TypeError(f"not a scalar: {v!r}")
+
+
+def format_attr(v) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, DType):
+        return v.value
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (tuple, list)):
+        return "[" + ", ".join(format_attr(x) for x in v) + "]"
+    return format_scalar(v)
+
+
+def _format_node(node: Node, graph: Graph, inline_limit: int) -> str:
+    from .registry import REQUIRED, get_op
+
+    lhs = ", ".join(f"%{v.name}" for v in node.outputs)
+    types = ", ".join(str(v.type) for v in node.outputs)
+    if node.op == "const":
+        cname = node.attrs["name"]
+        arr = graph.constants.get(cname)
+        literal = ""
+        if arr is not None and arr.size <= inline_limit and arr.dtype != DType.i4.numpy:
+            literal = " [" + ", ".join(format_scalar(x) for x in arr.reshape(-1).tolist()) + "]"
+        return f"{lhs} = const @{cname}{literal} : {types}"
+    opdef = get_op(node.op)
+    shown = {k: v for k, v in node.attrs.items()
+             if k not in opdef.attrs or opdef.attrs[k].default is REQUIRED
+             or format_attr(v) != format_attr(opdef.attrs[k].default)}
+    attrs = ""
+    if shown:
+        attrs = " {" + ", ".join(f"{k} = {format_attr(v)}" for k, v in shown.items()) + "}"
+    operands = ", ".join(f"%{v.name}" for v in node.inputs)
+    return f"{lhs} = {node.op}({operands}){attrs} : {types}"
+
+
+def print_ir(graph: Graph, inline_limit: int = 8) -> str:
+    """The graph as IR text (see the module docstring for the form)."""
+    args = ", ".join(f"%{v.name}: {v.type}" for v in graph.inputs)
+    results = ", ".join(str(v.type) for v in graph.outputs)
+    lines = [f"graph @{graph.name}({args}) -> ({results}) {{"]
+    lines += ["  " + _format_node(n, graph, inline_limit) for n in graph.nodes]
+    lines.append("  return " + ", ".join(f"%{v.name}" for v in graph.outputs))
+    lines.append("}")
+    return "\n".join(lines) + "\n"

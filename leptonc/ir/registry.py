@@ -1,0 +1,165 @@
+"""The op registry: every op is defined once, with its attribute schema, type
+inference, traits and numpy reference implementation.
+
+    @define_op("add", arity=2, traits=ELEMENTWISE | {"commutative"}, infer=broadcast_same_dtype)
+    def add(a, b):
+        return a + b
+
+`infer(*input_types, **attrs)` returns a TensorType or a list of them; the
+reference implementation takes numpy arrays and attrs and returns an array or
+a tuple of arrays. Attribute kinds: int, float, str, bool, dtype, ints, floats,
+strs, shape (dims that may be symbols, resolved at run time), any.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import dims as D
+from .dtypes import DType
+from .errors import IRError, LeptoncError, ShapeError
+from .types import TensorType
+
+REQUIRED = object()
+ELEMENTWISE = frozenset({"elementwise", "pure"})
+PURE = frozenset({"pure"})
+KNOWN_TRAITS = {"elementwise", "reduction", "view", "pure", "commutative", "structured", "shape"}
+
+
+@dataclass(frozen=True)
+class Attr:
+    kind: str
+    default: object = REQUIRED
+
+
+@dataclass
+class OpDef:
+    name: str
+    attrs: dict[str, Attr]
+    infer_fn: Callable
+    reference: Callable
+    traits: frozenset
+    arity: tuple  # (min, max); max None = variadic
+    doc: str = ""
+    shape_attrs: tuple = field(default=())
+
+    def has(self, trait: str) -> bool:
+        return trait in self.traits
+
+    def normalize_attrs(self, attrs: dict, where: str) -> dict:
+        """Check names against the schema, fill defaults, coerce to the declared kinds."""
+        out = {}
+        for key in attrs:
+            if key not in self.attrs:
+                known = ", ".join(sorted(self.attrs)) or "none"
+                raise IRError(f"{where}: unknown attribute '{key}' (attributes of '{self.name}': {known})")
+        for key, spec in self.attrs.items():
+            if key in attrs:
+                out[key] = _coerce(attrs[key], spec.kind, f"{where}: attribute '{key}'")
+            elif spec.default is REQUIRED:
+                raise IRError(f"{where}: missing attribute '{key}' of '{self.name}'")
+            else:
+                out[key] = spec.default
+        return out
+
+    def infer(self, types: list[TensorType], attrs: dict, where: str) -> list[TensorType]:
+        lo, hi = self.arity
+        if len(types) < lo or (hi is not None and len(types) > hi):
+            want = f"{lo}" if lo == hi else f"{lo}..{hi if hi is not None else ''}"
+            raise IRError(f"{where}: takes {want} operands, got {len(types)}")
+        try:
+            out = self.infer_fn(*types, **attrs)
+        except ShapeError as e:
+            raise ShapeError(f"{where}: {e}") from None
+        except LeptoncError:
+            raise
+        except Exception as e:  # an operand/attribute combination the inference code cannot handle
+            raise ShapeError(f"{where}: cannot infer result types ({type(e).__name__}: {e})") from None
+        return [out] if isinstance(out, TensorType) else list(out)
+
+
+_REGISTRY: dict[str, OpDef] = {}
+
+
+def define_op(name: str, *, infer: Callable, arity=1, attrs: dict | None = None,
+              traits=PURE) -> Callable:
+    """Register the decorated numpy function as the reference implementation of op `name`."""
+    if isinstance(arity, int):
+        arity = (arity, arity)
+    unknown = set(traits) - KNOWN_TRAITS
+    if unknown:
+        raise ValueError(f"op '{name}': unknown traits {sorted(unknown)}")
+    specs = {k: (v if isinstance(v, Attr) else Attr(v)) for k, v in (attrs or {}).items()}
+
+    def register(fn: Callable) -> Callable:
+        if name in _REGISTRY:
+            raise ValueError(f"op '{name}' is defined twice")
+        _REGISTRY[name] = OpDef(name, specs, infer, fn, frozenset(traits), tuple(arity),
+                                (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
+                                tuple(k for k, s in specs.items() if s.kind == "shape"))
+        return fn
+
+    return register
+
+
+def get_op(name: str) -> OpDef:
+    _load_ops()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise IRError(f"unregistered op '{name}'") from None
+
+
+def is_registered(name: str) -> bool:
+    _load_ops()
+    return name in _REGISTRY
+
+
+def all_ops() -> dict[str, OpDef]:
+    _load_ops()
+    return dict(_REGISTRY)
+
+
+def _load_ops() -> None:
+    from . import ops  # noqa: F401  (defines every op on first import)
+
+
+def _coerce(value, kind: str, where: str):
+    try:
+        if kind == "any":
+            return _freeze(value)
+        if kind == "int":
+            if isinstance(value, bool) or int(value) != value:
+                raise TypeError
+            return int(value)
+        if kind == "float":
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if kind == "str":
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+        if kind == "bool":
+            if not isinstance(value, (bool, int)) or value not in (0, 1):
+                raise TypeError
+            return bool(value)
+        if kind == "dtype":
+            return value if isinstance(value, DType) else DType.parse(value)
+        if kind == "ints":
+            return tuple(_coerce(v, "int", where) for v in value)
+        if kind == "floats":
+            return tuple(_coerce(v, "float", where) for v in value)
+        if kind == "strs":
+            return tuple(_coerce(v, "str", where) for v in value)
+        if kind == "shape":
+            return tuple(D.canonical(v if isinstance(v, str) else _coerce(v, "int", where)) for v in value)
+    except (TypeError, ValueError):
+        raise IRError(f"{where} must be {kind}, got {value!r}") from None
+    raise ValueError(f"unknown attribute kind {kind!r}")
+
+
+def _freeze(value):
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value

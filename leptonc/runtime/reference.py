@@ -1,0 +1,93 @@
+"""The reference interpreter: runs a graph op by op through the numpy reference
+implementations. It is the ground truth every pass and backend is checked
+against. It needs numpy only (no torch, no onnx)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import dims as D
+from ..ir.errors import IRError, LeptoncError, ShapeError
+from ..ir.graph import Graph
+from ..ir.registry import get_op
+from .signature import bind_inputs
+
+
+def run_reference(graph: Graph, *inputs, **named) -> list[np.ndarray]:
+    """Run `graph` on numpy inputs (positional in graph-input order, or by name).
+
+    Returns the outputs as a list of numpy arrays, in graph-output order.
+    """
+    if named:
+        inputs = _order_named(graph, inputs, named)
+    arrays, bindings = bind_inputs([v.name for v in graph.inputs], [v.type for v in graph.inputs], inputs)
+    env: dict[int, np.ndarray] = {id(v): a for v, a in zip(graph.inputs, arrays)}
+    last_use = _last_uses(graph)
+    for step, node in enumerate(graph.nodes):
+        if node.op == "const":
+            results = (graph.constants[node.attrs["name"]],)
+        else:
+            opdef = get_op(node.op)
+            attrs = _resolve_shapes(node, opdef.shape_attrs, bindings)
+            args = [env[id(v)] for v in node.inputs]
+            try:
+                with np.errstate(all="ignore"):
+                    out = opdef.reference(*args, **attrs)
+            except LeptoncError:
+                raise
+            except Exception as e:
+                shapes = ", ".join(f"{a.dtype}{list(a.shape)}" for a in args)
+                raise ShapeError(f"node {node.label} failed on operands ({shapes}): {type(e).__name__}: {e}") from None
+            results = out if isinstance(out, tuple) else (out,)
+        for v, r in zip(node.outputs, results):
+            r = np.asarray(r)
+            _check_result(node, v, r, bindings)
+            env[id(v)] = r
+        for v in node.inputs:
+            if last_use.get(id(v)) == step:
+                env.pop(id(v), None)
+    return [env[id(v)] for v in graph.outputs]
+
+
+def _order_named(graph: Graph, positional, named) -> list:
+    names = [v.name for v in graph.inputs]
+    unknown = set(named) - set(names)
+    if unknown:
+        raise ShapeError(f"unknown input names {sorted(unknown)}; the graph takes {names}")
+    values = list(positional) + [None] * (len(names) - len(positional))
+    for k, a in named.items():
+        values[names.index(k)] = a
+    missing = [n for n, a in zip(names, values) if a is None]
+    if missing:
+        raise ShapeError(f"missing inputs {missing}")
+    return values
+
+
+def _last_uses(graph: Graph) -> dict[int, int]:
+    keep = {id(v) for v in graph.outputs}
+    last: dict[int, int] = {}
+    for step, node in enumerate(graph.nodes):
+        for v in node.inputs:
+            if id(v) not in keep:
+                last[id(v)] = step
+    return last
+
+
+def _resolve_shapes(node, shape_attrs, bindings) -> dict:
+    if not shape_attrs:
+        return node.attrs
+    attrs = dict(node.attrs)
+    for key in shape_attrs:
+        try:
+            attrs[key] = tuple(D.evaluate(d, bindings) for d in attrs[key])
+        except KeyError as e:
+            raise ShapeError(f"node {node.label}: attribute '{key}' uses {e}, which no input binds") from None
+    return attrs
+
+
+def _check_result(node, v, r: np.ndarray, bindings) -> None:
+    if r.dtype != v.dtype.numpy or r.ndim != v.type.rank:
+        raise IRError(f"reference of {node.label} returned {r.dtype}{list(r.shape)}, "
+                      f"its type says {v.type} (a bug in the op definition)")
+    for d, n in zip(v.shape, r.shape):
+        if d != D.UNKNOWN and not (set(D.symbols(d)) - set(bindings)) and D.evaluate(d, bindings) != n:
+            raise IRError(f"reference of {node.label} returned shape {list(r.shape)}, its type says {v.type}")
