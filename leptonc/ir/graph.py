@@ -19,6 +19,20 @@ from .types import TensorType
 _NAME_OK = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*$")
 
 
+def _sanitize(hint: str, fallback: str) -> str:
+    """hint made into a name the text form accepts: [A-Za-z_][A-Za-z0-9_.]*."""
+    base = re.sub(r"[^A-Za-z0-9_.]", "_", hint).strip("._") or fallback
+    return base if _NAME_OK.match(base) else f"{fallback}{base}"
+
+
+def _fresh(base: str, taken) -> str:
+    name, i = base, 1
+    while name in taken:
+        name = f"{base}_{i}"
+        i += 1
+    return name
+
+
 class Value:
     """One SSA value: its type, the node that produces it (None for graph inputs) and its uses."""
 
@@ -92,24 +106,8 @@ class Graph:
     # -- names -----------------------------------------------------------
     def unique_name(self, hint: str = "v") -> str:
         """A value name not yet used in this graph, made from hint (sanitized)."""
-        base = re.sub(r"[^A-Za-z0-9_.]", "_", hint or "v").strip(".") or "v"
-        if not _NAME_OK.match(base):
-            base = "v" + base if base[0].isdigit() else "v_" + base
-        name, i = base, 1
-        while name in self._names:
-            name = f"{base}_{i}"
-            i += 1
+        name = _fresh(_sanitize(hint, "v"), self._names)
         self._names.add(name)
-        return name
-
-    def _unique_constant_name(self, hint: str) -> str:
-        base = re.sub(r"[^A-Za-z0-9_.]", "_", hint or "c").strip(".") or "c"
-        if not _NAME_OK.match(base):
-            base = "c_" + base
-        name, i = base, 1
-        while name in self.constants:
-            name = f"{base}_{i}"
-            i += 1
         return name
 
     # -- building --------------------------------------------------------
@@ -154,7 +152,7 @@ class Graph:
         """Store an array as a named constant and return the value of its `const` node."""
         arr = np.asarray(array)
         DType.from_numpy(arr.dtype)  # rejects dtypes the IR has no name for
-        cname = self._unique_constant_name(name or "c")
+        cname = _fresh(_sanitize(name or "c", "c"), self.constants)
         self.constants[cname] = arr
         node = self.add_node("const", [], {"name": cname},
                              types=[TensorType(DType.from_numpy(arr.dtype), arr.shape)],

@@ -15,6 +15,7 @@ from .dtypes import DType
 from .errors import LeptoncError, ParseError
 from .graph import Graph, Node, Value
 from .types import TensorType
+from .verifier import check_node, verify
 
 _TOKEN = re.compile(r"""
     (?P<ws>[ \t\r]+|\#[^\n]*)
@@ -136,8 +137,6 @@ class _Parser:
             if v.type != t:
                 raise self.error(f"returned %{v.name} is {v.type}, the signature says {t}", ret)
         g.set_outputs(outs)
-        from .verifier import verify
-
         try:
             verify(g)
         except LeptoncError as e:
@@ -222,6 +221,10 @@ class _Parser:
             node = g.add_node(op_tok.text, operands, attrs, names=[t.text[1:] for t in targets], types=types)
         except LeptoncError as e:
             raise self.error(str(e), op_tok) from None
+        try:
+            check_node(g, node)
+        except LeptoncError as e:
+            raise self.error(str(e), targets[0]) from None
         for v, t in zip(node.outputs, targets):
             self._define(v, t, t.text[1:])
         return node

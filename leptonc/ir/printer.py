@@ -26,13 +26,15 @@ def format_scalar(v) -> str:
         return "true" if v else "false"
     if isinstance(v, (int, np.integer)):
         return str(int(v))
-    if isinstance(v, (float, np.floating)):
+    if isinstance(v, (float, np.floating, np.generic)):
         f = float(v)
         if math.isnan(f):
             return "nan"
         if math.isinf(f):
             return "inf" if f > 0 else "-inf"
-        return repr(f)
+        # the shortest text that reads back to the same value in the value's own precision
+        return str(v) if isinstance(v, (np.float32, np.float16)) else \
+            repr(f) if isinstance(v, (float, np.float64)) else str(np.float32(f))
     raise TypeError(f"not a scalar: {v!r}")
 
 
@@ -58,7 +60,7 @@ def _format_node(node: Node, graph: Graph, inline_limit: int) -> str:
         arr = graph.constants.get(cname)
         literal = ""
         if arr is not None and arr.size <= inline_limit and arr.dtype != DType.i4.numpy:
-            literal = " [" + ", ".join(format_scalar(x) for x in arr.reshape(-1).tolist()) + "]"
+            literal = " [" + ", ".join(format_scalar(x) for x in arr.reshape(-1)) + "]"
         return f"{lhs} = const @{cname}{literal} : {types}"
     opdef = get_op(node.op)
     shown = {k: v for k, v in node.attrs.items()

@@ -89,7 +89,8 @@ def define_op(name: str, *, infer: Callable, arity=1, attrs: dict | None = None,
     unknown = set(traits) - KNOWN_TRAITS
     if unknown:
         raise ValueError(f"op '{name}': unknown traits {sorted(unknown)}")
-    specs = {k: (v if isinstance(v, Attr) else Attr(v)) for k, v in (attrs or {}).items()}
+    specs = {k: v if isinstance(v, Attr) else Attr(*v) if isinstance(v, tuple) else Attr(v)
+             for k, v in (attrs or {}).items()}
 
     def register(fn: Callable) -> Callable:
         if name in _REGISTRY:

@@ -58,7 +58,7 @@ def verify(graph: Graph) -> None:
                 raise VerifyError(f"{where}: operand {i} is {kind} %{v.name}", node)
             if not any(u is node and j == i for u, j in v.uses):
                 raise VerifyError(f"{where}: operand {i} %{v.name} is missing from its use-list", node)
-        _check_node(graph, node, where)
+        check_node(graph, node)
         for v in node.outputs:
             if v.producer is not node:
                 raise VerifyError(f"{where}: result %{v.name} names another producer", node)
@@ -68,7 +68,9 @@ def verify(graph: Graph) -> None:
             raise VerifyError(f"graph output %{v.name} is a dangling value (not defined in the graph)")
 
 
-def _check_node(graph: Graph, node: Node, where: str) -> None:
+def check_node(graph: Graph, node: Node) -> None:
+    """Attributes in normal form and result types that agree with inference (or, for const, the array)."""
+    where = f"node {node.label}"
     opdef = get_op(node.op)
     try:
         if opdef.normalize_attrs(node.attrs, where) != node.attrs:
