@@ -1,0 +1,49 @@
+"""Pass plugins: packages that declare an entry point in the group `leptonc.passes`.
+
+    [project.entry-points."leptonc.passes"]
+    my_passes = "my_package.passes"        # a module whose import registers passes
+
+Loading a plugin imports the entry point's target; its `@register_pass`
+decorators do the rest. A plugin that fails to import is recorded (with
+its name and the error) and reported, and the other plugins still load.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+
+from .registry import registering_for
+
+GROUP = "leptonc.passes"
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    name: str
+    target: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"pass plugin '{self.name}' ({self.target}) failed to load: {self.error}"
+
+
+_failures: list[PluginFailure] = []
+
+
+def load_plugins() -> list[PluginFailure]:
+    """Import every entry point of the group; return (and warn about) those that failed."""
+    for ep in metadata.entry_points(group=GROUP):
+        try:
+            with registering_for(f"plugin {ep.name}"):
+                ep.load()
+        except Exception as e:  # any failure inside third-party code is reported, never fatal
+            failure = PluginFailure(ep.name, ep.value, f"{type(e).__name__}: {e}")
+            _failures.append(failure)
+            warnings.warn(str(failure), RuntimeWarning, stacklevel=2)
+    return list(_failures)
+
+
+def plugin_failures() -> list[PluginFailure]:
+    """The plugins that failed to load so far."""
+    return list(_failures)
