@@ -1,0 +1,59 @@
+"""The CPU benchmark suite: fp32, random weights, batch 1 unless said."""
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import model_zoo  # noqa: E402
+
+
+class MLP(nn.Module):
+    """512 -> 2048 -> 2048 -> 512 with GELU."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(512, 2048), nn.GELU(), nn.Linear(2048, 2048), nn.GELU(),
+                                    nn.Linear(2048, 512))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class GemvChain(nn.Module):
+    """4 x Linear(4096, 4096) without bias, ReLU between: bound by reading weights at batch 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(4096, 4096, bias=False) for _ in range(4))
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
+
+
+def mlp():
+    torch.manual_seed(0)
+    return MLP().eval(), (torch.randn(64, 512),)
+
+
+def gemv_chain():
+    torch.manual_seed(0)
+    return GemvChain().eval(), (torch.randn(1, 4096),)
+
+
+SUITE = {
+    "mlp": (mlp, 2 * 64 * (512 * 2048 + 2048 * 2048 + 2048 * 512)),
+    "gemv_chain": (gemv_chain, 2 * 4 * 4096 * 4096),
+    "bert": (model_zoo.bert, None),
+    "gpt2": (model_zoo.gpt2, None),
+    "resnet50": (model_zoo.resnet50, None),
+    "mobilenet_v2": (model_zoo.mobilenet_v2, None),
+    "vit": (model_zoo.vit, None),
+}

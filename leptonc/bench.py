@@ -1,0 +1,231 @@
+"""Side-by-side benchmarks: leptonc against eager PyTorch, torch.compile and ONNX Runtime.
+
+Every system runs in one process, on the same inputs, with the same thread
+count; each is warmed up, then timed over repeated runs. Results are reported
+as ratios (times alone mean little on a shared, noisy machine). This module
+is tooling: it imports torch and onnxruntime, which the runtime never needs.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SYSTEMS = ("eager", "inductor", "onnxruntime", "leptonc")
+
+
+@dataclass
+class Timing:
+    system: str
+    times_ms: list[float] = field(default_factory=list)
+    compile_s: float | None = None
+    max_error: float | None = None  # against eager PyTorch (or the reference interpreter)
+    error: str | None = None        # why the system could not run this model
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times_ms)
+
+    @property
+    def min(self) -> float:
+        return min(self.times_ms)
+
+
+@dataclass
+class ModelResult:
+    name: str
+    timings: list[Timing]
+    flops: float | None = None  # per run, when known: gives GFLOP/s
+
+    def ok(self) -> list[Timing]:
+        return [t for t in self.timings if t.error is None and t.times_ms]
+
+    def ratio(self, system: str, other: str) -> float | None:
+        """How many times faster `system` is than `other` (median over median)."""
+        by = {t.system: t for t in self.ok()}
+        if system not in by or other not in by:
+            return None
+        return by[other].median / by[system].median
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.total, self.done, self.enabled = total, 0, enabled and total > 0
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        if self.enabled:
+            width = 30
+            filled = width * self.done // self.total
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {label[:40]:<40}")
+            sys.stderr.flush()
+            if self.done == self.total:
+                sys.stderr.write("\n")
+
+
+def _time(fn, runs: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def _first(out):
+    """The first output as numpy, whatever container a system returns."""
+    while isinstance(out, (list, tuple)) or hasattr(out, "to_tuple"):
+        out = out.to_tuple()[0] if hasattr(out, "to_tuple") else out[0]
+    if hasattr(out, "last_hidden_state"):
+        out = out.last_hidden_state
+    return out.detach().numpy() if hasattr(out, "detach") else np.asarray(out)
+
+
+def _max_error(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf")
+
+
+def bench_torch_model(name: str, module, example_inputs: tuple, systems=SYSTEMS, runs: int = 10,
+                      warmup: int = 3, threads: int = 2, progress: Progress | None = None) -> ModelResult:
+    """Time a torch.nn.Module under each system on the same inputs."""
+    import torch
+
+    torch.set_num_threads(threads)
+    np_inputs = [x.numpy() for x in example_inputs]
+    with torch.inference_mode():
+        expected = _first(module(*example_inputs))
+    timings = []
+    for system in systems:
+        t = Timing(system)
+        try:
+            run, t.compile_s = _prepare(system, module, example_inputs, np_inputs, threads)
+            t.max_error = _max_error(_first(run()), expected)
+            t.times_ms = _time(run, runs, warmup)
+        except Exception as e:  # a system that cannot run a model is reported, not fatal
+            t.error = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        timings.append(t)
+        if progress:
+            progress.step(f"{name}: {system}")
+    return ModelResult(name, timings)
+
+
+def _prepare(system: str, module, inputs: tuple, np_inputs: list, threads: int):
+    """(a zero-argument function that runs one inference, compile seconds or None)."""
+    import torch
+
+    if system == "eager":
+        def run():
+            with torch.inference_mode():
+                return module(*inputs)
+        return run, None
+    if system == "inductor":
+        compiled = torch.compile(module)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            compiled(*inputs)
+        seconds = time.perf_counter() - t0
+
+        def run():
+            with torch.inference_mode():
+                return compiled(*inputs)
+        return run, seconds
+    if system == "onnxruntime":
+        import onnxruntime as ort
+
+        path = os.path.join(tempfile.mkdtemp(prefix="leptonc-bench-"), "model.onnx")
+        torch.onnx.export(module, inputs, path, dynamo=False, opset_version=17)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        t0 = time.perf_counter()
+        session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        seconds = time.perf_counter() - t0
+        feed = {i.name: a for i, a in zip(session.get_inputs(), np_inputs)}
+        return (lambda: session.run(None, feed)), seconds
+    if system == "leptonc":
+        import leptonc
+
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        t0 = time.perf_counter()
+        cm = leptonc.compile(module, inputs, target="cpu")
+        seconds = time.perf_counter() - t0
+        return (lambda: cm(*np_inputs)), seconds
+    raise ValueError(f"unknown system {system!r} (known: {', '.join(SYSTEMS)})")
+
+
+def format_table(results: list[ModelResult], title: str = "") -> str:
+    """A markdown table per model: system | median ms | min ms | vs eager | vs best other | compile s | error."""
+    lines = [f"# {title}" if title else "# leptonc benchmark", "",
+             f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
+             f"- cpu: {cpu_name()}", ""]
+    for r in results:
+        lines += [f"## {r.name}", "", "| system | median ms | min ms | ratio vs eager | ratio vs best other "
+                  "| compile s | max err | note |", "|---|---|---|---|---|---|---|---|"]
+        for t in r.timings:
+            if t.error or not t.times_ms:
+                lines.append(f"| {t.system} | - | - | - | - | - | - | {t.error or 'not run'} |")
+                continue
+            others = [o.median for o in r.ok() if o.system != t.system]
+            vs_eager = r.ratio(t.system, "eager")
+            vs_best = (min(others) / t.median) if others else None
+            gflops = f"{r.flops / t.median / 1e6:.1f} GFLOP/s" if r.flops else ""
+            lines.append(f"| {t.system} | {t.median:.3f} | {t.min:.3f} | {_ratio(vs_eager)} | {_ratio(vs_best)} | "
+                         f"{_num(t.compile_s, '.2f')} | {_num(t.max_error, '.1e')} | {gflops} |")
+        lines.append("")
+    lines += geomean_summary(results)
+    return "\n".join(lines) + "\n"
+
+
+def geomean_summary(results: list[ModelResult]) -> list[str]:
+    """Geometric-mean speed of leptonc over each other system, over the models both ran."""
+    out = ["## geomean: leptonc speedup", ""]
+    for other in SYSTEMS:
+        if other == "leptonc":
+            continue
+        ratios = [r.ratio("leptonc", other) for r in results]
+        ratios = [x for x in ratios if x]
+        if ratios:
+            out.append(f"- vs {other}: {float(np.exp(np.mean(np.log(ratios)))):.2f}x over {len(ratios)} models "
+                       f"(worst {min(ratios):.2f}x)")
+    return out + [""]
+
+
+def _ratio(x) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def _num(x, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def write_results(text: str, directory: str) -> str:
+    os.makedirs(directory, exist_ok=True)
+    cpu = "".join(c if c.isalnum() else "-" for c in cpu_name()).strip("-").lower()[:40]
+    path = os.path.join(directory, f"{datetime.date.today().isoformat()}-{cpu}.md")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
