@@ -1,0 +1,188 @@
+"""canonicalize: local rewrites that simplify without changing values.
+
+- identities: x*1, x+0, x-0, x/1, x**1, x&true, x|false, neg(neg x), not(not x);
+- ops that leave their operand as it is: a cast to its own dtype, reshape or
+  broadcast_to to its own shape, a slice that keeps everything, pad by zeros,
+  tile by ones, concat of one operand, a reduction over no axes, identity transposes;
+- chains: transpose of transpose (composed), reshape of reshape, broadcast_to of broadcast_to;
+- transposes around matmul: (A^T B)^T = B^T A, so transpose(matmul(transpose a, b))
+  becomes matmul(transpose b, a) and the transposes that meet cancel (the IR's
+  matmul has no transpose flags, so this is where transposes fold into it);
+- commutative ops put a constant operand second, so that cse sees one form.
+
+A rewrite is made only when the replacement has exactly the old result's type.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..ir.graph import Graph, Node, Value
+from ..ir.ops.shape import BIG
+from .registry import register_pass
+from .rewrite import replace_result
+
+Rule = Callable[[Graph, Node], "Value | None"]
+_RULES: dict[str, list[Rule]] = {}
+
+
+def rule(*ops: str) -> Callable[[Rule], Rule]:
+    """Register a rewrite for nodes of these ops: it returns the value replacing the node's result, or None."""
+    def register(fn: Rule) -> Rule:
+        for op in ops:
+            _RULES.setdefault(op, []).append(fn)
+        return fn
+    return register
+
+
+@register_pass("canonicalize", "simplify identities (x*1, x+0, no-op casts/reshapes/slices), chains of "
+                               "transposes and reshapes, transposes around matmul")
+def canonicalize(graph: Graph) -> bool:
+    changed, progress = False, True
+    while progress:
+        progress = False
+        for node in list(graph.nodes):
+            if node.graph is not graph or len(node.outputs) != 1:
+                continue
+            for fn in _RULES.get(node.op, ()):
+                new = fn(graph, node)
+                if new is not None:
+                    replace_result(graph, node.output, new)
+                    progress = changed = True
+                    break
+    return changed
+
+
+def _same_type(node: Node, v: Value) -> Value | None:
+    return v if v.type == node.output.type else None
+
+
+def _build(graph: Graph, node: Node, op: str, inputs, **attrs) -> Value | None:
+    """A new node before `node` computing its result another way; None (and nothing added) if the type differs."""
+    try:
+        new = graph.add_node(op, inputs, attrs, names=[node.output.name], before=node).output
+    except Exception:  # noqa: BLE001  the rewrite does not apply to these operands
+        return None
+    if new.type != node.output.type:
+        graph.erase(new.producer)
+        return None
+    return new
+
+
+def _splat(graph: Graph, v: Value, value) -> bool:
+    """v is a constant whose every element equals `value`."""
+    arr = graph.constant_of(v)
+    return arr is not None and arr.size > 0 and bool(np.all(arr == np.asarray(value).astype(arr.dtype)))
+
+
+_IDENTITY_RIGHT = {"add": 0, "sub": 0, "mul": 1, "div": 1, "pow": 1, "and": True, "or": False,
+                   "bitwise_or": 0, "bitwise_xor": 0}
+_IDENTITY_LEFT = {"add": 0, "mul": 1, "and": True, "or": False, "bitwise_or": 0, "bitwise_xor": 0}
+
+
+@rule(*_IDENTITY_RIGHT)
+def _binary_identity(graph: Graph, node: Node) -> Value | None:
+    a, b = node.inputs
+    if _splat(graph, b, _IDENTITY_RIGHT[node.op]):
+        return _same_type(node, a)
+    if node.op in _IDENTITY_LEFT and _splat(graph, a, _IDENTITY_LEFT[node.op]):
+        return _same_type(node, b)
+    return None
+
+
+@rule("add", "mul", "max", "min", "equal", "and", "or", "xor", "bitwise_and", "bitwise_or", "bitwise_xor")
+def _constant_second(graph: Graph, node: Node) -> Value | None:
+    a, b = node.inputs
+    if graph.constant_of(a) is not None and graph.constant_of(b) is None:
+        return _build(graph, node, node.op, [b, a], **node.attrs)
+    return None
+
+
+@rule("neg", "not")
+def _involution(graph: Graph, node: Node) -> Value | None:
+    inner = node.inputs[0].producer
+    if inner is not None and inner.op == node.op:
+        return _same_type(node, inner.inputs[0])
+    return None
+
+
+@rule("cast")
+def _cast_to_same(graph: Graph, node: Node) -> Value | None:
+    return _same_type(node, node.inputs[0]) if node.attrs["dtype"] is node.inputs[0].dtype else None
+
+
+@rule("reshape", "broadcast_to", "pad", "tile", "concat", "slice", "reduce_sum", "reduce_mean", "reduce_prod",
+      "reduce_max", "reduce_min", "transpose")
+def _no_op(graph: Graph, node: Node) -> Value | None:
+    """Ops that return their (only varying) operand unchanged for these attributes."""
+    x, a = node.inputs[0], node.attrs
+    keeps = {
+        "reshape": lambda: True,
+        "broadcast_to": lambda: True,
+        "pad": lambda: not any(a["pads"]),
+        "tile": lambda: all(r == 1 for r in a["repeats"]),
+        "concat": lambda: len(node.inputs) == 1,
+        "slice": lambda: _slice_keeps_all(x, a),
+        "transpose": lambda: list(a["perm"]) == list(range(x.type.rank)),
+    }.get(node.op, lambda: not a["axes"])  # a reduction over no axes
+    return _same_type(node, x) if keeps() else None
+
+
+def _slice_keeps_all(x: Value, a: dict) -> bool:
+    for start, end, axis, step in zip(a["starts"], a["ends"], a["axes"], a["steps"]):
+        dim = x.shape[axis]
+        if step != 1 or start != 0 or not (end >= BIG or (isinstance(dim, int) and end >= dim)):
+            return False
+    return True
+
+
+@rule("reshape", "broadcast_to")
+def _chain(graph: Graph, node: Node) -> Value | None:
+    """reshape(reshape(x)) and broadcast_to(broadcast_to(x)): the outer op alone."""
+    inner = node.inputs[0].producer
+    if inner is not None and inner.op == node.op:
+        return _build(graph, node, node.op, [inner.inputs[0]], **node.attrs)
+    return None
+
+
+@rule("transpose")
+def _transpose_of_transpose(graph: Graph, node: Node) -> Value | None:
+    inner = node.inputs[0].producer
+    if inner is None or inner.op != "transpose":
+        return None
+    perm = [inner.attrs["perm"][i] for i in node.attrs["perm"]]
+    if perm == list(range(len(perm))):
+        return _same_type(node, inner.inputs[0])
+    return _build(graph, node, "transpose", [inner.inputs[0]], perm=perm)
+
+
+def _swaps_last_two(node: Node | None) -> bool:
+    if node is None or node.op != "transpose":
+        return False
+    perm = list(node.attrs["perm"])
+    r = len(perm)
+    return r >= 2 and perm == list(range(r - 2)) + [r - 1, r - 2]
+
+
+@rule("transpose")
+def _transpose_of_matmul(graph: Graph, node: Node) -> Value | None:
+    """transpose(matmul(a, b)) = matmul(b^T, a^T), made when a transpose of a or b then cancels."""
+    mm = node.inputs[0].producer
+    if not _swaps_last_two(node) or mm is None or mm.op != "matmul" or len(mm.output.uses) != 1:
+        return None
+    a, b = mm.inputs
+    rank = node.output.type.rank
+    if a.type.rank != rank or b.type.rank != rank:
+        return None
+    if not (_swaps_last_two(a.producer) or _swaps_last_two(b.producer)):
+        return None
+    perm = list(node.attrs["perm"])
+    bt = graph.add("transpose", b, perm=perm, before=node)
+    at = graph.add("transpose", a, perm=perm, before=node)
+    new = _build(graph, node, "matmul", [bt, at])
+    if new is None:
+        graph.erase(at.producer)
+        graph.erase(bt.producer)
+    return new
+

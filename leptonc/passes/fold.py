@@ -1,0 +1,81 @@
+"""fold: constant folding through the ops' reference implementations, and shape arithmetic.
+
+A pure node whose operands are all constants is evaluated with its numpy
+reference implementation and replaced by a constant. Shape computations
+(shape_of, and gather/slice/concat/arithmetic on its result, see
+shape_values.py) fold as soon as the dims they read are known ints, even
+when the tensor they measure is not constant.
+
+The size cap: a result bigger than `max_elements` elements is materialized
+only when it is no bigger than its operands together (a transposed weight
+folds; a broadcast_to or full of a scalar into a big tensor does not).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.graph import Graph, Node
+from ..ir.registry import get_op
+from . import shape_values
+from .registry import Option, register_pass
+from .rewrite import refine_types, replace_result
+
+
+@register_pass("fold", "evaluate nodes with constant operands, and shape arithmetic on known dims",
+               options={"max_elements": Option(int, 1 << 16, "largest result that may grow beyond its operands")})
+def fold(graph: Graph, max_elements: int) -> bool:
+    memo: dict = {}
+    changed = False
+    for node in list(graph.nodes):
+        if node.graph is not graph or node.op == "const" or not get_op(node.op).has("pure"):
+            continue
+        arrays = _evaluate(graph, node, max_elements) or _shape_arithmetic(graph, node, memo)
+        if arrays is None:
+            continue
+        for v, arr in zip(list(node.outputs), arrays):
+            if arr is not None:
+                const = graph.add_constant(arr, v.name, before=node)
+                replace_result(graph, v, const)
+                if node.graph is None:
+                    const.name = v.name  # the folded value keeps its name (it left the graph with its node)
+                changed = True
+    if changed:
+        refine_types(graph)
+    return changed
+
+
+def _numel(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _evaluate(graph: Graph, node: Node, max_elements: int) -> list | None:
+    """The node's results computed from constant operands, or None (not constant, too big, or failing)."""
+    operands = [graph.constant_of(v) for v in node.inputs]
+    if any(a is None for a in operands) or not all(v.type.is_static for v in node.outputs):
+        return None
+    opdef = get_op(node.op)
+    if not all(all(isinstance(d, int) for d in node.attrs[k]) for k in opdef.shape_attrs):
+        return None  # a shape attribute with symbols: the size is known only at run time
+    produced = sum(_numel(v.shape) for v in node.outputs)
+    if produced > max(max_elements, sum(a.size for a in operands)):
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            out = opdef.reference(*operands, **node.attrs)
+    except Exception:  # noqa: BLE001  an op that fails on these operands fails at run time, as it would unfolded
+        return None
+    results = [np.asarray(r) for r in (out if isinstance(out, tuple) else (out,))]
+    if len(results) != len(node.outputs) or any(
+            r.dtype != v.dtype.numpy or r.shape != v.shape for r, v in zip(results, node.outputs)):
+        return None
+    return results
+
+
+def _shape_arithmetic(graph: Graph, node: Node, memo: dict) -> list | None:
+    """Constant arrays for the node's integer shape-like results whose dims are all known."""
+    out = []
+    for v in node.outputs:
+        dims = shape_values.elements(graph, v, memo)
+        out.append(np.array(dims, dtype=v.dtype.numpy).reshape(v.shape) if shape_values.all_int(dims) else None)
+    return out if any(a is not None for a in out) else None
+

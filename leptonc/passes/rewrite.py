@@ -1,0 +1,45 @@
+"""Editing helpers the rewriting passes share: replace a result, refine types after a rewrite."""
+from __future__ import annotations
+
+from ..ir import dims as D
+from ..ir.errors import LeptoncError
+from ..ir.graph import Graph, Node, Value
+from ..ir.registry import get_op
+
+
+def replace_result(graph: Graph, old: Value, new: Value) -> None:
+    """Every use of `old` becomes a use of `new`; old's node is erased once none of its results is used."""
+    graph.replace_all_uses(old, new)
+    node = old.producer
+    if node is not None and node.graph is graph and is_dead(graph, node):
+        graph.erase(node)
+
+
+def is_dead(graph: Graph, node: Node) -> bool:
+    """A pure node none of whose results is used or a graph output."""
+    outputs = {id(v) for v in graph.outputs}
+    return get_op(node.op).has("pure") and not any(v.uses or id(v) in outputs for v in node.outputs)
+
+
+def refine_types(graph: Graph) -> bool:
+    """Re-infer result types in order and fill in dims that were unknown ("?") but now are known.
+
+    Needed after a rewrite makes an operand's shape more precise (a shape
+    computation folded to a constant): the users' results learn their sizes.
+    """
+    changed = False
+    for node in graph.nodes:
+        if node.op == "const":
+            continue
+        try:
+            inferred = get_op(node.op).infer([v.type for v in node.inputs], node.attrs, node.label)
+        except LeptoncError:
+            continue  # left for the verifier to report
+        for v, t in zip(node.outputs, inferred):
+            if v.type.rank != t.rank or v.dtype != t.dtype:
+                continue
+            shape = tuple(b if a == D.UNKNOWN else a for a, b in zip(v.shape, t.shape))
+            if shape != v.shape:
+                v.type = v.type.with_shape(shape)
+                changed = True
+    return changed

@@ -1,0 +1,93 @@
+"""What small integer tensors hold, as dims: the shape arithmetic that exports compute at run time.
+
+An exported model computes shapes with ops: shape_of(x), gather on the
+result, concat with constants, arithmetic on dims. `elements(graph, v)` follows
+those ops and returns the value of v as a tuple of dims (ints, symbols such as
+"B", expressions such as "B*S", or "?"), or None when v is not such a
+computation. `fold` turns an all-int result into a constant and uses symbolic
+results to turn dynamic ops into static ones.
+"""
+from __future__ import annotations
+
+from ..ir import dims as D
+from ..ir.graph import Graph, Value
+
+MAX_LENGTH = 64  # longer integer tensors are data, not shapes
+
+
+def elements(graph: Graph, v: Value, memo: dict | None = None) -> tuple | None:
+    """The flattened value of a rank-0/1 integer tensor as dims, or None if not computable."""
+    if memo is None:
+        memo = {}
+    key = id(v)
+    if key not in memo:
+        memo[key] = _compute(graph, v, memo)
+    return memo[key]
+
+
+def _is_shape_like(v: Value) -> bool:
+    return v.dtype.is_int and v.type.rank <= 1 and v.type.is_static and \
+        (v.type.rank == 0 or v.shape[0] <= MAX_LENGTH)
+
+
+def _compute(graph: Graph, v: Value, memo: dict) -> tuple | None:
+    if not _is_shape_like(v) or v.producer is None:
+        return None
+    node = v.producer
+    arr = graph.constant_of(v)
+    if arr is not None:
+        return tuple(int(x) for x in arr.reshape(-1))
+    a = node.attrs
+
+    def operand(i):
+        return elements(graph, node.inputs[i], memo)
+
+    if node.op == "shape_of":
+        return tuple(node.inputs[0].shape[slice(a["start"], a["end"])])
+    if node.op in ("cast", "reshape") and node.inputs[0].dtype.is_int:
+        return operand(0)
+    if node.op == "gather" and a["axis"] == 0:
+        data, idx = operand(0), operand(1)
+        if data is None or idx is None or not all(isinstance(i, int) and -len(data) <= i < len(data) for i in idx):
+            return None
+        return tuple(data[i] for i in idx)
+    if node.op == "slice" and tuple(a["axes"]) in ((0,), (-1,)):
+        data = operand(0)
+        return None if data is None else tuple(data[a["starts"][0]:a["ends"][0]:a["steps"][0]])
+    if node.op == "concat":
+        parts = [elements(graph, x, memo) for x in node.inputs]
+        return None if any(p is None for p in parts) else tuple(d for p in parts for d in p)
+    if node.op in _ARITH:
+        x, y = operand(0), operand(1)
+        if x is None or y is None or (len(x) != len(y) and 1 not in (len(x), len(y))):
+            return None
+        n = max(len(x), len(y))
+        x, y = (x * n if len(x) == 1 else x), (y * n if len(y) == 1 else y)
+        return tuple(_ARITH[node.op](p, q) for p, q in zip(x, y))
+    return None
+
+
+def _div(a, b):
+    if isinstance(a, int) and isinstance(b, int):
+        if b == 0:
+            return D.UNKNOWN
+        q = abs(a) // abs(b)  # integer division truncates toward zero, as the div op does
+        return q if (a >= 0) == (b > 0) else -q
+    if isinstance(b, int) and b > 0:
+        return D.floordiv(a, b)  # dims are non-negative, so truncation is floor division
+    return D.divide_exact(a, b)
+
+
+def _minmax(pick):
+    def run(a, b):
+        if isinstance(a, int) and isinstance(b, int):
+            return pick(a, b)
+        return a if D.same(a, b) else D.UNKNOWN
+    return run
+
+
+_ARITH = {"add": D.add, "sub": D.sub, "mul": D.mul, "div": _div, "max": _minmax(max), "min": _minmax(min)}
+
+
+def all_int(dims: tuple | None) -> bool:
+    return dims is not None and all(isinstance(d, int) for d in dims)
