@@ -5,11 +5,11 @@
 
 Loading a plugin imports the entry point's target; its `@register_pass`
 decorators do the rest. A plugin that fails to import is recorded (with
-its name and the error) and reported, and the other plugins still load.
+its name and the error) and the other plugins still load; `leptonc passes`
+reports the failures, and so does the error for a pass name nobody registered.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -32,15 +32,13 @@ _failures: list[PluginFailure] = []
 
 
 def load_plugins() -> list[PluginFailure]:
-    """Import every entry point of the group; return (and warn about) those that failed."""
+    """Import every entry point of the group; return those that failed."""
     for ep in metadata.entry_points(group=GROUP):
         try:
             with registering_for(f"plugin {ep.name}"):
                 ep.load()
         except Exception as e:  # any failure inside third-party code is reported, never fatal
-            failure = PluginFailure(ep.name, ep.value, f"{type(e).__name__}: {e}")
-            _failures.append(failure)
-            warnings.warn(str(failure), RuntimeWarning, stacklevel=2)
+            _failures.append(PluginFailure(ep.name, ep.value, f"{type(e).__name__}: {e}"))
     return list(_failures)
 
 

@@ -19,6 +19,7 @@ from ..ir.errors import LeptoncError
 from ..ir.graph import Graph
 
 _OPTION_TYPES = (int, float, bool, str)
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
 class PassError(LeptoncError):
@@ -54,11 +55,11 @@ class Option:
                 else:
                     value = self.type(text)
             except (KeyError, ValueError):
-                raise PassError(f"{where}: {text!r} is not a {self.type.__name__}") from None
+                raise PassError(f"{where}: {text!r} is not {_KIND_NAMES[self.type]}") from None
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
-            raise PassError(f"{where}: {value!r} is not a {self.type.__name__}")
+            raise PassError(f"{where}: {value!r} is not {_KIND_NAMES[self.type]}")
         if self.choices and value not in self.choices:
             raise PassError(f"{where}: {format_option_value(value)!r} is not one of "
                             f"{', '.join(str(c) for c in self.choices)}")
@@ -182,7 +183,9 @@ def get_pass(name: str, where: str = "pipeline") -> PassInfo:
     near = difflib.get_close_matches(name, list(_PASSES), n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(repr(n) for n in near)}?" if near else \
         f"registered passes: {', '.join(sorted(_PASSES))}"
-    raise PassError(f"{where}: unknown pass '{name}' ({hint})")
+    from .plugins import plugin_failures
+    broken = "".join(f"; {f}" for f in plugin_failures())
+    raise PassError(f"{where}: unknown pass '{name}' ({hint}{broken})")
 
 
 def list_passes() -> list[PassInfo]:
