@@ -23,7 +23,7 @@ def bind_inputs(names: list[str], types: list[TensorType], arrays) -> tuple[list
         for d, n in zip(t.shape, a.shape):
             if isinstance(d, str) and d != D.UNKNOWN and not D.symbols(d) - {d} and d not in bindings:
                 bindings[d] = n
-        out.append(np.ascontiguousarray(a))
+        out.append(np.asarray(a, order="C"))  # (ascontiguousarray would make a 0-d array 1-d)
     for name, t, a in zip(names, types, out):
         for i, (d, n) in enumerate(zip(t.shape, a.shape)):
             if d == D.UNKNOWN:

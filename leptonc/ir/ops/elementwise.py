@@ -125,7 +125,7 @@ def _bool_binary(a: TensorType, b: TensorType) -> TensorType:
     return broadcast(a, b)
 
 
-def _bits_binary(a: TensorType, b: TensorType) -> TensorType:
+def _bits_binary(a: TensorType, b: TensorType, **_) -> TensorType:
     require(not a.dtype.is_float, f"bitwise ops need integer or bool operands, got {a.dtype}")
     return broadcast(a, b)
 
