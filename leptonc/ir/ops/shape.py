@@ -58,7 +58,7 @@ def _transpose_infer(t: TensorType, perm) -> TensorType:
 
 
 define_op("transpose", infer=_transpose_infer, attrs={"perm": "ints"}, traits=VIEW)(
-    lambda x, perm: np.ascontiguousarray(np.transpose(x, perm)))
+    lambda x, perm: np.transpose(x, perm))
 
 
 def _broadcast_to_infer(t: TensorType, shape) -> TensorType:
