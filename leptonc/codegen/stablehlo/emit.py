@@ -69,7 +69,7 @@ def emit(graph: Graph, bindings: dict[str, int] | None = None, inline_weights: b
         "  }",
         "}",
         ""])
-    return EmittedModule(text, tuple(v.name for v in graph.inputs), tuple(weights),
+    return EmittedModule(text, tuple(v.name for v in graph.inputs), () if inline_weights else tuple(weights),
                          tuple(types[id(v)] for v in graph.inputs), tuple(v.type for v in rets))
 
 
