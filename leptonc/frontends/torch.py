@@ -421,9 +421,10 @@ def _remainder(imp, node, a):
 def _pow(imp, node, a):
     dtype = imp.meta_dtype(node)
     base, exponent = a["self"], a["exponent"]
-    if exponent == 2:
+    if exponent in (2, 3):  # small integer powers as products: exact enough and much cheaper than pow
         x = imp.operand(base, dtype)
-        return imp.add("mul", x, x)
+        square = imp.add("mul", x, x)
+        return square if exponent == 2 else imp.add("mul", square, x)
     return imp.add("pow", imp.operand(base, dtype), imp.operand(exponent, dtype))
 
 
