@@ -68,7 +68,7 @@ def _broadcast_to_infer(t: TensorType, shape) -> TensorType:
 
 
 define_op("broadcast_to", infer=_broadcast_to_infer, attrs={"shape": "shape"}, traits=VIEW)(
-    lambda x, shape: np.ascontiguousarray(np.broadcast_to(x, shape)))
+    lambda x, shape: np.array(np.broadcast_to(x, shape)))  # np.array, not ascontiguousarray: keeps rank 0
 
 
 def _concat_infer(*ts: TensorType, axis) -> TensorType:
@@ -131,7 +131,7 @@ def slice_(x, starts, ends, axes, steps):
     index = [slice(None)] * x.ndim
     for s, e, a, st in zip(starts, ends, axes, steps):
         index[a] = slice(s, e, st)
-    return np.ascontiguousarray(x[tuple(index)])
+    return np.array(x[tuple(index)])  # a copy that keeps rank 0
 
 
 def _pad_infer(t: TensorType, pads, mode, value) -> TensorType:
@@ -145,6 +145,8 @@ def _pad_infer(t: TensorType, pads, mode, value) -> TensorType:
 def pad(x, pads, mode, value):
     """Pad (pads = all begins then all ends; negative pads crop) with a constant, reflect, edge or wrap."""
     r = x.ndim
+    if r == 0:
+        return x.copy()
     crop = tuple(slice(max(-pads[i], 0), x.shape[i] - max(-pads[i + r], 0)) for i in range(r))
     x = x[crop]
     widths = [(max(pads[i], 0), max(pads[i + r], 0)) for i in range(r)]
