@@ -1,0 +1,146 @@
+/* leptonc cpu runtime helpers, included at the top of every generated model source. */
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+
+/* Vector variants of libm functions (glibc's libmvec), so that loops calling them vectorize. */
+#pragma omp declare simd notinbranch
+extern float expf(float);
+#pragma omp declare simd notinbranch
+extern float logf(float);
+#pragma omp declare simd notinbranch
+extern float erff(float);
+#pragma omp declare simd notinbranch
+extern float tanhf(float);
+#pragma omp declare simd notinbranch
+extern float sinf(float);
+#pragma omp declare simd notinbranch
+extern float cosf(float);
+#pragma omp declare simd notinbranch
+extern float powf(float, float);
+
+/* Per-thread scratch for kernels that keep a row between loops; 64-byte aligned. */
+static inline void* lep_scratch(size_t bytes) {
+    void* p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) abort();
+    return p;
+}
+
+static inline int64_t lep_max1(int64_t x) { return x > 1 ? x : 1; }
+
+/* Python slice semantics: the first index and the count of x[start:end:step] over a dim of size d. */
+static inline int64_t lep_slice(int64_t d, int64_t start, int64_t end, int64_t step, int64_t* first) {
+    if (step > 0) {
+        start = start < 0 ? (start + d < 0 ? 0 : start + d) : (start > d ? d : start);
+        end = end < 0 ? (end + d < 0 ? 0 : end + d) : (end > d ? d : end);
+        *first = start;
+        return end > start ? (end - start + step - 1) / step : 0;
+    }
+    start = start < 0 ? (start + d < 0 ? -1 : start + d) : (start > d - 1 ? d - 1 : start);
+    end = end < 0 ? (end + d < 0 ? -1 : end + d) : (end > d - 1 ? d - 1 : end);
+    *first = start;
+    return start > end ? (start - end - step - 1) / (-step) : 0;
+}
+
+/* dst[i...] = src[i...] over `shape`, both addressed by element strides (any layout, broadcasts too). */
+static void lep_copy(char* dst, const int64_t* dstride, const char* src, const int64_t* sstride,
+                     const int64_t* shape, int rank, size_t es) {
+    if (rank == 0) { memcpy(dst, src, es); return; }
+    int64_t outer = 1;
+    for (int a = 0; a < rank - 1; ++a) outer *= shape[a];
+    const int64_t n = shape[rank - 1], ds = dstride[rank - 1], ss = sstride[rank - 1];
+    if (outer == 0 || n == 0) return;
+    #pragma omp parallel for schedule(static) if (outer * n > 65536)
+    for (int64_t o = 0; o < outer; ++o) {
+        int64_t rem = o, doff = 0, soff = 0;
+        for (int a = rank - 2; a >= 0; --a) {
+            const int64_t i = rem % shape[a];
+            rem /= shape[a];
+            doff += i * dstride[a];
+            soff += i * sstride[a];
+        }
+        char* d = dst + doff * (int64_t)es;
+        const char* s = src + soff * (int64_t)es;
+        if (ds == 1 && ss == 1) { memcpy(d, s, (size_t)n * es); continue; }
+        switch (es) {
+        case 4: for (int64_t j = 0; j < n; ++j) ((int32_t*)d)[j * ds] = ((const int32_t*)s)[j * ss]; break;
+        case 8: for (int64_t j = 0; j < n; ++j) ((int64_t*)d)[j * ds] = ((const int64_t*)s)[j * ss]; break;
+        case 2: for (int64_t j = 0; j < n; ++j) ((int16_t*)d)[j * ds] = ((const int16_t*)s)[j * ss]; break;
+        default: for (int64_t j = 0; j < n; ++j) memcpy(d + j * ds * (int64_t)es, s + j * ss * (int64_t)es, es);
+        }
+    }
+}
+
+/* Column matrix of one image's group for convolution as a GEMM: rows (c, ki, kj), columns (oh, ow). */
+static void lep_im2col(float* col, const float* x, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                       int64_t OH, int64_t OW, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                       int64_t dh, int64_t dw) {
+    #pragma omp parallel for schedule(static) if (C * KH * KW * OH * OW > 65536)
+    for (int64_t row = 0; row < C * KH * KW; ++row) {
+        const int64_t c = row / (KH * KW), ki = (row / KW) % KH, kj = row % KW;
+        float* dst = col + row * OH * OW;
+        const float* plane = x + c * H * W;
+        for (int64_t oh = 0; oh < OH; ++oh) {
+            const int64_t h = oh * sh - ph + ki * dh;
+            float* d = dst + oh * OW;
+            if (h < 0 || h >= H) { memset(d, 0, (size_t)OW * sizeof(float)); continue; }
+            const float* srow = plane + h * W;
+            if (sw == 1) {
+                const int64_t off = -pw + kj * dw;
+                for (int64_t ow = 0; ow < OW; ++ow) {
+                    const int64_t w = ow + off;
+                    d[ow] = (w >= 0 && w < W) ? srow[w] : 0.0f;
+                }
+            } else {
+                for (int64_t ow = 0; ow < OW; ++ow) {
+                    const int64_t w = ow * sw - pw + kj * dw;
+                    d[ow] = (w >= 0 && w < W) ? srow[w] : 0.0f;
+                }
+            }
+        }
+    }
+}
+
+#define LEP_INT_HELPERS(T)                                                              \
+    static inline T lep_pymod_##T(T a, T b) {                                           \
+        if (b == 0) return 0;                                                           \
+        T r = (T)(a % b);                                                               \
+        return (r != 0 && ((r < 0) != (b < 0))) ? (T)(r + b) : r;                      \
+    }                                                                                   \
+    static inline T lep_ipow_##T(T a, T b) {                                            \
+        T r = 1;                                                                        \
+        if (b < 0) return a == 1 ? 1 : 0;                                               \
+        while (b) { if (b & 1) r = (T)(r * a); a = (T)(a * a); b = (T)(b >> 1); }        \
+        return r;                                                                       \
+    }
+LEP_INT_HELPERS(int64_t)
+LEP_INT_HELPERS(int32_t)
+LEP_INT_HELPERS(int16_t)
+LEP_INT_HELPERS(int8_t)
+LEP_INT_HELPERS(uint8_t)
+LEP_INT_HELPERS(uint16_t)
+LEP_INT_HELPERS(uint32_t)
+LEP_INT_HELPERS(uint64_t)
+
+static inline float lep_pymod_float(float a, float b) {
+    float r = fmodf(a, b);
+    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+static inline double lep_pymod_double(double a, double b) {
+    double r = fmod(a, b);
+    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+
+#define LEP_TIMED(i, call)                                        \
+    do {                                                          \
+        if (prof) {                                               \
+            const double t0_ = omp_get_wtime();                   \
+            call;                                                 \
+            prof[i] += omp_get_wtime() - t0_;                     \
+        } else {                                                  \
+            call;                                                 \
+        }                                                         \
+    } while (0)

@@ -1,0 +1,252 @@
+"""A whole model as one C source: the kernels, the memory they use, and one entry point.
+
+    int lep_run(void* const* in, void* const* out, void* const* w, char* arena,
+                const int64_t* off, const int64_t* sym, double* prof);
+
+`in`/`out` are the graph's inputs and outputs, `w` its weights (in the order
+`meta["weights"]` lists), `sym` the sizes of the symbols (in `meta["symbols"]`
+order), `off` the byte offset in `arena` of each buffer of `meta["buffers"]`,
+and `prof`, when not NULL, receives seconds per kernel. Intermediates live in
+buffers whose sizes are dim expressions and whose lifetimes are kernel
+indices; the runtime places them in the arena once per set of sizes
+(runtime/memory.py), so values whose lifetimes do not overlap share memory. A
+loop kernel writes its result in place over an operand that dies with it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...ir import dims as D
+from ...ir.graph import Graph, Node, Value
+from ...passes.fusion import FusionPlan, Kernel, plan_fusion, view_root
+from .cexpr import UnsupportedError, cnumel, ctype, symbol_var
+from .kernels import EMITTERS, KernelContext, emit_conv, emit_matmul
+from .loops import LoopEmitter
+
+PRELUDE = (Path(__file__).with_name("prelude.h")).read_text()
+
+
+@dataclass
+class Buffer:
+    nbytes: object          # a dim: int or expression of the symbols
+    first: int              # kernel index that writes it first
+    last: int               # kernel index that reads it last
+    values: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CpuProgram:
+    source: str
+    meta: dict              # JSON data the runtime needs (see the module docstring)
+    plan: FusionPlan
+
+
+def graph_symbols(graph: Graph) -> list[str]:
+    syms = set()
+    for v in graph.inputs:
+        for d in v.shape:
+            if isinstance(d, str) and d != D.UNKNOWN:
+                syms |= D.symbols(d)
+    return sorted(syms)
+
+
+def generate(graph: Graph) -> CpuProgram:
+    """The C source and runtime metadata for a graph that the `fuse` pass has prepared."""
+    return _Generator(graph).run()
+
+
+class _Generator:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.plan = plan_fusion(graph)
+        self.kernel_index: dict[int, int] = {}
+        for i, k in enumerate(self.plan.kernels):
+            for n in k.nodes + k.absorbed:
+                self.kernel_index[id(n)] = i
+        self.storage: dict[int, str] = {}    # id(root value) -> C pointer expression source
+        self.buffers: list[Buffer] = []
+        self.buffer_of: dict[int, int] = {}  # id(root value) -> buffer index
+        self.weights: list[str] = []
+        self.output_copies: list[tuple[int, Value]] = []
+
+    # -- which values need memory ------------------------------------------
+    def _kernel_of(self, node: Node) -> int | None:
+        return self.kernel_index.get(id(node))
+
+    def _readers(self, v: Value) -> list[int]:
+        out = []
+        for u, _ in v.uses:
+            if u.op == "reshape":
+                out += self._readers(u.outputs[0])
+            elif self._kernel_of(u) is not None:
+                out.append(self._kernel_of(u))
+        return out
+
+    def _materialized(self, k: Kernel, node: Node, v: Value) -> bool:
+        if k.kind != "loop" and node is k.nodes[0]:
+            return bool(v.uses) or self._is_output(v) or node.op != "split"
+        if self._is_output(v):
+            return True
+        mine = {id(n) for n in k.nodes}
+        return any(id(u) not in mine for u, _ in v.uses)
+
+    def _is_output(self, v: Value) -> bool:
+        return any(o is v for o in self.graph.outputs)
+
+    # -- memory ------------------------------------------------------------
+    def _assign_storage(self) -> None:
+        for i, v in enumerate(self.graph.inputs):
+            self.storage[id(v)] = f"in[{i}]"
+        claimed = set()
+        for j, v in enumerate(self.graph.outputs):
+            root = view_root(v)
+            p = root.producer
+            if p is None or p.op == "const" or id(root) in claimed:
+                self.output_copies.append((j, v))
+            else:
+                claimed.add(id(root))
+                self.storage[id(root)] = f"out[{j}]"
+        for i, k in enumerate(self.plan.kernels):
+            for n in k.nodes:
+                for v in n.outputs:
+                    if id(v) in self.storage or not self._materialized(k, n, v):
+                        continue
+                    if self._in_place(i, k, v):
+                        continue
+                    readers = self._readers(v)
+                    self._new_buffer(v, i, max(readers + [i]))
+
+    def _new_buffer(self, v: Value, first: int, last: int) -> None:
+        nbytes = D.mul(D.product(v.shape), int(v.dtype.itemsize))
+        self.buffer_of[id(v)] = len(self.buffers)
+        self.storage[id(v)] = f"arena + off[{len(self.buffers)}]"
+        self.buffers.append(Buffer(nbytes, first, last, [v.name]))
+
+    def _in_place(self, i: int, k: Kernel, v: Value) -> bool:
+        """Write v over an operand buffer that dies in this kernel (elementwise loops only)."""
+        if k.reduce_rank or v.producer not in k.loop_nodes or not _same(v.shape, k.domain):
+            return False
+        taken = {self.buffer_of[id(o)] for n in k.loop_nodes for o in n.outputs if id(o) in self.buffer_of}
+        for n in k.loop_nodes:
+            for x in n.inputs:
+                root = view_root(x)
+                b = self.buffer_of.get(id(root))
+                if b is None or b in taken or self.buffers[b].last != i or not _same(x.shape, k.domain) \
+                        or x.dtype.itemsize != v.dtype.itemsize or D.product(root.shape) != D.product(v.shape):
+                    continue
+                buf = self.buffers[b]
+                buf.last = max([i] + self._readers(v))
+                buf.values.append(v.name)
+                self.buffer_of[id(v)] = b
+                self.storage[id(v)] = self.storage[id(root)]
+                return True
+        return False
+
+    # -- code ----------------------------------------------------------------
+    def run(self) -> CpuProgram:
+        self._assign_storage()
+        symbols = graph_symbols(self.graph)
+        self.symbols = symbols
+        funcs, calls, kernels_meta = [], [], []
+        for i, k in enumerate(self.plan.kernels):
+            text, args, scratch = self._kernel(k)
+            if scratch is not None:
+                args.append(f"(float*)(arena + off[{len(self.buffers)}])")
+                self.buffers.append(Buffer(scratch, i, i, [f"{k.name}.scratch"]))
+            funcs.append(text)
+            calls.append(f"  LEP_TIMED({i}, {k.name}(sym{''.join(', ' + a for a in args)}));")
+            kernels_meta.append({"name": k.name, "kind": k.kind, "ops": k.describe_ops()})
+        src = self._source(funcs, calls)
+        meta = {
+            "symbols": symbols,
+            "inputs": [{"name": v.name, "dtype": v.dtype.value, "shape": list(v.shape)} for v in self.graph.inputs],
+            "outputs": [{"name": v.name, "dtype": v.dtype.value, "shape": list(v.shape)} for v in self.graph.outputs],
+            "weights": self.weights,
+            "buffers": [{"bytes": b.nbytes, "first": b.first, "last": b.last, "values": b.values}
+                        for b in self.buffers],
+            "intermediates": [{"name": name, "bytes": b.nbytes} for b in self.buffers for name in b.values],
+            "kernels": kernels_meta,
+            "unfused": [{"producer": p.producer.label, "consumer": p.consumer.label, "reason": p.reason}
+                        for p in self.plan.unfused],
+        }
+        return CpuProgram(src, meta, self.plan)
+
+    def _pointer(self, v: Value) -> str:
+        root = view_root(v)
+        p = root.producer
+        if id(root) not in self.storage and p is not None and p.op == "const":
+            self.storage[id(root)] = f"w[{len(self.weights)}]"  # weights are numbered as kernels first read them
+            self.weights.append(p.attrs["name"])
+        return f"(({ctype(v.dtype, v.name)}*)({self.storage[id(root)]}))"
+
+    def _kernel(self, k: Kernel) -> tuple[str, list[str], object]:
+        where = k.nodes[0].label
+        produced = {id(v) for n in k.nodes for v in n.outputs}
+        ext: list[Value] = []
+        for n in k.absorbed:
+            if all(x is not n.inputs[0] for x in ext):
+                ext.append(n.inputs[0])
+        absorbed_out = {id(n.outputs[0]) for n in k.absorbed}
+        for n in k.nodes:
+            for v in n.inputs:
+                if id(v) not in produced and id(v) not in absorbed_out and all(x is not v for x in ext):
+                    ext.append(v)
+        outs = [v for n in k.nodes for v in n.outputs if id(view_root(v)) in self.storage and view_root(v) is v]
+        names: dict[int, str] = {}
+        params, args = [], []
+        for i, v in enumerate(ext):
+            names[id(v)] = f"x{i}"
+            params.append(f"const {ctype(v.dtype, where)}* x{i}")
+            args.append(self._pointer(v))
+        for i, v in enumerate(outs):
+            names[id(v)] = f"y{i}"
+            params.append(f"{ctype(v.dtype, where)}* y{i}")
+            args.append(self._pointer(v))
+        ctx = KernelContext(self.graph, names, where)
+        body: list[str] = []
+        if k.kind == "matmul":
+            body += emit_matmul(ctx, k.nodes[0], k.absorbed)
+        elif k.kind == "conv":
+            body += emit_conv(ctx, k.nodes[0])
+        elif k.kind == "op":
+            emitter = EMITTERS.get(k.nodes[0].op)
+            if emitter is None:
+                raise UnsupportedError(f"{where}: op '{k.nodes[0].op}' is not supported by the cpu target")
+            body += emitter(ctx, k.nodes[0])
+        if k.loop_nodes:
+            loop_outs = {id(v): names[id(v)] for n in k.loop_nodes for v in n.outputs if id(v) in names}
+            emitter = LoopEmitter(self.graph, k.loop_nodes, k.domain, k.reduce_rank, names, loop_outs, where)
+            body.append("{")
+            body += ["  " + s for s in emitter.emit()]
+            body.append("}")
+        if ctx.scratch_bytes is not None:
+            params.append("float* scratch")
+        header = "\n".join(f" *   {op}" for op in k.describe_ops())
+        unpack = "".join(f"  const int64_t {symbol_var(s)} = sym[{i}]; (void){symbol_var(s)};\n"
+                         for i, s in enumerate(self.symbols))
+        text = (f"/* {k.name}: {k.kind} kernel; fused IR ops:\n{header}\n */\n"
+                f"static void {k.name}(const int64_t* sym{''.join(', ' + p for p in params)}) {{\n"
+                f"  (void)sym;\n{unpack}"
+                + "".join(f"  {line}\n" for line in body) + "}\n")
+        return text, args, ctx.scratch_bytes
+
+    def _source(self, funcs: list[str], calls: list[str]) -> str:
+        copies = []
+        for j, v in self.output_copies:
+            root = view_root(v)
+            nbytes = cnumel(v.shape, v.name)
+            copies.append(f"  memcpy(out[{j}], {self._pointer(root)}, (size_t)({nbytes}) * {int(v.dtype.itemsize)});")
+        unpack = "".join(f"  const int64_t {symbol_var(s)} = sym[{i}]; (void){symbol_var(s)};\n"
+                         for i, s in enumerate(self.symbols))
+        return (f"/* generated by leptonc for graph @{self.graph.name} */\n{PRELUDE}\n"
+                + "\n".join(funcs)
+                + f"\nint lep_kernel_count(void) {{ return {len(calls)}; }}\n\n"
+                "int lep_run(void* const* in, void* const* out, void* const* w, char* arena, const int64_t* off,\n"
+                "            const int64_t* sym, double* prof) {\n"
+                "  (void)in; (void)out; (void)w; (void)arena; (void)off;\n"
+                + unpack + "\n".join(calls) + "\n" + "\n".join(copies) + "\n  return 0;\n}\n")
+
+
+def _same(a, b) -> bool:
+    return len(a) == len(b) and all(D.same(x, y) for x, y in zip(a, b))

@@ -1,0 +1,428 @@
+"""Fusion: group the ops of a graph into kernels, the units that code generation emits.
+
+A kernel is one of
+  - a loop kernel: elementwise ops over one iteration domain, possibly with
+    reductions over the domain's trailing axes (softmax, layer norm, RMS norm
+    are one loop kernel each: a row at a time, reductions and all);
+  - a matmul or conv kernel, with an epilogue of elementwise ops over its
+    output (bias, activation, residual add); a matmul also absorbs transposes
+    of its operands that BLAS can read as strides;
+  - a single op that is neither (pooling, gather, concat, a layout copy...).
+Reshapes are views: no kernel, the result shares its operand's memory.
+
+The registered pass `fuse` rewrites the graph into the form the planner
+groups best (reductions over trailing axes, composed transposes, no identity
+reshapes); `plan_fusion(graph)` then gives the kernels, in an order that
+respects every dependency, and for every producer/consumer pair left in
+different kernels the reason why.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ir import dims as D
+from ..ir.graph import Graph, Node, Value
+from ..ir.registry import get_op
+from .registry import register_pass
+
+REDUCTIONS = {"reduce_sum", "reduce_mean", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin"}
+ANCHORS = {"matmul", "conv"}
+
+
+@dataclass(eq=False)
+class Kernel:
+    """A group of IR nodes that runs as one generated function."""
+
+    kind: str                      # "loop", "matmul", "conv" or "op"
+    nodes: list[Node]              # the anchor (matmul/conv/op) first, then the fused ops, in graph order
+    domain: tuple = ()             # iteration shape of the loop part (the anchor's output for an epilogue)
+    reduce_rank: int = 0           # trailing axes of the domain that the loop part reduces
+    absorbed: list[Node] = field(default_factory=list)  # transposes a matmul reads as strides
+    sealed: bool = False           # a later kernel reads this one: it takes no more ops
+    name: str = ""
+
+    @property
+    def anchor(self) -> Node | None:
+        return self.nodes[0] if self.kind != "loop" else None
+
+    @property
+    def loop_nodes(self) -> list[Node]:
+        return self.nodes if self.kind == "loop" else self.nodes[1:]
+
+    def describe_ops(self) -> list[str]:
+        return [n.label.strip("'") for n in self.absorbed + self.nodes]
+
+
+@dataclass
+class UnfusedPair:
+    producer: Node
+    consumer: Node
+    reason: str
+
+
+@dataclass
+class FusionPlan:
+    kernels: list[Kernel]
+    unfused: list[UnfusedPair]
+    views: list[Node]
+
+    def report(self) -> str:
+        """Every kernel with the IR ops it holds, then each unfused producer/consumer pair and why."""
+        lines = [f"{len(self.kernels)} kernels"]
+        for k in self.kernels:
+            lines.append(f"  {k.name} [{k.kind}]: " + "; ".join(k.describe_ops()))
+        if self.views:
+            lines.append(f"views (no code, shared memory): {', '.join(n.label for n in self.views)}")
+        lines.append(f"{len(self.unfused)} producer/consumer pairs left unfused")
+        for p in self.unfused:
+            lines.append(f"  {p.producer.label} -> {p.consumer.label}: {p.reason}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the rewrites of the `fuse` pass
+
+@register_pass("fuse", "prepare kernels: reductions over trailing axes, composed transposes, no identity reshapes")
+def fuse(graph: Graph) -> bool:
+    changed = False
+    for node in list(graph.nodes):
+        if node.graph is not graph:
+            continue
+        if node.op in ("reshape", "transpose") and _is_identity(node):
+            graph.replace_all_uses(node.output, node.inputs[0])
+            changed = True
+        elif node.op == "transpose" and node.inputs[0].producer is not None \
+                and node.inputs[0].producer.op == "transpose":
+            inner = node.inputs[0].producer
+            perm = tuple(inner.attrs["perm"][p] for p in node.attrs["perm"])
+            new = graph.add("transpose", inner.inputs[0], perm=perm, name=node.output.name, before=node)
+            graph.replace_all_uses(node.output, new)
+            changed = True
+        elif node.op in REDUCTIONS and _move_reduced_axes_last(graph, node):
+            changed = True
+    return _drop_dead(graph) or changed
+
+
+def _is_identity(node: Node) -> bool:
+    if node.op == "transpose":
+        return tuple(node.attrs["perm"]) == tuple(range(len(node.attrs["perm"])))
+    a, b = node.inputs[0].shape, node.output.shape
+    return len(a) == len(b) and all(D.same(x, y) for x, y in zip(a, b))
+
+
+def _reduced_axes(node: Node) -> tuple:
+    rank = node.inputs[0].type.rank
+    if node.op in ("argmax", "argmin"):
+        return (node.attrs["axis"] % rank,)
+    return tuple(sorted(a % rank for a in node.attrs["axes"]))
+
+
+def _move_reduced_axes_last(graph: Graph, node: Node) -> bool:
+    """Reduce over trailing axes only: transpose the reduced axes to the end, reshape the result back."""
+    x = node.inputs[0]
+    rank = x.type.rank
+    axes = _reduced_axes(node)
+    if not axes:
+        if node.op in ("argmax", "argmin"):
+            return False
+        graph.replace_all_uses(node.output, x)  # reducing over no axis is the identity
+        return True
+    if axes == tuple(range(rank - len(axes), rank)):
+        return False
+    kept = tuple(i for i in range(rank) if i not in axes)
+    moved = graph.add("transpose", x, perm=kept + axes, name=x.name + "_t", before=node)
+    if node.op in ("argmax", "argmin"):
+        attrs = dict(node.attrs, axis=rank - 1, keepdims=False)
+    else:
+        attrs = dict(node.attrs, axes=tuple(range(len(kept), rank)), keepdims=False)
+    red = graph.add_node(node.op, [moved], attrs, names=[node.output.name + "_r"], before=node).output
+    result = graph.add("reshape", red, shape=node.output.shape, name=node.output.name, before=node)
+    graph.replace_all_uses(node.output, result)
+    return True
+
+
+def _drop_dead(graph: Graph) -> bool:
+    outputs = {id(v) for v in graph.outputs}
+    changed = False
+    for node in reversed(list(graph.nodes)):
+        if not any(v.uses or id(v) in outputs for v in node.outputs):
+            graph.erase(node)
+            changed = True
+    return changed
+
+
+# ---------------------------------------------------------------- planning
+
+def view_root(v: Value) -> Value:
+    """The value whose memory `v` shares (through reshapes)."""
+    while v.producer is not None and v.producer.op == "reshape":
+        v = v.producer.inputs[0]
+    return v
+
+
+def absorbable_transpose(node: Node) -> bool:
+    """A transpose that every user (a matmul) can read in place: one of its last two dims has unit stride."""
+    if node.op != "transpose" or node.output.type.rank < 2 or not node.output.uses:
+        return False
+    perm = node.attrs["perm"]
+    last = len(perm) - 1
+    if last not in (perm[-1], perm[-2]):
+        return False
+    return all(u.op == "matmul" and i in (0, 1) and u.inputs[0] is not u.inputs[1] for u, i in node.output.uses)
+
+
+def plan_fusion(graph: Graph) -> FusionPlan:
+    """Group the graph's nodes into kernels (see the module docstring)."""
+    planner = _Planner(graph)
+    return planner.run()
+
+
+class _Planner:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.kernel_of: dict[int, Kernel] = {}   # id(node) -> kernel
+        self.kernels: list[Kernel] = []
+        self.unfused: list[UnfusedPair] = []
+        self.views: list[Node] = []
+        self.reasons: dict[tuple, str] = {}      # (id(producer), id(consumer)) -> why they are apart
+
+    def run(self) -> FusionPlan:
+        absorbed = {id(n) for n in self.graph.nodes if absorbable_transpose(n)}
+        for node in self.graph.nodes:
+            if node.op == "const":
+                continue
+            if node.op == "reshape":
+                self.views.append(node)
+                continue
+            if id(node) in absorbed:
+                continue
+            if node.op in ANCHORS:
+                k = self._new(node.op, node, domain=node.output.shape)
+                for v in node.inputs:
+                    p = v.producer
+                    if p is not None and id(p) in absorbed:
+                        if p not in k.absorbed:
+                            k.absorbed.append(p)
+                        self.kernel_of[id(p)] = k
+            elif self._loop_op(node):
+                self._place_loop_op(node)
+            else:
+                self._new("op", node)
+            self._seal_producers(node)
+        kernels = self._schedule()
+        for i, k in enumerate(kernels):
+            k.name = f"k{i}_{kernel_title(k)}"
+        return FusionPlan(kernels, self._pairs(), self.views)
+
+    @staticmethod
+    def _loop_op(node: Node) -> bool:
+        opdef = get_op(node.op)
+        if opdef.has("elementwise"):
+            return True
+        return node.op in REDUCTIONS and _trailing(node)
+
+    def _new(self, kind: str, node: Node, domain=(), reduce_rank=0) -> Kernel:
+        k = Kernel(kind, [node], tuple(domain), reduce_rank)
+        self.kernels.append(k)
+        self.kernel_of[id(node)] = k
+        return k
+
+    def _producer_kernel(self, v: Value) -> Kernel | None:
+        p = view_root(v).producer
+        return None if p is None or p.op == "const" else self.kernel_of.get(id(p))
+
+    def _seal_producers(self, node: Node) -> None:
+        mine = self.kernel_of.get(id(node))
+        for v in node.inputs:
+            k = self._producer_kernel(v)
+            if k is not None and k is not mine:
+                k.sealed = True
+        for p in (mine.absorbed if mine is not None else []):
+            k = self._producer_kernel(p.inputs[0])
+            if k is not None and k is not mine:
+                k.sealed = True
+
+    def _place_loop_op(self, node: Node) -> None:
+        for v in node.inputs:
+            p = v.producer
+            if p is None or p.op == "const" or id(p) not in self.kernel_of:
+                continue
+            k = self.kernel_of[id(p)]
+            if id(node) in self.kernel_of:
+                self.reasons[(id(p), id(node))] = "the consumer already joined another operand's kernel"
+                continue
+            reason = self._fits(k, node)
+            if reason is None:
+                k.nodes.append(node)
+                self.kernel_of[id(node)] = k
+                if node.op in REDUCTIONS:
+                    k.reduce_rank = len(_reduced_axes(node))
+            else:
+                self.reasons[(id(p), id(node))] = reason
+        if id(node) in self.kernel_of:
+            return
+        if node.op in REDUCTIONS:
+            x = node.inputs[0]
+            self._new("loop", node, domain=x.shape, reduce_rank=len(_reduced_axes(node)))
+        else:
+            self._new("loop", node, domain=node.output.shape)
+
+    def _fits(self, k: Kernel, node: Node) -> str | None:
+        """None if `node` can join kernel k, else the reason it cannot."""
+        if k.kind == "op":
+            return f"{k.nodes[0].op} kernels take no fused ops"
+        if k.sealed:
+            return "the producer's kernel is already read by an earlier-scheduled kernel"
+        inside = [v for v in node.inputs if self._in_kernel(v, k)]
+        dom = k.domain
+        if k.kind in ANCHORS:
+            if node.op in REDUCTIONS:
+                return f"a reduction does not fuse into a {k.kind} epilogue"
+            if not _same_shape(node.output.shape, dom):
+                return f"result shape {_fmt(node.output.shape)} differs from the {k.kind} output {_fmt(dom)}"
+            return None
+        if node.op in REDUCTIONS:
+            x = node.inputs[0]
+            if not _same_shape(x.shape, dom) or not self._in_kernel(x, k):
+                return f"reduces {_fmt(x.shape)}, not the kernel domain {_fmt(dom)}"
+            rank = len(_reduced_axes(node))
+            if k.reduce_rank and k.reduce_rank != rank:
+                return "reduces other axes than the kernel's reductions"
+            if not k.reduce_rank and not self._inputs_split(k, rank):
+                return "an operand broadcasts partially across the reduced axes"
+            return None
+        out = node.output.shape
+        if _same_shape(out, dom):
+            for v in inside:
+                if not (_same_shape(v.shape, dom) or _row_keepdims(v.shape, dom, k.reduce_rank)):
+                    return f"operand %{v.name} {_fmt(v.shape)} does not broadcast over the domain {_fmt(dom)}"
+            if k.reduce_rank and not all(_splits(v.shape, dom, k.reduce_rank) for v in node.inputs):
+                return "an operand broadcasts partially across the reduced axes"
+            return None
+        if k.reduce_rank and _is_row(out, dom, k.reduce_rank):
+            if all(_same_shape(v.shape, out) for v in inside):
+                return None
+        return f"result shape {_fmt(out)} differs from the kernel domain {_fmt(dom)}"
+
+    def _in_kernel(self, v: Value, k: Kernel) -> bool:
+        p = v.producer
+        return p is not None and self.kernel_of.get(id(p)) is k
+
+    def _inputs_split(self, k: Kernel, rank: int) -> bool:
+        return all(_splits(v.shape, k.domain, rank) for n in k.loop_nodes for v in n.inputs
+                   if not self._in_kernel(v, k))
+
+    def _schedule(self) -> list[Kernel]:
+        """Kernels in dependency order (creation order where free)."""
+        order = {id(k): i for i, k in enumerate(self.kernels)}
+        deps: dict[int, set] = {id(k): set() for k in self.kernels}
+        for k in self.kernels:
+            for n in k.absorbed + k.nodes:
+                for v in n.inputs:
+                    src = self._producer_kernel(v)
+                    if src is not None and src is not k:
+                        deps[id(k)].add(id(src))
+        done: set = set()
+        out: list[Kernel] = []
+        pending = list(self.kernels)
+        while pending:
+            for k in pending:
+                if deps[id(k)] <= done:
+                    out.append(k)
+                    done.add(id(k))
+                    pending.remove(k)
+                    break
+            else:
+                raise RuntimeError("fusion produced a cycle between kernels")  # excluded by sealing
+        assert len(out) == len(order)
+        return out
+
+    def _pairs(self) -> list[UnfusedPair]:
+        pairs = []
+        for node in self.graph.nodes:
+            k = self.kernel_of.get(id(node))
+            if k is None:
+                continue
+            for v in node.inputs:
+                p = v.producer
+                if p is None or p.op == "const":
+                    continue
+                if p.op == "reshape":
+                    root = view_root(v).producer
+                    if root is not None and root.op != "const":
+                        pairs.append(UnfusedPair(p, node, "reshape is a view: the consumer reads the "
+                                                          "producer's memory"))
+                    continue
+                src = self.kernel_of.get(id(p))
+                if src is None or src is k:
+                    continue
+                reason = self.reasons.get((id(p), id(node))) or self._why(src, node, k)
+                pairs.append(UnfusedPair(p, node, reason))
+        return pairs
+
+    def _why(self, src: Kernel, node: Node, k: Kernel) -> str:
+        if node.op in ANCHORS:
+            return f"{node.op} starts its own kernel (its operands come from memory)"
+        if not self._loop_op(node):
+            return f"{node.op} is not an elementwise op or a reduction over trailing axes"
+        for p in src.nodes:
+            if (id(p), id(node)) in self.reasons:
+                return self.reasons[(id(p), id(node))]
+        return f"{src.kind} kernels take no fused ops" if src.kind == "op" else "kept apart"
+
+
+def _trailing(node: Node) -> bool:
+    rank = node.inputs[0].type.rank
+    axes = _reduced_axes(node)
+    return bool(axes) and axes == tuple(range(rank - len(axes), rank))
+
+
+def _same_shape(a, b) -> bool:
+    return len(a) == len(b) and all(D.same(x, y) for x, y in zip(a, b))
+
+
+def _is_row(shape, dom, k: int) -> bool:
+    outer = dom[:len(dom) - k]
+    return _same_shape(shape, outer) or _row_keepdims(shape, dom, k)
+
+
+def _row_keepdims(shape, dom, k: int) -> bool:
+    return k > 0 and _same_shape(shape, tuple(dom[:len(dom) - k]) + (1,) * k)
+
+
+def _splits(shape, dom, k: int) -> bool:
+    """An operand of `shape` (broadcast to dom) is either whole or constant over dom's last k axes."""
+    if k == 0:
+        return True
+    inner = tuple(shape[max(len(shape) - k, 0):]) if len(shape) >= k else tuple(shape)
+    inner = (1,) * (k - len(inner)) + inner
+    return all(d == 1 for d in inner) or _same_shape(inner, dom[len(dom) - k:])
+
+
+def _fmt(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+_PATTERNS = (
+    ({"reduce_max", "exp", "reduce_sum", "div"}, "softmax"),
+    ({"reduce_mean", "sub", "sqrt"}, "layernorm"),
+    ({"reduce_mean", "sub", "rsqrt"}, "layernorm"),
+    ({"reduce_mean", "rsqrt", "mul"}, "rmsnorm"),
+    ({"erf", "mul", "add"}, "gelu"),
+    ({"tanh", "mul", "pow"}, "gelu_tanh"),
+)
+
+
+def kernel_title(k: Kernel) -> str:
+    """A short name saying what the kernel computes: matmul_bias_gelu, softmax, layernorm, add_relu..."""
+    ops = [n.op for n in k.nodes]
+    loop_ops = set(n.op for n in k.loop_nodes)
+    parts = [k.nodes[0].op] if k.kind != "loop" else []
+    for pattern, title in _PATTERNS:
+        if pattern <= loop_ops:
+            parts.append(title)
+            loop_ops -= pattern
+    rest = [op for op in dict.fromkeys(ops[1:] if k.kind != "loop" else ops) if op in loop_ops]
+    parts.extend(rest[:3])
+    if len(rest) > 3:
+        parts.append("etc")
+    return "_".join(parts)[:60] or "kernel"

@@ -1,0 +1,29 @@
+"""Placing buffers in one arena: buffers whose lifetimes (kernel index ranges) do not overlap share bytes."""
+from __future__ import annotations
+
+ALIGN = 64
+
+
+def plan_arena(buffers: list[tuple[int, int, int]]) -> tuple[list[int], int]:
+    """Offsets for (nbytes, first, last) buffers, and the arena size.
+
+    Greedy by size (largest first): each buffer goes at the lowest aligned
+    offset that overlaps no placed buffer alive at the same time.
+    """
+    order = sorted(range(len(buffers)), key=lambda i: (-buffers[i][0], buffers[i][1]))
+    placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
+    offsets = [0] * len(buffers)
+    total = 0
+    for i in order:
+        size, first, last = buffers[i]
+        size = (max(size, 1) + ALIGN - 1) // ALIGN * ALIGN
+        live = sorted((o, e) for o, e, f, l in placed if not (l < first or last < f))
+        offset = 0
+        for o, e in live:
+            if offset + size <= o:
+                break
+            offset = max(offset, e)
+        offsets[i] = offset
+        placed.append((offset, offset + size, first, last))
+        total = max(total, offset + size)
+    return offsets, total
