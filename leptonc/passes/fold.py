@@ -6,6 +6,9 @@ reference implementation and replaced by a constant. Shape computations
 shape_values.py) fold as soon as the dims they read are known ints, even
 when the tensor they measure is not constant.
 
+A dynamic op (reshape_dynamic, expand_dynamic, slice_dynamic, ...) whose
+shape-like operands become known turns into its static form (static_forms.py).
+
 The size cap: a result bigger than `max_elements` elements is materialized
 only when it is no bigger than its operands together (a transposed weight
 folds; a broadcast_to or full of a scalar into a big tensor does not).
@@ -19,9 +22,10 @@ from ..ir.registry import get_op
 from . import shape_values
 from .registry import Option, register_pass
 from .rewrite import refine_types, replace_result
+from .static_forms import static_form
 
 
-@register_pass("fold", "evaluate nodes with constant operands, and shape arithmetic on known dims",
+@register_pass("fold", "evaluate nodes with constant operands and shape arithmetic on known dims; make dynamic ops static",
                options={"max_elements": Option(int, 1 << 16, "largest result that may grow beyond its operands")})
 def fold(graph: Graph, max_elements: int) -> bool:
     memo: dict = {}
@@ -31,14 +35,17 @@ def fold(graph: Graph, max_elements: int) -> bool:
             continue
         arrays = _evaluate(graph, node, max_elements) or _shape_arithmetic(graph, node, memo)
         if arrays is None:
-            continue
-        for v, arr in zip(list(node.outputs), arrays):
-            if arr is not None:
-                const = graph.add_constant(arr, v.name, before=node)
-                replace_result(graph, v, const)
-                if node.graph is None:
-                    const.name = v.name  # the folded value keeps its name (it left the graph with its node)
+            static = static_form(graph, node, memo)
+            if static is not None:
+                for old, new in zip(list(node.outputs), static):
+                    replace_result(graph, old, new)
                 changed = True
+            continue
+        folded = [(v, graph.add_constant(arr, v.name, before=node))
+                  for v, arr in zip(node.outputs, arrays) if arr is not None]
+        for v, const in folded:
+            replace_result(graph, v, const)
+        changed = True
     if changed:
         refine_types(graph)
     return changed

@@ -8,11 +8,18 @@ from ..ir.registry import get_op
 
 
 def replace_result(graph: Graph, old: Value, new: Value) -> None:
-    """Every use of `old` becomes a use of `new`; old's node is erased once none of its results is used."""
+    """Every use of `old` becomes a use of `new`; old's node is erased once none of its results is used.
+
+    A replacement built for the purpose, named after the old value (`%y_1` for
+    `%y`), takes the old name once the old value has left the graph, so that
+    dumps keep the names a reader knows.
+    """
     graph.replace_all_uses(old, new)
     node = old.producer
     if node is not None and node.graph is graph and is_dead(graph, node):
         graph.erase(node)
+        if new.producer is not None and new.name.startswith(old.name + "_"):
+            new.name = old.name
 
 
 def is_dead(graph: Graph, node: Node) -> bool:

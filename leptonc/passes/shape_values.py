@@ -44,7 +44,7 @@ def _compute(graph: Graph, v: Value, memo: dict) -> tuple | None:
 
     if node.op == "shape_of":
         return tuple(node.inputs[0].shape[slice(a["start"], a["end"])])
-    if node.op in ("cast", "reshape") and node.inputs[0].dtype.is_int:
+    if node.op in _SAME_ELEMENTS and node.inputs[0].dtype.is_int:
         return operand(0)
     if node.op == "gather" and a["axis"] == 0:
         data, idx = operand(0), operand(1)
@@ -65,6 +65,11 @@ def _compute(graph: Graph, v: Value, memo: dict) -> tuple | None:
         x, y = (x * n if len(x) == 1 else x), (y * n if len(y) == 1 else y)
         return tuple(_ARITH[node.op](p, q) for p, q in zip(x, y))
     return None
+
+
+# Ops that keep the elements of their first operand (in order) on small vectors.
+_SAME_ELEMENTS = ("cast", "reshape", "squeeze", "unsqueeze", "reshape_dynamic", "squeeze_dynamic",
+                  "unsqueeze_dynamic")
 
 
 def _div(a, b):

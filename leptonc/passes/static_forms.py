@@ -1,0 +1,195 @@
+"""Static forms of the dynamic ops: once a shape-like operand is known, its value becomes an attribute.
+
+Frontends emit `reshape_dynamic(x, shape)` and friends where a target shape,
+slice bounds, pads or axes are computed at run time. When fold's shape
+arithmetic (shape_values.py) knows such an operand, this module builds the
+static op: reshape, broadcast_to and full accept symbolic dims ("B", "B*S"),
+the others need ints. `static_form(graph, node, memo)` returns the values
+replacing the node's results, built before it, or None. Each form returns
+the plan (op, operands, attributes) of the static node.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..ir import dims as D
+from ..ir.errors import LeptoncError
+from ..ir.graph import Graph, Node, Value
+from ..ir.ops.shape import resolve_reshape
+from . import shape_values
+
+Builder = Callable[[Graph, Node, Callable], "tuple[str, list, dict] | None"]
+_FORMS: dict[str, Builder] = {}
+
+
+def form(op: str) -> Callable[[Builder], Builder]:
+    def register(fn: Builder) -> Builder:
+        _FORMS[op] = fn
+        return fn
+    return register
+
+
+def static_form(graph: Graph, node: Node, memo: dict) -> list[Value] | None:
+    """The static replacement of a dynamic node whose shape-like operands are known, or None."""
+    build = _FORMS.get(node.op)
+    if build is None:
+        return None
+
+    def known(i: int, ints: bool = True) -> tuple | None:
+        dims = shape_values.elements(graph, node.inputs[i], memo)
+        if dims is None or any(d == D.UNKNOWN for d in dims) or (ints and not shape_values.all_int(dims)):
+            return None
+        return dims
+
+    plan = build(graph, node, known)
+    if plan is None:
+        return None
+    return _materialize(graph, node, plan)
+
+
+def _materialize(graph: Graph, node: Node, plan: tuple) -> list[Value] | None:
+    """Add the planned node before `node`; keep it if every result refines the old result's type."""
+    op, inputs, attrs = plan
+    try:
+        new = graph.add_node(op, inputs, attrs, names=[v.name for v in node.outputs], before=node)
+    except LeptoncError:
+        return None
+    if len(new.outputs) == len(node.outputs) and all(
+            _refines(a.type, b.type) for a, b in zip(new.outputs, node.outputs)):
+        return new.outputs
+    graph.erase(new)
+    return None
+
+
+def _refines(new, old) -> bool:
+    return new.dtype == old.dtype and new.rank == old.rank and all(
+        o == D.UNKNOWN or D.same(n, o) for n, o in zip(new.shape, old.shape))
+
+
+@form("reshape_dynamic")
+def _reshape(graph, node, known):
+    target = known(1, ints=False)
+    if target is None:
+        return None
+    x = node.inputs[0]
+    if node.attrs["allowzero"] and 0 in target and -1 in target:
+        return None
+    shape = resolve_reshape(x.shape, target, allow_zero=node.attrs["allowzero"])
+    return None if D.UNKNOWN in shape else ("reshape", [x], {"shape": shape})
+
+
+@form("expand_dynamic")
+def _expand(graph, node, known):
+    target = known(1, ints=False)
+    if target is None:
+        return None
+    x = node.inputs[0]
+    rank = max(x.type.rank, len(target))
+    a = (1,) * (rank - x.type.rank) + tuple(x.shape)
+    b = (1,) * (rank - len(target)) + tuple(target)
+    shape = []
+    for p, q in zip(a, b):
+        if q == 1 or D.same(p, q):
+            shape.append(p)
+        elif p == 1:
+            shape.append(q)
+        else:
+            return None  # sizes that differ, or may: left to run time
+    return ("broadcast_to", [x], {"shape": tuple(shape)})
+
+
+@form("full_dynamic")
+def _full(graph, node, known):
+    shape = known(0, ints=False)
+    value = node.attrs["value"]
+    if shape is None or not isinstance(value, (bool, int, float)) or float(value) != value:
+        return None
+    return ("full", [], {"shape": shape, "value": float(value), "dtype": node.attrs["dtype"]})
+
+
+@form("tile_dynamic")
+def _tile(graph, node, known):
+    repeats = known(1)
+    return None if repeats is None else ("tile", [node.inputs[0]], {"repeats": repeats})
+
+
+@form("slice_dynamic")
+def _slice(graph, node, known):
+    parts = [known(i) for i in range(1, 5)]
+    if any(p is None for p in parts):
+        return None
+    starts, ends, axes, steps = parts
+    rank = node.inputs[0].type.rank
+    axes = tuple(a % rank for a in axes)
+    return ("slice", [node.inputs[0]], {"starts": starts, "ends": ends, "axes": axes, "steps": steps})
+
+
+@form("pad_dynamic")
+def _pad(graph, node, known):
+    pads, axes = known(1), known(3)
+    value = graph.constant_of(node.inputs[2])
+    if pads is None or axes is None or value is None:
+        return None
+    x = node.inputs[0]
+    rank = x.type.rank
+    full = [0] * (2 * rank)
+    for i, a in enumerate(a % rank for a in axes):
+        full[a], full[a + rank] = pads[i], pads[i + len(axes)]
+    v = np.asarray(value).reshape(-1)
+    fill = float(v[0]) if v.size else 0.0
+    if v.size and fill != v[0]:
+        return None  # an integer fill that a float attribute cannot hold exactly
+    return ("pad", [x], {"pads": tuple(full), "mode": node.attrs["mode"], "value": fill})
+
+
+@form("topk_dynamic")
+def _topk(graph, node, known):
+    k = known(1)
+    if k is None or len(k) != 1:
+        return None
+    return ("topk", [node.inputs[0]], {"k": k[0], "axis": node.attrs["axis"], "largest": node.attrs["largest"],
+                                       "sorted": node.attrs["sorted"]})
+
+
+@form("squeeze_dynamic")
+def _squeeze(graph, node, known):
+    axes = known(1)
+    x = node.inputs[0]
+    if axes is None:
+        return None
+    drop = {a % x.type.rank for a in axes}
+    return ("reshape", [x], {"shape": tuple(d for i, d in enumerate(x.shape) if i not in drop)})
+
+
+@form("unsqueeze_dynamic")
+def _unsqueeze(graph, node, known):
+    axes = known(1)
+    x = node.inputs[0]
+    if axes is None:
+        return None
+    rank = x.type.rank + len(axes)
+    ones = {a % rank for a in axes}
+    dims = iter(x.shape)
+    return ("reshape", [x], {"shape": tuple(1 if i in ones else next(dims) for i in range(rank))})
+
+
+@form("split_dynamic")
+def _split(graph, node, known):
+    sizes = known(1)
+    return None if sizes is None else ("split", [node.inputs[0]], {"axis": node.attrs["axis"], "sizes": sizes})
+
+
+@form("reduce_dynamic")
+def _reduce(graph, node, known):
+    axes = known(1)
+    x = node.inputs[0]
+    if axes is None:
+        return None
+    if not axes:
+        if node.attrs["noop_with_empty_axes"]:
+            return None  # the result is x itself: fold leaves that to canonicalize's type-exact rewrite
+        axes = tuple(range(x.type.rank))
+    axes = tuple(sorted({a % max(x.type.rank, 1) for a in axes}))
+    return (f"reduce_{node.attrs['kind']}", [x], {"axes": axes, "keepdims": node.attrs["keepdims"]})
