@@ -240,3 +240,14 @@ def eager_outputs(module: nn.Module, inputs: tuple) -> list[np.ndarray]:
 
 def as_numpy(inputs: tuple) -> list[np.ndarray]:
     return [t.detach().numpy() for t in inputs]
+
+
+def assert_close(actual, expected) -> None:
+    """The project's fp32 check on every output: max|y - ref| <= 1e-4 * max(1, max|ref|)."""
+    assert len(actual) == len(expected), f"{len(actual)} outputs, expected {len(expected)}"
+    for i, (y, ref) in enumerate(zip(actual, expected)):
+        y, ref = np.asarray(y), np.asarray(ref)
+        assert y.shape == ref.shape, f"output {i}: shape {y.shape}, expected {ref.shape}"
+        err = float(np.max(np.abs(y.astype(np.float64) - ref))) if ref.size else 0.0
+        bound = 1e-4 * max(1.0, float(np.max(np.abs(ref)))) if ref.size else 0.0
+        assert err <= bound, f"output {i}: max|y - ref| = {err:.3g} > {bound:.3g}"
