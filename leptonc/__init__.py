@@ -2,6 +2,7 @@
 optimize it, and run it (see README.md and DESIGN.md)."""
 from .ir import DType, Graph, LeptoncError, TensorType, parse_ir, print_ir, verify
 from .runtime.reference import run_reference
+from .api import compile, load  # noqa: E402,A004  (leptonc.compile shadows the builtin on purpose)
 
 __version__ = "0.1.0"
 
@@ -20,5 +21,5 @@ def import_torch(module, example_inputs, dynamic_shapes=None) -> Graph:
     return _import(module, example_inputs, dynamic_shapes=dynamic_shapes)
 
 
-__all__ = ["DType", "Graph", "LeptoncError", "TensorType", "import_onnx", "import_torch", "parse_ir",
+__all__ = ["DType", "Graph", "LeptoncError", "TensorType", "compile", "import_onnx", "load", "import_torch", "parse_ir",
            "print_ir", "run_reference", "verify"]

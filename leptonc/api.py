@@ -1,0 +1,154 @@
+"""The Python API: compile a model to a callable compiled model, and load a saved one.
+
+    cm = leptonc.compile(model, example_inputs, target="cpu", passes=None)
+    y = cm(x); cm.save("m.lep"); y2 = leptonc.load("m.lep")(x)
+
+`model` is a torch.nn.Module (traced with torch.export on example_inputs), an
+ONNX model (path, bytes or onnx.ModelProto) or a Graph. The pipeline that runs
+is the default cleanup pipeline, then `passes`, then the target's lowering.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+from .ir.errors import LeptoncError
+from .ir.graph import Graph
+from .ir.printer import print_ir
+from .runtime.compiled import CompiledModel, load
+
+TARGETS = ("cpu", "stablehlo")
+CLEANUP_PIPELINE = "default"
+
+
+class Progress:
+    """Stage lines on stderr for compiles that run longer than a second (quiet turns them off)."""
+
+    def __init__(self, quiet: bool = False, delay: float = 1.0):
+        self.quiet, self.delay = quiet, delay
+        self.start = time.perf_counter()
+        self.shown = False
+        self._timer: threading.Timer | None = None
+
+    def stage(self, text: str) -> None:
+        self._cancel()
+        if self.quiet:
+            return
+        elapsed = time.perf_counter() - self.start
+        if elapsed >= self.delay:
+            self._show(text)
+        else:
+            self._timer = threading.Timer(self.delay - elapsed, self._show, args=(text,))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _show(self, text: str) -> None:
+        self.shown = True
+        print(f"leptonc: [{time.perf_counter() - self.start:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+    def done(self, text: str) -> None:
+        self._cancel()
+        if self.shown and not self.quiet:
+            self._show(text)
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def import_graph(model, example_inputs=None, dynamic_shapes=None) -> Graph:
+    """A Graph from a torch.nn.Module, an ONNX model (path, bytes or ModelProto), or a Graph."""
+    if isinstance(model, Graph):
+        return model
+    if isinstance(model, (str, os.PathLike, bytes)) or type(model).__name__ == "ModelProto":
+        from .frontends.onnx import import_onnx
+
+        return import_onnx(model)
+    if type(model).__module__.startswith("torch") or hasattr(model, "state_dict"):
+        if example_inputs is None:
+            raise LeptoncError("compiling a torch module needs example_inputs (a tuple of tensors)")
+        from .frontends.torch import import_torch
+
+        inputs = example_inputs if isinstance(example_inputs, tuple) else tuple(example_inputs) \
+            if isinstance(example_inputs, list) else (example_inputs,)
+        return import_torch(model, inputs, dynamic_shapes=dynamic_shapes)
+    raise LeptoncError(f"cannot compile a {type(model).__name__}: give a torch.nn.Module, an ONNX model "
+                       "(path, bytes or ModelProto) or a leptonc Graph")
+
+
+def compile(model, example_inputs=None, target: str = "cpu", passes: str | None = None, *,
+            dynamic_shapes=None, quiet: bool = False, cache: bool = True):
+    """Compile `model` for `target`; returns a callable compiled model (numpy in, numpy out)."""
+    if target not in TARGETS:
+        raise LeptoncError(f"unknown target {target!r} (targets: {', '.join(TARGETS)})")
+    from .passes import run_pipeline
+
+    progress = Progress(quiet)
+    progress.stage("importing the model")
+    graph = import_graph(model, example_inputs, dynamic_shapes)
+    progress.stage("running passes")
+    pipeline = [CLEANUP_PIPELINE] + ([passes] if passes else [])
+    graph = run_pipeline(graph, ",".join(pipeline))
+    if target == "stablehlo":
+        from .codegen.stablehlo import XlaModel
+
+        progress.done("compiled")
+        return XlaModel(graph)
+    cm = compile_cpu(graph, pipeline, progress, cache=cache, example_inputs=example_inputs)
+    progress.done(f"compiled: {len(cm.executor.kernel_names)} kernels")
+    return cm
+
+
+def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache: bool = True,
+                example_inputs=None) -> CompiledModel:
+    """The cpu target's lowering of an optimized graph: fusion, C generation, build, artifact."""
+    from . import __version__
+    from .codegen.cpu import TARGET_PIPELINE
+    from .codegen.cpu.build import build_library, compiler_version, cpu_features, find_compiler
+    from .codegen.cpu.program import generate
+    from .passes import run_pipeline
+    from .runtime import safetensors
+    from .runtime.artifact import Artifact
+
+    graph = run_pipeline(graph, TARGET_PIPELINE)
+    progress.stage("generating C")
+    program = generate(graph)
+    progress.stage(f"building {len(program.meta['kernels'])} kernels with the C compiler")
+    library, _ = build_library(program.source, use_cache=cache)
+    weights = {name: graph.constants[name] for name in program.meta["weights"]}
+    manifest = {
+        "leptonc_version": __version__,
+        "target": "cpu",
+        "cpu_features": list(cpu_features()),
+        "compiler": compiler_version(find_compiler()),
+        "signature": {"inputs": program.meta["inputs"], "outputs": program.meta["outputs"],
+                      "symbols": program.meta["symbols"]},
+        "pipeline": ",".join(pipeline + [TARGET_PIPELINE]),
+        "program": program.meta,
+        "example_bindings": _example_bindings(graph, example_inputs),
+        "fusion_report": program.plan.report(),
+    }
+    art = Artifact(manifest, print_ir(graph), safetensors.dumps(weights), program.source, library.read_bytes())
+    return CompiledModel(art, library)
+
+
+def _example_bindings(graph: Graph, example_inputs) -> dict[str, int] | None:
+    """Symbol sizes of the example inputs (for reports), when there are examples."""
+    if example_inputs is None:
+        return None
+    inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    bindings: dict[str, int] = {}
+    for v, a in zip(graph.inputs, inputs):
+        shape = tuple(getattr(a, "shape", np.shape(a)))
+        for d, n in zip(v.shape, shape):
+            if isinstance(d, str) and d.isidentifier():
+                bindings[d] = int(n)
+    return bindings
+
+
+__all__ = ["compile", "load", "import_graph", "Progress"]

@@ -1,0 +1,116 @@
+"""The artifact: one zip file holding everything needed to run a compiled model.
+
+    manifest.json        format version, leptonc version, target, required CPU features,
+                         signature (inputs, outputs, symbols), pipeline, program metadata,
+                         and the sha256 of every other member
+    graph.lir            the optimized IR as text
+    weights.safetensors  the weights
+    model.c              the generated C source
+    model.so             the built library
+
+Reading never unpickles, refuses member names that escape the archive and
+unknown format versions, and checks every hash before anything from the
+archive is written to disk or loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..ir.errors import LeptoncError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MEMBERS = ("graph.lir", "weights.safetensors", "model.c", "model.so")
+
+
+class ArtifactError(LeptoncError):
+    """An artifact that is malformed, tampered with, or from an unknown format version."""
+
+
+@dataclass
+class Artifact:
+    manifest: dict
+    ir_text: str
+    weights_blob: bytes
+    source: str
+    library: bytes
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_artifact(path: str | os.PathLike, art: Artifact) -> None:
+    """Write the artifact (the manifest's member hashes are filled in here)."""
+    payload = {"graph.lir": art.ir_text.encode(), "weights.safetensors": art.weights_blob,
+               "model.c": art.source.encode(), "model.so": art.library}
+    manifest = dict(art.manifest, format_version=FORMAT_VERSION,
+                    members={name: sha256(data) for name, data in payload.items()})
+    tmp = Path(str(path) + ".tmp")
+    with zipfile.ZipFile(tmp, "w") as z:
+        z.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True), compress_type=zipfile.ZIP_DEFLATED)
+        for name, data in payload.items():
+            kind = zipfile.ZIP_STORED if name == "weights.safetensors" else zipfile.ZIP_DEFLATED
+            z.writestr(name, data, compress_type=kind)
+    os.replace(tmp, path)
+
+
+def read_artifact(path: str | os.PathLike) -> Artifact:
+    """Read and verify an artifact; every problem is an ArtifactError naming it."""
+    where = str(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        z = zipfile.ZipFile(io.BytesIO(raw))
+    except FileNotFoundError:
+        raise ArtifactError(f"{where}: no such file") from None
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ArtifactError(f"{where}: not a leptonc artifact (not a zip file, or truncated): {e}") from None
+    with z:
+        names = z.namelist()
+        for name in names:
+            if _escapes(name):
+                raise ArtifactError(f"{where}: member name {name!r} escapes the archive; refusing to load")
+        unknown = sorted(set(names) - {MANIFEST, *MEMBERS})
+        if unknown:
+            raise ArtifactError(f"{where}: unexpected members {unknown}")
+        try:
+            manifest = json.loads(z.read(MANIFEST))
+        except KeyError:
+            raise ArtifactError(f"{where}: no {MANIFEST}") from None
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+            raise ArtifactError(f"{where}: unreadable {MANIFEST}: {e}") from None
+        if not isinstance(manifest, dict):
+            raise ArtifactError(f"{where}: {MANIFEST} is not a JSON object")
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ArtifactError(f"{where}: artifact format version {version!r} is not supported "
+                                f"(this leptonc reads version {FORMAT_VERSION})")
+        hashes = manifest.get("members")
+        if not isinstance(hashes, dict) or set(hashes) != set(MEMBERS):
+            raise ArtifactError(f"{where}: the manifest does not list the hashes of {list(MEMBERS)}")
+        data = {}
+        for name in MEMBERS:
+            try:
+                blob = z.read(name)
+            except KeyError:
+                raise ArtifactError(f"{where}: member {name} is missing") from None
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+                raise ArtifactError(f"{where}: member {name} is unreadable ({e})") from None
+            if sha256(blob) != hashes[name]:
+                raise ArtifactError(f"{where}: member {name} does not match its sha256 in the manifest "
+                                    "(the file was modified); refusing to load")
+            data[name] = blob
+    return Artifact(manifest, data["graph.lir"].decode(), data["weights.safetensors"], data["model.c"].decode(),
+                    data["model.so"])
+
+
+def _escapes(name: str) -> bool:
+    parts = name.replace("\\", "/").split("/")
+    return name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":")

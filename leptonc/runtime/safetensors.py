@@ -1,0 +1,53 @@
+"""The safetensors format with numpy alone: an 8-byte header length, a JSON header, raw little-endian data."""
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+
+from ..ir.dtypes import DType
+from ..ir.errors import LeptoncError
+
+_CODES = {DType.f32: "F32", DType.f64: "F64", DType.f16: "F16", DType.bf16: "BF16", DType.i64: "I64",
+          DType.i32: "I32", DType.i16: "I16", DType.i8: "I8", DType.u8: "U8", DType.u16: "U16",
+          DType.u32: "U32", DType.u64: "U64", DType.bool: "BOOL"}
+_DTYPES = {v: k for k, v in _CODES.items()}
+
+
+def dumps(tensors: dict[str, np.ndarray]) -> bytes:
+    header, chunks, offset = {}, [], 0
+    for name, arr in tensors.items():
+        arr = np.ascontiguousarray(arr)
+        dtype = DType.from_numpy(arr.dtype)
+        if dtype not in _CODES:
+            raise LeptoncError(f"weight '{name}' has dtype {dtype}, which safetensors cannot store")
+        data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": _CODES[dtype], "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+
+
+def loads(blob: bytes) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors blob (views into it, read-only); a malformed blob is a LeptoncError."""
+    try:
+        (n,) = struct.unpack_from("<Q", blob, 0)
+        header = json.loads(blob[8:8 + n])
+        base = 8 + n
+        out = {}
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            begin, end = entry["data_offsets"]
+            dtype = _DTYPES[entry["dtype"]].numpy
+            shape = tuple(int(d) for d in entry["shape"])
+            if not 0 <= begin <= end <= len(blob) - base:
+                raise ValueError(f"tensor '{name}' lies outside the data")
+            arr = np.frombuffer(blob, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=base + begin)
+            out[name] = arr.reshape(shape)
+        return out
+    except (struct.error, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
+        raise LeptoncError(f"malformed safetensors data: {e}") from None
