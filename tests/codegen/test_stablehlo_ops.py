@@ -8,8 +8,9 @@ import pytest
 pytest.importorskip("jax")
 
 from leptonc.codegen.stablehlo import XlaModel, emit_module, lowered_ops  # noqa: E402
+from leptonc.codegen.stablehlo.specialize import DATA_DEPENDENT  # noqa: E402
 from leptonc.codegen.stablehlo.verify import verify_module  # noqa: E402
-from leptonc.ir import DType, Graph, TensorType, all_ops  # noqa: E402
+from leptonc.ir import DType, Graph, LeptoncError, TensorType, all_ops  # noqa: E402
 from leptonc.runtime.reference import run_reference  # noqa: E402
 
 RNG = np.random.default_rng(0)
@@ -27,13 +28,30 @@ def bools(*shape):
     return RNG.random(shape) < 0.5
 
 
-def graph_of(op: str, arrays, **attrs) -> Graph:
-    """One node of `op` over graph inputs shaped like `arrays`; all of its results are outputs."""
+class Const:
+    """An operand that is a graph constant rather than a graph input (sizes known before run time)."""
+
+    def __init__(self, *values, dtype=np.int64):
+        self.array = np.array(values, dtype=dtype)
+
+
+class Scalar(Const):
+    def __init__(self, value, dtype=np.int64):
+        self.array = np.array(value, dtype=dtype)
+
+
+def graph_of(op: str, operands, **attrs) -> Graph:
+    """One node of `op` over graph inputs (arrays) and constants (Const); all of its results are outputs."""
     g = Graph(op)
-    ins = [g.add_input(f"x{i}", TensorType(DType.from_numpy(a.dtype), a.shape)) for i, a in enumerate(arrays)]
+    ins = [g.add_constant(a.array, f"c{i}") if isinstance(a, Const) else
+           g.add_input(f"x{i}", TensorType(DType.from_numpy(a.dtype), a.shape)) for i, a in enumerate(operands)]
     node = g.add_node(op, ins, attrs)
     g.set_outputs(node.outputs)
     return g
+
+
+def run_inputs(operands) -> list:
+    return [a for a in operands if not isinstance(a, Const)]
 
 
 UNARY_FLOAT = ["exp", "sin", "cos", "tan", "atan", "sinh", "cosh", "tanh", "asinh", "erf", "sigmoid",
@@ -138,6 +156,29 @@ CASES = [(op, [f32(3, 4)], {}) for op in UNARY_FLOAT] + [
     ("avg_pool", [f32(1, 2, 7, 7)], {"kernel": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1),
                                      "count_include_pad": True, "ceil_mode": True}),
     ("avg_pool", [f32(1, 2, 6, 6)], {"kernel": (2, 2), "strides": (2, 2), "ceil_mode": True}),
+    ("squeeze", [f32(2, 1, 3, 1)], {"axes": (1, -1)}), ("unsqueeze", [f32(2, 3)], {"axes": (0, -1)}),
+    ("gather_nd", [f32(4, 5, 3), ints(2, 6, 2, low=-4, high=4)], {}),
+    ("gather_nd", [f32(2, 4, 5), ints(2, 3, 1, low=0, high=4, dtype=np.int32)], {"batch_dims": 1}),
+    ("scatter_nd", [f32(4, 5), np.array([[0, 1], [3, -1]]), f32(2)], {}),
+    ("scatter_nd", [f32(4, 5), np.array([[1], [1]]), f32(2, 5)], {"reduction": "add"}),
+    ("reverse_sequence", [f32(5, 3, 2), np.array([5, 2, 0])], {}),
+    ("reverse_sequence", [f32(3, 4), np.array([1, 4, 2], np.int32)], {"batch_axis": 0, "time_axis": 1}),
+    ("trilu", [f32(2, 4, 5)], {}), ("trilu", [f32(4, 5)], {"upper": False, "diagonal": -1}),
+    ("trilu", [f32(4, 5), np.array([2])], {}),
+    ("cumprod", [f32(3, 5, low=0.5, high=1.5)], {"axis": 1}),
+    ("cumprod", [ints(4, 3, low=1, high=3)], {"axis": 0, "exclusive": True, "reverse": True}),
+    ("reshape_dynamic", [f32(2, 3, 4), Const(0, -1)], {}),
+    ("squeeze_dynamic", [f32(2, 1, 4), Const(1)], {}), ("unsqueeze_dynamic", [f32(2, 4), Const(0, 3)], {}),
+    ("expand_dynamic", [f32(3, 1), Const(2, 1, 4)], {}), ("tile_dynamic", [f32(2, 3), Const(2, 1)], {}),
+    ("slice_dynamic", [f32(6, 7), Const(1, -1), Const(5, -8), Const(0, 1), Const(2, -2)], {}),
+    ("pad_dynamic", [f32(3, 4), Const(1, 2, 0, -1), np.array([0.5], np.float32), Const(0, 1)], {}),
+    ("pad_dynamic", [f32(3, 4), Const(1, 2), np.array(0.0, np.float32), Const(1)], {"mode": "reflect"}),
+    ("full_dynamic", [Const(2, 3)], {"value": 2.5, "dtype": "f32"}),
+    ("range_dynamic", [Scalar(1.0, np.float32), Scalar(4.0, np.float32), Scalar(0.75, np.float32)], {}),
+    ("range_dynamic", [Scalar(10), Scalar(1), Scalar(-3)], {}),
+    ("topk_dynamic", [f32(3, 6), Const(2)], {}), ("split_dynamic", [f32(6, 2), Const(2, 4)], {"axis": 0, "num": 2}),
+    ("reduce_dynamic", [f32(3, 4, 5), Const(0, 2)], {"kind": "max", "keepdims": False}),
+    ("reduce_dynamic", [f32(3, 4), Const(*())], {"kind": "mean"}),
 ]
 
 
@@ -155,16 +196,45 @@ def check_close(got: list, want: list) -> None:
             assert np.abs(g64[finite] - w64[finite]).max(initial=0.0) <= 1e-4 * scale
 
 
-@pytest.mark.parametrize("op, arrays, attrs", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
-def test_op_matches_reference(op, arrays, attrs):
-    g = graph_of(op, arrays, **attrs)
+@pytest.mark.parametrize("op, operands, attrs", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_op_matches_reference(op, operands, attrs):
+    g = graph_of(op, operands, **attrs)
     verify_module(emit_module(g))
-    check_close(XlaModel(g)(*arrays), run_reference(g, *arrays))
+    inputs = run_inputs(operands)
+    check_close(XlaModel(g)(*inputs), run_reference(g, *inputs))
 
 
 def test_every_registered_op_has_a_lowering():
-    missing = sorted(set(all_ops()) - lowered_ops())
+    """A new op of the registry needs a lowering, or a place in DATA_DEPENDENT with its reason."""
+    missing = sorted(set(all_ops()) - lowered_ops() - set(DATA_DEPENDENT))
     assert not missing, f"ops without a StableHLO lowering: {missing}"
+
+
+@pytest.mark.parametrize("op", sorted(DATA_DEPENDENT))
+def test_data_dependent_sizes_are_a_clear_error(op):
+    g = graph_of(op, [f32(2, 3)])
+    with pytest.raises(LeptoncError, match=f"{op}.*static shapes"):
+        emit_module(g)
+
+
+def test_sizes_from_a_run_time_operand_are_a_clear_error():
+    g = graph_of("reshape_dynamic", [f32(2, 3), np.array([3, 2])])
+    with pytest.raises(LeptoncError, match="reshape_dynamic' depend on operand 1 .*only known at run time"):
+        emit_module(g)
+
+
+def test_shape_arithmetic_is_known_per_size():
+    """shape_of -> slice -> concat -> reshape_dynamic: the target is computed at emission, for each size."""
+    g = Graph("flatten")
+    x = g.add_input("x", TensorType(DType.f32, ("B", 3, 4)))
+    batch = g.add("slice", g.add("shape_of", x), starts=(0,), ends=(1,), axes=(0,), steps=(1,))
+    target = g.add("concat", batch, g.add_constant(np.array([-1]), "minus_one"), axis=0)
+    g.set_outputs([g.add("reshape_dynamic", x, target)])
+    model = XlaModel(g)
+    for n in (2, 5):
+        arr = f32(n, 3, 4)
+        check_close(model(arr), run_reference(g, arr))
+        assert "tensor<%dx12xf32>" % n in model.module_for({"B": n}).text
 
 
 def test_every_lowering_has_a_case():

@@ -10,7 +10,7 @@ with a scalar body) and never format MLIR by hand.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -54,10 +54,12 @@ def comparison_type(dtype: DType) -> str:
 
 @dataclass(frozen=True)
 class Val:
-    """An SSA value of the module being written: its name (with %) and concrete type."""
+    """An SSA value of the module being written: its name (with %), concrete type, and its value
+    when that is known before run time (shape arithmetic; see specialize.py)."""
 
     name: str
     type: TensorType
+    known: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def shape(self) -> tuple:

@@ -1,22 +1,22 @@
 """A Graph as one StableHLO module (MLIR text) whose @main takes the graph inputs,
 then the weights, and returns the graph outputs.
 
-Symbolic dims are specialized: the module is written for one binding of the
-symbols ("B" = 8), with every shape static, because XLA compiles static shapes.
-`XlaModel` in runner.py keeps one compiled module per binding it has seen.
+Symbolic dims are specialized (specialize.py): the module is written for one
+binding of the symbols ("B" = 8), with every shape static, because XLA compiles
+static shapes. `XlaModel` in runner.py keeps one compiled module per binding.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
-from ...ir import dims as D
 from ...ir.errors import IRError, LeptoncError
-from ...ir.graph import Graph, Node, Value
-from ...ir.registry import get_op
+from ...ir.graph import Graph, Node
 from ...ir.types import TensorType
 from .builder import Builder, Val, tensor_type
 from .rules import rule_for
+from .specialize import Specialization, resolved_attrs, specialize
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class EmittedModule:
 
 def emit(graph: Graph, bindings: dict[str, int] | None = None, inline_weights: bool = False) -> EmittedModule:
     """Write `graph` as a StableHLO module for the sizes in `bindings` (symbol -> int)."""
-    types = concrete_types(graph, bindings or {})
+    spec = specialize(graph, bindings or {})
+    types = spec.types
     b = Builder()
     env: dict[int, Val] = {}
     args: list[str] = []
@@ -42,10 +43,11 @@ def emit(graph: Graph, bindings: dict[str, int] | None = None, inline_weights: b
     weights: dict[str, Val] = {}
     for node in graph.nodes:
         if node.op == "const":
-            env[id(node.output)] = _weight(b, graph, node, types, weights, inline_weights, args)
+            w = _weight(b, graph, node, spec, weights, inline_weights, args)
+            env[id(node.output)] = dataclasses.replace(w, known=spec.known.get(id(node.output)))
             continue
         outs = [types[id(v)] for v in node.outputs]
-        attrs = _resolved_attrs(node, bindings or {})
+        attrs = resolved_attrs(node, spec.bindings)
         try:
             result = rule_for(node.op)(b, node, [env[id(v)] for v in node.inputs], outs, attrs)
         except LeptoncError:
@@ -56,7 +58,7 @@ def emit(graph: Graph, bindings: dict[str, int] | None = None, inline_weights: b
         for v, r, t in zip(node.outputs, results, outs):
             if tuple(r.shape) != tuple(t.shape) or r.dtype is not t.dtype:
                 raise IRError(f"stablehlo: the lowering of {node.label} made {r.type}, the node's type is {t}")
-            env[id(v)] = r
+            env[id(v)] = dataclasses.replace(r, known=spec.known.get(id(v)))
     rets = [env[id(v)] for v in graph.outputs]
     out_types = ", ".join(tensor_type(v.type) for v in rets)
     sizes = ", ".join(f"{k}={v}" for k, v in sorted((bindings or {}).items()))
@@ -78,61 +80,16 @@ def emit_module(graph: Graph, inline_weights: bool = False, bindings: dict[str, 
     return emit(graph, bindings, inline_weights).text
 
 
-def _weight(b: Builder, graph: Graph, node: Node, types, weights: dict, inline: bool, args: list) -> Val:
+def _weight(b: Builder, graph: Graph, node: Node, spec: Specialization, weights: dict, inline: bool,
+            args: list) -> Val:
     name = node.attrs["name"]
     if name not in weights:
         if inline:
             weights[name] = b.constant(graph.constants[name])
         else:
-            weights[name] = Val(f"%w_{name}", types[id(node.output)])
+            weights[name] = Val(f"%w_{name}", spec.types[id(node.output)])
             args.append(f"{weights[name].name}: {tensor_type(weights[name].type)}")
     return weights[name]
-
-
-def symbols_of(graph: Graph) -> set[str]:
-    """The size symbols of the graph inputs (what a binding must give)."""
-    return {s for v in graph.inputs for d in v.shape for s in D.symbols(d)}
-
-
-def concrete_types(graph: Graph, bindings: dict[str, int]) -> dict[int, TensorType]:
-    """Every value's type with its dims evaluated, re-inferring ops whose dims are not known statically."""
-    missing = symbols_of(graph) - set(bindings)
-    if missing:
-        raise LeptoncError(f"graph @{graph.name} has symbolic dims {sorted(missing)}: the stablehlo target "
-                           f"specializes them, give their sizes (e.g. {sorted(missing)[0]}=1)")
-    out: dict[int, TensorType] = {}
-    for v in graph.inputs:
-        out[id(v)] = v.type.with_shape(v.type.concrete(bindings))
-    for node in graph.nodes:
-        if node.op == "const":
-            arr = graph.constants[node.attrs["name"]]
-            out[id(node.output)] = node.output.type.with_shape(arr.shape)
-            continue
-        if all(t.is_static for t in (v.type for v in node.outputs)) and \
-                all(out[id(v)] == v.type for v in node.inputs):
-            for v in node.outputs:
-                out[id(v)] = v.type
-            continue
-        inferred = get_op(node.op).infer([out[id(v)] for v in node.inputs], _resolved_attrs(node, bindings),
-                                         where=node.label)
-        for v, t in zip(node.outputs, inferred):
-            if not t.is_static:
-                raise IRError(f"stablehlo: {node.label} has shape {t} at sizes {bindings}, not a static shape")
-            out[id(v)] = t
-    return out
-
-
-def _resolved_attrs(node: Node, bindings: dict[str, int]) -> dict:
-    shape_attrs = get_op(node.op).shape_attrs
-    if not shape_attrs:
-        return node.attrs
-    attrs = dict(node.attrs)
-    for key in shape_attrs:
-        try:
-            attrs[key] = tuple(D.evaluate(d, bindings) for d in attrs[key])
-        except KeyError as e:
-            raise IRError(f"stablehlo: attribute '{key}' of {node.label} uses {e}, which no input binds") from None
-    return attrs
 
 
 def _symbol(name: str) -> str:

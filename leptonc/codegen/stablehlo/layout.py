@@ -1,5 +1,5 @@
-"""Lowering of layout and data-movement ops: reshape, transpose, broadcast_to, concat,
-split, slice, pad, gather/scatter, tile, full, range, shape_of, topk, cumsum.
+"""Lowering of layout and data-movement ops: reshape, squeeze/unsqueeze, transpose, broadcast_to,
+concat, split, slice, pad, gather/scatter, tile, full, range, shape_of, topk, cumsum/cumprod.
 
 Shapes are concrete here (the module is specialized per size), so shape_of is a
 constant and Python slice bounds resolve at emission.
@@ -141,19 +141,36 @@ def gather(b: Builder, node, args, out, attrs):
                  {"dimension_numbers": numbers, "slice_sizes": i64_array(sizes), "indices_are_sorted": "false"})
 
 
-@lowers("gather_elements")
-def gather_elements(b: Builder, node, args, out, attrs):
-    x, idx = args
-    rank, axis = len(x.shape), attrs["axis"] % len(x.shape)
-    coords = full_indices(b, wrap_negative(b, idx, x.shape[axis]), axis)
+def take_along_axis(b: Builder, x: Val, idx: Val, axis: int) -> Val:
+    """out[p] = x[p with p[axis] = idx[p]] for idx of x's rank (non-negative indices)."""
+    rank = len(x.shape)
     every = dims_list(range(rank))
     numbers = (f"#stablehlo.gather<offset_dims = [], collapsed_slice_dims = {every}, "
                f"start_index_map = {every}, index_vector_dim = {rank}>")
-    return b.op1("stablehlo.gather", [x, coords], out[0],
+    return b.op1("stablehlo.gather", [x, full_indices(b, idx, axis)], x.type.with_shape(idx.shape),
                  {"dimension_numbers": numbers, "slice_sizes": i64_array([1] * rank), "indices_are_sorted": "false"})
 
 
+@lowers("gather_elements")
+def gather_elements(b: Builder, node, args, out, attrs):
+    x, idx = args
+    axis = attrs["axis"] % len(x.shape)
+    return take_along_axis(b, x, wrap_negative(b, idx, x.shape[axis]), axis)
+
+
 SCATTER_COMBINE = {"add": "add", "mul": "multiply", "max": "maximum", "min": "minimum"}
+
+
+def scatter(b: Builder, x: Val, indices: Val, updates: Val, reduction: str, numbers: str) -> Val:
+    """stablehlo.scatter whose body overwrites (reduction "none") or combines."""
+    scalar = TensorType(x.dtype, ())
+
+    def body(old: Val, new: Val):
+        return [new if reduction == "none" else b.binary(SCATTER_COMBINE[reduction], old, new)]
+
+    return b.op1("stablehlo.scatter", [x, indices, updates], x.type,
+                 {"scatter_dimension_numbers": numbers, "indices_are_sorted": "false", "unique_indices": "false"},
+                 [([scalar, scalar], body)])
 
 
 @lowers("scatter_elements")
@@ -164,15 +181,7 @@ def scatter_elements(b: Builder, node, args, out, attrs):
     every = dims_list(range(rank))
     numbers = (f"#stablehlo.scatter<update_window_dims = [], inserted_window_dims = {every}, "
                f"scatter_dims_to_operand_dims = {every}, index_vector_dim = {rank}>")
-    scalar = TensorType(x.dtype, ())
-    reduction = attrs["reduction"]
-
-    def body(old: Val, new: Val):
-        return [new if reduction == "none" else b.binary(SCATTER_COMBINE[reduction], old, new)]
-
-    return b.op1("stablehlo.scatter", [x, coords, upd], out[0],
-                 {"scatter_dimension_numbers": numbers, "indices_are_sorted": "false",
-                  "unique_indices": "false"}, [([scalar, scalar], body)])
+    return scatter(b, x, coords, upd, attrs["reduction"], numbers)
 
 
 @lowers("tile")
@@ -217,10 +226,11 @@ def topk(b: Builder, node, args, out, attrs):
     return [slice_axis(b, values, axis, 0, k), slice_axis(b, indices, axis, 0, k)]
 
 
-@lowers("cumsum")
-def cumsum(b: Builder, node, args, out, attrs):
-    """A reduce_window whose window spans the whole axis, padded in front: each output sums its prefix."""
+@lowers("cumsum", "cumprod")
+def scan(b: Builder, node, args, out, attrs):
+    """A reduce_window whose window spans the whole axis, padded in front: each output combines its prefix."""
     x = args[0]
+    combine, init = ("add", 0) if node.op == "cumsum" else ("multiply", 1)
     axis = attrs["axis"] % len(x.shape)
     if attrs["reverse"]:
         x = reverse(b, x, [axis])
@@ -228,14 +238,19 @@ def cumsum(b: Builder, node, args, out, attrs):
     window = [n if d == axis else 1 for d in range(rank)]
     padding = [[n - 1, 0] if d == axis else [0, 0] for d in range(rank)]
     scalar = TensorType(x.dtype, ())
-    y = b.op1("stablehlo.reduce_window", [x, b.scalar(0, x.dtype)], x.type,
+    y = b.op1("stablehlo.reduce_window", [x, b.scalar(init, x.dtype)], x.type,
               {"window_dimensions": i64_array(window), "window_strides": i64_array([1] * rank),
                "padding": i64_matrix(padding)},
-              [([scalar, scalar], lambda p, q: [b.binary("add", p, q)])])
-    if attrs["exclusive"]:  # shift by one along the axis, a zero in front
+              [([scalar, scalar], lambda p, q: [b.binary(combine, p, q)])])
+    if attrs["exclusive"]:  # shift by one along the axis, the identity in front
         low, high = [0] * rank, [0] * rank
         low[axis], high[axis] = 1, -1
-        y = b.op1("stablehlo.pad", [y, b.scalar(0, x.dtype)], y.type,
+        y = b.op1("stablehlo.pad", [y, b.scalar(init, x.dtype)], y.type,
                   {"edge_padding_low": i64_array(low), "edge_padding_high": i64_array(high),
                    "interior_padding": i64_array([0] * rank)})
     return reverse(b, y, [axis]) if attrs["reverse"] else y
+
+
+@lowers("squeeze", "unsqueeze")
+def squeeze(b: Builder, node, args, out, attrs):
+    return b.reshape(args[0], out[0].shape)

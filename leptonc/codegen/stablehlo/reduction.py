@@ -39,17 +39,20 @@ def accumulator(op: str, dtype: DType) -> DType:
 
 @lowers(*COMBINE)
 def reduce(b: Builder, node, args, out, attrs):
-    x = args[0]
-    axes = sorted({a % max(len(x.shape), 1) for a in attrs["axes"]})
+    return reduce_axes(b, node.op, args[0], attrs["axes"], out[0])
+
+
+def reduce_axes(b: Builder, op: str, x: Val, axes, out: TensorType) -> Val:
+    """reduce_sum/mean/prod/max/min of x over axes, reshaped to out (which keeps dims or not)."""
+    axes = sorted({a % max(len(x.shape), 1) for a in axes})
     if not axes:
         return x
-    acc = accumulator(node.op, x.dtype)
-    wide = b.convert(x, acc)
-    r = b.reduce(wide, b.scalar(identity(node.op, acc), acc), axes, COMBINE[node.op])
-    if node.op == "reduce_mean":
+    acc = accumulator(op, x.dtype)
+    r = b.reduce(b.convert(x, acc), b.scalar(identity(op, acc), acc), axes, COMBINE[op])
+    if op == "reduce_mean":
         count = int(np.prod([x.shape[a] for a in axes]))
         r = b.binary("divide", r, b.full(count, r.type))
-    return b.reshape(b.convert(r, x.dtype), out[0].shape)
+    return b.reshape(b.convert(r, x.dtype), out.shape)
 
 
 @lowers("argmax", "argmin")

@@ -12,7 +12,8 @@ import numpy as np
 from ...ir.errors import LeptoncError
 from ...ir.graph import Graph
 from ...runtime.signature import bind_inputs
-from .emit import EmittedModule, emit, symbols_of
+from .emit import EmittedModule, emit
+from .specialize import symbols_of
 
 
 def xla_client(platform: str = "cpu"):

@@ -1,0 +1,74 @@
+"""Lowering of the indexing ops gather_nd, scatter_nd, reverse_sequence and trilu."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir.dtypes import DType
+from ...ir.types import TensorType
+from .builder import Builder, Val, dims_list, i64_array
+from .layout import scatter, take_along_axis
+from .rules import lowers
+
+
+def wrap_negative_tuples(b: Builder, idx: Val, sizes) -> Val:
+    """Index tuples along idx's last dim whose entries below zero count from the end of their dim."""
+    bound = b.broadcast_in_dim(b.constant(np.asarray(sizes).astype(idx.dtype.numpy)), idx.shape, [len(idx.shape) - 1])
+    neg = b.compare(idx, b.full(0, idx.type), "LT")
+    return b.select(neg, b.binary("add", idx, bound), idx)
+
+
+@lowers("gather_nd")
+def gather_nd(b: Builder, node, args, out, attrs):
+    """out[b..., i..., rest] = x[b..., idx[b..., i..., :], rest]: batch coordinates come from iotas."""
+    x, idx = args
+    nb, k = attrs["batch_dims"], idx.shape[-1]
+    idx = wrap_negative_tuples(b, idx, x.shape[nb:nb + k])
+    lead = tuple(idx.shape[:-1])
+    col = idx.type.with_shape(lead + (1,))
+    coords = b.concatenate([b.iota(col, d) for d in range(nb)] + [idx], len(lead))
+    depth = nb + k
+    offset_dims = list(range(len(lead), len(lead) + len(x.shape) - depth))
+    numbers = (f"#stablehlo.gather<offset_dims = {dims_list(offset_dims)}, collapsed_slice_dims = "
+               f"{dims_list(range(depth))}, start_index_map = {dims_list(range(depth))}, index_vector_dim = {len(lead)}>")
+    sizes = [1] * depth + list(x.shape[depth:])
+    return b.op1("stablehlo.gather", [x, coords], out[0],
+                 {"dimension_numbers": numbers, "slice_sizes": i64_array(sizes), "indices_are_sorted": "false"})
+
+
+@lowers("scatter_nd")
+def scatter_nd(b: Builder, node, args, out, attrs):
+    x, idx, upd = args
+    k = idx.shape[-1]
+    idx = wrap_negative_tuples(b, idx, x.shape[:k])
+    lead = len(idx.shape) - 1
+    numbers = (f"#stablehlo.scatter<update_window_dims = {dims_list(range(lead, len(upd.shape)))}, "
+               f"inserted_window_dims = {dims_list(range(k))}, scatter_dims_to_operand_dims = {dims_list(range(k))}, "
+               f"index_vector_dim = {lead}>")
+    return scatter(b, x, idx, upd, attrs["reduction"], numbers)
+
+
+@lowers("reverse_sequence")
+def reverse_sequence(b: Builder, node, args, out, attrs):
+    """Read step lens[b] - 1 - t for t < lens[b], step t after: a take_along_axis over time."""
+    x, lens = args
+    rank = len(x.shape)
+    batch_axis, time_axis = attrs["batch_axis"] % rank, attrs["time_axis"] % rank
+    t = b.iota(TensorType(DType.i64, x.shape), time_axis)
+    n = b.broadcast_in_dim(b.convert(lens, DType.i64), x.shape, [batch_axis])
+    mirrored = b.binary("subtract", b.binary("subtract", n, b.full(1, n.type)), t)
+    return take_along_axis(b, x, b.select(b.compare(t, n, "LT"), mirrored, t), time_axis)
+
+
+@lowers("trilu")
+def trilu(b: Builder, node, args, out, attrs):
+    """Keep x where col - row >= k (upper) or <= k (lower), zero elsewhere; k may be a run-time operand."""
+    x = args[0]
+    rank = len(x.shape)
+    it = TensorType(DType.i64, x.shape)
+    offset = b.binary("subtract", b.iota(it, rank - 1), b.iota(it, rank - 2))
+    if len(args) == 2:
+        k = b.broadcast_in_dim(b.reshape(b.convert(args[1], DType.i64), ()), x.shape, ())
+    else:
+        k = b.full(attrs["diagonal"], it)
+    keep = b.compare(offset, k, "GE" if attrs["upper"] else "LE")
+    return b.select(keep, x, b.full(0, x.type))
