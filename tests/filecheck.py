@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 _DIRECTIVE = re.compile(r"^\s*(?:#|//)\s*(CHECK(?:-NEXT|-NOT|-LABEL)?):\s?(.*?)\s*$")
+_ANY_DIRECTIVE = re.compile(r"^\s*(?:#|//)\s*(CHECK[A-Z-]*):")
 
 
 @dataclass
@@ -38,6 +39,8 @@ def parse_checks(text: str) -> list[Check]:
         m = _DIRECTIVE.match(line)
         if m:
             checks.append(Check(m.group(1), m.group(2), number))
+        elif _ANY_DIRECTIVE.match(line):
+            raise ValueError(f"line {number}: unknown directive {_ANY_DIRECTIVE.match(line).group(1)}")
     if checks and checks[0].kind == "CHECK-NEXT":
         raise ValueError(f"line {checks[0].line}: CHECK-NEXT cannot be the first directive")
     return checks

@@ -21,7 +21,7 @@ from ..ir.graph import Graph, Node
 from ..ir.registry import get_op
 from . import shape_values
 from .registry import Option, register_pass
-from .rewrite import refine_types, replace_result
+from .rewrite import refine_node_types, replace_result
 from .static_forms import static_form
 
 
@@ -30,25 +30,36 @@ from .static_forms import static_form
 def fold(graph: Graph, max_elements: int) -> bool:
     memo: dict = {}
     changed = False
-    for node in list(graph.nodes):
-        if node.graph is not graph or node.op == "const" or not get_op(node.op).has("pure"):
+    i = 0
+    while i < len(graph.nodes):  # nodes a rewrite inserts (at i) are visited too
+        node = graph.nodes[i]
+        if node.op == "const" or not get_op(node.op).has("pure"):
+            i += 1
             continue
-        arrays = _evaluate(graph, node, max_elements) or _shape_arithmetic(graph, node, memo)
-        if arrays is None:
-            static = static_form(graph, node, memo)
-            if static is not None:
-                for old, new in zip(list(node.outputs), static):
-                    replace_result(graph, old, new)
-                changed = True
-            continue
-        folded = [(v, graph.add_constant(arr, v.name, before=node))
-                  for v, arr in zip(node.outputs, arrays) if arr is not None]
+        changed |= refine_node_types(node)  # operands may have learned their sizes from an earlier fold
+        if _fold_node(graph, node, max_elements, memo):
+            changed = True
+        else:
+            i += 1
+    return changed
+
+
+def _fold_node(graph: Graph, node: Node, max_elements: int, memo: dict) -> bool:
+    """Replace the node's used results by constants, or the node by its static form; False if neither applies."""
+    arrays = _evaluate(graph, node, max_elements) or _shape_arithmetic(graph, node, memo)
+    outputs = {id(v) for v in graph.outputs}
+    if arrays is not None:
+        folded = [(v, graph.add_constant(arr, v.name, before=node)) for v, arr in zip(node.outputs, arrays)
+                  if arr is not None and (v.uses or id(v) in outputs)]
         for v, const in folded:
             replace_result(graph, v, const)
-        changed = True
-    if changed:
-        refine_types(graph)
-    return changed
+        return bool(folded)
+    static = static_form(graph, node, memo)
+    if static is None:
+        return False
+    for old, new in zip(list(node.outputs), static):
+        replace_result(graph, old, new)
+    return True
 
 
 def _numel(shape) -> int:

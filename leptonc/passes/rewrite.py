@@ -28,25 +28,24 @@ def is_dead(graph: Graph, node: Node) -> bool:
     return get_op(node.op).has("pure") and not any(v.uses or id(v) in outputs for v in node.outputs)
 
 
-def refine_types(graph: Graph) -> bool:
-    """Re-infer result types in order and fill in dims that were unknown ("?") but now are known.
+def refine_node_types(node: Node) -> bool:
+    """Re-infer the node's result types and fill in dims that were unknown ("?") but now are known.
 
     Needed after a rewrite makes an operand's shape more precise (a shape
     computation folded to a constant): the users' results learn their sizes.
     """
+    if node.op == "const":
+        return False
+    try:
+        inferred = get_op(node.op).infer([v.type for v in node.inputs], node.attrs, node.label)
+    except LeptoncError:
+        return False  # left for the verifier to report
     changed = False
-    for node in graph.nodes:
-        if node.op == "const":
+    for v, t in zip(node.outputs, inferred):
+        if v.type.rank != t.rank or v.dtype != t.dtype:
             continue
-        try:
-            inferred = get_op(node.op).infer([v.type for v in node.inputs], node.attrs, node.label)
-        except LeptoncError:
-            continue  # left for the verifier to report
-        for v, t in zip(node.outputs, inferred):
-            if v.type.rank != t.rank or v.dtype != t.dtype:
-                continue
-            shape = tuple(b if a == D.UNKNOWN else a for a, b in zip(v.shape, t.shape))
-            if shape != v.shape:
-                v.type = v.type.with_shape(shape)
-                changed = True
+        shape = tuple(b if a == D.UNKNOWN else a for a, b in zip(v.shape, t.shape))
+        if shape != v.shape:
+            v.type = v.type.with_shape(shape)
+            changed = True
     return changed

@@ -30,6 +30,7 @@ def test_fails(checks, why):
         filecheck(OUT, checks)
 
 
-def test_needs_directives():
+@pytest.mark.parametrize("checks", ["no directives here", "# CHECK-DAG: exp", "# CHECK-NEXT: graph"])
+def test_bad_directives(checks):
     with pytest.raises(ValueError):
-        filecheck(OUT, "no directives here")
+        filecheck(OUT, checks)
