@@ -150,7 +150,7 @@ class _Importer:
         try:
             result = handler(self, node, _bind(node))
         except LeptoncError as e:
-            if isinstance(e, UnsupportedOpError) or str(e).startswith(self.model + ":"):
+            if str(e).startswith(self.model + ":"):
                 raise
             raise type(e)(f"{self.model}: node '{node.name}' ({name}{self.location(node)}): {e}") from None
         self.env[node] = result
