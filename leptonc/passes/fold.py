@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir.graph import Graph, Node
+from ..ir.graph import Graph, Node, Value
 from ..ir.registry import get_op
 from . import shape_values
 from .registry import Option, register_pass
@@ -37,15 +37,17 @@ def fold(graph: Graph, max_elements: int) -> bool:
             i += 1
             continue
         changed |= refine_node_types(node)  # operands may have learned their sizes from an earlier fold
-        if _fold_node(graph, node, max_elements, memo):
+        new = _fold_node(graph, node, max_elements, memo)
+        if new:  # go on from the first new node (the rewrite may have erased nodes before i)
             changed = True
+            i = min(graph.index(v.producer) for v in new)
         else:
             i += 1
     return changed
 
 
-def _fold_node(graph: Graph, node: Node, max_elements: int, memo: dict) -> bool:
-    """Replace the node's used results by constants, or the node by its static form; False if neither applies."""
+def _fold_node(graph: Graph, node: Node, max_elements: int, memo: dict) -> list[Value]:
+    """Replace the node's used results by constants, or the node by its static form; return the new values."""
     arrays = _evaluate(graph, node, max_elements) or _shape_arithmetic(graph, node, memo)
     outputs = {id(v) for v in graph.outputs}
     if arrays is not None:
@@ -53,13 +55,13 @@ def _fold_node(graph: Graph, node: Node, max_elements: int, memo: dict) -> bool:
                   if arr is not None and (v.uses or id(v) in outputs)]
         for v, const in folded:
             replace_result(graph, v, const)
-        return bool(folded)
+        return [const for _, const in folded]
     static = static_form(graph, node, memo)
     if static is None:
-        return False
+        return []
     for old, new in zip(list(node.outputs), static):
         replace_result(graph, old, new)
-    return True
+    return static
 
 
 def _numel(shape) -> int:

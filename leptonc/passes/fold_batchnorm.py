@@ -107,8 +107,7 @@ def _fold(graph: Graph, node: Node) -> bool:
         if np.any(shift != 0):
             b_const = graph.add_constant(shift.astype(dtype), _name(w_value, "bias"), before=node)
             new = graph.add("add", new, b_const, name=last.name, before=node)
-    replace_result(graph, last, new)
-    _erase_chain(graph, node)
+    replace_result(graph, last, new)  # erases the chain and the old node with it
     return True
 
 
@@ -117,11 +116,3 @@ def _name(w: Value, what: str = "weight") -> str:
     base = w.producer.attrs["name"].removesuffix(".weight") if w.producer.op == "const" else "folded"
     return f"{base}.{what}.folded"
 
-
-def _erase_chain(graph: Graph, node: Node) -> None:
-    """Erase the old conv/matmul and the now unused links after it."""
-    chain = [node]
-    while chain[-1].outputs[0].uses:
-        chain.append(chain[-1].outputs[0].uses[0][0])
-    for n in reversed(chain):
-        graph.erase(n)

@@ -8,7 +8,8 @@ from ..ir.registry import get_op
 
 
 def replace_result(graph: Graph, old: Value, new: Value) -> None:
-    """Every use of `old` becomes a use of `new`; old's node is erased once none of its results is used.
+    """Every use of `old` becomes a use of `new`; old's node is erased once none of its results is used,
+    and so are the producers of its operands that it was the last user of.
 
     A replacement built for the purpose, named after the old value (`%y_1` for
     `%y`), takes the old name once the old value has left the graph, so that
@@ -17,9 +18,21 @@ def replace_result(graph: Graph, old: Value, new: Value) -> None:
     graph.replace_all_uses(old, new)
     node = old.producer
     if node is not None and node.graph is graph and is_dead(graph, node):
-        graph.erase(node)
+        erase_dead(graph, node)
         if new.producer is not None and new.name.startswith(old.name + "_"):
             new.name = old.name
+
+
+def erase_dead(graph: Graph, node: Node) -> None:
+    """Erase a dead node, then each operand producer that is left dead by it."""
+    work = [node]
+    while work:
+        n = work.pop()
+        if n.graph is not graph or not is_dead(graph, n):
+            continue
+        producers = [v.producer for v in n.inputs if v.producer is not None]
+        graph.erase(n)
+        work.extend(producers)
 
 
 def is_dead(graph: Graph, node: Node) -> bool:

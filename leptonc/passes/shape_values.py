@@ -19,10 +19,9 @@ def elements(graph: Graph, v: Value, memo: dict | None = None) -> tuple | None:
     """The flattened value of a rank-0/1 integer tensor as dims, or None if not computable."""
     if memo is None:
         memo = {}
-    key = id(v)
-    if key not in memo:
-        memo[key] = _compute(graph, v, memo)
-    return memo[key]
+    if v not in memo:  # keyed by the Value itself (not its id, which a new value could reuse)
+        memo[v] = _compute(graph, v, memo)
+    return memo[v]
 
 
 def _is_shape_like(v: Value) -> bool:
