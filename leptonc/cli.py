@@ -65,6 +65,184 @@ def _cmd_passes(args) -> int:
     return 0
 
 
+# -- compile / run / inspect / bench -----------------------------------------------------------
+
+def _compile_inputs(spec: str, dynamic: list[str]):
+    """(model, example inputs, dynamic_shapes) for leptonc.compile from a command-line model spec."""
+    if spec.endswith(".lir"):
+        if dynamic:
+            raise LeptoncError("--dynamic applies to .onnx and FILE.py:FUNCTION models; a .lir graph "
+                               "already names its symbolic dims")
+        return _load_graph(spec), None, None
+    if spec.endswith(".onnx"):
+        if not dynamic:
+            return spec, None, None
+        from .frontends.onnx import import_onnx
+        from .frontends.onnx.importer import load_model
+
+        proto, _ = load_model(spec)
+        init = {t.name for t in proto.graph.initializer}
+        shapes = {}
+        for inp in proto.graph.input:
+            if inp.name in init:
+                continue
+            dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+            shapes[inp.name] = [dynamic[i] if i < len(dynamic) else d for i, d in enumerate(dims)]
+        return import_onnx(spec, input_shapes=shapes), None, None
+    from .frontends import load_python_model
+
+    built = load_python_model(spec)
+    module, inputs = built[0], built[1]
+    dyn = built[2] if len(built) > 2 else None
+    if dynamic:
+        import torch
+
+        dims = {name: torch.export.Dim(name) for name in dynamic}
+        dyn = tuple({i: dims[name] for i, name in enumerate(dynamic) if i < x.dim()} for x in inputs)
+    return module, inputs, dyn
+
+
+def _cmd_compile(args) -> int:
+    import time
+
+    import leptonc
+
+    if args.target != "cpu":
+        raise LeptoncError(f"leptonc compile writes artifacts for the cpu target; got --target {args.target}")
+    dynamic = [d.strip() for d in (args.dynamic or "").split(",") if d.strip()]
+    model, inputs, dyn = _compile_inputs(args.model, dynamic)
+    t0 = time.perf_counter()
+    cm = leptonc.compile(model, inputs, target=args.target, passes=args.passes, dynamic_shapes=dyn,
+                         quiet=args.quiet)
+    seconds = time.perf_counter() - t0
+    cm.save(args.output)
+    if args.stats:
+        print(cm.manifest["fusion_report"])
+    arena, total = cm.memory_report()
+    if not args.quiet:
+        print(f"wrote {args.output}: {len(cm.executor.kernel_names)} kernels, arena {arena} bytes "
+              f"(intermediates {total} bytes), compiled in {seconds:.2f} s")
+    return 0
+
+
+def _run_inputs(cm, specs: list[str], seed: int):
+    import numpy as np
+
+    from .ir import dims as D
+
+    sig = cm.signature["inputs"]
+    given = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            raise LeptoncError(f"--input {spec!r}: expected NAME=FILE.npy")
+        if name not in [x["name"] for x in sig]:
+            raise LeptoncError(f"--input {name}: the model has no input {name!r} "
+                               f"(inputs: {', '.join(x['name'] for x in sig)})")
+        given[name] = np.load(path, allow_pickle=False)
+    bindings = dict(cm.manifest.get("example_bindings") or {})
+    for x in sig:
+        if x["name"] in given:
+            for d, n in zip(x["shape"], given[x["name"]].shape):
+                if isinstance(d, str) and d.isidentifier():
+                    bindings.setdefault(d, n)
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for x in sig:
+        if x["name"] in given:
+            arrays.append(given[x["name"]])
+            continue
+        shape = [D.evaluate(d, {s: bindings.get(s, 1) for s in D.symbols(d)}) for d in x["shape"]]
+        dtype = np.dtype(cm.executor.input_types[len(arrays)].dtype.numpy)
+        if dtype.kind == "f":
+            arrays.append(rng.standard_normal(shape).astype(dtype))
+        elif dtype.kind == "b":
+            arrays.append(rng.random(shape) < 0.5)
+        else:
+            arrays.append(rng.integers(0, 2, size=shape).astype(dtype))
+    return arrays
+
+
+def _cmd_run(args) -> int:
+    import os
+
+    import numpy as np
+
+    import leptonc
+    from .runtime.report import profile_text
+
+    cm = leptonc.load(args.artifact)
+    inputs = _run_inputs(cm, args.input or [], args.seed)
+    outputs = cm.run(*inputs)
+    for meta, y in zip(cm.signature["outputs"], outputs):
+        stats = f"min {y.min():.6g} max {y.max():.6g} mean {y.astype(np.float64).mean():.6g}" \
+            if y.size and y.dtype.kind in "fiu" else ""
+        print(f"%{meta['name']}: {y.dtype}{list(y.shape)} {stats}")
+        if args.output_dir:
+            os.makedirs(args.output_dir, exist_ok=True)
+            np.save(os.path.join(args.output_dir, f"{meta['name']}.npy"), y)
+    if args.profile:
+        print(profile_text(cm, inputs))
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    import leptonc
+    from .runtime.report import inspect_text
+
+    sys.stdout.write(inspect_text(leptonc.load(args.artifact)))
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from . import bench
+    from .frontends import load_python_model
+
+    if args.model.endswith((".onnx", ".lir")):
+        raise LeptoncError("leptonc bench takes FILE.py:FUNCTION (a torch model and its inputs), so that "
+                           "eager and torch.compile can run it too")
+    built = load_python_model(args.model)
+    systems = [s for s in args.vs.split(",") if s]
+    unknown = [s for s in systems if s not in bench.SYSTEMS]
+    if unknown:
+        raise LeptoncError(f"--vs {','.join(unknown)}: unknown systems (known: {', '.join(bench.SYSTEMS)})")
+    if "leptonc" not in systems:
+        systems.append("leptonc")
+    progress = bench.Progress(len(systems))
+    result = bench.bench_torch_model(args.model, built[0], tuple(built[1]), systems, runs=args.runs,
+                                     threads=args.threads, progress=progress)
+    print(bench.format_table([result], f"{args.model}, {args.threads} threads per system"))
+    return 0
+
+
+def _add_backend_verbs(sub) -> None:
+    c = sub.add_parser("compile", help="compile a model into an artifact (.lep)")
+    c.add_argument("model", help="model.onnx, FILE.py:FUNCTION (torch module, example inputs) or graph.lir")
+    c.add_argument("-o", "--output", required=True, help="the artifact to write (.lep)")
+    c.add_argument("--target", default="cpu", help="code generation target (cpu)")
+    c.add_argument("--passes", help="passes to run after the default cleanup pipeline, e.g. 'cse,dce'")
+    c.add_argument("--dynamic", help="names for the leading dims of every input, e.g. batch,seq")
+    c.add_argument("--stats", action="store_true", help="print the fusion report")
+    c.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    c.set_defaults(run=_cmd_compile)
+    r = sub.add_parser("run", help="run an artifact (random inputs from its signature unless given)")
+    r.add_argument("artifact")
+    r.add_argument("--input", action="append", metavar="NAME=FILE.npy", help="an input from a .npy file")
+    r.add_argument("--output-dir", help="save each output as NAME.npy here")
+    r.add_argument("--profile", action="store_true", help="print time per kernel, most expensive first")
+    r.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    r.set_defaults(run=_cmd_run)
+    i = sub.add_parser("inspect", help="show an artifact: manifest, signature, kernels, fusion report, memory")
+    i.add_argument("artifact")
+    i.set_defaults(run=_cmd_inspect)
+    b = sub.add_parser("bench", help="time a model under leptonc and other systems, side by side")
+    b.add_argument("model", help="FILE.py:FUNCTION returning (torch module, example inputs)")
+    b.add_argument("--vs", default="eager,inductor,onnxruntime", help="systems to compare with")
+    b.add_argument("--runs", type=int, default=10)
+    b.add_argument("--threads", type=int, default=2)
+    b.set_defaults(run=_cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="leptonc", description="leptonc model compiler")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -77,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     ir.set_defaults(run=_cmd_ir)
     passes = sub.add_parser("passes", help="list every registered pass and pipeline, plugins included")
     passes.set_defaults(run=_cmd_passes)
+    _add_backend_verbs(sub)
     return p
 
 

@@ -30,6 +30,8 @@ def load_blas() -> None:
 
         path = os.path.join(ob.get_lib_dir(), f"lib{ob.get_library()}.so")
         _BLAS = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+        # model libraries run GEMMs on their own OpenMP threads; two thread pools would fight for the cores
+        _BLAS.scipy_openblas_set_num_threads(1)
 
 
 class Executor:

@@ -78,6 +78,7 @@ def emit_matmul(ctx: KernelContext, node: Node, absorbed: list[Node]) -> list[st
     a_bs = [0] * (rank - (len(a_shape) - 2)) + a_str[:-2]
     b_bs = [0] * (rank - (len(b_shape) - 2)) + b_str[:-2]
     lines.append(f"const int64_t NB = {cnumel(batch, ctx.where)};")
+    lines.append("#pragma omp parallel for schedule(static) if (NB > 1)")
     lines.append("for (int64_t bi = 0; bi < NB; ++bi) {")
     lines.append("  int64_t rem = bi, aoff = 0, boff = 0;")
     for i in reversed(range(rank)):
@@ -103,11 +104,9 @@ def _gemm(dt: DType, a, aoff, m, k, a_trans, lda, b, boff, b_strides, c, coff, l
     b_trans, ldb = _layout(b_strides)
     t = ctype(dt)
     if dt in (DType.f32, DType.f64):
-        fn = "scipy_cblas_sgemm" if dt is DType.f32 else "scipy_cblas_dgemm"
-        return [f"if ({m} > 0 && N > 0) {fn}(CblasRowMajor, {'CblasTrans' if a_trans else 'CblasNoTrans'}, "
-                f"{'CblasTrans' if b_trans else 'CblasNoTrans'}, (blasint){m}, (blasint)N, (blasint){k}, 1, "
-                f"{a} + {aoff}, (blasint)lep_max1({lda}), {b} + {boff}, (blasint)lep_max1({ldb}), 0, "
-                f"{c} + {coff}, (blasint)lep_max1({ldc}));"]
+        fn = "lep_sgemm" if dt is DType.f32 else "lep_dgemm"
+        return [f"{fn}({int(a_trans)}, {int(b_trans)}, {m}, N, {k}, {a} + {aoff}, {lda}, {b} + {boff}, {ldb}, "
+                f"{c} + {coff}, {ldc});"]
     a_idx = f"(i * {lda} + p)" if not a_trans else f"(p * {lda} + i)"
     b_idx = f"(p * {ldb} + jj)" if not b_trans else f"(jj * {ldb} + p)"
     return [f"#pragma omp parallel for schedule(static) if ({m} * N * {k} > 65536)",
@@ -160,16 +159,14 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
         if not pointwise:
             ctx.scratch_bytes = D.mul(D.product([w.shape[1], KH, KW, OH, OW]), 4)
         lines.append("for (int64_t n = 0; n < NI; ++n)")
-        lines.append("  for (int64_t gi = 0; gi < G; ++gi) {")
+        lines.append("  for (int64_t gi = 0; gi < G; ++gi) {")  # im2col and the GEMM each run in parallel
         lines.append(f"    const float* xg = {xp} + (n * C + gi * CG) * H * W;")
         if pointwise:
             lines.append("    const float* col = xg;")
         else:
             lines.append(f"    lep_im2col(scratch, xg, CG, H, W, KH, KW, OH, OW, {sh}, {sw}, {ph}, {pw}, {dh}, {dw});")
             lines.append("    const float* col = scratch;")
-        lines.append("    if (OG > 0 && P > 0) scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, "
-                     f"(blasint)OG, (blasint)P, (blasint)KK, 1, {wp} + gi * OG * KK, (blasint)lep_max1(KK), col, "
-                     f"(blasint)lep_max1(P), 0, {yp} + (n * O + gi * OG) * P, (blasint)lep_max1(P));")
+        lines.append(f"    lep_sgemm(0, 0, OG, P, KK, {wp} + gi * OG * KK, KK, col, P, {yp} + (n * O + gi * OG) * P, P);")
         lines.append("  }")
     if len(node.inputs) > 2:
         bp = ctx.ptr(node.inputs[2])

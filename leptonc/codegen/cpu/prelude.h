@@ -104,6 +104,32 @@ static void lep_im2col(float* col, const float* x, int64_t C, int64_t H, int64_t
     }
 }
 
+/* GEMM on the OpenMP thread pool: OpenBLAS runs single-threaded (the runtime sets it) and each thread
+   takes a block of rows (or of columns, for short matrices). Inside a parallel region it runs as is. */
+#define LEP_GEMM(NAME, T, BLAS)                                                                       \
+    static void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,        \
+                     const T* B, int64_t ldb, T* C, int64_t ldc) {                                    \
+        if (M <= 0 || N <= 0) return;                                                                 \
+        int nt = omp_in_parallel() ? 1 : omp_get_max_threads();                                      \
+        if ((double)M * (double)N * (double)K < 262144.0) nt = 1;                                     \
+        _Pragma("omp parallel num_threads(nt)")                                                       \
+        {                                                                                             \
+            const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();                        \
+            const int rows = M >= 8 * n || M >= N;                                                    \
+            const int64_t len = rows ? M : N, lo = len * t / n, hi = len * (t + 1) / n;               \
+            if (hi > lo) {                                                                            \
+                const T* a = rows ? (ta ? A + lo : A + lo * lda) : A;                                 \
+                const T* b = rows ? B : (tb ? B + lo * ldb : B + lo);                                 \
+                T* c = rows ? C + lo * ldc : C + lo;                                                  \
+                BLAS(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,   \
+                     (blasint)(rows ? hi - lo : M), (blasint)(rows ? N : hi - lo), (blasint)K, 1, a,   \
+                     (blasint)lep_max1(lda), b, (blasint)lep_max1(ldb), 0, c, (blasint)lep_max1(ldc)); \
+            }                                                                                         \
+        }                                                                                             \
+    }
+LEP_GEMM(lep_sgemm, float, scipy_cblas_sgemm)
+LEP_GEMM(lep_dgemm, double, scipy_cblas_dgemm)
+
 #define LEP_INT_HELPERS(T)                                                              \
     static inline T lep_pymod_##T(T a, T b) {                                           \
         if (b == 0) return 0;                                                           \

@@ -1,0 +1,54 @@
+"""Human-readable reports on a compiled model: what `leptonc inspect` and `leptonc run --profile` print."""
+from __future__ import annotations
+
+from .compiled import CompiledModel
+
+
+def _sig(entries) -> str:
+    return ", ".join(f"%{x['name']}: {x['dtype']}[{', '.join(str(d) for d in x['shape'])}]" for x in entries)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
+def inspect_text(cm: CompiledModel) -> str:
+    """Manifest, signature, pipeline, kernels with their fused ops, fusion report and memory."""
+    m = cm.manifest
+    prog = m["program"]
+    lines = [f"format version {m['format_version']}, leptonc {m['leptonc_version']}, target {m['target']}",
+             f"built by: {m.get('compiler', '?')}",
+             f"required CPU features: {', '.join(m.get('cpu_features', [])) or 'none'}",
+             f"inputs:  {_sig(m['signature']['inputs'])}",
+             f"outputs: {_sig(m['signature']['outputs'])}",
+             f"symbols: {', '.join(m['signature']['symbols']) or 'none (static shapes)'}",
+             f"pipeline: {m['pipeline']}",
+             f"weights: {len(prog['weights'])} tensors, {_mib(sum(w.nbytes for w in cm.weights.values()))}",
+             "", f"kernels ({len(prog['kernels'])}):"]
+    for k in prog["kernels"]:
+        lines.append(f"  {k['name']} [{k['kind']}]")
+        for op in k["ops"]:
+            lines.append(f"      {op}")
+    lines += ["", f"unfused producer/consumer pairs ({len(prog['unfused'])}):"]
+    for p in prog["unfused"]:
+        lines.append(f"  {p['producer']} -> {p['consumer']}: {p['reason']}")
+    bindings = m.get("example_bindings") or {s: 1 for s in m["signature"]["symbols"]}
+    arena, total = cm.memory_report(bindings)
+    at = ", ".join(f"{k}={v}" for k, v in bindings.items())
+    lines += ["", f"memory{' at ' + at if at else ''}: arena {_mib(arena)} for {len(prog['intermediates'])} "
+                  f"intermediates totalling {_mib(total)}"
+                  + (f" ({total / arena:.1f}x saved by sharing)" if arena else "")]
+    members = m.get("members", {})
+    lines += ["", "members (sha256):"] + [f"  {name}: {digest}" for name, digest in sorted(members.items())]
+    return "\n".join(lines) + "\n"
+
+
+def profile_text(cm: CompiledModel, inputs, repeat: int = 10) -> str:
+    """Time per kernel, most expensive first, with its share of the total."""
+    rows = cm.profile(*inputs, repeat=repeat)
+    total = sum(t for _, t in rows) or 1e-12
+    lines = [f"{'kernel':<48} {'ms':>9} {'%':>6}"]
+    for name, t in rows:
+        lines.append(f"{name:<48} {t * 1e3:>9.3f} {100 * t / total:>6.1f}")
+    lines.append(f"{'total':<48} {total * 1e3:>9.3f} {100.0:>6.1f}")
+    return "\n".join(lines) + "\n"
