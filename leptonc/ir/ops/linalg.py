@@ -27,3 +27,65 @@ def matmul(a, b):
     if a.dtype.kind == "f" and a.dtype.itemsize < 4 or a.dtype.name == "bfloat16":
         return np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype)
     return np.matmul(a, b)
+
+
+def _einsum_parse(equation: str, ranks):
+    eq = equation.replace(" ", "")
+    lhs, _, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    require(len(terms) == len(ranks), f"einsum {equation!r} names {len(terms)} operands, got {len(ranks)}")
+    for term, r in zip(terms, ranks):
+        if "..." in term:
+            require(r >= len(term) - 3, f"einsum term {term!r} does not fit rank {r}")
+        else:
+            require(len(term) == r, f"einsum term {term!r} does not fit rank {r}")
+    return terms, rhs if "->" in eq else None
+
+
+def _einsum_infer(*ts: TensorType, equation) -> TensorType:
+    dtype = same_dtype(*ts)
+    terms, rhs = _einsum_parse(equation, [t.rank for t in ts])
+    sizes: dict = {}
+    ell: list = []
+    for term, t in zip(terms, ts):
+        dims = list(t.shape)
+        if "..." in term:
+            pre, post = term.split("...")
+            n = t.rank - len(pre) - len(post)
+            e = dims[len(pre):len(pre) + n]
+            ell = list(broadcast_shapes(tuple(ell), tuple(e)))
+            term = pre + post
+            dims = dims[:len(pre)] + dims[len(pre) + n:]
+        for ch, d in zip(term, dims):
+            if ch not in sizes or sizes[ch] == 1:
+                sizes[ch] = d
+    if rhs is None:
+        counts = {}
+        for term in terms:
+            for ch in term.replace("...", ""):
+                counts[ch] = counts.get(ch, 0) + 1
+        rhs = ("..." if any("..." in t for t in terms) else "") + "".join(sorted(c for c, k in counts.items() if k == 1))
+    pre, _, post = rhs.partition("...")
+    out = [sizes[c] for c in pre] + (list(ell) if "..." in rhs else []) + [sizes[c] for c in post]
+    return TensorType(dtype, tuple(out))
+
+
+@define_op("einsum", arity=(1, None), infer=_einsum_infer, attrs={"equation": "str"}, traits=PURE | {"structured"})
+def einsum(*xs, equation):
+    """numpy.einsum (low-precision floats accumulate in f32)."""
+    dt = xs[0].dtype
+    if dt.kind == "f" and dt.itemsize < 4 or dt.name == "bfloat16":
+        return np.asarray(np.einsum(equation, *[x.astype(np.float32) for x in xs])).astype(dt)
+    return np.asarray(np.einsum(equation, *xs)).astype(dt)
+
+
+def _det_infer(t: TensorType) -> TensorType:
+    require(t.rank >= 2 and D.compatible(t.shape[-1], t.shape[-2]), f"det needs square matrices, got {t}")
+    require(t.dtype.is_float, "det needs a float type")
+    return t.with_shape(t.shape[:-2])
+
+
+@define_op("det", infer=_det_infer)
+def det(x):
+    """Determinant of the last two dims."""
+    return np.asarray(np.linalg.det(x.astype(np.float64))).astype(x.dtype)

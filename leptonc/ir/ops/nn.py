@@ -5,6 +5,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import dims as D
+from ..dtypes import DType
 from ..registry import PURE, define_op
 from ..types import TensorType
 from .infer import require, require_float, same_dtype
@@ -140,3 +141,168 @@ def avg_pool(x, kernel, strides, pads, dilations, ceil_mode, count_include_pad):
     else:
         count = _windows(ones, kernel, strides, pads, dilations, extra_end=extra).sum(axis=axes)
     return np.ascontiguousarray(total / count).astype(x.dtype)
+
+
+def _conv_transpose_infer(x: TensorType, w: TensorType, *bias, strides, pads, dilations, group,
+                          output_padding) -> TensorType:
+    dtype = same_dtype(x, w, *bias)
+    require_float(x, "conv_transpose input")
+    nsp = x.rank - 2
+    require(nsp >= 1 and w.rank == x.rank, f"conv_transpose: input rank {x.rank} and weight rank {w.rank} do not fit")
+    strides, pads, dilations = _spatial(nsp, strides, pads, dilations)
+    output_padding = output_padding or (0,) * nsp
+    require(len(output_padding) == nsp, "conv_transpose: output_padding does not match the spatial rank")
+    if isinstance(x.shape[1], int) and isinstance(w.shape[0], int):
+        require(x.shape[1] == w.shape[0], f"conv_transpose: input has {x.shape[1]} channels, weight {w.shape[0]}")
+    spatial = []
+    for i in range(nsp):
+        d = x.shape[2 + i]
+        k = w.shape[2 + i]
+        extra = dilations[i] * (k - 1) + 1 + output_padding[i] - pads[i] - pads[i + nsp]
+        spatial.append(D.add(D.mul(D.sub(d, 1), strides[i]), extra) if isinstance(k, int) else D.UNKNOWN)
+    return TensorType(dtype, (x.shape[0], D.mul(w.shape[1], group), *spatial))
+
+
+@define_op("conv_transpose", arity=(2, 3), infer=_conv_transpose_infer, traits=STRUCTURED,
+           attrs={**_CONV_ATTRS, "output_padding": ("ints", ())})
+def conv_transpose(x, w, *bias, strides, pads, dilations, group, output_padding):
+    """Transposed convolution (the gradient of conv): weight (C_in, C_out / group, k...); pads crop the
+    full result, output_padding extends its end."""
+    nsp = x.ndim - 2
+    strides, pads, dilations = _spatial(nsp, strides, pads, dilations)
+    output_padding = output_padding or (0,) * nsp
+    acc = np.float64 if x.dtype == np.float64 else np.float32
+    xin, wt = x.astype(acc), w.astype(acc)
+    n, c = x.shape[:2]
+    cg, og = c // group, w.shape[1]
+    kernel = w.shape[2:]
+    full = [(x.shape[2 + i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 + output_padding[i]
+            for i in range(nsp)]
+    y = np.zeros((n, og * group, *full), acc)
+    for g in range(group):
+        xg = xin[:, g * cg:(g + 1) * cg]
+        for k in np.ndindex(*kernel):
+            wk = wt[(slice(g * cg, (g + 1) * cg), slice(None)) + k]  # cg, og
+            contrib = np.moveaxis(np.tensordot(xg, wk, axes=([1], [0])), -1, 1)  # N, og, in...
+            where = tuple(slice(k[i] * dilations[i], k[i] * dilations[i] + (x.shape[2 + i] - 1) * strides[i] + 1,
+                                strides[i]) for i in range(nsp))
+            y[(slice(None), slice(g * og, (g + 1) * og)) + where] += contrib
+    crop = tuple(slice(pads[i], full[i] - pads[i + nsp]) for i in range(nsp))
+    y = y[(slice(None), slice(None)) + crop]
+    if bias:
+        y = y + bias[0].astype(acc).reshape((1, -1) + (1,) * nsp)
+    return np.ascontiguousarray(y).astype(x.dtype)
+
+
+@define_op("lp_pool", infer=_pool_infer, attrs={**_POOL_ATTRS, "p": ("float", 2.0)}, traits=STRUCTURED)
+def lp_pool(x, kernel, strides, pads, dilations, ceil_mode, p):
+    """(sum over each window of |x|^p)^(1/p); padding counts as zeros."""
+    nsp = x.ndim - 2
+    strides, pads, dilations = _spatial(nsp, strides, pads, dilations)
+    extra = _ceil_extra(x, kernel, strides, pads, dilations, ceil_mode)
+    win = _windows(np.abs(x.astype(np.float64)) ** p, kernel, strides, pads, dilations, extra_end=extra)
+    return np.ascontiguousarray(win.sum(axis=tuple(range(-nsp, 0))) ** (1.0 / p)).astype(x.dtype)
+
+
+def _lrn_infer(x: TensorType, size, alpha, beta, bias) -> TensorType:
+    require_float(x, "lrn input")
+    require(x.rank >= 3, "lrn needs rank >= 3 (N, C, spatial...)")
+    return x
+
+
+@define_op("lrn", infer=_lrn_infer, traits=STRUCTURED,
+           attrs={"size": "int", "alpha": ("float", 1e-4), "beta": ("float", 0.75), "bias": ("float", 1.0)})
+def lrn(x, size, alpha, beta, bias):
+    """Local response normalization across channels: x / (bias + alpha / size * sum of squares over the
+    `size` channels around each one) ** beta."""
+    sq = np.square(x.astype(np.float64))
+    c = x.shape[1]
+    lo, hi = (size - 1) // 2, size - 1 - (size - 1) // 2
+    padded = np.pad(sq, [(0, 0), (lo, hi)] + [(0, 0)] * (x.ndim - 2))
+    csum = np.cumsum(padded, axis=1)
+    csum = np.concatenate([np.zeros_like(csum[:, :1]), csum], axis=1)
+    window = csum[:, size:size + c] - csum[:, :c]
+    return (x / (bias + alpha / size * window) ** beta).astype(x.dtype)
+
+
+def _pool_indices_infer(x: TensorType, kernel, strides, pads, dilations, ceil_mode, storage_order) -> list:
+    out = _pool_infer(x, kernel, strides, pads, dilations, ceil_mode)
+    return [out, out.with_dtype(DType.i64)]
+
+
+@define_op("max_pool_with_indices", infer=_pool_indices_infer, traits=STRUCTURED,
+           attrs={**_POOL_ATTRS, "storage_order": ("int", 0)})
+def max_pool_with_indices(x, kernel, strides, pads, dilations, ceil_mode, storage_order):
+    """max_pool and, for each maximum, its flat index into x (spatial dims row-major, or column-major
+    with storage_order=1); the first maximum of a window wins."""
+    nsp = x.ndim - 2
+    strides, pads, dilations = _spatial(nsp, strides, pads, dilations)
+    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    extra = _ceil_extra(x, kernel, strides, pads, dilations, ceil_mode)
+    win = _windows(x, kernel, strides, pads, dilations, pad_value=low, extra_end=extra)
+    out_sp = win.shape[2:2 + nsp]
+    flat = win.reshape(win.shape[:2 + nsp] + (-1,))
+    arg = flat.argmax(axis=-1)
+    values = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+    kidx = np.unravel_index(arg, tuple(kernel))
+    coords = []
+    for i in range(nsp):
+        o = np.arange(out_sp[i]).reshape((1, 1) + tuple(-1 if j == i else 1 for j in range(nsp)))
+        coords.append(o * strides[i] + kidx[i] * dilations[i] - pads[i])
+    sp = x.shape[2:]
+    if storage_order:
+        idx, mul = np.zeros_like(arg), 1
+        for i in range(nsp):
+            idx, mul = idx + coords[i] * mul, mul * sp[i]
+    else:
+        idx = np.zeros_like(arg)
+        for i in range(nsp):
+            idx = idx * sp[i] + coords[i]
+    base = (np.arange(x.shape[0])[:, None] * x.shape[1] + np.arange(x.shape[1])[None, :]) * int(np.prod(sp))
+    idx = idx + base.reshape(base.shape + (1,) * nsp)
+    return np.ascontiguousarray(values), idx.astype(np.int64)
+
+
+def _unpool_infer(x: TensorType, idx: TensorType, output_shape) -> TensorType:
+    require(idx.dtype is DType.i64, "max_unpool indices must be i64")
+    require(len(output_shape) == x.rank, f"max_unpool output_shape needs {x.rank} dims")
+    return x.with_shape(output_shape)
+
+
+@define_op("max_unpool", arity=2, infer=_unpool_infer, attrs={"output_shape": "shape"}, traits=STRUCTURED)
+def max_unpool(x, idx, output_shape):
+    """Zeros of output_shape with each x element written at its flat index."""
+    out = np.zeros(int(np.prod(output_shape)), dtype=x.dtype)
+    out[idx.reshape(-1)] = x.reshape(-1)
+    return out.reshape(output_shape)
+
+
+def _col2im_infer(x: TensorType, image_shape, block_shape, strides, pads, dilations) -> TensorType:
+    nsp = len(image_shape)
+    require(len(block_shape) == nsp, "col2im: image and block shapes differ in rank")
+    require(x.rank == 3, "col2im input must be (N, C * prod(block), L)")
+    c = D.divide_exact(x.shape[1], int(np.prod(block_shape)))
+    return x.with_shape((x.shape[0], c, *image_shape))
+
+
+@define_op("col2im", infer=_col2im_infer, traits=STRUCTURED,
+           attrs={"image_shape": "ints", "block_shape": "ints", "strides": ("ints", ()), "pads": ("ints", ()),
+                  "dilations": ("ints", ())})
+def col2im(x, image_shape, block_shape, strides, pads, dilations):
+    """Sum sliding blocks (the columns of x) back into an image: the inverse layout of im2col."""
+    nsp = len(image_shape)
+    strides, pads, dilations = _spatial(nsp, strides, pads, dilations)
+    n, ck, _ = x.shape
+    kprod = int(np.prod(block_shape))
+    c = ck // kprod
+    padded = [image_shape[i] + pads[i] + pads[i + nsp] for i in range(nsp)]
+    outs = [(padded[i] - dilations[i] * (block_shape[i] - 1) - 1) // strides[i] + 1 for i in range(nsp)]
+    acc = np.float64
+    cols = x.astype(acc).reshape((n, c) + tuple(block_shape) + tuple(outs))
+    y = np.zeros((n, c) + tuple(padded), acc)
+    for k in np.ndindex(*block_shape):
+        where = tuple(slice(k[i] * dilations[i], k[i] * dilations[i] + (outs[i] - 1) * strides[i] + 1, strides[i])
+                      for i in range(nsp))
+        y[(slice(None), slice(None)) + where] += cols[(slice(None), slice(None)) + k]
+    crop = tuple(slice(pads[i], pads[i] + image_shape[i]) for i in range(nsp))
+    return np.ascontiguousarray(y[(slice(None), slice(None)) + crop]).astype(x.dtype)

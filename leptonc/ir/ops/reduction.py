@@ -1,4 +1,8 @@
-"""Reductions over explicit axes (an empty axes list reduces nothing), and argmax/argmin."""
+"""Reductions over explicit axes (an empty axes list reduces nothing), and argmax/argmin.
+
+Reducing an empty set gives the identity of the reduction: 0 for sum, 1 for prod, -inf/+inf (the
+dtype's lowest/highest value for integers) for max/min; the mean of nothing is NaN.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -18,22 +22,38 @@ def _reduce_infer(t: TensorType, axes, keepdims) -> TensorType:
     return t.with_shape(shape)
 
 
-def _reducer(fn, accumulate_wide: bool):
+def _extreme(dtype: np.dtype, low: bool):
+    if dtype.kind == "f" or dtype.name == "bfloat16":
+        return -np.inf if low else np.inf
+    if dtype.kind == "b":
+        return not low
+    info = np.iinfo(dtype)
+    return info.min if low else info.max
+
+
+def _reducer(fn, accumulate_wide: bool, initial=None):
     def run(x, axes, keepdims):
         if not axes:
             return x
         axes = tuple(a % x.ndim for a in axes)
-        src = x.astype(np.float64) if accumulate_wide and x.dtype.kind == "f" else x
-        with np.errstate(invalid="ignore", over="ignore"):
-            return np.asarray(fn(src, axis=axes, keepdims=keepdims)).astype(x.dtype)
+        src = x.astype(np.float64) if accumulate_wide and (x.dtype.kind == "f" or x.dtype.name == "bfloat16") else x
+        kw = {}
+        if initial is not None and any(x.shape[a] == 0 for a in axes):
+            kw["initial"] = initial(x.dtype)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            return np.asarray(fn(src, axis=axes, keepdims=keepdims, **kw)).astype(x.dtype)
     return run
 
 
+REDUCE_FNS = {
+    "sum": _reducer(np.sum, True), "mean": _reducer(np.mean, True), "prod": _reducer(np.prod, True),
+    "max": _reducer(np.max, False, lambda dt: _extreme(dt, True)),
+    "min": _reducer(np.min, False, lambda dt: _extreme(dt, False)),
+}
+
 _AXES = {"axes": "ints", "keepdims": ("bool", True)}
-for _name, _fn, _wide in (("reduce_sum", np.sum, True), ("reduce_mean", np.mean, True),
-                          ("reduce_prod", np.prod, True), ("reduce_max", np.max, False),
-                          ("reduce_min", np.min, False)):
-    define_op(_name, infer=_reduce_infer, attrs=_AXES, traits=REDUCTION)(_reducer(_fn, _wide))
+for _kind, _fn in REDUCE_FNS.items():
+    define_op(f"reduce_{_kind}", infer=_reduce_infer, attrs=_AXES, traits=REDUCTION)(_fn)
 
 
 def _arg_infer(t: TensorType, axis, keepdims, select_last_index) -> TensorType:

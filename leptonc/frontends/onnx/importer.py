@@ -1,0 +1,680 @@
+"""ONNX ModelProto -> Graph.
+
+Loading: a path, bytes or an onnx.ModelProto; anything that does not parse as a model is one
+LeptoncError. Models older than opset 13 are converted to 13 with onnx.version_converter first.
+
+Import walks the nodes in order and hands each to the mapping registered for its op type
+(`registry.onnx_op`); an op with no mapping whose ONNX schema defines a function body is expanded
+into that body, and anything else is an UnsupportedOpError. Initializers become named constants.
+
+Shape arithmetic is folded while importing: `Importer.dims(v)` follows shape_of / gather / concat /
+slice / arithmetic on small integer tensors and gives their value as dims (ints, symbols from the
+graph inputs' dim_params, or "?"), and `Importer.known(v)` gives any small tensor computable from
+constants. Mappings use them to emit static attributes, and fall back to the *_dynamic ops when a
+shape-like operand is a genuine run-time value. At the end, small all-constant results are stored as
+constants and dead nodes (the shape arithmetic that got folded) are removed.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import re
+
+import numpy as np
+
+from ...ir import dims as D
+from ...ir.dtypes import DType
+from ...ir.errors import LeptoncError, UnsupportedOpError
+from ...ir.graph import Graph, Value
+from ...ir.registry import get_op
+from ...ir.types import TensorType
+from ...ir.verifier import verify
+from .registry import HANDLERS, NodeContext
+
+TARGET_OPSET = 13
+KNOWN_LIMIT = 1 << 16   # elements: bigger tensors are never evaluated while importing
+FOLD_LIMIT = 4096       # elements: all-constant results up to this size become constants
+MAX_UNROLL = 4096       # iterations: Scan/Loop are unrolled up to this many steps
+_NOT_FOLDABLE = {"const"}
+
+
+def _elem_types():
+    from onnx import TensorProto as T
+
+    return {T.FLOAT: DType.f32, T.FLOAT16: DType.f16, T.BFLOAT16: DType.bf16, T.DOUBLE: DType.f64,
+            T.INT64: DType.i64, T.INT32: DType.i32, T.INT16: DType.i16, T.INT8: DType.i8, T.UINT8: DType.u8,
+            T.UINT16: DType.u16, T.UINT32: DType.u32, T.UINT64: DType.u64, T.INT4: DType.i4, T.BOOL: DType.bool}
+
+
+_ELEM = None
+
+
+def dtype_of(elem_type: int, where: str = "") -> DType:
+    """The IR dtype of an ONNX TensorProto element type."""
+    global _ELEM
+    if _ELEM is None:
+        _ELEM = _elem_types()
+    try:
+        return _ELEM[elem_type]
+    except KeyError:
+        from onnx import helper
+
+        try:
+            name = helper.tensor_dtype_to_string(elem_type)
+        except Exception:
+            name = f"element type {elem_type}"
+        raise UnsupportedOpError(f"{where}ONNX tensor type {name} has no leptonc dtype (supported: "
+                                 f"{', '.join(d.value for d in DType)})") from None
+
+
+def elem_type_of(dtype: DType) -> int:
+    global _ELEM
+    if _ELEM is None:
+        _ELEM = _elem_types()
+    return next(k for k, v in _ELEM.items() if v is dtype)
+
+
+def _symbol(param: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", param.strip())
+    if not s or s[0].isdigit():
+        s = "s_" + s
+    return s
+
+
+# -- loading -----------------------------------------------------------------------------------
+def load_model(model):
+    """(ModelProto, where) from a path, bytes or ModelProto; one LeptoncError for anything else."""
+    import onnx
+
+    if isinstance(model, onnx.ModelProto):
+        return model, "<onnx.ModelProto>"
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return _parse(bytes(model), "<bytes>"), "<bytes>"
+    if isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        if not os.path.exists(path):
+            raise LeptoncError(f"ONNX model file {path!r} does not exist")
+        if not os.path.isfile(path):
+            raise LeptoncError(f"ONNX model path {path!r} is not a file")
+        with open(path, "rb") as f:
+            proto = _parse(f.read(), path)
+        if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
+            try:
+                from onnx.external_data_helper import load_external_data_for_model
+
+                load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
+            except Exception as e:
+                raise LeptoncError(f"{path}: cannot load the model's external data ({e})") from None
+        return proto, path
+    raise LeptoncError(f"import_onnx takes a path, bytes or an onnx.ModelProto, not {type(model).__name__}")
+
+
+def _parse(data: bytes, where: str):
+    import onnx
+
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except Exception as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise LeptoncError(f"{where} is not a valid ONNX model: the protobuf does not parse ({reason})") from None
+    if not data or proto.ir_version <= 0 or not proto.HasField("graph") or not proto.opset_import \
+            or not proto.graph.output:
+        raise LeptoncError(f"{where} is not a valid ONNX model (no IR version, opset or graph outputs; "
+                           f"truncated or not an .onnx file?)")
+    return proto
+
+
+def _main_opset(proto) -> int:
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), TARGET_OPSET)
+
+
+def convert_old_opset(proto, where: str):
+    """A model below opset 13 converted to 13 (onnx.version_converter); newer models unchanged."""
+    if _main_opset(proto) >= TARGET_OPSET:
+        return proto
+    from onnx import version_converter
+
+    try:
+        return version_converter.convert_version(proto, TARGET_OPSET)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LeptoncError(f"{where}: opset {_main_opset(proto)} model could not be converted to opset "
+                           f"{TARGET_OPSET} ({reason})") from None
+
+
+def attr_value(a):
+    """An AttributeProto as Python data (tensors as numpy arrays, strings as str, graphs as GraphProto)."""
+    from onnx import AttributeProto as A
+    from onnx import numpy_helper
+
+    t = a.type
+    if t == A.FLOAT:
+        return float(a.f)
+    if t == A.INT:
+        return int(a.i)
+    if t == A.STRING:
+        return a.s.decode("utf-8", "replace")
+    if t == A.TENSOR:
+        return numpy_helper.to_array(a.t)
+    if t == A.GRAPH:
+        return a.g
+    if t == A.FLOATS:
+        return tuple(float(x) for x in a.floats)
+    if t == A.INTS:
+        return tuple(int(x) for x in a.ints)
+    if t == A.STRINGS:
+        return tuple(x.decode("utf-8", "replace") for x in a.strings)
+    if t == A.SPARSE_TENSOR:
+        return _sparse_to_dense(a.sparse_tensor)
+    if t == A.TENSORS:
+        return tuple(numpy_helper.to_array(x) for x in a.tensors)
+    if t == A.GRAPHS:
+        return tuple(a.graphs)
+    if t == A.TYPE_PROTO:
+        return a.tp
+    return None
+
+
+def _sparse_to_dense(sp) -> np.ndarray:
+    from onnx import numpy_helper
+
+    values = numpy_helper.to_array(sp.values)
+    idx = numpy_helper.to_array(sp.indices).astype(np.int64)
+    shape = tuple(sp.dims)
+    out = np.zeros(shape, dtype=values.dtype)
+    flat = idx if idx.ndim == 1 else np.ravel_multi_index(idx.T, shape)
+    out.reshape(-1)[flat] = values
+    return out
+
+
+def to_array(t, where: str = "") -> np.ndarray:
+    """A TensorProto as a numpy array of a dtype the IR has."""
+    from onnx import numpy_helper
+
+    dtype = dtype_of(t.data_type, where)
+    arr = numpy_helper.to_array(t)
+    return np.asarray(arr, order="C").astype(dtype.numpy, copy=False)
+
+
+def supported_op_types() -> frozenset:
+    """ONNX op types the importer maps (natively, or by expanding the op's ONNX function body)."""
+    import onnx.defs
+
+    from . import handlers  # noqa: F401  (registers the mappings)
+
+    names = {t if d == "" else f"{d}:{t}" for d, t in HANDLERS}
+    for s in onnx.defs.get_all_schemas():
+        if s.domain in ("", "ai.onnx") and (s.has_function or s.has_context_dependent_function):
+            names.add(s.name)
+    return frozenset(names)
+
+
+# -- the importer -------------------------------------------------------------------------------
+class Importer:
+    def __init__(self, proto, source: str, input_shapes: dict | None = None):
+        self.proto = proto
+        self.source = source
+        self.input_shapes = dict(input_shapes or {})
+        name = proto.graph.name or "main"
+        self.g = Graph(re.sub(r"[^A-Za-z0-9_.]", "_", name) or "main")
+        self.env: collections.ChainMap = collections.ChainMap()
+        self.functions = {(f.domain, f.name): f for f in proto.functions}
+        self._known: dict[int, tuple] = {}
+        self._dims: dict[int, tuple] = {}
+        self._const_cache: dict[tuple, Value] = {}
+        self._node_where = ""
+
+    # -- driver ------------------------------------------------------------------------------
+    def run(self) -> Graph:
+        from . import handlers  # noqa: F401  (registers the mappings)
+
+        graph = self.proto.graph
+        opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in self.proto.opset_import}
+        init_names = self._initializers(graph)
+        for vi in graph.input:
+            if vi.name in init_names:
+                continue
+            self.env[vi.name] = self.g.add_input(vi.name, self._input_type(vi))
+        self.import_nodes(graph.node, opsets)
+        outs = []
+        for o in graph.output:
+            if o.name not in self.env:
+                raise LeptoncError(f"{self.source}: graph output {o.name!r} is produced by no node")
+            outs.append(self.env[o.name])
+        self.g.set_outputs(outs)
+        self.finish()
+        return self.g
+
+    def finish(self) -> None:
+        self._fold()
+        self._dce()
+        verify(self.g)
+
+    def _initializers(self, graph) -> set:
+        names = set()
+        for t in graph.initializer:
+            self.env[t.name] = self.g.add_constant(to_array(t, f"{self.source}: initializer {t.name!r}: "), t.name)
+            names.add(t.name)
+        for sp in graph.sparse_initializer:
+            arr = _sparse_to_dense(sp)
+            self.env[sp.values.name] = self.g.add_constant(arr.astype(dtype_of(sp.values.data_type).numpy),
+                                                           sp.values.name)
+            names.add(sp.values.name)
+        return names
+
+    def _input_type(self, vi) -> TensorType:
+        where = f"{self.source}: graph input {vi.name!r}: "
+        if not vi.type.HasField("tensor_type"):
+            kind = vi.type.WhichOneof("value")
+            raise UnsupportedOpError(f"{where}{kind} inputs are not supported (only tensors)")
+        tt = vi.type.tensor_type
+        dtype = dtype_of(tt.elem_type, where)
+        if vi.name in self.input_shapes:
+            return TensorType(dtype, tuple(self.input_shapes[vi.name]))
+        if not tt.HasField("shape"):
+            raise LeptoncError(f"{where}the model gives no shape (not even a rank); pass "
+                               f"input_shapes={{{vi.name!r}: [...]}} to import_onnx")
+        dims = []
+        for d in tt.shape.dim:
+            if d.HasField("dim_value") and d.dim_value >= 0:
+                dims.append(int(d.dim_value))
+            elif d.HasField("dim_param") and d.dim_param:
+                dims.append(_symbol(d.dim_param))
+            else:
+                dims.append(D.UNKNOWN)
+        return TensorType(dtype, tuple(dims))
+
+    def import_nodes(self, nodes, opsets: dict) -> None:
+        for i, node in enumerate(nodes):
+            self.import_node(node, opsets, i)
+
+    def where(self, node, index=None) -> str:
+        label = f"node {node.name!r}" if node.name else f"node #{index}" if index is not None else "a node"
+        dom = f"{node.domain}:" if node.domain not in ("", "ai.onnx") else ""
+        return f"{label} ({dom}{node.op_type}) in {self.source}"
+
+    def import_node(self, node, opsets: dict, index=None) -> None:
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        version = opsets.get(domain, TARGET_OPSET if domain == "" else 1)
+        inputs = []
+        for name in node.input:
+            if not name:
+                inputs.append(None)
+            elif name in self.env:
+                inputs.append(self.env[name])
+            else:
+                raise LeptoncError(f"{self.where(node, index)}: operand {name!r} is not defined before use")
+        attrs = {a.name: attr_value(a) for a in node.attribute}
+        start = len(self.g.nodes)
+        handler = HANDLERS.get((domain, node.op_type))
+        try:
+            if handler is not None:
+                outs = handler(NodeContext(self, node, version, inputs, attrs))
+            elif (domain, node.op_type) in self.functions:
+                outs = self.expand_function(self.functions[(domain, node.op_type)], node, inputs, attrs)
+            else:
+                body = self._schema_function(node, domain, version, inputs)
+                if body is None:
+                    raise UnsupportedOpError(
+                        f"unsupported ONNX op {node.op_type!r} (domain {domain or 'ai.onnx'!r}, opset {version}) "
+                        f"at {self.where(node, index)}; the supported op types are listed in "
+                        f"leptonc.frontends.onnx.SUPPORTED_OPS")
+                outs = self.expand_function(body, node, inputs, attrs, schema_defaults=True, version=version,
+                                            domain=domain)
+        except UnsupportedOpError as e:
+            if " at node " in str(e) or " in " + self.source in str(e):
+                raise
+            raise UnsupportedOpError(f"{self.where(node, index)}: {e}") from None
+        except LeptoncError as e:
+            if self.source in str(e):
+                raise
+            raise type(e)(f"{self.where(node, index)}: {e}") from None
+        if isinstance(outs, Value) or outs is None:
+            outs = [outs]
+        outs = list(outs)
+        new_nodes = {id(n) for n in self.g.nodes[start:]}
+        for i, name in enumerate(node.output):
+            if not name:
+                continue
+            v = outs[i] if i < len(outs) else None
+            if v is None:
+                raise UnsupportedOpError(f"{self.where(node, index)}: output {i} ({name!r}) is not supported")
+            if v.producer is not None and id(v.producer) in new_nodes and v.producer.op != "const":
+                self._rename(v, name)
+            self.env[name] = v
+
+    def _rename(self, v: Value, hint: str) -> None:
+        names = self.g._names  # the graph's set of used value names
+        names.discard(v.name)
+        v.name = self.g.unique_name(hint)
+
+    # -- functions ---------------------------------------------------------------------------
+    def _schema_function(self, node, domain, version, inputs):
+        import onnx
+        import onnx.defs
+
+        try:
+            schema = onnx.defs.get_schema(node.op_type, version, domain)
+        except Exception:
+            return None
+        try:
+            if schema.has_function:
+                # the body written for the nearest opset (any body of this schema version computes the op)
+                versions = sorted(schema.function_opset_versions, key=lambda v: (v > version, abs(v - version)))
+                data = schema.get_function_with_opset_version(versions[0]) if versions else None
+                if data:
+                    fp = onnx.FunctionProto()
+                    fp.ParseFromString(data)
+                    return fp
+            if schema.has_context_dependent_function:
+                full = onnx.NodeProto()
+                full.CopyFrom(node)
+                present = {a.name for a in node.attribute}
+                for name, spec in schema.attributes.items():
+                    if name not in present and spec.default_value.type != 0:
+                        full.attribute.append(spec.default_value)
+                types = []
+                for v in inputs:
+                    tp = onnx.TypeProto()
+                    if v is not None:
+                        tp.tensor_type.elem_type = elem_type_of(v.dtype)
+                        for d in v.shape:
+                            dim = tp.tensor_type.shape.dim.add()
+                            if isinstance(d, int):
+                                dim.dim_value = d
+                            elif d != D.UNKNOWN:
+                                dim.dim_param = str(d)
+                    types.append(tp.SerializeToString())
+                versions = sorted(schema.context_dependent_function_opset_versions,
+                                  key=lambda v: (v > version, abs(v - version)))
+                data = schema.get_context_dependent_function_with_opset_version(
+                    versions[0] if versions else version, full.SerializeToString(), types)
+                if data:
+                    fp = onnx.FunctionProto()
+                    fp.ParseFromString(data)
+                    return fp
+        except UnsupportedOpError:
+            raise
+        except Exception:
+            return None
+        return None
+
+    def expand_function(self, fp, node, inputs, attrs, schema_defaults=False, version=None, domain=""):
+        """Import a FunctionProto's body in place of node (formal inputs bound to the operands)."""
+        import onnx.defs
+
+        given = {a.name: a for a in node.attribute}
+        defaults = {a.name: a for a in fp.attribute_proto}
+        if schema_defaults:
+            schema = onnx.defs.get_schema(node.op_type, version, domain)
+            for name, spec in schema.attributes.items():
+                if spec.default_value.type != 0:
+                    defaults.setdefault(name, spec.default_value)
+        local = {}
+        for i, formal in enumerate(fp.input):
+            local[formal] = inputs[i] if i < len(inputs) else None
+        opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in fp.opset_import}
+        saved = self.env
+        self.env = collections.ChainMap({k: v for k, v in local.items() if v is not None})
+        try:
+            for sub in fp.node:
+                self.import_node(self._bind_attr_refs(sub, given, defaults), opsets)
+            outs = [self.env.get(o) if o else None for o in fp.output]
+        finally:
+            self.env = saved
+        return outs
+
+    @staticmethod
+    def _bind_attr_refs(node, given, defaults):
+        if not any(a.ref_attr_name for a in node.attribute):
+            return node
+        import onnx
+
+        out = onnx.NodeProto()
+        out.CopyFrom(node)
+        del out.attribute[:]
+        for a in node.attribute:
+            if a.ref_attr_name:
+                src = given.get(a.ref_attr_name) or defaults.get(a.ref_attr_name)
+                if src is None:
+                    continue
+                b = onnx.AttributeProto()
+                b.CopyFrom(src)
+                b.name = a.name
+                out.attribute.append(b)
+            else:
+                out.attribute.append(a)
+        return out
+
+    def import_subgraph(self, graph, inputs: list, opsets: dict | None = None) -> list:
+        """Inline a subgraph (If branch, Scan/Loop body): its inputs bound to `inputs`; outer names visible."""
+        opsets = opsets or {("" if o.domain == "ai.onnx" else o.domain): o.version for o in self.proto.opset_import}
+        saved = self.env
+        self.env = self.env.new_child()
+        try:
+            for t in graph.initializer:
+                self.env[t.name] = self.const(to_array(t), t.name)
+            for vi, v in zip(graph.input, inputs):
+                self.env[vi.name] = v
+            self.import_nodes(graph.node, opsets)
+            return [self.env[o.name] for o in graph.output]
+        finally:
+            self.env = saved
+
+    # -- building helpers (used by the mappings) -----------------------------------------------
+    def op(self, name: str, *inputs: Value, **attrs) -> Value:
+        return self.g.add(name, *inputs, **attrs)
+
+    def ops(self, name: str, inputs, **attrs) -> list[Value]:
+        return self.g.add_node(name, list(inputs), attrs).outputs
+
+    def const(self, array, name: str | None = None) -> Value:
+        arr = np.asarray(array)
+        key = None
+        if arr.size <= 64 and name is None:
+            key = (arr.dtype.str, arr.shape, arr.tobytes())
+            v = self._const_cache.get(key)
+            if v is not None and v.producer is not None and v.producer.graph is self.g:
+                return v
+        v = self.g.add_constant(np.asarray(arr, order="C"), name or "c")
+        if key is not None:
+            self._const_cache[key] = v
+        return v
+
+    def scalar(self, value, dtype: DType, shape=()) -> Value:
+        return self.const(np.full(shape, value, dtype=dtype.numpy))
+
+    def cast(self, v: Value, dtype: DType) -> Value:
+        return v if v.dtype is dtype else self.op("cast", v, dtype=dtype)
+
+    def reshape(self, v: Value, shape) -> Value:
+        """Reshape to explicit dims (ints or symbols); a target with "?" goes through reshape_dynamic."""
+        shape = tuple(shape)
+        if tuple(v.shape) == shape and D.UNKNOWN not in shape:
+            return v
+        if D.UNKNOWN in shape:
+            raise LeptoncError(f"cannot reshape {v.type} to {list(shape)} before run time")
+        return self.op("reshape", v, shape=shape)
+
+    # -- what is known while importing -----------------------------------------------------------
+    def known(self, v: Value | None, limit: int = KNOWN_LIMIT) -> np.ndarray | None:
+        """v's value when it can be computed from constants while importing (small tensors only)."""
+        if v is None:
+            return None
+        hit = self._known.get(id(v))
+        if hit is not None and hit[0] is v:
+            return hit[1]
+        res = self._compute_known(v, limit)
+        self._known[id(v)] = (v, res)
+        return res
+
+    def _compute_known(self, v: Value, limit: int):
+        arr = self.g.constant_of(v)
+        if arr is not None:
+            return arr
+        p = v.producer
+        if p is None or not v.type.is_static or int(np.prod(v.shape)) > limit:
+            return None
+        if v.dtype.is_int and v.type.rank <= 1:
+            d = self.dims(v)
+            if d is not None and all(isinstance(x, int) for x in d):
+                return np.array(d, dtype=v.dtype.numpy).reshape(v.shape)
+        opdef = get_op(p.op)
+        if "pure" not in opdef.traits or p.op in _NOT_FOLDABLE:
+            return None
+        if any(isinstance(x, str) for k in opdef.shape_attrs for x in p.attrs[k]):
+            return None
+        args = []
+        for x in p.inputs:
+            a = self.known(x, limit)
+            if a is None:
+                return None
+            args.append(a)
+        try:
+            with np.errstate(all="ignore"):
+                out = opdef.reference(*args, **p.attrs)
+        except Exception:
+            return None
+        outs = out if isinstance(out, tuple) else (out,)
+        for r, ov in zip(outs, p.outputs):
+            r = np.asarray(r)
+            if r.dtype == ov.dtype.numpy and r.ndim == ov.type.rank:
+                self._known[id(ov)] = (ov, r)
+        hit = self._known.get(id(v))
+        return hit[1] if hit is not None and hit[0] is v else None
+
+    def ints(self, v: Value | None) -> tuple | None:
+        """A known integer tensor's values, flattened."""
+        arr = self.known(v)
+        if arr is None or arr.dtype.kind not in "iub":
+            return None
+        return tuple(int(x) for x in arr.reshape(-1))
+
+    def dims(self, v: Value | None) -> tuple | None:
+        """The values of a small rank-0/1 integer tensor as dims (int, symbol expression or "?")."""
+        if v is None or not v.dtype.is_int or v.type.rank > 1 or not v.type.is_static \
+                or (v.type.rank == 1 and v.shape[0] > 64):
+            return None
+        hit = self._dims.get(id(v))
+        if hit is not None and hit[0] is v:
+            return hit[1]
+        self._dims[id(v)] = (v, None)  # guards against cycles through known()
+        res = self._compute_dims(v)
+        self._dims[id(v)] = (v, res)
+        return res
+
+    def _compute_dims(self, v: Value):
+        arr = self.g.constant_of(v)
+        if arr is not None:
+            return tuple(int(x) for x in arr.reshape(-1))
+        p = v.producer
+        if p is None:
+            return None
+        a = p.attrs
+        op = p.op
+        n = 1 if v.type.rank == 0 else v.shape[0]
+        if op == "shape_of":
+            return tuple(p.inputs[0].shape[slice(a["start"], a["end"])])
+        if op in ("cast", "reshape", "squeeze", "unsqueeze") and p.inputs[0].dtype.is_int:
+            return self.dims(p.inputs[0])
+        if op == "gather" and p.inputs[0].type.rank == 1:
+            src, idx = self.dims(p.inputs[0]), self.ints(p.inputs[1])
+            if src is None or idx is None:
+                return None
+            try:
+                return tuple(src[i] for i in idx)
+            except IndexError:
+                return None
+        if op == "concat":
+            parts = [self.dims(x) for x in p.inputs]
+            return None if any(x is None for x in parts) else tuple(d for x in parts for d in x)
+        if op == "slice" and p.inputs[0].type.rank == 1:
+            src = self.dims(p.inputs[0])
+            return None if src is None else tuple(src[slice(a["starts"][0], a["ends"][0], a["steps"][0])])
+        if op in ("add", "sub", "mul", "div", "max", "min") and all(x.type.rank <= 1 for x in p.inputs):
+            x, y = self.dims(p.inputs[0]), self.dims(p.inputs[1])
+            if x is None or y is None:
+                return None
+            if len(x) == 1:
+                x = x * n
+            if len(y) == 1:
+                y = y * n
+            if len(x) != n or len(y) != n:
+                return None
+            return tuple(_dim_binary(op, i, j) for i, j in zip(x, y))
+        if op in ("reduce_prod", "reduce_sum") and p.inputs[0].type.rank == 1 and v.type.rank in (0, 1) and n == 1:
+            src = self.dims(p.inputs[0])
+            if src is None:
+                return None
+            out = 1 if op == "reduce_prod" else 0
+            for d in src:
+                out = D.mul(out, d) if op == "reduce_prod" else D.add(out, d)
+            return (out,)
+        if op == "full" and isinstance(a["value"], (int, float)) and float(a["value"]).is_integer():
+            return (int(a["value"]),) * n
+        arr = self.known(v)
+        return None if arr is None else tuple(int(x) for x in arr.reshape(-1))
+
+    # -- the end: fold small constants, remove dead nodes ----------------------------------------
+    def _fold(self) -> None:
+        g = self.g
+        for node in list(g.nodes):
+            if node.op == "const" or node.graph is not g:
+                continue
+            if not all(v.type.is_static and int(np.prod(v.shape)) <= FOLD_LIMIT for v in node.outputs):
+                continue
+            if not node.inputs and sum(int(np.prod(v.shape)) for v in node.outputs) > 64:
+                continue
+            if "pure" not in get_op(node.op).traits:
+                continue
+            values = [self.known(v, FOLD_LIMIT) for v in node.outputs]
+            if any(x is None for x in values):
+                continue
+            for v, arr in zip(node.outputs, values):
+                c = g.add_constant(arr, v.name, before=node)
+                g.replace_all_uses(v, c)
+                self._known[id(c)] = (c, arr)
+
+    def _dce(self) -> None:
+        g = self.g
+        live = {id(v) for v in g.outputs}
+        keep = []
+        for node in reversed(g.nodes):
+            if any(id(v) in live for v in node.outputs):
+                keep.append(node)
+                live.update(id(v) for v in node.inputs)
+        keep_ids = {id(n) for n in keep}
+        for node in reversed(list(g.nodes)):
+            if id(node) not in keep_ids:
+                g.erase(node)
+
+
+def _dim_binary(op: str, a, b):
+    if op == "add":
+        return D.add(a, b)
+    if op == "sub":
+        return D.sub(a, b)
+    if op == "mul":
+        return D.mul(a, b)
+    if isinstance(a, int) and isinstance(b, int):
+        if op == "div":
+            if b == 0:
+                return D.UNKNOWN
+            q = abs(a) // abs(b)
+            return q if (a < 0) == (b < 0) else -q
+        return max(a, b) if op == "max" else min(a, b)
+    if op == "div" and isinstance(b, int) and b > 0:
+        return D.floordiv(a, b) if D.floordiv(a, b) != D.UNKNOWN else D.UNKNOWN
+    return D.UNKNOWN
+
+
+def import_onnx(model, *, input_shapes: dict | None = None) -> Graph:
+    """An ONNX model (path, bytes or onnx.ModelProto) as a verified Graph.
+
+    input_shapes: {graph input name: dims} overrides the shapes the model declares (dims are ints or
+    symbol names), e.g. for inputs the model gives no shape.
+    """
+    proto, source = load_model(model)
+    proto = convert_old_opset(proto, source)
+    return Importer(proto, source, input_shapes).run()

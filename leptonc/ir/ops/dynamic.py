@@ -1,0 +1,189 @@
+"""Dynamic variants of layout ops: the shape-like operands (a target shape, slice bounds, pads,
+axes, k, ...) are run-time tensors instead of attributes.
+
+A frontend emits these only where such an operand is a genuine run-time input (an ONNX Reshape
+whose shape is a graph input, say); known values become the static ops' attributes instead.
+The results keep the rank where the operand types fix it and have "?" dims.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dims as D
+from ..dtypes import DType
+from ..registry import PURE, define_op
+from ..types import TensorType
+from .infer import require
+from .reduction import REDUCE_FNS
+
+Q = D.UNKNOWN
+
+
+def _ints(a) -> tuple:
+    return tuple(int(v) for v in np.asarray(a).reshape(-1))
+
+
+def _vector_len(t: TensorType, what: str):
+    require(t.dtype.is_int, f"{what} must be an integer tensor, got {t.dtype}")
+    require(t.rank == 1, f"{what} must be a 1-D tensor, got rank {t.rank}")
+    n = t.shape[0]
+    require(isinstance(n, int), f"{what} must have a static length, got {t}")
+    return n
+
+
+def _unknown(t: TensorType, rank: int, dtype: DType | None = None) -> TensorType:
+    return TensorType(dtype or t.dtype, (Q,) * rank)
+
+
+def resolve_target(in_shape, target, allowzero: bool) -> tuple:
+    """ONNX reshape semantics on concrete sizes: 0 copies the input dim (unless allowzero), -1 infers."""
+    out = [in_shape[i] if d == 0 and not allowzero else d for i, d in enumerate(target)]
+    if -1 in out:
+        known = int(np.prod([d for d in out if d != -1]))
+        out[out.index(-1)] = int(np.prod(in_shape)) // known if known else 0
+    return tuple(out)
+
+
+@define_op("reshape_dynamic", arity=2, attrs={"allowzero": ("bool", False)}, traits=PURE | {"view"},
+           infer=lambda x, s, allowzero: _unknown(x, _vector_len(s, "reshape_dynamic shape")))
+def reshape_dynamic(x, shape, allowzero):
+    """Reshape to a run-time target (ONNX semantics: 0 copies a dim unless allowzero, -1 infers one)."""
+    return x.reshape(resolve_target(x.shape, _ints(shape), allowzero))
+
+
+@define_op("expand_dynamic", arity=2,
+           infer=lambda x, s: _unknown(x, max(x.rank, _vector_len(s, "expand_dynamic shape"))))
+def expand_dynamic(x, shape):
+    """Broadcast x against a run-time shape (numpy rules: the result takes the larger of each dim)."""
+    return np.asarray(np.broadcast_to(x, np.broadcast_shapes(x.shape, _ints(shape))), order="C")
+
+
+def _tile_infer(x, r):
+    require(_vector_len(r, "tile_dynamic repeats") == x.rank, "tile_dynamic needs one repeat per dim")
+    return _unknown(x, x.rank)
+
+
+define_op("tile_dynamic", arity=2, infer=_tile_infer)(lambda x, repeats: np.tile(x, _ints(repeats)))
+
+
+def _slice_infer(x, starts, ends, axes, steps):
+    n = _vector_len(starts, "slice_dynamic starts")
+    for t, what in ((ends, "ends"), (axes, "axes"), (steps, "steps")):
+        require(_vector_len(t, f"slice_dynamic {what}") == n, "slice_dynamic operands differ in length")
+    return _unknown(x, x.rank)
+
+
+@define_op("slice_dynamic", arity=5, infer=_slice_infer, traits=PURE | {"view"})
+def slice_dynamic(x, starts, ends, axes, steps):
+    """x[start:end:step] on each listed axis, bounds given at run time (Python slice semantics)."""
+    index = [slice(None)] * x.ndim
+    for s, e, a, st in zip(_ints(starts), _ints(ends), _ints(axes), _ints(steps)):
+        if st == 0:
+            raise ValueError("slice step 0")
+        index[a % x.ndim] = slice(s, e, st)
+    return np.asarray(x[tuple(index)], order="C")
+
+
+def _pad_infer(x, pads, value, axes, mode):
+    _vector_len(pads, "pad_dynamic pads")
+    _vector_len(axes, "pad_dynamic axes")
+    require(value.rank == 0 or value.numel == 1, "pad_dynamic value must be one element")
+    require(mode in ("constant", "reflect", "edge", "wrap"), f"unknown pad mode {mode!r}")
+    return _unknown(x, x.rank)
+
+
+@define_op("pad_dynamic", arity=4, infer=_pad_infer, attrs={"mode": ("str", "constant")})
+def pad_dynamic(x, pads, value, axes, mode):
+    """Pad the listed axes (pads = begins then ends, negative pads crop) with run-time amounts."""
+    from .shape import pad
+
+    pads, axes = _ints(pads), [a % x.ndim for a in _ints(axes)]
+    full = [0] * (2 * x.ndim)
+    for i, a in enumerate(axes):
+        full[a], full[a + x.ndim] = pads[i], pads[i + len(axes)]
+    v = np.asarray(value).reshape(-1)[0].item() if np.asarray(value).size else 0
+    return pad(x, tuple(full), mode, v)
+
+
+@define_op("full_dynamic", arity=1, attrs={"value": ("any", 0), "dtype": "dtype"},
+           infer=lambda s, value, dtype: TensorType(dtype, (Q,) * _vector_len(s, "full_dynamic shape")))
+def full_dynamic(shape, value, dtype):
+    """A tensor of a run-time shape filled with one value."""
+    return np.full(_ints(shape), value, dtype=dtype.numpy)
+
+
+def _range_infer(start, limit, delta):
+    require(start.rank == limit.rank == delta.rank == 0, "range_dynamic operands must be scalars")
+    require(start.dtype == limit.dtype == delta.dtype, "range_dynamic operands differ in dtype")
+    return TensorType(start.dtype, (Q,))
+
+
+@define_op("range_dynamic", arity=3, infer=_range_infer)
+def range_dynamic(start, limit, delta):
+    """start, start + delta, ... up to (not including) limit; n = max(ceil((limit - start) / delta), 0)."""
+    s, l, d = start.item(), limit.item(), delta.item()
+    n = max(int(np.ceil((l - s) / d)), 0)
+    return (start + delta * np.arange(n).astype(start.dtype)).astype(start.dtype) if start.dtype.kind in "iu" \
+        else (s + d * np.arange(n, dtype=np.float64)).astype(start.dtype)
+
+
+def _topk_infer(x, k, axis, largest, sorted):
+    require(k.dtype.is_int and k.numel == 1, "topk_dynamic k must be one integer")
+    shape = list(x.shape)
+    shape[axis % x.rank] = Q
+    return [x.with_shape(shape), TensorType(DType.i64, shape)]
+
+
+@define_op("topk_dynamic", arity=2, infer=_topk_infer,
+           attrs={"axis": ("int", -1), "largest": ("bool", True), "sorted": ("bool", True)})
+def topk_dynamic(x, k, axis, largest, sorted):
+    """topk with a run-time k."""
+    from .shape import topk
+
+    return topk(x, int(np.asarray(k).reshape(-1)[0]), axis % x.ndim, largest, sorted)
+
+
+define_op("squeeze_dynamic", arity=2, traits=PURE | {"view"},
+          infer=lambda x, a: _unknown(x, x.rank - _vector_len(a, "squeeze_dynamic axes")))(
+    lambda x, axes: np.squeeze(x, tuple(a % x.ndim for a in _ints(axes))))
+
+
+@define_op("unsqueeze_dynamic", arity=2, traits=PURE | {"view"},
+           infer=lambda x, a: _unknown(x, x.rank + _vector_len(a, "unsqueeze_dynamic axes")))
+def unsqueeze_dynamic(x, axes):
+    """Insert size-1 dims at run-time axes (of the result)."""
+    rank = x.ndim + len(_ints(axes))
+    return np.expand_dims(x, tuple(sorted(a % rank for a in _ints(axes))))
+
+
+def _split_infer(x, sizes, axis, num):
+    require(_vector_len(sizes, "split_dynamic sizes") == num, f"split_dynamic makes {num} pieces")
+    shape = list(x.shape)
+    shape[axis % x.rank] = Q
+    return [x.with_shape(shape)] * num
+
+
+@define_op("split_dynamic", arity=2, infer=_split_infer, attrs={"axis": "int", "num": "int"})
+def split_dynamic(x, sizes, axis, num):
+    """Cut x along axis into pieces of run-time sizes."""
+    return tuple(np.split(x, np.cumsum(_ints(sizes))[:-1], axis=axis))
+
+
+def _reduce_infer(x, axes, kind, keepdims, noop_with_empty_axes):
+    n = _vector_len(axes, "reduce_dynamic axes")
+    require(kind in REDUCE_FNS, f"unknown reduction {kind!r}")
+    if keepdims or (n == 0 and noop_with_empty_axes):
+        return _unknown(x, x.rank)
+    return _unknown(x, 0 if n == 0 else x.rank - n)
+
+
+@define_op("reduce_dynamic", arity=2, infer=_reduce_infer, traits=PURE | {"reduction"},
+           attrs={"kind": "str", "keepdims": ("bool", True), "noop_with_empty_axes": ("bool", False)})
+def reduce_dynamic(x, axes, kind, keepdims, noop_with_empty_axes):
+    """reduce_<kind> over run-time axes; no axes reduces everything (or nothing, if noop_with_empty_axes)."""
+    axes = tuple(sorted({a % max(x.ndim, 1) for a in _ints(axes)}))
+    if not axes:
+        if noop_with_empty_axes:
+            return x
+        axes = tuple(range(x.ndim))
+    return REDUCE_FNS[kind](x, axes, keepdims)

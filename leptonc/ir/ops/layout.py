@@ -1,0 +1,39 @@
+"""squeeze / unsqueeze: drop or insert size-1 dims by axis. Unlike a reshape they need no sizes,
+so they keep dims that are unknown ("?") before run time."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import PURE, define_op
+from ..types import TensorType
+from .infer import norm_axes, require
+
+VIEW = PURE | {"view"}
+
+
+def _squeeze_infer(t: TensorType, axes) -> TensorType:
+    axes = norm_axes(axes, t.rank)
+    for a in axes:
+        require(t.shape[a] == 1 or not isinstance(t.shape[a], int),
+                f"squeeze axis {a} has size {t.shape[a]}, not 1")
+    return t.with_shape([d for i, d in enumerate(t.shape) if i not in axes])
+
+
+@define_op("squeeze", infer=_squeeze_infer, attrs={"axes": "ints"}, traits=VIEW)
+def squeeze(x, axes):
+    """Drop the listed size-1 dims."""
+    return np.squeeze(x, tuple(a % x.ndim for a in axes)) if axes else x
+
+
+def _unsqueeze_infer(t: TensorType, axes) -> TensorType:
+    rank = t.rank + len(axes)
+    axes = norm_axes(axes, rank)
+    rest = iter(t.shape)
+    return t.with_shape([1 if i in axes else next(rest) for i in range(rank)])
+
+
+@define_op("unsqueeze", infer=_unsqueeze_infer, attrs={"axes": "ints"}, traits=VIEW)
+def unsqueeze(x, axes):
+    """Insert size-1 dims at the listed axes (axes index the result)."""
+    rank = x.ndim + len(axes)
+    return np.expand_dims(x, tuple(sorted(a % rank for a in axes))) if axes else x

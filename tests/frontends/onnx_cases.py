@@ -1,0 +1,142 @@
+"""The ONNX backend test data as (model, inputs, expected outputs) cases, and one way to check a
+backend against them the way onnx's own backend runner does.
+
+Node cases are generated (not committed): `generate_node_cases(folder)` writes every case that
+`onnx.backend.test.case.node.collect_testcases()` returns with the writer of
+`onnx.backend.test.cmd_tools.generate_data`, plus a `tol.json` holding the case's rtol/atol.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_RTOL, DEFAULT_ATOL = 1e-3, 1e-7
+
+
+def onnx_data_dir() -> str:
+    import onnx.backend.test
+
+    return os.path.join(os.path.dirname(onnx.backend.test.__file__), "data")
+
+
+def generate_node_cases(out_dir: str) -> str:
+    """Write all node cases under out_dir/node/<case>/ and return that folder."""
+    import onnx.backend.test.case.model as model_test
+    import onnx.backend.test.case.node as node_test
+    from onnx.backend.test import cmd_tools
+
+    with np.errstate(all="ignore"):
+        cases = node_test.collect_testcases()
+    original = model_test.collect_testcases
+    model_test.collect_testcases = lambda *a, **k: cases
+    try:
+        with np.errstate(all="ignore"):
+            cmd_tools.generate_data(argparse.Namespace(output=out_dir))
+    finally:
+        model_test.collect_testcases = original
+    for c in cases:
+        with open(os.path.join(out_dir, c.kind, c.name, "tol.json"), "w") as f:
+            json.dump({"rtol": c.rtol, "atol": c.atol}, f)
+    return os.path.join(out_dir, "node")
+
+
+@dataclass
+class Case:
+    name: str
+    model_path: str
+    data_sets: list = field(default_factory=list)  # [(inputs, expected outputs)]
+    rtol: float = DEFAULT_RTOL
+    atol: float = DEFAULT_ATOL
+    non_tensor: bool = False  # some graph input or output is a sequence, optional or map
+
+
+def _load_proto(path: str, type_proto):
+    import onnx
+    from onnx import numpy_helper
+
+    with open(path, "rb") as f:
+        data = f.read()
+    if type_proto.HasField("sequence_type"):
+        p = onnx.SequenceProto()
+        p.ParseFromString(data)
+        return numpy_helper.to_list(p)
+    if type_proto.HasField("optional_type"):
+        p = onnx.OptionalProto()
+        p.ParseFromString(data)
+        return numpy_helper.to_optional(p)
+    p = onnx.TensorProto()
+    p.ParseFromString(data)
+    return numpy_helper.to_array(p)
+
+
+def load_case(case_dir: str) -> Case:
+    """A case folder (model.onnx + test_data_set_*/input_K.pb, output_K.pb) with its tolerances."""
+    import onnx
+
+    model = onnx.load(os.path.join(case_dir, "model.onnx"), load_external_data=False)
+    case = Case(os.path.basename(case_dir), os.path.join(case_dir, "model.onnx"))
+    for fname in ("tol.json", "data.json"):
+        p = os.path.join(case_dir, fname)
+        if os.path.exists(p):
+            with open(p) as f:
+                d = json.load(f)
+            case.rtol, case.atol = d.get("rtol", case.rtol), d.get("atol", case.atol)
+    g = model.graph
+    case.non_tensor = any(not vi.type.HasField("tensor_type") for vi in list(g.input) + list(g.output))
+    inits = {t.name for t in g.initializer}
+    real_inputs = [vi for vi in g.input if vi.name not in inits]
+    for ds in sorted(glob.glob(os.path.join(case_dir, "test_data_set_*"))):
+        n_in = len(glob.glob(os.path.join(ds, "input_*.pb")))
+        n_out = len(glob.glob(os.path.join(ds, "output_*.pb")))
+        inputs = [_load_proto(os.path.join(ds, f"input_{i}.pb"), real_inputs[i].type) for i in range(n_in)]
+        outputs = [_load_proto(os.path.join(ds, f"output_{i}.pb"), g.output[i].type) for i in range(n_out)]
+        case.data_sets.append((inputs, outputs))
+    return case
+
+
+def assert_similar(expected, actual, rtol: float, atol: float) -> None:
+    """onnx's backend runner check: same count, shapes and dtypes; values within rtol/atol."""
+    from onnx.backend.test.runner import Runner
+
+    Runner.assert_similar_outputs(expected, actual, rtol, atol)
+
+
+def node_case_dirs(node_dir: str) -> list[str]:
+    return sorted(d for d in glob.glob(os.path.join(node_dir, "test_*")) if os.path.isdir(d))
+
+
+def model_case_dirs(kind: str) -> list[str]:
+    """The shipped pytorch-converted / pytorch-operator / simple case folders."""
+    return sorted(d for d in glob.glob(os.path.join(onnx_data_dir(), kind, "test_*")) if os.path.isdir(d))
+
+
+def convert_to_13(model):
+    """An older-opset model converted to opset 13 (the version leptonc's importer maps natively)."""
+    from onnx import version_converter
+
+    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    return version_converter.convert_version(model, 13) if version < 13 else model
+
+
+def run_leptonc(case_dir: str, convert: bool = False) -> str:
+    """Import a case's model with leptonc, run it in the reference interpreter and compare:
+    "pass", or one line naming why not."""
+    import leptonc
+
+    try:
+        c = load_case(case_dir)
+        if c.non_tensor:
+            return "skip: sequence/optional-typed graph input or output (not supported by the IR)"
+        g = leptonc.import_onnx(c.model_path)
+        for inputs, expected in c.data_sets:
+            got = leptonc.run_reference(g, *inputs)
+            assert_similar(expected, got, c.rtol, c.atol)
+        return "pass"
+    except Exception as e:
+        text = " ".join(str(e).split())
+        return f"{type(e).__name__}: {text[:300]}"
