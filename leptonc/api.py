@@ -95,10 +95,14 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
     pipeline = [CLEANUP_PIPELINE] + ([passes] if passes else [])
     graph = run_pipeline(graph, ",".join(pipeline))
     if target == "stablehlo":
-        from .codegen.stablehlo import XlaModel
+        from . import __version__
+        from .runtime.xla import XlaCompiledModel
 
+        progress.stage("emitting StableHLO")
+        manifest = {"leptonc_version": __version__, "pipeline": ",".join(pipeline)}
+        cm = XlaCompiledModel.from_graph(graph, manifest, _example_bindings(graph, example_inputs))
         progress.done("compiled")
-        return XlaModel(graph)
+        return cm
     cm = compile_cpu(graph, pipeline, progress, cache=cache, example_inputs=example_inputs)
     progress.done(f"compiled: {len(cm.executor.kernel_names)} kernels")
     return cm

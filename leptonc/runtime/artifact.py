@@ -5,8 +5,9 @@
                          and the sha256 of every other member
     graph.lir            the optimized IR as text
     weights.safetensors  the weights
-    model.c              the generated C source
-    model.so             the built library
+    model.c              the generated C source          (cpu target)
+    model.so             the built library               (cpu target)
+    model.mlir           the StableHLO module            (stablehlo target)
 
 Reading never unpickles, refuses member names that escape the archive and
 unknown format versions, and checks every hash before anything from the
@@ -27,6 +28,7 @@ from ..ir.errors import LeptoncError
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MEMBERS = ("graph.lir", "weights.safetensors", "model.c", "model.so")
+TARGET_MEMBERS = {"cpu": MEMBERS, "stablehlo": ("graph.lir", "weights.safetensors", "model.mlir")}
 
 
 class ArtifactError(LeptoncError):
@@ -48,8 +50,11 @@ def sha256(data: bytes) -> str:
 
 def write_artifact(path: str | os.PathLike, art: Artifact) -> None:
     """Write the artifact (the manifest's member hashes are filled in here)."""
-    payload = {"graph.lir": art.ir_text.encode(), "weights.safetensors": art.weights_blob,
-               "model.c": art.source.encode(), "model.so": art.library}
+    payload = {"graph.lir": art.ir_text.encode(), "weights.safetensors": art.weights_blob}
+    if art.manifest.get("target") == "stablehlo":  # the source is the module; there is no library
+        payload["model.mlir"] = art.source.encode()
+    else:
+        payload.update({"model.c": art.source.encode(), "model.so": art.library})
     manifest = dict(art.manifest, format_version=FORMAT_VERSION,
                     members={name: sha256(data) for name, data in payload.items()})
     tmp = Path(str(path) + ".tmp")
@@ -77,7 +82,7 @@ def read_artifact(path: str | os.PathLike) -> Artifact:
         for name in names:
             if _escapes(name):
                 raise ArtifactError(f"{where}: member name {name!r} escapes the archive; refusing to load")
-        unknown = sorted(set(names) - {MANIFEST, *MEMBERS})
+        unknown = sorted(set(names) - {MANIFEST, *(m for ms in TARGET_MEMBERS.values() for m in ms)})
         if unknown:
             raise ArtifactError(f"{where}: unexpected members {unknown}")
         try:
@@ -92,11 +97,12 @@ def read_artifact(path: str | os.PathLike) -> Artifact:
         if version != FORMAT_VERSION:
             raise ArtifactError(f"{where}: artifact format version {version!r} is not supported "
                                 f"(this leptonc reads version {FORMAT_VERSION})")
+        members = TARGET_MEMBERS.get(manifest.get("target"), MEMBERS)
         hashes = manifest.get("members")
-        if not isinstance(hashes, dict) or set(hashes) != set(MEMBERS):
-            raise ArtifactError(f"{where}: the manifest does not list the hashes of {list(MEMBERS)}")
+        if not isinstance(hashes, dict) or set(hashes) != set(members):
+            raise ArtifactError(f"{where}: the manifest does not list the hashes of {list(members)}")
         data = {}
-        for name in MEMBERS:
+        for name in members:
             try:
                 blob = z.read(name)
             except KeyError:
@@ -107,8 +113,9 @@ def read_artifact(path: str | os.PathLike) -> Artifact:
                 raise ArtifactError(f"{where}: member {name} does not match its sha256 in the manifest "
                                     "(the file was modified); refusing to load")
             data[name] = blob
-    return Artifact(manifest, data["graph.lir"].decode(), data["weights.safetensors"], data["model.c"].decode(),
-                    data["model.so"])
+    source = data["model.mlir"] if "model.mlir" in data else data["model.c"]
+    return Artifact(manifest, data["graph.lir"].decode(), data["weights.safetensors"], source.decode(),
+                    data.get("model.so", b""))
 
 
 def _escapes(name: str) -> bool:

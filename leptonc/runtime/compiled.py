@@ -69,9 +69,13 @@ class CompiledModel:
         return f"<CompiledModel target={self.manifest['target']} ({ins}) kernels={len(self.executor.kernel_names)}>"
 
 
-def load(path: str | os.PathLike) -> CompiledModel:
+def load(path: str | os.PathLike):
     """Load an artifact written by `save` (or `leptonc compile`), verifying it first."""
     art = read_artifact(path)
+    if art.manifest.get("target") == "stablehlo":
+        from .xla import XlaCompiledModel
+
+        return XlaCompiledModel(art)
     return CompiledModel(art, library_for(art))
 
 

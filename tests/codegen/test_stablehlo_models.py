@@ -9,10 +9,11 @@ pytest.importorskip("jax")
 pytest.importorskip("torch")
 
 from leptonc import import_torch  # noqa: E402
-from leptonc.codegen.stablehlo import XlaModel, emit, emit_module  # noqa: E402
+from leptonc.codegen.stablehlo import emit, emit_module  # noqa: E402
 from leptonc.codegen.stablehlo.verify import verify_module  # noqa: E402
 from leptonc.ir import DType, Graph, LeptoncError, TensorType  # noqa: E402
 from leptonc.runtime.reference import run_reference  # noqa: E402
+from leptonc.runtime.xla import XlaModel  # noqa: E402
 from tests.codegen.test_stablehlo_ops import check_close  # noqa: E402
 from tests.model_zoo import FULL, SMALL, as_numpy, build, dynamic  # noqa: E402
 

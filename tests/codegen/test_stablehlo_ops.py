@@ -7,11 +7,12 @@ import pytest
 
 pytest.importorskip("jax")
 
-from leptonc.codegen.stablehlo import XlaModel, emit_module, lowered_ops  # noqa: E402
+from leptonc.codegen.stablehlo import emit_module, lowered_ops  # noqa: E402
 from leptonc.codegen.stablehlo.specialize import DATA_DEPENDENT  # noqa: E402
 from leptonc.codegen.stablehlo.verify import verify_module  # noqa: E402
 from leptonc.ir import DType, Graph, LeptoncError, TensorType, all_ops  # noqa: E402
 from leptonc.runtime.reference import run_reference  # noqa: E402
+from leptonc.runtime.xla import XlaModel  # noqa: E402
 
 RNG = np.random.default_rng(0)
 

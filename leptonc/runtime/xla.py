@@ -1,0 +1,137 @@
+"""Running the stablehlo target: a graph (or an artifact) as StableHLO modules compiled by XLA.
+
+XLA compiles static shapes, so a graph with symbolic dims is specialized: one
+module per binding of its symbols ("B" = 8), emitted and compiled on the first
+call at that size and cached. The artifact holds the module for the example
+sizes (what a TPU deployment hands to XLA, see docs/stablehlo.md), the
+optimized IR and the weights; other sizes are emitted from the IR at load.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..codegen.stablehlo import EmittedModule, XlaExecutable, emit
+from ..codegen.stablehlo.specialize import symbols_of
+from ..ir.graph import Graph
+from ..ir.parser import parse_ir
+from ..ir.printer import print_ir
+from . import safetensors
+from .artifact import Artifact, ArtifactError, write_artifact
+from .signature import bind_inputs
+
+
+class XlaModel:
+    """A Graph run by XLA: a module per size binding, compiled on first use; weights stay on the device."""
+
+    def __init__(self, graph: Graph, inline_weights: bool = False, platform: str = "cpu"):
+        self.graph = graph
+        self.inline_weights = inline_weights
+        self.platform = platform
+        self._symbols = symbols_of(graph)
+        self._compiled: dict[tuple, tuple[EmittedModule, XlaExecutable]] = {}
+        self._weights_on_device: dict[str, object] = {}
+
+    def _key(self, bindings: dict[str, int]) -> tuple:
+        return tuple(sorted((k, int(v)) for k, v in bindings.items() if k in self._symbols))
+
+    def module_for(self, bindings: dict[str, int]) -> EmittedModule:
+        """The module for these sizes (emitted and compiled if not yet)."""
+        return self._compile(bindings)[0]
+
+    def add_module(self, bindings: dict[str, int], module: EmittedModule) -> None:
+        """Use an already emitted module (an artifact's) for these sizes."""
+        self._compiled[self._key(bindings)] = (module, XlaExecutable(module.text, self.platform))
+
+    def _compile(self, bindings: dict[str, int]):
+        key = self._key(bindings)
+        if key not in self._compiled:
+            self.add_module(dict(key), emit(self.graph, dict(key), self.inline_weights))
+        return self._compiled[key]
+
+    @property
+    def compiled_sizes(self) -> list[dict[str, int]]:
+        """The bindings compiled so far (one XLA executable each)."""
+        return [dict(k) for k in self._compiled]
+
+    def run(self, *inputs) -> list[np.ndarray]:
+        arrays, bindings = bind_inputs([v.name for v in self.graph.inputs], [v.type for v in self.graph.inputs],
+                                       inputs)
+        module, exe = self._compile(bindings)
+        buffers = [exe.to_device(a) for a in arrays] + [self._weight(exe, n) for n in module.weights]
+        return [np.asarray(r) for r in exe.run_on_device(buffers)]
+
+    __call__ = run
+
+    def _weight(self, exe: XlaExecutable, name: str):
+        if name not in self._weights_on_device:
+            self._weights_on_device[name] = exe.to_device(self.graph.constants[name])
+        return self._weights_on_device[name]
+
+
+class XlaCompiledModel:
+    """A compiled model of the stablehlo target: `y = cm(x)` (one array, or a list for several
+    outputs), `cm.save(path)`, and the artifact's module as `cm.source`."""
+
+    def __init__(self, artifact: Artifact, platform: str = "cpu"):
+        self.artifact = artifact
+        self.manifest = artifact.manifest
+        weights = safetensors.loads(artifact.weights_blob)
+        self.graph = parse_ir(artifact.ir_text, weights)
+        self.model = XlaModel(self.graph, platform=platform)
+        meta = self.manifest["stablehlo"]
+        self.model.add_module(meta["bindings"], EmittedModule(
+            artifact.source, tuple(v.name for v in self.graph.inputs), tuple(meta["weights"]), (), ()))
+
+    @classmethod
+    def from_graph(cls, graph: Graph, manifest: dict, bindings: dict[str, int] | None) -> "XlaCompiledModel":
+        """Emit the module for `bindings` (each symbol 1 when None) and pack the artifact."""
+        bindings = {s: (bindings or {}).get(s, 1) for s in symbols_of(graph)}
+        module = emit(graph, bindings)
+        def describe(values):
+            return [{"name": v.name, "dtype": v.dtype.value, "shape": list(v.shape)} for v in values]
+
+        manifest = dict(manifest, target="stablehlo",
+                        signature={"inputs": describe(graph.inputs), "outputs": describe(graph.outputs),
+                                   "symbols": sorted(bindings)},
+                        stablehlo={"bindings": bindings, "weights": list(module.weights)})
+        art = Artifact(manifest, print_ir(graph), safetensors.dumps(dict(graph.constants)), module.text, b"")
+        return cls(art)
+
+    def __call__(self, *inputs, **named):
+        if named:
+            names = [v.name for v in self.graph.inputs]
+            unknown = sorted(set(named) - set(names))
+            if unknown:
+                raise ArtifactError(f"unknown input names {unknown}; the model takes {names}")
+            values = list(inputs) + [None] * (len(names) - len(inputs))
+            for k, a in named.items():
+                values[names.index(k)] = a
+            inputs = tuple(values)
+        outs = self.model.run(*inputs)
+        return outs[0] if len(outs) == 1 else outs
+
+    def run(self, *inputs) -> list[np.ndarray]:
+        """The outputs as a list, whatever their number."""
+        return self.model.run(*inputs)
+
+    def save(self, path: str | os.PathLike) -> None:
+        write_artifact(path, self.artifact)
+
+    @property
+    def signature(self) -> dict:
+        return self.manifest["signature"]
+
+    @property
+    def source(self) -> str:
+        """The StableHLO module of the artifact (specialized to manifest['stablehlo']['bindings'])."""
+        return self.artifact.source
+
+    @property
+    def ir_text(self) -> str:
+        return self.artifact.ir_text
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{v.name}: {v.type}" for v in self.graph.inputs)
+        return f"<XlaCompiledModel target=stablehlo ({ins}) sizes compiled={self.model.compiled_sizes}>"

@@ -1,0 +1,67 @@
+"""leptonc.compile(target="stablehlo"), the artifact that holds the module, and leptonc.load."""
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax")
+pytest.importorskip("torch")
+
+import leptonc  # noqa: E402
+from leptonc.codegen.stablehlo.verify import verify_module  # noqa: E402
+from leptonc.runtime.artifact import ArtifactError  # noqa: E402
+from tests.codegen.test_stablehlo_ops import check_close  # noqa: E402
+from tests.model_zoo import as_numpy, build, dynamic, eager_outputs  # noqa: E402
+
+
+def test_compile_save_load_run(tmp_path):
+    module, inputs = build("cnn")
+    cm = leptonc.compile(module, inputs, target="stablehlo", quiet=True)
+    x = as_numpy(inputs)
+    want = eager_outputs(module, inputs)
+    check_close([cm(*x)], want)
+    verify_module(cm.source)
+    path = tmp_path / "cnn.lep"
+    cm.save(path)
+    with zipfile.ZipFile(path) as z:
+        assert sorted(z.namelist()) == ["graph.lir", "manifest.json", "model.mlir", "weights.safetensors"]
+        assert z.read("model.mlir").decode() == cm.source
+    loaded = leptonc.load(path)
+    assert loaded.manifest["target"] == "stablehlo"
+    check_close([loaded(*x)], want)
+
+
+def test_artifact_module_is_what_runs_and_other_sizes_compile_at_load(tmp_path):
+    module, inputs = build("mlp")
+    shapes, other = dynamic("mlp")
+    cm = leptonc.compile(module, inputs, target="stablehlo", dynamic_shapes=shapes, quiet=True)
+    (symbol,) = cm.signature["symbols"]
+    assert cm.manifest["stablehlo"]["bindings"] == {symbol: inputs[0].shape[0]}
+    cm.save(tmp_path / "mlp.lep")
+    loaded = leptonc.load(tmp_path / "mlp.lep")
+    for batch in (inputs, other):
+        check_close([loaded(*as_numpy(batch))], eager_outputs(module, batch))
+    assert sorted(s[symbol] for s in loaded.model.compiled_sizes) == sorted([inputs[0].shape[0], other[0].shape[0]])
+
+
+def test_a_modified_module_is_refused(tmp_path):
+    module, inputs = build("mlp")
+    path = tmp_path / "mlp.lep"
+    leptonc.compile(module, inputs, target="stablehlo", quiet=True).save(path)
+    tampered = tmp_path / "tampered.lep"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            dst.writestr(name, data.replace(b"stablehlo.maximum", b"stablehlo.minimum") if name == "model.mlir" else data)
+    with pytest.raises(ArtifactError, match="model.mlir does not match its sha256"):
+        leptonc.load(tampered)
+
+
+def test_inputs_by_name():
+    module, inputs = build("mlp")
+    cm = leptonc.compile(module, inputs, target="stablehlo", quiet=True)
+    name = cm.signature["inputs"][0]["name"]
+    x = as_numpy(inputs)[0]
+    np.testing.assert_array_equal(cm(**{name: x}), cm(x))
