@@ -20,12 +20,14 @@ GROUP = "leptonc.passes"
 
 @dataclass(frozen=True)
 class PluginFailure:
+    """A module of passes (a plugin's entry point, or a built-in module) that failed to import."""
+
     name: str
     target: str
     error: str
 
     def __str__(self) -> str:
-        return f"pass plugin '{self.name}' ({self.target}) failed to load: {self.error}"
+        return f"pass module '{self.name}' ({self.target}) failed to load: {self.error}"
 
 
 _failures: list[PluginFailure] = []
@@ -38,10 +40,14 @@ def load_plugins() -> list[PluginFailure]:
             with registering_for(f"plugin {ep.name}"):
                 ep.load()
         except Exception as e:  # any failure inside third-party code is reported, never fatal
-            _failures.append(PluginFailure(ep.name, ep.value, f"{type(e).__name__}: {e}"))
+            record_failure(ep.name, ep.value, e)
     return list(_failures)
 
 
+def record_failure(name: str, target: str, error: BaseException) -> None:
+    _failures.append(PluginFailure(name, target, f"{type(error).__name__}: {error}"))
+
+
 def plugin_failures() -> list[PluginFailure]:
-    """The plugins that failed to load so far."""
+    """The plugins (and built-in pass modules) that failed to load so far."""
     return list(_failures)

@@ -195,16 +195,22 @@ def list_passes() -> list[PassInfo]:
 
 
 def load_passes() -> None:
-    """Import the built-in pass modules of this package, then the plugins (once)."""
+    """Import the built-in pass modules of this package, then the plugins (once).
+
+    A module that fails to import is recorded like a failed plugin (see plugins.py).
+    """
     global _loaded
     if _loaded:
         return
     _loaded = True
     from . import __path__ as package_path
+    from .plugins import load_plugins, record_failure
     for mod in sorted(m.name for m in pkgutil.iter_modules(package_path)):
         if mod not in _INFRASTRUCTURE:
-            importlib.import_module(f"{__package__}.{mod}")
-    from .plugins import load_plugins
+            try:
+                importlib.import_module(f"{__package__}.{mod}")
+            except Exception as e:  # one broken module must not take every pass down; it is reported
+                record_failure(mod, "built-in", e)
     load_plugins()
 
 
