@@ -155,7 +155,7 @@ def _coerce(value, kind: str, where: str):
             return tuple(_coerce(v, "str", where) for v in value)
         if kind == "shape":
             return tuple(D.canonical(v if isinstance(v, str) else _coerce(v, "int", where)) for v in value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise IRError(f"{where} must be {kind}, got {value!r}") from None
     raise ValueError(f"unknown attribute kind {kind!r}")
 
