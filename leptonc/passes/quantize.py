@@ -1,0 +1,100 @@
+"""quantize: store the weights of matmuls in int8 or int4, optionally with int8 activations.
+
+    quantize{weights=int8,per=channel}            int8 weights, one scale per output channel
+    quantize{weights=int4,group=128}              int4 weights, one scale per 32/64/128 inputs of an output
+    quantize{weights=int8,activations=int8-dynamic}
+                                                  int8 weights and int8 activations (quantized per row
+                                                  at run time), int8 x int8 -> int32 products
+
+Every `matmul` whose right operand is a 2-D f32 constant [K, N] (a linear
+layer: torch Linear and ONNX MatMul import to this) is replaced: the weight
+is transposed to [N, K] (one row per output), quantized symmetrically
+(zero point 0, scale = max|w| / qmax over a channel or group, round half to
+even), and the matmul becomes `matmul_wq` (weight-only) or `matmul_w8a8`.
+Matmuls of two activations (attention) and everything else stay f32. A
+weight whose K is not a multiple of the group size is quantized per channel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtypes import DType
+from ..ir.graph import Graph, Node
+from ..ir.ops.quant import quantize_array
+from .tolerance import Tolerance, declare_tolerance
+from .registry import Option, PassError, register_pass
+from .rewrite import replace_result
+
+QMAX = {DType.i8: 127, DType.i4: 7}
+
+
+def quantize_weight(w: np.ndarray, dtype: DType, group: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(quantized weight [N, K], f32 scale [N] or [N, K / group]) of a weight stored [N, K]."""
+    n, k = w.shape
+    if group:
+        amax = np.abs(w.reshape(n, k // group, group)).max(axis=2)
+    else:
+        amax = np.abs(w).max(axis=1) if k else np.zeros(n, np.float32)
+    scale = np.where(amax > 0, amax / QMAX[dtype], 1.0).astype(np.float32)
+    return quantize_array(w, scale, None, dtype, axis=1 if group else 0, group=group), scale
+
+
+def _linear_weight(graph: Graph, node: Node) -> np.ndarray | None:
+    """The [K, N] f32 constant weight of a matmul that is a linear layer, else None."""
+    if node.op != "matmul":
+        return None
+    x, w = node.inputs
+    arr = graph.constant_of(w)
+    if arr is None or arr.ndim != 2 or arr.dtype != np.float32 or x.dtype is not DType.f32 or x.type.rank < 1:
+        return None
+    return arr
+
+
+@register_pass("quantize", "int8/int4 weights of linear layers (weight-only), or int8 weights and activations",
+               options={
+                   "weights": Option(str, "int8", "the weight type", choices=("int8", "int4")),
+                   "per": Option(str, "auto", "scale granularity (auto: channel for int8, group for int4)",
+                                 choices=("auto", "channel", "group")),
+                   "group": Option(int, 128, "inputs per scale when per=group"),
+                   "activations": Option(str, "none", "activation quantization",
+                                         choices=("none", "int8-dynamic")),
+               })
+def quantize(graph: Graph, weights: str, per: str, group: int, activations: str) -> bool:
+    dtype = DType.i8 if weights == "int8" else DType.i4
+    per = per if per != "auto" else ("channel" if dtype is DType.i8 else "group")
+    if group <= 0:
+        raise PassError(f"quantize: group must be positive, got {group}")
+    if activations == "int8-dynamic" and (dtype is not DType.i8 or per != "channel"):
+        raise PassError("quantize: activations=int8-dynamic needs weights=int8 and per=channel")
+    changed = False
+    for node in list(graph.nodes):
+        if node.graph is not graph:
+            continue
+        arr = _linear_weight(graph, node)
+        if arr is None:
+            continue
+        wt = np.ascontiguousarray(arr.T)
+        g = group if per == "group" and wt.shape[1] % group == 0 else 0
+        q, scale = quantize_weight(wt, dtype, g)
+        name = node.inputs[1].name
+        wq = graph.add_constant(q, f"{name}.q{'8' if dtype is DType.i8 else '4'}", before=node)
+        sv = graph.add_constant(scale, f"{name}.scale", before=node)
+        x = node.inputs[0]
+        if activations == "int8-dynamic":
+            y = graph.add("matmul_w8a8", x, wq, sv, name=node.output.name, before=node)
+        else:
+            y = graph.add("matmul_wq", x, wq, sv, group=g, name=node.output.name, before=node)
+        replace_result(graph, node.output, y)
+        changed = True
+    return changed
+
+
+def _tolerance(weights: str, per: str, group: int, activations: str) -> Tolerance:
+    if activations == "int8-dynamic":
+        return Tolerance(max_rel_error=0.15, min_sqnr_db=20.0, min_top1=0.9)
+    if weights == "int8":
+        return Tolerance(max_rel_error=0.1, min_sqnr_db=25.0, min_top1=0.9)
+    return Tolerance(max_rel_error=0.5, min_sqnr_db=10.0, min_top1=0.6)
+
+
+declare_tolerance("quantize", _tolerance)
