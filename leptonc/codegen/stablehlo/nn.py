@@ -1,4 +1,5 @@
-"""Lowering of conv (stablehlo.convolution) and max_pool/avg_pool (stablehlo.reduce_window)."""
+"""Lowering of conv, conv_transpose and col2im (stablehlo.convolution), and of the pooling ops
+max_pool, avg_pool, lp_pool, max_pool_with_indices and lrn (stablehlo.reduce_window); max_unpool."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,6 +7,7 @@ import numpy as np
 from ...ir.dtypes import DType
 from ...ir.types import TensorType
 from .builder import Builder, Val, i64_array, i64_matrix
+from .layout import scatter
 from .linalg import PRECISION, widen
 from .reduction import identity
 from .rules import lowers
@@ -87,3 +89,134 @@ def avg_pool(b: Builder, node, args, out, attrs):
     count = reduce_window(b, ones, 0, "add", window, strides, dilations, padding, count_shape)
     mean = b.binary("divide", total, b.broadcast_in_dim(count, shape, range(len(shape))))
     return b.convert(mean, x.dtype)
+
+
+def transposed_conv(b: Builder, x: Val, w: Val, strides, pads, dilations, group: int, output_padding, out) -> Val:
+    """The gradient of conv as a convolution: dilate the input by the strides, flip the kernel,
+    swap its in/out channels within each group, and pad by the kernel span minus the crop."""
+    nsp = len(x.shape) - 2
+    cin, cout_g, kernel = w.shape[0], w.shape[1], tuple(w.shape[2:])
+    wg = b.reshape(w, (group, cin // group, cout_g) + kernel)
+    wg = b.transpose(wg, (0, 2, 1) + tuple(range(3, 3 + nsp)))
+    wk = b.reshape(wg, (group * cout_g, cin // group) + kernel)
+    wk = b.op1("stablehlo.reverse", [wk], wk.type, {"dimensions": i64_array(range(2, 2 + nsp))})
+    span = [dilations[i] * (kernel[i] - 1) for i in range(nsp)]
+    padding = [(span[i] - pads[i], span[i] - pads[i + nsp] + output_padding[i]) for i in range(nsp)]
+    sp = ", ".join(str(i) for i in range(nsp))
+    return b.op1("stablehlo.convolution", [x, wk], out.with_dtype(x.dtype), {
+        "dimension_numbers": f"#stablehlo.conv<[b, f, {sp}]x[o, i, {sp}]->[b, f, {sp}]>",
+        "window_strides": i64_array([1] * nsp), "padding": i64_matrix(padding),
+        "lhs_dilation": i64_array(strides), "rhs_dilation": i64_array(dilations),
+        "feature_group_count": f"{group} : i64", "batch_group_count": "1 : i64", "precision_config": PRECISION})
+
+
+@lowers("conv_transpose")
+def conv_transpose(b: Builder, node, args, out, attrs):
+    x, w = widen(b, args[0]), widen(b, args[1])
+    nsp = len(x.shape) - 2
+    strides, pads, dilations = _spatial(nsp, attrs)
+    y = transposed_conv(b, x, w, strides, pads, dilations, attrs["group"],
+                        attrs["output_padding"] or (0,) * nsp, out[0])
+    if len(args) == 3:
+        y = b.binary("add", y, b.broadcast_in_dim(widen(b, args[2]), y.shape, [1]))
+    return b.convert(y, out[0].dtype)
+
+
+@lowers("col2im")
+def col2im(b: Builder, node, args, out, attrs):
+    """Summing blocks back into an image is a transposed convolution with a one-hot kernel per channel."""
+    x = widen(b, args[0])
+    block, image = tuple(attrs["block_shape"]), tuple(attrs["image_shape"])
+    nsp, k = len(block), int(np.prod(block))
+    strides, pads, dilations = _spatial(nsp, attrs)
+    padded = [image[i] + pads[i] + pads[i + nsp] for i in range(nsp)]
+    outs = [(padded[i] - dilations[i] * (block[i] - 1) - 1) // strides[i] + 1 for i in range(nsp)]
+    full = [(outs[i] - 1) * strides[i] + dilations[i] * (block[i] - 1) + 1 for i in range(nsp)]
+    n, ck = x.shape[0], x.shape[1]
+    cols = b.reshape(x, (n, ck) + tuple(outs))
+    one_hot = np.tile(np.eye(k, dtype=x.dtype.numpy).reshape((k, 1) + block), (ck // k,) + (1,) * (nsp + 1))
+    y = transposed_conv(b, cols, b.constant(one_hot), strides, pads, dilations, ck // k,
+                        [padded[i] - full[i] for i in range(nsp)], out[0])
+    return b.convert(y, out[0].dtype)
+
+
+@lowers("lp_pool")
+def lp_pool(b: Builder, node, args, out, attrs):
+    """(window sum of |x|^p)^(1/p); padding adds zeros."""
+    x = args[0]
+    acc = DType.f64 if x.dtype is DType.f64 else DType.f32
+    window, strides, dilations, padding = _pool_window(x.shape, out[0].shape, attrs)
+    powered = b.binary("power", b.unary("abs", b.convert(x, acc)), b.full(attrs["p"], x.type.with_dtype(acc)))
+    total = reduce_window(b, powered, 0, "add", window, strides, dilations, padding, out[0].shape)
+    return b.convert(b.binary("power", total, b.full(1.0 / attrs["p"], total.type)), out[0].dtype)
+
+
+@lowers("lrn")
+def lrn(b: Builder, node, args, out, attrs):
+    """x / (bias + alpha / size * sum of squares over `size` neighbouring channels) ** beta."""
+    x = args[0]
+    acc = DType.f64 if x.dtype is DType.f64 else DType.f32
+    wide = b.convert(x, acc)
+    size, rank = attrs["size"], len(x.shape)
+    lo = (size - 1) // 2
+    window = [size if d == 1 else 1 for d in range(rank)]
+    padding = [(lo, size - 1 - lo) if d == 1 else (0, 0) for d in range(rank)]
+    sums = reduce_window(b, b.binary("multiply", wide, wide), 0, "add", window, [1] * rank, [1] * rank,
+                         padding, x.shape)
+    scale = b.binary("add", b.full(attrs["bias"], sums.type),
+                     b.binary("multiply", b.full(attrs["alpha"] / size, sums.type), sums))
+    y = b.binary("divide", wide, b.binary("power", scale, b.full(attrs["beta"], sums.type)))
+    return b.convert(y, out[0].dtype)
+
+
+@lowers("max_pool_with_indices")
+def max_pool_with_indices(b: Builder, node, args, out, attrs):
+    """A two-operand reduce_window over values and their flat row-major indices (the first maximum
+    wins); column-major indices (storage_order=1) are converted from the row-major ones."""
+    x = args[0]
+    window, strides, dilations, padding = _pool_window(x.shape, out[0].shape, attrs)
+    numel = int(np.prod(x.shape))
+    index = b.reshape(b.iota(TensorType(DType.i64, (numel,)), 0), x.shape)
+    sv, si = TensorType(x.dtype, ()), TensorType(DType.i64, ())
+
+    def body(av: Val, ai: Val, bv: Val, bi: Val):
+        tie = b.binary("and", b.compare(av, bv, "EQ"), b.compare(ai, bi, "LT"))
+        wins = b.binary("or", b.compare(av, bv, "GT"), tie)
+        return [b.select(wins, av, bv), b.select(wins, ai, bi)]
+
+    shape = out[0].shape
+    values, indices = b.op("stablehlo.reduce_window",
+                           [x, index, b.scalar(identity("reduce_max", x.dtype), x.dtype), b.scalar(numel, DType.i64)],
+                           [out[0], out[1]],
+                           {"window_dimensions": i64_array(window), "window_strides": i64_array(strides),
+                            "window_dilations": i64_array(dilations), "padding": i64_matrix(padding)},
+                           [([sv, si, sv, si], body)])
+    if attrs["storage_order"]:
+        indices = _column_major(b, indices, tuple(x.shape[2:]))
+    return [values, indices]
+
+
+def _column_major(b: Builder, flat: Val, spatial) -> Val:
+    """Row-major flat indices into (N, C, spatial...) as (n*C + c) * prod(spatial) + column-major offset."""
+    size = int(np.prod(spatial))
+    base = b.binary("multiply", b.binary("divide", flat, b.full(size, flat.type)), b.full(size, flat.type))
+    rest = b.binary("remainder", flat, b.full(size, flat.type))
+    result, stride_cm = base, 1
+    for i, d in enumerate(spatial):  # coordinate i of the row-major offset
+        stride_rm = int(np.prod(spatial[i + 1:]))
+        coord = b.binary("remainder", b.binary("divide", rest, b.full(stride_rm, flat.type)), b.full(d, flat.type))
+        result = b.binary("add", result, b.binary("multiply", coord, b.full(stride_cm, flat.type)))
+        stride_cm *= d
+    return result
+
+
+@lowers("max_unpool")
+def max_unpool(b: Builder, node, args, out, attrs):
+    """Zeros of the output size with each x element written at its flat index."""
+    x, idx = args
+    numel, count = int(np.prod(out[0].shape)), int(np.prod(x.shape))
+    flat = b.full(0, TensorType(x.dtype, (numel,)))
+    numbers = ("#stablehlo.scatter<update_window_dims = [], inserted_window_dims = [0], "
+               "scatter_dims_to_operand_dims = [0], index_vector_dim = 1>")
+    y = scatter(b, flat, b.reshape(idx, (count, 1)), b.reshape(x, (count,)), "none", numbers)
+    return b.reshape(y, out[0].shape)

@@ -58,23 +58,28 @@ def reduce_axes(b: Builder, op: str, x: Val, axes, out: TensorType) -> Val:
 @lowers("argmax", "argmin")
 def arg_reduce(b: Builder, node, args, out, attrs):
     x = args[0]
-    axis = attrs["axis"] % len(x.shape)
-    index_t = TensorType(DType.i64, x.shape)
-    idx = b.iota(index_t, axis)
-    better = "GT" if node.op == "argmax" else "LT"
-    tie_index = "GT" if attrs["select_last_index"] else "LT"
+    indices = arg_extreme(b, x, attrs["axis"] % len(x.shape), node.op == "argmax", attrs["select_last_index"])
+    return b.reshape(indices, out[0].shape)
+
+
+def arg_extreme(b: Builder, x: Val, axis: int, largest: bool, last: bool = False) -> Val:
+    """The i64 index of the largest (or smallest) element along axis (removed); ties go to the first
+    index (the last with `last`), and NaN wins as in numpy."""
+    idx = b.iota(TensorType(DType.i64, x.shape), axis)
+    better = "GT" if largest else "LT"
+    tie_index = "GT" if last else "LT"
     sv, si = TensorType(x.dtype, ()), TensorType(DType.i64, ())
 
     def body(av: Val, ai: Val, bv: Val, bi: Val):
         wins = b.compare(av, bv, better)
-        if x.dtype.is_float:  # NaN wins, as in numpy
+        if x.dtype.is_float:
             wins = b.binary("or", wins, b.compare(av, av, "NE"))
         tie = b.binary("and", b.compare(av, bv, "EQ"), b.compare(ai, bi, tie_index))
         return [b.select(wins, av, bv), b.select(b.binary("or", wins, tie), ai, bi)]
 
-    init_v = b.scalar(identity("reduce_max" if node.op == "argmax" else "reduce_min", x.dtype), x.dtype)
-    init_i = b.scalar(0, DType.i64)
+    init_v = b.scalar(identity("reduce_max" if largest else "reduce_min", x.dtype), x.dtype)
     reduced = TensorType(DType.i64, [d for i, d in enumerate(x.shape) if i != axis])
-    _, indices = b.op("stablehlo.reduce", [x, idx, init_v, init_i], [reduced.with_dtype(x.dtype), reduced],
+    _, indices = b.op("stablehlo.reduce", [x, idx, init_v, b.scalar(0, DType.i64)],
+                      [reduced.with_dtype(x.dtype), reduced],
                       {"dimensions": f"array<i64: {axis}>"}, [([sv, si, sv, si], body)])
-    return b.reshape(indices, out[0].shape)
+    return indices
