@@ -40,3 +40,12 @@ def unpack_i4(packed: np.ndarray, shape: tuple) -> np.ndarray:
     signed = (nib.astype(np.int8) ^ 8) - 8
     last = shape[-1] if shape else 1
     return signed[..., :last].reshape(shape).astype(ml_dtypes.int4)
+
+
+def is_i4(array: np.ndarray) -> bool:
+    return np.asarray(array).dtype == np.dtype(ml_dtypes.int4)
+
+
+def stored(array: np.ndarray) -> np.ndarray:
+    """The array as generated code reads it: i4 packed (pack_i4), anything else contiguous."""
+    return pack_i4(array) if is_i4(array) else np.ascontiguousarray(array)

@@ -15,6 +15,7 @@ import numpy as np
 from ..ir import dims as D
 from ..ir.dtypes import DType
 from ..ir.errors import ShapeError
+from ..ir.packing import stored
 from ..ir.types import TensorType
 from .memory import ALIGN, plan_arena
 from .signature import bind_inputs
@@ -47,7 +48,7 @@ class Executor:
         self.input_types = [_tensor_type(x) for x in meta["inputs"]]
         self.output_types = [_tensor_type(x) for x in meta["outputs"]]
         self.symbols = list(meta["symbols"])
-        self._weights = [np.ascontiguousarray(weights[name]) for name in meta["weights"]]
+        self._weights = [stored(weights[name]) for name in meta["weights"]]  # i4 packed two per byte
         self._wptrs = _pointer_array(self._weights)
         self._plans: dict[tuple, tuple] = {}
         self.kernel_names = [k["name"] for k in meta["kernels"]]

@@ -8,10 +8,12 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from ..ir.errors import LeptoncError
+from ..ir.packing import packed_shape, stored, unpack_i4
 
 _CODES = {DType.f32: "F32", DType.f64: "F64", DType.f16: "F16", DType.bf16: "BF16", DType.i64: "I64",
           DType.i32: "I32", DType.i16: "I16", DType.i8: "I8", DType.u8: "U8", DType.u16: "U16",
-          DType.u32: "U32", DType.u64: "U64", DType.bool: "BOOL"}
+          DType.u32: "U32", DType.u64: "U64", DType.bool: "BOOL",
+          DType.i4: "I4"}  # I4: packed two per byte (leptonc/ir/packing.py), shape unpacked
 _DTYPES = {v: k for k, v in _CODES.items()}
 
 
@@ -22,7 +24,8 @@ def dumps(tensors: dict[str, np.ndarray]) -> bytes:
         dtype = DType.from_numpy(arr.dtype)
         if dtype not in _CODES:
             raise LeptoncError(f"weight '{name}' has dtype {dtype}, which safetensors cannot store")
-        data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        raw = stored(arr)  # i4 packed two per byte
+        data = raw.astype(raw.dtype.newbyteorder("<"), copy=False).tobytes()
         header[name] = {"dtype": _CODES[dtype], "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
@@ -46,6 +49,10 @@ def loads(blob: bytes) -> dict[str, np.ndarray]:
             shape = tuple(int(d) for d in entry["shape"])
             if not 0 <= begin <= end <= len(blob) - base:
                 raise ValueError(f"tensor '{name}' lies outside the data")
+            if entry["dtype"] == "I4":
+                packed = np.frombuffer(blob, np.uint8, count=end - begin, offset=base + begin)
+                out[name] = unpack_i4(packed.reshape(packed_shape(shape)), shape)
+                continue
             arr = np.frombuffer(blob, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=base + begin)
             out[name] = arr.reshape(shape)
         return out

@@ -14,6 +14,7 @@ C_TYPES = {
     DType.f32: "float", DType.f64: "double", DType.i64: "int64_t", DType.i32: "int32_t",
     DType.i16: "int16_t", DType.i8: "int8_t", DType.u8: "uint8_t", DType.u16: "uint16_t",
     DType.u32: "uint32_t", DType.u64: "uint64_t", DType.bool: "uint8_t",
+    DType.i4: "uint8_t",  # packed two per byte (leptonc/ir/packing.py); only the quantized kernels read it
 }
 
 
