@@ -81,7 +81,8 @@ class FusionPlan:
 
 # ---------------------------------------------------------------- the rewrites of the `fuse` pass
 
-@register_pass("fuse", "prepare kernels: reductions over trailing axes, composed transposes, no identity reshapes")
+@register_pass("fuse", "prepare kernels: reductions over trailing axes, composed transposes, squeeze/unsqueeze as "
+                       "reshapes, no identity reshapes")
 def fuse(graph: Graph) -> bool:
     changed = False
     for node in list(graph.nodes):
@@ -96,6 +97,10 @@ def fuse(graph: Graph) -> bool:
             perm = tuple(inner.attrs["perm"][p] for p in node.attrs["perm"])
             new = graph.add("transpose", inner.inputs[0], perm=perm, name=node.output.name, before=node)
             graph.replace_all_uses(node.output, new)
+            changed = True
+        elif node.op in ("squeeze", "unsqueeze") and D.UNKNOWN not in node.output.shape:
+            new = graph.add("reshape", node.inputs[0], shape=node.output.shape, name=node.output.name, before=node)
+            graph.replace_all_uses(node.output, new)  # the same memory with other dims: a view, like reshape
             changed = True
         elif node.op in REDUCTIONS and _move_reduced_axes_last(graph, node):
             changed = True

@@ -249,6 +249,32 @@ def emit_pool(ctx: KernelContext, node: Node) -> list[str]:
     return lines
 
 
+def emit_lrn(ctx: KernelContext, node: Node) -> list[str]:
+    x, y = node.inputs[0], node.outputs[0]
+    if x.dtype is not DType.f32:
+        raise UnsupportedError(f"{ctx.where}: lrn over {x.dtype} is not supported by the cpu target (f32 is)")
+    size = node.attrs["size"]
+    lo, hi = (size - 1) // 2, size - 1 - (size - 1) // 2
+    scale = literal(node.attrs["alpha"] / size, DType.f32)
+    return [f"const int64_t NB = {ctx.d(x.shape[0])}, C = {ctx.d(x.shape[1])}, "
+            f"P = {cnumel(x.shape[2:], ctx.where)};",
+            "#pragma omp parallel for schedule(static) if (NB * C * P > 16384)",
+            "for (int64_t nc = 0; nc < NB * C; ++nc) {",
+            f"  const int64_t n = nc / C, c = nc % C, c0 = c - {lo} < 0 ? 0 : c - {lo}, "
+            f"c1 = c + {hi} >= C ? C - 1 : c + {hi};",
+            f"  float* yc = {ctx.ptr(y)} + nc * P; const float* xc = {ctx.ptr(x)} + nc * P;",
+            "  for (int64_t p = 0; p < P; ++p) yc[p] = 0.0f;",
+            "  for (int64_t cc = c0; cc <= c1; ++cc) {",
+            f"    const float* xs = {ctx.ptr(x)} + (n * C + cc) * P;",
+            "    #pragma omp simd",
+            "    for (int64_t p = 0; p < P; ++p) yc[p] += xs[p] * xs[p];",
+            "  }",
+            "  #pragma omp simd",
+            f"  for (int64_t p = 0; p < P; ++p) yc[p] = xc[p] / powf({literal(node.attrs['bias'], DType.f32)} + "
+            f"{scale} * yc[p], {literal(node.attrs['beta'], DType.f32)});",
+            "}"]
+
+
 # ---------------------------------------------------------------- data movement
 
 def _copy(dst: str, dst_strides, src: str, src_strides, shape, es: int, where: str, tag: str) -> list[str]:
@@ -369,6 +395,28 @@ def emit_gather(ctx: KernelContext, node: Node) -> list[str]:
             "}"]
 
 
+def emit_gather_elements(ctx: KernelContext, node: Node) -> list[str]:
+    x, idx, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    rank = x.type.rank
+    axis = node.attrs["axis"] % rank
+    return ["{",
+            "  " + _arr("osh", idx.shape, ctx.where),
+            "  " + _arr("xst", contiguous_strides(x.shape), ctx.where),
+            f"  const int64_t total = {cnumel(idx.shape, ctx.where)}, AX = {ctx.d(x.shape[axis])};",
+            "  #pragma omp parallel for schedule(static) if (total > 65536)",
+            "  for (int64_t t = 0; t < total; ++t) {",
+            "    int64_t rem = t, off = 0;",
+            f"    for (int a = {rank - 1}; a >= 0; --a) {{",
+            "      int64_t i = rem % osh[a]; rem /= osh[a];",
+            f"      if (a == {axis}) {{ i = (int64_t){ctx.ptr(idx)}[t]; if (i < 0) i += AX; "
+            "if (i < 0 || i >= AX) i = 0; }",
+            "      off += i * xst[a];",
+            "    }",
+            f"    {ctx.ptr(y)}[t] = {ctx.ptr(x)}[off];",
+            "  }",
+            "}"]
+
+
 def emit_full(ctx: KernelContext, node: Node) -> list[str]:
     y = node.outputs[0]
     return [f"const int64_t total = {cnumel(y.shape, ctx.where)};",
@@ -407,7 +455,8 @@ def _es(v: Value) -> int:
 
 
 EMITTERS = {
-    "conv": emit_conv, "max_pool": emit_pool, "avg_pool": emit_pool, "transpose": emit_transpose,
+    "conv": emit_conv, "lrn": emit_lrn, "max_pool": emit_pool, "avg_pool": emit_pool, "transpose": emit_transpose,
     "broadcast_to": emit_broadcast_to, "slice": emit_slice, "concat": emit_concat, "split": emit_split,
-    "pad": emit_pad, "gather": emit_gather, "full": emit_full, "shape_of": emit_shape_of, "cumsum": emit_cumsum,
+    "pad": emit_pad, "gather": emit_gather,
+    "gather_elements": emit_gather_elements, "full": emit_full, "shape_of": emit_shape_of, "cumsum": emit_cumsum,
 }
