@@ -27,7 +27,14 @@ def _cmd_ir(args) -> int:
     from .passes.cli_args import run_passes_from_args
 
     graph = run_passes_from_args(_load_graph(args.model), args)
-    text = to_dot(graph) if args.format == "dot" else print_ir(graph)
+    if args.emit == "stablehlo":
+        from .codegen.stablehlo import emit_module
+        from .codegen.stablehlo.specialize import symbols_of
+
+        sizes = _parse_sizes(args.sizes)
+        text = emit_module(graph, bindings={s: sizes.get(s, 1) for s in symbols_of(graph)})
+    else:
+        text = to_dot(graph) if args.format == "dot" else print_ir(graph)
     if args.output and args.output.endswith(".svg"):
         _write_svg(text if args.format == "dot" else to_dot(graph), args.output)
     elif args.output:
@@ -36,6 +43,19 @@ def _cmd_ir(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _parse_sizes(spec: str | None) -> dict[str, int]:
+    """--sizes B=8,S=128 as {"B": 8, "S": 128}."""
+    sizes = {}
+    for item in (spec or "").split(","):
+        name, sep, value = item.strip().partition("=")
+        if not item.strip():
+            continue
+        if not sep or not value.strip().isdigit():
+            raise LeptoncError(f"--sizes {spec!r}: expected SYMBOL=INT[,SYMBOL=INT...]")
+        sizes[name.strip()] = int(value)
+    return sizes
 
 
 def _write_svg(dot_text: str, path: str) -> None:
@@ -107,8 +127,6 @@ def _cmd_compile(args) -> int:
 
     import leptonc
 
-    if args.target != "cpu":
-        raise LeptoncError(f"leptonc compile writes artifacts for the cpu target; got --target {args.target}")
     dynamic = [d.strip() for d in (args.dynamic or "").split(",") if d.strip()]
     model, inputs, dyn = _compile_inputs(args.model, dynamic)
     t0 = time.perf_counter()
@@ -116,6 +134,12 @@ def _cmd_compile(args) -> int:
                          quiet=args.quiet)
     seconds = time.perf_counter() - t0
     cm.save(args.output)
+    if args.target == "stablehlo":
+        if not args.quiet:
+            sizes = ", ".join(f"{k}={v}" for k, v in cm.manifest["stablehlo"]["bindings"].items())
+            print(f"wrote {args.output}: one StableHLO module" + (f" (specialized to {sizes})" if sizes else "") +
+                  f", compiled in {seconds:.2f} s")
+        return 0
     if args.stats:
         print(cm.manifest["fusion_report"])
     arena, total = cm.memory_report()
@@ -129,6 +153,7 @@ def _run_inputs(cm, specs: list[str], seed: int):
     import numpy as np
 
     from .ir import dims as D
+    from .ir.dtypes import DType
 
     sig = cm.signature["inputs"]
     given = {}
@@ -153,7 +178,7 @@ def _run_inputs(cm, specs: list[str], seed: int):
             arrays.append(given[x["name"]])
             continue
         shape = [D.evaluate(d, {s: bindings.get(s, 1) for s in D.symbols(d)}) for d in x["shape"]]
-        dtype = np.dtype(cm.executor.input_types[len(arrays)].dtype.numpy)
+        dtype = np.dtype(DType.parse(x["dtype"]).numpy)
         if dtype.kind == "f":
             arrays.append(rng.standard_normal(shape).astype(dtype))
         elif dtype.kind == "b":
@@ -219,7 +244,8 @@ def _add_backend_verbs(sub) -> None:
     c = sub.add_parser("compile", help="compile a model into an artifact (.lep)")
     c.add_argument("model", help="model.onnx, FILE.py:FUNCTION (torch module, example inputs) or graph.lir")
     c.add_argument("-o", "--output", required=True, help="the artifact to write (.lep)")
-    c.add_argument("--target", default="cpu", help="code generation target (cpu)")
+    c.add_argument("--target", default="cpu", choices=("cpu", "stablehlo"),
+                   help="code generation target: cpu (C), or stablehlo (one StableHLO module, run by XLA)")
     c.add_argument("--passes", help="passes to run after the default cleanup pipeline, e.g. 'cse,dce'")
     c.add_argument("--dynamic", help="names for the leading dims of every input, e.g. batch,seq")
     c.add_argument("--stats", action="store_true", help="print the fusion report")
@@ -251,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     ir.add_argument("model", help="model.onnx, or FILE.py:FUNCTION returning (torch module, example inputs)")
     ir.add_argument("-o", "--output", help="write to this file instead of stdout (.svg: render with Graphviz)")
     ir.add_argument("--format", choices=("text", "dot"), default="text", help="IR text, or Graphviz DOT")
+    ir.add_argument("--emit", choices=("ir", "stablehlo"), default="ir",
+                    help="print the graph as IR, or as the StableHLO module the stablehlo target compiles")
+    ir.add_argument("--sizes", help="with --emit stablehlo: sizes of symbolic dims, e.g. B=8,S=128 (default 1)")
     add_pass_arguments(ir)
     ir.set_defaults(run=_cmd_ir)
     passes = sub.add_parser("passes", help="list every registered pass and pipeline, plugins included")

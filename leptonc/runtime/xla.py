@@ -95,6 +95,7 @@ class XlaCompiledModel:
         manifest = dict(manifest, target="stablehlo",
                         signature={"inputs": describe(graph.inputs), "outputs": describe(graph.outputs),
                                    "symbols": sorted(bindings)},
+                        example_bindings=bindings,
                         stablehlo={"bindings": bindings, "weights": list(module.weights)})
         art = Artifact(manifest, print_ir(graph), safetensors.dumps(dict(graph.constants)), module.text, b"")
         return cls(art)

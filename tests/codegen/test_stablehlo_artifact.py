@@ -65,3 +65,36 @@ def test_inputs_by_name():
     name = cm.signature["inputs"][0]["name"]
     x = as_numpy(inputs)[0]
     np.testing.assert_array_equal(cm(**{name: x}), cm(x))
+
+
+def small_onnx(path) -> None:
+    """y = relu(x @ w + b) with x of shape [batch, 8]."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((8, 4)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["a"]),
+             helper.make_node("Relu", ["a"], ["y"])]
+    graph = helper.make_graph(nodes, "small", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])], [w, b])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_cli_ir_emit_compile_and_run(tmp_path, capsys):
+    from leptonc.cli import main
+
+    model = str(tmp_path / "small.onnx")
+    small_onnx(model)
+    assert main(["ir", model, "--emit", "stablehlo", "--sizes", "batch=3"]) == 0
+    text = capsys.readouterr().out
+    assert "specialized to batch=3" in text and "tensor<3x8xf32>" in text
+    verify_module(text)
+    artifact = str(tmp_path / "small.lep")
+    assert main(["compile", model, "-o", artifact, "--target", "stablehlo", "--quiet"]) == 0
+    assert main(["run", artifact]) == 0
+    assert "%y: float32[1, 4]" in capsys.readouterr().out
+    x = np.random.default_rng(1).standard_normal((5, 8)).astype(np.float32)
+    loaded = leptonc.load(artifact)
+    check_close([loaded(x)], leptonc.run_reference(loaded.graph, x))
