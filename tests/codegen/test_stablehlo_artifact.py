@@ -98,3 +98,27 @@ def test_cli_ir_emit_compile_and_run(tmp_path, capsys):
     x = np.random.default_rng(1).standard_normal((5, 8)).astype(np.float32)
     loaded = leptonc.load(artifact)
     check_close([loaded(x)], leptonc.run_reference(loaded.graph, x))
+
+
+def test_docs_tpu_recipe_runs_on_the_cpu(tmp_path, monkeypatch):
+    """The jax-only recipe of docs/stablehlo.md, with PLATFORM = "cpu"."""
+    import pathlib
+    import re
+
+    pytest.importorskip("safetensors")
+    doc = (pathlib.Path(__file__).parents[2] / "docs" / "stablehlo.md").read_text()
+    section = doc[doc.index("## Running the artifact's module on a TPU"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert 'PLATFORM = "tpu"' in code
+    module, inputs = build("mlp")
+    leptonc.compile(module, inputs, target="stablehlo", quiet=True).save(tmp_path / "model.lep")
+    monkeypatch.chdir(tmp_path)
+    import jax
+
+    x64 = jax.config.jax_enable_x64
+    namespace = {}
+    try:
+        exec(code.replace('PLATFORM = "tpu"', 'PLATFORM = "cpu"'), namespace)
+        check_close(namespace["run"](*as_numpy(inputs)), eager_outputs(module, inputs))
+    finally:
+        jax.config.update("jax_enable_x64", x64)  # the recipe turns it on for the whole process
