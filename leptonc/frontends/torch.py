@@ -17,6 +17,7 @@ import operator
 from typing import Callable
 
 import numpy as np
+import sympy
 import torch
 import torch.fx
 
@@ -24,7 +25,7 @@ from ..ir import dims as D
 from ..ir.dtypes import DType
 from ..ir.errors import IRError, LeptoncError, UnsupportedOpError
 from ..ir.graph import Graph, Value
-from ..ir.ops.shape import BIG
+from ..ir.ops.shape import BIG, resolve_reshape
 from ..ir.types import TensorType
 from ..ir.verifier import verify
 
@@ -203,7 +204,7 @@ class _Importer:
 
     def operand(self, arg, dtype: DType) -> Value:
         """A tensor argument cast to dtype, or a Python number as a constant of dtype."""
-        if self.is_tensor(arg) or arg in self.lazy_constants:
+        if self.is_tensor(arg):
             return self.cast(self.v(arg), dtype)
         if isinstance(arg, torch.fx.Node):
             arg = self.env[arg]
@@ -232,8 +233,6 @@ class _Importer:
         if getattr(expr, "is_Integer", False):
             return int(expr)
         try:
-            import sympy
-
             symbols = sorted(expr.free_symbols, key=str)
             poly = sympy.Poly(expr, *symbols)
         except Exception:
@@ -258,19 +257,17 @@ class _Importer:
     def meta_dtype(self, node: torch.fx.Node) -> DType:
         return self.meta_type(node).dtype
 
-    def promoted(self, *args) -> DType:
-        """torch's type promotion over tensor and Python-number arguments."""
-        def proxy(a):
-            if isinstance(a, torch.fx.Node) and isinstance(a.meta.get("val"), torch.Tensor):
-                val = a.meta["val"]
-                return torch.empty((0,) * val.dim(), dtype=val.dtype)
-            return a
-        result = proxy(args[0])
-        for a in args[1:]:
-            result = torch.empty((0,), dtype=torch.result_type(result, proxy(a))) if isinstance(
-                result, torch.Tensor) or isinstance(proxy(a), torch.Tensor) else result + proxy(a)
-        return _DTYPES[result.dtype] if isinstance(result, torch.Tensor) else \
-            _DTYPES[torch.tensor(result).dtype if not isinstance(result, float) else torch.get_default_dtype()]
+    def promoted(self, a, b) -> DType:
+        """torch's result dtype for two arguments, each a tensor or a Python number."""
+        def proxy(arg):
+            if self.is_tensor(arg):
+                val = arg.meta["val"]
+                return torch.empty((0,) * val.dim(), dtype=val.dtype)  # same dtype and dimension category
+            return arg
+        pa, pb = proxy(a), proxy(b)
+        if not isinstance(pa, torch.Tensor) and not isinstance(pb, torch.Tensor):
+            pa = torch.tensor(pa)
+        return _DTYPES[torch.result_type(pa, pb)]
 
     def arange(self, start, end, step, dtype: DType, length) -> Value:
         """start, start+step, ... below end; the length may be symbolic."""
@@ -768,9 +765,10 @@ def _view(imp, node, a):
     x = imp.v(a["self"])
     shape = imp.meta_shape(node)
     if D.UNKNOWN in shape:
-        target = [imp.env[s] if isinstance(s, torch.fx.Node) else s for s in a["size"] or a["shape"]]
-        from ..ir.ops.shape import resolve_reshape
-
+        target = a.get("size") or a.get("shape")
+        if target is None:
+            raise UnsupportedOpError(f"a view to sizes {list(shape)} that are not products of dims")
+        target = [imp.env[s] if isinstance(s, torch.fx.Node) else s for s in target]
         shape = resolve_reshape(x.shape, target, allow_zero=True)
     return imp.reshape(x, shape)
 
