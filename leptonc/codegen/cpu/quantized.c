@@ -1,10 +1,11 @@
 /* leptonc cpu kernels over quantized operands; included in a model's source when it uses them.
  *
- * lep_wq8 / lep_wq4: weight-only matmul, y[M, N] = x[M, K] @ dequantize(w[N, K]).T. The int8 or packed
+ * lep_matmul_wq8 / lep_matmul_wq4: weight-only matmul, y[M, N] = x[M, K] @ dequantize(w[N, K]).T. The int8 or packed
  * int4 weights are widened to floats in registers inside the dot-product loop, never to a float copy of
  * the matrix; each group of G inputs of an output row accumulates on its own and is scaled once
  * (G = K: one scale per output channel). Parallel over output rows; up to 4 rows of x share each
- * widened weight vector.
+ * widened weight vector. int4 weights are widened by a table lookup (vpermps) against x split into
+ * its even and odd inputs, so that the two nibbles of a byte meet their inputs without shuffles.
  *
  * lep_w8a8: x quantized per row to int8 (symmetric, scale max|row| / 127), int8 x int8 products summed
  * in int32 (AVX-512 VNNI vpdpbusd: x is stored offset by 128 as unsigned, and 128 * sum(w) is taken
@@ -22,82 +23,120 @@ static inline float lep_i4(const uint8_t* row, int64_t k) {
     return (float)((v ^ 8) - 8);
 }
 
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-/* the 32 int4 weights of 16 packed bytes, in input order, as two vectors of 16 floats */
-static inline void lep_widen_i4(const uint8_t* p, __m512* first, __m512* second) {
-    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p));
-    const __m512i eight = _mm512_set1_epi32(8), mask = _mm512_set1_epi32(0xF);
-    const __m512i lo = _mm512_sub_epi32(_mm512_xor_si512(_mm512_and_si512(b, mask), eight), eight);
-    const __m512i hi = _mm512_sub_epi32(_mm512_xor_si512(_mm512_srli_epi32(b, 4), eight), eight);
-    const __m512i idx_a = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512i idx_b = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-    *first = _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(lo, idx_a, hi));
-    *second = _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(lo, idx_b, hi));
+static inline __mmask16 lep_mask16(int64_t left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
 }
-#endif
 
-/* acc[r] += sum over k in [k0, k1) of x[r][k] * w[k] for the mb rows of x; w int8 */
-static inline void lep_dot_i8(const float* x, int64_t ldx, int mb, const int8_t* w, int64_t k0, int64_t k1,
-                              float* acc) {
-    int64_t k = k0;
-#if defined(__AVX512F__)
-    __m512 va[LEP_MB];
-    for (int r = 0; r < mb; ++r) va[r] = _mm512_setzero_ps();
-    for (; k + 16 <= k1; k += 16) {
-        const __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(w + k))));
-        for (int r = 0; r < mb; ++r) va[r] = _mm512_fmadd_ps(_mm512_loadu_ps(x + r * ldx + k), wv, va[r]);
+/* total[r] = sum over groups g of scale[g] * sum over k in g of x[r][k] * w[k], for mb rows of x; int8 w */
+static inline void lep_row_i8(const float* x, int64_t ldx, int mb, const int8_t* w, const float* scale,
+                              int64_t K, int64_t G, float* total) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    __m512 tv[LEP_MB];
+    for (int r = 0; r < mb; ++r) tv[r] = _mm512_setzero_ps();
+    for (int64_t k0 = 0, g = 0; k0 < K; k0 += G, ++g) {
+        const int64_t k1 = k0 + G < K ? k0 + G : K;
+        __m512 av[LEP_MB];
+        for (int r = 0; r < mb; ++r) av[r] = _mm512_setzero_ps();
+        for (int64_t k = k0; k < k1; k += 16) {
+            const __mmask16 mask = lep_mask16(k1 - k);
+            const __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, w + k)));
+            for (int r = 0; r < mb; ++r)
+                av[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x + r * ldx + k), wv, av[r]);
+        }
+        const __m512 sv = _mm512_set1_ps(scale[g]);
+        for (int r = 0; r < mb; ++r) tv[r] = _mm512_fmadd_ps(av[r], sv, tv[r]);
     }
-    for (int r = 0; r < mb; ++r) acc[r] += _mm512_reduce_add_ps(va[r]);
-#endif
-    for (; k < k1; ++k)
-        for (int r = 0; r < mb; ++r) acc[r] += x[r * ldx + k] * (float)w[k];
-}
-
-/* the same for packed int4 weights; k0 even */
-static inline void lep_dot_i4(const float* x, int64_t ldx, int mb, const uint8_t* w, int64_t k0, int64_t k1,
-                              float* acc) {
-    int64_t k = k0;
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-    __m512 va[LEP_MB];
-    for (int r = 0; r < mb; ++r) va[r] = _mm512_setzero_ps();
-    for (; k + 32 <= k1; k += 32) {
-        __m512 w0, w1;
-        lep_widen_i4(w + (k >> 1), &w0, &w1);
+    for (int r = 0; r < mb; ++r) total[r] = _mm512_reduce_add_ps(tv[r]);
+#else
+    for (int r = 0; r < mb; ++r) total[r] = 0.0f;
+    for (int64_t k0 = 0, g = 0; k0 < K; k0 += G, ++g) {
+        const int64_t k1 = k0 + G < K ? k0 + G : K;
         for (int r = 0; r < mb; ++r) {
-            va[r] = _mm512_fmadd_ps(_mm512_loadu_ps(x + r * ldx + k), w0, va[r]);
-            va[r] = _mm512_fmadd_ps(_mm512_loadu_ps(x + r * ldx + k + 16), w1, va[r]);
+            float acc = 0.0f;
+            #pragma omp simd reduction(+:acc)
+            for (int64_t k = k0; k < k1; ++k) acc += x[r * ldx + k] * (float)w[k];
+            total[r] += acc * scale[g];
         }
     }
-    for (int r = 0; r < mb; ++r) acc[r] += _mm512_reduce_add_ps(va[r]);
 #endif
-    for (; k < k1; ++k) {
-        const float wk = lep_i4(w, k);
-        for (int r = 0; r < mb; ++r) acc[r] += x[r * ldx + k] * wk;
-    }
 }
 
-/* y[M, N] = x[M, K] @ (w[N, K] * scale[N, K / G]).T; bits 8 (int8) or 4 (packed int4) */
-static void lep_matmul_wq(const float* x, const void* w, int bits, const float* scale, int64_t M, int64_t N,
-                          int64_t K, int64_t G, float* y) {
-    const int64_t ngroups = G > 0 ? K / G : 1, row_bytes = bits == 8 ? K : (K + 1) / 2;
+/* the same for packed int4 w: pair j of a row (byte j) holds inputs 2j and 2j + 1, whose x values are
+   xe[j] and xo[j] (x split into even and odd inputs); GP pairs per group, P pairs in all */
+static inline void lep_row_i4(const float* xe, const float* xo, int64_t ldx, int mb, const uint8_t* w,
+                              const float* scale, int64_t P, int64_t GP, float* total) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    /* a nibble indexes this table of its signed values: vpermps widens 16 weights in one instruction */
+    const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
+    __m512 tv[LEP_MB];
+    for (int r = 0; r < mb; ++r) tv[r] = _mm512_setzero_ps();
+    for (int64_t j0 = 0, g = 0; j0 < P; j0 += GP, ++g) {
+        const int64_t j1 = j0 + GP < P ? j0 + GP : P;
+        __m512 av[LEP_MB];
+        for (int r = 0; r < mb; ++r) av[r] = _mm512_setzero_ps();
+        for (int64_t j = j0; j < j1; j += 16) {
+            const __mmask16 mask = lep_mask16(j1 - j);
+            const __m512i b = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, w + j));
+            const __m512 lo = _mm512_permutexvar_ps(b, table);
+            const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), table);
+            for (int r = 0; r < mb; ++r) {
+                av[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, xe + r * ldx + j), lo, av[r]);
+                av[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, xo + r * ldx + j), hi, av[r]);
+            }
+        }
+        const __m512 sv = _mm512_set1_ps(scale[g]);
+        for (int r = 0; r < mb; ++r) tv[r] = _mm512_fmadd_ps(av[r], sv, tv[r]);
+    }
+    for (int r = 0; r < mb; ++r) total[r] = _mm512_reduce_add_ps(tv[r]);
+#else
+    for (int r = 0; r < mb; ++r) total[r] = 0.0f;
+    for (int64_t j0 = 0, g = 0; j0 < P; j0 += GP, ++g) {
+        const int64_t j1 = j0 + GP < P ? j0 + GP : P;
+        for (int r = 0; r < mb; ++r) {
+            float acc = 0.0f;
+            #pragma omp simd reduction(+:acc)
+            for (int64_t j = j0; j < j1; ++j)
+                acc += xe[r * ldx + j] * lep_i4(w, 2 * j) + xo[r * ldx + j] * lep_i4(w, 2 * j + 1);
+            total[r] += acc * scale[g];
+        }
+    }
+#endif
+}
+
+/* y[M, N] = x[M, K] @ (w[N, K] * scale[N, K / G]).T, w int8; G = K: one scale per output */
+static void lep_matmul_wq8(const float* x, const int8_t* w, const float* scale, int64_t M, int64_t N, int64_t K,
+                           int64_t G, float* y) {
+    const int64_t ngroups = G > 0 && K > 0 ? (K + G - 1) / G : 1;
     #pragma omp parallel for schedule(static) if (N * K > 32768)
-    for (int64_t n = 0; n < N; ++n) {
-        const uint8_t* wn = (const uint8_t*)w + n * row_bytes;
-        const float* sn = scale + n * ngroups;
+    for (int64_t n = 0; n < N; ++n)
         for (int64_t m0 = 0; m0 < M; m0 += LEP_MB) {
             const int mb = M - m0 < LEP_MB ? (int)(M - m0) : LEP_MB;
-            const float* xm = x + m0 * K;
-            float total[LEP_MB] = {0};
-            for (int64_t g = 0; g < ngroups; ++g) {
-                float acc[LEP_MB] = {0};
-                const int64_t k0 = g * G, k1 = g + 1 == ngroups ? K : k0 + G;
-                if (bits == 8) lep_dot_i8(xm, K, mb, (const int8_t*)wn, k0, k1, acc);
-                else lep_dot_i4(xm, K, mb, wn, k0, k1, acc);
-                for (int r = 0; r < mb; ++r) total[r] += acc[r] * sn[g];
-            }
+            float total[LEP_MB];
+            lep_row_i8(x + m0 * K, K, mb, w + n * K, scale + n * ngroups, K, G > 0 ? G : 1, total);
             for (int r = 0; r < mb; ++r) y[(m0 + r) * N + n] = total[r];
         }
+}
+
+/* the same for packed int4 w (G even, or G = K); scratch holds M * 2 * P floats, P = (K + 1) / 2 */
+static void lep_matmul_wq4(const float* x, const uint8_t* w, const float* scale, int64_t M, int64_t N, int64_t K,
+                           int64_t G, float* y, float* scratch) {
+    const int64_t P = (K + 1) / 2, GP = G >= K ? P : G / 2, ngroups = GP > 0 ? (P + GP - 1) / GP : 1;
+    for (int64_t m = 0; m < M; ++m) {  /* row m of scratch: its even inputs, then its odd ones */
+        float* xe = scratch + m * 2 * P;
+        for (int64_t j = 0; j < P; ++j) {
+            xe[j] = x[m * K + 2 * j];
+            xe[P + j] = 2 * j + 1 < K ? x[m * K + 2 * j + 1] : 0.0f;
+        }
     }
+    #pragma omp parallel for schedule(static) if (N * K > 32768)
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t m0 = 0; m0 < M; m0 += LEP_MB) {
+            const int mb = M - m0 < LEP_MB ? (int)(M - m0) : LEP_MB;
+            const float* xe = scratch + m0 * 2 * P;
+            float total[LEP_MB];
+            lep_row_i4(xe, xe + P, 2 * P, mb, w + n * P, scale + n * ngroups, P, GP > 0 ? GP : 1, total);
+            for (int r = 0; r < mb; ++r) y[(m0 + r) * N + n] = total[r];
+        }
 }
 
 /* xq[M, K] = round(x * 127 / max|row|) + 128 as unsigned bytes, xs[M] = max|row| / 127 */

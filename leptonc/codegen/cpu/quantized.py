@@ -34,12 +34,17 @@ def emit_matmul_wq(ctx: KernelContext, node: Node) -> list[str]:
     if w.dtype not in (DType.i8, DType.i4):
         raise UnsupportedError(f"{ctx.where}: matmul_wq with {w.dtype} weights is not supported by the cpu "
                                "target (i8 and i4 are)")
-    bits = 8 if w.dtype is DType.i8 else 4
     group = node.attrs["group"]
     lines = _dims(ctx, node)
-    lines.append(f"lep_matmul_wq({ctx.ptr(x)}, {ctx.ptr(w)}, {bits}, {ctx.ptr(scale)}, M, N, K, "
-                 f"{group or 'K'}, {ctx.ptr(node.output)});")
-    return lines
+    args = f"{ctx.ptr(x)}, {ctx.ptr(w)}, {ctx.ptr(scale)}, M, N, K, {group or 'K'}, {ctx.ptr(node.output)}"
+    if w.dtype is DType.i8:
+        return lines + [f"lep_matmul_wq8({args});"]
+    if group % 2:
+        raise UnsupportedError(f"{ctx.where}: matmul_wq with int4 weights in groups of an odd size ({group}) is "
+                               "not supported by the cpu target")
+    pairs = D.floordiv(D.add(w.shape[1], 1), 2)
+    ctx.scratch_bytes = D.mul(D.mul(D.product(x.shape[:-1]), pairs), 8)
+    return lines + [f"lep_matmul_wq4({args}, scratch);"]
 
 
 def emit_matmul_w8a8(ctx: KernelContext, node: Node) -> list[str]:
