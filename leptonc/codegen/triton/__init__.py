@@ -1,0 +1,50 @@
+"""The triton target: every kernel of the fusion plan (the same plan as the cpu target's) as Triton source.
+
+program.py assembles one Python module of `@triton.jit` kernels and their
+launchers (kernels.py for each kind of kernel, tiles.py for fused elementwise
+code and reductions, texpr.py for the Triton spelling of each op, prelude.py
+for helpers and the block-size table) and a JSON launch plan; runtime.py runs
+the plan on torch tensors: on a CUDA GPU, or on the CPU with TRITON_INTERPRET=1.
+
+fp32 numerics: tl.dot runs with input_precision="ieee" by default, so outputs
+meet the project's fp32 tolerance. With allow_tf32 on a GPU, tl.dot uses TF32
+tensor cores (10-bit mantissa products); the tolerance declared for that mode
+is TF32_TOLERANCE: max|y - ref| <= 1e-2 * max(1, max|ref|).
+"""
+
+TARGET_PIPELINE = "fuse"
+TF32_TOLERANCE = 1e-2
+
+
+def compile_triton(graph, pipeline: list[str], progress, *, example_inputs=None, allow_tf32: bool = False):
+    """The triton target's lowering of an optimized graph: fusion, Triton source, launch plan, artifact."""
+    from ... import __version__
+    from ...ir.printer import print_ir
+    from ...passes import run_pipeline
+    from ...runtime import safetensors
+    from ...runtime.artifact import Artifact
+    from .program import generate
+    from .runtime import TritonModel
+
+    graph = run_pipeline(graph, TARGET_PIPELINE)
+    progress.stage("generating Triton kernels")
+    program = generate(graph)
+    weights = {name: graph.constants[name] for name in program.meta["weights"]}
+    manifest = {
+        "leptonc_version": __version__,
+        "target": "triton",
+        "signature": {"inputs": program.meta["inputs"], "outputs": program.meta["outputs"],
+                      "symbols": program.meta["symbols"]},
+        "pipeline": ",".join(pipeline + [TARGET_PIPELINE]),
+        "program": program.meta,
+        "example_bindings": _example_bindings(graph, example_inputs),
+        "fusion_report": program.plan.report(),
+    }
+    art = Artifact(manifest, print_ir(graph), safetensors.dumps(weights), program.source, b"")
+    return TritonModel(art, allow_tf32=allow_tf32)
+
+
+def _example_bindings(graph, example_inputs):
+    from ...api import _example_bindings as bindings
+
+    return bindings(graph, example_inputs)

@@ -1,0 +1,502 @@
+"""Triton source for each kind of kernel of the fusion plan, and the launcher that runs it.
+
+Every kernel becomes one `@triton.jit` function whose parameters are the
+pointers of the values it reads (x0, x1, ...) and writes (y0, ...), the
+graph's symbols (s_B, ...) and its block sizes (constexpr), plus a Python
+launcher `launch_<name>(x0, ..., y0, ..., s_B, ...)` that picks the block
+sizes for the run's sizes and launches the grid.
+
+  loop    elementwise ops over a flat domain (BLOCK elements a program), or
+          row kernels: one row of the trailing reduced axes a program, the
+          whole row in registers (softmax, layer norm);
+  matmul  tl.dot over (BLOCK_M, BLOCK_K) x (BLOCK_K, BLOCK_N) tiles, batch
+          dims on the grid's third axis, absorbed transposes read as strides,
+          the epilogue applied to the accumulator tile before the one store;
+  conv    implicit GEMM: rows are output pixels, columns output channels,
+          the reduction runs over input channels x window, groups on the
+          grid's third axis, bias and epilogue on the accumulator tile;
+  op      pooling, and data movement (transpose, broadcast, slice, concat,
+          split, pad, gather, full) as index maps over the output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...ir import dims as D
+from ...ir.graph import Graph, Node, Value
+from ...passes.fusion import Kernel
+from ..cpu.kernels import contiguous_strides, operand_view
+from .texpr import UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
+from .tiles import Space, TileEmitter, pad_left
+
+
+@dataclass
+class Emitted:
+    """The parts of one kernel's source that differ between kinds."""
+
+    body: list[str]                              # the jit function's statements
+    constexprs: list[str]                        # its tl.constexpr parameters
+    setup: list[str] = field(default_factory=list)   # launcher statements computing sizes and blocks
+    grid: str = "(1,)"                            # the launcher's grid expression
+    options: str = ""                             # extra launch keywords (num_warps=...)
+    guard: str = ""                               # launcher returns early when this holds (empty domains)
+
+
+class KernelContext:
+    """What an emitter needs: the graph, the parameter name of each value, and where errors point."""
+
+    def __init__(self, graph: Graph, names: dict[int, str], where: str):
+        self.graph, self.names, self.where = graph, names, where
+
+    def ptr(self, v: Value) -> str:
+        return self.names[id(v)]
+
+    def d(self, dim) -> str:
+        return tdim(dim, self.where)
+
+    def numel(self, shape) -> str:
+        return tnumel(shape, self.where)
+
+
+# ---------------------------------------------------------------- loop kernels
+
+def emit_loop(ctx: KernelContext, k: Kernel, values: dict | None = None) -> Emitted:
+    body: list[str] = []
+    rank = len(k.domain)
+    space = Space(k.domain, body, ctx.where)
+    if not k.reduce_rank:
+        total = ctx.numel(k.domain)
+        body += ["f = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)", f"mask = f < {total}"]
+        space.unravel(range(rank), "f", True)
+        space.flat, space.mask = "f", "mask"
+        TileEmitter(ctx.graph, space, ctx.names, {}).emit(k.loop_nodes)
+        return Emitted(body, ["BLOCK"], [f"total = {total}", "BLOCK = 1024"],
+                       "(triton.cdiv(total, BLOCK),)", guard="total == 0")
+    outer = rank - k.reduce_rank
+    n = ctx.numel(k.domain[outer:])
+    body += ["r = tl.program_id(0)", "j = tl.arange(0, BLOCK_N)", f"mask = j < {n}"]
+    space.unravel(range(outer), "r", False)
+    space.unravel(range(outer, rank), "j", True)
+    space.flat, space.mask = f"r * {n} + j", "mask"
+    TileEmitter(ctx.graph, space, ctx.names, {}, k.reduce_rank, n, "mask").emit(k.loop_nodes)
+    return Emitted(body, ["BLOCK_N"], [f"rows = {ctx.numel(k.domain[:outer])}", f"BLOCK_N = row_block({n})"],
+                   "(rows,)", guard="rows == 0")
+
+
+# ---------------------------------------------------------------- matmul
+
+def emit_matmul(ctx: KernelContext, k: Kernel) -> Emitted:
+    node = k.nodes[0]
+    a_val, a_shape, a_str = operand_view(node.inputs[0], k.absorbed)
+    b_val, b_shape, b_str = operand_view(node.inputs[1], k.absorbed)
+    out = node.outputs[0]
+    if len(a_shape) < 2 or len(b_shape) < 2:
+        raise UnsupportedError(f"{ctx.where}: matmul of a 1-D operand should have been reshaped by the fuse pass")
+    if not out.dtype.is_float:
+        raise UnsupportedError(f"{ctx.where}: matmul in {out.dtype} is not supported by the triton target "
+                               "(floating-point types are)")
+    d = ctx.d
+    M, K, N = a_shape[-2], a_shape[-1], b_shape[-1]
+    batch = tuple(out.shape[:-2])
+    body = [f"M = {d(M)}", f"N = {d(N)}", f"K = {d(K)}",
+            "rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)",
+            "rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)",
+            "rk = tl.arange(0, BLOCK_K)"]
+    space = Space(out.shape, body, ctx.where)
+    if batch:
+        body.append("bid = tl.program_id(2)")
+        space.unravel(range(len(batch)), "bid", False)
+    space.define(len(batch), "rm[:, None]", True)
+    space.define(len(batch) + 1, "rn[None, :]", True)
+    a_off = _batch_offset(space, batch, a_shape, a_str)
+    b_off = _batch_offset(space, batch, b_shape, b_str)
+    body += [f"a_ptrs = {ctx.ptr(a_val)} + {a_off}{_times('rm[:, None]', a_str[-2])} + {_times('rk[None, :]', a_str[-1])}",
+             f"b_ptrs = {ctx.ptr(b_val)} + {b_off}{_times('rk[:, None]', b_str[-2])} + {_times('rn[None, :]', b_str[-1])}",
+             "acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
+             "for k0 in range(0, K, BLOCK_K):",
+             "    a = tl.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k0 < K), other=0.0)",
+             "    b = tl.load(b_ptrs, mask=(rk[:, None] + k0 < K) & (rn[None, :] < N), other=0.0)",
+             "    acc += tl.dot(a, b, input_precision=PRECISION)",
+             f"    a_ptrs += {_times('BLOCK_K', a_str[-1])}",
+             f"    b_ptrs += {_times('BLOCK_K', b_str[-2])}",
+             "mask = (rm[:, None] < M) & (rn[None, :] < N)"]
+    space.flat = (f"bid * M * N + " if batch else "") + "rm[:, None] * N + rn[None, :]"
+    space.mask = "mask"
+    _epilogue(ctx, k, space, body, "acc")
+    setup = [f"M, N, K = {d(M)}, {d(N)}, {d(K)}",
+             f"BLOCK_M, BLOCK_N, BLOCK_K, warps, stages = dot_blocks(M, N, K, {out.dtype.itemsize})"]
+    grid = f"(triton.cdiv(M, BLOCK_M), triton.cdiv(N, BLOCK_N), {ctx.numel(batch)})" if batch else \
+        "(triton.cdiv(M, BLOCK_M), triton.cdiv(N, BLOCK_N))"
+    return Emitted(body, ["BLOCK_M", "BLOCK_N", "BLOCK_K", "PRECISION"], setup, grid,
+                   "PRECISION=DOT_PRECISION, num_warps=warps, num_stages=stages", guard="M * N == 0")
+
+
+def _times(index: str, stride) -> str:
+    return index if D.same(stride, 1) else f"{index} * {tdim(stride)}"
+
+
+def _batch_offset(space: Space, batch: tuple, shape, strides) -> str:
+    """The offset of one operand's matrix for the program's batch index ('' for no batch)."""
+    rank = len(batch)
+    if not rank:
+        return ""
+    shp = pad_left(shape[:-2], rank)
+    st = [0] * (rank - (len(shape) - 2)) + list(strides[:-2])
+    terms = []
+    for i in range(rank):
+        if D.same(shp[i], 1):
+            continue
+        name, _ = space.index(i)
+        terms.append(_times(name, st[i]))
+    return "".join(t + " + " for t in terms)
+
+
+def _epilogue(ctx: KernelContext, k: Kernel, space: Space, body: list[str], acc: str) -> None:
+    """Cast the accumulator to the anchor's type, run the fused ops on it, store what is materialized."""
+    anchor = k.nodes[0].outputs[0]
+    body.append(f"v_anchor = {acc}.to({tltype(anchor.dtype, ctx.where)})")
+    emitter = TileEmitter(ctx.graph, space, ctx.names, {id(anchor): "v_anchor"})
+    if id(anchor) in ctx.names:
+        body.append(space.store(ctx.ptr(anchor), anchor.shape, "v_anchor"))
+    emitter.emit(k.loop_nodes)
+
+
+# ---------------------------------------------------------------- convolution
+
+def _spatial2(node: Node, nsp: int, where: str):
+    if nsp not in (1, 2):
+        raise UnsupportedError(f"{where}: {node.op} over {nsp} spatial dims is not supported by the triton "
+                               "target (1 or 2 are)")
+    st = tuple(node.attrs["strides"]) or (1,) * nsp
+    dl = tuple(node.attrs["dilations"]) or (1,) * nsp
+    pd = tuple(node.attrs["pads"]) or (0,) * (2 * nsp)
+    if nsp == 1:
+        return (1, st[0]), (1, dl[0]), (0, pd[0], 0, pd[1])
+    return st, dl, pd
+
+
+def _hw(shape, nsp):
+    return (1, shape[2]) if nsp == 1 else (shape[2], shape[3])
+
+
+def emit_conv(ctx: KernelContext, k: Kernel) -> Emitted:
+    node = k.nodes[0]
+    x, w = node.inputs[0], node.inputs[1]
+    out = node.outputs[0]
+    if not out.dtype.is_float:
+        raise UnsupportedError(f"{ctx.where}: conv in {out.dtype} is not supported by the triton target")
+    nsp = x.type.rank - 2
+    (sh, sw), (dh, dw), (ph, pw, _, _) = _spatial2(node, nsp, ctx.where)
+    H, W = _hw(x.shape, nsp)
+    KH, KW = _hw(w.shape, nsp)
+    OH, OW = _hw(out.shape, nsp)
+    g = node.attrs["group"]
+    d = ctx.d
+    body = [f"C, H, W, O = {d(x.shape[1])}, {d(H)}, {d(W)}, {d(w.shape[0])}",
+            f"OH, OW, KH, KW = {d(OH)}, {d(OW)}, {d(KH)}, {d(KW)}",
+            f"CG, OG = C // {g}, O // {g}",
+            "KK = CG * KH * KW",
+            f"P = {d(x.shape[0])} * OH * OW",
+            "gi = tl.program_id(2)",
+            "rp = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)",
+            "ro = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)",
+            "rk = tl.arange(0, BLOCK_K)",
+            "n = rp // (OH * OW)",
+            "oh = rp // OW % OH",
+            "ow = rp % OW",
+            f"h0 = oh * {sh} - {ph}",
+            f"w0 = ow * {sw} - {pw}",
+            "acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
+            "for k0 in range(0, KK, BLOCK_K):",
+            "    kk = k0 + rk",
+            "    c = kk // (KH * KW)",
+            "    kh = kk // KW % KH",
+            "    kw = kk % KW",
+            f"    h = h0[:, None] + kh[None, :] * {dh}",
+            f"    w = w0[:, None] + kw[None, :] * {dw}",
+            "    a_mask = (rp[:, None] < P) & (kk[None, :] < KK) & (h >= 0) & (h < H) & (w >= 0) & (w < W)",
+            f"    a = tl.load({ctx.ptr(x)} + ((n[:, None] * C + gi * CG + c[None, :]) * H + h) * W + w, "
+            "mask=a_mask, other=0.0)",
+            f"    b = tl.load({ctx.ptr(w)} + (gi * OG + ro[None, :]) * KK + kk[:, None], "
+            "mask=(kk[:, None] < KK) & (ro[None, :] < OG), other=0.0)",
+            "    acc += tl.dot(a, b, input_precision=PRECISION)",
+            "oc = gi * OG + ro"]
+    if len(node.inputs) > 2:
+        body.append(f"acc += tl.load({ctx.ptr(node.inputs[2])} + oc, mask=ro < OG, other=0.0)[None, :]"
+                    ".to(tl.float32)")
+    body.append("mask = (rp[:, None] < P) & (ro[None, :] < OG)")
+    space = Space(out.shape, body, ctx.where)
+    space.define(0, "n[:, None]", True)
+    space.define(1, "oc[None, :]", True)
+    if nsp == 1:
+        space.define(2, "ow[:, None]", True)
+    else:
+        space.define(2, "oh[:, None]", True)
+        space.define(3, "ow[:, None]", True)
+    space.flat = "n[:, None] * O * OH * OW + oc[None, :] * OH * OW + (rp % (OH * OW))[:, None]"
+    space.mask = "mask"
+    _epilogue(ctx, k, space, body, "acc")
+    setup = [f"M, N, K = {d(x.shape[0])} * {d(OH)} * {d(OW)}, {d(w.shape[0])} // {g}, "
+             f"{d(w.shape[1])} * {d(KH)} * {d(KW)}",
+             f"BLOCK_M, BLOCK_N, BLOCK_K, warps, stages = dot_blocks(M, N, K, {out.dtype.itemsize})"]
+    return Emitted(body, ["BLOCK_M", "BLOCK_N", "BLOCK_K", "PRECISION"], setup,
+                   f"(triton.cdiv(M, BLOCK_M), triton.cdiv(N, BLOCK_N), {g})",
+                   "PRECISION=DOT_PRECISION, num_warps=warps, num_stages=stages", guard="M * N == 0")
+
+
+# ---------------------------------------------------------------- single ops over the output's elements
+
+def _elementwise_grid(ctx: KernelContext, v: Value, body: list[str]) -> tuple[Space, list[str]]:
+    """A flat space over v's elements, BLOCK elements a program."""
+    total = ctx.numel(v.shape)
+    body += ["f = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)", f"mask = f < {total}"]
+    space = Space(v.shape, body, ctx.where)
+    space.unravel(range(v.type.rank), "f", True)
+    space.flat, space.mask = "f", "mask"
+    return space, [f"total = {total}", "BLOCK = 1024"]
+
+
+def _over(ctx: KernelContext, v: Value, emit) -> Emitted:
+    body: list[str] = []
+    space, setup = _elementwise_grid(ctx, v, body)
+    emit(space, body)
+    return Emitted(body, ["BLOCK"], setup, "(triton.cdiv(total, BLOCK),)", guard="total == 0")
+
+
+def _gathered(space: Space, shape, index_of) -> str:
+    """The row-major offset into an array of `shape` whose index along dim a is index_of(a) (a tile vector)."""
+    strides = contiguous_strides(shape)
+    terms = []
+    for a in range(len(shape)):
+        if D.same(shape[a], 1):
+            continue
+        idx = index_of(a)
+        terms.append(idx if D.same(strides[a], 1) else f"{idx} * {tdim(strides[a], space.where)}")
+    return " + ".join(terms) or "tl.zeros([BLOCK], tl.int32)"
+
+
+def emit_pool(ctx: KernelContext, node: Node) -> Emitted:
+    x, out = node.inputs[0], node.outputs[0]
+    if not x.dtype.is_float:
+        raise UnsupportedError(f"{ctx.where}: {node.op} over {x.dtype} is not supported by the triton target")
+    nsp = x.type.rank - 2
+    (sh, sw), (dh, dw), (ph, pw, phe, pwe) = _spatial2(node, nsp, ctx.where)
+    kernel = tuple(node.attrs["kernel"])
+    KH, KW = (1, kernel[0]) if nsp == 1 else kernel
+    H, W = _hw(x.shape, nsp)
+    is_max = node.op == "max_pool"
+    start = '-float("inf")' if is_max else "0.0"
+
+    def emit(space: Space, body: list[str]) -> None:
+        nc = f"{space.index(0)[0]} * {ctx.d(x.shape[1])} + {space.index(1)[0]}"
+        oh = space.index(2)[0] if nsp == 2 else "0"
+        ow = space.index(nsp + 1)[0]
+        body += [f"H, W = {ctx.d(H)}, {ctx.d(W)}",
+                 f"acc = tl.full([BLOCK], {start}, tl.float32)",
+                 "cnt = tl.zeros([BLOCK], tl.float32)",
+                 "cnt_pad = tl.zeros([BLOCK], tl.float32)",
+                 f"for ki in tl.static_range({KH}):",
+                 f"    h = {oh} * {sh} - {ph} + ki * {dh}",
+                 f"    for kj in tl.static_range({KW}):",
+                 f"        w = {ow} * {sw} - {pw} + kj * {dw}",
+                 "        inside = (h >= 0) & (h < H) & (w >= 0) & (w < W)",
+                 f"        cnt_pad += ((h < H + {phe}) & (w < W + {pwe})).to(tl.float32)",
+                 "        cnt += inside.to(tl.float32)",
+                 f"        v = tl.load({ctx.ptr(x)} + ({nc}) * H * W + h * W + w, mask=mask & inside, "
+                 f"other={start}).to(tl.float32)"]
+        if is_max:
+            body.append("        acc = tl.maximum(acc, v, propagate_nan=tl.PropagateNan.ALL)")
+        else:
+            body.append("        acc += v")
+        if not is_max:
+            div = "cnt_pad" if node.attrs["count_include_pad"] else "cnt"
+            body.append(f"acc = acc / tl.maximum({div}, 1.0)")
+        body.append(space.store(ctx.ptr(out), out.shape, f"acc.to({tltype(out.dtype)})"))
+
+    return _over(ctx, out, emit)
+
+
+def emit_transpose(ctx: KernelContext, node: Node) -> Emitted:
+    x, y = node.inputs[0], node.outputs[0]
+    perm = node.attrs["perm"]
+    cs = contiguous_strides(x.shape)
+
+    def emit(space: Space, body: list[str]) -> None:
+        strides = [cs[p] for p in perm]
+        body.append(space.store(ctx.ptr(y), y.shape, space.load(ctx.ptr(x), y.shape, strides)))
+
+    return _over(ctx, y, emit)
+
+
+def emit_broadcast_to(ctx: KernelContext, node: Node) -> Emitted:
+    x, y = node.inputs[0], node.outputs[0]
+
+    def emit(space: Space, body: list[str]) -> None:
+        body.append(space.store(ctx.ptr(y), y.shape, space.load(ctx.ptr(x), x.shape)))
+
+    return _over(ctx, y, emit)
+
+
+def emit_slice(ctx: KernelContext, node: Node) -> Emitted:
+    x, y = node.inputs[0], node.outputs[0]
+    rank = x.type.rank
+    spec = {a % rank: (s, e, st) for s, e, a, st in zip(node.attrs["starts"], node.attrs["ends"],
+                                                        node.attrs["axes"], node.attrs["steps"])}
+
+    def first(a) -> str:
+        s, e, st = spec[a]
+        dim = x.shape[a]
+        if isinstance(dim, int):
+            return str(range(dim)[slice(s, e, st)].start if len(range(dim)[slice(s, e, st)]) else 0)
+        if st < 0:
+            raise UnsupportedError(f"{ctx.where}: a negative slice step over the symbolic dim {dim} is not "
+                                   "supported by the triton target")
+        return str(s) if s >= 0 else f"({ctx.d(dim)} - {-s})"
+
+    def emit(space: Space, body: list[str]) -> None:
+        def index_of(a):
+            i = space.index(a)[0]
+            if a not in spec:
+                return i
+            return f"({first(a)} + {i} * {spec[a][2]})"
+        body.append(space.store(ctx.ptr(y), y.shape,
+                                f"tl.load({ctx.ptr(x)} + {_gathered(space, x.shape, index_of)}, mask=mask)"))
+
+    return _over(ctx, y, emit)
+
+
+def emit_pad(ctx: KernelContext, node: Node) -> Emitted:
+    x, y = node.inputs[0], node.outputs[0]
+    if node.attrs["mode"] != "constant":
+        raise UnsupportedError(f"{ctx.where}: pad mode {node.attrs['mode']!r} is not supported by the triton "
+                               "target (constant is)")
+    rank = x.type.rank
+    pads = node.attrs["pads"]
+
+    def emit(space: Space, body: list[str]) -> None:
+        conds = []
+        for a in range(rank):
+            if pads[a] or pads[a + rank]:
+                i = space.index(a)[0]
+                conds.append(f"({i} - {pads[a]} >= 0) & ({i} - {pads[a]} < {ctx.d(x.shape[a])})")
+        inside = " & ".join(["mask"] + conds)
+        off = _gathered(space, x.shape, lambda a: f"({space.index(a)[0]} - {pads[a]})" if pads[a]
+                        else space.index(a)[0])
+        value = literal(node.attrs["value"], y.dtype)
+        body.append(space.store(ctx.ptr(y), y.shape, f"tl.load({ctx.ptr(x)} + {off}, mask={inside}, other={value})"))
+
+    return _over(ctx, y, emit)
+
+
+def emit_gather(ctx: KernelContext, node: Node) -> Emitted:
+    x, idx, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    axis = node.attrs["axis"] % x.type.rank
+    ir = idx.type.rank
+
+    def emit(space: Space, body: list[str]) -> None:
+        ioff = _gathered(space, idx.shape, lambda a: space.index(axis + a)[0])
+        ax = ctx.d(x.shape[axis])
+        body += [f"g = tl.load({ctx.ptr(idx)} + {ioff}, mask=mask, other=0)",
+                 f"g = tl.where(g < 0, g + {ax}, g)",
+                 f"g = tl.where((g >= 0) & (g < {ax}), g, 0)  # out of range reads row 0 rather than stray memory"]
+
+        def index_of(a):
+            if a < axis:
+                return space.index(a)[0]
+            if a == axis:
+                return "g"
+            return space.index(a - 1 + ir)[0]
+        body.append(space.store(ctx.ptr(y), y.shape,
+                                f"tl.load({ctx.ptr(x)} + {_gathered(space, x.shape, index_of)}, mask=mask)"))
+
+    return _over(ctx, y, emit)
+
+
+def emit_concat(ctx: KernelContext, node: Node) -> Emitted:
+    y = node.outputs[0]
+    axis = node.attrs["axis"] % y.type.rank
+
+    def emit(space: Space, body: list[str]) -> None:
+        i = space.index(axis)[0]
+        lo = 0
+        zero = "0.0" if y.dtype.is_float else "0"
+        body.append(f"val = tl.zeros([BLOCK], {tltype(y.dtype, ctx.where)})")
+        for x in node.inputs:
+            hi = D.add(lo, x.shape[axis])
+            inside = f"({i} >= {ctx.d(lo)}) & ({i} < {ctx.d(hi)})"
+            off = _gathered(space, x.shape, lambda a: f"({i} - {ctx.d(lo)})" if a == axis else space.index(a)[0])
+            body.append(f"val = tl.where({inside}, tl.load({ctx.ptr(x)} + {off}, mask=mask & {inside}, "
+                        f"other={zero}), val)")
+            lo = hi
+        body.append(space.store(ctx.ptr(y), y.shape, "val"))
+
+    return _over(ctx, y, emit)
+
+
+def emit_split(ctx: KernelContext, node: Node) -> Emitted:
+    x = node.inputs[0]
+    axis = node.attrs["axis"] % x.type.rank
+
+    def emit(space: Space, body: list[str]) -> None:
+        i = space.index(axis)[0]
+        body.append(f"val = {space.load(ctx.ptr(x), x.shape)}")
+        lo = 0
+        for y in node.outputs:
+            hi = D.add(lo, y.shape[axis])
+            if id(y) in ctx.names:
+                inside = f"({i} >= {ctx.d(lo)}) & ({i} < {ctx.d(hi)})"
+                off = _gathered(space, y.shape, lambda a: f"({i} - {ctx.d(lo)})" if a == axis else space.index(a)[0])
+                body.append(f"tl.store({ctx.ptr(y)} + {off}, val, mask=mask & {inside})")
+            lo = hi
+
+    return _over(ctx, x, emit)
+
+
+def emit_full(ctx: KernelContext, node: Node) -> Emitted:
+    y = node.outputs[0]
+
+    def emit(space: Space, body: list[str]) -> None:
+        value = f"tl.full([BLOCK], {literal(node.attrs['value'], y.dtype)}, {tltype(y.dtype, ctx.where)})"
+        body.append(space.store(ctx.ptr(y), y.shape, value))
+
+    return _over(ctx, y, emit)
+
+
+OP_EMITTERS = {
+    "max_pool": emit_pool, "avg_pool": emit_pool, "transpose": emit_transpose, "broadcast_to": emit_broadcast_to,
+    "slice": emit_slice, "pad": emit_pad, "gather": emit_gather, "concat": emit_concat, "split": emit_split,
+    "full": emit_full,
+}
+
+
+def emit_kernel(ctx: KernelContext, k: Kernel) -> Emitted:
+    """The kernel's body, block parameters and launch recipe."""
+    if k.kind == "loop":
+        return emit_loop(ctx, k)
+    if k.kind == "matmul":
+        return emit_matmul(ctx, k)
+    if k.kind == "conv":
+        return emit_conv(ctx, k)
+    op = k.nodes[0].op
+    emitter = OP_EMITTERS.get(op)
+    if emitter is None:
+        raise UnsupportedError(f"{ctx.where}: op '{op}' is not supported by the triton target "
+                               f"(single-op kernels: {', '.join(sorted(OP_EMITTERS))})")
+    return emitter(ctx, k.nodes[0])
+
+
+def kernel_source(name: str, k: Kernel, params: list[str], symbols: list[str], em: Emitted) -> tuple[str, str]:
+    """(the @triton.jit function, its launcher) as Python source."""
+    syms = [symbol_var(s) for s in symbols]
+    header = "\n".join(f"#   {op}" for op in k.describe_ops())
+    args = params + syms
+    jit = (f"# {name}: {k.kind} kernel; fused IR ops:\n{header}\n@triton.jit\n"
+           f"def {name}({', '.join(args + [c + ': tl.constexpr' for c in em.constexprs])}):\n"
+           + "".join(f"    {line}\n" for line in em.body))
+    consts = ", ".join(f"{c}={c}" for c in em.constexprs if c != "PRECISION")
+    launch = (f"def launch_{name}({', '.join(args)}):\n"
+              + "".join(f"    {line}\n" for line in em.setup)
+              + (f"    if {em.guard}:\n        return\n" if em.guard else "")
+              + f"    {name}[{em.grid}]({', '.join(args)}, {consts}"
+              + (f", {em.options}" if em.options else "") + ")\n")
+    return jit, launch

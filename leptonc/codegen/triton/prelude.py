@@ -1,0 +1,102 @@
+"""The head of every generated Triton module: imports and the math helpers Triton's core language lacks.
+
+`PRELUDE` is Triton source text (the generated module starts with it), kept
+here as a string so that the module is self-contained: an artifact's
+`kernels.py` imports only triton and torch.
+"""
+
+PRELUDE = '''\
+import functools
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+# "ieee": exact fp32 products in tl.dot; "tf32": tensor cores on GPUs that have them (see TF32_TOLERANCE)
+DOT_PRECISION = "ieee"
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+
+
+@functools.lru_cache(maxsize=None)
+def dot_blocks(m, n, k, itemsize):
+    """(BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) for a tl.dot kernel of this shape, from our own table.
+
+    Small M (batch-1 inference) takes 16-row tiles so that the N dimension
+    spreads over more programs; large problems take 128x128 (fp16) or 64x128
+    tiles (fp32). Under the interpreter, where every program costs Python
+    time, tiles cover as much as they can.
+    """
+    def fit(x, lo, hi):
+        return max(lo, min(hi, triton.next_power_of_2(max(x, 1))))
+    if INTERPRETED:
+        return fit(m, 16, 128), fit(n, 16, 128), fit(k, 16, 64), 4, 1
+    bk = 64 if itemsize <= 2 else 32
+    if m <= 16:
+        return 16, fit(n, 16, 128), fit(k, 16, 128), 4, 4
+    if m <= 64:
+        return fit(m, 16, 64), fit(n, 16, 128), fit(k, 16, bk), 4, 4
+    if itemsize <= 2:
+        return 128, fit(n, 16, 128), fit(k, 16, bk), 8, 3
+    return 64, fit(n, 16, 128), fit(k, 16, bk), 4, 3
+
+
+def row_block(n):
+    """The tile of a row kernel: the whole row, rounded up to a power of two."""
+    return triton.next_power_of_2(max(int(n), 1))
+
+
+@triton.jit
+def lep_mul(a, b):
+    return a * b
+
+
+@triton.jit
+def lep_tanh(x):
+    """tanh(x) from one exp of -2|x| (no overflow, full f32 accuracy)."""
+    t = tl.exp(-2.0 * tl.abs(x))
+    y = (1.0 - t) / (1.0 + t)
+    return tl.where(x < 0, -y, y)
+
+
+@triton.jit
+def lep_asinh(x):
+    a = tl.abs(x)
+    y = tl.log(a + tl.sqrt_rn(a * a + 1.0))
+    return tl.where(x < 0, -y, y)
+
+
+@triton.jit
+def lep_rint(x):
+    """Round half to even, as numpy.round."""
+    f = tl.floor(x)
+    d = x - f
+    odd = (f - 2.0 * tl.floor(f * 0.5)) != 0
+    return tl.where(d > 0.5, f + 1.0, tl.where(d < 0.5, f, tl.where(odd, f + 1.0, f)))
+
+
+@triton.jit
+def lep_pow(a, b):
+    """a ** b for floats: negative bases with integral exponents keep their sign, as numpy.power."""
+    m = tl.exp(b * tl.log(tl.abs(a)))
+    integral = tl.floor(b) == b
+    odd = integral & ((b - 2.0 * tl.floor(b * 0.5)) != 0)
+    y = tl.where(a < 0, tl.where(integral, tl.where(odd, -m, m), float("nan")), m)
+    y = tl.where(a == 0, tl.where(b > 0, 0.0, tl.where(b == 0, 1.0, float("inf"))), y)
+    return tl.where(b == 0, 1.0, y).to(a.dtype)
+
+
+@triton.jit
+def lep_pymod_float(a, b):
+    """Python's a % b: the result takes the sign of b."""
+    return a - tl.floor(a / b) * b
+
+
+@triton.jit
+def lep_pymod_int(a, b):
+    """Python's a % b for integers (0 where b is 0, as numpy)."""
+    safe = tl.where(b == 0, 1, b)
+    r = a % safe
+    r = tl.where((r != 0) & ((r < 0) != (safe < 0)), r + safe, r)
+    return tl.where(b == 0, 0, r)
+'''

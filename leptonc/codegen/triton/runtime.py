@@ -1,0 +1,178 @@
+"""Running a triton artifact: import its kernel module, then follow the launch plan on torch tensors.
+
+On a machine with a CUDA GPU the tensors live on the GPU; without one,
+TRITON_INTERPRET=1 runs the same kernels on CPU tensors through Triton's
+interpreter (slow, for tests). The API stays numpy in, numpy out, like the
+cpu target; `run_torch` takes and returns device tensors (no copies), for
+benchmarks and for callers that already hold torch tensors.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+
+import numpy as np
+
+from ...ir import dims as D
+from ...ir.dtypes import DType
+from ...ir.errors import LeptoncError, ShapeError
+from ...ir.types import TensorType
+from ...runtime import safetensors
+from ...runtime.artifact import Artifact, sha256
+from ...runtime.compiled import CompiledModel
+from ...runtime.signature import bind_inputs
+from ..cpu.build import cache_dir
+from .texpr import TORCH_TYPES
+
+
+def device() -> str:
+    """'cuda' when a GPU runs the kernels, 'cpu' under TRITON_INTERPRET=1; otherwise an error saying so."""
+    import torch
+
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    raise LeptoncError("the triton target runs on a CUDA GPU, and none is available; set TRITON_INTERPRET=1 "
+                       "(before triton is imported) to run its kernels on the CPU through Triton's interpreter")
+
+
+def load_module(source: str):
+    """Import a generated kernel module (Triton reads kernel source from files, so it is written to the cache)."""
+    digest = sha256(source.encode())[:32]
+    path = cache_dir() / f"triton-{digest}.py"
+    if not path.exists() or path.read_text() != source:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(f"leptonc_triton_{digest}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class TritonExecutor:
+    """Runs one launch plan (`meta`, see program.py) with its kernel module and weights."""
+
+    def __init__(self, meta: dict, source: str, weights: dict[str, np.ndarray], allow_tf32: bool = False):
+        import torch
+
+        self.torch = torch
+        self.meta = meta
+        self.device = device()
+        self.module = load_module(source)
+        self.module.DOT_PRECISION = "tf32" if allow_tf32 and self.device == "cuda" else "ieee"
+        self.input_names = [x["name"] for x in meta["inputs"]]
+        self.input_types = [_tensor_type(x) for x in meta["inputs"]]
+        self.symbols = list(meta["symbols"])
+        self.kernel_names = [s["kernel"] for s in meta["steps"]]
+        self.launchers = [getattr(self.module, "launch_" + s["kernel"]) for s in meta["steps"]]
+        self.allocated_at = [[b for b, buf in enumerate(meta["buffers"]) if buf["first"] == i]
+                             for i in range(len(meta["steps"]))]
+        self.weights = {name: torch.from_numpy(np.array(weights[name], order="C")).to(self.device)
+                        for name in meta["weights"]}
+
+    def bind(self, inputs) -> tuple[list, dict[str, int]]:
+        arrays, bindings = bind_inputs(self.input_names, self.input_types, inputs)
+        missing = [s for s in self.symbols if s not in bindings]
+        if missing:
+            raise ShapeError(f"symbols {missing} are not sizes of any input; cannot run")
+        return arrays, bindings
+
+    def run(self, inputs) -> list[np.ndarray]:
+        arrays, _ = self.bind(inputs)
+        tensors = [self.torch.from_numpy(a).to(self.device) for a in arrays]
+        return [t.cpu().numpy() for t in self.run_torch(tensors)]
+
+    def run_torch(self, tensors, timings: np.ndarray | None = None) -> list:
+        """Run on device tensors (contiguous, of the signature's dtypes); returns device tensors."""
+        torch = self.torch
+        tensors = [t.contiguous() for t in tensors]
+        bindings = self._bindings(tensors)
+        sym = [bindings[s] for s in self.symbols]
+        live: dict[int, object] = {}
+        for i, (step, launch) in enumerate(zip(self.meta["steps"], self.launchers)):
+            for b in self.allocated_at[i]:
+                live[b] = self._empty(self.meta["buffers"][b], bindings)
+            args = [self._arg(a, tensors, live) for a in step["args"]]
+            start = time.perf_counter() if timings is not None else 0.0
+            launch(*args, *sym)
+            if timings is not None:
+                if self.device == "cuda":
+                    torch.cuda.synchronize()
+                timings[i] += time.perf_counter() - start
+            for b in step["free"]:
+                live.pop(b, None)
+        outs = []
+        for o in self.meta["outputs"]:
+            src = self._arg(o["source"], tensors, live)
+            shape = tuple(D.evaluate(d, bindings) for d in o["shape"])
+            t = src.reshape(shape)
+            outs.append(t.clone() if "buffer" not in o["source"] else t)
+        return outs
+
+    def _bindings(self, tensors) -> dict[str, int]:
+        if len(tensors) != len(self.input_types):
+            raise ShapeError(f"expected {len(self.input_types)} inputs, got {len(tensors)}")
+        bindings: dict[str, int] = {}
+        for t, ty in zip(tensors, self.input_types):
+            for d, n in zip(ty.shape, t.shape):
+                if isinstance(d, str) and d.isidentifier():
+                    bindings[d] = int(n)
+        return bindings
+
+    def _empty(self, buf: dict, bindings: dict[str, int]):
+        shape = tuple(D.evaluate(d, bindings) for d in buf["shape"])
+        return self.torch.empty(shape, dtype=getattr(self.torch, TORCH_TYPES[DType(buf["dtype"])]),
+                                device=self.device)
+
+    def _arg(self, ref: dict, tensors, live):
+        if "input" in ref:
+            return tensors[ref["input"]]
+        if "weight" in ref:
+            return self.weights[ref["weight"]]
+        return live[ref["buffer"]]
+
+    def profile(self, inputs, repeat: int = 10) -> list[tuple[str, float]]:
+        """(kernel name, seconds per run) for every kernel, over `repeat` runs (synchronized on a GPU)."""
+        arrays, _ = self.bind(inputs)
+        tensors = [self.torch.from_numpy(a).to(self.device) for a in arrays]
+        times = np.zeros(len(self.kernel_names))
+        self.run_torch(tensors)
+        for _ in range(repeat):
+            self.run_torch(tensors, timings=times)
+        return [(name, t / repeat) for name, t in zip(self.kernel_names, times)]
+
+    def arena_bytes(self, bindings: dict[str, int]) -> int:
+        """Peak bytes of intermediates alive at once, with each buffer freed after its last reader."""
+        peak = 0
+        bufs = self.meta["buffers"]
+        for i in range(len(self.meta["steps"]) + 1):
+            alive = sum(D.evaluate(D.mul(D.product(b["shape"]), b["itemsize"]), bindings)
+                        for b in bufs if b["first"] <= i <= b["last"])
+            peak = max(peak, alive)
+        return peak
+
+
+class TritonModel(CompiledModel):
+    """A compiled model of the triton target: callable on numpy arrays, `run_torch` on device tensors."""
+
+    def __init__(self, artifact: Artifact, allow_tf32: bool = False):
+        self.artifact = artifact
+        self.manifest = artifact.manifest
+        self.weights = safetensors.loads(artifact.weights_blob)
+        self.executor = TritonExecutor(self.manifest["program"], artifact.source, self.weights, allow_tf32)
+
+    def run_torch(self, *tensors) -> list:
+        return self.executor.run_torch(list(tensors))
+
+    def kernel_sources(self) -> dict[str, str]:
+        """Each kernel's Triton source, by kernel name."""
+        from .program import kernel_sources
+
+        return kernel_sources(self.artifact.source)
+
+
+def _tensor_type(entry: dict) -> TensorType:
+    return TensorType(DType(entry["dtype"]), tuple(entry["shape"]))

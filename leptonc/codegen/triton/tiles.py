@@ -1,0 +1,221 @@
+"""Tiles: where a Triton program's elements sit in a kernel's domain, and the fused ops computed on them.
+
+A `Space` gives, for each dim of a kernel's iteration domain, the index
+expression of the program's tile along it: a vector (`f // 128 % 4` in a flat
+elementwise kernel, `rm[:, None]` in a matmul epilogue, the row-local `j` in a
+row kernel) or a scalar (the row index of a row kernel, the batch index of a
+batched matmul). An operand of the kernel, broadcast to the domain, is read at
+the sum of the indices of its non-broadcast dims times its strides; an
+operand that uses only scalar indices is one scalar load per program.
+
+`TileEmitter` emits the fused elementwise ops and trailing-axis reductions of
+a kernel (a loop kernel's body, or a matmul/conv epilogue) over a Space: loads
+of external operands, one assignment per IR op, reductions over the row, and
+the stores of the values the kernel materializes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir import dims as D
+from ...ir.dtypes import DType
+from ...ir.graph import Graph, Node, Value
+from ..cpu.kernels import contiguous_strides
+from .texpr import UnsupportedError, elementwise_expr, literal, pow_const, tdim, tltype
+
+REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin")
+
+
+def _same(a, b) -> bool:
+    return len(a) == len(b) and all(D.same(x, y) for x, y in zip(a, b))
+
+
+def pad_left(shape, rank) -> tuple:
+    return (1,) * (rank - len(shape)) + tuple(shape)
+
+
+class Space:
+    """The index of a program's tile along each domain dim; index variables are defined on first use."""
+
+    def __init__(self, domain, lines: list[str], where: str):
+        self.domain = tuple(domain)
+        self.rank = len(self.domain)
+        self.lines, self.where = lines, where
+        self.flat: str | None = None      # the row-major element index over the whole domain, if the tile has one
+        self.mask: str | None = None      # which tile elements lie inside the domain
+        self._index: dict[int, tuple[str, bool]] = {}   # dim -> (expression, is a vector)
+        self._rules: dict[int, tuple[str, bool]] = {}   # dim -> (definition, is a vector), defined lazily
+
+    def define(self, dim: int, expr: str, vector: bool) -> None:
+        """Index of `dim` is `expr` (assigned to a variable when first used)."""
+        self._rules[dim] = (expr, vector)
+
+    def unravel(self, dims: range, linear: str, vector: bool) -> None:
+        """The dims in `dims` are the row-major unravelling of the index `linear` over them."""
+        for d in dims:
+            inner = D.product(self.domain[d + 1:dims.stop])
+            expr = linear if D.same(inner, 1) else f"({linear} // {tdim(inner, self.where)})"
+            if d != dims.start:
+                expr = f"({expr} % {tdim(self.domain[d], self.where)})"
+            self.define(d, expr, vector)
+
+    def index(self, dim: int) -> tuple[str, bool]:
+        if dim not in self._index:
+            expr, vector = self._rules[dim]
+            name = f"i{dim}"
+            self.lines.append(f"{name} = {expr}")
+            self._index[dim] = (name, vector)
+        return self._index[dim]
+
+    def offset(self, shape, strides=None) -> tuple[str, bool]:
+        """(element offset, is a vector) of an operand of `shape` broadcast to the domain, with given strides."""
+        aligned = pad_left(shape, self.rank)
+        if strides is None:
+            if self.flat is not None and _same(aligned, self.domain):
+                return self.flat, True
+            strides = contiguous_strides(aligned)
+        strides = pad_left(strides, self.rank) if len(strides) < self.rank else strides
+        terms, vector = [], False
+        for d in range(self.rank):
+            if D.same(aligned[d], 1):
+                continue
+            name, vec = self.index(d)
+            vector |= vec
+            s = strides[d]
+            terms.append(name if D.same(s, 1) else f"{name} * {tdim(s, self.where)}")
+        return (" + ".join(terms) or "0"), vector
+
+    def load(self, ptr: str, shape, strides=None, other: str = "0") -> str:
+        off, vector = self.offset(shape, strides)
+        if vector and self.mask is not None:
+            return f"tl.load({ptr} + {off}, mask={self.mask}, other={other})"
+        return f"tl.load({ptr} + {off})"
+
+    def store(self, ptr: str, shape, value: str) -> str:
+        off, vector = self.offset(shape)
+        if vector and self.mask is not None:
+            return f"tl.store({ptr} + {off}, {value}, mask={self.mask})"
+        return f"tl.store({ptr} + {off}, {value})"
+
+
+class TileEmitter:
+    """Emits fused elementwise ops and row reductions over a Space.
+
+    `names` maps values to the kernel's pointer parameters (external operands
+    and materialized results); `values` maps values already computed in the
+    kernel (a matmul's accumulator) to their variables. A row kernel
+    (reduce_rank k > 0) holds one row of the domain's last k dims per program:
+    row values (reduction results and what is computed from them) are scalars.
+    """
+
+    def __init__(self, graph: Graph, space: Space, names: dict[int, str], values: dict[int, str],
+                 reduce_rank: int = 0, row_size: str = "", row_mask: str | None = None):
+        self.graph, self.space, self.names = graph, space, names
+        self.values = dict(values)
+        self.k, self.row_size, self.row_mask = reduce_rank, row_size, row_mask
+        self.lines = space.lines
+        self.where = space.where
+        self.counter = 0
+
+    # -- operands ---------------------------------------------------------------
+    def _literal(self, v: Value) -> str | None:
+        arr = self.graph.constant_of(v)
+        if arr is None or arr.size != 1:
+            return None
+        return literal(np.asarray(arr).reshape(()).item(), v.dtype)
+
+    def is_row(self, v: Value) -> bool:
+        return self.k > 0 and not _same(v.shape, self.space.domain)
+
+    def _aligned(self, node: Node, v: Value) -> tuple:
+        """v's shape aligned to the domain (a row op's operands align to the row part of the domain)."""
+        rank = self.space.rank
+        if self.k and node.op not in REDUCTIONS and self.is_row(node.outputs[0]) \
+                and len(node.outputs[0].shape) == rank - self.k:
+            return pad_left(v.shape, rank - self.k) + (1,) * self.k
+        return pad_left(v.shape, rank)
+
+    def ref(self, node: Node, v: Value) -> str:
+        if id(v) in self.values:
+            return self.values[id(v)]
+        lit = self._literal(v)
+        if lit is not None:
+            return lit
+        name = self._fresh("ld")
+        other = "0.0" if v.dtype.is_float else "0"
+        self.lines.append(f"{name} = {self.space.load(self.names[id(v)], self._aligned(node, v), other=other)}")
+        self.values[id(v)] = name
+        return name
+
+    def _fresh(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    # -- ops --------------------------------------------------------------------
+    def emit(self, nodes: list[Node]) -> None:
+        for n in nodes:
+            v = n.outputs[0]
+            var = f"v_{_ident(v.name)}"
+            if n.op in REDUCTIONS:
+                self.lines.append(f"{var} = {self._reduction(n)}")
+            else:
+                self.lines.append(f"{var} = {self._expr(n)}")
+            self.values[id(v)] = var
+            if id(v) in self.names:
+                self._store(v, var)
+
+    def _expr(self, n: Node) -> str:
+        args = [self.ref(n, v) for v in n.inputs]
+        if n.op == "pow" and n.inputs[0].dtype.is_float:
+            exp = self.graph.constant_of(n.inputs[1])
+            if exp is not None and exp.size == 1:
+                fast = pow_const(args[0], float(np.asarray(exp).reshape(())))
+                if fast is not None:
+                    return fast
+        try:
+            return elementwise_expr(n.op, n.attrs, args, [v.dtype for v in n.inputs], n.outputs[0].dtype)
+        except UnsupportedError as e:
+            raise UnsupportedError(f"{n.label}: {e}") from None
+
+    def _reduction(self, n: Node) -> str:
+        x = n.inputs[0]
+        xs = self.ref(n, x)
+        dt = x.dtype
+        mask = self.row_mask
+        if dt is DType.bool:
+            raise UnsupportedError(f"{n.label}: {n.op} over bool values is not supported by the triton target")
+        acc = "tl.float32" if dt in (DType.f16, DType.bf16) else None
+        if n.op in ("reduce_sum", "reduce_mean"):
+            body = f"({xs}).to({acc})" if acc else xs
+            total = f"tl.sum(tl.where({mask}, {body}, 0), axis=0)"
+            if n.op == "reduce_mean":
+                total = f"({total} / {self.row_size})"
+            return f"({total}).to({tltype(n.outputs[0].dtype)})" if acc or not dt.is_float else total
+        if n.op == "reduce_prod":
+            return f"tl.reduce(tl.where({mask}, {xs}, 1), 0, lep_mul)"
+        if n.op in ("reduce_max", "argmax"):
+            low = '-float("inf")' if dt.is_float else str(int(np.iinfo(dt.numpy).min))
+            masked = f"tl.where({mask}, {xs}, {low})"
+            return f"tl.max({masked}, axis=0)" if n.op == "reduce_max" else self._arg(n, masked, "tl.argmax")
+        if n.op in ("reduce_min", "argmin"):
+            high = 'float("inf")' if dt.is_float else str(int(np.iinfo(dt.numpy).max))
+            masked = f"tl.where({mask}, {xs}, {high})"
+            return f"tl.min({masked}, axis=0)" if n.op == "reduce_min" else self._arg(n, masked, "tl.argmin")
+        raise UnsupportedError(f"{n.label}: reduction {n.op} is not supported by the triton target")
+
+    def _arg(self, n: Node, masked: str, fn: str) -> str:
+        if n.attrs.get("select_last_index"):
+            raise UnsupportedError(f"{n.label}: {n.op} with select_last_index is not supported by the triton target")
+        return f"{fn}({masked}, axis=0).to(tl.int64)"
+
+    def _store(self, v: Value, var: str) -> None:
+        ptr = self.names[id(v)]
+        if self.is_row(v):
+            row_shape = tuple(self.space.domain[:self.space.rank - self.k]) + (1,) * self.k
+            self.lines.append(self.space.store(ptr, row_shape, var))
+        else:
+            self.lines.append(self.space.store(ptr, v.shape, var))
+
+
+def _ident(name: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
