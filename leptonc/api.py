@@ -19,6 +19,7 @@ import numpy as np
 from .ir.errors import LeptoncError
 from .ir.graph import Graph
 from .ir.printer import print_ir
+from .runtime.accuracy import record_accuracy
 from .runtime.compiled import CompiledModel, load
 
 TARGETS = ("cpu", "stablehlo")
@@ -93,7 +94,9 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
     graph = import_graph(model, example_inputs, dynamic_shapes)
     progress.stage("running passes")
     pipeline = [CLEANUP_PIPELINE] + ([passes] if passes else [])
-    graph = run_pipeline(graph, ",".join(pipeline))
+    fp32_graph = graph = run_pipeline(graph, CLEANUP_PIPELINE)
+    if passes:
+        graph = run_pipeline(graph, passes)
     if target == "stablehlo":
         from . import __version__
         from .runtime.xla import XlaCompiledModel
@@ -101,10 +104,14 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
         progress.stage("emitting StableHLO")
         manifest = {"leptonc_version": __version__, "pipeline": ",".join(pipeline)}
         cm = XlaCompiledModel.from_graph(graph, manifest, _example_bindings(graph, example_inputs))
-        progress.done("compiled")
-        return cm
-    cm = compile_cpu(graph, pipeline, progress, cache=cache, example_inputs=example_inputs)
-    progress.done(f"compiled: {len(cm.executor.kernel_names)} kernels")
+        done = "compiled"
+    else:
+        cm = compile_cpu(graph, pipeline, progress, cache=cache, example_inputs=example_inputs)
+        done = f"compiled: {len(cm.executor.kernel_names)} kernels"
+    if passes:
+        progress.stage("measuring the error of the passes against the fp32 graph")
+        record_accuracy(cm, fp32_graph, passes, example_inputs)
+    progress.done(done)
     return cm
 
 

@@ -142,6 +142,10 @@ def _cmd_compile(args) -> int:
         return 0
     if args.stats:
         print(cm.manifest["fusion_report"])
+    if args.report and "accuracy" in cm.manifest:
+        from .runtime.accuracy import format_accuracy
+
+        print(format_accuracy(cm.manifest["accuracy"]))
     arena, total = cm.memory_report()
     if not args.quiet:
         print(f"wrote {args.output}: {len(cm.executor.kernel_names)} kernels, arena {arena} bytes "
@@ -249,6 +253,8 @@ def _add_backend_verbs(sub) -> None:
     c.add_argument("--passes", help="passes to run after the default cleanup pipeline, e.g. 'cse,dce'")
     c.add_argument("--dynamic", help="names for the leading dims of every input, e.g. batch,seq")
     c.add_argument("--stats", action="store_true", help="print the fusion report")
+    c.add_argument("--report", action="store_true",
+                   help="print the error lossy passes (quantize, mixed-precision) introduced against fp32")
     c.add_argument("--quiet", action="store_true", help="no progress on stderr")
     c.set_defaults(run=_cmd_compile)
     r = sub.add_parser("run", help="run an artifact (random inputs from its signature unless given)")
