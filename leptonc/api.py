@@ -22,7 +22,7 @@ from .ir.printer import print_ir
 from .runtime.accuracy import record_accuracy
 from .runtime.compiled import CompiledModel, load
 
-TARGETS = ("cpu", "stablehlo")
+TARGETS = ("cpu", "stablehlo", "triton")
 CLEANUP_PIPELINE = "default"
 
 
@@ -106,7 +106,13 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
         cm = XlaCompiledModel.from_graph(graph, manifest, _example_bindings(graph, example_inputs))
         done = "compiled"
     else:
-        cm = compile_cpu(graph, pipeline, progress, cache=cache, example_inputs=example_inputs)
+        if target == "triton":
+        from .codegen.triton import compile_triton
+
+        cm = compile_triton(graph, pipeline, progress, example_inputs=example_inputs)
+        progress.done(f"compiled: {len(cm.executor.kernel_names)} Triton kernels")
+        return cm
+    cm = compile_cpu(graph, pipeline, progress, cache=cache, example_inputs=example_inputs)
         done = f"compiled: {len(cm.executor.kernel_names)} kernels"
     if passes:
         progress.stage("measuring the error of the passes against the fp32 graph")

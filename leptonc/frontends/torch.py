@@ -127,7 +127,9 @@ class _Importer:
             if node.op == "call_function":
                 self.call(node)
             elif node.op == "output":
-                outs = [o for o in torch.utils._pytree.tree_leaves(node.args[0]) if isinstance(o, torch.fx.Node)]
+                user = torch.export.graph_signature.OutputKind.USER_OUTPUT
+                outs = [o for o, spec in zip(node.args[0], self.ep.graph_signature.output_specs)
+                        if spec.kind == user and isinstance(o, torch.fx.Node)]
                 self.g.set_outputs([self.v(o) for o in outs])
         return self.g
 
@@ -525,6 +527,16 @@ def _leaky_relu(imp, node, a):
                    imp.add("mul", x, imp.scalar(slope, x.dtype)))
 
 
+@_handles("elu.default")
+def _elu(imp, node, a):
+    x = imp.v(a["self"])
+    c = lambda value: imp.scalar(value, x.dtype)  # noqa: E731
+    alpha, scale, input_scale = a.get("alpha", 1), a.get("scale", 1), a.get("input_scale", 1)
+    negative = imp.add("mul", imp.add("sub", imp.add("exp", imp.add("mul", x, c(input_scale))), c(1.0)),
+                       c(alpha * scale))
+    return imp.add("where", imp.add("greater", x, c(0)), imp.add("mul", x, c(scale)), negative)
+
+
 @_handles("log1p.default")
 def _log1p(imp, node, a):
     x = imp.v(a["self"])
@@ -629,22 +641,73 @@ def _layer_norm(imp, node, a):
     return y, mean, rstd
 
 
+def _affine(imp, y: Value, a: dict, per_channel: tuple) -> Value:
+    """y * weight + bias with per-channel weight and bias (either may be absent)."""
+    if a.get("weight") is not None:
+        y = imp.add("mul", y, imp.reshape(imp.v(a["weight"]), per_channel))
+    if a.get("bias") is not None:
+        y = imp.add("add", y, imp.reshape(imp.v(a["bias"]), per_channel))
+    return y
+
+
 @_handles("_native_batch_norm_legit_no_training.default", "native_batch_norm.default",
-          "_native_batch_norm_legit.default")
+          "_native_batch_norm_legit.default", "_native_batch_norm_legit.no_stats")
 def _batch_norm(imp, node, a):
-    if a.get("training"):
-        raise UnsupportedOpError("batch norm in training mode (call module.eval() before importing)")
     x = imp.v(a["input"])
     per_channel = (x.shape[1],) + (1,) * (x.type.rank - 2)
+    eps = imp.scalar(a["eps"], x.dtype)
+    if a.get("training"):
+        if a.get("running_mean") is not None:
+            raise UnsupportedOpError("batch norm in training mode (call module.eval() before importing)")
+        # no running statistics (instance norm, or batch norm without tracking): normalize by batch statistics
+        axes = (0,) + tuple(range(2, x.type.rank))
+        mean = imp.add("reduce_mean", x, axes=axes, keepdims=True)
+        centered = imp.add("sub", x, mean)
+        var = imp.add("reduce_mean", imp.add("mul", centered, centered), axes=axes, keepdims=True)
+        rstd = imp.add("rsqrt", imp.add("add", var, eps))
+        y = _affine(imp, imp.add("mul", centered, rstd), a, per_channel)
+        return y, imp.reshape(mean, (x.shape[1],)), imp.reshape(rstd, (x.shape[1],))
     mean = imp.reshape(imp.v(a["running_mean"]), per_channel)
     var = imp.reshape(imp.v(a["running_var"]), per_channel)
-    scale = imp.add("rsqrt", imp.add("add", var, imp.scalar(a["eps"], x.dtype)))
+    scale = imp.add("rsqrt", imp.add("add", var, eps))
     if a.get("weight") is not None:
         scale = imp.add("mul", scale, imp.reshape(imp.v(a["weight"]), per_channel))
     y = imp.add("mul", imp.add("sub", x, mean), scale)
     if a.get("bias") is not None:
         y = imp.add("add", y, imp.reshape(imp.v(a["bias"]), per_channel))
     return y, _Missing("the saved mean of batch norm"), _Missing("the saved variance of batch norm")
+
+
+@_handles("native_group_norm.default")
+def _group_norm(imp, node, a):
+    x = imp.v(a["input"])
+    n, groups = x.shape[0], a["group"]
+    grouped = imp.reshape(x, (n, groups, D.divide_exact(D.product(x.shape[1:]), groups)))
+    mean = imp.add("reduce_mean", grouped, axes=(2,), keepdims=True)
+    centered = imp.add("sub", grouped, mean)
+    var = imp.add("reduce_mean", imp.add("mul", centered, centered), axes=(2,), keepdims=True)
+    rstd = imp.add("rsqrt", imp.add("add", var, imp.scalar(a["eps"], x.dtype)))
+    y = imp.reshape(imp.add("mul", centered, rstd), x.shape)
+    y = _affine(imp, y, a, (x.shape[1],) + (1,) * (x.type.rank - 2))
+    return y, imp.reshape(mean, (n, groups)), imp.reshape(rstd, (n, groups))
+
+
+@_handles("linalg_vector_norm.default")
+def _vector_norm(imp, node, a):
+    x = imp.cast(imp.v(a["self"]), imp.meta_dtype(node))
+    axes, keep, order = _axes(a.get("dim"), x.type.rank), bool(a.get("keepdim")), a.get("ord", 2)
+    magnitude = imp.add("abs", x)
+    if order in (math.inf, -math.inf):
+        return imp.add("reduce_max" if order > 0 else "reduce_min", magnitude, axes=axes, keepdims=keep)
+    if order == 0:
+        nonzero = imp.cast(imp.add("not", imp.add("equal", x, imp.scalar(0, x.dtype))), x.dtype)
+        return imp.add("reduce_sum", nonzero, axes=axes, keepdims=keep)
+    if order == 1:
+        return imp.add("reduce_sum", magnitude, axes=axes, keepdims=keep)
+    if order == 2:
+        return imp.add("sqrt", imp.add("reduce_sum", imp.add("mul", x, x), axes=axes, keepdims=keep))
+    powered = imp.add("pow", magnitude, imp.scalar(order, x.dtype))
+    return imp.add("pow", imp.add("reduce_sum", powered, axes=axes, keepdims=keep), imp.scalar(1 / order, x.dtype))
 
 
 # -- linear algebra, convolution, pooling, attention ------------------------------------------------------
@@ -878,13 +941,7 @@ def _index_select(imp, node, a):
 def _gather(imp, node, a):
     x, idx = imp.v(a["self"]), imp.v(a["index"])
     axis = _axis(a["dim"], x.type.rank)
-    ends = tuple(BIG if i == axis else d for i, d in enumerate(idx.shape))
-    if not all(i == axis or D.same(p, q) for i, (p, q) in enumerate(zip(x.shape, idx.shape))):
-        if not all(isinstance(e, int) for e in ends):
-            raise UnsupportedOpError("gather with an index smaller than the input in a symbolic dim")
-        x = imp.add("slice", x, starts=(0,) * x.type.rank, ends=ends, axes=tuple(range(x.type.rank)),
-                    steps=(1,) * x.type.rank)
-    return imp.add("gather_elements", x, idx, axis=axis)
+    return imp.add("gather_elements", _crop_to(imp, x, idx.shape, axis), idx, axis=axis)
 
 
 @_handles("index.Tensor")
@@ -928,6 +985,91 @@ def _pad(imp, node, a):
     value = a.get("value") or 0.0
     return imp.add("pad", x, pads=tuple(begins + ends), value=float(value),
                    mode={"replicate": "edge", "circular": "wrap"}.get(mode, mode))
+
+
+@_handles("flip.default")
+def _flip(imp, node, a):
+    x = imp.v(a["self"])
+    axes = tuple(sorted({_axis(d, x.type.rank) for d in a["dims"]}))
+    if not axes:
+        return x
+    return imp.add("slice", x, starts=(-1,) * len(axes), ends=(-BIG,) * len(axes), axes=axes, steps=(-1,) * len(axes))
+
+
+@_handles("topk.default", "sort.default")
+def _topk(imp, node, a):
+    x = imp.v(a["self"])
+    axis = _axis(a.get("dim", -1), x.type.rank)
+    if str(node.target) == "aten.sort.default":
+        k, largest = x.shape[axis], bool(a.get("descending"))
+    else:
+        k, largest = a["k"], bool(a.get("largest", True))
+    if not isinstance(k, int):
+        raise UnsupportedOpError(f"topk/sort of a symbolic number of elements ({k})")
+    return tuple(imp.g.add_node("topk", [x], {"k": k, "axis": axis, "largest": largest},
+                                names=[node.name, node.name + "_indices"]).outputs)
+
+
+def _crop_to(imp, x: Value, shape, keep_axis: int) -> Value:
+    """x cut down to `shape` in every axis but keep_axis (torch lets gather/scatter indices be smaller)."""
+    if all(i == keep_axis or D.same(p, q) for i, (p, q) in enumerate(zip(x.shape, shape))):
+        return x
+    ends = tuple(BIG if i == keep_axis else d for i, d in enumerate(shape))
+    if not all(isinstance(e, int) for e in ends):
+        raise UnsupportedOpError("gather/scatter indices smaller than the data in a symbolic dim")
+    rank = x.type.rank
+    return imp.add("slice", x, starts=(0,) * rank, ends=ends, axes=tuple(range(rank)), steps=(1,) * rank)
+
+
+@_handles("scatter.value", "scatter.src")
+def _scatter(imp, node, a):
+    x, idx = imp.v(a["self"]), imp.v(a["index"])
+    axis = _axis(a["dim"], x.type.rank)
+    if "value" in a:
+        updates = imp.add("broadcast_to", imp.scalar(a["value"], x.dtype), shape=idx.shape)
+    else:
+        updates = _crop_to(imp, imp.cast(imp.v(a["src"]), x.dtype), idx.shape, -1)
+    return imp.add("scatter_elements", x, idx, updates, axis=axis)
+
+
+def _resize_axis(size: int, out: int, scale_factor, align_corners: bool, mode: str):
+    """Source positions for each output index along one axis, as torch's upsample kernels compute them."""
+    scale = np.float32(1 / scale_factor) if scale_factor else np.float32(size / out)
+    dst = np.arange(out, dtype=np.float32)
+    if mode == "nearest":
+        return np.minimum(np.floor(dst * scale).astype(np.int64), size - 1)
+    if align_corners:
+        src = dst * np.float32((size - 1) / (out - 1) if out > 1 else 0)
+    else:
+        src = np.maximum((dst + np.float32(0.5)) * scale - np.float32(0.5), 0)
+    low = np.minimum(np.floor(src).astype(np.int64), size - 1)
+    return low, np.minimum(low + 1, size - 1), (src - low).astype(np.float32)
+
+
+@_handles("upsample_nearest2d.vec", "upsample_bilinear2d.vec", "upsample_nearest1d.vec", "upsample_linear1d.vec")
+def _upsample(imp, node, a):
+    x = imp.v(a["input"])
+    out_shape = imp.meta_shape(node)
+    nsp = x.type.rank - 2
+    if not all(isinstance(d, int) for d in x.shape[2:] + out_shape[2:]):
+        raise UnsupportedOpError("resizing with symbolic spatial sizes")
+    scales = a.get("scale_factors") or (None,) * nsp
+    mode = "nearest" if "nearest" in str(node.target) else "linear"
+    for i in range(nsp):
+        axis, size, out = 2 + i, x.shape[2 + i], out_shape[2 + i]
+        if size == out:
+            continue
+        positions = _resize_axis(size, out, scales[i], bool(a.get("align_corners")), mode)
+        if mode == "nearest":
+            x = imp.add("gather", x, imp.g.add_constant(positions, f"{node.name}_index"), axis=axis)
+            continue
+        low, high, frac = positions
+        frac = imp.g.add_constant(frac.astype(x.dtype.numpy).reshape((out,) + (1,) * (nsp - 1 - i)),
+                                  f"{node.name}_weight")
+        below = imp.add("gather", x, imp.g.add_constant(low, f"{node.name}_low"), axis=axis)
+        above = imp.add("gather", x, imp.g.add_constant(high, f"{node.name}_high"), axis=axis)
+        x = imp.add("add", below, imp.add("mul", imp.add("sub", above, below), frac))
+    return x
 
 
 @_handles("cumsum.default")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import leptonc
 from leptonc.frontends.torch import SUPPORTED_OPS
 from leptonc.ir import LeptoncError, UnsupportedOpError
-from tests.model_zoo import as_numpy, assert_close
+from tests.model_zoo import as_numpy, assert_close, eager_outputs
 
 g = torch.Generator().manual_seed(0)
 
@@ -59,7 +59,7 @@ CASES = {
                             a.abs(), -a, (a.abs() + 1).reciprocal()), (x4,)),
     "activations": (lambda m, a: (F.silu(a), F.hardswish(a), F.hardsigmoid(a), F.leaky_relu(a, 0.2),
                                   F.gelu(a, approximate="tanh"), F.gelu(a), torch.log1p(a.abs()),
-                                  torch.expm1(a), F.relu(a)), (x4,)),
+                                  torch.expm1(a), F.relu(a), F.elu(a), F.selu(a), F.softplus(a)), (x4,)),
     # reductions and normalizations
     "reductions": (lambda m, a: (a.sum(), a.sum(dim=(1, 3), keepdim=True), a.mean(-1), a.amax(1), a.amin((0, 2)),
                                  a.prod(2), (a > 1).any(1), (a > -2).all(), a.argmax(-1), a.argmin(1, keepdim=True),
@@ -68,6 +68,11 @@ CASES = {
     "layer_norm": (lambda m, a: m.layers[0](a), (x4,), torch.nn.LayerNorm(5)),
     "layer_norm_2d": (lambda m, a: F.layer_norm(a, (4, 5)), (x4,)),
     "batch_norm_1d": (lambda m, a: m.layers[0](a), (randn(4, 3, 6),), torch.nn.BatchNorm1d(3)),
+    "group_instance_norm": (lambda m, a: (m.layers[0](a), F.instance_norm(a), m.layers[1](a)), (x4,),
+                            torch.nn.GroupNorm(3, 3), torch.nn.InstanceNorm2d(3, affine=True)),
+    "vector_norm": (lambda m, a: (a.norm(dim=-1), torch.linalg.vector_norm(a, 1, dim=(1, 2), keepdim=True),
+                                  torch.linalg.vector_norm(a, float("inf")), torch.linalg.vector_norm(a, 3, dim=0),
+                                  a.std(-1)), (x4,)),
     "cumsum": (lambda m, a, b: (a.cumsum(2), b.cumsum(0)), (x4, ints(5))),
     # layout and data movement
     "views": (lambda m, a: (a.permute(0, 2, 3, 1), a.transpose(1, 2), a.reshape(6, -1), a.unsqueeze(2),
@@ -81,6 +86,14 @@ CASES = {
                                       .expand(2, 3, 4, 4)), a[:, i], a[j, :, l], a[:, i[:2], :, l[1:]]),
                      (x4, torch.tensor([0, 2, 1, -1]), torch.tensor([1, 0, -1]), torch.tensor([3, 0, -2]))),
     "gather_smaller_index": (lambda m, a, i: torch.gather(a, 1, i), (randn(3, 5), torch.tensor([[0, 4], [1, 1]]))),
+    "flip_sort_topk": (lambda m, a: (a.flip(-1), a.flip(0, 2), a.sort(-1), a.sort(1, descending=True).values,
+                                      a.topk(2, dim=2), a.topk(3, largest=False).indices), (x4,)),
+    "scatter": (lambda m, a, i, s: (a.scatter(1, i, 1.5), a.scatter(1, i, s)),
+                (randn(3, 5), torch.tensor([[0, 4], [1, 2], [3, 3]]), randn(4, 6))),
+    "resize": (lambda m, a: (F.interpolate(a, scale_factor=2, mode="nearest"), F.interpolate(a, size=(5, 3)),
+                             F.interpolate(a, scale_factor=2, mode="bilinear"),
+                             F.interpolate(a, size=(7, 5), mode="bilinear", align_corners=True),
+                             F.interpolate(a[:, :, 0], scale_factor=3, mode="linear")), (randn(2, 3, 4, 6),)),
     "pad": (lambda m, a: (F.pad(a, (1, 2)), F.pad(a, (1, 1, 2, 0), value=-1.5), F.pad(a, (2, 1, 1, 2), "reflect"),
                           F.pad(a, (1, 1, 1, 1), "replicate")), (x4,)),
     "embedding": (lambda m, i: m.layers[0](i), (torch.tensor([[1, 5], [9, 0]]),), torch.nn.Embedding(10, 3)),
@@ -116,9 +129,7 @@ def run_case(fn, inputs, *modules):
             m.running_mean.uniform_(-1, 1, generator=g)
             m.running_var.uniform_(0.5, 2, generator=g)
     graph = leptonc.import_torch(module, inputs)
-    with torch.no_grad():
-        expected = module(*inputs)
-    expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
+    expected = eager_outputs(module, inputs)
     outputs = leptonc.run_reference(graph, *as_numpy(inputs))
     for out, ref in zip(outputs, expected):
         assert out.dtype == ref.dtype
