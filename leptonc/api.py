@@ -105,14 +105,13 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
         manifest = {"leptonc_version": __version__, "pipeline": ",".join(pipeline)}
         cm = XlaCompiledModel.from_graph(graph, manifest, _example_bindings(graph, example_inputs))
         done = "compiled"
-    else:
-        if target == "triton":
+    elif target == "triton":
         from .codegen.triton import compile_triton
 
         cm = compile_triton(graph, pipeline, progress, example_inputs=example_inputs)
-        progress.done(f"compiled: {len(cm.executor.kernel_names)} Triton kernels")
-        return cm
-    cm = compile_cpu(graph, pipeline, progress, cache=cache, example_inputs=example_inputs)
+        done = f"compiled: {len(cm.executor.kernel_names)} Triton kernels"
+    else:
+        cm = compile_cpu(graph, pipeline, progress, cache=cache, example_inputs=example_inputs)
         done = f"compiled: {len(cm.executor.kernel_names)} kernels"
     if passes:
         progress.stage("measuring the error of the passes against the fp32 graph")
