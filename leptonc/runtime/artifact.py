@@ -8,6 +8,7 @@
     model.c              the generated C source          (cpu target)
     model.so             the built library               (cpu target)
     model.mlir           the StableHLO module            (stablehlo target)
+    kernels.py           the Triton kernels and launchers (triton target; the launch plan is in the manifest)
 
 Reading never unpickles, refuses member names that escape the archive and
 unknown format versions, and checks every hash before anything from the
@@ -28,7 +29,9 @@ from ..ir.errors import LeptoncError
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MEMBERS = ("graph.lir", "weights.safetensors", "model.c", "model.so")
-TARGET_MEMBERS = {"cpu": MEMBERS, "stablehlo": ("graph.lir", "weights.safetensors", "model.mlir")}
+TARGET_MEMBERS = {"cpu": MEMBERS, "stablehlo": ("graph.lir", "weights.safetensors", "model.mlir"),
+                  "triton": ("graph.lir", "weights.safetensors", "kernels.py")}
+SOURCE_MEMBER = {"cpu": "model.c", "stablehlo": "model.mlir", "triton": "kernels.py"}
 
 
 class ArtifactError(LeptoncError):
@@ -51,10 +54,10 @@ def sha256(data: bytes) -> str:
 def write_artifact(path: str | os.PathLike, art: Artifact) -> None:
     """Write the artifact (the manifest's member hashes are filled in here)."""
     payload = {"graph.lir": art.ir_text.encode(), "weights.safetensors": art.weights_blob}
-    if art.manifest.get("target") == "stablehlo":  # the source is the module; there is no library
-        payload["model.mlir"] = art.source.encode()
-    else:
-        payload.update({"model.c": art.source.encode(), "model.so": art.library})
+    target = art.manifest.get("target", "cpu")
+    payload[SOURCE_MEMBER[target]] = art.source.encode()
+    if target == "cpu":  # only the cpu target ships a library
+        payload["model.so"] = art.library
     manifest = dict(art.manifest, format_version=FORMAT_VERSION,
                     members={name: sha256(data) for name, data in payload.items()})
     tmp = Path(str(path) + ".tmp")
@@ -113,7 +116,7 @@ def read_artifact(path: str | os.PathLike) -> Artifact:
                 raise ArtifactError(f"{where}: member {name} does not match its sha256 in the manifest "
                                     "(the file was modified); refusing to load")
             data[name] = blob
-    source = data["model.mlir"] if "model.mlir" in data else data["model.c"]
+    source = data[SOURCE_MEMBER.get(manifest.get("target"), "model.c")]
     return Artifact(manifest, data["graph.lir"].decode(), data["weights.safetensors"], source.decode(),
                     data.get("model.so", b""))
 

@@ -76,6 +76,10 @@ def load(path: str | os.PathLike):
         from .xla import XlaCompiledModel
 
         return XlaCompiledModel(art)
+    if art.manifest.get("target") == "triton":
+        from ..codegen.triton.runtime import TritonModel
+
+        return TritonModel(art)
     return CompiledModel(art, library_for(art))
 
 

@@ -38,6 +38,10 @@ def inspect_text(cm: CompiledModel) -> str:
     lines += ["", f"memory{' at ' + at if at else ''}: arena {_mib(arena)} for {len(prog['intermediates'])} "
                   f"intermediates totalling {_mib(total)}"
                   + (f" ({total / arena:.1f}x saved by sharing)" if arena else "")]
+    if m["target"] == "triton":
+        lines += ["", "Triton source of each kernel (launchers and helpers: kernels.py in the artifact):"]
+        for source in cm.kernel_sources().values():
+            lines += ["", source]
     members = m.get("members", {})
     lines += ["", "members (sha256):"] + [f"  {name}: {digest}" for name, digest in sorted(members.items())]
     return "\n".join(lines) + "\n"

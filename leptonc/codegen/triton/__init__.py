@@ -18,6 +18,8 @@ TF32_TOLERANCE = 1e-2
 
 def compile_triton(graph, pipeline: list[str], progress, *, example_inputs=None, allow_tf32: bool = False):
     """The triton target's lowering of an optimized graph: fusion, Triton source, launch plan, artifact."""
+    import triton
+
     from ... import __version__
     from ...ir.printer import print_ir
     from ...passes import run_pipeline
@@ -33,6 +35,7 @@ def compile_triton(graph, pipeline: list[str], progress, *, example_inputs=None,
     manifest = {
         "leptonc_version": __version__,
         "target": "triton",
+        "compiler": f"triton {triton.__version__}",
         "signature": {"inputs": program.meta["inputs"], "outputs": program.meta["outputs"],
                       "symbols": program.meta["symbols"]},
         "pipeline": ",".join(pipeline + [TARGET_PIPELINE]),
