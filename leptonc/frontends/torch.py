@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import math
 import operator
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -46,10 +47,12 @@ def import_torch(module: torch.nn.Module, example_inputs, dynamic_shapes=None) -
     model = type(module).__name__
     example_inputs = tuple(example_inputs)
     try:
-        ep = torch.export.export(module, example_inputs, dynamic_shapes=dynamic_shapes)
-        table = torch.export.default_decompositions()
-        table.pop(torch.ops.aten.scaled_dot_product_attention.default, None)  # mapped here, see _sdpa
-        ep = ep.run_decompositions(table)
+        with warnings.catch_warnings():  # torch's own deprecation notices are not the user's to act on
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"(torch|copyreg)")
+            ep = torch.export.export(module, example_inputs, dynamic_shapes=dynamic_shapes)
+            table = torch.export.default_decompositions()
+            table.pop(torch.ops.aten.scaled_dot_product_attention.default, None)  # mapped here, see _sdpa
+            ep = ep.run_decompositions(table)
     except LeptoncError:
         raise
     except Exception as e:
