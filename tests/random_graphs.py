@@ -252,6 +252,8 @@ def _conv(b: _Builder):
     x = b.pick(where=lambda v: v.type.rank == 4 and all(isinstance(d, int) and d > 0 for d in v.shape[1:]))
     if x is None:
         return None
+    if b.draw(st.booleans()):  # explicit zero padding of the spatial dims, as some exporters write it
+        x = b.g.add("pad", x, pads=[0, 0, 0, b.draw(st.integers(0, 1)), 0, 0, b.draw(st.integers(0, 1)), 1])
     c, h, w = x.shape[1:]
     o = b.draw(st.integers(1, 4))
     k = b.draw(st.integers(1, min(h, w, 3)))

@@ -8,6 +8,7 @@
 - transposes around matmul: (A^T B)^T = B^T A, so transpose(matmul(transpose a, b))
   becomes matmul(transpose b, a) and the transposes that meet cancel (the IR's
   matmul has no transpose flags, so this is where transposes fold into it);
+- zero padding of the spatial dims before a conv goes into the conv's pads;
 - commutative ops put a constant operand second, so that cse sees one form.
 
 A rewrite is made only when the replacement has exactly the old result's type.
@@ -155,6 +156,22 @@ def _transpose_of_transpose(graph: Graph, node: Node) -> Value | None:
     if perm == list(range(len(perm))):
         return _same_type(node, inner.inputs[0])
     return _build(graph, node, "transpose", [inner.inputs[0]], perm=perm)
+
+
+@rule("conv")
+def _pad_into_conv(graph: Graph, node: Node) -> Value | None:
+    """conv(pad(x) with zeros on spatial dims) is conv(x) with the padding in its own pads attribute."""
+    pad = node.inputs[0].producer
+    if pad is None or pad.op != "pad" or pad.attrs["mode"] != "constant" or pad.attrs["value"] != 0.0:
+        return None
+    rank = pad.inputs[0].type.rank
+    extra = pad.attrs["pads"]
+    if any(p < 0 for p in extra) or any(extra[i] or extra[i + rank] for i in (0, 1)):
+        return None
+    nsp = rank - 2
+    own = node.attrs["pads"] or (0,) * (2 * nsp)
+    pads = [own[i] + extra[2 + i] for i in range(nsp)] + [own[nsp + i] + extra[rank + 2 + i] for i in range(nsp)]
+    return _build(graph, node, "conv", [pad.inputs[0], *node.inputs[1:]], **{**node.attrs, "pads": pads})
 
 
 def _swaps_last_two(node: Node | None) -> bool:
