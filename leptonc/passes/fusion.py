@@ -168,6 +168,8 @@ def absorbable_transpose(node: Node) -> bool:
     """A transpose that every user (a matmul) can read in place: one of its last two dims has unit stride."""
     if node.op != "transpose" or node.output.type.rank < 2 or not node.output.uses:
         return False
+    if node.graph is not None and any(o is node.output for o in node.graph.outputs):
+        return False
     perm = node.attrs["perm"]
     last = len(perm) - 1
     if last not in (perm[-1], perm[-2]):

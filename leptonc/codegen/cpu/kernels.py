@@ -70,7 +70,7 @@ def emit_matmul(ctx: KernelContext, node: Node, absorbed: list[Node]) -> list[st
         # one GEMM: A's batch dims fold into M
         lines.append(f"const int64_t MB = {cnumel(a_shape[:-1], ctx.where)};")
         lines += _gemm(dt, ctx.ptr(a_val), "0", "MB", "K", False, "K",
-                       ctx.ptr(b_val), "0", b_str[-2:], ctx.ptr(out), "0", "N")
+                       ctx.ptr(b_val), "0", (b_shape[-2:], b_str[-2:]), ctx.ptr(out), "0", "N")
         return lines
     rank = len(batch)
     a_b = [1] * (rank - (len(a_shape) - 2)) + a_shape[:-2]
@@ -85,23 +85,26 @@ def emit_matmul(ctx: KernelContext, node: Node, absorbed: list[Node]) -> list[st
         lines.append(f"  {{ const int64_t ix = rem % {d(batch[i])}; rem /= {d(batch[i])};"
                      f" aoff += {'0' if a_b[i] == 1 else 'ix * ' + d(a_bs[i])};"
                      f" boff += {'0' if b_b[i] == 1 else 'ix * ' + d(b_bs[i])}; }}")
-    a_trans, lda = _layout(a_str[-2:])
+    a_trans, lda = _layout(a_shape[-2:], a_str[-2:])
     lines += ["  " + s for s in _gemm(dt, ctx.ptr(a_val), "aoff", "M", "K", a_trans, lda,
-                                       ctx.ptr(b_val), "boff", b_str[-2:], ctx.ptr(out), "bi * M * N", "N")]
+                                       ctx.ptr(b_val), "boff", (b_shape[-2:], b_str[-2:]), ctx.ptr(out), "bi * M * N", "N")]
     lines.append("}")
     return lines
 
 
-def _layout(strides) -> tuple[bool, str]:
-    """(transposed, leading dimension) of a [rows, cols] operand with these element strides."""
-    rs, cs = strides
+def _layout(shape, strides) -> tuple[bool, str]:
+    """(transposed, leading dimension) of a [rows, cols] operand with these element strides.
+
+    A dim of size 1 has no meaningful stride; the leading dimension then falls back to what BLAS accepts.
+    """
+    (rows, cols), (rs, cs) = shape, strides
     if D.same(cs, 1):
-        return False, cdim(rs)
-    return True, cdim(cs)
+        return False, f"({cdim(rows)} == 1 ? lep_max1({cdim(cols)}) : {cdim(rs)})"
+    return True, f"({cdim(cols)} == 1 ? lep_max1({cdim(rows)}) : {cdim(cs)})"
 
 
-def _gemm(dt: DType, a, aoff, m, k, a_trans, lda, b, boff, b_strides, c, coff, ldc) -> list[str]:
-    b_trans, ldb = _layout(b_strides)
+def _gemm(dt: DType, a, aoff, m, k, a_trans, lda, b, boff, b_layout, c, coff, ldc) -> list[str]:
+    b_trans, ldb = _layout(*b_layout)
     t = ctype(dt)
     if dt in (DType.f32, DType.f64):
         fn = "lep_sgemm" if dt is DType.f32 else "lep_dgemm"
@@ -417,6 +420,23 @@ def emit_gather_elements(ctx: KernelContext, node: Node) -> list[str]:
             "}"]
 
 
+def emit_tile(ctx: KernelContext, node: Node) -> list[str]:
+    x, y = node.inputs[0], node.outputs[0]
+    rank = x.type.rank
+    return ["{",
+            "  " + _arr("ysh", y.shape, ctx.where),
+            "  " + _arr("xsh", x.shape, ctx.where),
+            "  " + _arr("xst", contiguous_strides(x.shape), ctx.where),
+            f"  const int64_t total = {cnumel(y.shape, ctx.where)};",
+            "  #pragma omp parallel for schedule(static) if (total > 65536)",
+            "  for (int64_t t = 0; t < total; ++t) {",
+            "    int64_t rem = t, off = 0;",
+            f"    for (int a = {rank - 1}; a >= 0; --a) {{ off += (rem % ysh[a]) % xsh[a] * xst[a]; rem /= ysh[a]; }}",
+            f"    {ctx.ptr(y)}[t] = {ctx.ptr(x)}[off];",
+            "  }",
+            "}"]
+
+
 def emit_full(ctx: KernelContext, node: Node) -> list[str]:
     y = node.outputs[0]
     return [f"const int64_t total = {cnumel(y.shape, ctx.where)};",
@@ -458,5 +478,5 @@ EMITTERS = {
     "conv": emit_conv, "lrn": emit_lrn, "max_pool": emit_pool, "avg_pool": emit_pool, "transpose": emit_transpose,
     "broadcast_to": emit_broadcast_to, "slice": emit_slice, "concat": emit_concat, "split": emit_split,
     "pad": emit_pad, "gather": emit_gather,
-    "gather_elements": emit_gather_elements, "full": emit_full, "shape_of": emit_shape_of, "cumsum": emit_cumsum,
+    "gather_elements": emit_gather_elements, "tile": emit_tile, "full": emit_full, "shape_of": emit_shape_of, "cumsum": emit_cumsum,
 }
