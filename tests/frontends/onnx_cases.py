@@ -11,6 +11,7 @@ import argparse
 import glob
 import json
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,3 +141,76 @@ def run_leptonc(case_dir: str, convert: bool = False) -> str:
     except Exception as e:
         text = " ".join(str(e).split())
         return f"{type(e).__name__}: {text[:300]}"
+
+
+def short_reason(result: str) -> str:
+    """A failure message as one short line without paths or node numbers (for the failure list)."""
+    text = re.sub(r"\S*/(model\.onnx|test_data_set_\d+)\S*", "", result)
+    text = re.sub(r"(at |)(node #\d+|a node|node '[^']*') \([^)]*\) in ?[:;]?", "", text)
+    text = re.sub(r";? the supported op types are listed in \S+", "", text)
+    text = re.sub(r" \(supported: [^)]*\)?", "", text)
+    text = re.sub(r"TensorProto\.", "", text)
+    text = re.sub(r"\s+", " ", text).strip(" :;")
+    return text[:160]
+
+
+def run_node_suite(node_dir: str, processes: int = 1) -> dict:
+    """{case name: "pass" or why not} for every node case under node_dir."""
+    dirs = node_case_dirs(node_dir)
+    if processes > 1:
+        import multiprocessing
+
+        with multiprocessing.Pool(processes) as pool:
+            results = pool.map(run_leptonc, dirs, chunksize=16)
+    else:
+        results = [run_leptonc(d) for d in dirs]
+    return {os.path.basename(d): r for d, r in zip(dirs, results)}
+
+
+def read_failure_list(path: str) -> dict:
+    """The committed list of node cases leptonc fails: {case: reason} (lines "case  reason", # comments)."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                name, _, reason = line.partition(" ")
+                out[name] = reason.strip()
+    return out
+
+
+LIGHT_MODELS = ("bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet",
+                "squeezenet", "vgg19", "zfnet512")
+
+
+def light_case(name: str):
+    """(model path, inputs, expected output) of one `light` CNN: inputs filled as onnx's backend
+    runner does, arange(n).reshape(shape) / n in float32 (unknown dims as 1)."""
+    import onnx
+    from onnx import numpy_helper
+
+    path = os.path.join(onnx_data_dir(), "light", f"light_{name}.onnx")
+    model = onnx.load(path, load_external_data=False)
+    inits = {t.name for t in model.graph.initializer}
+    inputs = []
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        shape = [d.dim_value or 1 for d in vi.type.tensor_type.shape.dim]
+        n = int(np.prod(shape))
+        inputs.append((np.arange(n).reshape(shape) / n).astype(np.float32))
+    expected = numpy_helper.to_array(onnx.load_tensor(os.path.join(onnx_data_dir(), "light",
+                                                                   f"light_{name}_output_0.pb")))
+    return path, inputs, expected
+
+
+def run_light(name: str) -> str:
+    import leptonc
+
+    try:
+        path, inputs, expected = light_case(name)
+        (got,) = leptonc.run_reference(leptonc.import_onnx(path), *inputs)
+        assert_similar([expected], [got], DEFAULT_RTOL, DEFAULT_ATOL)
+        return "pass"
+    except Exception as e:
+        return f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"

@@ -187,3 +187,20 @@ def reduce_dynamic(x, axes, kind, keepdims, noop_with_empty_axes):
             return x
         axes = tuple(range(x.ndim))
     return REDUCE_FNS[kind](x, axes, keepdims)
+
+
+def _cumulative_infer(x, axis, kind, exclusive, reverse):
+    require(axis.dtype.is_int and axis.numel == 1, "cumulative_dynamic axis must be one integer")
+    require(kind in ("sum", "prod"), f"unknown cumulative kind {kind!r}")
+    return x
+
+
+@define_op("cumulative_dynamic", arity=2, infer=_cumulative_infer,
+           attrs={"kind": "str", "exclusive": ("bool", False), "reverse": ("bool", False)})
+def cumulative_dynamic(x, axis, kind, exclusive, reverse):
+    """cumsum / cumprod along a run-time axis."""
+    from .index import cumprod
+    from .shape import cumsum
+
+    ax = int(np.asarray(axis).reshape(-1)[0]) % x.ndim
+    return (cumsum if kind == "sum" else cumprod)(x, ax, exclusive, reverse)

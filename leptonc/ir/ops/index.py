@@ -145,3 +145,26 @@ def cumprod(x, axis, exclusive, reverse):
         out = np.concatenate([np.ones_like(np.take(out, [0], axis=axis)),
                               np.take(out, np.arange(out.shape[axis] - 1), axis=axis)], axis=axis)
     return np.flip(out, axis) if reverse else out
+
+
+def _tensor_scatter_infer(cache: TensorType, upd: TensorType, idx: TensorType, axis, mode) -> TensorType:
+    require(upd.dtype == cache.dtype and upd.rank == cache.rank, "tensor_scatter: update must match the cache's dtype and rank")
+    require(idx.dtype is DType.i64 and idx.rank == 1, "tensor_scatter write indices must be a 1-D i64 tensor")
+    require(mode in ("linear", "circular"), f"unknown tensor_scatter mode {mode!r}")
+    require(0 < norm_axis(axis, cache.rank), "tensor_scatter axis must not be the batch axis")
+    return cache
+
+
+@define_op("tensor_scatter", arity=3, infer=_tensor_scatter_infer, attrs={"axis": ("int", -2), "mode": ("str", "linear")})
+def tensor_scatter(cache, upd, idx, axis, mode):
+    """Copy of the cache with each batch entry's update written along axis from its write index
+    (wrapping around with mode "circular")."""
+    axis %= cache.ndim
+    out = cache.copy()
+    steps = upd.shape[axis]
+    pos = idx.reshape((-1,) + (1,) * (cache.ndim - 1)) + \
+        np.arange(steps).reshape((1,) * axis + (steps,) + (1,) * (cache.ndim - axis - 1))
+    if mode == "circular":
+        pos = pos % cache.shape[axis]
+    np.put_along_axis(out, np.broadcast_to(pos, upd.shape), upd, axis)
+    return out

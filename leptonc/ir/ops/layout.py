@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import DType
 from ..registry import PURE, define_op
 from ..types import TensorType
 from .infer import norm_axes, require
@@ -37,3 +38,15 @@ def unsqueeze(x, axes):
     """Insert size-1 dims at the listed axes (axes index the result)."""
     rank = x.ndim + len(axes)
     return np.expand_dims(x, tuple(sorted(a % rank for a in axes))) if axes else x
+
+
+def _bitcast_infer(t: TensorType, dtype) -> TensorType:
+    require(dtype.itemsize == t.dtype.itemsize and dtype is not DType.i4 and t.dtype is not DType.i4,
+            f"bitcast needs dtypes of one width, got {t.dtype} and {dtype}")
+    return t.with_dtype(dtype)
+
+
+@define_op("bitcast", infer=_bitcast_infer, attrs={"dtype": "dtype"}, traits=VIEW)
+def bitcast(x, dtype):
+    """The same bytes read as another dtype of the same width."""
+    return np.asarray(x, order="C").view(dtype.numpy).reshape(x.shape)

@@ -306,3 +306,16 @@ def col2im(x, image_shape, block_shape, strides, pads, dilations):
         y[(slice(None), slice(None)) + where] += cols[(slice(None), slice(None)) + k]
     crop = tuple(slice(pads[i], pads[i] + image_shape[i]) for i in range(nsp))
     return np.ascontiguousarray(y[(slice(None), slice(None)) + crop]).astype(x.dtype)
+
+
+def _col2im_dynamic_infer(x: TensorType, image: TensorType, block: TensorType, strides, pads, dilations):
+    require(image.rank == 1 and block.rank == 1 and isinstance(image.shape[0], int), "col2im_dynamic shapes must be 1-D")
+    return x.with_shape((x.shape[0], D.UNKNOWN) + (D.UNKNOWN,) * image.shape[0])
+
+
+@define_op("col2im_dynamic", arity=3, infer=_col2im_dynamic_infer, traits=STRUCTURED,
+           attrs={"strides": ("ints", ()), "pads": ("ints", ()), "dilations": ("ints", ())})
+def col2im_dynamic(x, image_shape, block_shape, strides, pads, dilations):
+    """col2im with run-time image and block shapes."""
+    image, block = tuple(int(v) for v in image_shape), tuple(int(v) for v in block_shape)
+    return col2im(x, image, block, strides, pads or (0,) * (2 * len(image)), dilations)

@@ -112,6 +112,10 @@ def leaky_relu(cx):
 @onnx_op("PRelu")
 def prelu(cx):
     b, x, slope = cx.b, cx.x(0), cx.x(1)
+    if slope.type.rank == 1 and x.type.rank > 2 and slope.shape[0] not in (1, x.shape[-1]) \
+            and slope.shape[0] == x.shape[1]:
+        # a per-channel slope as PRelu before opset 7 took it (models converted from opset 6 keep it)
+        slope = b.reshape(slope, (slope.shape[0],) + (1,) * (x.type.rank - 2))
     return b.op("where", b.op("less", x, _s(cx, 0)), b.op("mul", x, slope), x)
 
 

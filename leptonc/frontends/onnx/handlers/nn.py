@@ -164,11 +164,12 @@ def lrn(cx):
 def col2im(cx):
     b = cx.b
     image, block = b.ints(cx.x(1)), b.ints(cx.x(2))
+    attrs = dict(strides=tuple(cx.a("strides") or ()), dilations=tuple(cx.a("dilations") or ()))
     if image is None or block is None:
-        unsupported(cx, "image_shape and block_shape must be known while importing")
-    nsp = len(image)
-    return b.op("col2im", cx.x(0), image_shape=image, block_shape=block, strides=tuple(cx.a("strides") or ()),
-                pads=tuple(cx.a("pads") or (0,) * (2 * nsp)), dilations=tuple(cx.a("dilations") or ()))
+        return b.op("col2im_dynamic", cx.x(0), b.cast(cx.x(1), DType.i64), b.cast(cx.x(2), DType.i64),
+                    pads=tuple(cx.a("pads") or ()), **attrs)
+    return b.op("col2im", cx.x(0), image_shape=image, block_shape=block,
+                pads=tuple(cx.a("pads") or (0,) * (2 * len(image))), **attrs)
 
 
 def _per_channel(b, v, x):

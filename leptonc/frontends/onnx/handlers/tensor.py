@@ -388,10 +388,11 @@ def compress(cx):
 def cumulative(cx):
     b, x = cx.b, cx.x(0)
     axis = b.ints(cx.x(1))
+    flags = dict(exclusive=bool(cx.a("exclusive", 0)), reverse=bool(cx.a("reverse", 0)))
     if axis is None:
-        unsupported(cx, "the axis must be known while importing")
-    return b.op("cumsum" if cx.op_type == "CumSum" else "cumprod", x, axis=norm_axis(axis[0], x.type.rank),
-                exclusive=bool(cx.a("exclusive", 0)), reverse=bool(cx.a("reverse", 0)))
+        return b.op("cumulative_dynamic", x, _as_i64(b, cx.x(1)), kind="sum" if cx.op_type == "CumSum" else "prod",
+                    **flags)
+    return b.op("cumsum" if cx.op_type == "CumSum" else "cumprod", x, axis=norm_axis(axis[0], x.type.rank), **flags)
 
 
 @onnx_op("TopK")
@@ -462,13 +463,15 @@ def eye_like(cx):
 @onnx_op("Dropout")
 def dropout(cx):
     b, x = cx.b, cx.x(0)
-    training = cx.x(2)
-    ratio = cx.x(1)
+    training, ratio = cx.x(2), cx.x(1)
     if training is not None:
         t = b.known(training)
         r = b.known(ratio) if ratio is not None else np.array(0.5)
-        if t is None or (bool(t.reshape(-1)[0]) and (r is None or float(r.reshape(-1)[0]) != 0.0)):
-            unsupported(cx, "training mode (random masks) is not supported")
+        zero = r is not None and float(r.reshape(-1)[0]) == 0.0
+        if not zero and (t is None or bool(t.reshape(-1)[0])):
+            ratio = ratio if ratio is not None else b.scalar(0.5, DType.f32)
+            ratio = ratio if ratio.dtype.is_float else b.cast(ratio, DType.f32)
+            return b.ops("dropout", [x, ratio, b.cast(training, DType.bool)], seed=cx.a("seed"))
     outs = [x]
     if cx.wants(1):
         outs.append(b.op("full", shape=x.shape, value=1.0, dtype=DType.bool) if Q not in x.shape else
@@ -477,3 +480,17 @@ def dropout(cx):
 
 
 __all__ = ["to_array"]
+
+
+@onnx_op("BitCast")
+def bitcast(cx):
+    return cx.b.op("bitcast", cx.x(0), dtype=dtype_of(cx.a("to"), "BitCast to "))
+
+
+@onnx_op("TensorScatter")
+def tensor_scatter(cx):
+    b, cache, update, idx = cx.b, cx.x(0), cx.x(1), cx.x(2)
+    axis = norm_axis(cx.a("axis", -2), cache.type.rank)
+    if idx is None:
+        idx = b.const(np.zeros(cache.shape[0] if isinstance(cache.shape[0], int) else 1, np.int64))
+    return b.op("tensor_scatter", cache, update, b.cast(idx, DType.i64), axis=axis, mode=cx.a("mode", "linear"))
