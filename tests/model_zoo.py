@@ -6,8 +6,8 @@
 
 Full-size models (bert, gpt2, resnet50, mobilenet_v2, vit) are slow to export;
 fast tests use the small variants (mlp, cnn, bert_small, gpt2_small,
-resnet_small, mobilenet_small, vit_small). `DYNAMIC` gives, for the models
-that support them, the torch.export dynamic_shapes and a second input set of
+resnet_small, mobilenet_small, vit_small). `dynamic(name)` gives, for the
+models in DYNAMIC, the torch.export dynamic_shapes and a second input set of
 other sizes.
 """
 from __future__ import annotations
@@ -219,16 +219,23 @@ def build(name: str) -> tuple:
 
 
 def dynamic(name: str) -> tuple:
-    """(dynamic_shapes for torch.export, other inputs of different sizes) for mlp, cnn and bert_small."""
+    """(dynamic_shapes for torch.export, other inputs of different sizes) for the models in DYNAMIC."""
     batch = torch.export.Dim("batch", min=1, max=64)
+    seq = torch.export.Dim("seq", min=2, max=128)
     if name == "mlp":
-        return ((({0: batch}),), (torch.randn(7, 64, generator=_generator()),))
+        return ({0: batch},), (torch.randn(7, 64, generator=_generator()),)
     if name == "cnn":
-        return ((({0: batch}),), _image(3, 32))
+        return ({0: batch},), _image(3, 32)
     if name == "bert_small":
-        seq = torch.export.Dim("seq", min=2, max=128)
-        return (({0: batch, 1: seq}, {0: batch, 1: seq}), _token_inputs(1000, 3, 24))
-    raise KeyError(f"no dynamic-shape variant for {name!r}")
+        return ({0: batch, 1: seq}, {0: batch, 1: seq}), _token_inputs(1000, 3, 24)
+    if name == "gpt2_small":
+        return ({0: batch, 1: seq},), (torch.randint(0, 1000, (3, 20), generator=_generator()),)
+    if name in ("vit_small", "resnet_small"):
+        return ({0: batch},), _image(3, 32)
+    raise KeyError(f"no dynamic-shape variant for {name!r} (models with one: {', '.join(DYNAMIC)})")
+
+
+DYNAMIC = ("mlp", "cnn", "bert_small", "gpt2_small", "vit_small", "resnet_small")
 
 
 def eager_outputs(module: nn.Module, inputs: tuple) -> list[np.ndarray]:

@@ -11,6 +11,8 @@ from tests.model_zoo import as_numpy, assert_close, build, dynamic, eager_output
     ("mlp", [("batch", 64)]),
     ("cnn", [("batch", 3, 32, 32)]),
     ("bert_small", [("batch", "seq"), ("batch", "seq")]),
+    ("gpt2_small", [("batch", "seq")]),
+    ("vit_small", [("batch", 3, 32, 32)]),
 ])
 def test_two_sizes_without_reimport(name, input_shapes):
     module, inputs = build(name)
