@@ -12,6 +12,7 @@ other sizes.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -22,7 +23,7 @@ SEED = 0
 
 
 class MLP(nn.Module):
-    """Two linear layers with a GELU between them and a residual softmax head."""
+    """Two linear layers with a GELU between them and a softmax over the classes."""
 
     def __init__(self, d_in: int = 64, d_hidden: int = 128, d_out: int = 10):
         super().__init__()
@@ -82,16 +83,17 @@ def _token_inputs(vocab: int, batch: int, seq: int) -> tuple:
 
 
 def _image(batch: int, size: int) -> tuple:
+    """One batch of random RGB images."""
     return (torch.randn(batch, 3, size, size, generator=_generator()),)
 
 
 def _seeded(fn: Callable) -> Callable:
+    """Build with the global seed set, so that random weights are the same on every call."""
+    @functools.wraps(fn)
     def build():
         torch.manual_seed(SEED)
         with torch.no_grad():
             return fn()
-    build.__name__ = fn.__name__
-    build.__doc__ = fn.__doc__
     return build
 
 
@@ -107,30 +109,27 @@ def cnn():
     return _ready(SmallCNN()), _image(2, 32)
 
 
-def _bert(seq: int, **config):
+def _bert(batch: int, seq: int, **config):
     from transformers import BertConfig, BertModel
 
     cfg = BertConfig(**config)
-    return _ready(BertModel(cfg)), _token_inputs(cfg.vocab_size, 1, seq)
+    return _ready(BertModel(cfg)), _token_inputs(cfg.vocab_size, batch, seq)
 
 
 @_seeded
 def bert():
     """BertModel(BertConfig()) (BERT-base), batch 1, seq 128."""
-    return _bert(128)
+    return _bert(1, 128)
 
 
 @_seeded
 def bert_small():
     """2-layer BERT, hidden 128, 2 heads, batch 2, seq 16."""
-    from transformers import BertConfig, BertModel
-
-    cfg = BertConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
-                     vocab_size=1000, max_position_embeddings=128)
-    return _ready(BertModel(cfg)), _token_inputs(cfg.vocab_size, 2, 16)
+    return _bert(2, 16, hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
+                 vocab_size=1000, max_position_embeddings=128)
 
 
-def _gpt2(seq: int, batch: int, **config):
+def _gpt2(batch: int, seq: int, **config):
     from transformers import GPT2Config, GPT2Model
 
     cfg = GPT2Config(use_cache=False, **config)
@@ -141,13 +140,13 @@ def _gpt2(seq: int, batch: int, **config):
 @_seeded
 def gpt2():
     """GPT2Model(GPT2Config()), batch 1, seq 64."""
-    return _gpt2(64, 1)
+    return _gpt2(1, 64)
 
 
 @_seeded
 def gpt2_small():
     """2-layer GPT-2, hidden 128, 2 heads, batch 2, seq 16."""
-    return _gpt2(16, 2, n_layer=2, n_embd=128, n_head=2, vocab_size=1000, n_positions=128,
+    return _gpt2(2, 16, n_layer=2, n_embd=128, n_head=2, vocab_size=1000, n_positions=128,
                  bos_token_id=0, eos_token_id=0)
 
 
