@@ -5,6 +5,7 @@
   broadcast_to to its own shape, a slice that keeps everything, pad by zeros,
   tile by ones, concat of one operand, a reduction over no axes, identity transposes;
 - chains: transpose of transpose (composed), reshape of reshape, broadcast_to of broadcast_to;
+  squeeze and unsqueeze become reshapes, so that they join reshape chains;
 - transposes around matmul: (A^T B)^T = B^T A, so transpose(matmul(transpose a, b))
   becomes matmul(transpose b, a) and the transposes that meet cancel (the IR's
   matmul has no transpose flags, so this is where transposes fold into it);
@@ -19,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..ir import dims as D
 from ..ir.graph import Graph, Node, Value
 from ..ir.ops.shape import BIG
 from .registry import register_pass
@@ -136,6 +138,13 @@ def _slice_keeps_all(x: Value, a: dict) -> bool:
         if step != 1 or start != 0 or not (end >= BIG or (isinstance(dim, int) and end >= dim)):
             return False
     return True
+
+
+@rule("squeeze", "unsqueeze")
+def _as_reshape(graph: Graph, node: Node) -> Value | None:
+    """squeeze and unsqueeze are reshapes; one form lets reshape chains collapse."""
+    shape = node.output.shape
+    return None if D.UNKNOWN in shape else _build(graph, node, "reshape", [node.inputs[0]], shape=shape)
 
 
 @rule("reshape", "broadcast_to")

@@ -1,7 +1,8 @@
 """What small integer tensors hold, as dims: the shape arithmetic that exports compute at run time.
 
-An exported model computes shapes with ops: shape_of(x), gather on the
-result, concat with constants, arithmetic on dims. `elements(graph, v)` follows
+An exported model computes shapes with ops: shape_of(x), gather or slice
+of the result, concat with constants, arithmetic on dims, the product of
+dims (flatten), reshapes and casts of such vectors. `elements(graph, v)` follows
 those ops and returns the value of v as a tuple of dims (ints, symbols such as
 "B", expressions such as "B*S", or "?"), or None when v is not such a
 computation. `fold` turns an all-int result into a constant and uses symbolic
@@ -56,6 +57,14 @@ def _compute(graph: Graph, v: Value, memo: dict) -> tuple | None:
     if node.op == "concat":
         parts = [elements(graph, x, memo) for x in node.inputs]
         return None if any(p is None for p in parts) else tuple(d for p in parts for d in p)
+    if node.op in ("reduce_prod", "reduce_sum") and node.inputs[0].type.rank == 1 and a["axes"]:
+        data = operand(0)
+        if data is None:
+            return None
+        out = 1 if node.op == "reduce_prod" else 0
+        for d in data:
+            out = D.mul(out, d) if node.op == "reduce_prod" else D.add(out, d)
+        return (out,)
     if node.op in _ARITH:
         x, y = operand(0), operand(1)
         if x is None or y is None or (len(x) != len(y) and 1 not in (len(x), len(y))):
