@@ -109,6 +109,7 @@ class _Generator:
                 claimed.add(id(root))
                 self.storage[id(root)] = f"out[{j}]"
         for i, k in enumerate(self.plan.kernels):
+            self._anchor_writes_result(i, k)
             for n in k.nodes:
                 for v in n.outputs:
                     if id(v) in self.storage or not self._materialized(k, n, v):
@@ -117,6 +118,26 @@ class _Generator:
                         continue
                     readers = self._readers(v)
                     self._new_buffer(v, i, max(readers + [i]))
+
+    def _anchor_writes_result(self, i: int, k: Kernel) -> None:
+        """A matmul/conv whose output only its epilogue reads writes straight into the epilogue's result,
+        which the epilogue then updates in place."""
+        if k.kind == "loop" or not k.loop_nodes:
+            return
+        v = k.nodes[0].outputs[0]
+        mine = {id(n) for n in k.loop_nodes}
+        if self._is_output(v) or not all(id(u) in mine for u, _ in v.uses):
+            return
+        for n in k.loop_nodes:
+            o = n.outputs[0]
+            if o.dtype is v.dtype and _same(o.shape, k.domain) and self._materialized(k, n, o):
+                if id(o) not in self.storage:
+                    self._new_buffer(o, i, max(self._readers(o) + [i]))
+                self.storage[id(v)] = self.storage[id(o)]
+                if id(o) in self.buffer_of:
+                    self.buffer_of[id(v)] = self.buffer_of[id(o)]
+                    self.buffers[self.buffer_of[id(o)]].values.insert(0, v.name)
+                return
 
     def _new_buffer(self, v: Value, first: int, last: int) -> None:
         nbytes = D.mul(D.product(v.shape), int(v.dtype.itemsize))
