@@ -1,0 +1,103 @@
+"""The cpu target's quantized matmul kernels against the reference interpreter, and their artifacts."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import leptonc
+from leptonc.codegen.cpu.cexpr import UnsupportedError
+from leptonc.ir import DType, Graph, TensorType
+from leptonc.passes import run_pipeline
+from leptonc.runtime.reference import run_reference
+
+PASSES = ["quantize{weights=int8,per=channel}", "quantize{weights=int8,per=group,group=32}",
+          "quantize{weights=int4,group=32}", "quantize{weights=int4,group=64}", "quantize{weights=int4,per=channel}",
+          "quantize{weights=int8,activations=int8-dynamic}"]
+
+
+def linear_chain(k: int, widths, rows, seed: int = 0) -> Graph:
+    """x [rows..., k] through linear layers (matmul with a constant weight, then a bias add)."""
+    rng = np.random.default_rng(seed)
+    g = Graph("chain")
+    h = g.add_input("x", TensorType(DType.f32, tuple(rows) + (k,)))
+    for i, n in enumerate(widths):
+        w = g.add_constant((rng.standard_normal((h.shape[-1], n)) / np.sqrt(h.shape[-1])).astype(np.float32), f"w{i}")
+        h = g.add("add", g.add("matmul", h, w), g.add_constant(rng.standard_normal(n).astype(np.float32), f"b{i}"))
+    g.set_outputs([h])
+    return g
+
+
+def _check(graph: Graph, x: np.ndarray, rel: float = 1e-5) -> None:
+    cm = leptonc.compile(graph, (x,), quiet=True)
+    ref = run_reference(graph, x)[0]
+    y = cm(x)
+    assert y.shape == ref.shape
+    assert np.max(np.abs(y - ref)) <= rel * max(1.0, float(np.max(np.abs(ref))))
+
+
+@pytest.mark.parametrize("passes", PASSES)
+@pytest.mark.parametrize("rows", [(1,), (3,), (2, 5)])
+def test_kernels_match_the_reference(passes, rows):
+    graph = run_pipeline(linear_chain(128, [96, 64], rows), passes)
+    assert not any(n.op == "matmul" for n in graph.nodes)
+    x = np.random.default_rng(1).standard_normal(rows + (128,)).astype(np.float32)
+    _check(graph, x)
+
+
+@pytest.mark.parametrize("passes", ["quantize{weights=int8}", "quantize{weights=int4,per=channel}",
+                                    "quantize{weights=int8,activations=int8-dynamic}"])
+def test_odd_and_short_rows(passes):
+    """K not a multiple of the vector width (and odd, for int4: a padded last nibble)."""
+    graph = run_pipeline(linear_chain(37, [5, 19], (6,)), passes)
+    x = np.random.default_rng(2).standard_normal((6, 37)).astype(np.float32)
+    _check(graph, x)
+
+
+def test_symbolic_batch_runs_at_two_sizes():
+    graph = run_pipeline(linear_chain(64, [32], ("B",)), "quantize{weights=int4,group=32}")
+    cm = leptonc.compile(graph, quiet=True)
+    for b in (1, 9):
+        x = np.random.default_rng(b).standard_normal((b, 64)).astype(np.float32)
+        ref = run_reference(graph, x)[0]
+        assert np.max(np.abs(cm(x) - ref)) <= 1e-5 * max(1.0, float(np.max(np.abs(ref))))
+
+
+def test_w8a8_kernel_is_exact_in_int32():
+    """Activations quantize per row exactly as the reference does, so products and sums agree exactly."""
+    graph = run_pipeline(linear_chain(256, [128], (4,)), "quantize{weights=int8,activations=int8-dynamic}")
+    x = np.random.default_rng(3).standard_normal((4, 256)).astype(np.float32)
+    _check(graph, x, rel=1e-6)
+
+
+def test_artifact_stores_narrow_weights(tmp_path):
+    graph = linear_chain(512, [512], (1,))
+    x = np.ones((1, 512), np.float32)
+    sizes = {}
+    for name, passes in (("fp32", None), ("int8", "quantize{weights=int8}"), ("int4", "quantize{weights=int4}")):
+        cm = leptonc.compile(graph, (x,), passes=passes, quiet=True)
+        path = tmp_path / f"{name}.lep"
+        cm.save(path)
+        sizes[name] = os.path.getsize(path)
+        np.testing.assert_array_equal(leptonc.load(path)(x), cm(x))
+    assert sizes["int8"] <= 0.27 * sizes["fp32"]
+    assert sizes["int4"] <= 0.15 * sizes["fp32"]
+
+
+def test_zero_point_weights_are_a_clear_error():
+    g = Graph("zp")
+    x = g.add_input("x", TensorType(DType.f32, (2, 8)))
+    w = g.add_constant(np.ones((4, 8), np.uint8), "w")
+    y = g.add("matmul_wq", x, w, g.add_constant(np.ones(4, np.float32), "s"), g.add_constant(np.ones(4, np.uint8), "z"))
+    g.set_outputs([y])
+    with pytest.raises(UnsupportedError, match="matmul_wq with a zero point"):
+        leptonc.compile(g, quiet=True)
+
+
+def test_generated_source_widens_in_registers():
+    """The kernels read the narrow weights directly: no float copy of the weight matrix."""
+    graph = run_pipeline(linear_chain(64, [32], (1,)), "quantize{weights=int4,group=32}")
+    cm = leptonc.compile(graph, quiet=True)
+    kernels = cm.source[cm.source.index("static void k0_"):]
+    assert "lep_matmul_wq4(" in kernels and "cblas" not in kernels
