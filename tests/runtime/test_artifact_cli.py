@@ -1,0 +1,93 @@
+"""The artifact verbs of the command line: leptonc compile, run, inspect."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+GRAPH = """graph @tiny(%x: f32[B, 4]) -> (f32[B, 4]) {
+  %c = const @c [1.0, 2.0, 3.0, 4.0] : f32[4]
+  %a = add(%x, %c) : f32[B, 4]
+  %m = reduce_max(%a) {axes = [1]} : f32[B, 1]
+  %s = sub(%a, %m) : f32[B, 4]
+  %e = exp(%s) : f32[B, 4]
+  %z = reduce_sum(%e) {axes = [1]} : f32[B, 1]
+  %y = div(%e, %z) : f32[B, 4]
+  return %y
+}
+"""
+
+
+def leptonc(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "leptonc.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT)
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    (d / "tiny.lir").write_text(GRAPH)
+    r = leptonc("compile", str(d / "tiny.lir"), "-o", str(d / "tiny.lep"), "--stats")
+    assert r.returncode == 0, r.stderr
+    assert "1 kernels" in r.stdout and "softmax" in r.stdout and "wrote" in r.stdout
+    return d / "tiny.lep"
+
+
+def test_run_with_inputs_and_output_dir(artifact, tmp_path):
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.save(tmp_path / "x.npy", x)
+    r = leptonc("run", str(artifact), "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert "%y: float32[3, 4]" in r.stdout
+    y = np.load(tmp_path / "out" / "y.npy")
+    e = np.exp(x + [1, 2, 3, 4] - (x + [1, 2, 3, 4]).max(1, keepdims=True))
+    np.testing.assert_allclose(y, e / e.sum(1, keepdims=True), rtol=1e-5)
+
+
+def test_run_with_random_inputs_and_profile(artifact):
+    r = leptonc("run", str(artifact), "--profile")
+    assert r.returncode == 0, r.stderr
+    assert "%y: float32[1, 4]" in r.stdout and "k0_softmax" in r.stdout and "total" in r.stdout
+
+
+def test_inspect_shows_everything(artifact):
+    r = leptonc("inspect", str(artifact))
+    assert r.returncode == 0, r.stderr
+    for text in ("format version 1", "target cpu", "inputs:  %x: f32[B, 4]", "symbols: B", "pipeline: default,fuse",
+                 "kernels (1):", "k0_softmax", "%y = div", "unfused producer/consumer pairs (0)", "memory",
+                 "model.so:"):
+        assert text in r.stdout, text
+
+
+def test_bad_input_is_one_line(artifact, tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 5), np.float32))
+    r = leptonc("run", str(artifact), "--input", f"x={tmp_path / 'x.npy'}")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "input 'x' expects f32[B, 4]" in r.stderr
+    r = leptonc("run", str(artifact), "--input", f"nope={tmp_path / 'x.npy'}")
+    assert r.returncode == 2 and "has no input 'nope'" in r.stderr
+
+
+def test_tampered_artifact_is_one_line(artifact, tmp_path):
+    data = bytearray(artifact.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad = tmp_path / "bad.lep"
+    bad.write_bytes(bytes(data))
+    r = leptonc("run", str(bad))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "leptonc: error:" in r.stderr
+
+
+def test_compile_the_example_with_dynamic_batch(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "mlp.lep"
+    r = leptonc("compile", "examples/mlp.py:build", "-o", str(out), "--dynamic", "batch", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "leptonc: [" not in r.stderr  # --quiet: no progress
+    np.save(tmp_path / "x.npy", np.ones((5, 512), np.float32))
+    r = leptonc("run", str(out), "--input", f"x={tmp_path / 'x.npy'}")
+    assert r.returncode == 0, r.stderr
+    assert "float32[5, 512]" in r.stdout
