@@ -2,7 +2,8 @@
 
 An exported model computes shapes with ops: shape_of(x), gather or slice
 of the result, concat with constants, arithmetic on dims, the product of
-dims (flatten), reshapes and casts of such vectors. `elements(graph, v)` follows
+dims (flatten), reshapes and casts of such vectors, and the
+where(equal(shape, -1), 1, shape) that exporters write for Expand. `elements(graph, v)` follows
 those ops and returns the value of v as a tuple of dims (ints, symbols such as
 "B", expressions such as "B*S", or "?"), or None when v is not such a
 computation. `fold` turns an all-int result into a constant and uses symbolic
@@ -11,13 +12,14 @@ results to turn dynamic ops into static ones.
 from __future__ import annotations
 
 from ..ir import dims as D
+from ..ir.dtypes import DType
 from ..ir.graph import Graph, Value
 
 MAX_LENGTH = 64  # longer integer tensors are data, not shapes
 
 
 def elements(graph: Graph, v: Value, memo: dict | None = None) -> tuple | None:
-    """The flattened value of a rank-0/1 integer tensor as dims, or None if not computable."""
+    """The flattened value of a rank-0/1 integer (or bool) tensor as dims (or bools), or None if not computable."""
     if memo is None:
         memo = {}
     if v not in memo:  # keyed by the Value itself (not its id, which a new value could reuse)
@@ -26,7 +28,7 @@ def elements(graph: Graph, v: Value, memo: dict | None = None) -> tuple | None:
 
 
 def _is_shape_like(v: Value) -> bool:
-    return v.dtype.is_int and v.type.rank <= 1 and v.type.is_static and \
+    return (v.dtype.is_int or v.dtype is DType.bool) and v.type.rank <= 1 and v.type.is_static and \
         (v.type.rank == 0 or v.shape[0] <= MAX_LENGTH)
 
 
@@ -36,7 +38,7 @@ def _compute(graph: Graph, v: Value, memo: dict) -> tuple | None:
     node = v.producer
     arr = graph.constant_of(v)
     if arr is not None:
-        return tuple(int(x) for x in arr.reshape(-1))
+        return tuple(bool(x) if arr.dtype == bool else int(x) for x in arr.reshape(-1))
     a = node.attrs
 
     def operand(i):
@@ -44,7 +46,7 @@ def _compute(graph: Graph, v: Value, memo: dict) -> tuple | None:
 
     if node.op == "shape_of":
         return tuple(node.inputs[0].shape[slice(a["start"], a["end"])])
-    if node.op in _SAME_ELEMENTS and node.inputs[0].dtype.is_int:
+    if node.op in _SAME_ELEMENTS and node.inputs[0].dtype.is_int and v.dtype.is_int:
         return operand(0)
     if node.op == "gather" and a["axis"] == 0:
         data, idx = operand(0), operand(1)
@@ -65,13 +67,14 @@ def _compute(graph: Graph, v: Value, memo: dict) -> tuple | None:
         for d in data:
             out = D.mul(out, d) if node.op == "reduce_prod" else D.add(out, d)
         return (out,)
-    if node.op in _ARITH:
-        x, y = operand(0), operand(1)
-        if x is None or y is None or (len(x) != len(y) and 1 not in (len(x), len(y))):
+    if (node.op in _ARITH or node.op == "where") and all(x.dtype.is_int for x in node.inputs[-2:]):
+        args = [elements(graph, x, memo) for x in node.inputs]
+        if any(a is None for a in args) or len({len(a) for a in args} - {1}) > 1:
             return None
-        n = max(len(x), len(y))
-        x, y = (x * n if len(x) == 1 else x), (y * n if len(y) == 1 else y)
-        return tuple(_ARITH[node.op](p, q) for p, q in zip(x, y))
+        n = max(len(a) for a in args)
+        args = [a * n if len(a) == 1 else a for a in args]
+        fn = _where if node.op == "where" else _ARITH[node.op]
+        return tuple(fn(*xs) for xs in zip(*args))
     return None
 
 
@@ -99,7 +102,25 @@ def _minmax(pick):
     return run
 
 
-_ARITH = {"add": D.add, "sub": D.sub, "mul": D.mul, "div": _div, "max": _minmax(max), "min": _minmax(min)}
+def _equal(a, b):
+    if D.same(a, b):
+        return True
+    if isinstance(a, int) and isinstance(b, int):
+        return False
+    # A symbolic dim is a size, never negative: exports compare shapes with -1 this way.
+    if (isinstance(a, int) and a < 0 and b != D.UNKNOWN) or (isinstance(b, int) and b < 0 and a != D.UNKNOWN):
+        return False
+    return D.UNKNOWN
+
+
+def _where(cond, a, b):
+    if cond is True or cond is False:
+        return a if cond else b
+    return a if D.same(a, b) else D.UNKNOWN
+
+
+_ARITH = {"add": D.add, "sub": D.sub, "mul": D.mul, "div": _div, "max": _minmax(max), "min": _minmax(min),
+          "equal": _equal}
 
 
 def all_int(dims: tuple | None) -> bool:
