@@ -21,6 +21,7 @@ import numpy as np
 import sympy
 import torch
 import torch.fx
+from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
 
 from ..ir import dims as D
 from ..ir.dtypes import DType
@@ -45,7 +46,7 @@ _CHECKS = {"aten._assert_tensor_metadata.default", "aten._assert_scalar.default"
 def import_torch(module: torch.nn.Module, example_inputs, dynamic_shapes=None) -> Graph:
     """Trace `module` on `example_inputs` with torch.export and return it as a verified Graph."""
     model = type(module).__name__
-    example_inputs = tuple(example_inputs)
+    example_inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
     try:
         with warnings.catch_warnings():  # torch's own deprecation notices are not the user's to act on
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"(torch|copyreg)")
@@ -145,6 +146,10 @@ class _Importer:
             self.env[node] = self.env[node.args[0]][node.args[1]]
             return
         if isinstance(val, (torch.SymInt, int)) and not isinstance(val, bool):
+            if free_unbacked_symbols(val):
+                raise UnsupportedOpError(
+                    f"{self.model}: node '{node.name}' ({name}{self.location(node)}) reads a tensor's value as a "
+                    f"size (.item(), nonzero, ...); sizes that depend on data are not supported")
             self.env[node] = self.dim(val)  # size arithmetic: torch already worked out the value
             return
         handler = _HANDLERS.get(name)
@@ -437,7 +442,7 @@ def _where(imp, node, a):
     return imp.add("where", cond, imp.operand(a["self"], dtype), imp.operand(a["other"], dtype))
 
 
-@_handles("clamp.default", "clamp.Tensor", "hardtanh.default")
+@_handles("clamp.default", "clamp.Tensor", "clamp_min.default", "clamp_max.default", "hardtanh.default")
 def _clamp(imp, node, a):
     dtype = imp.meta_dtype(node)
     x = imp.operand(a["self"], dtype)
@@ -484,6 +489,15 @@ def _logical_binary(imp, node, a):
           "contiguous.default")
 def _copy(imp, node, a):
     return imp.cast(imp.v(a["self"]), imp.meta_dtype(node))
+
+
+@_handles("copy.default")
+def _copy_into(imp, node, a):
+    """copy(self, src): src's values in self's dtype and shape."""
+    src = imp.cast(imp.v(a["src"]), imp.meta_dtype(node))
+    shape = imp.meta_shape(node)
+    same = src.type.rank == len(shape) and all(D.same(p, q) for p, q in zip(src.shape, shape))
+    return src if same else imp.add("broadcast_to", src, shape=shape)
 
 
 @_handles("gelu.default")

@@ -48,7 +48,7 @@ CASES = {
     "pow": (lambda m, a, b: (a ** 2, a ** 3, a.abs() ** 0.5, a.abs() ** b), (x4, y4)),
     "max_min": (lambda m, a, b: (torch.maximum(a, b), torch.minimum(a, b)), (x4, y4)),
     "compare": (lambda m, a, b: (a == b, a != b, a < b, a <= 0.5, a > b, a >= b), (x4.round(), y4.round())),
-    "where_clamp": (lambda m, a, b: (torch.where(a > 0, a, b), a.clamp(-0.5, 0.5), a.clamp(min=0.1),
+    "where_clamp": (lambda m, a, b: (torch.where(a > 0, a, b), a.clamp(-0.5, 0.5), a.clamp(min=0.1), a.clamp_max(b),
                                      F.relu6(a * 4), F.hardtanh(a)), (x4, y4)),
     "logical": (lambda m, a, b: ((a > 0) & (b > 0), (a > 0) | (b > 0), (a > 0) ^ (b > 0), ~(a > 0),
                                  torch.logical_not(a), torch.logical_and(a, b)), (x4, y4)),
@@ -190,3 +190,21 @@ def test_bfloat16_parameters():
     assert graph.constants["weight"].dtype == leptonc.DType.bf16.numpy
     (out,) = leptonc.run_reference(graph, x.float().numpy().astype(leptonc.DType.bf16.numpy))
     np.testing.assert_allclose(out.astype(np.float32), module(x).detach().float().numpy(), atol=0.05)
+
+
+def test_data_dependent_sizes_are_a_clear_error():
+    class Arange(torch.nn.Module):
+        def forward(self, x):
+            n = x.argmax().item()
+            torch._check(n >= 0)
+            return torch.ones(n) * 2
+
+    with pytest.raises(UnsupportedOpError, match="Arange: node .* sizes that depend on data"):
+        leptonc.import_torch(Arange(), (randn(5),))
+
+
+def test_single_tensor_as_example_inputs():
+    module = torch.nn.Linear(4, 2).eval()
+    x = randn(3, 4)
+    graph = leptonc.import_torch(module, x)
+    assert_close(leptonc.run_reference(graph, x.numpy()), [module(x).detach().numpy()])
