@@ -18,19 +18,19 @@ import math
 import numpy as np
 
 from ..ir.graph import Graph, Value
-from ..ir.registry import get_op
 from .reference import run_reference
 
 HEAD_SAMPLES = 256
 SAMPLES = 8
 LINEAR_OPS = {"matmul", "matmul_wq", "matmul_w8a8"}
-NORM_OPS = {"reduce_mean"}  # layer and RMS norms average; softmax takes max and sum
+# what may follow the linear layer of a head: its bias, a (log-)softmax, reshapes and casts
+HEAD_OPS = {"add", "sub", "exp", "log", "div", "reduce_max", "reduce_sum", "reshape", "cast"}
 
 
 def head_outputs(graph: Graph) -> list[int]:
-    """Indices of the outputs that are a classification or LM head: float, last dim >= 2, computed from a
-    linear layer (a matmul with a constant weight) through elementwise ops and softmax, with no norm
-    after it."""
+    """Indices of the outputs that are a classification or LM head: float, last dim >= 2, logits of a
+    linear layer (a matmul with a constant weight), possibly after a bias, a (log-)softmax and reshapes.
+    Hidden states (after a norm or an activation) are not heads."""
     return [i for i, v in enumerate(graph.outputs)
             if v.dtype.is_float and v.type.rank >= 1 and isinstance(v.shape[-1], int) and v.shape[-1] >= 2
             and _from_linear(graph, v)]
@@ -44,13 +44,12 @@ def _from_linear(graph: Graph, v: Value, budget: int = 24) -> bool:
             continue
         seen.add(id(p))
         budget -= 1
-        if p.op in NORM_OPS:
-            return False
         if p.op in LINEAR_OPS and graph.constant_of(p.inputs[1]) is not None:
             found = True
-            continue
-        if get_op(p.op).has("elementwise") or p.op in ("reduce_max", "reduce_sum", "reshape"):
+        elif p.op in HEAD_OPS:
             stack.extend(p.inputs)
+        else:
+            return False
     return found
 
 
