@@ -104,6 +104,9 @@ def fuse(graph: Graph) -> bool:
             changed = True
         elif node.op in REDUCTIONS and _move_reduced_axes_last(graph, node):
             changed = True
+        elif node.op == "matmul" and min(v.type.rank for v in node.inputs) == 1:
+            _matmul_as_2d(graph, node)
+            changed = True
     return _drop_dead(graph) or changed
 
 
@@ -143,6 +146,18 @@ def _move_reduced_axes_last(graph: Graph, node: Node) -> bool:
     result = graph.add("reshape", red, shape=node.output.shape, name=node.output.name, before=node)
     graph.replace_all_uses(node.output, result)
     return True
+
+
+def _matmul_as_2d(graph: Graph, node: Node) -> None:
+    """A matmul with a 1-D operand as one of matrices (numpy's promotion), reshaped back."""
+    a, b = node.inputs
+    if a.type.rank == 1:
+        a = graph.add("reshape", a, shape=(1,) + a.shape, name=a.name + "_row", before=node)
+    if b.type.rank == 1:
+        b = graph.add("reshape", b, shape=b.shape + (1,), name=b.name + "_col", before=node)
+    mm = graph.add("matmul", a, b, name=node.output.name + "_2d", before=node)
+    result = graph.add("reshape", mm, shape=node.output.shape, name=node.output.name, before=node)
+    graph.replace_all_uses(node.output, result)
 
 
 def _drop_dead(graph: Graph) -> bool:

@@ -160,10 +160,15 @@ def _cast(a: str, src: DType, dst: DType) -> str:
     if dst is DType.bool:
         return f"((uint8_t)(({a}) != 0))"
     if src.is_float and not dst.is_float:
-        # out-of-range and NaN conversions are undefined in C; numpy gives the type's minimum on x86
-        lo = literal(np.iinfo(dst.numpy).min, dst)
-        return f"((({a}) != ({a}) || ({a}) >= 9.3e18 || ({a}) <= -9.3e18) ? {lo} : ({ctype(dst)})({a}))" \
-            if dst is DType.i64 else f"(({ctype(dst)})(int64_t)({a}))"
+        # NaN and out-of-range conversions are undefined in C; x86 (and so numpy) gives the minimum of the
+        # 64- or 32-bit integer the conversion goes through, which narrower types then wrap
+        if dst in (DType.i64, DType.u64, DType.u32):
+            via = f"((({a}) != ({a}) || ({a}) >= 9.2233720368547758e18 || ({a}) < -9.2233720368547758e18) " \
+                  f"? INT64_MIN : (int64_t)({a}))"
+        else:
+            via = f"((({a}) != ({a}) || ({a}) >= 2147483648.0 || ({a}) < -2147483648.0) ? INT32_MIN : " \
+                  f"(int32_t)({a}))"
+        return f"(({ctype(dst)}){via})"
     return f"(({ctype(dst)})({a}))"
 
 
