@@ -180,6 +180,33 @@ CASES = [(op, [f32(3, 4)], {}) for op in UNARY_FLOAT] + [
     ("einsum", [f32(3), f32(4)], {"equation": "i,j->ij"}), ("einsum", [f32(3, 5), f32(5)], {"equation": "ij,j"}),
     ("det", [f32(3, 3)], {}), ("det", [f32(2, 4, 4)], {}), ("det", [np.array([[1, 2], [2, 4]], np.float32)], {}),
     ("det", [np.array([[0, 1, 2], [1, 0, 3], [4, -3, 8]], np.float32)], {}),
+    ("quantize", [f32(3, 4), np.array(0.05, np.float32)], {"dtype": "i8"}),
+    ("quantize", [f32(3, 4), f32(4, low=0.01, high=0.1), ints(4, low=100, high=150, dtype=np.uint8)],
+     {"dtype": "u8", "axis": 1}),
+    ("quantize", [f32(4, 6), f32(4, 3, low=0.1, high=0.5)], {"dtype": "i4", "axis": 1, "group": 2}),
+    ("dequantize", [ints(3, 4, low=-128, high=128, dtype=np.int8), f32(3, low=0.01, high=0.1)], {}),
+    ("dequantize", [ints(3, 4, low=0, high=256, dtype=np.uint8), np.array(0.1, np.float32),
+                    np.array(128, np.uint8)], {}),
+    ("dequantize", [ints(2, 6, low=-128, high=128, dtype=np.int8), f32(2, 2, low=0.1, high=0.5),
+                    ints(2, 2, low=-3, high=3, dtype=np.int8)], {"axis": 1, "group": 3}),
+    ("matmul_wq", [f32(2, 3, 8), ints(5, 8, low=-128, high=128, dtype=np.int8), f32(5, low=0.01, high=0.1)], {}),
+    ("matmul_wq", [f32(3, 8), ints(5, 8, low=0, high=16, dtype=np.uint8), f32(5, 2, low=0.01, high=0.1),
+                   ints(5, 2, low=6, high=10, dtype=np.uint8)], {"group": 4}),
+    ("matmul_integer", [ints(3, 4, low=0, high=256, dtype=np.uint8), ints(4, 5, low=-128, high=128, dtype=np.int8)], {}),
+    ("matmul_integer", [ints(2, 3, 4, low=0, high=256, dtype=np.uint8), ints(4, 5, low=0, high=256, dtype=np.uint8),
+                        ints(3, low=0, high=256, dtype=np.uint8), np.array(7, np.uint8)], {}),
+    ("matmul_w8a8", [f32(2, 3, 8), ints(5, 8, low=-127, high=128, dtype=np.int8), f32(5, low=0.01, high=0.1)], {}),
+    ("matmul_w8a8", [np.zeros((2, 8), np.float32), ints(5, 8, low=-127, high=128, dtype=np.int8),
+                     f32(5, low=0.01, high=0.1)], {}),
+    ("bitcast", [f32(2, 3)], {"dtype": "i32"}), ("bitcast", [ints(4, dtype=np.int32)], {"dtype": "f32"}),
+    ("bitcast", [ints(4, low=0, high=3, dtype=np.uint8)], {"dtype": "i8"}),
+    ("dropout", [f32(2, 3), Scalar(0.5, np.float32), Scalar(False, np.bool_)], {}),
+    ("tensor_scatter", [f32(2, 6, 3), f32(2, 2, 3), np.array([1, 4])], {}),
+    ("tensor_scatter", [f32(2, 5, 3), f32(2, 3, 3), np.array([3, 0])], {"axis": 1, "mode": "circular"}),
+    ("cumulative_dynamic", [f32(3, 4), Scalar(1)], {"kind": "sum"}),
+    ("cumulative_dynamic", [f32(3, 4, low=0.5, high=1.5), Scalar(-2)], {"kind": "prod", "exclusive": True,
+                                                                       "reverse": True}),
+    ("col2im_dynamic", [f32(2, 3 * 4, 9), Const(4, 4), Const(2, 2)], {}),
     ("squeeze", [f32(2, 1, 3, 1)], {"axes": (1, -1)}), ("unsqueeze", [f32(2, 3)], {"axes": (0, -1)}),
     ("gather_nd", [f32(4, 5, 3), ints(2, 6, 2, low=-4, high=4)], {}),
     ("gather_nd", [f32(2, 4, 5), ints(2, 3, 1, low=0, high=4, dtype=np.int32)], {"batch_dims": 1}),
@@ -238,6 +265,12 @@ def test_every_registered_op_has_a_lowering():
 def test_data_dependent_sizes_are_a_clear_error(op):
     g = graph_of(op, [f32(2, 3)])
     with pytest.raises(LeptoncError, match=f"{op}.*static shapes"):
+        emit_module(g)
+
+
+def test_training_dropout_is_a_clear_error():
+    g = graph_of("dropout", [f32(2, 3), Scalar(0.5, np.float32), np.array(True)])
+    with pytest.raises(LeptoncError, match="dropout.*training mode"):
         emit_module(g)
 
 

@@ -12,7 +12,8 @@ import numpy as np
 from ...ir.dtypes import DType
 from ...ir.errors import LeptoncError
 from .builder import Builder, Val, i64_array
-from .layout import pad, slice_, split, tile, topk
+from .layout import pad, running, slice_, split, tile, topk
+from .nn import col2im
 from .reduction import reduce_axes
 from .rules import lowers
 
@@ -98,3 +99,16 @@ def reduce_dynamic(b: Builder, node, args, out, attrs):
     if not axes and not attrs["noop_with_empty_axes"]:
         axes = tuple(range(len(x.shape)))
     return reduce_axes(b, f"reduce_{attrs['kind']}", x, axes, out[0])
+
+
+@lowers("cumulative_dynamic")
+def cumulative_dynamic(b: Builder, node, args, out, attrs):
+    (axis,) = known_ints(node, args[1], "the axis")
+    return running(b, "cum" + attrs["kind"], args[0], axis, attrs["exclusive"], attrs["reverse"])
+
+
+@lowers("col2im_dynamic")
+def col2im_dynamic(b: Builder, node, args, out, attrs):
+    image, block = known_ints(node, args[1], "image_shape"), known_ints(node, args[2], "block_shape")
+    return col2im(b, node, args[:1], out, {**attrs, "image_shape": image, "block_shape": block,
+                                           "pads": attrs["pads"] or (0,) * (2 * len(image))})

@@ -133,3 +133,14 @@ def cast(b: Builder, node, args, out, attrs):
     if target is DType.bool and x.dtype is not DType.bool:
         return b.compare(x, b.full(0, x.type), "NE")  # NaN != 0, so NaN casts to true
     return b.convert(x, target)
+
+
+@lowers("bitcast")
+def bitcast(b: Builder, node, args, out, attrs):
+    """The same bytes read as another dtype (bool, stored as one byte, converts to and from u8/i8)."""
+    x, target = args[0], attrs["dtype"]
+    if target is DType.bool:
+        return b.compare(x, b.full(0, x.type), "NE")
+    if x.dtype is DType.bool:
+        return b.convert(x, target)
+    return b.op1("stablehlo.bitcast_convert", [x], out[0])

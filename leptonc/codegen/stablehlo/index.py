@@ -1,4 +1,4 @@
-"""Lowering of the indexing ops gather_nd, scatter_nd, reverse_sequence and trilu."""
+"""Lowering of the indexing ops gather_nd, scatter_nd, tensor_scatter, reverse_sequence and trilu."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import numpy as np
 from ...ir.dtypes import DType
 from ...ir.types import TensorType
 from .builder import Builder, Val, dims_list, i64_array
-from .layout import scatter, take_along_axis
+from .layout import scatter, scatter_elements, take_along_axis
 from .rules import lowers
 
 
@@ -72,3 +72,16 @@ def trilu(b: Builder, node, args, out, attrs):
         k = b.full(attrs["diagonal"], it)
     keep = b.compare(offset, k, "GE" if attrs["upper"] else "LE")
     return b.select(keep, x, b.full(0, x.type))
+
+
+@lowers("tensor_scatter")
+def tensor_scatter(b: Builder, node, args, out, attrs):
+    """Batch entry i of the update goes along axis from write index idx[i] (wrapping if circular):
+    a scatter_elements with positions idx[i] + t."""
+    cache, upd, idx = args
+    axis = attrs["axis"] % len(cache.shape)
+    it = TensorType(DType.i64, upd.shape)
+    pos = b.binary("add", b.broadcast_in_dim(idx, upd.shape, [0]), b.iota(it, axis))
+    if attrs["mode"] == "circular":
+        pos = b.binary("remainder", pos, b.full(cache.shape[axis], it))
+    return scatter_elements(b, node, [cache, pos, upd], out, {"axis": axis, "reduction": "none"})

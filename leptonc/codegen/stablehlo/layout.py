@@ -226,13 +226,20 @@ def topk(b: Builder, node, args, out, attrs):
     return [slice_axis(b, values, axis, 0, k), slice_axis(b, indices, axis, 0, k)]
 
 
-@lowers("cumsum", "cumprod")
+SCANS = {"cumsum": ("add", 0), "cumprod": ("multiply", 1)}
+
+
+@lowers(*SCANS)
 def scan(b: Builder, node, args, out, attrs):
-    """A reduce_window whose window spans the whole axis, padded in front: each output combines its prefix."""
-    x = args[0]
-    combine, init = ("add", 0) if node.op == "cumsum" else ("multiply", 1)
-    axis = attrs["axis"] % len(x.shape)
-    if attrs["reverse"]:
+    return running(b, node.op, args[0], attrs["axis"], attrs["exclusive"], attrs["reverse"])
+
+
+def running(b: Builder, kind: str, x: Val, axis: int, exclusive: bool, from_end: bool) -> Val:
+    """cumsum/cumprod as a reduce_window whose window spans the whole axis, padded in front:
+    each output combines its prefix."""
+    combine, init = SCANS[kind]
+    axis %= len(x.shape)
+    if from_end:
         x = reverse(b, x, [axis])
     n, rank = x.shape[axis], len(x.shape)
     window = [n if d == axis else 1 for d in range(rank)]
@@ -242,13 +249,13 @@ def scan(b: Builder, node, args, out, attrs):
               {"window_dimensions": i64_array(window), "window_strides": i64_array([1] * rank),
                "padding": i64_matrix(padding)},
               [([scalar, scalar], lambda p, q: [b.binary(combine, p, q)])])
-    if attrs["exclusive"]:  # shift by one along the axis, the identity in front
+    if exclusive:  # shift by one along the axis, the identity in front
         low, high = [0] * rank, [0] * rank
         low[axis], high[axis] = 1, -1
         y = b.op1("stablehlo.pad", [y, b.scalar(init, x.dtype)], y.type,
                   {"edge_padding_low": i64_array(low), "edge_padding_high": i64_array(high),
                    "interior_padding": i64_array([0] * rank)})
-    return reverse(b, y, [axis]) if attrs["reverse"] else y
+    return reverse(b, y, [axis]) if from_end else y
 
 
 @lowers("squeeze", "unsqueeze")

@@ -45,4 +45,4 @@ def lowered_ops() -> set[str]:
 
 
 def _load_rules() -> None:
-    from . import dynamic, elementwise, index, layout, linalg, nn, reduction  # noqa: F401  (each registers its rules)
+    from . import dynamic, elementwise, index, layout, linalg, nn, quant, random, reduction  # noqa: F401 (rules)

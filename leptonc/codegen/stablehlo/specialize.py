@@ -29,6 +29,7 @@ SIZE_OPERANDS = {
     "reshape_dynamic": (1,), "expand_dynamic": (1,), "tile_dynamic": (1,), "slice_dynamic": (1, 2, 3, 4),
     "pad_dynamic": (1, 3), "full_dynamic": (0,), "range_dynamic": (0, 1, 2), "topk_dynamic": (1,),
     "squeeze_dynamic": (1,), "unsqueeze_dynamic": (1,), "split_dynamic": (1,), "reduce_dynamic": (1,),
+    "col2im_dynamic": (1, 2),
 }
 KNOWN_LIMIT = 4096  # elements: the largest integer value evaluated at emission (shape arithmetic is tiny)
 
