@@ -618,7 +618,9 @@ class Importer:
 
     # -- the end: fold small constants, remove dead nodes ----------------------------------------
     def _fold(self) -> None:
+        """Store small all-constant results as constants (placed where the node that made them was)."""
         g = self.g
+        placed: dict[int, list] = {}
         for node in list(g.nodes):
             if node.op == "const" or node.graph is not g:
                 continue
@@ -631,23 +633,48 @@ class Importer:
             values = [self.known(v, FOLD_LIMIT) for v in node.outputs]
             if any(x is None for x in values):
                 continue
+            consts = []
             for v, arr in zip(node.outputs, values):
-                c = g.add_constant(arr, v.name, before=node)
+                c = g.add_constant(arr, v.name)  # appended; moved before `node` below
                 g.replace_all_uses(v, c)
                 self._known[id(c)] = (c, arr)
+                consts.append(c.producer)
+            placed[id(node)] = consts
+        if placed:
+            moved = {id(c) for cs in placed.values() for c in cs}
+            order = []
+            for node in g.nodes:
+                if id(node) in moved:
+                    continue
+                order.extend(placed.get(id(node), ()))
+                order.append(node)
+            g.nodes[:] = order
 
     def _dce(self) -> None:
+        """Remove the nodes nothing (transitively) feeds a graph output from, and their constants.
+
+        One pass over the graph this importer is still building: erasing node by node through
+        Graph.erase scans the node list per node, which is quadratic on large models.
+        """
         g = self.g
         live = {id(v) for v in g.outputs}
-        keep = []
+        keep: set[int] = set()
         for node in reversed(g.nodes):
             if any(id(v) in live for v in node.outputs):
-                keep.append(node)
+                keep.add(id(node))
                 live.update(id(v) for v in node.inputs)
-        keep_ids = {id(n) for n in keep}
-        for node in reversed(list(g.nodes)):
-            if id(node) not in keep_ids:
-                g.erase(node)
+        dead = [n for n in g.nodes if id(n) not in keep]
+        if not dead:
+            return
+        dead_ids = {id(n) for n in dead}
+        for node in dead:
+            for v in node.inputs:
+                v.uses = [(n, i) for n, i in v.uses if id(n) not in dead_ids]
+            node.graph = None
+        g.nodes[:] = [n for n in g.nodes if id(n) in keep]
+        named = {n.attrs["name"] for n in g.nodes if n.op == "const"}
+        for name in [k for k in g.constants if k not in named]:
+            del g.constants[name]
 
 
 def _dim_binary(op: str, a, b):

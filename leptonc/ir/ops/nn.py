@@ -319,3 +319,56 @@ def col2im_dynamic(x, image_shape, block_shape, strides, pads, dilations):
     """col2im with run-time image and block shapes."""
     image, block = tuple(int(v) for v in image_shape), tuple(int(v) for v in block_shape)
     return col2im(x, image, block, strides, pads or (0,) * (2 * len(image)), dilations)
+
+
+def _deform_infer(x: TensorType, w: TensorType, offset: TensorType, *rest, strides, pads, dilations, group,
+                  offset_group, has_bias, has_mask) -> TensorType:
+    dtype = same_dtype(x, w, offset, *rest)
+    require(x.rank == 4, "deform_conv supports 2-D convolution (input N, C, H, W)")
+    require(len(rest) == int(has_bias) + int(has_mask), "deform_conv operands do not match has_bias / has_mask")
+    return TensorType(dtype, (x.shape[0], w.shape[0], offset.shape[2], offset.shape[3]))
+
+
+@define_op("deform_conv", arity=(3, 5), infer=_deform_infer, traits=STRUCTURED,
+           attrs={**_CONV_ATTRS, "offset_group": ("int", 1), "has_bias": ("bool", False), "has_mask": ("bool", False)})
+def deform_conv(x, w, offset, *rest, strides, pads, dilations, group, offset_group, has_bias, has_mask):
+    """Deformable 2-D convolution: each kernel tap samples x (bilinear, zero outside) at its position
+    plus a learned offset, optionally scaled by a mask; then the taps are weighted as in conv."""
+    bias = rest[0] if has_bias else None
+    mask = rest[-1] if has_mask else None
+    strides, pads, dilations = _spatial(2, strides, pads, dilations)
+    n, c, h, wd = x.shape
+    oc, cg, kh, kw = w.shape
+    oh, ow = offset.shape[2:]
+    k = kh * kw
+    off = offset.astype(np.float64).reshape(n, offset_group, kh, kw, 2, oh, ow)
+    base_y = (-pads[0] + strides[0] * np.arange(oh))[None, None, None, None, :, None] + \
+        (dilations[0] * np.arange(kh))[None, None, :, None, None, None]
+    base_x = (-pads[1] + strides[1] * np.arange(ow))[None, None, None, None, None, :] + \
+        (dilations[1] * np.arange(kw))[None, None, None, :, None, None]
+    py = base_y + off[:, :, :, :, 0]  # n, og, kh, kw, oh, ow
+    px = base_x + off[:, :, :, :, 1]
+    y0, x0 = np.floor(py).astype(np.int64), np.floor(px).astype(np.int64)
+    ly, lx = py - y0, px - x0
+    data = x.astype(np.float64).reshape(n, offset_group, c // offset_group, h, wd)
+    bidx = np.arange(n)[:, None, None, None, None, None]
+    gidx = np.arange(offset_group)[None, :, None, None, None, None]
+    cols = 0.0
+    for dy, dx, wt in ((0, 0, (1 - ly) * (1 - lx)), (0, 1, (1 - ly) * lx), (1, 0, ly * (1 - lx)), (1, 1, ly * lx)):
+        yy, xx = y0 + dy, x0 + dx
+        ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < wd)
+        vals = data[bidx, gidx, :, np.clip(yy, 0, h - 1), np.clip(xx, 0, wd - 1)]  # n, og, kh, kw, oh, ow, cpg
+        cols = cols + np.where(ok, wt, 0.0)[..., None] * vals
+    if mask is not None:
+        cols = cols * mask.astype(np.float64).reshape(n, offset_group, kh, kw, oh, ow)[..., None]
+    cols = np.moveaxis(cols, -1, 2).reshape(n, c, k, oh, ow)  # channels in offset-group order = input order
+    og = oc // group
+    outs = []
+    for g in range(group):
+        wg = w[g * og:(g + 1) * og].astype(np.float64).reshape(og, cg * k)
+        colg = cols[:, g * cg:(g + 1) * cg].reshape(n, cg * k, oh * ow)
+        outs.append(np.einsum("ok,nkp->nop", wg, colg))
+    y = np.concatenate(outs, axis=1).reshape(n, oc, oh, ow)
+    if bias is not None:
+        y = y + bias.astype(np.float64).reshape(1, -1, 1, 1)
+    return y.astype(x.dtype)

@@ -307,7 +307,9 @@ def _q_param(b, p, x, axis, block_size):
 
 
 def _saturate(b, y, dtype: DType):
-    info = np.iinfo(dtype.numpy)
+    import ml_dtypes
+
+    info = ml_dtypes.iinfo(dtype.numpy)
     return b.op("min", b.op("max", y, b.scalar(info.min, y.dtype)), b.scalar(info.max, y.dtype))
 
 
@@ -321,7 +323,7 @@ def quantize_linear(cx):
         out = dtype_of(cx.a("output_dtype"), "QuantizeLinear output ")
     else:
         out = DType.u8
-    if not out.is_int or out is DType.i4:
+    if not out.is_int:
         unsupported(cx, f"quantizing to {out}")
     work = DType.f64 if x.dtype is DType.f64 else DType.f32
     s = b.cast(_q_param(b, scale, x, axis, block), work)
@@ -383,3 +385,17 @@ def qlinear_conv(cx):
         w_s = b.reshape(w_s, (w_s.shape[0],) + (1,) * nsp)
     scale = b.op("mul", b.cast(x_s, DType.f64), w_s)
     return _requantize(b, acc, scale, y_s, y_zp)
+
+
+@onnx_op("DeformConv")
+def deform_conv(cx):
+    b, x, w, offset, bias, mask = cx.b, cx.x(0), cx.x(1), cx.x(2), cx.x(3), cx.x(4)
+    kernel = tuple(cx.a("kernel_shape") or w.shape[2:])
+    nsp = len(kernel)
+    if nsp != 2:
+        unsupported(cx, f"{nsp}-D deformable convolution (2-D only)")
+    operands = [x, w, offset] + [v for v in (bias, mask) if v is not None]
+    return b.op("deform_conv", *operands, strides=tuple(cx.a("strides") or (1,) * nsp),
+                pads=tuple(cx.a("pads") or (0,) * (2 * nsp)), dilations=tuple(cx.a("dilations") or (1,) * nsp),
+                group=cx.a("group", 1), offset_group=cx.a("offset_group", 1), has_bias=bias is not None,
+                has_mask=mask is not None)

@@ -494,3 +494,13 @@ def tensor_scatter(cx):
     if idx is None:
         idx = b.const(np.zeros(cache.shape[0] if isinstance(cache.shape[0], int) else 1, np.int64))
     return b.op("tensor_scatter", cache, update, b.cast(idx, DType.i64), axis=axis, mode=cx.a("mode", "linear"))
+
+
+@onnx_op("TfIdfVectorizer")
+def tfidf_vectorizer(cx):
+    if cx.a("pool_strings"):
+        unsupported(cx, "string pools (the IR has no string dtype)")
+    return cx.b.op("tfidf_vectorizer", cx.x(0), min_gram_length=cx.a("min_gram_length"),
+                   max_gram_length=cx.a("max_gram_length"), max_skip_count=cx.a("max_skip_count"), mode=cx.a("mode"),
+                   ngram_counts=tuple(cx.a("ngram_counts")), ngram_indexes=tuple(cx.a("ngram_indexes")),
+                   pool=tuple(cx.a("pool_int64s") or ()), weights=tuple(cx.a("weights") or ()))
