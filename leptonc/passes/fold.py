@@ -22,7 +22,7 @@ from ..ir.registry import get_op
 from . import shape_values
 from .registry import Option, register_pass
 from .rewrite import refine_node_types, replace_result
-from .static_forms import static_form
+from .static_forms import refine_dynamic_type, static_form
 
 
 @register_pass("fold", "evaluate nodes with constant operands and shape arithmetic on known dims; make dynamic ops static",
@@ -58,6 +58,8 @@ def _fold_node(graph: Graph, node: Node, max_elements: int, memo: dict) -> list[
         return [const for _, const in folded]
     static = static_form(graph, node, memo)
     if static is None:
+        if refine_dynamic_type(graph, node, memo):
+            return node.outputs
         return []
     for old, new in zip(list(node.outputs), static):
         replace_result(graph, old, new)

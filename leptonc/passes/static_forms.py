@@ -49,6 +49,22 @@ def static_form(graph: Graph, node: Node, memo: dict) -> list[Value] | None:
     return _materialize(graph, node, plan)
 
 
+def refine_dynamic_type(graph: Graph, node: Node, memo: dict) -> bool:
+    """Give a dynamic op without a static form the result size its known operands imply.
+
+    range_dynamic(0, n, 1) has n elements: with n a symbol, the result is typed
+    [n] instead of [?], and the sizes flow on to its users.
+    """
+    if node.op != "range_dynamic" or node.outputs[0].shape != (D.UNKNOWN,):
+        return False
+    start, limit, delta = (shape_values.elements(graph, v, memo) for v in node.inputs)
+    if start != (0,) or delta != (1,) or limit is None or limit[0] == D.UNKNOWN:
+        return False
+    out = node.outputs[0]
+    out.type = out.type.with_shape(limit)
+    return True
+
+
 def _materialize(graph: Graph, node: Node, plan: tuple) -> list[Value] | None:
     """Add the planned node before `node`; keep it if every result refines the old result's type."""
     op, inputs, attrs = plan
