@@ -1,5 +1,11 @@
 """Triton source for each kind of kernel of the fusion plan, and the launcher that runs it.
 
+Generated kernels use the core language only (tl.full rather than tl.zeros,
+tl.reduce with the prelude's combine functions rather than tl.sum/tl.max):
+Triton's standard-library helpers are themselves jit functions, which the
+interpreter cannot call when triton was imported before TRITON_INTERPRET=1
+was set (torch.export imports triton).
+
 Every kernel becomes one `@triton.jit` function whose parameters are the
 pointers of the values it reads (x0, x1, ...) and writes (y0, ...), the
 graph's symbols (s_B, ...) and its block sizes (constexpr), plus a Python
@@ -112,7 +118,7 @@ def emit_matmul(ctx: KernelContext, k: Kernel) -> Emitted:
     b_off = _batch_offset(space, batch, b_shape, b_str)
     body += [f"a_ptrs = {ctx.ptr(a_val)} + {a_off}{_times('rm[:, None]', a_str[-2])} + {_times('rk[None, :]', a_str[-1])}",
              f"b_ptrs = {ctx.ptr(b_val)} + {b_off}{_times('rk[:, None]', b_str[-2])} + {_times('rn[None, :]', b_str[-1])}",
-             "acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
+             "acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)",
              "for k0 in range(0, K, BLOCK_K):",
              "    a = tl.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k0 < K), other=0.0)",
              "    b = tl.load(b_ptrs, mask=(rk[:, None] + k0 < K) & (rn[None, :] < N), other=0.0)",
@@ -192,6 +198,8 @@ def emit_conv(ctx: KernelContext, k: Kernel) -> Emitted:
     OH, OW = _hw(out.shape, nsp)
     g = node.attrs["group"]
     d = ctx.d
+    if g > 1 and D.same(w.shape[1], 1) and D.same(x.shape[1], g):
+        return _depthwise(ctx, k, (sh, sw), (dh, dw), (ph, pw))
     body = [f"C, H, W, O = {d(x.shape[1])}, {d(H)}, {d(W)}, {d(w.shape[0])}",
             f"OH, OW, KH, KW = {d(OH)}, {d(OW)}, {d(KH)}, {d(KW)}",
             f"CG, OG = C // {g}, O // {g}",
@@ -206,7 +214,7 @@ def emit_conv(ctx: KernelContext, k: Kernel) -> Emitted:
             "ow = rp % OW",
             f"h0 = oh * {sh} - {ph}",
             f"w0 = ow * {sw} - {pw}",
-            "acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
+            "acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)",
             "for k0 in range(0, KK, BLOCK_K):",
             "    kk = k0 + rk",
             "    c = kk // (KH * KW)",
@@ -244,6 +252,37 @@ def emit_conv(ctx: KernelContext, k: Kernel) -> Emitted:
                    "PRECISION=DOT_PRECISION, num_warps=warps, num_stages=stages", guard="M * N == 0")
 
 
+def _depthwise(ctx: KernelContext, k: Kernel, stride, dil, pad) -> Emitted:
+    """One filter per input channel: a direct loop over the window for each output element (no tl.dot)."""
+    node = k.nodes[0]
+    x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    nsp = x.type.rank - 2
+    (sh, sw), (dh, dw), (ph, pw) = stride, dil, pad
+    H, W = _hw(x.shape, nsp)
+    KH, KW = _hw(w.shape, nsp)
+    body: list[str] = []
+    space, setup = _elementwise_grid(ctx, out, body)
+    n, oc = space.index(0)[0], space.index(1)[0]
+    oh = space.index(2)[0] if nsp == 2 else "0"
+    ow = space.index(nsp + 1)[0]
+    d = ctx.d
+    body += [f"C, H, W = {d(x.shape[1])}, {d(H)}, {d(W)}",
+             f"c = {oc} // ({d(w.shape[0])} // C)",
+             "acc = tl.full([BLOCK], 0.0, tl.float32)",
+             f"for ki in tl.static_range({KH}):",
+             f"    h = {oh} * {sh} - {ph} + ki * {dh}",
+             f"    for kj in tl.static_range({KW}):",
+             f"        w = {ow} * {sw} - {pw} + kj * {dw}",
+             "        inside = mask & (h >= 0) & (h < H) & (w >= 0) & (w < W)",
+             f"        xv = tl.load({ctx.ptr(x)} + (({n} * C + c) * H + h) * W + w, mask=inside, other=0.0)",
+             f"        wv = tl.load({ctx.ptr(w)} + ({oc} * {KH} + ki) * {KW} + kj, mask=mask, other=0.0)",
+             "        acc += xv.to(tl.float32) * wv.to(tl.float32)"]
+    if len(node.inputs) > 2:
+        body.append(f"acc += tl.load({ctx.ptr(node.inputs[2])} + {oc}, mask=mask, other=0.0).to(tl.float32)")
+    _epilogue(ctx, k, space, body, "acc")
+    return Emitted(body, ["BLOCK"], setup, "(triton.cdiv(total, BLOCK),)", guard="total == 0")
+
+
 # ---------------------------------------------------------------- single ops over the output's elements
 
 def _elementwise_grid(ctx: KernelContext, v: Value, body: list[str]) -> tuple[Space, list[str]]:
@@ -272,7 +311,7 @@ def _gathered(space: Space, shape, index_of) -> str:
             continue
         idx = index_of(a)
         terms.append(idx if D.same(strides[a], 1) else f"{idx} * {tdim(strides[a], space.where)}")
-    return " + ".join(terms) or "tl.zeros([BLOCK], tl.int32)"
+    return " + ".join(terms) or "tl.full([BLOCK], 0, tl.int32)"
 
 
 def emit_pool(ctx: KernelContext, node: Node) -> Emitted:
@@ -293,8 +332,8 @@ def emit_pool(ctx: KernelContext, node: Node) -> Emitted:
         ow = space.index(nsp + 1)[0]
         body += [f"H, W = {ctx.d(H)}, {ctx.d(W)}",
                  f"acc = tl.full([BLOCK], {start}, tl.float32)",
-                 "cnt = tl.zeros([BLOCK], tl.float32)",
-                 "cnt_pad = tl.zeros([BLOCK], tl.float32)",
+                 "cnt = tl.full([BLOCK], 0.0, tl.float32)",
+                 "cnt_pad = tl.full([BLOCK], 0.0, tl.float32)",
                  f"for ki in tl.static_range({KH}):",
                  f"    h = {oh} * {sh} - {ph} + ki * {dh}",
                  f"    for kj in tl.static_range({KW}):",
@@ -412,6 +451,52 @@ def emit_gather(ctx: KernelContext, node: Node) -> Emitted:
     return _over(ctx, y, emit)
 
 
+def emit_gather_elements(ctx: KernelContext, node: Node) -> Emitted:
+    x, idx, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    axis = node.attrs["axis"] % x.type.rank
+
+    def emit(space: Space, body: list[str]) -> None:
+        ax = ctx.d(x.shape[axis])
+        body += [f"g = {space.load(ctx.ptr(idx), idx.shape)}",
+                 f"g = tl.where(g < 0, g + {ax}, g)",
+                 f"g = tl.where((g >= 0) & (g < {ax}), g, 0)"]
+        off = _gathered(space, x.shape, lambda a: "g" if a == axis else space.index(a)[0])
+        body.append(space.store(ctx.ptr(y), y.shape, f"tl.load({ctx.ptr(x)} + {off}, mask=mask)"))
+
+    return _over(ctx, y, emit)
+
+
+def emit_shape_of(ctx: KernelContext, node: Node) -> Emitted:
+    x, y = node.inputs[0], node.outputs[0]
+    dims = x.shape[slice(node.attrs["start"], node.attrs["end"])]
+
+    def emit(space: Space, body: list[str]) -> None:
+        value = "0"
+        for i, dim in reversed(list(enumerate(dims))):
+            value = f"tl.where(f == {i}, {ctx.d(dim)}, {value})"
+        body.append(space.store(ctx.ptr(y), y.shape, f"({value}).to(tl.int64)"))
+
+    return _over(ctx, y, emit)
+
+
+def emit_cumsum(ctx: KernelContext, node: Node) -> Emitted:
+    """One program per line along the axis, the whole line in registers: tl.associative_scan."""
+    x, y = node.inputs[0], node.outputs[0]
+    axis = node.attrs["axis"] % x.type.rank
+    ax, inner = ctx.d(x.shape[axis]), ctx.numel(x.shape[axis + 1:])
+    body = ["line = tl.program_id(0)",
+            "a = tl.arange(0, BLOCK_A)",
+            f"mask = a < {ax}",
+            f"offs = (line // {inner}) * {ax} * {inner} + line % {inner} + a * {inner}",
+            f"v = tl.load({ctx.ptr(x)} + offs, mask=mask, other=0)",
+            f"total = tl.associative_scan(v, 0, lep_add, reverse={node.attrs['reverse']})"]
+    if node.attrs["exclusive"]:
+        body.append("total = total - v")
+    body.append(f"tl.store({ctx.ptr(y)} + offs, total.to({tltype(y.dtype, ctx.where)}), mask=mask)")
+    setup = [f"lines = {ctx.numel(x.shape[:axis])} * {inner}", f"BLOCK_A = row_block({ax})"]
+    return Emitted(body, ["BLOCK_A"], setup, "(lines,)", guard="lines == 0")
+
+
 def emit_concat(ctx: KernelContext, node: Node) -> Emitted:
     y = node.outputs[0]
     axis = node.attrs["axis"] % y.type.rank
@@ -420,7 +505,7 @@ def emit_concat(ctx: KernelContext, node: Node) -> Emitted:
         i = space.index(axis)[0]
         lo = 0
         zero = "0.0" if y.dtype.is_float else "0"
-        body.append(f"val = tl.zeros([BLOCK], {tltype(y.dtype, ctx.where)})")
+        body.append(f"val = tl.full([BLOCK], 0, {tltype(y.dtype, ctx.where)})")
         for x in node.inputs:
             hi = D.add(lo, x.shape[axis])
             inside = f"({i} >= {ctx.d(lo)}) & ({i} < {ctx.d(hi)})"
@@ -464,8 +549,8 @@ def emit_full(ctx: KernelContext, node: Node) -> Emitted:
 
 OP_EMITTERS = {
     "max_pool": emit_pool, "avg_pool": emit_pool, "transpose": emit_transpose, "broadcast_to": emit_broadcast_to,
-    "slice": emit_slice, "pad": emit_pad, "gather": emit_gather, "concat": emit_concat, "split": emit_split,
-    "full": emit_full,
+    "slice": emit_slice, "pad": emit_pad, "gather": emit_gather, "gather_elements": emit_gather_elements,
+    "concat": emit_concat, "split": emit_split, "full": emit_full, "shape_of": emit_shape_of, "cumsum": emit_cumsum,
 }
 
 

@@ -46,9 +46,30 @@ def row_block(n):
     return triton.next_power_of_2(max(int(n), 1))
 
 
+# combine functions of tl.reduce (the core language; see kernels.py on why not tl.sum/tl.max)
+@triton.jit
+def lep_add(a, b):
+    return a + b
+
+
 @triton.jit
 def lep_mul(a, b):
     return a * b
+
+
+@triton.jit
+def lep_max(a, b):
+    return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
+
+
+@triton.jit
+def lep_min(a, b):
+    return tl.minimum(a, b, propagate_nan=tl.PropagateNan.ALL)
+
+
+@triton.jit
+def lep_sigmoid(x):
+    return 1.0 / (1.0 + tl.exp(-x))
 
 
 @triton.jit

@@ -82,7 +82,7 @@ def literal(value, dtype: DType) -> str:
 
 
 _CORE = {"exp": "tl.exp", "log": "tl.log", "sqrt": "tl.sqrt_rn", "sin": "tl.sin", "cos": "tl.cos",
-         "erf": "tl.erf", "floor": "tl.floor", "ceil": "tl.ceil", "sigmoid": "tl.sigmoid", "rsqrt": "tl.rsqrt",
+         "erf": "tl.erf", "floor": "tl.floor", "ceil": "tl.ceil", "sigmoid": "lep_sigmoid", "rsqrt": "tl.rsqrt",
          "tanh": "lep_tanh", "round": "lep_rint"}
 
 

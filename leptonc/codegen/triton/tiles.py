@@ -20,10 +20,10 @@ import numpy as np
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
+from ...passes.fusion import REDUCTIONS
 from ..cpu.kernels import contiguous_strides
 from .texpr import UnsupportedError, elementwise_expr, literal, pow_const, tdim, tltype
 
-REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin")
 
 
 def _same(a, b) -> bool:
@@ -187,26 +187,26 @@ class TileEmitter:
         acc = "tl.float32" if dt in (DType.f16, DType.bf16) else None
         if n.op in ("reduce_sum", "reduce_mean"):
             body = f"({xs}).to({acc})" if acc else xs
-            total = f"tl.sum(tl.where({mask}, {body}, 0), axis=0)"
+            total = f"tl.reduce(tl.where({mask}, {body}, 0), 0, lep_add)"
             if n.op == "reduce_mean":
                 total = f"({total} / {self.row_size})"
             return f"({total}).to({tltype(n.outputs[0].dtype)})" if acc or not dt.is_float else total
         if n.op == "reduce_prod":
             return f"tl.reduce(tl.where({mask}, {xs}, 1), 0, lep_mul)"
+        big = 'float("inf")' if dt.is_float else None
         if n.op in ("reduce_max", "argmax"):
-            low = '-float("inf")' if dt.is_float else str(int(np.iinfo(dt.numpy).min))
-            masked = f"tl.where({mask}, {xs}, {low})"
-            return f"tl.max({masked}, axis=0)" if n.op == "reduce_max" else self._arg(n, masked, "tl.argmax")
-        if n.op in ("reduce_min", "argmin"):
-            high = 'float("inf")' if dt.is_float else str(int(np.iinfo(dt.numpy).max))
-            masked = f"tl.where({mask}, {xs}, {high})"
-            return f"tl.min({masked}, axis=0)" if n.op == "reduce_min" else self._arg(n, masked, "tl.argmin")
-        raise UnsupportedError(f"{n.label}: reduction {n.op} is not supported by the triton target")
+            masked = f"tl.where({mask}, {xs}, {'-' + big if big else int(np.iinfo(dt.numpy).min)})"
+            return f"tl.reduce({masked}, 0, lep_max)" if n.op == "reduce_max" else self._arg(n, masked, "lep_max")
+        masked = f"tl.where({mask}, {xs}, {big or int(np.iinfo(dt.numpy).max)})"
+        return f"tl.reduce({masked}, 0, lep_min)" if n.op == "reduce_min" else self._arg(n, masked, "lep_min")
 
-    def _arg(self, n: Node, masked: str, fn: str) -> str:
+    def _arg(self, n: Node, masked: str, combine: str) -> str:
+        """The first position of the row's extreme: the extreme, then the least index holding it."""
         if n.attrs.get("select_last_index"):
             raise UnsupportedError(f"{n.label}: {n.op} with select_last_index is not supported by the triton target")
-        return f"{fn}({masked}, axis=0).to(tl.int64)"
+        m = self._fresh("ext")
+        self.lines.append(f"{m} = tl.reduce({masked}, 0, {combine})")
+        return f"tl.reduce(tl.where(({masked}) == {m}, j, {self.row_size}), 0, lep_min).to(tl.int64)"
 
     def _store(self, v: Value, var: str) -> None:
         ptr = self.names[id(v)]

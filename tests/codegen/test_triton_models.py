@@ -1,0 +1,91 @@
+"""The triton target on whole models, run on the CPU through Triton's interpreter (TRITON_INTERPRET=1):
+the model zoo matches the reference interpreter within the fp32 tolerance, symbolic sizes run at two
+sizes without recompiling, and the artifact round-trips with its kernel sources inspectable."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("triton")
+pytest.importorskip("torch")
+
+import leptonc  # noqa: E402
+from leptonc import import_torch  # noqa: E402
+from leptonc.ir.errors import LeptoncError  # noqa: E402
+from leptonc.runtime.report import inspect_text  # noqa: E402
+from tests.codegen.cpu_check import assert_matches_reference  # noqa: E402
+from tests.model_zoo import as_numpy, build, dynamic  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def interpret(monkeypatch):
+    """Triton's interpreter runs the kernels on CPU tensors (read when a kernel module is imported)."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+
+
+def compile_and_check(graph, inputs):
+    ref = leptonc.run_reference(graph, *inputs)
+    cm = leptonc.compile(graph, target="triton", quiet=True)
+    assert_matches_reference(cm.run(*inputs), ref)
+    return cm
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "bert_small", "gpt2_small"])
+def test_model_matches_reference(name):
+    module, inputs = build(name)
+    compile_and_check(import_torch(module, inputs), as_numpy(inputs))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet_small", "mobilenet_small", "vit_small"])
+def test_more_models_match_reference(name):
+    module, inputs = build(name)
+    compile_and_check(import_torch(module, inputs), as_numpy(inputs))
+
+
+@pytest.mark.parametrize("name", ["mlp", "bert_small"])
+def test_symbolic_sizes_run_at_other_sizes(name):
+    module, inputs = build(name)
+    shapes, other = dynamic(name)
+    graph = import_torch(module, inputs, dynamic_shapes=shapes)
+    assert any(isinstance(d, str) for v in graph.inputs for d in v.shape)
+    ref_other = leptonc.run_reference(graph, *as_numpy(other))
+    cm = compile_and_check(graph, as_numpy(inputs))
+    assert_matches_reference(cm.run(*as_numpy(other)), ref_other)
+
+
+def test_artifact_round_trip_and_inspect(tmp_path):
+    module, inputs = build("mlp")
+    graph = import_torch(module, inputs)
+    cm = compile_and_check(graph, as_numpy(inputs))
+    path = tmp_path / "mlp.lep"
+    cm.save(path)
+    loaded = leptonc.load(path)
+    assert loaded.manifest["target"] == "triton"
+    assert_matches_reference(loaded.run(*as_numpy(inputs)), cm.run(*as_numpy(inputs)))
+    text = inspect_text(loaded)
+    names = [k["name"] for k in loaded.manifest["program"]["kernels"]]
+    assert names == ["k0_matmul_gelu", "k1_matmul_add", "k2_softmax_sub"]
+    for name in names:
+        assert f"@triton.jit\ndef {name}(" in text
+    assert "tl.dot(" in loaded.kernel_sources()["k0_matmul_gelu"]
+    assert "#   %erf = erf" in loaded.kernel_sources()["k0_matmul_gelu"]  # the header lists the fused ops
+
+
+def test_run_torch_keeps_tensors_on_the_device():
+    import torch
+
+    module, inputs = build("mlp")
+    cm = leptonc.compile(import_torch(module, inputs), target="triton", quiet=True)
+    (y,) = cm.run_torch(inputs[0])
+    assert isinstance(y, torch.Tensor) and y.device.type == "cpu" and tuple(y.shape) == (4, 10)
+
+
+def test_without_gpu_or_interpreter_the_error_says_what_to_do(monkeypatch):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    module, inputs = build("mlp")
+    monkeypatch.delenv("TRITON_INTERPRET")
+    with pytest.raises(LeptoncError, match="TRITON_INTERPRET=1"):
+        leptonc.compile(import_torch(module, inputs), target="triton", quiet=True)
