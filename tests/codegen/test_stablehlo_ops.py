@@ -207,6 +207,25 @@ CASES = [(op, [f32(3, 4)], {}) for op in UNARY_FLOAT] + [
     ("cumulative_dynamic", [f32(3, 4, low=0.5, high=1.5), Scalar(-2)], {"kind": "prod", "exclusive": True,
                                                                        "reverse": True}),
     ("col2im_dynamic", [f32(2, 3 * 4, 9), Const(4, 4), Const(2, 2)], {}),
+    ("resize", [f32(1, 2, 4, 5)], {"shape": (1, 2, 8, 10), "scales": (1, 1, 2, 2)}),
+    ("resize", [f32(1, 2, 4, 5)], {"shape": (1, 2, 7, 3), "scales": (0, 0, 0, 0), "mode": "linear"}),
+    ("resize", [f32(2, 6, 6)], {"shape": (2, 9, 4), "scales": (1, 1.5, 0.6667), "mode": "cubic",
+                                "coordinate_transformation_mode": "align_corners"}),
+    ("resize", [f32(1, 1, 5, 5)], {"shape": (1, 1, 3, 3), "scales": (0, 0, 0, 0), "mode": "linear",
+                                   "coordinate_transformation_mode": "tf_crop_and_resize",
+                                   "roi": (0, 0, -0.2, 0.1, 1, 1, 0.8, 1.3), "extrapolation_value": 7.0}),
+    ("resize", [ints(1, 1, 4, 4, low=0, high=255, dtype=np.uint8)], {"shape": (1, 1, 6, 6), "scales": (0, 0, 0, 0),
+                                                                     "mode": "linear", "antialias": True}),
+    ("affine_grid", [f32(2, 2, 3)], {"size": (2, 3, 4, 5)}),
+    ("affine_grid", [f32(1, 3, 4)], {"size": (1, 1, 2, 3, 4), "align_corners": True}),
+    ("affine_grid_dynamic", [f32(2, 2, 3), Const(2, 3, 4, 5)], {}),
+    ("dft", [f32(2, 8, 1)], {"axis": 1}), ("dft", [f32(3, 6, 2)], {"axis": 0, "inverse": True}),
+    ("dft", [f32(2, 8, 1)], {"axis": 1, "onesided": True, "length": 6}),
+    ("dft", [f32(2, 5, 2)], {"axis": 1, "onesided": True, "inverse": True}),
+    ("dft_dynamic", [f32(4, 2, 2), Scalar(5), Scalar(0)], {}),
+    ("stft", [f32(2, 20, 1), f32(8, low=0, high=1)], {"step": 4}),
+    ("stft", [f32(1, 16, 2)], {"step": 3, "length": 6, "onesided": False}),
+    ("stft_dynamic", [f32(2, 20, 1), Scalar(5), f32(6, low=0, high=1), Scalar(0)], {}),
     ("squeeze", [f32(2, 1, 3, 1)], {"axes": (1, -1)}), ("unsqueeze", [f32(2, 3)], {"axes": (0, -1)}),
     ("gather_nd", [f32(4, 5, 3), ints(2, 6, 2, low=-4, high=4)], {}),
     ("gather_nd", [f32(2, 4, 5), ints(2, 3, 1, low=0, high=4, dtype=np.int32)], {"batch_dims": 1}),
@@ -261,9 +280,20 @@ def test_every_registered_op_has_a_lowering():
     assert not missing, f"ops without a StableHLO lowering: {missing}"
 
 
-@pytest.mark.parametrize("op", sorted(DATA_DEPENDENT))
+DATA_DEPENDENT_CASES = {
+    "nonzero": [f32(2, 3)], "unique": [f32(2, 3)],
+    "non_max_suppression": [f32(1, 4, 4), f32(1, 1, 4), np.array(2), np.array(0.5, np.float32),
+                            np.array(0.0, np.float32)],
+}
+
+
+def test_every_data_dependent_op_has_a_case():
+    assert set(DATA_DEPENDENT) == set(DATA_DEPENDENT_CASES)
+
+
+@pytest.mark.parametrize("op", sorted(DATA_DEPENDENT_CASES))
 def test_data_dependent_sizes_are_a_clear_error(op):
-    g = graph_of(op, [f32(2, 3)])
+    g = graph_of(op, DATA_DEPENDENT_CASES[op])
     with pytest.raises(LeptoncError, match=f"{op}.*static shapes"):
         emit_module(g)
 

@@ -157,3 +157,16 @@ def det(b: Builder, node, args, out, attrs):
                           b.broadcast_in_dim(pivot_row, a.shape, list(range(r - 2)) + [r - 1]))
         a = b.binary("subtract", a, update)
     return b.convert(det_v, out[0].dtype)
+
+
+def apply_matrix(b: Builder, x: Val, axis: int, matrix, offset=None) -> Val:
+    """x's `axis` (length n) mapped through a constant n x m matrix (plus a constant offset of length m),
+    the new axis in the old one's place."""
+    m = matrix.shape[1]
+    y = dot(b, x, b.constant(matrix.astype(x.dtype.numpy)), ([], []), ([axis], [0]),
+            tuple(d for i, d in enumerate(x.shape) if i != axis) + (m,))
+    rank = len(x.shape)
+    y = b.transpose(y, list(range(axis)) + [rank - 1] + list(range(axis, rank - 1)))
+    if offset is not None and offset.any():
+        y = b.binary("add", y, b.broadcast_in_dim(b.constant(offset.astype(x.dtype.numpy)), y.shape, [axis]))
+    return y

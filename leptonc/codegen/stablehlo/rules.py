@@ -45,4 +45,5 @@ def lowered_ops() -> set[str]:
 
 
 def _load_rules() -> None:
-    from . import dynamic, elementwise, index, layout, linalg, nn, quant, random, reduction  # noqa: F401 (rules)
+    from . import (dynamic, elementwise, image, index, layout, linalg, nn, quant, random,  # noqa: F401 (rules)
+                   reduction, signal)
