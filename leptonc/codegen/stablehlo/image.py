@@ -1,6 +1,9 @@
-"""Lowering of resize and affine_grid. Both are linear maps (affine with resize's extrapolation
-value) whose coefficients depend only on static sizes and attributes, so their matrices are
-the reference implementations applied to a basis at emission; the module multiplies by them."""
+"""Lowering of resize, affine_grid and grid_sample.
+
+resize and affine_grid are linear maps (affine with resize's extrapolation value) whose
+coefficients depend only on static sizes and attributes, so their matrices are the reference
+implementations applied to a basis at emission; the module multiplies by them. grid_sample
+gathers the neighbours of run-time coordinates and weights them."""
 from __future__ import annotations
 
 import math
@@ -9,7 +12,8 @@ import numpy as np
 
 from ...ir.dtypes import DType
 from ...ir.ops.image import affine_grid_array, resize_array
-from .builder import Builder
+from ...ir.types import TensorType
+from .builder import Builder, Val, dims_list, i64_array
 from .dynamic import known_ints
 from .linalg import apply_matrix, dot
 from .rules import lowers
@@ -67,3 +71,118 @@ def affine_grid(b: Builder, node, args, out, attrs):
 @lowers("affine_grid_dynamic")
 def affine_grid_dynamic(b: Builder, node, args, out, attrs):
     return affine_grid_of(b, args[0], known_ints(node, args[1], "size"), attrs["align_corners"], out[0])
+
+
+def _reflect(b: Builder, c: Val, lo: float, hi: float) -> Val:
+    """Reflect coordinates into [lo, hi] (as many bounces as needed)."""
+    span = hi - lo
+    if span <= 0:
+        return b.full(lo, c.type)
+    c = b.unary("abs", b.binary("subtract", c, b.full(lo, c.type)))
+    flips = b.unary("floor", b.binary("divide", c, b.full(span, c.type)))
+    rest = b.binary("subtract", c, b.binary("multiply", flips, b.full(span, c.type)))
+    even = b.compare(b.binary("remainder", flips, b.full(2, c.type)), b.full(0, c.type), "EQ")
+    return b.select(even, b.binary("add", b.full(lo, c.type), rest), b.binary("subtract", b.full(hi, c.type), rest))
+
+
+def _clamp(b: Builder, v: Val, lo, hi) -> Val:
+    return b.binary("minimum", b.binary("maximum", v, b.full(lo, v.type)), b.full(hi, v.type))
+
+
+def _fetch(b: Builder, x: Val, idx: list[Val], sizes) -> Val:
+    """x[n, :, idx...] (N, C, out...) for integer index arrays (N, out...) in grid order (innermost dim
+    first), zero where an index is outside."""
+    nsp = len(idx)
+    lead = tuple(idx[0].shape)
+    valid = None
+    cols = [b.iota(TensorType(DType.i64, lead + (1,)), 0)]
+    for i in reversed(range(nsp)):  # x's dim order: outermost spatial dim first
+        inside = b.binary("and", b.compare(idx[i], b.full(0, idx[i].type), "GE"),
+                          b.compare(idx[i], b.full(sizes[i], idx[i].type), "LT"))
+        valid = inside if valid is None else b.binary("and", valid, inside)
+        cols.append(b.reshape(_clamp(b, idx[i], 0, sizes[i] - 1), lead + (1,)))
+    coords = b.concatenate(cols, len(lead))
+    every = [0] + list(range(2, 2 + nsp))
+    numbers = (f"#stablehlo.gather<offset_dims = [1], collapsed_slice_dims = {dims_list(every)}, "
+               f"start_index_map = {dims_list(every)}, index_vector_dim = {len(lead)}>")
+    c = x.shape[1]
+    vals = b.op1("stablehlo.gather", [x, coords], x.type.with_shape((lead[0], c) + lead[1:]),
+                 {"dimension_numbers": numbers, "slice_sizes": i64_array([1, c] + [1] * nsp),
+                  "indices_are_sorted": "false"})
+    keep = b.broadcast_in_dim(valid, vals.shape, [0] + list(range(2, len(vals.shape))))
+    return b.select(keep, vals, b.full(0, vals.type))
+
+
+def _weighted(b: Builder, vals: Val, w: Val) -> Val:
+    return b.binary("multiply", vals, b.broadcast_in_dim(w, vals.shape, [0] + list(range(2, len(vals.shape)))))
+
+
+@lowers("grid_sample")
+def grid_sample(b: Builder, node, args, out, attrs):
+    """Unnormalize the grid, pad the coordinates, then gather the nearest, the 2^k linear or the
+    4^k cubic neighbours and weight them, as the reference does."""
+    acc = DType.f64 if args[0].dtype is DType.f64 else DType.f32
+    x, grid = b.convert(args[0], acc), b.convert(args[1], acc)
+    mode, padding, align = attrs["mode"], attrs["padding_mode"], attrs["align_corners"]
+    nsp = len(x.shape) - 2
+    sizes = tuple(x.shape[2:])[::-1]
+    lead = tuple(grid.shape[:-1])
+    coords = []
+    for i in range(nsp):
+        g = b.reshape(b.slice(grid, [0] * len(lead) + [i], list(lead) + [i + 1]), lead)
+        one = b.binary("add", g, b.full(1, g.type))
+        c = b.binary("multiply", one, b.full((sizes[i] - 1) / 2, g.type)) if align else \
+            b.binary("divide", b.binary("subtract", b.binary("multiply", one, b.full(sizes[i], g.type)),
+                                        b.full(1, g.type)), b.full(2, g.type))
+        if padding == "border":
+            c = _clamp(b, c, 0, sizes[i] - 1)
+        elif padding == "reflection":
+            c = _reflect(b, c, 0, sizes[i] - 1) if align else \
+                _clamp(b, _reflect(b, c, -0.5, sizes[i] - 0.5), 0, sizes[i] - 1)
+        coords.append(c)
+
+    def as_index(v: Val) -> Val:
+        return b.convert(v, DType.i64)
+
+    if mode == "nearest":
+        y = _fetch(b, x, [as_index(b.unary("round_nearest_even", c)) for c in coords], sizes)
+        return b.convert(y, out[0].dtype)
+    floor = [b.unary("floor", c) for c in coords]
+    frac = [b.binary("subtract", c, f) for c, f in zip(coords, floor)]
+    if mode == "linear":
+        weights = [[b.binary("subtract", b.full(1, f.type), f), f] for f in frac]
+        taps, first = 2, floor
+    else:
+        weights = [_cubic_weights(b, f) for f in frac]
+        taps, first = 4, [b.binary("subtract", f, b.full(1, f.type)) for f in floor]
+    total = None
+    for corner in np.ndindex(*(taps,) * nsp):
+        w, idx = None, []
+        for i, k in enumerate(corner):
+            w = weights[i][k] if w is None else b.binary("multiply", w, weights[i][k])
+            j = b.binary("add", first[i], b.full(k, first[i].type))
+            if mode == "cubic" and padding == "border":
+                j = _clamp(b, j, 0, sizes[i] - 1)
+            elif mode == "cubic" and padding == "reflection":
+                j = b.unary("round_nearest_even", _reflect(b, j, 0, sizes[i] - 1) if align else
+                            _reflect(b, j, -0.5, sizes[i] - 0.5))
+                j = _clamp(b, j, 0, sizes[i] - 1)
+            idx.append(as_index(j))
+        term = _weighted(b, _fetch(b, x, idx, sizes), w)
+        total = term if total is None else b.binary("add", total, term)
+    return b.convert(total, out[0].dtype)
+
+
+def _cubic_weights(b: Builder, t: Val, a: float = -0.75) -> list[Val]:
+    """The four cubic convolution weights (a = -0.75) of the taps at -1, 0, 1, 2 from the fraction t."""
+    def poly(v: Val, coeffs) -> Val:  # Horner: ((c0 v + c1) v + c2) v + c3
+        acc = b.full(coeffs[0], v.type)
+        for c in coeffs[1:]:
+            acc = b.binary("add", b.binary("multiply", acc, v), b.full(c, v.type))
+        return acc
+
+    one = b.full(1, t.type)
+    outer = (a, -5 * a, 8 * a, -4 * a)        # |d| in [1, 2)
+    inner = (a + 2, -(a + 3), 0, 1)           # |d| < 1
+    return [poly(b.binary("add", t, one), outer), poly(t, inner),
+            poly(b.binary("subtract", one, t), inner), poly(b.binary("subtract", b.full(2, t.type), t), outer)]
