@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import dims as D
 from ..dtypes import DType
-from ..registry import PURE, define_op
+from ..registry import define_op
 from ..types import TensorType
 from .infer import norm_axis, require
 

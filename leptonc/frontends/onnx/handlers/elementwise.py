@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ....ir.dtypes import DType
 from ..importer import dtype_of
 from ..registry import onnx_op
-from .common import norm_axis
+from .common import norm_axis, unsupported
 
 _UNARY = {
     "Abs": "abs", "Neg": "neg", "Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Sin": "sin", "Cos": "cos",
@@ -181,13 +180,8 @@ def hardmax(cx):
     x, axes, restore = _softmax_input(cx)
     ax = axes[0]
     idx = b.op("argmax", x, axis=ax)
-    iota = np.arange(x.shape[ax] if isinstance(x.shape[ax], int) else 0, dtype=np.int64)
     if not isinstance(x.shape[ax], int):
-        from .common import unsupported
-
         unsupported(cx, "the reduced dim must be known")
-    iota = b.const(iota.reshape((-1,) + (1,) * (x.type.rank - ax - 1)))
+    iota = b.const(np.arange(x.shape[ax], dtype=np.int64).reshape((-1,) + (1,) * (x.type.rank - ax - 1)))
     return restore(b.cast(b.op("equal", idx, iota), x.dtype))
 
-
-__all__ = ["DType"]

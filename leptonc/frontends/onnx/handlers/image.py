@@ -6,7 +6,7 @@ import numpy as np
 from ....ir import dims as D
 from ....ir.dtypes import DType
 from ..registry import onnx_op
-from .common import norm_axis, unsupported
+from .common import norm_axis
 
 Q = D.UNKNOWN
 
@@ -97,8 +97,6 @@ def non_max_suppression(cx):
     extra = [b.const(d) if v is None else v for v, d in zip(extra, defaults)]
     return b.op("non_max_suppression", boxes, scores, *extra, center_point_box=cx.a("center_point_box", 0))
 
-
-__all__ = ["unsupported"]
 
 
 @onnx_op("AffineGrid")

@@ -7,7 +7,7 @@ import numpy as np
 from ....ir import dims as D
 from ....ir.dtypes import DType
 from ....ir.errors import LeptoncError
-from ..importer import dtype_of, to_array
+from ..importer import dtype_of
 from ..registry import onnx_op
 from .common import norm_axis, unsupported
 
@@ -316,19 +316,13 @@ def range_(cx):
     b = cx.b
     start, limit, delta = cx.x(0), cx.x(1), cx.x(2)
     vals = [b.known(v) for v in (start, limit, delta)]
-    if all(v is not None for v in vals):
-        s, l, d = (v.reshape(-1)[0].item() for v in vals)
-        n = max(int(np.ceil((l - s) / d)), 0)
-        if start.dtype.is_int:
-            return b.const((np.int64(s) + np.int64(d) * np.arange(n, dtype=np.int64)).astype(start.dtype.numpy))
-        return b.op("range", start=float(s), limit=float(l), delta=float(d), dtype=start.dtype) \
-            if n > 64 else b.const((s + d * np.arange(n, dtype=np.float64)).astype(start.dtype.numpy)) \
-            if start.dtype is DType.f64 else b.const(_range_in_dtype(s, d, n, start.dtype.numpy))
-    return b.op("range_dynamic", start, limit, delta)
-
-
-def _range_in_dtype(s, d, n, dt):
-    return (np.asarray(s, dt) + np.asarray(d, dt) * np.arange(n).astype(dt)).astype(dt)
+    if any(v is None for v in vals):
+        return b.op("range_dynamic", start, limit, delta)
+    s, l, d = (v.reshape(()) for v in vals)
+    n = max(int(np.ceil((float(l) - float(s)) / float(d))), 0)
+    if n <= 4096:  # as the ONNX reference computes it: start + i * delta in the operands' dtype
+        return b.const((s + d * np.arange(n).astype(s.dtype)).astype(start.dtype.numpy))
+    return b.op("range", start=float(s), limit=float(l), delta=float(d), dtype=start.dtype)
 
 
 @onnx_op("OneHot")
@@ -478,8 +472,6 @@ def dropout(cx):
                      b.op("full_dynamic", b.op("shape_of", x), value=True, dtype=DType.bool))
     return outs
 
-
-__all__ = ["to_array"]
 
 
 @onnx_op("BitCast")
