@@ -7,8 +7,10 @@ Each model of tests/model_zoo.py is exported with torch.onnx.export's
 TorchScript exporter (which writes shape arithmetic out as Shape, Gather,
 Unsqueeze, Concat... nodes). Counted for each:
 
-- the ONNX file (exported at static shapes, and with symbolic batch and
-  sequence sizes): its nodes, and its nodes other than Constant;
+- the ONNX file (exported at static shapes; with symbolic batch and
+  sequence sizes; and at static shapes without the exporter's own constant
+  folding, which otherwise folds batchnorm into conv weights already): its
+  nodes, and its nodes other than Constant;
 - ONNX Runtime with ORT_ENABLE_BASIC (constant folding, redundant-node
   elimination, identity/dropout removal, ...), read back from
   SessionOptions.optimized_model_filepath: nodes other than Constant;
@@ -27,8 +29,16 @@ from collections import Counter
 SHAPE_OPS = ("shape_of", "full_dynamic", "reshape_dynamic", "expand_dynamic", "range_dynamic", "slice_dynamic")
 
 
-def export(name: str, path: str, dynamic: bool = False) -> None:
-    """Export a zoo model to ONNX; with dynamic, batch (and sequence) sizes are symbols B (and S)."""
+VARIANTS = {  # how each model is exported: symbolic sizes? the exporter's own constant folding?
+    "static": (False, True),
+    "symbolic": (True, True),
+    "unfolded": (False, False),
+}
+
+
+def export(name: str, path: str, dynamic: bool = False, exporter_folding: bool = True) -> None:
+    """Export a zoo model to ONNX; with dynamic, batch (and sequence) sizes are symbols B (and S);
+    without exporter_folding, torch does not fold constants (batchnorm stays BatchNormalization)."""
     import torch
 
     from tests.model_zoo import build
@@ -49,7 +59,7 @@ def export(name: str, path: str, dynamic: bool = False) -> None:
         warnings.simplefilter("ignore")
         axes = {n: ({0: "B", 1: "S"} if len(names) == 2 else {0: "B"}) for n in names} if dynamic else None
         torch.onnx.export(module, inputs, path, dynamo=False, opset_version=17, input_names=names,
-                          dynamic_axes=axes)
+                          dynamic_axes=axes, do_constant_folding=exporter_folding)
 
 
 def onnx_counts(path: str) -> tuple[int, int]:
@@ -79,9 +89,9 @@ def measure(name: str, folder: str) -> dict:
     from leptonc.passes import run_pipeline
 
     row = {"model": name}
-    for label in ("static", "symbolic"):
+    for label, (dynamic, exporter_folding) in VARIANTS.items():
         path = os.path.join(folder, f"{name}.{label}.onnx")
-        export(name, path, dynamic=label == "symbolic")
+        export(name, path, dynamic, exporter_folding)
         row[f"{label}_onnx_nodes"], row[f"{label}_onnx_non_constant"] = onnx_counts(path)
         row[f"{label}_ort_basic"] = ort_basic_count(path, os.path.join(folder, f"{name}.{label}.ort_basic.onnx"))
         graph = leptonc.import_onnx(path)
@@ -102,8 +112,8 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models.split(","):
             row = measure(name, folder)
-            for label in ("static", "symbolic"):
-                print(f"{name} ({label} shapes): ONNX {row[f'{label}_onnx_nodes']} nodes "
+            for label in VARIANTS:
+                print(f"{name} ({label}): ONNX {row[f'{label}_onnx_nodes']} nodes "
                       f"({row[f'{label}_onnx_non_constant']} non-Constant); ORT basic {row[f'{label}_ort_basic']}; "
                       f"leptonc {row[f'{label}_before']} -> {row[f'{label}_after']} ops after default "
                       f"({row[f'{label}_seconds']:.2f}s); shape ops left {row[f'{label}_shape_ops_left']}")
