@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 from ...ir.dtypes import DType
-from ...ir.ops.image import affine_grid_array, resize_array
+from ...ir.errors import LeptoncError
+from ...ir.ops.image import affine_grid_array, resize_array, resize_dynamic_params
 from ...ir.types import TensorType
 from .builder import Builder, Val, dims_list, i64_array
 from .dynamic import known_ints
@@ -51,6 +52,21 @@ def resize(b: Builder, node, args, out, attrs):
         y = b.unary("round_nearest_even", y)
         y = b.binary("minimum", b.binary("maximum", y, b.full(info.min, y.type)), b.full(info.max, y.type))
     return b.convert(y, x.dtype)
+
+
+@lowers("resize_dynamic")
+def resize_dynamic(b: Builder, node, args, out, attrs):
+    """resize with the sizes, scales and roi that the (known) operands give."""
+    x, *operands = args
+    for v, what in zip(operands, ("roi", "scales", "sizes")):
+        if v.known is None:
+            raise LeptoncError(f"stablehlo: the {what} of {node.label} is only known at run time; XLA needs it static")
+    roi, scales, sizes = (np.asarray(v.known) for v in operands)
+    shape, sc, full_roi = resize_dynamic_params(x.shape, roi, scales, sizes, attrs["axes"],
+                                                attrs["keep_aspect_ratio_policy"])
+    static = {k: v for k, v in attrs.items() if k not in ("axes", "keep_aspect_ratio_policy")}
+    return resize(b, node, [x], out, {**static, "shape": tuple(shape), "scales": tuple(sc),
+                                      "roi": tuple(np.asarray(full_roi, np.float64).reshape(-1))})
 
 
 def affine_grid_of(b: Builder, theta, size, align_corners: bool, out):

@@ -31,8 +31,10 @@ SIZE_OPERANDS = {
     "pad_dynamic": (1, 3), "full_dynamic": (0,), "range_dynamic": (0, 1, 2), "topk_dynamic": (1,),
     "squeeze_dynamic": (1,), "unsqueeze_dynamic": (1,), "split_dynamic": (1,), "reduce_dynamic": (1,),
     "col2im_dynamic": (1, 2), "dft_dynamic": (1, 2), "stft_dynamic": (1, 3), "affine_grid_dynamic": (1,),
+    "resize_dynamic": (1, 2, 3),
 }
 KNOWN_LIMIT = 4096  # elements: the largest integer value evaluated at emission (shape arithmetic is tiny)
+KNOWN_FLOAT_LIMIT = 16  # float parameters of sizes (resize scales and roi), never weights
 
 
 @dataclass
@@ -129,5 +131,5 @@ def _evaluate(node: Node, spec: Specialization, attrs) -> tuple:
 
 
 def _knowable(dtype: np.dtype, size: int) -> bool:
-    """Small integer tensors and float scalars: what sizes are computed from (never weights)."""
-    return size <= (KNOWN_LIMIT if np.dtype(dtype).kind in "iub" else 1)
+    """Small integer tensors and tiny float ones: what sizes are computed from (never weights)."""
+    return size <= (KNOWN_LIMIT if np.dtype(dtype).kind in "iub" else KNOWN_FLOAT_LIMIT)

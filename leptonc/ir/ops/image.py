@@ -175,7 +175,13 @@ def _resize_dynamic_infer(x, roi, scales, sizes, axes, keep_aspect_ratio_policy,
            attrs={"axes": ("ints", ()), "keep_aspect_ratio_policy": ("str", "stretch"), **_RESIZE_MODE_ATTRS})
 def resize_dynamic(x, roi, scales, sizes, axes, keep_aspect_ratio_policy, **modes):
     """ONNX Resize with run-time roi / scales / sizes (empty operands are absent), over `axes` (all if empty)."""
-    r = x.ndim
+    out, sc, roi = resize_dynamic_params(x.shape, roi, scales, sizes, axes, keep_aspect_ratio_policy)
+    return resize_array(x, out, sc, roi, **modes)
+
+
+def resize_dynamic_params(shape, roi, scales, sizes, axes, keep_aspect_ratio_policy):
+    """(output sizes, scales, roi over all dims) that resize_dynamic's operands give an input of `shape`."""
+    r = len(shape)
     axes = [a % r for a in axes] if axes else list(range(r))
     roi = np.asarray(roi, np.float64).reshape(-1)
     if roi.size:
@@ -184,20 +190,20 @@ def resize_dynamic(x, roi, scales, sizes, axes, keep_aspect_ratio_policy, **mode
             full[a], full[a + r] = roi[i], roi[i + len(axes)]
         roi = full
     if sizes.size:
-        out = list(x.shape)
+        out = list(shape)
         for i, a in enumerate(axes):
             out[a] = int(sizes[i])
-        sc = [out[i] / x.shape[i] if x.shape[i] else 1.0 for i in range(r)]
+        sc = [out[i] / shape[i] if shape[i] else 1.0 for i in range(r)]
         if keep_aspect_ratio_policy != "stretch":
             s = (min if keep_aspect_ratio_policy == "not_larger" else max)(sc[a] for a in axes)
             sc = [s if i in axes else 1.0 for i in range(r)]
-            out = [int(s * x.shape[i] + 0.5) if i in axes else x.shape[i] for i in range(r)]
+            out = [int(s * shape[i] + 0.5) if i in axes else shape[i] for i in range(r)]
     else:
         sc = [1.0] * r
         for i, a in enumerate(axes):
             sc[a] = float(scales.reshape(-1)[i])
-        out = [int(np.floor(x.shape[i] * sc[i])) for i in range(r)]
-    return resize_array(x, out, sc, roi, **modes)
+        out = [int(np.floor(shape[i] * sc[i])) for i in range(r)]
+    return out, sc, roi
 
 
 # -- grid_sample ----------------------------------------------------------------------------------
