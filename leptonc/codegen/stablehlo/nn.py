@@ -1,14 +1,15 @@
-"""Lowering of conv, conv_transpose and col2im (stablehlo.convolution), and of the pooling ops
-max_pool, avg_pool, lp_pool, max_pool_with_indices and lrn (stablehlo.reduce_window); max_unpool."""
+"""Lowering of conv, conv_transpose and col2im (stablehlo.convolution), of the pooling ops
+max_pool, avg_pool, lp_pool, max_pool_with_indices and lrn (stablehlo.reduce_window), of max_unpool,
+and of deform_conv (bilinear gathers, then dot_general)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ...ir.dtypes import DType
 from ...ir.types import TensorType
-from .builder import Builder, Val, i64_array, i64_matrix
+from .builder import Builder, Val, dims_list, i64_array, i64_matrix
 from .layout import scatter
-from .linalg import PRECISION, widen
+from .linalg import PRECISION, dot, widen
 from .reduction import identity
 from .rules import lowers
 
@@ -220,3 +221,85 @@ def max_unpool(b: Builder, node, args, out, attrs):
                "scatter_dims_to_operand_dims = [0], index_vector_dim = 1>")
     y = scatter(b, flat, b.reshape(idx, (count, 1)), b.reshape(x, (count,)), "none", numbers)
     return b.reshape(y, out[0].shape)
+
+
+def _gather_pixels(b: Builder, data: Val, lead_index: list[Val], y: Val, x: Val) -> Val:
+    """data[i0, i1, ..., :, y, x] for data (d0, d1, ..., C, H, W): the leading indices, y and x are
+    integer arrays of one shape L; the result is L + (C,). Indices must be in range."""
+    lead = tuple(y.shape)
+    cols = [b.reshape(v, lead + (1,)) for v in lead_index + [y, x]]
+    coords = b.concatenate(cols, len(lead))
+    nlead = len(lead_index)
+    every = list(range(nlead)) + [nlead + 1, nlead + 2]
+    numbers = (f"#stablehlo.gather<offset_dims = [{len(lead)}], collapsed_slice_dims = {dims_list(every)}, "
+               f"start_index_map = {dims_list(every)}, index_vector_dim = {len(lead)}>")
+    c = data.shape[nlead]
+    return b.op1("stablehlo.gather", [data, coords], data.type.with_shape(lead + (c,)),
+                 {"dimension_numbers": numbers, "slice_sizes": i64_array([1] * nlead + [c, 1, 1]),
+                  "indices_are_sorted": "false"})
+
+
+def _bilinear_corners(b: Builder, py: Val, px: Val, h: int, w: int):
+    """For sample positions (py, px): the four (weight, valid, y, x) corners of bilinear
+    interpolation, y and x clamped into the image (the weight is zero where the corner is outside)."""
+    y0, x0 = b.unary("floor", py), b.unary("floor", px)
+    ly, lx = b.binary("subtract", py, y0), b.binary("subtract", px, x0)
+    one = b.full(1, ly.type)
+    hy, hx = b.binary("subtract", one, ly), b.binary("subtract", one, lx)
+    corners = []
+    for dy, dx, wy, wx in ((0, 0, hy, hx), (0, 1, hy, lx), (1, 0, ly, hx), (1, 1, ly, lx)):
+        yy = b.convert(b.binary("add", y0, b.full(dy, y0.type)), DType.i64)
+        xx = b.convert(b.binary("add", x0, b.full(dx, x0.type)), DType.i64)
+        ok = b.binary("and", b.binary("and", b.compare(yy, b.full(0, yy.type), "GE"),
+                                      b.compare(yy, b.full(h, yy.type), "LT")),
+                      b.binary("and", b.compare(xx, b.full(0, xx.type), "GE"), b.compare(xx, b.full(w, xx.type), "LT")))
+        weight = b.select(ok, b.binary("multiply", wy, wx), b.full(0, ly.type))
+        clamp = [b.binary("minimum", b.binary("maximum", v, b.full(0, v.type)), b.full(n - 1, v.type))
+                 for v, n in ((yy, h), (xx, w))]
+        corners.append((weight, clamp[0], clamp[1]))
+    return corners
+
+
+@lowers("deform_conv")
+def deform_conv(b: Builder, node, args, out, attrs):
+    """Bilinear samples of x at each tap's position plus its offset (times the mask), gathered into
+    columns, then one dot_general per group of weights, as the reference does."""
+    acc = DType.f64 if args[0].dtype is DType.f64 else DType.f32
+    x, w, offset = (b.convert(v, acc) for v in args[:3])
+    rest = [b.convert(v, acc) for v in args[3:]]
+    bias = rest[0] if attrs["has_bias"] else None
+    mask = rest[-1] if attrs["has_mask"] else None
+    strides, pads, dilations = _spatial(2, attrs)
+    n, c, h, wd = x.shape
+    oc, cg, kh, kw = w.shape
+    oh, ow = offset.shape[2:]
+    og, group = attrs["offset_group"], attrs["group"]
+    lead = (n, og, kh, kw, oh, ow)
+    off = b.reshape(offset, (n, og, kh, kw, 2, oh, ow))
+    pos = []
+    for axis, (base_shape, s, p, d) in enumerate((((kh, 1, oh, 1), strides[0], pads[0], dilations[0]),
+                                                  ((1, kw, 1, ow), strides[1], pads[1], dilations[1]))):
+        taps = np.arange(kh if axis == 0 else kw)
+        outs = np.arange(oh if axis == 0 else ow)
+        base = (-p + s * outs)[None, :] + (d * taps)[:, None]  # taps, outs
+        base = np.broadcast_to(base.reshape(base_shape), (kh, kw, oh, ow)).astype(acc.numpy)
+        part = b.reshape(b.slice(off, [0, 0, 0, 0, axis, 0, 0], [n, og, kh, kw, axis + 1, oh, ow]), lead)
+        pos.append(b.binary("add", part, b.broadcast_in_dim(b.constant(np.ascontiguousarray(base)), lead, [2, 3, 4, 5])))
+    data = b.reshape(x, (n, og, c // og, h, wd))
+    index = [b.iota(TensorType(DType.i64, lead), 0), b.iota(TensorType(DType.i64, lead), 1)]
+    cols = None
+    for weight, yy, xx in _bilinear_corners(b, pos[0], pos[1], h, wd):
+        vals = _gather_pixels(b, data, index, yy, xx)  # lead + (cpg,)
+        term = b.binary("multiply", vals, b.broadcast_in_dim(weight, vals.shape, range(6)))
+        cols = term if cols is None else b.binary("add", cols, term)
+    if mask is not None:
+        cols = b.binary("multiply", cols, b.broadcast_in_dim(b.reshape(mask, lead), cols.shape, range(6)))
+    k = kh * kw
+    cols = b.transpose(cols, (0, 1, 6, 2, 3, 4, 5))  # n, og, cpg, kh, kw, oh, ow: channels in input order
+    cols = b.reshape(cols, (n, group, cg * k, oh * ow))
+    wg = b.reshape(w, (group, oc // group, cg * k))
+    y = dot(b, wg, cols, ([0], [1]), ([2], [2]), (group, oc // group, n, oh * ow))
+    y = b.reshape(b.transpose(y, (2, 0, 1, 3)), (n, oc, oh, ow))
+    if bias is not None:
+        y = b.binary("add", y, b.broadcast_in_dim(bias, y.shape, [1]))
+    return b.convert(y, out[0].dtype)
