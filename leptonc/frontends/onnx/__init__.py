@@ -6,6 +6,7 @@ outside the default domain): those with a mapping in `handlers/`, and every op w
 defines a function body (expanded into that body).
 """
 from .importer import import_onnx, supported_op_types
+from . import quantization  # noqa: F401,E402  (ONNX quantization ops into the IR's; after the handlers)
 
 SUPPORTED_OPS = supported_op_types()
 
