@@ -1049,6 +1049,87 @@ def _scatter(imp, node, a):
     return imp.add("scatter_elements", x, idx, updates, axis=axis)
 
 
+def _positions(imp, start, step, length, axis: int, rank: int, size) -> Value:
+    """start + step * i for i < length, as an i64 tensor shaped to run along `axis` of a rank-`rank` tensor."""
+    if not isinstance(start, int) or not isinstance(step, int):
+        raise UnsupportedOpError("a symbolic start or step in slice assignment")
+    if start < 0:
+        if not isinstance(size, int):
+            raise UnsupportedOpError("a negative start along a symbolic dim in slice assignment")
+        start += size
+    end = start + length * step if isinstance(length, int) else None  # None: the length is symbolic
+    positions = imp.arange(start, end, step, DType.i64, length)
+    return imp.reshape(positions, tuple(length if i == axis else 1 for i in range(rank)))
+
+
+def _scatter_along(imp, x: Value, updates: Value, axis: int, start, step) -> Value:
+    """x with `updates` written at start, start+step, ... along axis."""
+    index = _positions(imp, start, step, updates.shape[axis], axis, x.type.rank, x.shape[axis])
+    index = imp.add("broadcast_to", index, shape=updates.shape)
+    return imp.add("scatter_elements", x, index, imp.cast(updates, x.dtype), axis=axis)
+
+
+@_handles("slice_scatter.default")
+def _slice_scatter(imp, node, a):
+    x = imp.v(a["self"])
+    start = a.get("start")
+    start = imp.env[start] if isinstance(start, torch.fx.Node) else (start or 0)
+    return _scatter_along(imp, x, imp.v(a["src"]), _axis(a.get("dim", 0), x.type.rank), start, a.get("step") or 1)
+
+
+@_handles("select_scatter.default")
+def _select_scatter(imp, node, a):
+    x = imp.v(a["self"])
+    axis = _axis(a["dim"], x.type.rank)
+    src = imp.v(a["src"])
+    src = imp.reshape(src, src.shape[:axis] + (1,) + src.shape[axis:])
+    return _scatter_along(imp, x, src, axis, a["index"], 1)
+
+
+@_handles("index_put.default")
+def _index_put(imp, node, a):
+    """x[index] = values for one index tensor (positions along an axis, or a boolean mask over leading axes)."""
+    x = imp.v(a["self"])
+    indices = list(a["indices"])
+    axes = [i for i, t in enumerate(indices) if t is not None]
+    if len(axes) != 1:
+        raise UnsupportedOpError("index assignment with more than one index tensor")
+    axis, index = axes[0], imp.v(indices[axes[0]])
+    values = imp.cast(imp.v(a["values"]), x.dtype)
+    if index.dtype is DType.bool:
+        if axis != 0 or a.get("accumulate"):
+            raise UnsupportedOpError("masked assignment other than x[mask] = values")
+        mask = imp.reshape(index, index.shape + (1,) * (x.type.rank - index.type.rank))
+        return imp.add("where", mask, values, x)
+    if index.type.rank != 1:
+        raise UnsupportedOpError("index assignment with a multi-dimensional index tensor")
+    shape = x.shape[:axis] + index.shape + x.shape[axis + 1:]
+    position = imp.reshape(imp.cast(index, DType.i64), tuple(index.shape[0] if i == axis else 1
+                                                            for i in range(x.type.rank)))
+    return imp.add("scatter_elements", x, imp.add("broadcast_to", position, shape=shape),
+                   imp.add("broadcast_to", values, shape=shape), axis=axis,
+                   reduction="add" if a.get("accumulate") else "none")
+
+
+@_handles("as_strided.default", "as_strided_copy.default")
+def _as_strided(imp, node, a):
+    """A strided view of a contiguous tensor: a reshape when the strides are row-major, else a gather."""
+    x = imp.v(a["self"])
+    val = a["self"].meta["val"]
+    size, stride, offset = list(a["size"]), list(a["stride"]), a.get("storage_offset") or 0
+    if not (x.type.is_static and all(isinstance(d, int) for d in size + stride) and val.is_contiguous()):
+        raise UnsupportedOpError("as_strided on a symbolic or non-contiguous tensor")
+    flat_index = offset + sum(np.arange(n).reshape([-1 if i == k else 1 for i in range(len(size))]) * st
+                              for k, (n, st) in enumerate(zip(size, stride)))
+    flat_index = np.broadcast_to(flat_index, size)
+    numel = int(np.prod(x.shape))
+    if flat_index.size == numel and np.array_equal(flat_index.reshape(-1), np.arange(numel)):
+        return imp.reshape(x, tuple(size))
+    flat = imp.reshape(x, (numel,))
+    return imp.add("gather", flat, imp.g.add_constant(np.ascontiguousarray(flat_index, np.int64),
+                                                      f"{node.name}_index"), axis=0)
+
+
 def _resize_axis(size: int, out: int, scale_factor, align_corners: bool, mode: str):
     """Source positions for each output index along one axis, as torch's upsample kernels compute them."""
     scale = np.float32(1 / scale_factor) if scale_factor else np.float32(size / out)

@@ -94,6 +94,9 @@ CASES = {
                              F.interpolate(a, scale_factor=2, mode="bilinear"),
                              F.interpolate(a, size=(7, 5), mode="bilinear", align_corners=True),
                              F.interpolate(a[:, :, 0], scale_factor=3, mode="linear")), (randn(2, 3, 4, 6),)),
+    "assignment": (lambda m, a, b, i: (_assign(a, b, i)), (randn(4, 6), randn(4, 6), torch.tensor([2, 0]))),
+    "as_strided": (lambda m, a: (a.mean((1, 2), keepdim=True).as_strided((2, 5, 1, 1), (5, 1, 5, 5)),
+                                 a.contiguous().as_strided((3, 2), (1, 3), 2)), (x4,)),
     "pad": (lambda m, a: (F.pad(a, (1, 2)), F.pad(a, (1, 1, 2, 0), value=-1.5), F.pad(a, (2, 1, 1, 2), "reflect"),
                           F.pad(a, (1, 1, 1, 1), "replicate")), (x4,)),
     "embedding": (lambda m, i: m.layers[0](i), (torch.tensor([[1, 5], [9, 0]]),), torch.nn.Embedding(10, 3)),
@@ -120,6 +123,20 @@ CASES = {
                                torch.arange(3, 11, 2) + a.shape[0], torch.arange(5.0) * a[0, 0, 0],
                                a.new_zeros(3)), (x4,)),
 }
+
+
+def _assign(a, b, i):
+    """Slice, select, index and mask assignment on copies of a."""
+    y = a.clone()
+    y[:, 1:5:2] = b[:, :2]
+    y[1] = b[0]
+    y[:, -1] = 3.0
+    z = a.clone()
+    z[i] = b[:2]
+    z[a > 0.5] = 0.0
+    w = a.clone()
+    w.index_put_((i,), b[:2], accumulate=True)
+    return y, z, w
 
 
 def run_case(fn, inputs, *modules):
