@@ -128,7 +128,6 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
     from .codegen.cpu.build import build_library, compiler_version, cpu_features, find_compiler
     from .codegen.cpu.program import generate
     from .passes import run_pipeline
-    from .runtime import safetensors
     from .runtime.artifact import Artifact
 
     graph = run_pipeline(graph, TARGET_PIPELINE)
@@ -136,7 +135,8 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
     program = generate(graph)
     progress.stage(f"building {len(program.meta['kernels'])} kernels with the C compiler")
     library, _ = build_library(program.source, use_cache=cache)
-    weights = {name: graph.constants[name] for name in program.meta["weights"]}
+    # weights laid out as the kernels read them (contiguous), once, at compile time
+    weights = {name: np.ascontiguousarray(graph.constants[name]) for name in program.meta["weights"]}
     manifest = {
         "leptonc_version": __version__,
         "target": "cpu",
@@ -149,7 +149,7 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
         "example_bindings": _example_bindings(graph, example_inputs),
         "fusion_report": program.plan.report(),
     }
-    art = Artifact(manifest, print_ir(graph), safetensors.dumps(weights), program.source, library.read_bytes())
+    art = Artifact(manifest, print_ir(graph), b"", program.source, library.read_bytes(), weights=weights)
     return CompiledModel(art, library)
 
 

@@ -21,10 +21,12 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..ir.errors import LeptoncError
+from . import safetensors
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -40,11 +42,15 @@ class ArtifactError(LeptoncError):
 
 @dataclass
 class Artifact:
+    """The members of an artifact. The weights are a safetensors blob (as read), or, for a model just
+    compiled, the arrays themselves in `weights`, encoded only when the artifact is written."""
+
     manifest: dict
     ir_text: str
     weights_blob: bytes
     source: str
     library: bytes
+    weights: dict | None = None
 
 
 def sha256(data: bytes) -> str:
@@ -53,19 +59,25 @@ def sha256(data: bytes) -> str:
 
 def write_artifact(path: str | os.PathLike, art: Artifact) -> None:
     """Write the artifact (the manifest's member hashes are filled in here)."""
-    payload = {"graph.lir": art.ir_text.encode(), "weights.safetensors": art.weights_blob}
+    payload = {"graph.lir": art.ir_text.encode()}
     target = art.manifest.get("target", "cpu")
     payload[SOURCE_MEMBER[target]] = art.source.encode()
     if target == "cpu":  # only the cpu target ships a library
         payload["model.so"] = art.library
-    manifest = dict(art.manifest, format_version=FORMAT_VERSION,
-                    members={name: sha256(data) for name, data in payload.items()})
+    hashes = {name: sha256(data) for name, data in payload.items()}
     tmp = Path(str(path) + ".tmp")
     with zipfile.ZipFile(tmp, "w") as z:
-        z.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True), compress_type=zipfile.ZIP_DEFLATED)
         for name, data in payload.items():
-            kind = zipfile.ZIP_STORED if name == "weights.safetensors" else zipfile.ZIP_DEFLATED
-            z.writestr(name, data, compress_type=kind)
+            z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+        # the weights stream into the archive uncompressed, hashed on the way
+        digest = hashlib.sha256()
+        with z.open(zipfile.ZipInfo("weights.safetensors"), "w", force_zip64=True) as f:
+            for chunk in (safetensors.chunks(art.weights) if art.weights is not None else [art.weights_blob]):
+                digest.update(chunk)
+                f.write(chunk)
+        hashes["weights.safetensors"] = digest.hexdigest()
+        manifest = dict(art.manifest, format_version=FORMAT_VERSION, members=hashes)
+        z.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True), compress_type=zipfile.ZIP_DEFLATED)
     os.replace(tmp, path)
 
 
@@ -92,7 +104,7 @@ def read_artifact(path: str | os.PathLike) -> Artifact:
             manifest = json.loads(z.read(MANIFEST))
         except KeyError:
             raise ArtifactError(f"{where}: no {MANIFEST}") from None
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as e:
             raise ArtifactError(f"{where}: unreadable {MANIFEST}: {e}") from None
         if not isinstance(manifest, dict):
             raise ArtifactError(f"{where}: {MANIFEST} is not a JSON object")
@@ -110,7 +122,7 @@ def read_artifact(path: str | os.PathLike) -> Artifact:
                 blob = z.read(name)
             except KeyError:
                 raise ArtifactError(f"{where}: member {name} is missing") from None
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as e:
                 raise ArtifactError(f"{where}: member {name} is unreadable ({e})") from None
             if sha256(blob) != hashes[name]:
                 raise ArtifactError(f"{where}: member {name} does not match its sha256 in the manifest "

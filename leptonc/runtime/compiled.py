@@ -18,7 +18,7 @@ class CompiledModel:
     def __init__(self, artifact: Artifact, library_path: str | os.PathLike):
         self.artifact = artifact
         self.manifest = artifact.manifest
-        self.weights = safetensors.loads(artifact.weights_blob)
+        self.weights = artifact.weights if artifact.weights is not None else safetensors.loads(artifact.weights_blob)
         self.executor = Executor(self.manifest["program"], library_path, self.weights)
 
     def __call__(self, *inputs, **named):

@@ -17,21 +17,29 @@ _CODES = {DType.f32: "F32", DType.f64: "F64", DType.f16: "F16", DType.bf16: "BF1
 _DTYPES = {v: k for k, v in _CODES.items()}
 
 
-def dumps(tensors: dict[str, np.ndarray]) -> bytes:
-    header, chunks, offset = {}, [], 0
+def chunks(tensors: dict[str, np.ndarray]):
+    """The safetensors encoding of `tensors` as a sequence of byte chunks (contiguous arrays are not copied)."""
+    header, arrays, offset = {}, [], 0
     for name, arr in tensors.items():
         arr = np.ascontiguousarray(arr)
         dtype = DType.from_numpy(arr.dtype)
         if dtype not in _CODES:
             raise LeptoncError(f"weight '{name}' has dtype {dtype}, which safetensors cannot store")
         raw = stored(arr)  # i4 packed two per byte
-        data = raw.astype(raw.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": _CODES[dtype], "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
+        raw = np.ascontiguousarray(raw.astype(raw.dtype.newbyteorder("<"), copy=False))
+        header[name] = {"dtype": _CODES[dtype], "shape": list(arr.shape), "data_offsets": [offset, offset + raw.nbytes]}
+        arrays.append(raw)
+        offset += raw.nbytes
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+    yield struct.pack("<Q", len(text)) + text
+    for raw in arrays:
+        if raw.nbytes:
+            yield memoryview(raw.reshape(-1).view(np.uint8))
+
+
+def dumps(tensors: dict[str, np.ndarray]) -> bytes:
+    return b"".join(bytes(c) for c in chunks(tensors))
 
 
 def loads(blob: bytes) -> dict[str, np.ndarray]:
