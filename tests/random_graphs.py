@@ -13,7 +13,7 @@ A graph starts from one to three inputs (f32, rank 1 to 4, dims 1..4, the
 first dim sometimes the symbol "B") and grows by builders, each adding a few
 nodes over values already there: elementwise math with other values or with
 constants (identity constants 0 and 1 among them), reductions, reshapes,
-transposes, slices, concat, split, gather, pad, tile, broadcast_to, casts,
+transposes, slices, concat, split, gather, pad, tile, broadcast_to, casts, dropout,
 matmul and conv (optionally followed by a per-channel affine, as frontends
 decompose batchnorm), shape arithmetic (shape_of, gather, arithmetic, full),
 subexpressions over constants only, and duplicates of existing nodes. Some
@@ -210,7 +210,13 @@ def _gather(b: _Builder):
 def _layout_no_ops(b: _Builder):
     """Ops that leave their operand as it is: canonicalize's business."""
     x = b.pick()
-    how = b.draw(st.sampled_from(("cast", "cast_roundtrip", "pad", "tile", "broadcast_to", "reduce_none", "concat1")))
+    how = b.draw(st.sampled_from(("cast", "cast_roundtrip", "pad", "tile", "broadcast_to", "reduce_none", "concat1",
+                                  "dropout")))
+    if how == "dropout":  # inference dropout (training false), or training with a fixed seed
+        training = b.draw(st.booleans())
+        ratio = b.g.add_constant(np.array(0.25, np.float32), "ratio")
+        flag = b.g.add_constant(np.array(training), "training")
+        return [b.g.add_node("dropout", [x, ratio, flag], {"seed": 7}).outputs[0]]
     if how == "cast":
         return [b.g.add("cast", x, dtype=DType.f32)]
     if how == "cast_roundtrip":

@@ -1,6 +1,7 @@
 """canonicalize: local rewrites that simplify without changing values.
 
 - identities: x*1, x+0, x-0, x/1, x**1, x&true, x|false, neg(neg x), not(not x);
+- dropout outside training (or with ratio 0) is its input;
 - ops that leave their operand as it is: a cast to its own dtype, reshape or
   broadcast_to to its own shape, a slice that keeps everything, pad by zeros,
   tile by ones, concat of one operand, a reduction over no axes, identity transposes;
@@ -24,14 +25,15 @@ from ..ir import dims as D
 from ..ir.graph import Graph, Node, Value
 from ..ir.ops.shape import BIG
 from .registry import register_pass
-from .rewrite import replace_result
+from .rewrite import adopt_name, replace_result
 
-Rule = Callable[[Graph, Node], "Value | None"]
+Rule = Callable[[Graph, Node], "Value | list[Value] | None"]
 _RULES: dict[str, list[Rule]] = {}
 
 
 def rule(*ops: str) -> Callable[[Rule], Rule]:
-    """Register a rewrite for nodes of these ops: it returns the value replacing the node's result, or None."""
+    """Register a rewrite for nodes of these ops: it returns the value replacing the node's result
+    (a list, one per result, for a multi-result op), or None when it does not apply."""
     def register(fn: Rule) -> Rule:
         for op in ops:
             _RULES.setdefault(op, []).append(fn)
@@ -46,12 +48,18 @@ def canonicalize(graph: Graph) -> bool:
     while progress:
         progress = False
         for node in list(graph.nodes):
-            if node.graph is not graph or len(node.outputs) != 1:
+            if node.graph is not graph:
                 continue
             for fn in _RULES.get(node.op, ()):
                 new = fn(graph, node)
                 if new is not None:
-                    replace_result(graph, node.output, new)
+                    pairs = list(zip(node.outputs, new if isinstance(new, list) else [new]))
+                    for old, value in pairs:
+                        replace_result(graph, old, value)
+                    if node.graph is graph:  # an op that is not pure (dropout) is not erased as dead
+                        graph.erase(node)
+                        for old, value in pairs:
+                            adopt_name(old, value)
                     progress = changed = True
                     break
     return changed
@@ -181,6 +189,19 @@ def _pad_into_conv(graph: Graph, node: Node) -> Value | None:
     own = node.attrs["pads"] or (0,) * (2 * nsp)
     pads = [own[i] + extra[2 + i] for i in range(nsp)] + [own[nsp + i] + extra[rank + 2 + i] for i in range(nsp)]
     return _build(graph, node, "conv", [pad.inputs[0], *node.inputs[1:]], **{**node.attrs, "pads": pads})
+
+
+@rule("dropout")
+def _inference_dropout(graph: Graph, node: Node) -> list[Value] | None:
+    """dropout that is not training (or drops nothing) is its input, with a mask of all true."""
+    x, ratio, training = node.inputs
+    if not (_splat(graph, training, False) or _splat(graph, ratio, 0.0)):
+        return None
+    mask = node.outputs[1]
+    if not mask.uses and not any(mask is o for o in graph.outputs):
+        return [x, mask]  # the mask is unused: nothing replaces it
+    ones = graph.add("full", shape=mask.shape, value=1.0, dtype=mask.dtype, name=mask.name, before=node)
+    return [x, ones]
 
 
 def _swaps_last_two(node: Node | None) -> bool:

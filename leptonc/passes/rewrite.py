@@ -19,8 +19,13 @@ def replace_result(graph: Graph, old: Value, new: Value) -> None:
     node = old.producer
     if node is not None and node.graph is graph and is_dead(graph, node):
         erase_dead(graph, node)
-        if new.producer is not None and new.name.startswith(old.name + "_"):
-            new.name = old.name
+        adopt_name(old, new)
+
+
+def adopt_name(old: Value, new: Value) -> None:
+    """Give `new` the name of `old` (gone from the graph) when new was named after it (`%y_1` for `%y`)."""
+    if new.producer is not None and new.name.startswith(old.name + "_"):
+        new.name = old.name
 
 
 def erase_dead(graph: Graph, node: Node) -> None:
