@@ -106,9 +106,9 @@ class PassManager:
         except LeptoncError:
             raise
         except Exception as e:
-            path = self._report(entry, before_text or print_ir(graph))
-            raise PassError(f"pass '{entry}' crashed ({type(e).__name__}: {e}); the IR before it is in {path}") \
-                from e
+            where = f"the IR before it is in {self._report(entry, before_text)}" if before_text else \
+                "run with verify_each (--verify-each) to save the IR from before it"
+            raise PassError(f"pass '{entry}' crashed ({type(e).__name__}: {e}); {where}") from e
         seconds = time.perf_counter() - start
         if result.graph is not None:
             graph = result.graph

@@ -83,8 +83,8 @@ class PassResult:
 class Pass:
     """Base class for passes that keep state between graphs or need set-up.
 
-    A subclass implements `run(graph) -> bool | PassResult`; its options arrive
-    as attributes of `self.options`. Most passes are plain functions instead.
+    A subclass implements `run(graph) -> bool | PassResult`; its options (defaults
+    filled in) are the dict `self.options`. Most passes are plain functions instead.
     """
 
     def __init__(self, **options):

@@ -170,7 +170,9 @@ def test_verify_each_catches_a_pass_that_lies_about_changing(tmp_path):
 
 def test_a_crashing_pass_is_named(tmp_path):
     with pytest.raises(PassError, match=r"pass 'test-crash' crashed \(ZeroDivisionError: boom\); the IR before"):
-        run_pipeline(parse_ir(SMALL), "test-crash", report_dir=str(tmp_path))
+        run_pipeline(parse_ir(SMALL), "test-crash", verify_each=True, report_dir=str(tmp_path))
+    with pytest.raises(PassError, match=r"crashed \(ZeroDivisionError: boom\); run with verify_each"):
+        run_pipeline(parse_ir(SMALL), "test-crash")
 
 
 def test_a_pass_must_say_whether_it_changed():
