@@ -40,7 +40,8 @@ REDUCE = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod"
 
 
 def random_inputs(graph: Graph, seed: int = 0, symbol_size: int = SYMBOL_SIZE) -> list[np.ndarray]:
-    """Arrays for the graph's inputs: normal floats, small non-negative ints, random bools; symbols bound to symbol_size."""
+    """Arrays for the graph's inputs: normal floats, small non-negative ints, random bools;
+    every symbol bound to symbol_size."""
     rng = np.random.default_rng(seed)
     bindings = {s: symbol_size for v in graph.inputs for d in v.shape for s in D.symbols(d)}
     out = []

@@ -25,7 +25,8 @@ from .rewrite import refine_node_types, replace_result
 from .static_forms import refine_dynamic_type, static_form
 
 
-@register_pass("fold", "evaluate nodes with constant operands and shape arithmetic on known dims; make dynamic ops static",
+@register_pass("fold", "evaluate nodes with constant operands and shape arithmetic on known dims; "
+                       "make dynamic ops static",
                options={"max_elements": Option(int, 1 << 16, "largest result that may grow beyond its operands")})
 def fold(graph: Graph, max_elements: int) -> bool:
     memo: dict = {}
