@@ -342,23 +342,22 @@ def _axes(dims, rank: int) -> tuple:
 
 # -- elementwise ------------------------------------------------------------------------------------------
 
-_UNARY = {"neg": "neg", "abs": "abs", "exp": "exp", "log": "log", "sqrt": "sqrt", "rsqrt": "rsqrt",
-          "sin": "sin", "cos": "cos", "tan": "tan", "tanh": "tanh", "sigmoid": "sigmoid", "erf": "erf",
-          "reciprocal": "reciprocal", "floor": "floor", "ceil": "ceil", "round": "round", "sign": "sign",
-          "relu": "relu", "asin": "asin", "acos": "acos", "atan": "atan", "sinh": "sinh", "cosh": "cosh",
-          "asinh": "asinh", "acosh": "acosh", "atanh": "atanh", "isnan": "isnan"}
+# ATen unary ops whose IR op has the same name.
+_UNARY = ("neg", "abs", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh", "sigmoid", "erf", "reciprocal",
+          "floor", "ceil", "round", "sign", "relu", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh",
+          "atanh", "isnan")
 
 
 def _unary(op: str):
     def handle(imp, node, a):
         x = imp.v(a["self"])
-        dtype = x.dtype if op == "isnan" else imp.meta_dtype(node)
+        dtype = x.dtype if op == "isnan" else imp.meta_dtype(node)  # int inputs of float math are cast first
         return imp.add(op, imp.cast(x, dtype))
     return handle
 
 
-for _name, _op in _UNARY.items():
-    _handles(f"{_name}.default")(_unary(_op))
+for _op in _UNARY:
+    _handles(f"{_op}.default")(_unary(_op))
 
 
 def _binary(op: str, *, compare: bool = False):
