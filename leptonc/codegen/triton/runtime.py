@@ -70,8 +70,7 @@ class TritonExecutor:
         self.launchers = [getattr(self.module, "launch_" + s["kernel"]) for s in meta["steps"]]
         self.allocated_at = [[b for b, buf in enumerate(meta["buffers"]) if buf["first"] == i]
                              for i in range(len(meta["steps"]))]
-        self.weights = {name: torch.from_numpy(np.array(weights[name], order="C")).to(self.device)
-                        for name in meta["weights"]}
+        self.weights = {name: _torch_weight(torch, weights[name]).to(self.device) for name in meta["weights"]}
 
     def bind(self, inputs) -> tuple[list, dict[str, int]]:
         arrays, bindings = bind_inputs(self.input_names, self.input_types, inputs)
@@ -176,3 +175,11 @@ class TritonModel(CompiledModel):
 
 def _tensor_type(entry: dict) -> TensorType:
     return TensorType(DType(entry["dtype"]), tuple(entry["shape"]))
+
+
+def _torch_weight(torch, array: np.ndarray):
+    """A weight as a torch tensor; bf16 (which torch.from_numpy cannot read) through its 16-bit pattern."""
+    arr = np.array(array, order="C")
+    if arr.dtype.name == "bfloat16":
+        return torch.from_numpy(arr.view(np.uint16)).view(torch.bfloat16)
+    return torch.from_numpy(arr)
