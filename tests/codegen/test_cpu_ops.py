@@ -173,7 +173,10 @@ def test_data_movement():
                 g.add("broadcast_to", g.add("slice", x, starts=(0,), ends=(1,), axes=(1,), steps=(1,)),
                       shape=(4, 3, 5)),
                 g.add("cumsum", x, axis=1), g.add("cumsum", x, axis=2, exclusive=True, reverse=True),
-                g.add("reshape", parts[0], shape=(8, 5))]
+                g.add("reshape", parts[0], shape=(8, 5)),
+                g.add("gather_nd", x, g.add_constant(np.array([[[1, -2], [0, 5]]], np.int64), "nd")),
+                g.add("gather_nd", x, g.add_constant(np.array([[2], [0], [3], [1]], np.int64), "nd1"),
+                      batch_dims=1)]
     g, xs = graph_of({"x": (x, (4, 6, 5)), "i": (i, (2, 2))}, build)
     compile_and_check(g, xs)
 

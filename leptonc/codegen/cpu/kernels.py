@@ -420,6 +420,29 @@ def emit_gather_elements(ctx: KernelContext, node: Node) -> list[str]:
             "}"]
 
 
+def emit_gather_nd(ctx: KernelContext, node: Node) -> list[str]:
+    x, idx, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    b = node.attrs["batch_dims"]
+    k = idx.shape[-1]
+    es = _es(y)
+    lines = [f"const int64_t NB = {cnumel(x.shape[:b], ctx.where)}, NI = {cnumel(idx.shape[b:-1], ctx.where)}, "
+             f"INNER = {cnumel(x.shape[b + k:], ctx.where)}, XB = {cnumel(x.shape[b:], ctx.where)};",
+             "  " + _arr("xd", x.shape[b:b + k], ctx.where),
+             "  " + _arr("xs", [D.product(x.shape[b + j + 1:]) for j in range(k)], ctx.where),
+             "#pragma omp parallel for schedule(static) if (NB * NI * INNER > 65536)",
+             "for (int64_t t = 0; t < NB * NI; ++t) {",
+             "  int64_t off = (t / NI) * XB;",
+             f"  for (int j = 0; j < {k}; ++j) {{",
+             f"    int64_t i = (int64_t){ctx.ptr(idx)}[t * {k} + j]; if (i < 0) i += xd[j];",
+             "    if (i < 0 || i >= xd[j]) i = 0;  /* out of range reads index 0 rather than stray memory */",
+             "    off += i * xs[j];",
+             "  }",
+             f"  memcpy((char*){ctx.ptr(y)} + t * INNER * {es}, (const char*){ctx.ptr(x)} + off * {es}, "
+             f"(size_t)(INNER * {es}));",
+             "}"]
+    return lines
+
+
 def emit_tile(ctx: KernelContext, node: Node) -> list[str]:
     x, y = node.inputs[0], node.outputs[0]
     rank = x.type.rank
@@ -478,5 +501,6 @@ EMITTERS = {
     "conv": emit_conv, "lrn": emit_lrn, "max_pool": emit_pool, "avg_pool": emit_pool, "transpose": emit_transpose,
     "broadcast_to": emit_broadcast_to, "slice": emit_slice, "concat": emit_concat, "split": emit_split,
     "pad": emit_pad, "gather": emit_gather,
-    "gather_elements": emit_gather_elements, "tile": emit_tile, "full": emit_full, "shape_of": emit_shape_of, "cumsum": emit_cumsum,
+    "gather_elements": emit_gather_elements, "tile": emit_tile,
+    "gather_nd": emit_gather_nd, "full": emit_full, "shape_of": emit_shape_of, "cumsum": emit_cumsum,
 }
