@@ -469,6 +469,16 @@ class Importer:
     def ops(self, name: str, inputs, **attrs) -> list[Value]:
         return self.g.add_node(name, list(inputs), attrs).outputs
 
+    def op_refined(self, name: str, *inputs: Value, shape=None, **attrs) -> Value:
+        """Like op(), with the result's "?" dims replaced by what the importer knows of them (`shape`:
+        one entry per dim, "?" where unknown): a dynamic op's inference cannot see its operands' values."""
+        node = self.g.add_node(name, list(inputs), attrs)
+        v = node.output
+        if shape is not None and len(shape) == v.type.rank:
+            dims = tuple(k if d == D.UNKNOWN else d for d, k in zip(v.shape, shape))
+            v.type = v.type.with_shape(dims)
+        return v
+
     def const(self, array, name: str | None = None) -> Value:
         arr = np.asarray(array)
         key = None
@@ -552,15 +562,19 @@ class Importer:
         return tuple(int(x) for x in arr.reshape(-1))
 
     def dims(self, v: Value | None) -> tuple | None:
-        """The values of a small rank-0/1 integer tensor as dims (int, symbol expression or "?")."""
+        """The values of a small rank-0/1 integer tensor as dims (int, symbol expression, or "?" for
+        an entry known only at run time); None for other values."""
         if v is None or not v.dtype.is_int or v.type.rank > 1 or not v.type.is_static \
                 or (v.type.rank == 1 and v.shape[0] > 64):
             return None
         hit = self._dims.get(id(v))
         if hit is not None and hit[0] is v:
             return hit[1]
-        self._dims[id(v)] = (v, None)  # guards against cycles through known()
+        n = 1 if v.type.rank == 0 else v.shape[0]
+        self._dims[id(v)] = (v, (D.UNKNOWN,) * n)  # guards against cycles through known()
         res = self._compute_dims(v)
+        if res is None or len(res) != n:
+            res = (D.UNKNOWN,) * n
         self._dims[id(v)] = (v, res)
         return res
 
@@ -569,11 +583,11 @@ class Importer:
         if arr is not None:
             return tuple(int(x) for x in arr.reshape(-1))
         p = v.producer
+        n = 1 if v.type.rank == 0 else v.shape[0]
         if p is None:
-            return None
+            return (D.UNKNOWN,) * n
         a = p.attrs
         op = p.op
-        n = 1 if v.type.rank == 0 else v.shape[0]
         if op == "shape_of":
             return tuple(p.inputs[0].shape[slice(a["start"], a["end"])])
         if op in ("cast", "reshape", "squeeze", "unsqueeze") and p.inputs[0].dtype.is_int:
@@ -614,7 +628,7 @@ class Importer:
         if op == "full" and isinstance(a["value"], (int, float)) and float(a["value"]).is_integer():
             return (int(a["value"]),) * n
         arr = self.known(v)
-        return None if arr is None else tuple(int(x) for x in arr.reshape(-1))
+        return (D.UNKNOWN,) * n if arr is None else tuple(int(x) for x in arr.reshape(-1))
 
     # -- the end: fold small constants, remove dead nodes ----------------------------------------
     def _fold(self) -> None:

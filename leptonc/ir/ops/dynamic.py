@@ -113,7 +113,7 @@ def full_dynamic(shape, value, dtype):
 
 
 def _range_infer(start, limit, delta):
-    require(start.rank == limit.rank == delta.rank == 0, "range_dynamic operands must be scalars")
+    require(all(t.numel == 1 for t in (start, limit, delta)), "range_dynamic operands must be single values")
     require(start.dtype == limit.dtype == delta.dtype, "range_dynamic operands differ in dtype")
     return TensorType(start.dtype, (Q,))
 
@@ -121,10 +121,9 @@ def _range_infer(start, limit, delta):
 @define_op("range_dynamic", arity=3, infer=_range_infer)
 def range_dynamic(start, limit, delta):
     """start, start + delta, ... up to (not including) limit; n = max(ceil((limit - start) / delta), 0)."""
-    s, l, d = start.item(), limit.item(), delta.item()
-    n = max(int(np.ceil((l - s) / d)), 0)
-    return (start + delta * np.arange(n).astype(start.dtype)).astype(start.dtype) if start.dtype.kind in "iu" \
-        else (s + d * np.arange(n, dtype=np.float64)).astype(start.dtype)
+    s, d = start.reshape(()), delta.reshape(())
+    n = max(int(np.ceil((float(limit.reshape(())) - float(s)) / float(d))), 0)
+    return (s + d * np.arange(n).astype(s.dtype)).astype(start.dtype)
 
 
 def _topk_infer(x, k, axis, largest, sorted):

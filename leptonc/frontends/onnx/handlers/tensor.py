@@ -56,7 +56,7 @@ def constant_of_shape(cx):
         if isinstance(scalar, int) and abs(scalar) > 2 ** 53:
             unsupported(cx, "an integer fill value beyond 2**53")
         return b.op("full", shape=dims, value=float(scalar), dtype=dtype)
-    return b.op("full_dynamic", _as_i64(b, s), value=scalar, dtype=dtype)
+    return b.op_refined("full_dynamic", _as_i64(b, s), shape=dims, value=scalar, dtype=dtype)
 
 
 @onnx_op("Shape")
@@ -87,7 +87,11 @@ def reshape_to(b, x, target, allowzero=False, runtime=None):
             return b.reshape(x, out)
     if runtime is None:
         runtime = _i64(b, target)
-    return b.op("reshape_dynamic", x, _as_i64(b, runtime), allowzero=bool(allowzero))
+    known = None
+    if target is not None:
+        known = [x.shape[i] if d == 0 and not allowzero and i < x.type.rank else
+                 Q if d == -1 or (isinstance(d, int) and d < 0) else d for i, d in enumerate(target)]
+    return b.op_refined("reshape_dynamic", x, _as_i64(b, runtime), shape=known, allowzero=bool(allowzero))
 
 
 @onnx_op("Reshape")
@@ -261,7 +265,7 @@ def expand_to(b, x, target, runtime=None):
             return x if tuple(out) == tuple(x.shape) else b.op("broadcast_to", x, shape=tuple(out))
     if runtime is None:
         runtime = _i64(b, target)
-    return b.op("expand_dynamic", x, _as_i64(b, runtime))
+    return b.op_refined("expand_dynamic", x, _as_i64(b, runtime), shape=None if target is None else out)
 
 
 @onnx_op("Expand")
