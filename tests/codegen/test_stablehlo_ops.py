@@ -237,6 +237,11 @@ CASES = [(op, [f32(3, 4)], {}) for op in UNARY_FLOAT] + [
                         Const()], {"mode": "linear"}),
     ("resize_dynamic", [f32(1, 2, 4, 5), Const(dtype=np.float32), Const(dtype=np.float32), Const(6, 6)],
      {"axes": (2, 3), "keep_aspect_ratio_policy": "not_larger"}),
+    ("roi_align", [f32(2, 3, 8, 9), np.array([[0, 0, 4, 4], [1.5, 2, 7.5, 6], [-2, -1, 3, 12]], np.float32),
+                   np.array([0, 1, 1])], {"output_height": 2, "output_width": 3, "sampling_ratio": 2}),
+    ("roi_align", [f32(1, 2, 6, 6), np.array([[1, 1, 10, 8], [0, 0, 2, 2]], np.float32), np.array([0, 0])],
+     {"mode": "max", "output_height": 3, "output_width": 2, "sampling_ratio": 3, "spatial_scale": 0.5,
+      "coordinate_transformation_mode": "output_half_pixel"}),
     ("affine_grid", [f32(2, 2, 3)], {"size": (2, 3, 4, 5)}),
     ("affine_grid", [f32(1, 3, 4)], {"size": (1, 1, 2, 3, 4), "align_corners": True}),
     ("affine_grid_dynamic", [f32(2, 2, 3), Const(2, 3, 4, 5)], {}),
@@ -321,6 +326,12 @@ def test_every_data_dependent_op_has_a_case():
 def test_data_dependent_sizes_are_a_clear_error(op):
     g = graph_of(op, DATA_DEPENDENT_CASES[op])
     with pytest.raises(LeptoncError, match=f"{op}.*static shapes"):
+        emit_module(g)
+
+
+def test_adaptive_roi_align_is_a_clear_error():
+    g = graph_of("roi_align", [f32(1, 2, 6, 6), np.array([[1, 1, 4, 4]], np.float32), np.array([0])])
+    with pytest.raises(LeptoncError, match="sampling_ratio 0"):
         emit_module(g)
 
 

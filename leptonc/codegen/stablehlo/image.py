@@ -1,9 +1,9 @@
-"""Lowering of resize, affine_grid and grid_sample.
+"""Lowering of resize, affine_grid, grid_sample and roi_align.
 
 resize and affine_grid are linear maps (affine with resize's extrapolation value) whose
 coefficients depend only on static sizes and attributes, so their matrices are the reference
-implementations applied to a basis at emission; the module multiplies by them. grid_sample
-gathers the neighbours of run-time coordinates and weights them."""
+implementations applied to a basis at emission; the module multiplies by them. grid_sample and
+roi_align gather the neighbours of run-time coordinates and weight them."""
 from __future__ import annotations
 
 import math
@@ -17,6 +17,7 @@ from ...ir.types import TensorType
 from .builder import Builder, Val, dims_list, i64_array
 from .dynamic import known_ints
 from .linalg import apply_matrix, dot
+from .nn import gather_pixels
 from .rules import lowers
 
 
@@ -202,3 +203,79 @@ def _cubic_weights(b: Builder, t: Val, a: float = -0.75) -> list[Val]:
     inner = (a + 2, -(a + 3), 0, 1)           # |d| < 1
     return [poly(b.binary("add", t, one), outer), poly(t, inner),
             poly(b.binary("subtract", one, t), inner), poly(b.binary("subtract", b.full(2, t.type), t), outer)]
+
+
+@lowers("roi_align")
+def roi_align(b: Builder, node, args, out, attrs):
+    """Bilinear samples on a static gh x gw grid in every bin of every region, then their mean or max.
+    With sampling_ratio 0 the grid size follows each region's size, which no static shape can hold."""
+    if attrs["sampling_ratio"] <= 0:
+        raise LeptoncError(f"stablehlo: {node.label} has sampling_ratio 0 (a sample count that depends on "
+                           "each region's size); XLA needs static shapes: give a positive sampling_ratio")
+    acc = DType.f64 if args[0].dtype is DType.f64 else DType.f32
+    x, rois = b.convert(args[0], acc), b.convert(args[1], acc)
+    batch = b.convert(args[2], DType.i64)
+    _, _, h, w = x.shape
+    r = rois.shape[0]
+    oh, ow, g = attrs["output_height"], attrs["output_width"], attrs["sampling_ratio"]
+    half = attrs["coordinate_transformation_mode"] == "half_pixel"
+    grid = (r, oh, g, ow, g)
+
+    def corner(i: int) -> Val:  # rois[:, i] * spatial_scale - offset, shape (R,)
+        v = b.reshape(b.slice(rois, [0, i], [r, i + 1]), (r,))
+        v = b.binary("multiply", v, b.full(attrs["spatial_scale"], v.type))
+        return b.binary("subtract", v, b.full(0.5, v.type)) if half else v
+
+    def samples(lo: Val, hi: Val, bins: int, dims) -> Val:
+        extent = b.binary("subtract", hi, lo)
+        if not half:
+            extent = b.binary("maximum", extent, b.full(1, extent.type))
+        step = b.binary("divide", extent, b.full(bins, extent.type))
+        offsets = (np.arange(bins)[:, None] + (np.arange(g)[None, :] + 0.5) / g).astype(acc.numpy)  # bins, g
+        at = b.binary("multiply", b.broadcast_in_dim(step, (r, bins, g), [0]),
+                      b.broadcast_in_dim(b.constant(offsets), (r, bins, g), [1, 2]))
+        pos = b.binary("add", b.broadcast_in_dim(lo, (r, bins, g), [0]), at)
+        return b.broadcast_in_dim(pos, grid, dims)
+
+    yy = samples(corner(1), corner(3), oh, [0, 1, 2])
+    xx = samples(corner(0), corner(2), ow, [0, 3, 4])
+    inside = None
+    for v, size in ((yy, h), (xx, w)):
+        ok = b.binary("and", b.compare(v, b.full(-1, v.type), "GE"), b.compare(v, b.full(size, v.type), "LE"))
+        inside = ok if inside is None else b.binary("and", inside, ok)
+    terms = _roi_corners(b, yy, xx, h, w)
+    bidx = b.broadcast_in_dim(batch, grid, [0])
+    vals = [b.binary("multiply", gather_pixels(b, x, [bidx], yi, xi),
+                     b.broadcast_in_dim(wt, grid + (x.shape[1],), range(5))) for wt, yi, xi in terms]
+    combine = "add" if attrs["mode"] == "avg" else "maximum"
+    val = vals[0]
+    for v in vals[1:]:
+        val = b.binary(combine, val, v)
+    val = b.select(b.broadcast_in_dim(inside, val.shape, range(5)), val, b.full(0, val.type))
+    if combine == "add":
+        pooled = b.reduce(val, b.scalar(0, acc), [2, 4], "add")
+        pooled = b.binary("divide", pooled, b.full(g * g, pooled.type))
+    else:
+        pooled = b.reduce(val, b.scalar(-np.inf, acc), [2, 4], "maximum")
+    return b.convert(b.transpose(pooled, (0, 3, 1, 2)), out[0].dtype)
+
+
+def _roi_corners(b: Builder, yy: Val, xx: Val, h: int, w: int) -> list:
+    """roi_align's bilinear corners: coordinates below zero clamp to zero, and a sample at or past
+    the last row or column uses that row or column alone."""
+    def split(v: Val, size: int):
+        c = b.binary("maximum", v, b.full(0, v.type))
+        low = b.unary("floor", c)
+        top = b.compare(low, b.full(size - 1, low.type), "GE")
+        last = b.full(size - 1, low.type)
+        low = b.select(top, last, low)
+        high = b.select(top, last, b.binary("add", low, b.full(1, low.type)))
+        frac = b.binary("subtract", b.select(top, low, c), low)
+        return b.convert(low, DType.i64), b.convert(high, DType.i64), frac
+
+    y0, y1, ly = split(yy, h)
+    x0, x1, lx = split(xx, w)
+    one = b.full(1, ly.type)
+    hy, hx = b.binary("subtract", one, ly), b.binary("subtract", one, lx)
+    return [(b.binary("multiply", hy, hx), y0, x0), (b.binary("multiply", hy, lx), y0, x1),
+            (b.binary("multiply", ly, hx), y1, x0), (b.binary("multiply", ly, lx), y1, x1)]

@@ -223,7 +223,7 @@ def max_unpool(b: Builder, node, args, out, attrs):
     return b.reshape(y, out[0].shape)
 
 
-def _gather_pixels(b: Builder, data: Val, lead_index: list[Val], y: Val, x: Val) -> Val:
+def gather_pixels(b: Builder, data: Val, lead_index: list[Val], y: Val, x: Val) -> Val:
     """data[i0, i1, ..., :, y, x] for data (d0, d1, ..., C, H, W): the leading indices, y and x are
     integer arrays of one shape L; the result is L + (C,). Indices must be in range."""
     lead = tuple(y.shape)
@@ -289,7 +289,7 @@ def deform_conv(b: Builder, node, args, out, attrs):
     index = [b.iota(TensorType(DType.i64, lead), 0), b.iota(TensorType(DType.i64, lead), 1)]
     cols = None
     for weight, yy, xx in _bilinear_corners(b, pos[0], pos[1], h, wd):
-        vals = _gather_pixels(b, data, index, yy, xx)  # lead + (cpg,)
+        vals = gather_pixels(b, data, index, yy, xx)  # lead + (cpg,)
         term = b.binary("multiply", vals, b.broadcast_in_dim(weight, vals.shape, range(6)))
         cols = term if cols is None else b.binary("add", cols, term)
     if mask is not None:
