@@ -125,7 +125,7 @@ def _light_models():
     import onnx
 
     folder = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
-    fast = ("resnet50", "shufflenet", "squeezenet")
+    fast = ("shufflenet", "squeezenet")
     return [pytest.param(p, id=os.path.basename(p)[6:-5],
                          marks=() if any(f in p for f in fast) else pytest.mark.slow)
             for p in sorted(glob.glob(os.path.join(folder, "light_*.onnx")))]
