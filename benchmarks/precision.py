@@ -119,13 +119,12 @@ def bench_bert(runs: int, threads: int) -> list[str]:
     ref = eager_outputs(module, inputs)[0]
     tmp = tempfile.mkdtemp(prefix="leptonc-precision-")
     fp32_path, q_path = os.path.join(tmp, "bert.onnx"), os.path.join(tmp, "bert-qdynamic.onnx")
-    torch.onnx.export(module, inputs, fp32_path, dynamo=False, opset_version=17,
-                      input_names=["input_ids", "attention_mask"])
+    torch.onnx.export(module, inputs, fp32_path, dynamo=True, verbose=False)
     quantize_dynamic(fp32_path, q_path, weight_type=QuantType.QInt8)
     ort32, ortq = _ort_session(fp32_path, threads), _ort_session(q_path, threads)
     feed = {i.name: a for i, a in zip(ort32.get_inputs(), np_inputs)}
-    lep32 = leptonc.compile(module, inputs, quiet=True)
     graph = leptonc.api.import_graph(module, inputs)
+    lep32 = leptonc.compile(graph, np_inputs, quiet=True)
     lepq = leptonc.compile(graph, np_inputs, passes=W8A8, quiet=True)
     systems = {"onnxruntime fp32": lambda: ort32.run(None, feed),
                "onnxruntime quantize_dynamic": lambda: ortq.run(None, feed),

@@ -101,3 +101,33 @@ def test_generated_source_widens_in_registers():
     cm = leptonc.compile(graph, quiet=True)
     kernels = cm.source[cm.source.index("static void k0_"):]
     assert "lep_matmul_wq4(" in kernels and "cblas" not in kernels
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel", "group"])
+@pytest.mark.parametrize("dtype", [DType.i8, DType.u8])
+def test_quantize_dequantize_kernels(granularity, dtype):
+    rng = np.random.default_rng(4)
+    g = Graph("qdq")
+    x = g.add_input("x", TensorType(DType.f32, (3, 8, 5)))
+    shape, attrs = {"tensor": ((), {}), "channel": ((8,), {"axis": 1}),
+                    "group": ((3, 2, 5), {"axis": 1, "group": 4})}[granularity]
+    scale = g.add_constant((rng.random(shape) * 0.1 + 0.01).astype(np.float32), "s")
+    zp = g.add_constant(rng.integers(0, 20, shape).astype(dtype.numpy), "z")
+    q = g.add("quantize", x, scale, zp, dtype=dtype, **attrs)
+    g.set_outputs([q, g.add("dequantize", q, scale, zp, **attrs)])
+    xs = rng.standard_normal((3, 8, 5)).astype(np.float32)
+    cm = leptonc.compile(g, (xs,), quiet=True)
+    for y, ref in zip(cm.run(xs), run_reference(g, xs)):
+        np.testing.assert_array_equal(y, ref)
+
+
+@pytest.mark.parametrize("zero_points", [False, True])
+def test_matmul_integer_kernel(zero_points):
+    rng = np.random.default_rng(5)
+    g = Graph("mmi")
+    a = g.add_input("a", TensorType(DType.u8, (2, 3, 40)))
+    b = g.add_constant(rng.integers(-128, 128, (40, 7)).astype(np.int8), "b")
+    zps = [g.add_constant(np.array(128, np.uint8), "az"), g.add_constant(np.arange(7).astype(np.int8), "bz")]
+    g.set_outputs([g.add("matmul_integer", a, b, *(zps if zero_points else []))])
+    xs = rng.integers(0, 256, (2, 3, 40)).astype(np.uint8)
+    np.testing.assert_array_equal(leptonc.compile(g, (xs,), quiet=True)(xs), run_reference(g, xs)[0])

@@ -217,3 +217,12 @@ static void lep_matmul_w8a8(const float* x, const int8_t* w, const float* scale,
         }
     }
 }
+
+/* index of the scale / zero point of element i of a tensor quantized along an axis of C entries with
+   `inner` elements after it: per tensor (kind 0), per channel (1) or per group of G (2) */
+static inline int64_t lep_qparam(int64_t i, int kind, int64_t C, int64_t inner, int64_t G) {
+    if (kind == 0) return 0;
+    const int64_t c = (i / inner) % C;
+    if (kind == 1) return c;
+    return ((i / (inner * C)) * (C / G) + c / G) * inner + i % inner;
+}

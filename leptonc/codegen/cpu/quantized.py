@@ -1,4 +1,4 @@
-"""C kernels of the quantized matmuls (matmul_wq, matmul_w8a8): the emitters and their C helpers.
+"""C kernels of the quantization ops (matmul_wq, matmul_w8a8, matmul_integer, quantize, dequantize).
 
 The helpers live in quantized.c, which a model's source includes when one of
 these ops is in it (`uses_quantized`). The int8 and packed int4 weights stay
@@ -11,7 +11,8 @@ from pathlib import Path
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node
-from .cexpr import UnsupportedError, cnumel
+from ...ir.ops.quant import RANGES
+from .cexpr import UnsupportedError, cnumel, ctype
 from .kernels import KernelContext
 
 QUANTIZED_SOURCE = Path(__file__).with_name("quantized.c").read_text()
@@ -57,7 +58,76 @@ def emit_matmul_w8a8(ctx: KernelContext, node: Node) -> list[str]:
     return lines
 
 
-QUANTIZED_EMITTERS = {"matmul_wq": emit_matmul_wq, "matmul_w8a8": emit_matmul_w8a8}
+def _param_layout(ctx: KernelContext, node: Node, x) -> str:
+    """C arguments (kind, C, inner, G) of lep_qparam for the node's scale against tensor x."""
+    scale = node.inputs[1]
+    if scale.type.rank == 0:
+        return "0, 1, 1, 1"
+    axis = node.attrs["axis"] % x.type.rank
+    inner = cnumel(x.shape[axis + 1:], ctx.where)
+    kind, group = (2, node.attrs["group"]) if node.attrs["group"] else (1, 1)
+    return f"{kind}, {ctx.d(x.shape[axis])}, {inner}, {group}"
+
+
+def emit_quantize(ctx: KernelContext, node: Node) -> list[str]:
+    x, scale = node.inputs[:2]
+    out = node.output
+    if out.dtype is DType.i4 or x.dtype is not DType.f32:
+        raise UnsupportedError(f"{ctx.where}: quantize from {x.dtype} to {out.dtype} is not supported by the cpu "
+                               "target (f32 to i8 or u8 is)")
+    lo, hi = RANGES[out.dtype]
+    zp = f" + (float){ctx.ptr(node.inputs[2])}[p]" if len(node.inputs) > 2 else ""
+    return [f"const int64_t n = {cnumel(x.shape, ctx.where)};",
+            "#pragma omp parallel for schedule(static) if (n > 65536)",
+            "for (int64_t i = 0; i < n; ++i) {",
+            f"  const int64_t p = lep_qparam(i, {_param_layout(ctx, node, x)});",
+            f"  const float v = nearbyintf({ctx.ptr(x)}[i] / {ctx.ptr(scale)}[p]){zp};",
+            f"  {ctx.ptr(out)}[i] = ({ctype(out.dtype)})(v < {lo}.0f ? {lo}.0f : (v > {hi}.0f ? {hi}.0f : v));",
+            "}"]
+
+
+def emit_dequantize(ctx: KernelContext, node: Node) -> list[str]:
+    q, scale = node.inputs[:2]
+    out = node.output
+    if q.dtype is DType.i4 or scale.dtype is not DType.f32:
+        raise UnsupportedError(f"{ctx.where}: dequantize from {q.dtype} to {scale.dtype} is not supported by the "
+                               "cpu target (i8, u8 or i32 to f32 is)")
+    zp = f" - (int32_t){ctx.ptr(node.inputs[2])}[p]" if len(node.inputs) > 2 else ""
+    return [f"const int64_t n = {cnumel(q.shape, ctx.where)};",
+            "#pragma omp parallel for schedule(static) if (n > 65536)",
+            "for (int64_t i = 0; i < n; ++i) {",
+            f"  const int64_t p = lep_qparam(i, {_param_layout(ctx, node, q)});",
+            f"  {ctx.ptr(out)}[i] = (float)((int32_t){ctx.ptr(q)}[i]{zp}) * {ctx.ptr(scale)}[p];",
+            "}"]
+
+
+def emit_matmul_integer(ctx: KernelContext, node: Node) -> list[str]:
+    """(a - a_zp) @ (b - b_zp) in int32 for a [..., M, K] and a 2-D b [K, N], row by row, vectorized over N."""
+    a, b = node.inputs[:2]
+    a_zp = node.inputs[2] if len(node.inputs) > 2 else None
+    b_zp = node.inputs[3] if len(node.inputs) > 3 else None
+    if b.type.rank != 2 or a.type.rank < 2 or (a_zp is not None and a_zp.type.rank != 0):
+        raise UnsupportedError(f"{ctx.where}: matmul_integer is supported by the cpu target for a [..., M, K] times "
+                               "a 2-D b with a per-tensor zero point for a")
+    za = f"(int32_t){ctx.ptr(a_zp)}[0]" if a_zp is not None else "0"
+    zb = "" if b_zp is None else f" - (int32_t){ctx.ptr(b_zp)}[{'n' if b_zp.type.rank else '0'}]"
+    return [f"const int64_t M = {cnumel(a.shape[:-1], ctx.where)}, K = {ctx.d(a.shape[-1])}, "
+            f"N = {ctx.d(b.shape[1])};",
+            "#pragma omp parallel for schedule(static) if (M * N * K > 65536)",
+            "for (int64_t i = 0; i < M; ++i) {",
+            f"  int32_t* y = {ctx.ptr(node.output)} + i * N;",
+            "  for (int64_t n = 0; n < N; ++n) y[n] = 0;",
+            "  for (int64_t k = 0; k < K; ++k) {",
+            f"    const int32_t av = (int32_t){ctx.ptr(a)}[i * K + k] - {za};",
+            f"    const {ctype(b.dtype)}* bk = {ctx.ptr(b)} + k * N;",
+            "    #pragma omp simd",
+            f"    for (int64_t n = 0; n < N; ++n) y[n] += av * ((int32_t)bk[n]{zb});",
+            "  }",
+            "}"]
+
+
+QUANTIZED_EMITTERS = {"matmul_wq": emit_matmul_wq, "matmul_w8a8": emit_matmul_w8a8, "quantize": emit_quantize,
+                      "dequantize": emit_dequantize, "matmul_integer": emit_matmul_integer}
 
 
 def uses_quantized(graph: Graph) -> bool:
