@@ -136,7 +136,7 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
     progress.stage(f"building {len(program.meta['kernels'])} kernels with the C compiler")
     library, _ = build_library(program.source, use_cache=cache)
     # weights laid out as the kernels read them (contiguous), once, at compile time
-    weights = {name: np.ascontiguousarray(graph.constants[name]) for name in program.meta["weights"]}
+    weights = {name: _laid_out(graph, name) for name in program.meta["weights"]}
     manifest = {
         "leptonc_version": __version__,
         "target": "cpu",
@@ -151,6 +151,15 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
     }
     art = Artifact(manifest, print_ir(graph), b"", program.source, library.read_bytes(), weights=weights)
     return CompiledModel(art, library)
+
+
+def _laid_out(graph: Graph, name: str) -> np.ndarray:
+    """A weight as the generated code reads it: contiguous, or stored transposed (kernels.TRANSPOSED)."""
+    from .codegen.cpu.kernels import TRANSPOSED
+
+    if name.endswith(TRANSPOSED):
+        return np.ascontiguousarray(graph.constants[name[:-len(TRANSPOSED)]].swapaxes(-1, -2))
+    return np.ascontiguousarray(graph.constants[name])
 
 
 def _example_bindings(graph: Graph, example_inputs) -> dict[str, int] | None:

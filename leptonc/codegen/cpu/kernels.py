@@ -42,21 +42,37 @@ class KernelContext:
 
 # ---------------------------------------------------------------- matmul
 
-def operand_view(v: Value, absorbed: list[Node]) -> tuple[Value, list, list]:
-    """(memory value, logical shape, logical strides) of a matmul operand, reading absorbed transposes as strides."""
+TRANSPOSED = "^T"  # suffix of a weight stored transposed (not a valid IR name, so it never collides)
+
+
+def stored_transposed(graph: Graph, v: Value) -> bool:
+    """A weight whose array is the transpose (last two axes) of a contiguous array: BLAS reads that array
+    with a transpose flag, so the weight needs no copy to be laid out."""
+    arr = graph.constant_of(v)
+    return arr is not None and arr.ndim >= 2 and not arr.flags.c_contiguous and \
+        arr.swapaxes(-1, -2).flags.c_contiguous
+
+
+def operand_view(ctx: KernelContext, v: Value, absorbed: list[Node]) -> tuple[str, list, list, bool]:
+    """(pointer, logical shape, logical element strides, plain) of a matmul operand: absorbed transposes
+    and transposed weights are read through strides; plain means contiguous in its own shape."""
     p = v.producer
     if p is not None and any(p is t for t in absorbed):
         src = p.inputs[0]
         cs = contiguous_strides(src.shape)
-        return src, list(v.shape), [cs[i] for i in p.attrs["perm"]]
-    return v, list(v.shape), contiguous_strides(v.shape)
+        return ctx.ptr(src), list(v.shape), [cs[i] for i in p.attrs["perm"]], False
+    if (TRANSPOSED, id(v)) in ctx.names:
+        shape = list(v.shape)
+        cs = contiguous_strides(shape[:-2] + [shape[-1], shape[-2]])
+        return ctx.names[(TRANSPOSED, id(v))], shape, cs[:-2] + [cs[-1], cs[-2]], False
+    return ctx.ptr(v), list(v.shape), contiguous_strides(v.shape), True
 
 
 def emit_matmul(ctx: KernelContext, node: Node, absorbed: list[Node]) -> list[str]:
-    a_val, a_shape, a_str = operand_view(node.inputs[0], absorbed)
-    b_val, b_shape, b_str = operand_view(node.inputs[1], absorbed)
+    a_ptr, a_shape, a_str, a_plain = operand_view(ctx, node.inputs[0], absorbed)
+    b_ptr, b_shape, b_str, _ = operand_view(ctx, node.inputs[1], absorbed)
     out = node.outputs[0]
-    if a_val.type.rank < 2 or len(b_shape) < 2:
+    if len(a_shape) < 2 or len(b_shape) < 2:
         raise UnsupportedError(f"{ctx.where}: matmul of a 1-D operand should have been reshaped by the fuse pass")
     dt = out.dtype
     t = ctype(dt, ctx.where)
@@ -64,13 +80,12 @@ def emit_matmul(ctx: KernelContext, node: Node, absorbed: list[Node]) -> list[st
     M, K, N = a_shape[-2], a_shape[-1], b_shape[-1]
     batch = list(out.shape[:-2])
     lines = [f"const int64_t M = {d(M)}, K = {d(K)}, N = {d(N)};"]
-    a_plain = a_val is node.inputs[0]
     b_flat = all(x == 1 for x in b_shape[:-2])
     if a_plain and b_flat:
         # one GEMM: A's batch dims fold into M
         lines.append(f"const int64_t MB = {cnumel(a_shape[:-1], ctx.where)};")
-        lines += _gemm(dt, ctx.ptr(a_val), "0", "MB", "K", False, "K",
-                       ctx.ptr(b_val), "0", (b_shape[-2:], b_str[-2:]), ctx.ptr(out), "0", "N")
+        lines += _gemm(dt, a_ptr, "0", "MB", "K", False, "K", b_ptr, "0", (b_shape[-2:], b_str[-2:]),
+                       ctx.ptr(out), "0", "N")
         return lines
     rank = len(batch)
     a_b = [1] * (rank - (len(a_shape) - 2)) + a_shape[:-2]
@@ -86,8 +101,8 @@ def emit_matmul(ctx: KernelContext, node: Node, absorbed: list[Node]) -> list[st
                      f" aoff += {'0' if a_b[i] == 1 else 'ix * ' + d(a_bs[i])};"
                      f" boff += {'0' if b_b[i] == 1 else 'ix * ' + d(b_bs[i])}; }}")
     a_trans, lda = _layout(a_shape[-2:], a_str[-2:])
-    lines += ["  " + s for s in _gemm(dt, ctx.ptr(a_val), "aoff", "M", "K", a_trans, lda,
-                                       ctx.ptr(b_val), "boff", (b_shape[-2:], b_str[-2:]), ctx.ptr(out), "bi * M * N", "N")]
+    lines += ["  " + s for s in _gemm(dt, a_ptr, "aoff", "M", "K", a_trans, lda,
+                                       b_ptr, "boff", (b_shape[-2:], b_str[-2:]), ctx.ptr(out), "bi * M * N", "N")]
     lines.append("}")
     return lines
 

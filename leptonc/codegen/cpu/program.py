@@ -21,7 +21,7 @@ from ...ir import dims as D
 from ...ir.graph import Graph, Node, Value
 from ...passes.fusion import FusionPlan, Kernel, plan_fusion, view_root
 from .cexpr import UnsupportedError, cnumel, ctype, symbol_var
-from .kernels import EMITTERS, KernelContext, emit_conv, emit_matmul
+from .kernels import EMITTERS, TRANSPOSED, KernelContext, emit_conv, emit_matmul, stored_transposed
 from .loops import LoopEmitter
 from .quantized import QUANTIZED_EMITTERS, QUANTIZED_SOURCE, uses_quantized
 
@@ -202,6 +202,14 @@ class _Generator:
             self.weights.append(p.attrs["name"])
         return f"(({ctype(v.dtype, v.name)}*)({self.storage[id(root)]}))"
 
+    def _weight_pointer(self, v: Value, suffix: str) -> str:
+        """A weight stored in another layout, under its name plus `suffix` in meta["weights"]."""
+        key = (suffix, id(v))
+        if key not in self.storage:
+            self.storage[key] = f"w[{len(self.weights)}]"
+            self.weights.append(v.producer.attrs["name"] + suffix)
+        return f"(({ctype(v.dtype, v.name)}*)({self.storage[key]}))"
+
     def _kernel(self, k: Kernel) -> tuple[str, list[str], object]:
         where = k.nodes[0].label
         produced = {id(v) for n in k.nodes for v in n.outputs}
@@ -215,8 +223,16 @@ class _Generator:
                 if id(v) not in produced and id(v) not in absorbed_out and all(x is not v for x in ext):
                     ext.append(v)
         outs = [v for n in k.nodes for v in n.outputs if id(view_root(v)) in self.storage and view_root(v) is v]
-        names: dict[int, str] = {}
+        names: dict = {}
         params, args = [], []
+        if k.kind == "matmul":  # weights BLAS reads transposed, in place of their plain layout
+            for j, v in enumerate(k.nodes[0].inputs):
+                if stored_transposed(self.graph, v) and (TRANSPOSED, id(v)) not in names:
+                    names[(TRANSPOSED, id(v))] = f"xt{j}"
+                    params.append(f"const {ctype(v.dtype, where)}* xt{j}")
+                    args.append(self._weight_pointer(v, TRANSPOSED))
+            others = [x for n in k.loop_nodes for x in n.inputs]
+            ext = [v for v in ext if (TRANSPOSED, id(v)) not in names or any(x is v for x in others)]
         for i, v in enumerate(ext):
             names[id(v)] = f"x{i}"
             params.append(f"const {ctype(v.dtype, where)}* x{i}")
