@@ -36,5 +36,5 @@ def run_passes_from_args(graph: Graph, args: argparse.Namespace) -> Graph:
                      print_ir_after=args.print_ir_after, dump_dir=args.dump_dir, disable=args.disable_pass)
     graph = pm.run(graph)
     if args.stats:
-        sys.stderr.write(format_stats(pm.stats))
+        sys.stderr.write(f"# pipeline: {pm.pipeline}\n{format_stats(pm.stats)}")
     return graph

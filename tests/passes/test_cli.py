@@ -44,6 +44,7 @@ def test_ir_runs_the_pipeline(case, capsys):
 def test_ir_stats_and_print_ir_after(case, capsys):
     assert main(["ir", case, "--passes", "default", "--stats", "--print-ir-after", "cse"]) == 0
     err = capsys.readouterr().err
+    assert "# pipeline: default\n" in err
     assert "default#1/canonicalize" in err and "ops before" in err and "total" in err
     assert "# IR after cse\n" in err
 
