@@ -165,3 +165,17 @@ def test_onnxruntime_quantized_models_match_onnxruntime(exported, model, kind, o
         else:  # ORT's fused integer kernels may round a requantized value the other way: one output step
             bound = float(np.min(np.diff(np.unique(w)))) + 1e-6
         assert np.max(np.abs(g - w)) <= bound
+
+
+@pytest.mark.parametrize("model", ["mlp", "bert_small"])
+def test_quantize_dynamic_model_compiles_for_cpu(exported, model, tmp_path):
+    """The cpu target runs an ORT quantize_dynamic model: its u8 activations and int32 products in C."""
+    path, inputs = exported[model]
+    qpath = _quantized("dynamic", path, inputs, tmp_path)
+    session = ort.InferenceSession(qpath, providers=["CPUExecutionProvider"])
+    want = session.run(None, {i.name: a for i, a in zip(session.get_inputs(), inputs)})
+    cm = leptonc.compile(qpath, quiet=True)
+    assert "matmul_integer" in cm.ir_text
+    for w, g in zip(want, cm.run(*inputs)):
+        # a float sum ordered differently may round one activation to the neighbouring 8-bit step
+        assert np.max(np.abs(g - w)) <= 2e-2 * max(1.0, float(np.max(np.abs(w))))
