@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from ...ir import dims as D
 from ...ir.graph import Graph, Node, Value
 from ...passes.fusion import Kernel
-from ..cpu.kernels import contiguous_strides, operand_view
+from ..cpu.kernels import contiguous_strides
 from .texpr import UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
 from .tiles import Space, TileEmitter, pad_left
 
@@ -90,6 +90,17 @@ def emit_loop(ctx: KernelContext, k: Kernel, values: dict | None = None) -> Emit
 
 
 # ---------------------------------------------------------------- matmul
+
+def operand_view(v: Value, absorbed: list[Node]) -> tuple[Value, list, list]:
+    """(value in memory, logical shape, logical element strides) of a matmul operand; a transpose the
+    kernel absorbed is read through strides."""
+    p = v.producer
+    if p is not None and any(p is t for t in absorbed):
+        src = p.inputs[0]
+        cs = contiguous_strides(src.shape)
+        return src, list(v.shape), [cs[i] for i in p.attrs["perm"]]
+    return v, list(v.shape), contiguous_strides(v.shape)
+
 
 def emit_matmul(ctx: KernelContext, k: Kernel) -> Emitted:
     node = k.nodes[0]
@@ -537,6 +548,29 @@ def emit_split(ctx: KernelContext, node: Node) -> Emitted:
     return _over(ctx, x, emit)
 
 
+def emit_tile(ctx: KernelContext, node: Node) -> Emitted:
+    x, y = node.inputs[0], node.outputs[0]
+    rank = y.type.rank
+
+    def emit(space: Space, body: list[str]) -> None:
+        xs = pad_left(x.shape, rank)
+        off = _gathered(space, xs, lambda a: f"({space.index(a)[0]} % {ctx.d(xs[a])})")
+        body.append(space.store(ctx.ptr(y), y.shape, f"tl.load({ctx.ptr(x)} + {off}, mask=mask)"))
+
+    return _over(ctx, y, emit)
+
+
+def emit_range(ctx: KernelContext, node: Node) -> Emitted:
+    y = node.outputs[0]
+    start, delta = float(node.attrs["start"]), float(node.attrs["delta"])
+
+    def emit(space: Space, body: list[str]) -> None:
+        value = f"({start!r} + {delta!r} * f.to(tl.float64)).to({tltype(y.dtype, ctx.where)})"
+        body.append(space.store(ctx.ptr(y), y.shape, value))
+
+    return _over(ctx, y, emit)
+
+
 def emit_full(ctx: KernelContext, node: Node) -> Emitted:
     y = node.outputs[0]
 
@@ -550,7 +584,8 @@ def emit_full(ctx: KernelContext, node: Node) -> Emitted:
 OP_EMITTERS = {
     "max_pool": emit_pool, "avg_pool": emit_pool, "transpose": emit_transpose, "broadcast_to": emit_broadcast_to,
     "slice": emit_slice, "pad": emit_pad, "gather": emit_gather, "gather_elements": emit_gather_elements,
-    "concat": emit_concat, "split": emit_split, "full": emit_full, "shape_of": emit_shape_of, "cumsum": emit_cumsum,
+    "concat": emit_concat, "split": emit_split, "tile": emit_tile, "full": emit_full, "range": emit_range,
+    "shape_of": emit_shape_of, "cumsum": emit_cumsum,
 }
 
 

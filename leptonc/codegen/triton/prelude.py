@@ -98,13 +98,14 @@ def lep_rint(x):
 
 @triton.jit
 def lep_pow(a, b):
-    """a ** b for floats: negative bases with integral exponents keep their sign, as numpy.power."""
+    """a ** b for floats (IEEE pow): negative bases keep the sign of odd integral exponents and give NaN for
+    non-integral ones (except -inf); x ** 0 and 1 ** y are 1."""
     m = tl.exp(b * tl.log(tl.abs(a)))
     integral = tl.floor(b) == b
     odd = integral & ((b - 2.0 * tl.floor(b * 0.5)) != 0)
-    y = tl.where(a < 0, tl.where(integral, tl.where(odd, -m, m), float("nan")), m)
-    y = tl.where(a == 0, tl.where(b > 0, 0.0, tl.where(b == 0, 1.0, float("inf"))), y)
-    return tl.where(b == 0, 1.0, y).to(a.dtype)
+    negative = tl.where(integral, tl.where(odd, -m, m), tl.where(a == -float("inf"), m, float("nan")))
+    y = tl.where(a < 0, negative, m)
+    return tl.where((b == 0) | (a == 1.0), 1.0, y)
 
 
 @triton.jit

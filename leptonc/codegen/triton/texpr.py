@@ -142,7 +142,7 @@ def elementwise_expr(op: str, attrs: dict, args: list[str], in_dtypes: list[DTyp
             return f"{fn}(({a}), ({b}), propagate_nan=tl.PropagateNan.ALL)" if f else f"{fn}(({a}), ({b}))"
         if op == "pow":
             if f and in_dtypes[1].is_float:
-                return f"lep_pow(({a}), ({b}))"
+                return f"lep_pow(({a}), ({b})).to({tltype(out)})"
             raise UnsupportedError(f"pow of {dt} by {in_dtypes[1]} is not supported by the triton target "
                                    "(float by float is)")
         if op == "mod":

@@ -33,6 +33,8 @@ def _same(a, b) -> bool:
 def pad_left(shape, rank) -> tuple:
     return (1,) * (rank - len(shape)) + tuple(shape)
 
+HELPER_OPS = {"tanh", "round", "asinh", "sigmoid", "pow", "mod"}  # ops computed by the prelude's jit helpers
+
 
 class Space:
     """The index of a program's tile along each domain dim; index variables are defined on first use."""
@@ -166,6 +168,9 @@ class TileEmitter:
 
     def _expr(self, n: Node) -> str:
         args = [self.ref(n, v) for v in n.inputs]
+        if n.op in HELPER_OPS:  # jit helpers take tensors: a literal operand becomes a 0-d tensor
+            args = [f"tl.full([], {a}, {tltype(v.dtype)})" if self._literal(v) == a else a
+                    for a, v in zip(args, n.inputs)]
         if n.op == "pow" and n.inputs[0].dtype.is_float:
             exp = self.graph.constant_of(n.inputs[1])
             if exp is not None and exp.size == 1:
