@@ -62,6 +62,10 @@ def test_onnx_export_import_matches_eager(name, tmp_path):
     path = tmp_path / f"{name}.onnx"
     torch.onnx.export(module, inputs, str(path), dynamo=True, verbose=False)
     graph = leptonc.import_onnx(str(path))
-    assert_close(leptonc.run_reference(graph, *as_numpy(inputs)), eager_outputs(module, inputs))
+    outputs = leptonc.run_reference(graph, *as_numpy(inputs))
+    assert_close(outputs, eager_outputs(module, inputs))
     text = leptonc.print_ir(graph)
-    assert leptonc.print_ir(leptonc.parse_ir(text, graph.constants)) == text
+    parsed = leptonc.parse_ir(text, graph.constants)
+    assert leptonc.print_ir(parsed) == text
+    for a, b in zip(leptonc.run_reference(parsed, *as_numpy(inputs)), outputs):
+        np.testing.assert_array_equal(a, b)
