@@ -200,3 +200,14 @@ def test_unsupported_dtype_names_the_node():
     g, xs = graph_of({"x": (x, (3, 4))}, lambda g, x: [g.add("exp", x)])
     with pytest.raises(UnsupportedError, match="dtype f16 is not supported by the cpu target"):
         leptonc.compile(g, quiet=True)
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_matmul_with_transposed_weight_view(rows):
+    """A weight that is a transposed view (as torch's Linear gives after folding) is read in place."""
+    w = rand((24, 40))  # stored [out, in]; the graph multiplies by its transpose
+    x = rand((rows, 40))
+    g, xs = graph_of({"x": (x, (rows, 40))}, lambda g, x: [g.add("matmul", x, g.add_constant(w.T, "fc.weight"))])
+    from leptonc.codegen.cpu.program import generate
+    assert "fc.weight^T" in generate(g).meta["weights"]
+    compile_and_check(g, xs)

@@ -105,30 +105,39 @@ static void lep_im2col(float* col, const float* x, int64_t C, int64_t H, int64_t
 }
 
 /* GEMM on the OpenMP thread pool: OpenBLAS runs single-threaded (the runtime sets it) and each thread
-   takes a block of rows (or of columns, for short matrices). Inside a parallel region it runs as is. */
-#define LEP_GEMM(NAME, T, BLAS)                                                                       \
+   takes a block of rows (or of columns, for short matrices). Inside a parallel region it runs as is.
+   A single-row product is a GEMV (GEMM would copy the whole weight matrix into packed panels). */
+#define LEP_GEMM(NAME, T, GEMM, GEMV)                                                                 \
     static void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,        \
                      const T* B, int64_t ldb, T* C, int64_t ldc) {                                    \
         if (M <= 0 || N <= 0) return;                                                                 \
+        if (K <= 0) { for (int64_t i = 0; i < M; ++i) memset(C + i * ldc, 0, (size_t)N * sizeof(T)); return; } \
         int nt = omp_in_parallel() ? 1 : omp_get_max_threads();                                      \
         if ((double)M * (double)N * (double)K < 262144.0) nt = 1;                                     \
         _Pragma("omp parallel num_threads(nt)")                                                       \
         {                                                                                             \
             const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();                        \
-            const int rows = M >= 8 * n || M >= N;                                                    \
+            const int rows = M > 1 && (M >= 8 * n || M >= N);                                         \
             const int64_t len = rows ? M : N, lo = len * t / n, hi = len * (t + 1) / n;               \
-            if (hi > lo) {                                                                            \
+            if (hi > lo && M == 1) {                                                                  \
+                /* y[lo:hi] = x @ B[:, lo:hi]; x = A's row (stride lda when A is transposed) */       \
+                if (tb) GEMV(CblasRowMajor, CblasNoTrans, (blasint)(hi - lo), (blasint)K, 1,           \
+                             B + lo * ldb, (blasint)lep_max1(ldb), A, (blasint)(ta ? lda : 1), 0,      \
+                             C + lo, 1);                                                              \
+                else GEMV(CblasRowMajor, CblasTrans, (blasint)K, (blasint)(hi - lo), 1, B + lo,        \
+                          (blasint)lep_max1(ldb), A, (blasint)(ta ? lda : 1), 0, C + lo, 1);          \
+            } else if (hi > lo) {                                                                     \
                 const T* a = rows ? (ta ? A + lo : A + lo * lda) : A;                                 \
                 const T* b = rows ? B : (tb ? B + lo * ldb : B + lo);                                 \
                 T* c = rows ? C + lo * ldc : C + lo;                                                  \
-                BLAS(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,   \
+                GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,   \
                      (blasint)(rows ? hi - lo : M), (blasint)(rows ? N : hi - lo), (blasint)K, 1, a,   \
                      (blasint)lep_max1(lda), b, (blasint)lep_max1(ldb), 0, c, (blasint)lep_max1(ldc)); \
             }                                                                                         \
         }                                                                                             \
     }
-LEP_GEMM(lep_sgemm, float, scipy_cblas_sgemm)
-LEP_GEMM(lep_dgemm, double, scipy_cblas_dgemm)
+LEP_GEMM(lep_sgemm, float, scipy_cblas_sgemm, scipy_cblas_sgemv)
+LEP_GEMM(lep_dgemm, double, scipy_cblas_dgemm, scipy_cblas_dgemv)
 
 #define LEP_INT_HELPERS(T)                                                              \
     static inline T lep_pymod_##T(T a, T b) {                                           \
