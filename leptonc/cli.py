@@ -248,8 +248,9 @@ def _add_backend_verbs(sub) -> None:
     c = sub.add_parser("compile", help="compile a model into an artifact (.lep)")
     c.add_argument("model", help="model.onnx, FILE.py:FUNCTION (torch module, example inputs) or graph.lir")
     c.add_argument("-o", "--output", required=True, help="the artifact to write (.lep)")
-    c.add_argument("--target", default="cpu", choices=("cpu", "stablehlo"),
-                   help="code generation target: cpu (C), or stablehlo (one StableHLO module, run by XLA)")
+    c.add_argument("--target", default="cpu", choices=("cpu", "stablehlo", "triton"),
+                   help="code generation target: cpu (C), stablehlo (one StableHLO module, run by XLA), or "
+                        "triton (Triton GPU kernels; runs on a CUDA GPU, or on the CPU with TRITON_INTERPRET=1)")
     c.add_argument("--passes", help="passes to run after the default cleanup pipeline, e.g. 'cse,dce'")
     c.add_argument("--dynamic", help="names for the leading dims of every input, e.g. batch,seq")
     c.add_argument("--stats", action="store_true", help="print the fusion report")

@@ -56,21 +56,36 @@ class TritonExecutor:
     """Runs one launch plan (`meta`, see program.py) with its kernel module and weights."""
 
     def __init__(self, meta: dict, source: str, weights: dict[str, np.ndarray], allow_tf32: bool = False):
-        import torch
-
-        self.torch = torch
-        self.meta = meta
-        self.device = device()
-        self.module = load_module(source)
-        self.module.DOT_PRECISION = "tf32" if allow_tf32 and self.device == "cuda" else "ieee"
+        self.meta, self.source, self.host_weights, self.allow_tf32 = meta, source, weights, allow_tf32
         self.input_names = [x["name"] for x in meta["inputs"]]
         self.input_types = [_tensor_type(x) for x in meta["inputs"]]
         self.symbols = list(meta["symbols"])
         self.kernel_names = [s["kernel"] for s in meta["steps"]]
-        self.launchers = [getattr(self.module, "launch_" + s["kernel"]) for s in meta["steps"]]
         self.allocated_at = [[b for b, buf in enumerate(meta["buffers"]) if buf["first"] == i]
                              for i in range(len(meta["steps"]))]
-        self.weights = {name: _torch_weight(torch, weights[name]).to(self.device) for name in meta["weights"]}
+        self._module = None
+
+    def load(self) -> None:
+        """Import the kernel module and place the weights on the device, once (compiling and inspecting need
+        no GPU; running does)."""
+        if self._module is not None:
+            return
+        import torch
+
+        self.torch = torch
+        self.device = device()
+        module = load_module(self.source)
+        module.DOT_PRECISION = "tf32" if self.allow_tf32 and self.device == "cuda" else "ieee"
+        self.launchers = [getattr(module, "launch_" + name) for name in self.kernel_names]
+        self.weights = {name: torch.from_numpy(np.array(self.host_weights[name], order="C")).to(self.device)
+                        for name in self.meta["weights"]}
+        self._module = module
+
+    @property
+    def module(self):
+        """The imported kernel module (its DOT_PRECISION says how tl.dot multiplies fp32)."""
+        self.load()
+        return self._module
 
     def bind(self, inputs) -> tuple[list, dict[str, int]]:
         arrays, bindings = bind_inputs(self.input_names, self.input_types, inputs)
@@ -81,11 +96,13 @@ class TritonExecutor:
 
     def run(self, inputs) -> list[np.ndarray]:
         arrays, _ = self.bind(inputs)
+        self.load()
         tensors = [self.torch.from_numpy(a).to(self.device) for a in arrays]
         return [t.cpu().numpy() for t in self.run_torch(tensors)]
 
     def run_torch(self, tensors, timings: np.ndarray | None = None) -> list:
         """Run on device tensors (contiguous, of the signature's dtypes); returns device tensors."""
+        self.load()
         torch = self.torch
         tensors = [t.contiguous() for t in tensors]
         bindings = self._bindings(tensors)
@@ -136,6 +153,7 @@ class TritonExecutor:
     def profile(self, inputs, repeat: int = 10) -> list[tuple[str, float]]:
         """(kernel name, seconds per run) for every kernel, over `repeat` runs (synchronized on a GPU)."""
         arrays, _ = self.bind(inputs)
+        self.load()
         tensors = [self.torch.from_numpy(a).to(self.device) for a in arrays]
         times = np.zeros(len(self.kernel_names))
         self.run_torch(tensors)
