@@ -164,3 +164,30 @@ def test_if_with_a_known_condition_inlines_its_branch():
                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])])
     g = leptonc.import_onnx(m)
     assert _ops(g) == ["neg"]
+
+
+def test_symbolic_slice_and_expand_keep_their_sizes():
+    # position ids as the TorchScript exporter writes them: pos[:, :S] expanded to x's shape through
+    # Where(Equal(shape, -1), 1, shape)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "one"], ["seq"], axis=0),
+        helper.make_node("Unsqueeze", ["seq", "zero_1d"], ["seq1"]),
+        helper.make_node("Slice", ["pos", "zero_1d", "seq1", "one_1d"], ["ids"]),
+        helper.make_node("Equal", ["s", "minus_one"], ["is_neg"]),
+        helper.make_node("Where", ["is_neg", "ones", "s"], ["target"]),
+        helper.make_node("Expand", ["ids", "target"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(1, np.int64), "one"),
+             numpy_helper.from_array(np.array([0], np.int64), "zero_1d"),
+             numpy_helper.from_array(np.array([1], np.int64), "one_1d"),
+             numpy_helper.from_array(np.array([-1, -1], np.int64), "minus_one"),
+             numpy_helper.from_array(np.array([1, 1], np.int64), "ones"),
+             numpy_helper.from_array(np.arange(64, dtype=np.int64).reshape(1, 64), "pos")]
+    m = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.INT64, ["B", "S"])],
+               [helper.make_tensor_value_info("y", TensorProto.INT64, None)], inits)
+    g = leptonc.import_onnx(m)
+    assert str(g.outputs[0].type) == "i64[B, S]"
+    assert "broadcast_to" in _ops(g) and "expand_dynamic" not in _ops(g)
+    (y,) = leptonc.run_reference(g, np.zeros((3, 5), np.int64))
+    np.testing.assert_array_equal(y, np.broadcast_to(np.arange(5), (3, 5)))

@@ -625,10 +625,39 @@ class Importer:
             for d in src:
                 out = D.mul(out, d) if op == "reduce_prod" else D.add(out, d)
             return (out,)
+        if op == "where" and all(x.type.rank <= 1 for x in p.inputs):
+            cond, x, y = self.truths(p.inputs[0]), self.dims(p.inputs[1]), self.dims(p.inputs[2])
+            if cond is None or x is None or y is None:
+                return None
+            cond, x, y = (t * n if len(t) == 1 else t for t in (cond, x, y))
+            if not len(cond) == len(x) == len(y) == n:
+                return None
+            return tuple(D.UNKNOWN if c is None else (i if c else j) for c, i, j in zip(cond, x, y))
         if op == "full" and isinstance(a["value"], (int, float)) and float(a["value"]).is_integer():
             return (int(a["value"]),) * n
         arr = self.known(v)
         return (D.UNKNOWN,) * n if arr is None else tuple(int(x) for x in arr.reshape(-1))
+
+    def truths(self, v: Value) -> tuple | None:
+        """A small rank-0/1 bool tensor computed by comparing dims: True / False / None (unknown) per
+        element. Symbols stand for sizes, so they are >= 0 (and a symbol equals itself)."""
+        if v.dtype is not DType.bool or v.type.rank > 1 or not v.type.is_static:
+            return None
+        arr = self.known(v)
+        if arr is not None:
+            return tuple(bool(x) for x in arr.reshape(-1))
+        p = v.producer
+        if p is None or p.op not in ("equal", "less", "greater", "not") or any(x.type.rank > 1 for x in p.inputs):
+            return None
+        if p.op == "not":
+            t = self.truths(p.inputs[0])
+            return None if t is None else tuple(None if x is None else not x for x in t)
+        x, y = self.dims(p.inputs[0]), self.dims(p.inputs[1])
+        if x is None or y is None:
+            return None
+        n = max(len(x), len(y))
+        x, y = (t * n if len(t) == 1 else t for t in (x, y))
+        return tuple(_dim_compare(p.op, i, j) for i, j in zip(x, y))
 
     # -- the end: fold small constants, remove dead nodes ----------------------------------------
     def _fold(self) -> None:
@@ -689,6 +718,20 @@ class Importer:
         named = {n.attrs["name"] for n in g.nodes if n.op == "const"}
         for name in [k for k in g.constants if k not in named]:
             del g.constants[name]
+
+
+def _dim_compare(op: str, a, b):
+    """a op b for dims (True / False / None when it depends on the run-time sizes)."""
+    if D.UNKNOWN in (a, b):
+        return None
+    if isinstance(a, int) and isinstance(b, int):
+        return {"equal": a == b, "less": a < b, "greater": a > b}[op]
+    if D.same(a, b):
+        return op == "equal"
+    if isinstance(b, int) and b < 0 or isinstance(a, int) and a < 0:  # a size against a negative number
+        neg_left = isinstance(a, int) and a < 0
+        return {"equal": False, "less": neg_left, "greater": not neg_left}[op]
+    return None
 
 
 def _dim_binary(op: str, a, b):

@@ -399,3 +399,36 @@ def deform_conv(cx):
                 pads=tuple(cx.a("pads") or (0,) * (2 * nsp)), dilations=tuple(cx.a("dilations") or (1,) * nsp),
                 group=cx.a("group", 1), offset_group=cx.a("offset_group", 1), has_bias=bias is not None,
                 has_mask=mask is not None)
+
+
+def _stash(cx, x):
+    """The dtype LayerNormalization / RMSNormalization compute in (stash_type; f64 stays f64)."""
+    dt = dtype_of(cx.a("stash_type", 1), "stash_type ")
+    return DType.f64 if x.dtype is DType.f64 else dt
+
+
+@onnx_op("LayerNormalization")
+def layer_norm(cx):
+    b, x, scale, bias = cx.b, cx.x(0), cx.x(1), cx.x(2)
+    rank = x.type.rank
+    axes = tuple(range(norm_axis(cx.a("axis", -1), rank), rank))
+    xs = b.cast(x, _stash(cx, x))
+    mean = b.op("reduce_mean", xs, axes=axes)
+    d = b.op("sub", xs, mean)
+    var = b.op("reduce_mean", b.op("mul", d, d), axes=axes)
+    inv = b.op("div", b.scalar(1, xs.dtype), b.op("sqrt", b.op("add", var, b.scalar(cx.a("epsilon", 1e-5), xs.dtype))))
+    y = b.op("mul", b.cast(b.op("mul", d, inv), x.dtype), scale)
+    if bias is not None:
+        y = b.op("add", y, bias)
+    return [y, mean, inv]
+
+
+@onnx_op("RMSNormalization")
+def rms_norm(cx):
+    b, x, scale = cx.b, cx.x(0), cx.x(1)
+    rank = x.type.rank
+    axes = tuple(range(norm_axis(cx.a("axis", -1), rank), rank))
+    xs = b.cast(x, _stash(cx, x))
+    ms = b.op("reduce_mean", b.op("mul", xs, xs), axes=axes)
+    inv = b.op("div", b.scalar(1, xs.dtype), b.op("sqrt", b.op("add", ms, b.scalar(cx.a("epsilon", 1e-5), xs.dtype))))
+    return b.op("mul", b.cast(b.op("mul", xs, inv), x.dtype), scale)

@@ -213,7 +213,29 @@ def slice_(cx):
     ends = _as_i64(b, cx.x(2))
     axes = _as_i64(b, cx.x(3)) if cx.x(3) is not None else _i64(b, list(range(n)))
     steps = _as_i64(b, cx.x(4)) if cx.x(4) is not None else _i64(b, [1] * n)
-    return b.op("slice_dynamic", x, starts, ends, axes, steps)
+    return b.op_refined("slice_dynamic", x, starts, ends, axes, steps,
+                        shape=_sliced_dims(x, b.dims(starts), b.dims(ends), vals[2], vals[3]))
+
+
+def _sliced_dims(x, starts, ends, axes, steps):
+    """The result dims of a slice whose bounds are known as dims (symbols included), or None.
+
+    A symbolic bound is taken to lie inside the dim, as exporters' shape guards ensure."""
+    if starts is None or ends is None or axes is None or steps is None:
+        return None
+    out = list(x.shape)
+    touched = set()
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        a = norm_axis(a, x.type.rank)
+        touched.add(a)
+        d = x.shape[a]
+        if all(isinstance(v, int) for v in (s, e, d)):
+            out[a] = len(range(*slice(s, e, st).indices(d)))
+        elif st == 1 and isinstance(s, int) and 0 <= s and (not isinstance(e, int) or e >= 0) and Q not in (e,):
+            out[a] = D.sub(d, s) if isinstance(e, int) and e >= 2 ** 62 else D.sub(e, s)
+        else:
+            out[a] = Q
+    return out
 
 
 @onnx_op("Gather")
@@ -321,7 +343,11 @@ def range_(cx):
     start, limit, delta = cx.x(0), cx.x(1), cx.x(2)
     vals = [b.known(v) for v in (start, limit, delta)]
     if any(v is None for v in vals):
-        return b.op("range_dynamic", start, limit, delta)
+        shape = None
+        s0, lim, d0 = (b.dims(v) if v.dtype.is_int else None for v in (start, limit, delta))
+        if s0 and lim and d0 and len(lim) == 1 and d0 == (1,) and isinstance(s0[0], int):
+            shape = (D.sub(lim[0], s0[0]),)  # a size-valued limit is >= start
+        return b.op_refined("range_dynamic", start, limit, delta, shape=shape)
     s, l, d = (v.reshape(()) for v in vals)
     n = max(int(np.ceil((float(l) - float(s)) / float(d))), 0)
     if n <= 4096:  # as the ONNX reference computes it: start + i * delta in the operands' dtype
