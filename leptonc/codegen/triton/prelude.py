@@ -102,10 +102,10 @@ def lep_pow(a, b):
     non-integral ones (except -inf); x ** 0 and 1 ** y are 1."""
     m = tl.exp(b * tl.log(tl.abs(a)))
     integral = tl.floor(b) == b
-    odd = integral & ((b - 2.0 * tl.floor(b * 0.5)) != 0)
+    odd = (b - 2.0 * tl.floor(b * 0.5)) != 0
     negative = tl.where(integral, tl.where(odd, -m, m), tl.where(a == -float("inf"), m, float("nan")))
     y = tl.where(a < 0, negative, m)
-    return tl.where((b == 0) | (a == 1.0), 1.0, y)
+    return tl.where(b == 0, 1.0, tl.where(a == 1.0, 1.0, y))
 
 
 @triton.jit
