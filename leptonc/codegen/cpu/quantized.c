@@ -23,14 +23,78 @@ static inline float lep_i4(const uint8_t* row, int64_t k) {
     return (float)((v ^ 8) - 8);
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 static inline __mmask16 lep_mask16(int64_t left) {
     return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
 }
+
+#define LEP_WIDEN_I8(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(p))))
+
+/* one row of x (a GEMV) against an int8 row: four independent accumulators, so that the latency of the
+   FMA does not bound the loop */
+static inline float lep_gemv_i8(const float* x, const int8_t* w, const float* scale, int64_t K, int64_t G) {
+    __m512 total = _mm512_setzero_ps();
+    for (int64_t k0 = 0, g = 0; k0 < K; k0 += G, ++g) {
+        const int64_t k1 = k0 + G < K ? k0 + G : K;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int64_t k = k0;
+        for (; k + 64 <= k1; k += 64) {
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), LEP_WIDEN_I8(w + k), a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), LEP_WIDEN_I8(w + k + 16), a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 32), LEP_WIDEN_I8(w + k + 32), a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 48), LEP_WIDEN_I8(w + k + 48), a3);
+        }
+        for (; k < k1; k += 16) {
+            const __mmask16 mask = lep_mask16(k1 - k);
+            const __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, w + k)));
+            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x + k), wv, a0);
+        }
+        const __m512 sum = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+        total = _mm512_fmadd_ps(sum, _mm512_set1_ps(scale[g]), total);
+    }
+    return _mm512_reduce_add_ps(total);
+}
+
+/* the same for a packed int4 row against x split into even (xe) and odd (xo) inputs */
+static inline float lep_gemv_i4(const float* xe, const float* xo, const uint8_t* w, const float* scale, int64_t P,
+                                int64_t GP) {
+    const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
+    __m512 total = _mm512_setzero_ps();
+    for (int64_t j0 = 0, g = 0; j0 < P; j0 += GP, ++g) {
+        const int64_t j1 = j0 + GP < P ? j0 + GP : P;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int64_t j = j0;
+        for (; j + 32 <= j1; j += 32) {
+            const __m512i b0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(w + j)));
+            const __m512i b1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(w + j + 16)));
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(xe + j), _mm512_permutexvar_ps(b0, table), a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(xo + j), _mm512_permutexvar_ps(_mm512_srli_epi32(b0, 4), table), a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(xe + j + 16), _mm512_permutexvar_ps(b1, table), a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(xo + j + 16), _mm512_permutexvar_ps(_mm512_srli_epi32(b1, 4), table),
+                                 a3);
+        }
+        for (; j < j1; j += 16) {
+            const __mmask16 mask = lep_mask16(j1 - j);
+            const __m512i b = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, w + j));
+            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, xe + j), _mm512_permutexvar_ps(b, table), a0);
+            a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, xo + j),
+                                 _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), table), a1);
+        }
+        const __m512 sum = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+        total = _mm512_fmadd_ps(sum, _mm512_set1_ps(scale[g]), total);
+    }
+    return _mm512_reduce_add_ps(total);
+}
+#endif
 
 /* total[r] = sum over groups g of scale[g] * sum over k in g of x[r][k] * w[k], for mb rows of x; int8 w */
 static inline void lep_row_i8(const float* x, int64_t ldx, int mb, const int8_t* w, const float* scale,
                               int64_t K, int64_t G, float* total) {
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    if (mb == 1) {
+        total[0] = lep_gemv_i8(x, w, scale, K, G);
+        return;
+    }
     __m512 tv[LEP_MB];
     for (int r = 0; r < mb; ++r) tv[r] = _mm512_setzero_ps();
     for (int64_t k0 = 0, g = 0; k0 < K; k0 += G, ++g) {
@@ -66,6 +130,10 @@ static inline void lep_row_i8(const float* x, int64_t ldx, int mb, const int8_t*
 static inline void lep_row_i4(const float* xe, const float* xo, int64_t ldx, int mb, const uint8_t* w,
                               const float* scale, int64_t P, int64_t GP, float* total) {
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    if (mb == 1) {
+        total[0] = lep_gemv_i4(xe, xo, w, scale, P, GP);
+        return;
+    }
     /* a nibble indexes this table of its signed values: vpermps widens 16 weights in one instruction */
     const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
     __m512 tv[LEP_MB];
