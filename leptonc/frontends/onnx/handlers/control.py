@@ -1,6 +1,6 @@
 """Control flow, inlined: If with a condition known while importing takes its branch (otherwise both
-branches run and `where` picks each output); Scan and Loop are unrolled when their trip counts are
-known while importing."""
+branches run and `where` picks each output, which needs outputs of one type and shape); Scan and
+Loop are unrolled when their trip counts are known while importing."""
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +24,10 @@ def if_(cx):
     c = b.reshape(cond, ()) if cond.type.rank else cond
     outs = []
     for t, e in zip(then, other):
-        if t.dtype is not e.dtype or t.type.rank != e.type.rank:
-            unsupported(cx, "a run-time condition with branches whose outputs differ in type or rank")
+        if t.dtype is not e.dtype or t.type.rank != e.type.rank or \
+                not all(D.same(i, j) for i, j in zip(t.shape, e.shape)):
+            unsupported(cx, f"a run-time condition with branches whose outputs differ in type or shape "
+                            f"({t.type} and {e.type})")
         outs.append(b.op("where", c, t, e))
     return outs
 
