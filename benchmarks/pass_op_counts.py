@@ -23,7 +23,6 @@ import argparse
 import os
 import tempfile
 import time
-import warnings
 from collections import Counter
 
 SHAPE_OPS = ("shape_of", "full_dynamic", "reshape_dynamic", "expand_dynamic", "range_dynamic", "slice_dynamic")
@@ -34,32 +33,6 @@ VARIANTS = {  # how each model is exported: symbolic sizes? the exporter's own c
     "symbolic": (True, True),
     "unfolded": (False, False),
 }
-
-
-def export(name: str, path: str, dynamic: bool = False, exporter_folding: bool = True) -> None:
-    """Export a zoo model to ONNX; with dynamic, batch (and sequence) sizes are symbols B (and S);
-    without exporter_folding, torch does not fold constants (batchnorm stays BatchNormalization)."""
-    import torch
-
-    from tests.model_zoo import build
-
-    module, inputs = build(name)
-    names = ["x"]
-    if len(inputs) == 2:  # token ids and attention mask, passed by keyword
-        class Tokens(torch.nn.Module):
-            def __init__(self, model):
-                super().__init__()
-                self.model = model
-
-            def forward(self, input_ids, attention_mask):
-                return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-        module, names = Tokens(module), ["input_ids", "attention_mask"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        axes = {n: ({0: "B", 1: "S"} if len(names) == 2 else {0: "B"}) for n in names} if dynamic else None
-        torch.onnx.export(module, inputs, path, dynamo=False, opset_version=17, input_names=names,
-                          dynamic_axes=axes, do_constant_folding=exporter_folding)
 
 
 def onnx_counts(path: str) -> tuple[int, int]:
@@ -87,11 +60,12 @@ def ops(graph) -> int:
 def measure(name: str, folder: str) -> dict:
     import leptonc
     from leptonc.passes import run_pipeline
+    from tests.passes.onnx_export import export_onnx
 
     row = {"model": name}
     for label, (dynamic, exporter_folding) in VARIANTS.items():
         path = os.path.join(folder, f"{name}.{label}.onnx")
-        export(name, path, dynamic, exporter_folding)
+        export_onnx(name, path, dynamic, exporter_folding)
         row[f"{label}_onnx_nodes"], row[f"{label}_onnx_non_constant"] = onnx_counts(path)
         row[f"{label}_ort_basic"] = ort_basic_count(path, os.path.join(folder, f"{name}.{label}.ort_basic.onnx"))
         graph = leptonc.import_onnx(path)

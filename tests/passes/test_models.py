@@ -17,6 +17,7 @@ import pytest
 import leptonc
 from leptonc.passes import run_pipeline
 from tests.model_zoo import FULL, SMALL, as_numpy, assert_close, build, dynamic
+from tests.passes.onnx_export import export_onnx
 from tests.random_graphs import random_inputs
 
 PIPELINES = ("dce", "fold", "cse", "canonicalize", "fold-batchnorm", "default")
@@ -84,27 +85,7 @@ def test_torch_model_dynamic_shapes(name):
         assert_close(leptonc.run_reference(after, *arrays), leptonc.run_reference(graph, *arrays))
 
 
-def export_onnx(name: str, path: str) -> None:
-    """A zoo model through torch.onnx.export's TorchScript exporter, which spells shapes out as Shape/Gather ops."""
-    import torch
-
-    module, inputs = build(name)
-    if len(inputs) == 2:  # token ids and attention mask, passed by keyword
-        class Tokens(torch.nn.Module):
-            def __init__(self, model):
-                super().__init__()
-                self.model = model
-
-            def forward(self, ids, mask):
-                return self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-
-        module = Tokens(module)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, inputs, path, dynamo=False, opset_version=17)
-
-
-@pytest.fixture(scope="module", params=_model_params(["bert_small", "resnet_small", "mlp", "gpt2_small"],
+@pytest.fixture(scope="module", params=_model_params(["bert_small", "resnet_small", "mlp", "vit_small", "cnn"],
                                                      ("bert_small", "resnet_small")))
 def onnx_export(request, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx")
