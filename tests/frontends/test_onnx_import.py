@@ -191,3 +191,36 @@ def test_symbolic_slice_and_expand_keep_their_sizes():
     assert "broadcast_to" in _ops(g) and "expand_dynamic" not in _ops(g)
     (y,) = leptonc.run_reference(g, np.zeros((3, 5), np.int64))
     np.testing.assert_array_equal(y, np.broadcast_to(np.arange(5), (3, 5)))
+
+
+def test_model_local_function_is_expanded():
+    # out = a * scale + b, where scale is the calling node's attribute (an attribute reference)
+    k = helper.make_node("Constant", [], ["k"])
+    ref = onnx.AttributeProto()
+    ref.name, ref.ref_attr_name, ref.type = "value_float", "scale", onnx.AttributeProto.FLOAT
+    k.attribute.append(ref)
+    body = [k, helper.make_node("Mul", ["a", "k"], ["t"]), helper.make_node("Add", ["t", "b"], ["out"])]
+    fn = helper.make_function("custom", "ScaleAdd", ["a", "b"], ["out"], body, [helper.make_opsetid("", 17)],
+                              attributes=["scale"])
+    graph = helper.make_graph([helper.make_node("ScaleAdd", ["x", "y"], ["z"], domain="custom", scale=3.0)], "m",
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ("x", "y")],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2])])
+    m = helper.make_model(graph, functions=[fn], opset_imports=[helper.make_opsetid("", 17),
+                                                                  helper.make_opsetid("custom", 1)])
+    g = leptonc.import_onnx(m)
+    x, y = np.array([1, 2], np.float32), np.array([10, 20], np.float32)
+    np.testing.assert_array_equal(leptonc.run_reference(g, x, y)[0], 3 * x + y)
+
+
+def test_external_data_is_loaded_from_the_model_folder(tmp_path):
+    w = numpy_helper.from_array(np.arange(1024, dtype=np.float32), "w")
+    m = _model([helper.make_node("Add", ["x", "w"], ["y"])],
+               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1024])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1024])], [w])
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(m, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="ext.data",
+                    size_threshold=0)
+    assert (tmp_path / "ext.data").exists()
+    g = leptonc.import_onnx(str(path))
+    x = np.ones(1024, np.float32)
+    np.testing.assert_array_equal(leptonc.run_reference(g, x)[0], x + np.arange(1024, dtype=np.float32))
