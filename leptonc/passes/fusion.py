@@ -85,17 +85,29 @@ class FusionPlan:
                        "reshapes, no identity reshapes")
 def fuse(graph: Graph) -> bool:
     changed = False
+    for _ in range(len(graph.nodes) + 1):  # each round moves a reshape later or removes a node
+        if not _fuse_round(graph):
+            break
+        changed = True
+    return changed
+
+
+def _fuse_round(graph: Graph) -> bool:
+    changed = False
     for node in list(graph.nodes):
         if node.graph is not graph:
             continue
         if node.op in ("reshape", "transpose") and _is_identity(node):
             graph.replace_all_uses(node.output, node.inputs[0])
             changed = True
-        elif node.op == "transpose" and node.inputs[0].producer is not None \
-                and node.inputs[0].producer.op == "transpose":
+        elif node.op in ("reshape", "transpose") and node.inputs[0].producer is not None \
+                and node.inputs[0].producer.op == node.op:
             inner = node.inputs[0].producer
-            perm = tuple(inner.attrs["perm"][p] for p in node.attrs["perm"])
-            new = graph.add("transpose", inner.inputs[0], perm=perm, name=node.output.name, before=node)
+            if node.op == "transpose":
+                attrs = {"perm": tuple(inner.attrs["perm"][p] for p in node.attrs["perm"])}
+            else:
+                attrs = {"shape": node.attrs["shape"]}
+            new = graph.add(node.op, inner.inputs[0], name=node.output.name, before=node, **attrs)
             graph.replace_all_uses(node.output, new)
             changed = True
         elif node.op in ("squeeze", "unsqueeze") and D.UNKNOWN not in node.output.shape:
@@ -107,7 +119,67 @@ def fuse(graph: Graph) -> bool:
         elif node.op == "matmul" and min(v.type.rank for v in node.inputs) == 1:
             _matmul_as_2d(graph, node)
             changed = True
+        elif (get_op(node.op).has("elementwise") or node.op in REDUCTIONS) and _sink_reshape(graph, node):
+            changed = True
     return _drop_dead(graph) or changed
+
+
+def _sink_reshape(graph: Graph, node: Node) -> bool:
+    """op(reshape(x), c...) -> reshape(op(x, c'...)) when x has fewer dims: the op runs in x's shape, so
+    that it can join the kernel that produced x (a matmul over flattened rows, say). Operands c map to
+    x's shape by views; a reduction moves only when its axes lie in the dims both shapes share at the
+    end. Moving only toward fewer dims makes the rewrite terminate."""
+    if len(node.outputs) != 1:
+        return False
+    for v in node.inputs:
+        r = v.producer
+        if r is None or r.op != "reshape" or r.inputs[0].type.rank >= v.type.rank:
+            continue
+        x = r.inputs[0]
+        X, Y = tuple(x.shape), tuple(v.shape)
+        s = 0
+        while s < min(len(X), len(Y)) and D.same(X[-1 - s], Y[-1 - s]):
+            s += 1
+        if node.op in REDUCTIONS:
+            k = len(_reduced_axes(node))
+            if not _trailing(node) or k > s:
+                continue
+            attrs = dict(node.attrs)
+            if node.op in ("argmax", "argmin"):
+                attrs["axis"] = len(X) - 1
+            else:
+                attrs["axes"] = tuple(range(len(X) - k, len(X)))
+            inputs = [x]
+        else:
+            if not _same_shape(node.output.shape, Y):
+                continue
+            inputs = [x if c is v else _in_shape_of(graph, c, X, Y, s, node) for c in node.inputs]
+            if any(c is None for c in inputs):
+                continue
+            attrs = node.attrs
+        new = graph.add_node(node.op, inputs, attrs, names=[node.output.name], before=node).output
+        graph.replace_all_uses(node.output, graph.add("reshape", new, shape=node.output.shape,
+                                                      name=node.output.name, before=node))
+        return True
+    return False
+
+
+def _in_shape_of(graph: Graph, c: Value, X: tuple, Y: tuple, s: int, before: Node) -> Value | None:
+    """Operand c of an op over shape Y, as an operand of the same op over X (same elements; the last s
+    dims of X and Y agree): unchanged when it only broadcasts over those dims, or a view of it in X's
+    dims when it has all of Y's leading dims. None when neither holds."""
+    C = (1,) * (len(Y) - len(c.shape)) + tuple(c.shape)
+    lead, tail = C[:len(Y) - s], C[len(Y) - s:]
+    if all(d == 1 for d in lead):
+        target = tail
+    elif _same_shape(lead, Y[:len(Y) - s]):
+        target = X[:len(X) - s] + tail
+    else:
+        return None
+    if len(c.shape) <= len(target) and _same_shape((1,) * (len(target) - len(c.shape)) + tuple(c.shape), target):
+        return c
+    src = c.producer.inputs[0] if c.producer is not None and c.producer.op == "reshape" else c
+    return graph.add("reshape", src, shape=target, name=c.name, before=before)
 
 
 def _is_identity(node: Node) -> bool:

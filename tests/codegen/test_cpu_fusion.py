@@ -7,12 +7,14 @@ import subprocess
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import leptonc
 from leptonc.codegen.cpu.program import generate
 from leptonc.ir import DType, Graph, TensorType
 from leptonc.passes import run_pipeline
 from tests.codegen.cpu_check import compile_and_check
+from tests.random_graphs import graphs, random_inputs
 
 RNG = np.random.default_rng(0)
 
@@ -149,3 +151,32 @@ def test_loops_vectorize():
               and ("%ymm" in line or "%zmm" in line)]
     assert len(packed) > 5, "no packed AVX arithmetic in the generated library"
     assert "_ZGV" in text and "expf" in text, "exp did not vectorize (no libmvec call)"
+
+
+def test_epilogue_fuses_across_the_reshape_torch_puts_after_a_linear():
+    """Linear on [B, S, H] is exported as reshape -> matmul -> reshape; bias, GELU and residual add
+    written on the 3-D view still join the matmul, and layer norm runs on the flat rows."""
+    g = Graph("linear3d")
+    x = g.add_input("x", TensorType(DType.f32, ("B", 8, 16)))
+    flat = g.add("reshape", x, shape=("8*B", 16))
+    y = g.add("reshape", g.add("matmul", flat, const(g, (16, 16), "w")), shape=("B", 8, 16))
+    y = g.add("add", gelu(g, g.add("add", y, const(g, (16,), "b"))), x)
+    g.set_outputs([layer_norm(g, y, 16)])
+    program = plan_of(g)
+    assert [k.kind for k in program.plan.kernels] == ["matmul", "loop"]
+    assert {"erf", "add"} <= {n.op for n in program.plan.kernels[0].nodes}
+    compile_and_check(g, [RNG.standard_normal((3, 8, 16)).astype(np.float32)])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graph=graphs())
+def test_fuse_pass_keeps_outputs(graph):
+    after = run_pipeline(graph, "fuse", verify_each=True)
+    inputs = random_inputs(graph, seed=0)
+    try:
+        want = leptonc.run_reference(graph, *inputs)
+    except leptonc.LeptoncError:
+        return
+    got = leptonc.run_reference(after, *inputs)
+    for w, a in zip(want, got):
+        np.testing.assert_allclose(a, w, rtol=1e-5, atol=1e-5, equal_nan=True)
