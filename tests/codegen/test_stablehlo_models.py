@@ -7,6 +7,7 @@ import pytest
 
 pytest.importorskip("jax")
 pytest.importorskip("torch")
+pytest.importorskip("onnx")
 
 from leptonc import import_torch  # noqa: E402
 from leptonc.codegen.stablehlo import emit, emit_module  # noqa: E402
@@ -49,6 +50,27 @@ def test_symbolic_sizes_compile_once_per_size(name):
     check_close(model(*as_numpy(other)), run_reference(graph, *as_numpy(other)))
     model(*as_numpy(inputs))  # a size seen before reuses its executable
     assert len(model.compiled_sizes) == 2
+
+
+def light_models() -> list[str]:
+    """The real CNNs of the onnx wheel's backend data (`light` folder)."""
+    import glob
+    import os
+
+    import onnx.backend.test
+
+    folder = os.path.join(os.path.dirname(onnx.backend.test.__file__), "data", "light")
+    return sorted(glob.glob(os.path.join(folder, "light_*.onnx")))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", light_models(), ids=lambda p: p.rsplit("/", 1)[-1][:-5])
+def test_onnx_light_cnn_matches_reference(path):
+    from leptonc import import_onnx
+
+    graph = import_onnx(path)
+    rng = np.random.default_rng(0)
+    check_model(graph, [rng.standard_normal(v.type.shape).astype(v.dtype.numpy) for v in graph.inputs])
 
 
 def mlp_graph() -> Graph:
