@@ -40,7 +40,9 @@ def import_torch(module: torch.nn.Module, example_inputs, dynamic_shapes=None) -
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"(torch|copyreg)")
             ep = torch.export.export(module, example_inputs, dynamic_shapes=dynamic_shapes)
             table = torch.export.default_decompositions()
-            table.pop(torch.ops.aten.scaled_dot_product_attention.default, None)  # mapped here, see _sdpa
+            # attention stays whole and nn.py maps it: torch's own decomposition of it breaks the
+            # re-trace of some models (GPT-2 at batch > 1: a view of non-contiguous strides)
+            table.pop(torch.ops.aten.scaled_dot_product_attention.default, None)
             ep = ep.run_decompositions(table)
     except LeptoncError:
         raise
