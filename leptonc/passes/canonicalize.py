@@ -14,6 +14,8 @@
 - commutative ops put a constant operand second, so that cse sees one form.
 
 A rewrite is made only when the replacement has exactly the old result's type.
+Values are kept exactly, with one exception that every ML compiler shares:
+x+0 becomes x, so where x is -0.0 the result is -0.0 instead of +0.0.
 """
 from __future__ import annotations
 
