@@ -190,3 +190,37 @@ def test_unsupported_op_is_a_clear_error():
                                   names=["v", "i"]).outputs))
     with pytest.raises(UnsupportedError, match="'topk' is not supported by the triton target"):
         leptonc.compile(g, target="triton", quiet=True)
+
+
+def attention_graph(seq: int, causal: bool) -> Graph:
+    """softmax(q k^T * scale + mask) v, decomposed as frontends give it, then a residual add."""
+    g = Graph("attention")
+    q, k, v = (g.add_input(n, TensorType(DType.f32, (2, 2, seq, 16))) for n in ("q", "k", "v"))
+    s = g.add("mul", g.add("matmul", q, g.add("transpose", k, perm=(0, 1, 3, 2))),
+              g.add_constant(np.array(0.25, np.float32), "scale"))
+    if causal:
+        keep = g.add_constant(np.tril(np.ones((seq, seq), bool))[None, None], "causal")
+        s = g.add("where", keep, s, g.add_constant(np.array(-np.inf, np.float32), "minus_inf"))
+    else:
+        mask = g.add_input("mask", TensorType(DType.f32, (2, 1, 1, seq)))
+        s = g.add("add", s, mask)
+    m = g.add("reduce_max", s, axes=(3,), keepdims=True)
+    e = g.add("exp", g.add("sub", s, m))
+    p = g.add("div", e, g.add("reduce_sum", e, axes=(3,), keepdims=True))
+    g.set_outputs([g.add("add", g.add("matmul", p, v), q)])
+    return g
+
+
+@pytest.mark.parametrize("seq,causal", [(130, False), (40, True)])  # 130 keys: two key blocks
+def test_attention_is_one_flash_kernel(seq, causal):
+    g = attention_graph(seq, causal)
+    inputs = [normal(2, 2, seq, 16) for _ in range(3)]
+    if not causal:
+        mask = np.zeros((2, 1, 1, seq), np.float32)
+        mask[1, ..., seq // 2:] = -1e9  # padding of the second sequence
+        inputs.append(mask)
+    cm = check(g, *inputs)
+    kinds = [k["kind"] for k in cm.manifest["program"]["kernels"]]
+    assert kinds == ["attention"], kinds
+    assert "reduce_max" in " ".join(cm.manifest["program"]["kernels"][0]["ops"])
+    assert not cm.manifest["program"]["buffers"][:-1]  # scores and probabilities never reach memory

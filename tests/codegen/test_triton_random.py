@@ -30,16 +30,11 @@ def _check(graph) -> None:
     try:
         cm = leptonc.compile(graph, target="triton", quiet=True)
     except UnsupportedError as e:
-        assume("data-dependent" not in str(e))  # sizes known only at run time are out of the target's scope
+        # out of the target's scope: sizes known only at run time, and training-mode dropout (numpy's RNG)
+        assume("data-dependent" not in str(e) and "'dropout'" not in str(e))
         raise
     note(cm.artifact.source)
     assert_matches_reference(cm.run(*inputs), ref)
-
-
-@pytest.fixture(scope="module")
-def hypothesis_profile():
-    return settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                           HealthCheck.function_scoped_fixture])
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,

@@ -605,12 +605,13 @@ def emit_kernel(ctx: KernelContext, k: Kernel) -> Emitted:
     return emitter(ctx, k.nodes[0])
 
 
-def kernel_source(name: str, k: Kernel, params: list[str], symbols: list[str], em: Emitted) -> tuple[str, str]:
-    """(the @triton.jit function, its launcher) as Python source."""
+def kernel_source(name: str, kind: str, ops: list[str], params: list[str], symbols: list[str],
+                  em: Emitted) -> tuple[str, str]:
+    """(the @triton.jit function, its launcher) as Python source; a header comment lists the fused IR ops."""
     syms = [symbol_var(s) for s in symbols]
-    header = "\n".join(f"#   {op}" for op in k.describe_ops())
+    header = "\n".join(f"#   {op}" for op in ops)
     args = params + syms
-    jit = (f"# {name}: {k.kind} kernel; fused IR ops:\n{header}\n@triton.jit\n"
+    jit = (f"# {name}: {kind} kernel; fused IR ops:\n{header}\n@triton.jit\n"
            f"def {name}({', '.join(args + [c + ': tl.constexpr' for c in em.constexprs])}):\n"
            + "".join(f"    {line}\n" for line in em.body))
     consts = ", ".join(f"{c}={c}" for c in em.constexprs if c != "PRECISION")

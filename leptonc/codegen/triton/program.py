@@ -3,14 +3,16 @@
 The module (`source`) starts with the prelude (imports, math helpers, the
 block-size table), then, for each kernel of the fusion plan in order, its
 `@triton.jit` function (a header comment lists the fused IR ops) and its
-launcher. The launch plan (`meta`, JSON) says what the runtime does:
+launcher; an attention chain of three plan kernels (scores matmul, softmax,
+output matmul) is one flash-attention kernel (attention.py). The launch plan
+(`meta`, JSON) says what the runtime does:
 
     inputs, outputs     the signature; each output names the buffer, input or
                         weight it comes from (reshapes are views: same memory)
     symbols             the graph's symbols, passed to every launcher
-    buffers             intermediates: name, dtype, shape (dims), the kernel that
+    buffers             intermediates: name, dtype, shape (dims), the launch that
                         writes it first and the one that reads it last
-    steps               one per kernel: its launcher and its arguments (input i,
+    steps               one per launch: its launcher and its arguments (input i,
                         weight name or buffer i), then the buffers that die there
     kernels, unfused    what the fusion planner did, for reports
 
@@ -25,6 +27,9 @@ from dataclasses import dataclass
 from ...ir import dims as D
 from ...ir.graph import Graph, Node, Value
 from ...passes.fusion import FusionPlan, Kernel, plan_fusion, view_root
+from .attention import Attention, emit_attention, group_kernels
+from .attention import describe as describe_attention
+from .attention import title as attention_title
 from .kernels import KernelContext, emit_kernel, kernel_source
 from .prelude import PRELUDE
 
@@ -54,27 +59,36 @@ class _Generator:
     def __init__(self, graph: Graph):
         self.graph = graph
         self.plan = plan_fusion(graph)
+        self.groups = group_kernels(self.plan, graph)   # one launch each: a kernel, or an attention chain
         self.symbols = graph_symbols(graph)
         self.refs: dict[int, dict] = {id(v): {"input": i} for i, v in enumerate(graph.inputs)}
         self.buffers: list[dict] = []
-        self.kernel_of: dict[int, int] = {}
-        for i, k in enumerate(self.plan.kernels):
-            for n in k.nodes + k.absorbed:
-                self.kernel_of[id(n)] = i
+        self.step_of: dict[int, int] = {}               # id(node) -> index of the launch that computes it
+        for i, group in enumerate(self.groups):
+            for k in group:
+                for n in k.nodes + k.absorbed:
+                    self.step_of[id(n)] = i
 
     def run(self) -> TritonProgram:
-        parts, steps = [PRELUDE], []
-        for i, k in enumerate(self.plan.kernels):
-            ext, outs = self._interface(k)
+        parts, steps, kernels = [PRELUDE], [], []
+        for i, group in enumerate(self.groups):
+            ext, outs = self._interface(group)
             names = {id(v): f"x{j}" for j, v in enumerate(ext)}
             names.update({id(v): f"y{j}" for j, v in enumerate(outs)})
             for v in outs:
                 self._new_buffer(v, i)
-            ctx = KernelContext(self.graph, names, k.nodes[0].label)
-            em = emit_kernel(ctx, k)
-            jit, launcher = kernel_source(k.name, k, [names[id(v)] for v in ext + outs], self.symbols, em)
+            ctx = KernelContext(self.graph, names, group[0].nodes[0].label)
+            if len(group) == 1:
+                k = group[0]
+                name, kind, ops, em = k.name, k.kind, k.describe_ops(), emit_kernel(ctx, k)
+            else:
+                att = Attention(*group)
+                name, kind, ops, em = attention_title(att), "attention", describe_attention(att), \
+                    emit_attention(ctx, att)
+            jit, launcher = kernel_source(name, kind, ops, [names[id(v)] for v in ext + outs], self.symbols, em)
             parts += [jit, launcher]
-            steps.append({"kernel": k.name, "args": [self._ref(v) for v in ext + outs], "free": []})
+            steps.append({"kernel": name, "args": [self._ref(v) for v in ext + outs], "free": []})
+            kernels.append({"name": name, "kind": kind, "ops": ops})
         outputs = [dict(self._ref(v), shape=list(v.shape)) for v in self.graph.outputs]
         for o in outputs:
             if "buffer" in o:
@@ -92,7 +106,7 @@ class _Generator:
                               | {o["weight"] for o in outputs if "weight" in o}),
             "intermediates": [{"name": b["name"], "bytes": D.mul(D.product(b["shape"]), b["itemsize"])}
                               for b in self.buffers],
-            "kernels": [{"name": k.name, "kind": k.kind, "ops": k.describe_ops()} for k in self.plan.kernels],
+            "kernels": kernels,
             "unfused": [{"producer": p.producer.label, "consumer": p.consumer.label, "reason": p.reason}
                         for p in self.plan.unfused],
         }
@@ -100,23 +114,25 @@ class _Generator:
             + "\n\n".join(parts)
         return TritonProgram(source, meta, self.plan)
 
-    # -- what each kernel reads and writes -----------------------------------------
-    def _interface(self, k: Kernel) -> tuple[list[Value], list[Value]]:
-        produced = {id(v) for n in k.nodes for v in n.outputs}
-        absorbed_out = {id(n.outputs[0]) for n in k.absorbed}
+    # -- what each launch reads and writes -----------------------------------------
+    def _interface(self, group: list[Kernel]) -> tuple[list[Value], list[Value]]:
+        nodes = [n for k in group for n in k.nodes]
+        produced = {id(v) for n in nodes for v in n.outputs}
+        absorbed_out = {id(n.outputs[0]) for k in group for n in k.absorbed}
         ext: list[Value] = []
 
         def add(v: Value) -> None:
             if all(x is not v for x in ext):
                 ext.append(v)
 
-        for n in k.absorbed:
-            add(n.inputs[0])
-        for n in k.nodes:
-            for v in n.inputs:
-                if id(v) not in produced and id(v) not in absorbed_out and not self._inline_literal(k, v):
-                    add(v)
-        outs = [v for n in k.nodes for v in n.outputs if self._materialized(k, v)]
+        for k in group:
+            for n in k.absorbed:
+                add(n.inputs[0])
+            for n in k.nodes:
+                for v in n.inputs:
+                    if id(v) not in produced and id(v) not in absorbed_out and not self._inline_literal(k, v):
+                        add(v)
+        outs = [v for n in nodes for v in n.outputs if self._materialized(nodes, v)]
         return ext, outs
 
     def _inline_literal(self, k: Kernel, v: Value) -> bool:
@@ -124,10 +140,10 @@ class _Generator:
         arr = self.graph.constant_of(v)
         return arr is not None and arr.size == 1 and all(u in k.loop_nodes for u, _ in v.uses if u in k.nodes)
 
-    def _materialized(self, k: Kernel, v: Value) -> bool:
+    def _materialized(self, nodes: list[Node], v: Value) -> bool:
         if any(o is v for o in self.graph.outputs):
             return True
-        mine = {id(n) for n in k.nodes}
+        mine = {id(n) for n in nodes}
         return any(id(u) not in mine for u, _ in v.uses)
 
     def _new_buffer(self, v: Value, first: int) -> None:
@@ -141,8 +157,8 @@ class _Generator:
         for u, _ in v.uses:
             if u.op == "reshape":
                 out += self._readers(u.outputs[0])
-            elif id(u) in self.kernel_of:
-                out.append(self.kernel_of[id(u)])
+            elif id(u) in self.step_of:
+                out.append(self.step_of[id(u)])
             elif u.op == "transpose":  # absorbed by a matmul
                 out += self._readers(u.outputs[0])
         return out

@@ -39,8 +39,9 @@ HELPER_OPS = {"tanh", "round", "asinh", "sigmoid", "pow", "mod"}  # ops computed
 class Space:
     """The index of a program's tile along each domain dim; index variables are defined on first use."""
 
-    def __init__(self, domain, lines: list[str], where: str):
+    def __init__(self, domain, lines: list[str], where: str, prefix: str = "i"):
         self.domain = tuple(domain)
+        self.prefix = prefix               # of the index variables (two spaces in one kernel use two)
         self.rank = len(self.domain)
         self.lines, self.where = lines, where
         self.flat: str | None = None      # the row-major element index over the whole domain, if the tile has one
@@ -64,7 +65,7 @@ class Space:
     def index(self, dim: int) -> tuple[str, bool]:
         if dim not in self._index:
             expr, vector = self._rules[dim]
-            name = f"i{dim}"
+            name = f"{self.prefix}{dim}"
             self.lines.append(f"{name} = {expr}")
             self._index[dim] = (name, vector)
         return self._index[dim]
@@ -151,7 +152,7 @@ class TileEmitter:
 
     def _fresh(self, prefix: str) -> str:
         self.counter += 1
-        return f"{prefix}{self.counter}"
+        return f"{prefix}{'' if self.space.prefix == 'i' else '_' + self.space.prefix}{self.counter}"
 
     # -- ops --------------------------------------------------------------------
     def emit(self, nodes: list[Node]) -> None:
