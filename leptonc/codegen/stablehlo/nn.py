@@ -185,7 +185,6 @@ def max_pool_with_indices(b: Builder, node, args, out, attrs):
         wins = b.binary("or", b.compare(av, bv, "GT"), tie)
         return [b.select(wins, av, bv), b.select(wins, ai, bi)]
 
-    shape = out[0].shape
     values, indices = b.op("stablehlo.reduce_window",
                            [x, index, b.scalar(identity("reduce_max", x.dtype), x.dtype), b.scalar(numel, DType.i64)],
                            [out[0], out[1]],
