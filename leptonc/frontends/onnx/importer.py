@@ -223,7 +223,7 @@ class Importer:
         self._known: dict[int, tuple] = {}
         self._dims: dict[int, tuple] = {}
         self._const_cache: dict[tuple, Value] = {}
-        self._node_where = ""
+        self._context: list[str] = []  # the nodes being expanded (function bodies, subgraphs), outermost first
 
     # -- driver ------------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -290,9 +290,11 @@ class Importer:
             self.import_node(node, opsets, i)
 
     def where(self, node, index=None) -> str:
+        """The node for messages: its name (or index) and op, inside the nodes being expanded, and the model."""
         label = f"node {node.name!r}" if node.name else f"node #{index}" if index is not None else "a node"
         dom = f"{node.domain}:" if node.domain not in ("", "ai.onnx") else ""
-        return f"{label} ({dom}{node.op_type}) in {self.source}"
+        here = f"{label} ({dom}{node.op_type})"
+        return " > ".join(self._context + [here]) + f" in {self.source}"
 
     def import_node(self, node, opsets: dict, index=None) -> None:
         domain = "" if node.domain == "ai.onnx" else node.domain
@@ -308,6 +310,8 @@ class Importer:
         attrs = {a.name: attr_value(a) for a in node.attribute}
         start = len(self.g.nodes)
         handler = HANDLERS.get((domain, node.op_type))
+        where = self.where(node, index)
+        self._context.append(where.rsplit(" in ", 1)[0].rsplit(" > ", 1)[-1])
         try:
             if handler is not None:
                 outs = handler(NodeContext(self, node, version, inputs, attrs))
@@ -316,20 +320,17 @@ class Importer:
             else:
                 body = self._schema_function(node, domain, version, inputs)
                 if body is None:
-                    raise UnsupportedOpError(
+                    raise _located(UnsupportedOpError(
                         f"unsupported ONNX op {node.op_type!r} (domain {domain or 'ai.onnx'!r}, opset {version}) "
-                        f"at {self.where(node, index)}; the supported op types are listed in "
-                        f"leptonc.frontends.onnx.SUPPORTED_OPS")
+                        f"at {where}; the supported op types are listed in leptonc.frontends.onnx.SUPPORTED_OPS"))
                 outs = self.expand_function(body, node, inputs, attrs, schema_defaults=True, version=version,
                                             domain=domain)
-        except UnsupportedOpError as e:
-            if " at node " in str(e) or " in " + self.source in str(e):
-                raise
-            raise UnsupportedOpError(f"{self.where(node, index)}: {e}") from None
         except LeptoncError as e:
-            if self.source in str(e):
+            if getattr(e, "onnx_located", False):
                 raise
-            raise type(e)(f"{self.where(node, index)}: {e}") from None
+            raise _located(type(e)(f"{where}: {e}")) from None
+        finally:
+            self._context.pop()
         if isinstance(outs, Value) or outs is None:
             outs = [outs]
         outs = list(outs)
@@ -339,7 +340,7 @@ class Importer:
                 continue
             v = outs[i] if i < len(outs) else None
             if v is None:
-                raise UnsupportedOpError(f"{self.where(node, index)}: output {i} ({name!r}) is not supported")
+                raise _located(UnsupportedOpError(f"{where}: output {i} ({name!r}) is not supported"))
             if v.producer is not None and id(v.producer) in new_nodes and v.producer.op != "const":
                 self._rename(v, name)
             self.env[name] = v
@@ -718,6 +719,12 @@ class Importer:
         named = {n.attrs["name"] for n in g.nodes if n.op == "const"}
         for name in [k for k in g.constants if k not in named]:
             del g.constants[name]
+
+
+def _located(e: LeptoncError) -> LeptoncError:
+    """Mark an error whose message already names the node and model (outer nodes leave it alone)."""
+    e.onnx_located = True
+    return e
 
 
 def _dim_compare(op: str, a, b):
