@@ -37,4 +37,6 @@ def run_passes_from_args(graph: Graph, args: argparse.Namespace) -> Graph:
     graph = pm.run(graph)
     if args.stats:
         sys.stderr.write(f"# pipeline: {pm.pipeline}\n{format_stats(pm.stats)}")
+        for note in pm.unconverged:
+            sys.stderr.write(f"# not converged: {note}\n")
     return graph

@@ -5,7 +5,8 @@
     print(format_stats(pm.stats))
 
 Named pipelines (`default`) expand to their passes; a fixpoint pipeline repeats
-until a whole round changes nothing. Under verify_each the verifier runs after
+until a whole round changes nothing (at most its max_iterations rounds; one
+that is still changing then is listed in `unconverged`). Under verify_each the verifier runs after
 every pass; when it fails, the error names the pass and the IR from before the
 pass is written to a file for a bug report. A pass that says it did not change
 the graph is held to it: its printed IR must be unchanged.
@@ -56,11 +57,13 @@ class PassManager:
         self.out = out
         self.report_dir = report_dir or dump_dir
         self.stats: list[PassStat] = []
+        self.unconverged: list[str] = []  # fixpoint pipelines still changing the graph at their last round
         self._step = 0
 
     def run(self, graph: Graph) -> Graph:
         """Run the pipeline over `graph` (edited in place, or replaced by a pass) and return the result."""
         self.stats = []
+        self.unconverged = []
         self._step = 0
         if self.verify_each:
             try:
@@ -94,6 +97,9 @@ class PassManager:
             any_change |= changed
             if not changed:
                 break
+        else:
+            if info.fixpoint:
+                self.unconverged.append(f"{entry.name} still changed the graph after {rounds} rounds")
         return graph, any_change
 
     def _run_pass(self, graph: Graph, entry: PipelineEntry, within: str) -> tuple[Graph, bool]:

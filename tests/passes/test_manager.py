@@ -8,7 +8,7 @@ import pytest
 
 from leptonc.ir import DType, Graph, TensorType, parse_ir, print_ir
 from leptonc.passes import (Option, Pass, PassError, PassManager, PassResult, format_stats, get_pass,
-                            list_passes, parse_pipeline, register_pass, run_pipeline)
+                            list_passes, parse_pipeline, register_pass, register_pipeline, run_pipeline)
 
 SMALL = """graph @g(%x: f32[4]) -> (f32[4]) {
   %one = const @one [1.0] : f32[]
@@ -48,6 +48,15 @@ class _NewGraph(Pass):
         x = g.add_input("x", graph.inputs[0].type)
         g.set_outputs([g.add("relu", x)])
         return PassResult(True, g)
+
+
+@register_pass("test-always", "renames the graph every time (never converges)")
+def _always_pass(graph):
+    graph.name += "x"
+    return True
+
+
+register_pipeline("test-loop", "a fixpoint that never settles", "test-always", fixpoint=True, max_iterations=3)
 
 
 @register_pass("test-none", "forgets to say whether it changed the graph")
@@ -124,6 +133,15 @@ def test_default_runs_to_a_fixpoint():
     assert rounds[0] == "default#1" and len(rounds) >= 2
     last = [s for s in stats if s.within == rounds[-1]]
     assert not any(s.changed for s in last)
+
+
+def test_unconverged_fixpoint_is_reported():
+    pm = PassManager("test-loop")
+    assert pm.run(parse_ir(SMALL)).name == "gxxx"
+    assert pm.unconverged == ["test-loop still changed the graph after 3 rounds"]
+    pm = PassManager("default")
+    pm.run(parse_ir(SMALL))
+    assert pm.unconverged == []
 
 
 def test_disable_pass_also_inside_named_pipelines():
