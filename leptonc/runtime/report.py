@@ -15,6 +15,8 @@ def _mib(n: int) -> str:
 def inspect_text(cm: CompiledModel) -> str:
     """Manifest, signature, pipeline, kernels with their fused ops, fusion report and memory."""
     m = cm.manifest
+    if m["target"] == "stablehlo":
+        return _stablehlo_text(cm)
     prog = m["program"]
     lines = [f"format version {m['format_version']}, leptonc {m['leptonc_version']}, target {m['target']}",
              f"built by: {m.get('compiler', '?')}",
@@ -44,6 +46,24 @@ def inspect_text(cm: CompiledModel) -> str:
             lines += ["", source]
     members = m.get("members", {})
     lines += ["", "members (sha256):"] + [f"  {name}: {digest}" for name, digest in sorted(members.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _stablehlo_text(cm) -> str:
+    """A stablehlo artifact: one module (specialized to the example sizes) instead of kernels."""
+    m = cm.manifest
+    meta = m["stablehlo"]
+    sizes = ", ".join(f"{k}={v}" for k, v in meta["bindings"].items())
+    lines = [f"format version {m['format_version']}, leptonc {m['leptonc_version']}, target stablehlo",
+             f"inputs:  {_sig(m['signature']['inputs'])}",
+             f"outputs: {_sig(m['signature']['outputs'])}",
+             f"symbols: {', '.join(m['signature']['symbols']) or 'none (static shapes)'}",
+             f"pipeline: {m['pipeline']}",
+             f"weights: {len(meta['weights'])} module arguments, "
+             f"{_mib(sum(cm.graph.constants[n].nbytes for n in meta['weights']))}",
+             "", f"StableHLO module (model.mlir){', specialized to ' + sizes if sizes else ''}:", "", cm.source]
+    members = m.get("members", {})
+    lines += ["members (sha256):"] + [f"  {name}: {digest}" for name, digest in sorted(members.items())]
     return "\n".join(lines) + "\n"
 
 

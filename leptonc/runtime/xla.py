@@ -9,6 +9,7 @@ optimized IR and the weights; other sizes are emitted from the IR at load.
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -119,6 +120,14 @@ class XlaCompiledModel:
 
     def save(self, path: str | os.PathLike) -> None:
         write_artifact(path, self.artifact)
+
+    def profile(self, *inputs, repeat: int = 10) -> list[tuple[str, float]]:
+        """[(what ran, seconds per run)]: XLA runs the whole module as one executable."""
+        self.model.run(*inputs)  # compiles this size if it is new
+        start = time.perf_counter()
+        for _ in range(repeat):
+            self.model.run(*inputs)
+        return [("XLA executable (the whole module, fused by XLA)", (time.perf_counter() - start) / repeat)]
 
     @property
     def signature(self) -> dict:

@@ -93,8 +93,12 @@ def test_cli_ir_emit_compile_and_run(tmp_path, capsys):
     verify_module(text)
     artifact = str(tmp_path / "small.lep")
     assert main(["compile", model, "-o", artifact, "--target", "stablehlo", "--quiet"]) == 0
-    assert main(["run", artifact]) == 0
-    assert "%y: float32[1, 4]" in capsys.readouterr().out
+    assert main(["run", artifact, "--profile"]) == 0
+    out = capsys.readouterr().out
+    assert "%y: float32[1, 4]" in out and "XLA executable" in out
+    assert main(["inspect", artifact]) == 0
+    out = capsys.readouterr().out
+    assert "target stablehlo" in out and "specialized to batch=1" in out and "model.mlir" in out
     x = np.random.default_rng(1).standard_normal((5, 8)).astype(np.float32)
     loaded = leptonc.load(artifact)
     check_close([loaded(x)], leptonc.run_reference(loaded.graph, x))
