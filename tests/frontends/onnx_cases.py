@@ -146,7 +146,7 @@ def run_leptonc(case_dir: str, convert: bool = False) -> str:
 def short_reason(result: str) -> str:
     """A failure message as one short line without paths or node numbers (for the failure list)."""
     text = re.sub(r"\S*/(model\.onnx|test_data_set_\d+)\S*", "", result)
-    text = re.sub(r"(at |)(node #\d+|a node|node '[^']*') \([^)]*\) in ?[:;]?", "", text)
+    text = re.sub(r"(at )?((node #\d+|a node|node '[^']*') \([^)]*\)( > )?)+( in)?[:;]?", "", text)
     text = re.sub(r";? the supported op types are listed in \S+", "", text)
     text = re.sub(r" \(supported: [^)]*\)?", "", text)
     text = re.sub(r"TensorProto\.", "", text)
