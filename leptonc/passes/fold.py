@@ -21,7 +21,7 @@ from ..ir.graph import Graph, Node, Value
 from ..ir.registry import get_op
 from . import shape_values
 from .registry import Option, register_pass
-from .rewrite import refine_node_types, replace_result
+from .rewrite import adopt_name, refine_node_types, replace_result
 from .static_forms import refine_dynamic_type, static_form
 
 
@@ -62,8 +62,11 @@ def _fold_node(graph: Graph, node: Node, max_elements: int, memo: dict) -> list[
         if refine_dynamic_type(graph, node, memo):
             return node.outputs
         return []
-    for old, new in zip(list(node.outputs), static):
+    pairs = list(zip(node.outputs, static))
+    for old, new in pairs:
         replace_result(graph, old, new)
+    for old, new in pairs:  # results replaced before the node was erased get their names now
+        adopt_name(old, new)
     return static
 
 

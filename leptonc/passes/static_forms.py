@@ -25,6 +25,7 @@ _FORMS: dict[str, Builder] = {}
 
 
 def form(op: str) -> Callable[[Builder], Builder]:
+    """Register the static form of dynamic op `op`."""
     def register(fn: Builder) -> Builder:
         _FORMS[op] = fn
         return fn
@@ -52,15 +53,23 @@ def static_form(graph: Graph, node: Node, memo: dict) -> list[Value] | None:
 def refine_dynamic_type(graph: Graph, node: Node, memo: dict) -> bool:
     """Give a dynamic op without a static form the result size its known operands imply.
 
-    range_dynamic(0, n, 1) has n elements: with n a symbol, the result is typed
-    [n] instead of [?], and the sizes flow on to its users.
+    range_dynamic has ceil((limit - start) / delta) elements: with constant
+    operands the result type becomes static (and fold can then evaluate it);
+    range_dynamic(0, n, 1) over a symbolic n is typed [n] instead of [?].
     """
     if node.op != "range_dynamic" or node.outputs[0].shape != (D.UNKNOWN,):
         return False
+    out = node.outputs[0]
+    values = [graph.constant_of(v) for v in node.inputs]
+    if all(v is not None for v in values):
+        start, limit, delta = (np.asarray(v).reshape(-1)[0].item() for v in values)
+        if delta == 0:
+            return False  # fails at run time, as it should
+        out.type = out.type.with_shape((max(int(np.ceil((limit - start) / delta)), 0),))
+        return True
     start, limit, delta = (shape_values.elements(graph, v, memo) for v in node.inputs)
     if start != (0,) or delta != (1,) or limit is None or limit[0] == D.UNKNOWN:
         return False
-    out = node.outputs[0]
     out.type = out.type.with_shape(limit)
     return True
 
