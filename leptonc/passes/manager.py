@@ -100,6 +100,8 @@ class PassManager:
         else:
             if info.fixpoint:
                 self.unconverged.append(f"{entry.name} still changed the graph after {rounds} rounds")
+        if entry.name in self.print_ir_after:
+            self._print(graph, entry, any_change)
         return graph, any_change
 
     def _run_pass(self, graph: Graph, entry: PipelineEntry, within: str) -> tuple[Graph, bool]:
@@ -125,9 +127,12 @@ class PassManager:
         if self.dump_dir:
             self._dump(graph, entry.name)
         if self.print_ir_after_all or entry.name in self.print_ir_after:
-            out = self.out or sys.stderr
-            out.write(f"# IR after {entry}{' (unchanged)' if not result.changed else ''}\n{print_ir(graph)}\n")
+            self._print(graph, entry, result.changed)
         return graph, result.changed
+
+    def _print(self, graph: Graph, entry: PipelineEntry, changed: bool) -> None:
+        out = self.out or sys.stderr
+        out.write(f"# IR after {entry}{'' if changed else ' (unchanged)'}\n{print_ir(graph)}\n")
 
     def _check(self, graph: Graph, entry: PipelineEntry, changed: bool, before_text: str) -> None:
         try:

@@ -158,6 +158,9 @@ def test_print_ir_after():
     text = out.getvalue()
     assert text.count("# IR after") == 1 and "# IR after dce\n" in text
     out = io.StringIO()
+    run_pipeline(parse_ir(SMALL), "default", print_ir_after=["default"], out=out)
+    assert out.getvalue().count("# IR after") == 1 and "# IR after default\n" in out.getvalue()
+    out = io.StringIO()
     run_pipeline(parse_ir(SMALL), "canonicalize,cse", print_ir_after_all=True, out=out)
     assert "# IR after canonicalize\n" in out.getvalue()
     assert "# IR after cse (unchanged)\n" in out.getvalue()
