@@ -224,3 +224,19 @@ def test_external_data_is_loaded_from_the_model_folder(tmp_path):
     g = leptonc.import_onnx(str(path))
     x = np.ones(1024, np.float32)
     np.testing.assert_array_equal(leptonc.run_reference(g, x)[0], x + np.arange(1024, dtype=np.float32))
+
+
+def test_symbolic_spatial_dims_through_conv_and_resize():
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Shape", ["c"], ["s"]),
+             helper.make_node("Mul", ["s", "two"], ["s2"]),
+             helper.make_node("Resize", ["c", "", "", "s2"], ["y"], mode="nearest")]
+    m = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "H", "W"])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+               [w, numpy_helper.from_array(np.array([1, 1, 2, 2], np.int64), "two")])
+    g = leptonc.import_onnx(m)
+    assert str(g.outputs[0].type) == "f32[1, 4, 2*H, 2*W]"
+    assert _ops(g) == ["conv", "resize"]
+    (y,) = leptonc.run_reference(g, np.ones((1, 3, 5, 6), np.float32))
+    assert y.shape == (1, 4, 10, 12)

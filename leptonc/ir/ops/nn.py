@@ -15,8 +15,9 @@ STRUCTURED = PURE | {"structured"}
 
 def _out_dim(size, k, stride, dilation, pad_begin, pad_end, ceil_mode=False):
     span = dilation * (k - 1) + 1
-    if not isinstance(size, int):
-        return D.floordiv(D.add(size, pad_begin + pad_end - span), stride) if stride == 1 else D.UNKNOWN
+    if not isinstance(size, int):  # symbolic: exact when the stride divides every coefficient
+        q = D.floordiv(D.add(size, pad_begin + pad_end - span), stride)
+        return D.UNKNOWN if q == D.UNKNOWN or (ceil_mode and stride != 1) else D.add(q, 1)
     total = size + pad_begin + pad_end - span
     if ceil_mode:
         out = -(-total // stride) + 1

@@ -80,8 +80,8 @@ def _concat_infer(*ts: TensorType, axis) -> TensorType:
         for i, (a, b) in enumerate(zip(shape, t.shape)):
             if i != ax:
                 require(D.compatible(a, b), f"concat operands differ in dim {i}: {a} vs {b}")
-                if not isinstance(a, int) and isinstance(b, int):
-                    shape[i] = b
+                if not isinstance(a, int) and isinstance(b, int) or a == D.UNKNOWN:
+                    shape[i] = b  # the operands agree at run time: keep the better known size
         shape[ax] = D.add(shape[ax], t.shape[ax])
     return TensorType(dtype, shape)
 

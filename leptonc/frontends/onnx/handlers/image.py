@@ -34,14 +34,17 @@ def resize(cx):
     modes = _modes(cx)
     roi = None if _empty(b, roi_v) else b.known(roi_v)
     use_sizes = not _empty(b, sizes_v)
-    known = b.ints(sizes_v) if use_sizes else b.known(scales_v) if not _empty(b, scales_v) else None
+    known = b.dims(sizes_v) if use_sizes else b.known(scales_v) if not _empty(b, scales_v) else None
+    if use_sizes and known is not None and Q in known:
+        known = None
     static = known is not None and (roi is not None or _empty(b, roi_v))
     if static:
         out, scales = list(x.shape), [1.0] * r
         if use_sizes:
-            for i, a in enumerate(axes):
+            for i, a in enumerate(axes):  # scale 0: size_out / size_in, computed at run time
                 out[a] = known[i]
-                scales[a] = known[i] / x.shape[a] if isinstance(x.shape[a], int) and x.shape[a] else 0.0
+                scales[a] = 1.0 if D.same(known[i], x.shape[a]) else known[i] / x.shape[a] \
+                    if isinstance(known[i], int) and isinstance(x.shape[a], int) and x.shape[a] else 0.0
             if policy != "stretch":
                 if not all(isinstance(x.shape[a], int) for a in axes):
                     static = False
