@@ -289,12 +289,15 @@ class Importer:
         for i, node in enumerate(nodes):
             self.import_node(node, opsets, i)
 
-    def where(self, node, index=None) -> str:
-        """The node for messages: its name (or index) and op, inside the nodes being expanded, and the model."""
+    @staticmethod
+    def _label(node, index=None) -> str:
         label = f"node {node.name!r}" if node.name else f"node #{index}" if index is not None else "a node"
         dom = f"{node.domain}:" if node.domain not in ("", "ai.onnx") else ""
-        here = f"{label} ({dom}{node.op_type})"
-        return " > ".join(self._context + [here]) + f" in {self.source}"
+        return f"{label} ({dom}{node.op_type})"
+
+    def where(self, node, index=None) -> str:
+        """The node for messages: its name (or index) and op, inside the nodes being expanded, and the model."""
+        return " > ".join(self._context + [self._label(node, index)]) + f" in {self.source}"
 
     def import_node(self, node, opsets: dict, index=None) -> None:
         domain = "" if node.domain == "ai.onnx" else node.domain
@@ -311,7 +314,7 @@ class Importer:
         start = len(self.g.nodes)
         handler = HANDLERS.get((domain, node.op_type))
         where = self.where(node, index)
-        self._context.append(where.rsplit(" in ", 1)[0].rsplit(" > ", 1)[-1])
+        self._context.append(self._label(node, index))
         try:
             if handler is not None:
                 outs = handler(NodeContext(self, node, version, inputs, attrs))
