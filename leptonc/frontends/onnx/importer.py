@@ -355,54 +355,35 @@ class Importer:
 
     # -- functions ---------------------------------------------------------------------------
     def _schema_function(self, node, domain, version, inputs):
+        """The FunctionProto the op's ONNX schema defines it by (None if it defines none)."""
         import onnx
         import onnx.defs
 
+        def nearest(versions):  # any body of this schema version computes the op; take the closest opset
+            return sorted(versions, key=lambda v: (v > version, abs(v - version)))[0] if versions else version
+
         try:
             schema = onnx.defs.get_schema(node.op_type, version, domain)
-        except Exception:
-            return None
-        try:
             if schema.has_function:
-                # the body written for the nearest opset (any body of this schema version computes the op)
-                versions = sorted(schema.function_opset_versions, key=lambda v: (v > version, abs(v - version)))
-                data = schema.get_function_with_opset_version(versions[0]) if versions else None
-                if data:
-                    fp = onnx.FunctionProto()
-                    fp.ParseFromString(data)
-                    return fp
-            if schema.has_context_dependent_function:
+                data = schema.get_function_with_opset_version(nearest(schema.function_opset_versions))
+            elif schema.has_context_dependent_function:
                 full = onnx.NodeProto()
                 full.CopyFrom(node)
                 present = {a.name for a in node.attribute}
-                for name, spec in schema.attributes.items():
-                    if name not in present and spec.default_value.type != 0:
-                        full.attribute.append(spec.default_value)
-                types = []
-                for v in inputs:
-                    tp = onnx.TypeProto()
-                    if v is not None:
-                        tp.tensor_type.elem_type = elem_type_of(v.dtype)
-                        for d in v.shape:
-                            dim = tp.tensor_type.shape.dim.add()
-                            if isinstance(d, int):
-                                dim.dim_value = d
-                            elif d != D.UNKNOWN:
-                                dim.dim_param = str(d)
-                    types.append(tp.SerializeToString())
-                versions = sorted(schema.context_dependent_function_opset_versions,
-                                  key=lambda v: (v > version, abs(v - version)))
+                full.attribute.extend(spec.default_value for name, spec in schema.attributes.items()
+                                      if name not in present and spec.default_value.type != 0)
+                types = [_type_proto(v).SerializeToString() for v in inputs]
                 data = schema.get_context_dependent_function_with_opset_version(
-                    versions[0] if versions else version, full.SerializeToString(), types)
-                if data:
-                    fp = onnx.FunctionProto()
-                    fp.ParseFromString(data)
-                    return fp
-        except UnsupportedOpError:
-            raise
-        except Exception:
+                    nearest(schema.context_dependent_function_opset_versions), full.SerializeToString(), types)
+            else:
+                return None
+        except Exception:  # no schema, or one whose function builder rejects these operands
             return None
-        return None
+        if not data:
+            return None
+        fp = onnx.FunctionProto()
+        fp.ParseFromString(data)
+        return fp
 
     def expand_function(self, fp, node, inputs, attrs, schema_defaults=False, version=None, domain=""):
         """Import a FunctionProto's body in place of node (formal inputs bound to the operands)."""
@@ -722,6 +703,22 @@ class Importer:
         named = {n.attrs["name"] for n in g.nodes if n.op == "const"}
         for name in [k for k in g.constants if k not in named]:
             del g.constants[name]
+
+
+def _type_proto(v: Value | None):
+    """An ONNX TypeProto for a Value (an empty one for an absent operand)."""
+    import onnx
+
+    tp = onnx.TypeProto()
+    if v is not None:
+        tp.tensor_type.elem_type = elem_type_of(v.dtype)
+        for d in v.shape:
+            dim = tp.tensor_type.shape.dim.add()
+            if isinstance(d, int):
+                dim.dim_value = d
+            elif d != D.UNKNOWN:
+                dim.dim_param = str(d)
+    return tp
 
 
 def _located(e: LeptoncError) -> LeptoncError:
