@@ -118,3 +118,34 @@ def stft_dynamic(x, step, window, length, onesided):
     """stft with a run-time step and frame length (<= 0: the window's); an empty window is none."""
     w = window if window.size else None
     return stft_array(x, int(np.asarray(step).reshape(-1)[0]), w, int(np.asarray(length).reshape(-1)[0]), onesided)
+
+
+def mel_weight_matrix_array(num_mel_bins, dft_length, sample_rate, lower_hz, upper_hz, dtype):
+    """The triangular mel filter bank (dft_length // 2 + 1, num_mel_bins) of ONNX MelWeightMatrix."""
+    num_mel_bins, dft_length, sample_rate = int(num_mel_bins), int(dft_length), int(sample_rate)
+    bins = np.arange(num_mel_bins + 2, dtype=np.float64)
+    low = 2595 * np.log1p(float(lower_hz) / 700) / np.log(10)
+    high = 2595 * np.log1p(float(upper_hz) / 700) / np.log(10)
+    hz = 700 * np.expm1((bins * (high - low) / bins.shape[0] + low) / 2595 * np.log(10))
+    edges = (((dft_length + 1) * hz) // sample_rate).astype(np.int64)
+    out = np.zeros((dft_length // 2 + 1, num_mel_bins))
+    j = np.arange(out.shape[0])[:, None]
+    left, center, right = edges[:-2][None, :], edges[1:-1][None, :], edges[2:][None, :]
+    rise = np.where(center > left, (j - left) / np.maximum(center - left, 1), 0.0)
+    out = np.where((j >= left) & (j <= center) & (center > left), rise, out)
+    out = np.where((j == center) & (center == left), 1.0, out)
+    fall = (right - j) / np.maximum(right - center, 1)
+    out = np.where((j >= center) & (j < right) & (right > center), fall, out)
+    return out.astype(dtype.numpy)
+
+
+def _mel_infer(*ts, dtype) -> TensorType:
+    require(all(t.numel == 1 for t in ts), "mel_weight_matrix operands are single values")
+    return TensorType(dtype, (Q, Q))
+
+
+@define_op("mel_weight_matrix", arity=5, infer=_mel_infer, attrs={"dtype": "dtype"})
+def mel_weight_matrix(num_mel_bins, dft_length, sample_rate, lower_hz, upper_hz, dtype):
+    """A mel filter bank from run-time sizes and frequencies (see mel_weight_matrix_array)."""
+    return mel_weight_matrix_array(*(np.asarray(a).reshape(-1)[0] for a in
+                                     (num_mel_bins, dft_length, sample_rate, lower_hz, upper_hz)), dtype)

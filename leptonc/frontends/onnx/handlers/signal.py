@@ -1,9 +1,11 @@
-"""Signal ONNX ops: DFT and STFT (the window generators expand from their ONNX functions)."""
+"""Signal ONNX ops: DFT, STFT, MelWeightMatrix (the window generators expand from their ONNX functions)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ....ir.dtypes import DType
+from ....ir.ops.signal import mel_weight_matrix_array
+from ..importer import dtype_of
 from ..registry import onnx_op
 
 
@@ -41,3 +43,13 @@ def stft(cx):
     if window is None:
         window = b.const(np.zeros(0, x.dtype.numpy))
     return b.op("stft_dynamic", x, _scalar_i64(b, step_v, 1), window, _scalar_i64(b, length_v, 0), onesided=onesided)
+
+
+@onnx_op("MelWeightMatrix")
+def mel_weight_matrix(cx):
+    b = cx.b
+    dtype = dtype_of(cx.a("output_datatype", 1), "MelWeightMatrix output ")
+    vals = [b.known(v) for v in cx.inputs]
+    if all(v is not None for v in vals):
+        return b.const(mel_weight_matrix_array(*(v.reshape(-1)[0] for v in vals), dtype))
+    return b.op("mel_weight_matrix", *cx.inputs, dtype=dtype)
