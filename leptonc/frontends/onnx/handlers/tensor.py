@@ -526,3 +526,17 @@ def tfidf_vectorizer(cx):
                    max_gram_length=cx.a("max_gram_length"), max_skip_count=cx.a("max_skip_count"), mode=cx.a("mode"),
                    ngram_counts=tuple(cx.a("ngram_counts")), ngram_indexes=tuple(cx.a("ngram_indexes")),
                    pool=tuple(cx.a("pool_int64s") or ()), weights=tuple(cx.a("weights") or ()))
+
+
+# Optional values of tensors: a present one is the tensor itself (optional types as graph inputs or
+# outputs, and empty optionals flowing between nodes, are not supported).
+@onnx_op("OptionalHasElement")
+def optional_has_element(cx):
+    return cx.b.const(np.array(cx.x(0) is not None))
+
+
+@onnx_op("OptionalGetElement", "Optional")
+def optional_get_element(cx):
+    if cx.x(0) is None:
+        unsupported(cx, "an empty optional")
+    return cx.x(0)
