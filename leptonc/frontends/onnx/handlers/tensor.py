@@ -12,7 +12,6 @@ from ..registry import onnx_op
 from .common import norm_axis, unsupported
 
 Q = D.UNKNOWN
-INT64_MAX = 2 ** 63 - 1
 
 
 def _i64(b, values):
@@ -28,9 +27,8 @@ def constant(cx):
     b = cx.b
     a = cx.attrs
     if "value" in a:
-        arr = a["value"]
-        return b.const(arr.astype(dtype_of(cx.node.attribute[0].t.data_type, "Constant ").numpy, copy=False),
-                       cx.node.output[0])
+        t = next(x.t for x in cx.node.attribute if x.name == "value")
+        return b.const(a["value"].astype(dtype_of(t.data_type, "Constant ").numpy, copy=False), cx.node.output[0])
     if "sparse_value" in a:
         return b.const(a["sparse_value"], cx.node.output[0])
     for key, dt in (("value_float", np.float32), ("value_floats", np.float32), ("value_int", np.int64),
