@@ -37,9 +37,9 @@ def _check(graph) -> None:
     assert_matches_reference(cm.run(*inputs), ref)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
-@given(graph=graphs(max_steps=6))
+@given(graph=graphs(max_steps=8))
 def test_random_graphs_match_reference(graph):
     _check(graph)
 

@@ -1,9 +1,10 @@
 """The triton target: every kernel of the fusion plan (the same plan as the cpu target's) as Triton source.
 
 program.py assembles one Python module of `@triton.jit` kernels and their
-launchers (kernels.py for each kind of kernel, tiles.py for fused elementwise
-code and reductions, texpr.py for the Triton spelling of each op, prelude.py
-for helpers and the block-size table) and a JSON launch plan; runtime.py runs
+launchers (kernels.py for each kind of kernel, attention.py for attention
+chains as one flash-attention kernel, tiles.py for fused elementwise code and
+reductions, texpr.py for the Triton spelling of each op, prelude.py for
+helpers and the block-size table) and a JSON launch plan; runtime.py runs
 the plan on torch tensors: on a CUDA GPU, or on the CPU with TRITON_INTERPRET=1.
 
 fp32 numerics: tl.dot runs with input_precision="ieee" by default, so outputs

@@ -46,25 +46,16 @@ def row_block(n):
     return triton.next_power_of_2(max(int(n), 1))
 
 
-# combine functions of tl.reduce (the core language; see kernels.py on why not tl.sum/tl.max)
-@triton.jit
-def lep_add(a, b):
-    return a + b
+# Combine functions of tl.reduce. Sum, max and min are Triton's own (those of tl.sum, tl.max and tl.min,
+# which the interpreter runs as numpy reductions); max and min ignore NaN, as on the GPU.
+lep_add = tl.standard._sum_combine
+lep_max = tl.standard._elementwise_max
+lep_min = tl.standard._elementwise_min
 
 
 @triton.jit
 def lep_mul(a, b):
     return a * b
-
-
-@triton.jit
-def lep_max(a, b):
-    return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
-
-
-@triton.jit
-def lep_min(a, b):
-    return tl.minimum(a, b, propagate_nan=tl.PropagateNan.ALL)
 
 
 @triton.jit

@@ -202,12 +202,21 @@ class TileEmitter:
         big = 'float("inf")' if dt.is_float else None
         if n.op in ("reduce_max", "argmax"):
             masked = f"tl.where({mask}, {xs}, {'-' + big if big else int(np.iinfo(dt.numpy).min)})"
-            return f"tl.reduce({masked}, 0, lep_max)" if n.op == "reduce_max" else self._arg(n, masked, "lep_max")
+            return self._extreme(masked, "lep_max", dt) if n.op == "reduce_max" else self._arg(n, masked, "lep_max")
         masked = f"tl.where({mask}, {xs}, {big or int(np.iinfo(dt.numpy).max)})"
-        return f"tl.reduce({masked}, 0, lep_min)" if n.op == "reduce_min" else self._arg(n, masked, "lep_min")
+        return self._extreme(masked, "lep_min", dt) if n.op == "reduce_min" else self._arg(n, masked, "lep_min")
+
+    def _extreme(self, masked: str, combine: str, dt: DType) -> str:
+        """The row's max or min; NaN when the row holds one (the combine functions ignore NaN)."""
+        if not dt.is_float:
+            return f"tl.reduce({masked}, 0, {combine})"
+        nan = self._fresh("nan")
+        self.lines.append(f"{nan} = tl.reduce((({masked}) != ({masked})).to(tl.int32), 0, lep_add) > 0")
+        return f"tl.where({nan}, float(\"nan\"), tl.reduce({masked}, 0, {combine}))"
 
     def _arg(self, n: Node, masked: str, combine: str) -> str:
-        """The first position of the row's extreme: the extreme, then the least index holding it."""
+        """The first position of the row's extreme: the extreme, then the least index holding it (NaN is
+        skipped, where numpy would return the first NaN's position)."""
         if n.attrs.get("select_last_index"):
             raise UnsupportedError(f"{n.label}: {n.op} with select_last_index is not supported by the triton target")
         m = self._fresh("ext")
