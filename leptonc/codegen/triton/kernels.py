@@ -127,8 +127,10 @@ def emit_matmul(ctx: KernelContext, k: Kernel) -> Emitted:
     space.define(len(batch) + 1, "rn[None, :]", True)
     a_off = _batch_offset(space, batch, a_shape, a_str)
     b_off = _batch_offset(space, batch, b_shape, b_str)
-    body += [f"a_ptrs = {ctx.ptr(a_val)} + {a_off}{_times('rm[:, None]', a_str[-2])} + {_times('rk[None, :]', a_str[-1])}",
-             f"b_ptrs = {ctx.ptr(b_val)} + {b_off}{_times('rk[:, None]', b_str[-2])} + {_times('rn[None, :]', b_str[-1])}",
+    a_tile = f"{_times('rm[:, None]', a_str[-2])} + {_times('rk[None, :]', a_str[-1])}"
+    b_tile = f"{_times('rk[:, None]', b_str[-2])} + {_times('rn[None, :]', b_str[-1])}"
+    body += [f"a_ptrs = {ctx.ptr(a_val)} + {a_off}{a_tile}",
+             f"b_ptrs = {ctx.ptr(b_val)} + {b_off}{b_tile}",
              "acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)",
              "for k0 in range(0, K, BLOCK_K):",
              "    a = tl.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k0 < K), other=0.0)",
