@@ -257,6 +257,8 @@ CASES = [(op, [f32(3, 4)], {}) for op in UNARY_FLOAT] + [
     ("deform_conv", [f32(1, 2, 5, 6), f32(3, 2, 2, 2), f32(1, 8, 5, 4, low=-3, high=3), f32(3),
                      f32(1, 4, 5, 4, low=0, high=1)],
      {"pads": (1, 0, 1, 0), "strides": (1, 2), "dilations": (1, 2), "has_bias": True, "has_mask": True}),
+    ("mel_weight_matrix", [Scalar(8), Scalar(64), Scalar(16000), Scalar(0.0, np.float32),
+                           Scalar(8000.0, np.float32)], {"dtype": "f32"}),
     ("squeeze", [f32(2, 1, 3, 1)], {"axes": (1, -1)}), ("unsqueeze", [f32(2, 3)], {"axes": (0, -1)}),
     ("gather_nd", [f32(4, 5, 3), ints(2, 6, 2, low=-4, high=4)], {}),
     ("gather_nd", [f32(2, 4, 5), ints(2, 3, 1, low=0, high=4, dtype=np.int32)], {"batch_dims": 1}),

@@ -1,4 +1,4 @@
-"""Lowering of dft and stft. A DFT is a linear map of the (real, imaginary) values along its axis,
+"""Lowering of dft, stft and mel_weight_matrix. A DFT is a linear map of the (real, imaginary) values along its axis,
 so its matrix is the reference applied to a basis at emission; stft gathers its frames, weights
 them by the window, and applies the DFT matrix of one frame."""
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir.dtypes import DType
-from ...ir.ops.signal import dft_array
+from ...ir.errors import LeptoncError
+from ...ir.ops.signal import dft_array, mel_weight_matrix_array
 from .builder import Builder, Val
 from .dynamic import known_ints
 from .layout import take_along_axis
@@ -74,3 +75,15 @@ def stft_dynamic(b: Builder, node, args, out, attrs):
     x, step, window, length = args
     (step,), (length,) = known_ints(node, step, "step"), known_ints(node, length, "the frame length")
     return stft_of(b, x, window if int(np.prod(window.shape)) else None, step, length, attrs["onesided"], out[0])
+
+
+@lowers("mel_weight_matrix")
+def mel_weight_matrix(b: Builder, node, args, out, attrs):
+    """A constant: its operands (sizes and frequencies) are known at emission."""
+    values = []
+    for v, what in zip(args, ("num_mel_bins", "dft_length", "sample_rate", "lower_edge_hertz", "upper_edge_hertz")):
+        if v.known is None:
+            raise LeptoncError(f"stablehlo: the {what} of {node.label} is only known at run time; "
+                               "XLA needs it static")
+        values.append(np.asarray(v.known).reshape(-1)[0])
+    return b.constant(mel_weight_matrix_array(*values, attrs["dtype"]).astype(out[0].dtype.numpy), out[0].dtype)

@@ -31,7 +31,7 @@ SIZE_OPERANDS = {
     "pad_dynamic": (1, 3), "full_dynamic": (0,), "range_dynamic": (0, 1, 2), "topk_dynamic": (1,),
     "squeeze_dynamic": (1,), "unsqueeze_dynamic": (1,), "split_dynamic": (1,), "reduce_dynamic": (1,),
     "col2im_dynamic": (1, 2), "dft_dynamic": (1, 2), "stft_dynamic": (1, 3), "affine_grid_dynamic": (1,),
-    "resize_dynamic": (1, 2, 3),
+    "resize_dynamic": (1, 2, 3), "mel_weight_matrix": (0, 1, 2, 3, 4),
 }
 KNOWN_LIMIT = 4096  # elements: the largest integer value evaluated at emission (shape arithmetic is tiny)
 KNOWN_FLOAT_LIMIT = 16  # float parameters of sizes (resize scales and roi), never weights
