@@ -211,3 +211,10 @@ def test_matmul_with_transposed_weight_view(rows):
     from leptonc.codegen.cpu.program import generate
     assert "fc.weight^T" in generate(g).meta["weights"]
     compile_and_check(g, xs)
+
+
+def test_pointwise_conv_with_end_padding():
+    x, w = rand((1, 2, 3, 2)), rand((3, 2, 1, 1))
+    g, xs = graph_of({"x": (x, (1, 2, 3, 2))},
+                     lambda g, x: [g.add("conv", x, g.add_constant(w, "w"), pads=(0, 0, 1, 1))])
+    compile_and_check(g, xs)

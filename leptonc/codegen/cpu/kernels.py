@@ -160,7 +160,7 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
     if out.dtype is not DType.f32:
         raise UnsupportedError(f"{ctx.where}: conv in {out.dtype} is not supported by the cpu target (f32 is)")
     nsp = x.type.rank - 2
-    (sh, sw), (dh, dw), (ph, pw, _, _) = _spatial2(node, nsp, ctx.where)
+    (sh, sw), (dh, dw), (ph, pw, phe, pwe) = _spatial2(node, nsp, ctx.where)
     H, W = _hw(x.shape, nsp)
     KH, KW = _hw(w.shape, nsp)
     OH, OW = _hw(out.shape, nsp)
@@ -169,7 +169,7 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
     lines = [f"const int64_t NI = {d(x.shape[0])}, C = {d(x.shape[1])}, H = {d(H)}, W = {d(W)};",
              f"const int64_t O = {d(w.shape[0])}, KH = {d(KH)}, KW = {d(KW)}, OH = {d(OH)}, OW = {d(OW)};",
              f"const int64_t G = {g}, CG = C / G, OG = O / G, KK = CG * KH * KW, P = OH * OW;"]
-    pointwise = KH == 1 and KW == 1 and (sh, sw, ph, pw) == (1, 1, 0, 0)
+    pointwise = KH == 1 and KW == 1 and (sh, sw, ph, pw, phe, pwe) == (1, 1, 0, 0, 0, 0)
     xp, wp, yp = ctx.ptr(x), ctx.ptr(w), ctx.ptr(out)
     if g > 1 and D.same(w.shape[1], 1) and D.same(w.shape[0], x.shape[1]):
         lines += _depthwise(xp, wp, yp, (sh, sw), (dh, dw), (ph, pw))
