@@ -55,6 +55,12 @@ def run_inputs(operands) -> list:
     return [a for a in operands if not isinstance(a, Const)]
 
 
+# one tree over 2 features: x0 <= 1 (a missing x0 goes true), then x1 in {2, 3} or x1 > 0
+TREES = {"nodes_splits": (1.0, 0.0, 0.0), "nodes_featureids": (0, 1, 1), "nodes_modes": (0, 6, 3),
+         "nodes_truenodeids": (1, 0, 2), "nodes_falsenodeids": (2, 1, 3), "nodes_trueleafs": (0, 1, 1),
+         "nodes_falseleafs": (0, 1, 1), "leaf_targetids": (0, 1, 0, 1, 1), "leaf_weights": (1.0, 2.0, 3.0, 4.0, 5.0),
+         "tree_roots": (0,), "n_targets": 2, "missing_tracks_true": (1, 0, 0), "membership_values": (2.0, 3.0)}
+
 UNARY_FLOAT = ["exp", "sin", "cos", "tan", "atan", "sinh", "cosh", "tanh", "asinh", "erf", "sigmoid",
                "floor", "ceil", "round", "neg", "abs", "sign", "relu"]
 CASES = [(op, [f32(3, 4)], {}) for op in UNARY_FLOAT] + [
@@ -259,6 +265,9 @@ CASES = [(op, [f32(3, 4)], {}) for op in UNARY_FLOAT] + [
      {"pads": (1, 0, 1, 0), "strides": (1, 2), "dilations": (1, 2), "has_bias": True, "has_mask": True}),
     ("mel_weight_matrix", [Scalar(8), Scalar(64), Scalar(16000), Scalar(0.0, np.float32),
                            Scalar(8000.0, np.float32)], {"dtype": "f32"}),
+    ("tree_ensemble", [np.array([[0.5, 2.0], [1.5, -1.0], [np.nan, 0.0], [3.0, 3.0]], np.float32)], TREES),
+    ("tree_ensemble", [f32(5, 2)], {**TREES, "aggregate_function": 3, "post_transform": 1}),
+    ("tree_ensemble", [f32(5, 2)], {**TREES, "aggregate_function": 0, "post_transform": 2}),
     ("squeeze", [f32(2, 1, 3, 1)], {"axes": (1, -1)}), ("unsqueeze", [f32(2, 3)], {"axes": (0, -1)}),
     ("gather_nd", [f32(4, 5, 3), ints(2, 6, 2, low=-4, high=4)], {}),
     ("gather_nd", [f32(2, 4, 5), ints(2, 3, 1, low=0, high=4, dtype=np.int32)], {"batch_dims": 1}),
