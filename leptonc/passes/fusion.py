@@ -81,8 +81,8 @@ class FusionPlan:
 
 # ---------------------------------------------------------------- the rewrites of the `fuse` pass
 
-@register_pass("fuse", "prepare kernels: reductions over trailing axes, composed transposes, squeeze/unsqueeze as "
-                       "reshapes, no identity reshapes")
+@register_pass("fuse", "prepare kernels: reductions over trailing axes, reshapes sunk below elementwise ops, "
+                       "composed transposes/reshapes, squeeze/unsqueeze as reshapes")
 def fuse(graph: Graph) -> bool:
     changed = False
     for _ in range(len(graph.nodes) + 1):  # each round moves a reshape later or removes a node
