@@ -156,7 +156,7 @@ def _prepare(system: str, module, inputs: tuple, np_inputs: list, threads: int):
         import onnxruntime as ort
 
         path = os.path.join(tempfile.mkdtemp(prefix="leptonc-bench-"), "model.onnx")
-        torch.onnx.export(module, inputs, path, dynamo=False, opset_version=17)
+        torch.onnx.export(module, inputs, path, dynamo=True, verbose=False)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

@@ -185,3 +185,11 @@ def evaluate(d: Dim, bindings: Mapping[str, int]) -> int:
             term *= bindings[s]
         total += term
     return total
+
+
+def terms(d: Dim) -> list[tuple[int, tuple]]:
+    """A known dim as (coefficient, symbols) terms of its polynomial, in canonical order."""
+    p = _poly(d)
+    if p is None:
+        raise ValueError("an unknown dim ('?') has no terms")
+    return sorted(((c, mono) for mono, c in p.items()), key=lambda t: (-len(t[1]), t[1]))

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.errors import LeptoncError
+from .. import dim_expression, symbol_var  # noqa: F401  (symbol_var is part of this module's API)
 
 C_TYPES = {
     DType.f32: "float", DType.f64: "double", DType.i64: "int64_t", DType.i32: "int32_t",
@@ -30,24 +30,13 @@ def ctype(dtype: DType, where: str = "") -> str:
                                f"(supported: {', '.join(d.value for d in C_TYPES)})") from None
 
 
-def symbol_var(name: str) -> str:
-    return "s_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
-
-
 def cdim(d, where: str = "") -> str:
     """A dim as a C int64 expression over the symbol variables."""
     if isinstance(d, int):
         return f"INT64_C({d})"
     if d == D.UNKNOWN:
         raise UnsupportedError(f"{where}: a data-dependent dim ('?') is not supported by the cpu target")
-    poly = D._poly(d)
-    terms = []
-    for mono, c in poly.items():
-        factors = [symbol_var(s) for s in mono]
-        if c != 1 or not factors:
-            factors.insert(0, f"INT64_C({c})")
-        terms.append("*".join(factors))
-    return "(" + " + ".join(terms) + ")"
+    return dim_expression(d, lambda c: f"INT64_C({c})")
 
 
 def cnumel(shape, where: str = "") -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
+from ...passes.fusion import REDUCTIONS
 from .cexpr import UnsupportedError, cnumel, ctype, elementwise_expr, literal, pow_const
 
 CHUNK = 4096          # elements per parallel work item of an elementwise kernel
@@ -86,6 +87,8 @@ class LoopEmitter:
     def _is_row_value(self, v: Value) -> bool:
         if not self.k:
             return False
+        if v.producer is not None and v.producer.op in REDUCTIONS and id(v) in self.mine:
+            return True  # even when the reduced extent is 1 and its shape equals the domain
         return not (len(v.shape) == self.rank and all(D.same(a, b) for a, b in zip(v.shape, self.domain)))
 
     def _literal(self, v: Value) -> str | None:

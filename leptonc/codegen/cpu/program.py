@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ...ir import dims as D
 from ...ir.graph import Graph, Node, Value
+from .. import graph_symbols
 from ...passes.fusion import FusionPlan, Kernel, plan_fusion, view_root
 from .cexpr import UnsupportedError, cnumel, ctype, symbol_var
 from .kernels import EMITTERS, TRANSPOSED, KernelContext, emit_conv, emit_matmul, stored_transposed
@@ -41,15 +42,6 @@ class CpuProgram:
     source: str
     meta: dict              # JSON data the runtime needs (see the module docstring)
     plan: FusionPlan
-
-
-def graph_symbols(graph: Graph) -> list[str]:
-    syms = set()
-    for v in graph.inputs:
-        for d in v.shape:
-            if isinstance(d, str) and d != D.UNKNOWN:
-                syms |= D.symbols(d)
-    return sorted(syms)
 
 
 def generate(graph: Graph) -> CpuProgram:

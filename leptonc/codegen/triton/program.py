@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from ...ir import dims as D
 from ...ir.graph import Graph, Node, Value
+from .. import graph_symbols
 from ...passes.fusion import FusionPlan, Kernel, plan_fusion, view_root
 from .attention import Attention, emit_attention, group_kernels
 from .attention import describe as describe_attention
@@ -39,15 +40,6 @@ class TritonProgram:
     source: str
     meta: dict
     plan: FusionPlan
-
-
-def graph_symbols(graph: Graph) -> list[str]:
-    syms = set()
-    for v in graph.inputs:
-        for d in v.shape:
-            if isinstance(d, str) and d != D.UNKNOWN:
-                syms |= D.symbols(d)
-    return sorted(syms)
 
 
 def generate(graph: Graph) -> TritonProgram:

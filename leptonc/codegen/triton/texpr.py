@@ -11,13 +11,13 @@ TRITON_INTERPRET=1, which knows only the core language.
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.errors import LeptoncError
+from .. import dim_expression, symbol_var  # noqa: F401  (symbol_var is part of this module's API)
 
 TL_TYPES = {
     DType.f32: "tl.float32", DType.f16: "tl.float16", DType.bf16: "tl.bfloat16", DType.f64: "tl.float64",
@@ -44,23 +44,14 @@ def tltype(dtype: DType, where: str = "") -> str:
                                f"(supported: {', '.join(d.value for d in TL_TYPES)})") from None
 
 
-def symbol_var(name: str) -> str:
-    return "s_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
-
-
 def tdim(d, where: str = "") -> str:
     """A dim as an integer expression over the kernel's symbol arguments."""
     if isinstance(d, int):
         return str(d)
     if d == D.UNKNOWN:
         raise UnsupportedError(f"{where}: a data-dependent dim ('?') is not supported by the triton target")
-    terms = []
-    for mono, c in D._poly(d).items():
-        factors = [symbol_var(s) for s in mono]
-        if c != 1 or not factors:
-            factors.insert(0, str(c))
-        terms.append(" * ".join(factors))
-    return terms[0] if len(terms) == 1 and "*" not in terms[0] else "(" + " + ".join(terms) + ")"
+    text = dim_expression(d, str, mul=" * ")
+    return text[1:-1] if len(D.terms(d)) == 1 and "*" not in text else text
 
 
 def tnumel(shape, where: str = "") -> str:
