@@ -62,6 +62,18 @@ class OpDef:
                 out[key] = spec.default
         return out
 
+    def resolve_shape_attrs(self, attrs: dict, bindings, where: str) -> dict:
+        """attrs with every symbolic shape attribute evaluated for the given symbol sizes."""
+        if not self.shape_attrs:
+            return attrs
+        out = dict(attrs)
+        for key in self.shape_attrs:
+            try:
+                out[key] = tuple(D.evaluate(d, bindings) for d in attrs[key])
+            except KeyError as e:
+                raise ShapeError(f"{where}: attribute '{key}' uses {e}, which no input binds") from None
+        return out
+
     def infer(self, types: list[TensorType], attrs: dict, where: str) -> list[TensorType]:
         lo, hi = self.arity
         if len(types) < lo or (hi is not None and len(types) > hi):

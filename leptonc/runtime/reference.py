@@ -27,7 +27,7 @@ def run_reference(graph: Graph, *inputs, **named) -> list[np.ndarray]:
             results = (graph.constants[node.attrs["name"]],)
         else:
             opdef = get_op(node.op)
-            attrs = _resolve_shapes(node, opdef.shape_attrs, bindings)
+            attrs = opdef.resolve_shape_attrs(node.attrs, bindings, f"node {node.label}")
             args = [env[id(v)] for v in node.inputs]
             try:
                 with np.errstate(all="ignore"):
@@ -70,18 +70,6 @@ def _last_uses(graph: Graph) -> dict[int, int]:
             if id(v) not in keep:
                 last[id(v)] = step
     return last
-
-
-def _resolve_shapes(node, shape_attrs, bindings) -> dict:
-    if not shape_attrs:
-        return node.attrs
-    attrs = dict(node.attrs)
-    for key in shape_attrs:
-        try:
-            attrs[key] = tuple(D.evaluate(d, bindings) for d in attrs[key])
-        except KeyError as e:
-            raise ShapeError(f"node {node.label}: attribute '{key}' uses {e}, which no input binds") from None
-    return attrs
 
 
 def _check_result(node, v, r: np.ndarray, bindings) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...ir import dims as D
-from ...ir.errors import IRError, LeptoncError
+from ...ir.errors import LeptoncError
 from ...ir.graph import Graph, Node
 from ...ir.registry import get_op
 from ...ir.types import TensorType
@@ -73,16 +73,7 @@ def specialize(graph: Graph, bindings: dict[str, int]) -> Specialization:
 
 def resolved_attrs(node: Node, bindings: dict[str, int]) -> dict:
     """The node's attributes with symbolic shape attributes evaluated."""
-    shape_attrs = get_op(node.op).shape_attrs
-    if not shape_attrs:
-        return node.attrs
-    attrs = dict(node.attrs)
-    for key in shape_attrs:
-        try:
-            attrs[key] = tuple(D.evaluate(d, bindings) for d in attrs[key])
-        except KeyError as e:
-            raise IRError(f"stablehlo: attribute '{key}' of {node.label} uses {e}, which no input binds") from None
-    return attrs
+    return get_op(node.op).resolve_shape_attrs(node.attrs, bindings, f"stablehlo: {node.label}")
 
 
 def _specialize_node(node: Node, spec: Specialization) -> None:
