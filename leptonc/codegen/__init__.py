@@ -33,3 +33,23 @@ def dim_expression(d, constant: Callable[[int], str], mul: str = "*") -> str:
             factors.insert(0, constant(c))
         terms.append(mul.join(factors))
     return "(" + " + ".join(terms) + ")"
+
+
+def window_2d(node, nsp: int, where: str, target: str, error: type[Exception]):
+    """(strides, dilations, pads) of a 1-d or 2-d conv/pool, 1-d written as 2-d with a unit height.
+
+    Other spatial ranks raise `error` (the target's UnsupportedError)."""
+    if nsp not in (1, 2):
+        raise error(f"{where}: {node.op} over {nsp} spatial dims is not supported by the {target} target "
+                    "(1 or 2 are)")
+    st = tuple(node.attrs["strides"]) or (1,) * nsp
+    dl = tuple(node.attrs["dilations"]) or (1,) * nsp
+    pd = tuple(node.attrs["pads"]) or (0,) * (2 * nsp)
+    if nsp == 1:
+        return (1, st[0]), (1, dl[0]), (0, pd[0], 0, pd[1])
+    return st, dl, pd
+
+
+def spatial_hw(shape, nsp: int) -> tuple:
+    """The (height, width) of an N, C, spatial... shape, 1-d with a unit height."""
+    return (1, shape[2]) if nsp == 1 else (shape[2], shape[3])

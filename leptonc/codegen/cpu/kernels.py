@@ -7,6 +7,7 @@ the symbol variables, so one library serves every size.
 """
 from __future__ import annotations
 
+from .. import spatial_hw, window_2d
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
@@ -75,7 +76,7 @@ def emit_matmul(ctx: KernelContext, node: Node, absorbed: list[Node]) -> list[st
     if len(a_shape) < 2 or len(b_shape) < 2:
         raise UnsupportedError(f"{ctx.where}: matmul of a 1-D operand should have been reshaped by the fuse pass")
     dt = out.dtype
-    t = ctype(dt, ctx.where)
+    ctype(dt, ctx.where)  # rejects a dtype the target lacks
     d = ctx.d
     M, K, N = a_shape[-2], a_shape[-1], b_shape[-1]
     batch = list(out.shape[:-2])
@@ -138,32 +139,16 @@ def _gemm(dt: DType, a, aoff, m, k, a_trans, lda, b, boff, b_layout, c, coff, ld
 
 # ---------------------------------------------------------------- convolution and pooling
 
-def _spatial2(node: Node, nsp: int, where: str):
-    if nsp not in (1, 2):
-        raise UnsupportedError(f"{where}: {node.op} over {nsp} spatial dims is not supported by the cpu target "
-                               "(1 or 2 are)")
-    st = tuple(node.attrs["strides"]) or (1,) * nsp
-    dl = tuple(node.attrs["dilations"]) or (1,) * nsp
-    pd = tuple(node.attrs["pads"]) or (0,) * (2 * nsp)
-    if nsp == 1:
-        return (1, st[0]), (1, dl[0]), (0, pd[0], 0, pd[1])
-    return st, dl, pd
-
-
-def _hw(shape, nsp):
-    return (1, shape[2]) if nsp == 1 else (shape[2], shape[3])
-
-
 def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
     x, w = node.inputs[0], node.inputs[1]
     out = node.outputs[0]
     if out.dtype is not DType.f32:
         raise UnsupportedError(f"{ctx.where}: conv in {out.dtype} is not supported by the cpu target (f32 is)")
     nsp = x.type.rank - 2
-    (sh, sw), (dh, dw), (ph, pw, phe, pwe) = _spatial2(node, nsp, ctx.where)
-    H, W = _hw(x.shape, nsp)
-    KH, KW = _hw(w.shape, nsp)
-    OH, OW = _hw(out.shape, nsp)
+    (sh, sw), (dh, dw), (ph, pw, phe, pwe) = window_2d(node, nsp, ctx.where, "cpu", UnsupportedError)
+    H, W = spatial_hw(x.shape, nsp)
+    KH, KW = spatial_hw(w.shape, nsp)
+    OH, OW = spatial_hw(out.shape, nsp)
     g = node.attrs["group"]
     d = ctx.d
     lines = [f"const int64_t NI = {d(x.shape[0])}, C = {d(x.shape[1])}, H = {d(H)}, W = {d(W)};",
@@ -231,11 +216,11 @@ def emit_pool(ctx: KernelContext, node: Node) -> list[str]:
         raise UnsupportedError(f"{ctx.where}: {node.op} over {x.dtype} is not supported by the cpu target")
     t = ctype(x.dtype, ctx.where)
     nsp = x.type.rank - 2
-    (sh, sw), (dh, dw), (ph, pw, phe, pwe) = _spatial2(node, nsp, ctx.where)
+    (sh, sw), (dh, dw), (ph, pw, phe, pwe) = window_2d(node, nsp, ctx.where, "cpu", UnsupportedError)
     kernel = tuple(node.attrs["kernel"])
     KH, KW = (1, kernel[0]) if nsp == 1 else kernel
-    H, W = _hw(x.shape, nsp)
-    OH, OW = _hw(out.shape, nsp)
+    H, W = spatial_hw(x.shape, nsp)
+    OH, OW = spatial_hw(out.shape, nsp)
     d = ctx.d
     is_max = node.op == "max_pool"
     lines = [f"const int64_t NC = {d(x.shape[0])} * {d(x.shape[1])}, H = {d(H)}, W = {d(W)}, "
@@ -381,7 +366,7 @@ def emit_pad(ctx: KernelContext, node: Node) -> list[str]:
                                "(constant is)")
     rank = x.type.rank
     pads = node.attrs["pads"]
-    t = ctype(y.dtype, ctx.where)
+    ctype(y.dtype, ctx.where)  # rejects a dtype the target lacks
     ys, xs = contiguous_strides(y.shape), contiguous_strides(x.shape)
     dst_off, src_off, shape = 0, 0, []
     for a in range(rank):

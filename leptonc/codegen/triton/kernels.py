@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .. import spatial_hw, window_2d
 from ...ir import dims as D
 from ...ir.graph import Graph, Node, Value
 from ...passes.fusion import Kernel
@@ -139,7 +140,7 @@ def emit_matmul(ctx: KernelContext, k: Kernel) -> Emitted:
              f"    a_ptrs += {_times('BLOCK_K', a_str[-1])}",
              f"    b_ptrs += {_times('BLOCK_K', b_str[-2])}",
              "mask = (rm[:, None] < M) & (rn[None, :] < N)"]
-    space.flat = (f"bid * M * N + " if batch else "") + "rm[:, None] * N + rn[None, :]"
+    space.flat = ("bid * M * N + " if batch else "") + "rm[:, None] * N + rn[None, :]"
     space.mask = "mask"
     _epilogue(ctx, k, space, body, "acc")
     setup = [f"M, N, K = {d(M)}, {d(N)}, {d(K)}",
@@ -182,22 +183,6 @@ def _epilogue(ctx: KernelContext, k: Kernel, space: Space, body: list[str], acc:
 
 # ---------------------------------------------------------------- convolution
 
-def _spatial2(node: Node, nsp: int, where: str):
-    if nsp not in (1, 2):
-        raise UnsupportedError(f"{where}: {node.op} over {nsp} spatial dims is not supported by the triton "
-                               "target (1 or 2 are)")
-    st = tuple(node.attrs["strides"]) or (1,) * nsp
-    dl = tuple(node.attrs["dilations"]) or (1,) * nsp
-    pd = tuple(node.attrs["pads"]) or (0,) * (2 * nsp)
-    if nsp == 1:
-        return (1, st[0]), (1, dl[0]), (0, pd[0], 0, pd[1])
-    return st, dl, pd
-
-
-def _hw(shape, nsp):
-    return (1, shape[2]) if nsp == 1 else (shape[2], shape[3])
-
-
 def emit_conv(ctx: KernelContext, k: Kernel) -> Emitted:
     node = k.nodes[0]
     x, w = node.inputs[0], node.inputs[1]
@@ -205,10 +190,10 @@ def emit_conv(ctx: KernelContext, k: Kernel) -> Emitted:
     if not out.dtype.is_float:
         raise UnsupportedError(f"{ctx.where}: conv in {out.dtype} is not supported by the triton target")
     nsp = x.type.rank - 2
-    (sh, sw), (dh, dw), (ph, pw, _, _) = _spatial2(node, nsp, ctx.where)
-    H, W = _hw(x.shape, nsp)
-    KH, KW = _hw(w.shape, nsp)
-    OH, OW = _hw(out.shape, nsp)
+    (sh, sw), (dh, dw), (ph, pw, _, _) = window_2d(node, nsp, ctx.where, "triton", UnsupportedError)
+    H, W = spatial_hw(x.shape, nsp)
+    KH, KW = spatial_hw(w.shape, nsp)
+    OH, OW = spatial_hw(out.shape, nsp)
     g = node.attrs["group"]
     d = ctx.d
     if g > 1 and D.same(w.shape[1], 1) and D.same(x.shape[1], g):
@@ -271,8 +256,8 @@ def _depthwise(ctx: KernelContext, k: Kernel, stride, dil, pad) -> Emitted:
     x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
     nsp = x.type.rank - 2
     (sh, sw), (dh, dw), (ph, pw) = stride, dil, pad
-    H, W = _hw(x.shape, nsp)
-    KH, KW = _hw(w.shape, nsp)
+    H, W = spatial_hw(x.shape, nsp)
+    KH, KW = spatial_hw(w.shape, nsp)
     body: list[str] = []
     space, setup = _elementwise_grid(ctx, out, body)
     n, oc = space.index(0)[0], space.index(1)[0]
@@ -332,10 +317,10 @@ def emit_pool(ctx: KernelContext, node: Node) -> Emitted:
     if not x.dtype.is_float:
         raise UnsupportedError(f"{ctx.where}: {node.op} over {x.dtype} is not supported by the triton target")
     nsp = x.type.rank - 2
-    (sh, sw), (dh, dw), (ph, pw, phe, pwe) = _spatial2(node, nsp, ctx.where)
+    (sh, sw), (dh, dw), (ph, pw, phe, pwe) = window_2d(node, nsp, ctx.where, "triton", UnsupportedError)
     kernel = tuple(node.attrs["kernel"])
     KH, KW = (1, kernel[0]) if nsp == 1 else kernel
-    H, W = _hw(x.shape, nsp)
+    H, W = spatial_hw(x.shape, nsp)
     is_max = node.op == "max_pool"
     start = '-float("inf")' if is_max else "0.0"
 
