@@ -154,9 +154,12 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
 
 
 def _laid_out(graph: Graph, name: str) -> np.ndarray:
-    """A weight as the generated code reads it: contiguous, or stored transposed (kernels.TRANSPOSED)."""
-    from .codegen.cpu.kernels import TRANSPOSED
+    """A weight as the generated code reads it: contiguous, stored transposed (matmul.TRANSPOSED) or packed
+    into GEMM panels (matmul.PACKED)."""
+    from .codegen.cpu.matmul import PACKED, TRANSPOSED, pack_b
 
+    if name.endswith(PACKED):
+        return pack_b(graph.constants[name[:-len(PACKED)]])
     if name.endswith(TRANSPOSED):
         return np.ascontiguousarray(graph.constants[name[:-len(TRANSPOSED)]].swapaxes(-1, -2))
     return np.ascontiguousarray(graph.constants[name])

@@ -1,5 +1,5 @@
-"""C bodies of the kernels that are not plain loops: matmul (BLAS), conv (im2col + BLAS),
-pooling, and data movement (transpose, slice, concat, split, pad, gather, ...).
+"""C bodies of the kernels that are not plain loops: conv (im2col + BLAS), pooling, and data movement
+(transpose, slice, concat, split, pad, gather, ...); matmul has its own module (matmul.py).
 
 Each emitter gets the node, a map from values to the C pointer names the
 kernel function receives, and returns C statements. Dims are C expressions of
@@ -28,113 +28,29 @@ def _arr(name: str, items, where: str) -> str:
 
 
 class KernelContext:
-    """What an emitter needs: the graph, pointer names of values, and a place to report scratch needs."""
+    """What an emitter needs: the graph, pointer names of values, a place to report scratch needs, and the
+    tile epilogue of the kernel's fused ops (`epilogue`: its C function name, when the kernel has fused ops)."""
 
-    def __init__(self, graph: Graph, names: dict[int, str], where: str):
+    def __init__(self, graph: Graph, names: dict[int, str], where: str, epilogue: str | None = None):
         self.graph, self.names, self.where = graph, names, where
         self.scratch_bytes = None  # a dim expression, when the kernel needs scratch memory
+        self.epilogue = epilogue
+        self.epilogue_used = False
+
+    def tile_epilogue(self) -> str:
+        """The (function, context) arguments of lep_gemm_packed that run the kernel's fused ops on each finished
+        block of the output, whose rows are the output's leading dims flattened and whose columns are its last
+        dim; "NULL, NULL" when it has none. An emitter that passes them leaves the fused ops to the GEMM."""
+        if self.epilogue is None:
+            return "NULL, NULL"
+        self.epilogue_used = True
+        return f"{self.epilogue}, &epilogue_args"
 
     def ptr(self, v: Value) -> str:
         return self.names[id(v)]
 
     def d(self, dim) -> str:
         return cdim(dim, self.where)
-
-
-# ---------------------------------------------------------------- matmul
-
-TRANSPOSED = "^T"  # suffix of a weight stored transposed (not a valid IR name, so it never collides)
-
-
-def stored_transposed(graph: Graph, v: Value) -> bool:
-    """A weight whose array is the transpose (last two axes) of a contiguous array: BLAS reads that array
-    with a transpose flag, so the weight needs no copy to be laid out."""
-    arr = graph.constant_of(v)
-    return arr is not None and arr.ndim >= 2 and not arr.flags.c_contiguous and \
-        arr.swapaxes(-1, -2).flags.c_contiguous
-
-
-def operand_view(ctx: KernelContext, v: Value, absorbed: list[Node]) -> tuple[str, list, list, bool]:
-    """(pointer, logical shape, logical element strides, plain) of a matmul operand: absorbed transposes
-    and transposed weights are read through strides; plain means contiguous in its own shape."""
-    p = v.producer
-    if p is not None and any(p is t for t in absorbed):
-        src = p.inputs[0]
-        cs = contiguous_strides(src.shape)
-        return ctx.ptr(src), list(v.shape), [cs[i] for i in p.attrs["perm"]], False
-    if (TRANSPOSED, id(v)) in ctx.names:
-        shape = list(v.shape)
-        cs = contiguous_strides(shape[:-2] + [shape[-1], shape[-2]])
-        return ctx.names[(TRANSPOSED, id(v))], shape, cs[:-2] + [cs[-1], cs[-2]], False
-    return ctx.ptr(v), list(v.shape), contiguous_strides(v.shape), True
-
-
-def emit_matmul(ctx: KernelContext, node: Node, absorbed: list[Node]) -> list[str]:
-    a_ptr, a_shape, a_str, a_plain = operand_view(ctx, node.inputs[0], absorbed)
-    b_ptr, b_shape, b_str, _ = operand_view(ctx, node.inputs[1], absorbed)
-    out = node.outputs[0]
-    if len(a_shape) < 2 or len(b_shape) < 2:
-        raise UnsupportedError(f"{ctx.where}: matmul of a 1-D operand should have been reshaped by the fuse pass")
-    dt = out.dtype
-    ctype(dt, ctx.where)  # rejects a dtype the target lacks
-    d = ctx.d
-    M, K, N = a_shape[-2], a_shape[-1], b_shape[-1]
-    batch = list(out.shape[:-2])
-    lines = [f"const int64_t M = {d(M)}, K = {d(K)}, N = {d(N)};"]
-    b_flat = all(x == 1 for x in b_shape[:-2])
-    if a_plain and b_flat:
-        # one GEMM: A's batch dims fold into M
-        lines.append(f"const int64_t MB = {cnumel(a_shape[:-1], ctx.where)};")
-        lines += _gemm(dt, a_ptr, "0", "MB", "K", False, "K", b_ptr, "0", (b_shape[-2:], b_str[-2:]),
-                       ctx.ptr(out), "0", "N")
-        return lines
-    rank = len(batch)
-    a_b = [1] * (rank - (len(a_shape) - 2)) + a_shape[:-2]
-    b_b = [1] * (rank - (len(b_shape) - 2)) + b_shape[:-2]
-    a_bs = [0] * (rank - (len(a_shape) - 2)) + a_str[:-2]
-    b_bs = [0] * (rank - (len(b_shape) - 2)) + b_str[:-2]
-    lines.append(f"const int64_t NB = {cnumel(batch, ctx.where)};")
-    lines.append("#pragma omp parallel for schedule(static) if (NB > 1)")
-    lines.append("for (int64_t bi = 0; bi < NB; ++bi) {")
-    lines.append("  int64_t rem = bi, aoff = 0, boff = 0;")
-    for i in reversed(range(rank)):
-        lines.append(f"  {{ const int64_t ix = rem % {d(batch[i])}; rem /= {d(batch[i])};"
-                     f" aoff += {'0' if a_b[i] == 1 else 'ix * ' + d(a_bs[i])};"
-                     f" boff += {'0' if b_b[i] == 1 else 'ix * ' + d(b_bs[i])}; }}")
-    a_trans, lda = _layout(a_shape[-2:], a_str[-2:])
-    lines += ["  " + s for s in _gemm(dt, a_ptr, "aoff", "M", "K", a_trans, lda,
-                                       b_ptr, "boff", (b_shape[-2:], b_str[-2:]), ctx.ptr(out), "bi * M * N", "N")]
-    lines.append("}")
-    return lines
-
-
-def _layout(shape, strides) -> tuple[bool, str]:
-    """(transposed, leading dimension) of a [rows, cols] operand with these element strides.
-
-    A dim of size 1 has no meaningful stride; the leading dimension then falls back to what BLAS accepts.
-    """
-    (rows, cols), (rs, cs) = shape, strides
-    if D.same(cs, 1):
-        return False, f"({cdim(rows)} == 1 ? lep_max1({cdim(cols)}) : {cdim(rs)})"
-    return True, f"({cdim(cols)} == 1 ? lep_max1({cdim(rows)}) : {cdim(cs)})"
-
-
-def _gemm(dt: DType, a, aoff, m, k, a_trans, lda, b, boff, b_layout, c, coff, ldc) -> list[str]:
-    b_trans, ldb = _layout(*b_layout)
-    t = ctype(dt)
-    if dt in (DType.f32, DType.f64):
-        fn = "lep_sgemm" if dt is DType.f32 else "lep_dgemm"
-        return [f"{fn}({int(a_trans)}, {int(b_trans)}, {m}, N, {k}, {a} + {aoff}, {lda}, {b} + {boff}, {ldb}, "
-                f"{c} + {coff}, {ldc});"]
-    a_idx = f"(i * {lda} + p)" if not a_trans else f"(p * {lda} + i)"
-    b_idx = f"(p * {ldb} + jj)" if not b_trans else f"(jj * {ldb} + p)"
-    return [f"#pragma omp parallel for schedule(static) if ({m} * N * {k} > 65536)",
-            f"for (int64_t i = 0; i < {m}; ++i)",
-            "  for (int64_t jj = 0; jj < N; ++jj) {",
-            f"    {t} acc = 0;",
-            f"    for (int64_t p = 0; p < {k}; ++p) acc += ({a} + {aoff})[{a_idx}] * ({b} + {boff})[{b_idx}];",
-            f"    ({c} + {coff})[i * {ldc} + jj] = acc;",
-            "  }"]
 
 
 # ---------------------------------------------------------------- convolution and pooling

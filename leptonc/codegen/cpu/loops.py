@@ -10,6 +10,11 @@ rows into chunks so that a flat domain still runs in parallel.
 
 Operands broadcast: each is read either whole along the row (`x[j]`) or as one
 value per row, at an offset computed from the row index.
+
+The fused ops of a matmul (or conv) can also run as a tile epilogue (`emit_tile`,
+`epilogue_function`): gemm.c calls it on each finished block of the output,
+rows [i0, i1) (the output's leading dims flattened) by columns [j0, j1) (its
+last dim), while the block is still in cache.
 """
 from __future__ import annotations
 
@@ -43,13 +48,15 @@ class LoopEmitter:
     """Emits the C statements of one kernel's loop part."""
 
     def __init__(self, graph: Graph, nodes: list[Node], domain: tuple, reduce_rank: int,
-                 params: dict[int, str], outputs: dict[int, str], where: str):
+                 params: dict[int, str], outputs: dict[int, str], where: str, tile: bool = False):
         self.graph, self.nodes, self.domain, self.k = graph, nodes, tuple(domain), reduce_rank
         self.params, self.outputs, self.where = params, outputs, where
         self.rank = len(self.domain)
         self.mine = {id(v) for n in nodes for v in n.outputs}
         self.var_names = {id(v): f"v{i}" for i, v in enumerate(v for n in nodes for v in n.outputs)}
-        self.inner = self._choose_inner()
+        if tile and (reduce_rank or not self.rank):
+            raise ValueError("a tile epilogue is elementwise over a domain of rank >= 1")
+        self.inner = 1 if tile else self._choose_inner()
         self.outer_dims = self.domain[:self.rank - self.inner]
         self.inner_dims = self.domain[self.rank - self.inner:]
         self.operands: dict[tuple, Operand] = {}
@@ -145,6 +152,20 @@ class LoopEmitter:
             out.append(f"  free({name});")
         out.append("}")
         return out
+
+    def emit_tile(self) -> list[str]:
+        """The ops over the block rows [i0, i1) x columns [j0, j1) of the domain (C variables of those names;
+        rows are the domain's leading dims flattened, columns its last dim): elementwise only."""
+        for n in self.nodes:
+            for v in n.inputs:
+                if id(v) not in self.mine and self._literal(v) is None:
+                    self._operand(n, v)
+        body: list[str] = []
+        self._row_pointers(body)
+        self._emit_loop(self.nodes, {}, body)
+        return ([f"const int64_t N = {self._cd(self.domain[-1])};",
+                 "for (int64_t r = i0; r < i1; ++r) {"]
+                + ["  " + line for line in body] + ["}"])
 
     def _stages(self) -> list[tuple[str, list[Node]]]:
         stages: list[tuple[str, list[Node]]] = []
@@ -358,3 +379,24 @@ def _int_limit(dtype: DType, high: bool) -> int:
 
     info = np.iinfo(dtype.numpy)
     return int(info.max if high else info.min)
+
+
+def epilogue_function(name: str, params: list[str], prologue: str, body: list[str]) -> str:
+    """C of the tile epilogue `name` (gemm.c's lep_epilogue), with `struct name_args` holding `params` (C
+    declarations "type* name", in the kernel's order) and `sym`: the kernel fills one (`epilogue_args`) and
+    hands it to the GEMM. `prologue` unpacks the symbols from sym."""
+    names = [p.rsplit("*", 1)[1].strip() for p in params]
+    members = "".join(f"  {p};\n" for p in params)
+    unpack = "".join(f"  {p} = args->{n}; (void){n};\n" for p, n in zip(params, names))
+    return (f"struct {name}_args {{\n  const int64_t* sym;\n{members}}};\n"
+            f"static void {name}(const void* ctx, float* c, int64_t ldc, int64_t i0, int64_t i1, int64_t j0, "
+            "int64_t j1) {\n"
+            f"  const struct {name}_args* args = (const struct {name}_args*)ctx;\n"
+            "  const int64_t* sym = args->sym; (void)sym; (void)c; (void)ldc;\n"
+            f"{unpack}{prologue}" + "".join(f"  {line}\n" for line in body) + "}\n")
+
+
+def epilogue_args(name: str, params: list[str]) -> str:
+    """The kernel's statement that fills the context of its tile epilogue `name` (see epilogue_function)."""
+    names = [p.rsplit("*", 1)[1].strip() for p in params]
+    return f"struct {name}_args epilogue_args = {{sym{''.join(', ' + n for n in names)}}};"

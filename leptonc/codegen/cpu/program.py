@@ -22,8 +22,9 @@ from ...ir.graph import Graph, Node, Value
 from .. import graph_symbols
 from ...passes.fusion import FusionPlan, Kernel, plan_fusion, view_root
 from .cexpr import UnsupportedError, cnumel, ctype, symbol_var
-from .kernels import EMITTERS, TRANSPOSED, KernelContext, emit_conv, emit_matmul, stored_transposed
-from .loops import LoopEmitter
+from .kernels import EMITTERS, KernelContext, emit_conv
+from .loops import LoopEmitter, epilogue_args, epilogue_function
+from .matmul import GEMM_SOURCE, PACKED, TRANSPOSED, emit_matmul, packed_weight, stored_transposed, uses_gemm
 from .quantized import QUANTIZED_EMITTERS, QUANTIZED_SOURCE, uses_quantized
 
 PRELUDE = (Path(__file__).with_name("prelude.h")).read_text()
@@ -138,15 +139,17 @@ class _Generator:
         self.buffers.append(Buffer(nbytes, first, last, [v.name]))
 
     def _in_place(self, i: int, k: Kernel, v: Value) -> bool:
-        """Write v over an operand buffer that dies in this kernel (elementwise loops only)."""
+        """Write v over an operand buffer that dies in this kernel (elementwise loops only). Not over an operand of
+        the kernel's matmul/conv: its epilogue runs on finished tiles while other tiles still read them."""
         if k.reduce_rank or v.producer not in k.loop_nodes or not _same(v.shape, k.domain):
             return False
         taken = {self.buffer_of[id(o)] for n in k.loop_nodes for o in n.outputs if id(o) in self.buffer_of}
+        anchor_reads = {id(view_root(x)) for n in k.absorbed + k.nodes[:1] for x in n.inputs} if k.anchor else set()
         for n in k.loop_nodes:
             for x in n.inputs:
                 root = view_root(x)
                 b = self.buffer_of.get(id(root))
-                if b is None or b in taken or self.buffers[b].last != i or not _same(x.shape, k.domain) \
+                if b is None or b in taken or id(root) in anchor_reads or self.buffers[b].last != i or not _same(x.shape, k.domain) \
                         or x.dtype.itemsize != v.dtype.itemsize or D.product(root.shape) != D.product(v.shape):
                     continue
                 buf = self.buffers[b]
@@ -217,14 +220,18 @@ class _Generator:
         outs = [v for n in k.nodes for v in n.outputs if id(view_root(v)) in self.storage and view_root(v) is v]
         names: dict = {}
         params, args = [], []
-        if k.kind == "matmul":  # weights BLAS reads transposed, in place of their plain layout
+        if k.kind == "matmul":  # weights packed for our GEMM, or read transposed by BLAS, in place of their layout
+            packed = packed_weight(self.graph, k.nodes[0], k.absorbed)
             for j, v in enumerate(k.nodes[0].inputs):
-                if stored_transposed(self.graph, v) and (TRANSPOSED, id(v)) not in names:
-                    names[(TRANSPOSED, id(v))] = f"xt{j}"
-                    params.append(f"const {ctype(v.dtype, where)}* xt{j}")
-                    args.append(self._weight_pointer(v, TRANSPOSED))
+                suffix = PACKED if v is packed else \
+                    TRANSPOSED if packed is None and stored_transposed(self.graph, v) else None
+                if suffix is not None and (suffix, id(v)) not in names:
+                    names[(suffix, id(v))] = f"xw{j}"
+                    params.append(f"const {ctype(v.dtype, where)}* xw{j}")
+                    args.append(self._weight_pointer(v, suffix))
             others = [x for n in k.loop_nodes for x in n.inputs]
-            ext = [v for v in ext if (TRANSPOSED, id(v)) not in names or any(x is v for x in others)]
+            ext = [v for v in ext if all((s, id(v)) not in names for s in (PACKED, TRANSPOSED))
+                   or any(x is v for x in others)]
         for i, v in enumerate(ext):
             names[id(v)] = f"x{i}"
             params.append(f"const {ctype(v.dtype, where)}* x{i}")
@@ -233,7 +240,8 @@ class _Generator:
             names[id(v)] = f"y{i}"
             params.append(f"{ctype(v.dtype, where)}* y{i}")
             args.append(self._pointer(v))
-        ctx = KernelContext(self.graph, names, where)
+        ctx = KernelContext(self.graph, names, where, f"{k.name}_epilogue" if k.kind != "loop" and k.loop_nodes
+                            else None)
         body: list[str] = []
         if k.kind == "matmul":
             body += emit_matmul(ctx, k.nodes[0], k.absorbed)
@@ -244,18 +252,24 @@ class _Generator:
             if emitter is None:
                 raise UnsupportedError(f"{where}: op '{k.nodes[0].op}' is not supported by the cpu target")
             body += emitter(ctx, k.nodes[0])
+        unpack = "".join(f"  const int64_t {symbol_var(s)} = sym[{i}]; (void){symbol_var(s)};\n"
+                         for i, s in enumerate(self.symbols))
+        epilogue = ""
         if k.loop_nodes:
             loop_outs = {id(v): names[id(v)] for n in k.loop_nodes for v in n.outputs if id(v) in names}
-            emitter = LoopEmitter(self.graph, k.loop_nodes, k.domain, k.reduce_rank, names, loop_outs, where)
-            body.append("{")
-            body += ["  " + s for s in emitter.emit()]
-            body.append("}")
+            emitter = LoopEmitter(self.graph, k.loop_nodes, k.domain, k.reduce_rank, names, loop_outs, where,
+                                  tile=ctx.epilogue_used)
+            if ctx.epilogue_used:  # the GEMM runs the fused ops on each finished block of its output
+                epilogue = epilogue_function(ctx.epilogue, params, unpack, emitter.emit_tile())
+                body.insert(0, epilogue_args(ctx.epilogue, params))
+            else:
+                body.append("{")
+                body += ["  " + s for s in emitter.emit()]
+                body.append("}")
         if ctx.scratch_bytes is not None:
             params.append("float* scratch")
         header = "\n".join(f" *   {op}" for op in k.describe_ops())
-        unpack = "".join(f"  const int64_t {symbol_var(s)} = sym[{i}]; (void){symbol_var(s)};\n"
-                         for i, s in enumerate(self.symbols))
-        text = (f"/* {k.name}: {k.kind} kernel; fused IR ops:\n{header}\n */\n"
+        text = epilogue + (f"/* {k.name}: {k.kind} kernel; fused IR ops:\n{header}\n */\n"
                 f"static void {k.name}(const int64_t* sym{''.join(', ' + p for p in params)}) {{\n"
                 f"  (void)sym;\n{unpack}"
                 + "".join(f"  {line}\n" for line in body) + "}\n")
@@ -269,7 +283,8 @@ class _Generator:
             copies.append(f"  memcpy(out[{j}], {self._pointer(root)}, (size_t)({nbytes}) * {int(v.dtype.itemsize)});")
         unpack = "".join(f"  const int64_t {symbol_var(s)} = sym[{i}]; (void){symbol_var(s)};\n"
                          for i, s in enumerate(self.symbols))
-        prelude = PRELUDE + (QUANTIZED_SOURCE if uses_quantized(self.graph) else "")
+        prelude = PRELUDE + (QUANTIZED_SOURCE if uses_quantized(self.graph) else "") \
+            + (GEMM_SOURCE if uses_gemm(self.graph) else "")
         return (f"/* generated by leptonc for graph @{self.graph.name} */\n{prelude}\n"
                 + "\n".join(funcs)
                 + f"\nint lep_kernel_count(void) {{ return {len(calls)}; }}\n\n"
