@@ -69,7 +69,9 @@ def import_graph(model, example_inputs=None, dynamic_shapes=None) -> Graph:
     if isinstance(model, (str, os.PathLike, bytes)) or type(model).__name__ == "ModelProto":
         from .frontends.onnx import import_onnx
 
-        return import_onnx(model)
+        if dynamic_shapes is None:
+            return import_onnx(model)
+        return import_onnx(model, input_shapes=_onnx_input_shapes(model, dynamic_shapes))
     if type(model).__module__.startswith("torch") or hasattr(model, "state_dict"):
         if example_inputs is None:
             raise LeptoncError("compiling a torch module needs example_inputs (a tuple of tensors)")
@@ -82,14 +84,42 @@ def import_graph(model, example_inputs=None, dynamic_shapes=None) -> Graph:
                        "(path, bytes or ModelProto) or a leptonc Graph")
 
 
+def _onnx_input_shapes(model, dynamic_shapes) -> dict[str, list]:
+    """ONNX input shapes with symbolic dims: `dynamic_shapes` names the leading dims of every input
+    (["batch", "seq"]), or maps input names to whole shapes ({"x": ["B", 3, 224, 224]})."""
+    if isinstance(dynamic_shapes, dict):
+        return {name: list(shape) for name, shape in dynamic_shapes.items()}
+    from .frontends.onnx.importer import load_model
+
+    names = list(dynamic_shapes)
+    proto, _ = load_model(model)
+    init = {t.name for t in proto.graph.initializer}
+    shapes = {}
+    for inp in proto.graph.input:
+        if inp.name not in init:
+            dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+            shapes[inp.name] = [names[i] if i < len(names) else d for i, d in enumerate(dims)]
+    return shapes
+
+
 def compile(model, example_inputs=None, target: str = "cpu", passes: str | None = None, *,
             dynamic_shapes=None, quiet: bool = False, cache: bool = True):
-    """Compile `model` for `target`; returns a callable compiled model (numpy in, numpy out)."""
+    """Compile `model` for `target`; returns a callable compiled model (numpy in, numpy out).
+
+    With `cache`, compiling the same ONNX file (or bytes) with the same options again for the cpu target
+    loads the artifact of the first compile (leptonc/cache.py); the C build cache serves every model."""
     if target not in TARGETS:
         raise LeptoncError(f"unknown target {target!r} (targets: {', '.join(TARGETS)})")
+    from . import cache as compile_cache
     from .passes import run_pipeline
 
     progress = Progress(quiet)
+    key = compile_cache.artifact_key(model, target=target, passes=passes, dynamic_shapes=dynamic_shapes,
+                                     example_inputs=example_inputs) if cache and target == "cpu" else None
+    cm = compile_cache.load_entry(key) if key else None
+    if cm is not None:
+        progress.done(f"compiled: {len(cm.executor.kernel_names)} kernels (from the compile cache)")
+        return cm
     progress.stage("importing the model")
     graph = import_graph(model, example_inputs, dynamic_shapes)
     progress.stage("running passes")
@@ -116,6 +146,9 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
     if passes:
         progress.stage("measuring the error of the passes against the fp32 graph")
         record_accuracy(cm, fp32_graph, passes, example_inputs)
+    if key:
+        progress.stage("storing the artifact in the compile cache")
+        compile_cache.store(key, cm)
     progress.done(done)
     return cm
 

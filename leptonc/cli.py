@@ -95,20 +95,7 @@ def _compile_inputs(spec: str, dynamic: list[str]):
                                "already names its symbolic dims")
         return _load_graph(spec), None, None
     if spec.endswith(".onnx"):
-        if not dynamic:
-            return spec, None, None
-        from .frontends.onnx import import_onnx
-        from .frontends.onnx.importer import load_model
-
-        proto, _ = load_model(spec)
-        init = {t.name for t in proto.graph.initializer}
-        shapes = {}
-        for inp in proto.graph.input:
-            if inp.name in init:
-                continue
-            dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
-            shapes[inp.name] = [dynamic[i] if i < len(dynamic) else d for i, d in enumerate(dims)]
-        return import_onnx(spec, input_shapes=shapes), None, None
+        return spec, None, dynamic or None
     from .frontends import load_python_model
 
     built = load_python_model(spec)
@@ -122,12 +109,30 @@ def _compile_inputs(spec: str, dynamic: list[str]):
     return module, inputs, dyn
 
 
+def _check_output(output: str) -> None:
+    """Refuse to overwrite an existing file that is not a leptonc artifact (the model itself, say)."""
+    import os
+    import zipfile
+
+    if not os.path.exists(output):
+        return
+    try:
+        with zipfile.ZipFile(output) as z:
+            is_artifact = "manifest.json" in z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        is_artifact = False
+    if not is_artifact:
+        raise LeptoncError(f"-o {output}: the file exists and is not a leptonc artifact; refusing to overwrite "
+                           "it (remove it first, or choose another name)")
+
+
 def _cmd_compile(args) -> int:
     import time
 
     import leptonc
 
     dynamic = [d.strip() for d in (args.dynamic or "").split(",") if d.strip()]
+    _check_output(args.output)
     model, inputs, dyn = _compile_inputs(args.model, dynamic)
     t0 = time.perf_counter()
     cm = leptonc.compile(model, inputs, target=args.target, passes=args.passes, dynamic_shapes=dyn,

@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ class Artifact:
 
     manifest: dict
     ir_text: str
-    weights_blob: bytes
+    weights_blob: bytes | memoryview
     source: str
     library: bytes
     weights: dict | None = None
@@ -65,7 +66,16 @@ def write_artifact(path: str | os.PathLike, art: Artifact) -> None:
     if target == "cpu":  # only the cpu target ships a library
         payload["model.so"] = art.library
     hashes = {name: sha256(data) for name, data in payload.items()}
-    tmp = Path(str(path) + ".tmp")
+    tmp = Path(f"{path}.{os.getpid()}.tmp")
+    try:
+        _write_members(tmp, art, payload, hashes)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def _write_members(tmp: Path, art: Artifact, payload: dict, hashes: dict) -> None:
     with zipfile.ZipFile(tmp, "w") as z:
         for name, data in payload.items():
             z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
@@ -78,7 +88,6 @@ def write_artifact(path: str | os.PathLike, art: Artifact) -> None:
         hashes["weights.safetensors"] = digest.hexdigest()
         manifest = dict(art.manifest, format_version=FORMAT_VERSION, members=hashes)
         z.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True), compress_type=zipfile.ZIP_DEFLATED)
-    os.replace(tmp, path)
 
 
 def read_artifact(path: str | os.PathLike) -> Artifact:
@@ -119,7 +128,7 @@ def read_artifact(path: str | os.PathLike) -> Artifact:
         data = {}
         for name in members:
             try:
-                blob = z.read(name)
+                blob = _member(z, raw, name)
             except KeyError:
                 raise ArtifactError(f"{where}: member {name} is missing") from None
             except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as e:
@@ -127,10 +136,25 @@ def read_artifact(path: str | os.PathLike) -> Artifact:
             if sha256(blob) != hashes[name]:
                 raise ArtifactError(f"{where}: member {name} does not match its sha256 in the manifest "
                                     "(the file was modified); refusing to load")
-            data[name] = blob
+            data[name] = blob if name == "weights.safetensors" else bytes(blob)
     source = data[SOURCE_MEMBER.get(manifest.get("target"), "model.c")]
     return Artifact(manifest, data["graph.lir"].decode(), data["weights.safetensors"], source.decode(),
                     data.get("model.so", b""))
+
+
+def _member(z: zipfile.ZipFile, raw: bytes, name: str):
+    """A member's bytes: a view into `raw` when it is stored uncompressed (the weights), else inflated."""
+    info = z.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED:
+        return z.read(name)
+    head = raw[info.header_offset:info.header_offset + 30]
+    if len(head) < 30 or head[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header of {name}")
+    name_len, extra_len = struct.unpack_from("<HH", head, 26)
+    start = info.header_offset + 30 + name_len + extra_len
+    if start + info.compress_size > len(raw):
+        raise zipfile.BadZipFile(f"{name} is cut short")
+    return memoryview(raw)[start:start + info.compress_size]
 
 
 def _escapes(name: str) -> bool:

@@ -1,7 +1,9 @@
 """A compiled model: its artifact, its weights and an executor for its library. Callable on numpy arrays."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ class CompiledModel:
         self.manifest = artifact.manifest
         self.weights = artifact.weights if artifact.weights is not None else safetensors.loads(artifact.weights_blob)
         self.executor = Executor(self.manifest["program"], library_path, self.weights)
+        self._file: _FileStamp | None = None  # a file that holds exactly this artifact (saved or loaded)
 
     def __call__(self, *inputs, **named):
         if named:
@@ -39,7 +42,15 @@ class CompiledModel:
         return self.executor.run(inputs)
 
     def save(self, path: str | os.PathLike) -> None:
-        write_artifact(path, self.artifact)
+        """Write the artifact to `path` (atomically); a copy of the file it came from, when that is unchanged."""
+        if self._file is not None and self._file.holds(self.manifest):
+            if os.path.abspath(path) != self._file.path:
+                tmp = f"{path}.{os.getpid()}.tmp"
+                shutil.copyfile(self._file.path, tmp)
+                os.replace(tmp, path)
+        else:
+            write_artifact(path, self.artifact)
+        self._file = _FileStamp.of(path, self.manifest)
 
     @property
     def signature(self) -> dict:
@@ -69,8 +80,29 @@ class CompiledModel:
         return f"<CompiledModel target={self.manifest['target']} ({ins}) kernels={len(self.executor.kernel_names)}>"
 
 
+class _FileStamp:
+    """A file as it was when it held an artifact: later saves copy it while it is unchanged."""
+
+    def __init__(self, path: str, stat: os.stat_result, manifest_json: str):
+        self.path, self.stat, self.manifest_json = path, stat, manifest_json
+
+    @classmethod
+    def of(cls, path, manifest: dict) -> "_FileStamp":
+        return cls(os.path.abspath(path), os.stat(path), json.dumps(manifest, sort_keys=True))
+
+    def holds(self, manifest: dict) -> bool:
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            return False
+        same = (now.st_ino, now.st_size, now.st_mtime_ns) == (self.stat.st_ino, self.stat.st_size,
+                                                             self.stat.st_mtime_ns)
+        return same and json.dumps(manifest, sort_keys=True) == self.manifest_json
+
+
 def load(path: str | os.PathLike):
     """Load an artifact written by `save` (or `leptonc compile`), verifying it first."""
+    before = os.stat(path) if os.path.isfile(path) else None
     art = read_artifact(path)
     if art.manifest.get("target") == "stablehlo":
         from .xla import XlaCompiledModel
@@ -80,7 +112,12 @@ def load(path: str | os.PathLike):
         from ..codegen.triton.runtime import TritonModel
 
         return TritonModel(art)
-    return CompiledModel(art, library_for(art))
+    cm = CompiledModel(art, library_for(art))
+    stamp = _FileStamp.of(path, art.manifest)
+    if before is not None and (before.st_ino, before.st_size, before.st_mtime_ns) == \
+            (stamp.stat.st_ino, stamp.stat.st_size, stamp.stat.st_mtime_ns):
+        cm._file = stamp  # unchanged while it was read and verified
+    return cm
 
 
 def library_for(art: Artifact) -> Path:

@@ -46,7 +46,7 @@ def loads(blob: bytes) -> dict[str, np.ndarray]:
     """The tensors of a safetensors blob (views into it, read-only); a malformed blob is a LeptoncError."""
     try:
         (n,) = struct.unpack_from("<Q", blob, 0)
-        header = json.loads(blob[8:8 + n])
+        header = json.loads(bytes(blob[8:8 + n]))
         base = 8 + n
         out = {}
         for name, entry in header.items():
