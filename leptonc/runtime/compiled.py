@@ -17,12 +17,13 @@ from .executor import Executor
 class CompiledModel:
     """`y = cm(x)`: numpy in, numpy out (one array, or a list when the model has several outputs)."""
 
+    _file: "_FileStamp | None" = None  # a file that holds exactly this artifact (saved or loaded)
+
     def __init__(self, artifact: Artifact, library_path: str | os.PathLike):
         self.artifact = artifact
         self.manifest = artifact.manifest
         self.weights = artifact.weights if artifact.weights is not None else safetensors.loads(artifact.weights_blob)
         self.executor = Executor(self.manifest["program"], library_path, self.weights)
-        self._file: _FileStamp | None = None  # a file that holds exactly this artifact (saved or loaded)
 
     def __call__(self, *inputs, **named):
         if named:
