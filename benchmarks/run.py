@@ -28,12 +28,9 @@ def main(argv=None) -> int:
     progress = Progress(len(models) * len(systems))
     results = []
     for name in models:
-        build, flops = SUITE[name]
-        module, inputs = build()
-        result = bench_torch_model(name, module, inputs, systems, runs=args.runs, threads=args.threads,
-                                   progress=progress)
-        result.flops = flops
-        results.append(result)
+        module, inputs = SUITE[name]()
+        results.append(bench_torch_model(name, module, inputs, systems, runs=args.runs, threads=args.threads,
+                                         progress=progress))
     text = format_table(results, f"CPU suite, {args.threads} threads per system")
     print(text)
     print("written to", write_results(text, os.path.join(os.path.dirname(__file__), "results")))

@@ -49,11 +49,11 @@ def gemv_chain():
 
 
 SUITE = {
-    "mlp": (mlp, 2 * 64 * (512 * 2048 + 2048 * 2048 + 2048 * 512)),
-    "gemv_chain": (gemv_chain, 2 * 4 * 4096 * 4096),
-    "bert": (model_zoo.bert, None),
-    "gpt2": (model_zoo.gpt2, None),
-    "resnet50": (model_zoo.resnet50, None),
-    "mobilenet_v2": (model_zoo.mobilenet_v2, None),
-    "vit": (model_zoo.vit, None),
+    "mlp": mlp,
+    "gemv_chain": gemv_chain,
+    "bert": model_zoo.bert,
+    "gpt2": model_zoo.gpt2,
+    "resnet50": model_zoo.resnet50,
+    "mobilenet_v2": model_zoo.mobilenet_v2,
+    "vit": model_zoo.vit,
 }

@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
     progress = Progress(len(models) * len(dtypes) * len(batches) * len(SYSTEMS))
-    results = [bench(name, SUITE[name][0], d, b, args.runs, args.tf32, progress)
+    results = [bench(name, SUITE[name], d, b, args.runs, args.tf32, progress)
                for name in models for d in dtypes for b in batches]
     gpu = torch.cuda.get_device_name()
     text = format_table(results, f"triton target vs eager CUDA and torch.compile on {gpu}"

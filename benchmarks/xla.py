@@ -19,8 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.suite import SUITE  # noqa: E402
-from leptonc.bench import (ModelResult, Progress, Timing, _first, _max_error, _time, cpu_name,  # noqa: E402
-                           format_table)
+from leptonc.bench import ModelResult, Progress, bench_torch_model, cpu_name, format_table  # noqa: E402
 
 SYSTEMS = ("eager", "leptonc", "xla")  # leptonc = the CPU backend, xla = the stablehlo target run by XLA
 
@@ -34,7 +33,7 @@ def set_threads(threads: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
-def prepare(system: str, module, inputs: tuple):
+def prepare(system: str, module, inputs: tuple, threads: int):
     """(a zero-argument function that runs one inference, compile seconds or None)."""
     import torch
 
@@ -50,25 +49,6 @@ def prepare(system: str, module, inputs: tuple):
     compiled = leptonc.compile(module, inputs, target="cpu" if system == "leptonc" else "stablehlo")
     compiled(*np_inputs)  # XLA compiles on the first call of a size
     return (lambda: compiled(*np_inputs)), time.perf_counter() - t0
-
-
-def bench_model(name: str, module, inputs: tuple, systems, runs: int, progress: Progress) -> ModelResult:
-    import torch
-
-    with torch.inference_mode():
-        expected = _first(module(*inputs))
-    timings = []
-    for system in systems:
-        t = Timing(system)
-        try:
-            run, t.compile_s = prepare(system, module, inputs)
-            t.max_error = _max_error(_first(run()), expected)
-            t.times_ms = _time(run, runs, warmup=3)
-        except Exception as e:  # reported in the table
-            t.error = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-        timings.append(t)
-        progress.step(f"{name}: {system}")
-    return ModelResult(name, timings)
 
 
 def xla_summary(results: list[ModelResult]) -> str:
@@ -98,11 +78,9 @@ def main(argv=None) -> int:
     progress = Progress(len(models) * len(systems))
     results = []
     for name in models:
-        build, flops = SUITE[name]
-        module, inputs = build()
-        result = bench_model(name, module, inputs, systems, args.runs, progress)
-        result.flops = flops
-        results.append(result)
+        module, inputs = SUITE[name]()
+        results.append(bench_torch_model(name, module, inputs, systems, args.runs, threads=args.threads,
+                                         progress=progress, prepare=prepare))
     text = format_table(results, f"XLA path (stablehlo target) vs eager and the CPU backend, "
                                  f"{args.threads} threads (XLA: {os.cpu_count()} cores)") + "\n" + xla_summary(results)
     print(text)

@@ -83,17 +83,6 @@ class Progress:
                 sys.stderr.write("\n")
 
 
-def _time(fn, runs: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1e3)
-    return out
-
-
 def _first(out):
     """The first output as numpy, whatever container a system returns."""
     while isinstance(out, (list, tuple)) or hasattr(out, "to_tuple"):
@@ -109,32 +98,60 @@ def _max_error(a, b) -> float:
 
 
 def bench_torch_model(name: str, module, example_inputs: tuple, systems=SYSTEMS, runs: int = 10,
-                      warmup: int = 3, threads: int = 2, progress: Progress | None = None) -> ModelResult:
-    """Time a torch.nn.Module under each system on the same inputs."""
+                      warmup: int = 3, threads: int = 2, progress: Progress | None = None,
+                      prepare=None) -> ModelResult:
+    """Time a torch.nn.Module under each system on the same inputs.
+
+    Every system is prepared (compiled) and warmed up first; then the timed runs go round the systems in
+    turn, so that a slow spell of a shared machine falls on all of them alike. `prepare(system, module,
+    inputs, threads)` gives (a function running one inference, compile seconds or None); the default
+    knows SYSTEMS."""
     import torch
 
     torch.set_num_threads(threads)
-    np_inputs = [x.numpy() for x in example_inputs]
     with torch.inference_mode():
         expected = _first(module(*example_inputs))
-    timings = []
+    timings, runners = [], {}
     for system in systems:
         t = Timing(system)
         try:
-            run, t.compile_s = _prepare(system, module, example_inputs, np_inputs, threads)
+            run, t.compile_s = (prepare or prepare_system)(system, module, example_inputs, threads)
             t.max_error = _max_error(_first(run()), expected)
-            t.times_ms = _time(run, runs, warmup)
+            for _ in range(warmup):
+                run()
+            runners[system] = run
         except Exception as e:  # a system that cannot run a model is reported, not fatal
             t.error = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
         timings.append(t)
         if progress:
             progress.step(f"{name}: {system}")
-    return ModelResult(name, timings)
+    for _ in range(runs):
+        for t in timings:
+            if t.system in runners:
+                t0 = time.perf_counter()
+                runners[t.system]()
+                t.times_ms.append((time.perf_counter() - t0) * 1e3)
+    return ModelResult(name, timings, model_flops(module, example_inputs))
 
 
-def _prepare(system: str, module, inputs: tuple, np_inputs: list, threads: int):
+def model_flops(module, example_inputs: tuple) -> float | None:
+    """Floating-point operations of one inference (matmuls and convolutions), by torch's flop counter."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with FlopCounterMode(display=False) as counter, torch.inference_mode():
+            module(*example_inputs)
+    except Exception:  # a model the counter cannot trace still gets timed
+        return None
+    return float(counter.get_total_flops()) or None
+
+
+def prepare_system(system: str, module, inputs: tuple, threads: int):
     """(a zero-argument function that runs one inference, compile seconds or None)."""
     import torch
+
+    np_inputs = [x.numpy() for x in inputs]
 
     if system == "eager":
         def run():
