@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SYSTEMS = ("eager", "inductor", "onnxruntime", "leptonc")
+PAUSE_S = 0.02  # before each timed run: the previous system's idle threads stop spinning and sleep
 
 
 @dataclass
@@ -103,7 +104,8 @@ def bench_torch_model(name: str, module, example_inputs: tuple, systems=SYSTEMS,
     """Time a torch.nn.Module under each system on the same inputs.
 
     Every system is prepared (compiled) and warmed up first; then the timed runs go round the systems in
-    turn, so that a slow spell of a shared machine falls on all of them alike. `prepare(system, module,
+    turn, so that a slow spell of a shared machine falls on all of them alike, each after a short pause
+    that lets the thread pools of the system before it stop spinning. `prepare(system, module,
     inputs, threads)` gives (a function running one inference, compile seconds or None); the default
     knows SYSTEMS."""
     import torch
@@ -128,6 +130,7 @@ def bench_torch_model(name: str, module, example_inputs: tuple, systems=SYSTEMS,
     for _ in range(runs):
         for t in timings:
             if t.system in runners:
+                time.sleep(PAUSE_S)
                 t0 = time.perf_counter()
                 runners[t.system]()
                 t.times_ms.append((time.perf_counter() - t0) * 1e3)
