@@ -162,10 +162,12 @@ def prepare_system(system: str, module, inputs: tuple, threads: int):
                 return module(*inputs)
         return run, None
     if system == "inductor":
+        import torch.compiler
+
         compiled = torch.compile(module)
         t0 = time.perf_counter()
-        with torch.inference_mode():
-            compiled(*inputs)
+        with torch.inference_mode(), torch.compiler.config.patch(force_disable_caches=True):
+            compiled(*inputs)  # compile time is measured cold, as leptonc's is
         seconds = time.perf_counter() - t0
 
         def run():
@@ -191,7 +193,7 @@ def prepare_system(system: str, module, inputs: tuple, threads: int):
 
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
         t0 = time.perf_counter()
-        cm = leptonc.compile(module, inputs, target="cpu")
+        cm = leptonc.compile(module, inputs, target="cpu", cache=False)  # cold: no build cache
         seconds = time.perf_counter() - t0
         return (lambda: cm(*np_inputs)), seconds
     raise ValueError(f"unknown system {system!r} (known: {', '.join(SYSTEMS)})")
@@ -201,7 +203,9 @@ def format_table(results: list[ModelResult], title: str = "") -> str:
     """A markdown table per model: system | median ms | min ms | vs eager | vs best other | compile s | error."""
     lines = [f"# {title}" if title else "# leptonc benchmark", "",
              f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
-             f"- cpu: {cpu_name()}", ""]
+             f"- cpu: {cpu_name()}",
+             "- timing: medians (and mins) of runs taken in turns across the systems, same inputs and threads",
+             "- compile s: cold (no caches) for leptonc and torch.compile; session creation for ONNX Runtime", ""]
     for r in results:
         lines += [f"## {r.name}", "", "| system | median ms | min ms | ratio vs eager | ratio vs best other "
                   "| compile s | max err | note |", "|---|---|---|---|---|---|---|---|"]
