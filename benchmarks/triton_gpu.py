@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
 import os
 import statistics
 import sys
@@ -25,7 +24,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.suite import SUITE  # noqa: E402
-from leptonc.bench import ModelResult, Progress, Timing, _first, _max_error, format_table  # noqa: E402
+from leptonc.bench import (ModelResult, Progress, Timing, _first, _max_error, format_table,  # noqa: E402
+                           write_results)
 
 SYSTEMS = ("eager", "inductor", "leptonc")
 
@@ -163,12 +163,7 @@ def main(argv=None) -> int:
     text = format_table(results, f"triton target vs eager CUDA and torch.compile on {gpu}"
                                  f"{' (TF32 allowed)' if args.tf32 else ''}") + "\n" + summary(results)
     print(text)
-    directory = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-    slug = "".join(c if c.isalnum() else "-" for c in gpu).strip("-").lower()[:40]
-    path = os.path.join(directory, f"{datetime.date.today().isoformat()}-triton-{slug}.md")
-    os.makedirs(directory, exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
+    path = write_results(text, os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"), "triton", gpu)
     print("written to", path)
     return 0
 

@@ -10,7 +10,6 @@ reported with its error, not fatal.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 import time
@@ -19,7 +18,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.suite import SUITE  # noqa: E402
-from leptonc.bench import ModelResult, Progress, bench_torch_model, cpu_name, format_table  # noqa: E402
+from leptonc.bench import (ModelResult, Progress, bench_torch_model, format_table, prepare_system,  # noqa: E402
+                           write_results)
 
 SYSTEMS = ("eager", "leptonc", "xla")  # leptonc = the CPU backend, xla = the stablehlo target run by XLA
 
@@ -34,19 +34,15 @@ def set_threads(threads: int) -> None:
 
 
 def prepare(system: str, module, inputs: tuple, threads: int):
-    """(a zero-argument function that runs one inference, compile seconds or None)."""
-    import torch
-
-    np_inputs = [x.numpy() for x in inputs]
-    if system == "eager":
-        def run():
-            with torch.inference_mode():
-                return module(*inputs)
-        return run, None
+    """(a zero-argument function that runs one inference, compile seconds or None); eager and leptonc (the
+    CPU backend) as in every benchmark, xla = the stablehlo target."""
+    if system != "xla":
+        return prepare_system(system, module, inputs, threads)
     import leptonc
 
+    np_inputs = [x.numpy() for x in inputs]
     t0 = time.perf_counter()
-    compiled = leptonc.compile(module, inputs, target="cpu" if system == "leptonc" else "stablehlo")
+    compiled = leptonc.compile(module, inputs, target="stablehlo")
     compiled(*np_inputs)  # XLA compiles on the first call of a size
     return (lambda: compiled(*np_inputs)), time.perf_counter() - t0
 
@@ -84,12 +80,7 @@ def main(argv=None) -> int:
     text = format_table(results, f"XLA path (stablehlo target) vs eager and the CPU backend, "
                                  f"{args.threads} threads (XLA: {os.cpu_count()} cores)") + "\n" + xla_summary(results)
     print(text)
-    directory = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-    cpu = "".join(c if c.isalnum() else "-" for c in cpu_name()).strip("-").lower()[:40]
-    path = os.path.join(directory, f"{datetime.date.today().isoformat()}-xla-{cpu}.md")
-    os.makedirs(directory, exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
+    path = write_results(text, os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"), "xla")
     print("written to", path)
     return 0
 
