@@ -14,20 +14,24 @@ from .artifact import Artifact, ArtifactError, read_artifact, sha256, write_arti
 from .executor import Executor
 
 
-class CompiledModel:
-    """`y = cm(x)`: numpy in, numpy out (one array, or a list when the model has several outputs)."""
+class ArtifactModel:
+    """What a compiled model of any target offers: `y = cm(x)` (inputs by position or by name; one array,
+    or a list when the model has several outputs), `cm.run(...)` (always a list), `cm.save(path)`, and
+    its manifest, signature, source and IR text."""
 
     _file: "_FileStamp | None" = None  # a file that holds exactly this artifact (saved or loaded)
 
-    def __init__(self, artifact: Artifact, library_path: str | os.PathLike):
+    def __init__(self, artifact: Artifact):
         self.artifact = artifact
         self.manifest = artifact.manifest
-        self.weights = artifact.weights if artifact.weights is not None else safetensors.loads(artifact.weights_blob)
-        self.executor = Executor(self.manifest["program"], library_path, self.weights)
+
+    def run(self, *inputs) -> list[np.ndarray]:
+        """The outputs as a list, whatever their number."""
+        raise NotImplementedError
 
     def __call__(self, *inputs, **named):
         if named:
-            names = self.executor.input_names
+            names = [x["name"] for x in self.signature["inputs"]]
             unknown = sorted(set(named) - set(names))
             if unknown:
                 raise ArtifactError(f"unknown input names {unknown}; the model takes {names}")
@@ -35,12 +39,8 @@ class CompiledModel:
             for k, a in named.items():
                 values[names.index(k)] = a
             inputs = tuple(values)
-        outs = self.executor.run(inputs)
+        outs = self.run(*inputs)
         return outs[0] if len(outs) == 1 else outs
-
-    def run(self, *inputs) -> list[np.ndarray]:
-        """The outputs as a list, whatever their number."""
-        return self.executor.run(inputs)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the artifact to `path` (atomically); a copy of the file it came from, when that is unchanged."""
@@ -64,6 +64,18 @@ class CompiledModel:
     @property
     def ir_text(self) -> str:
         return self.artifact.ir_text
+
+
+class CompiledModel(ArtifactModel):
+    """A model of the cpu target: its weights and an executor for its library."""
+
+    def __init__(self, artifact: Artifact, library_path: str | os.PathLike):
+        super().__init__(artifact)
+        self.weights = artifact.weights if artifact.weights is not None else safetensors.loads(artifact.weights_blob)
+        self.executor = Executor(self.manifest["program"], library_path, self.weights)
+
+    def run(self, *inputs) -> list[np.ndarray]:
+        return self.executor.run(inputs)
 
     def profile(self, *inputs, repeat: int = 10) -> list[tuple[str, float]]:
         """(kernel, seconds per run), most expensive first."""

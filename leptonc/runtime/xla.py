@@ -8,7 +8,6 @@ optimized IR and the weights; other sizes are emitted from the IR at load.
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -19,7 +18,8 @@ from ..ir.graph import Graph
 from ..ir.parser import parse_ir
 from ..ir.printer import print_ir
 from . import safetensors
-from .artifact import Artifact, ArtifactError, write_artifact
+from .artifact import Artifact
+from .compiled import ArtifactModel
 from .signature import bind_inputs
 
 
@@ -71,13 +71,12 @@ class XlaModel:
         return self._weights_on_device[name]
 
 
-class XlaCompiledModel:
-    """A compiled model of the stablehlo target: `y = cm(x)` (one array, or a list for several
-    outputs), `cm.save(path)`, and the artifact's module as `cm.source`."""
+class XlaCompiledModel(ArtifactModel):
+    """A compiled model of the stablehlo target; `cm.source` is the artifact's module (specialized to
+    manifest['stablehlo']['bindings'])."""
 
     def __init__(self, artifact: Artifact, platform: str = "cpu"):
-        self.artifact = artifact
-        self.manifest = artifact.manifest
+        super().__init__(artifact)
         weights = safetensors.loads(artifact.weights_blob)
         self.graph = parse_ir(artifact.ir_text, weights)
         self.model = XlaModel(self.graph, platform=platform)
@@ -101,25 +100,8 @@ class XlaCompiledModel:
         art = Artifact(manifest, print_ir(graph), safetensors.dumps(dict(graph.constants)), module.text, b"")
         return cls(art)
 
-    def __call__(self, *inputs, **named):
-        if named:
-            names = [v.name for v in self.graph.inputs]
-            unknown = sorted(set(named) - set(names))
-            if unknown:
-                raise ArtifactError(f"unknown input names {unknown}; the model takes {names}")
-            values = list(inputs) + [None] * (len(names) - len(inputs))
-            for k, a in named.items():
-                values[names.index(k)] = a
-            inputs = tuple(values)
-        outs = self.model.run(*inputs)
-        return outs[0] if len(outs) == 1 else outs
-
     def run(self, *inputs) -> list[np.ndarray]:
-        """The outputs as a list, whatever their number."""
         return self.model.run(*inputs)
-
-    def save(self, path: str | os.PathLike) -> None:
-        write_artifact(path, self.artifact)
 
     def profile(self, *inputs, repeat: int = 10) -> list[tuple[str, float]]:
         """[(what ran, seconds per run)]: XLA runs the whole module as one executable."""
@@ -128,19 +110,6 @@ class XlaCompiledModel:
         for _ in range(repeat):
             self.model.run(*inputs)
         return [("XLA executable (the whole module, fused by XLA)", (time.perf_counter() - start) / repeat)]
-
-    @property
-    def signature(self) -> dict:
-        return self.manifest["signature"]
-
-    @property
-    def source(self) -> str:
-        """The StableHLO module of the artifact (specialized to manifest['stablehlo']['bindings'])."""
-        return self.artifact.source
-
-    @property
-    def ir_text(self) -> str:
-        return self.artifact.ir_text
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{v.name}: {v.type}" for v in self.graph.inputs)

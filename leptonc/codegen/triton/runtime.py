@@ -20,7 +20,7 @@ from ...ir.errors import LeptoncError, ShapeError
 from ...ir.types import TensorType
 from ...runtime import safetensors
 from ...runtime.artifact import Artifact, sha256
-from ...runtime.compiled import CompiledModel
+from ...runtime.compiled import ArtifactModel, CompiledModel
 from ...runtime.signature import bind_inputs
 from ..cpu.build import cache_dir
 from .texpr import TORCH_TYPES
@@ -176,8 +176,7 @@ class TritonModel(CompiledModel):
     """A compiled model of the triton target: callable on numpy arrays, `run_torch` on device tensors."""
 
     def __init__(self, artifact: Artifact, allow_tf32: bool = False):
-        self.artifact = artifact
-        self.manifest = artifact.manifest
+        ArtifactModel.__init__(self, artifact)  # the weights go to the GPU, not to a cpu library
         self.weights = safetensors.loads(artifact.weights_blob)
         self.executor = TritonExecutor(self.manifest["program"], artifact.source, self.weights, allow_tf32)
 
