@@ -35,10 +35,14 @@ def dim_expression(d, constant: Callable[[int], str], mul: str = "*") -> str:
     return "(" + " + ".join(terms) + ")"
 
 
-def window_2d(node, nsp: int, where: str, target: str, error: type[Exception]):
+def window_2d(node, nsp: int, where: str, target: str, error: type[Exception], channels_last: bool = False):
     """(strides, dilations, pads) of a 1-d or 2-d conv/pool, 1-d written as 2-d with a unit height.
 
-    Other spatial ranks raise `error` (the target's UnsupportedError)."""
+    Other spatial ranks raise `error` (the target's UnsupportedError), and so does a channels-last op
+    unless the caller computes that layout (`channels_last`)."""
+    if node.attrs.get("channels_last") and not channels_last:
+        raise error(f"{where}: channels-last {node.op} is not supported by the {target} target (run the "
+                    "channels-last pass for the cpu target only)")
     if nsp not in (1, 2):
         raise error(f"{where}: {node.op} over {nsp} spatial dims is not supported by the {target} target "
                     "(1 or 2 are)")

@@ -185,11 +185,13 @@ def _pad_into_conv(graph: Graph, node: Node) -> Value | None:
         return None
     rank = pad.inputs[0].type.rank
     extra = pad.attrs["pads"]
-    if any(p < 0 for p in extra) or any(extra[i] or extra[i + rank] for i in (0, 1)):
+    spatial = range(1, rank - 1) if node.attrs["channels_last"] else range(2, rank)
+    if any(p < 0 for p in extra) or any(extra[i] or extra[i + rank] for i in range(rank) if i not in spatial):
         return None
     nsp = rank - 2
     own = node.attrs["pads"] or (0,) * (2 * nsp)
-    pads = [own[i] + extra[2 + i] for i in range(nsp)] + [own[nsp + i] + extra[rank + 2 + i] for i in range(nsp)]
+    pads = [own[i] + extra[a] for i, a in enumerate(spatial)] + \
+        [own[nsp + i] + extra[rank + a] for i, a in enumerate(spatial)]
     return _build(graph, node, "conv", [pad.inputs[0], *node.inputs[1:]], **{**node.attrs, "pads": pads})
 
 

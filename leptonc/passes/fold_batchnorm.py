@@ -5,7 +5,7 @@ per-channel operands: ((y - mean) / sqrt(var + eps)) * gamma + beta, which
 fold reduces to y * scale + shift. This pass follows such a chain of
 add/sub/mul/div by per-output-channel constants after
 
-- conv(x, W[, b]):  becomes conv(x, W * scale, b * scale + shift);
+- conv(x, W[, b]):  becomes conv(x, W * scale, b * scale + shift) (channels-first or channels-last);
 - matmul(x, W) with a constant 2-D W: becomes matmul(x, W * scale) + shift
   (the add stays, one op instead of the chain).
 
@@ -32,9 +32,10 @@ def fold_batchnorm(graph: Graph) -> bool:
 
 
 def _channel_axis(node: Node) -> int | None:
-    """Where output channels are in the result: 1 for conv, the last axis for a matmul by a constant matrix."""
+    """Where output channels are in the result: 1 for conv (the last axis channels-last), the last axis for a
+    matmul by a constant matrix."""
     if node.op == "conv":
-        return 1
+        return node.output.type.rank - 1 if node.attrs["channels_last"] else 1
     w = node.inputs[1]
     if node.graph.constant_of(w) is not None and w.type.rank == 2 and node.output.type.rank >= 2:
         return node.output.type.rank - 1
@@ -92,8 +93,9 @@ def _fold(graph: Graph, node: Node) -> bool:
         return False  # nothing to fold (a lone bias add after matmul is already one op)
     dtype = w.dtype
     if node.op == "conv":
-        w_new = (w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(dtype)
-        bias = graph.constant_of(node.inputs[2]) if len(node.inputs) == 3 else np.zeros(w.shape[0], dtype)
+        out_axis = w.ndim - 1 if node.attrs["channels_last"] else 0  # weights kernel..., C/group, O or O, C/group, ...
+        w_new = (w * np.expand_dims(scale, tuple(a for a in range(w.ndim) if a != out_axis))).astype(dtype)
+        bias = graph.constant_of(node.inputs[2]) if len(node.inputs) == 3 else np.zeros(w.shape[out_axis], dtype)
         if bias is None:
             return False
         b_new = (bias * scale + shift).astype(dtype)

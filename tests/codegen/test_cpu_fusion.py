@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import leptonc
+from leptonc.codegen.cpu import TARGET_PIPELINE
 from leptonc.codegen.cpu.program import generate
 from leptonc.ir import DType, Graph, TensorType
 from leptonc.passes import run_pipeline
@@ -53,7 +54,7 @@ def gelu(g, x):
 
 
 def plan_of(g):
-    return generate(run_pipeline(g, "default,fuse"))
+    return generate(run_pipeline(g, "default," + TARGET_PIPELINE))
 
 
 def kinds(program):
@@ -95,11 +96,14 @@ def test_conv_bias_relu_is_one_kernel():
     y = g.add("relu", g.add("add", y, const(g, (1, 4, 1, 1), "b")))
     g.set_outputs([g.add("max_pool", y, kernel=(2, 2), strides=(2, 2))])
     program = plan_of(g)
-    # the bias is the conv's own operand (canonicalize folds the add into it) or an epilogue add
-    (kind, ops), pool = kinds(program)
+    # the bias is the conv's own operand (canonicalize folds the add into it) or an epilogue add; conv and
+    # pooling run channels-last, between one transpose in and one out
+    into, (kind, ops), pool, back = kinds(program)
     assert kind == "conv" and "relu" in ops and pool == ("op", ["max_pool"])
-    assert [p.reason for p in program.plan.unfused] == ["max_pool is not an elementwise op or a reduction over "
-                                                        "trailing axes"]
+    assert into == back == ("op", ["transpose"])
+    assert [p.reason for p in program.plan.unfused][1:] == [
+        "max_pool is not an elementwise op or a reduction over trailing axes",
+        "transpose is not an elementwise op or a reduction over trailing axes"]
     compile_and_check(g, [RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)])
 
 

@@ -158,6 +158,17 @@ def test_pooling(op, attrs):
     compile_and_check(g, xs)
 
 
+@pytest.mark.parametrize("shape,perm", [((2, 3, 5, 7), (0, 2, 3, 1)), ((2, 37, 3, 19), (0, 3, 1, 2)), ((33, 17), (1, 0)),
+                                        ((3, 1, 20, 18), (0, 3, 1, 2)), ((4, 6, 5), (2, 0, 1)),
+                                        ((2, 3, 4, 5), (1, 0, 3, 2))])
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.uint8, np.int16])
+def test_transpose(shape, perm, dtype):
+    """Batched 2-d transposes (after merging neighbor dims and dropping unit dims) run tiled, others as copies."""
+    x = rand(shape, dtype, 0, 100)
+    g, xs = graph_of({"x": (x, ("B",) + shape[1:])}, lambda g, x: [g.add("transpose", x, perm=perm)])
+    compile_and_check(g, xs)
+
+
 def test_data_movement():
     x, i = rand((4, 6, 5)), np.array([[3, -1], [0, 2]], np.int64)
 

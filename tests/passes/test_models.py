@@ -20,7 +20,7 @@ from tests.model_zoo import FULL, SMALL, as_numpy, assert_close, build, dynamic
 from tests.passes.onnx_export import export_onnx
 from tests.random_graphs import random_inputs
 
-PIPELINES = ("dce", "fold", "cse", "canonicalize", "fold-batchnorm", "default")
+PIPELINES = ("dce", "fold", "cse", "canonicalize", "fold-batchnorm", "default", "channels-last")
 EXACT = ("dce", "fold", "cse")  # the others may reorder a summation or round folded weights
 
 

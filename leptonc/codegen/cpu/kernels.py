@@ -1,5 +1,6 @@
-"""C bodies of the kernels that are not plain loops: conv (im2col + BLAS), pooling, and data movement
-(transpose, slice, concat, split, pad, gather, ...); matmul has its own module (matmul.py).
+"""C bodies of the kernels that are not plain loops: local response normalization and data movement
+(transpose, slice, concat, split, pad, gather, ...); matmul (matmul.py), convolution and pooling (conv.py)
+have their own modules.
 
 Each emitter gets the node, a map from values to the C pointer names the
 kernel function receives, and returns C statements. Dims are C expressions of
@@ -7,7 +8,6 @@ the symbol variables, so one library serves every size.
 """
 from __future__ import annotations
 
-from .. import spatial_hw, window_2d
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
@@ -53,120 +53,7 @@ class KernelContext:
         return cdim(dim, self.where)
 
 
-# ---------------------------------------------------------------- convolution and pooling
-
-def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
-    x, w = node.inputs[0], node.inputs[1]
-    out = node.outputs[0]
-    if out.dtype is not DType.f32:
-        raise UnsupportedError(f"{ctx.where}: conv in {out.dtype} is not supported by the cpu target (f32 is)")
-    nsp = x.type.rank - 2
-    (sh, sw), (dh, dw), (ph, pw, phe, pwe) = window_2d(node, nsp, ctx.where, "cpu", UnsupportedError)
-    H, W = spatial_hw(x.shape, nsp)
-    KH, KW = spatial_hw(w.shape, nsp)
-    OH, OW = spatial_hw(out.shape, nsp)
-    g = node.attrs["group"]
-    d = ctx.d
-    lines = [f"const int64_t NI = {d(x.shape[0])}, C = {d(x.shape[1])}, H = {d(H)}, W = {d(W)};",
-             f"const int64_t O = {d(w.shape[0])}, KH = {d(KH)}, KW = {d(KW)}, OH = {d(OH)}, OW = {d(OW)};",
-             f"const int64_t G = {g}, CG = C / G, OG = O / G, KK = CG * KH * KW, P = OH * OW;"]
-    pointwise = KH == 1 and KW == 1 and (sh, sw, ph, pw, phe, pwe) == (1, 1, 0, 0, 0, 0)
-    xp, wp, yp = ctx.ptr(x), ctx.ptr(w), ctx.ptr(out)
-    if g > 1 and D.same(w.shape[1], 1) and D.same(w.shape[0], x.shape[1]):
-        lines += _depthwise(xp, wp, yp, (sh, sw), (dh, dw), (ph, pw))
-    else:
-        if not pointwise:
-            ctx.scratch_bytes = D.mul(D.product([w.shape[1], KH, KW, OH, OW]), 4)
-        lines.append("for (int64_t n = 0; n < NI; ++n)")
-        lines.append("  for (int64_t gi = 0; gi < G; ++gi) {")  # im2col and the GEMM each run in parallel
-        lines.append(f"    const float* xg = {xp} + (n * C + gi * CG) * H * W;")
-        if pointwise:
-            lines.append("    const float* col = xg;")
-        else:
-            lines.append(f"    lep_im2col(scratch, xg, CG, H, W, KH, KW, OH, OW, {sh}, {sw}, {ph}, {pw}, {dh}, {dw});")
-            lines.append("    const float* col = scratch;")
-        lines.append(f"    lep_sgemm(0, 0, OG, P, KK, {wp} + gi * OG * KK, KK, col, P, {yp} + (n * O + gi * OG) * P, P);")
-        lines.append("  }")
-    if len(node.inputs) > 2:
-        bp = ctx.ptr(node.inputs[2])
-        lines += ["#pragma omp parallel for schedule(static) if (NI * O * P > 65536)",
-                  "for (int64_t no = 0; no < NI * O; ++no) {",
-                  f"  float* yo = {yp} + no * P; const float bo = {bp}[no % O];",
-                  "  #pragma omp simd",
-                  "  for (int64_t j = 0; j < P; ++j) yo[j] += bo;",
-                  "}"]
-    return lines
-
-
-def _depthwise(xp, wp, yp, stride, dil, pad) -> list[str]:
-    (sh, sw), (dh, dw), (ph, pw) = stride, dil, pad
-    return ["/* depthwise: one filter per channel, computed directly */",
-            "#pragma omp parallel for schedule(static)",
-            "for (int64_t nc = 0; nc < NI * C; ++nc) {",
-            f"  const float* xc = {xp} + nc * H * W; const float* wc = {wp} + (nc % C) * KH * KW;",
-            f"  float* yc = {yp} + nc * OH * OW;",
-            "  for (int64_t oh = 0; oh < OH; ++oh) {",
-            "    float* yr = yc + oh * OW;",
-            "    for (int64_t ow = 0; ow < OW; ++ow) yr[ow] = 0.0f;",
-            "    for (int64_t ki = 0; ki < KH; ++ki) {",
-            f"      const int64_t h = oh * {sh} - {ph} + ki * {dh};",
-            "      if (h < 0 || h >= H) continue;",
-            "      const float* xr = xc + h * W;",
-            "      for (int64_t kj = 0; kj < KW; ++kj) {",
-            "        const float wv = wc[ki * KW + kj];",
-            f"        const int64_t off = kj * {dw} - {pw};",
-            f"        int64_t lo = off < 0 ? (-off + {sw} - 1) / {sw} : 0;",
-            f"        int64_t hi = (W - 1 - off) < 0 ? 0 : (W - 1 - off) / {sw} + 1;",
-            "        if (hi > OW) hi = OW;",
-            "        #pragma omp simd",
-            f"        for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow * {sw} + off];",
-            "      }",
-            "    }",
-            "  }",
-            "}"]
-
-
-def emit_pool(ctx: KernelContext, node: Node) -> list[str]:
-    x, out = node.inputs[0], node.outputs[0]
-    if not x.dtype.is_float:
-        raise UnsupportedError(f"{ctx.where}: {node.op} over {x.dtype} is not supported by the cpu target")
-    t = ctype(x.dtype, ctx.where)
-    nsp = x.type.rank - 2
-    (sh, sw), (dh, dw), (ph, pw, phe, pwe) = window_2d(node, nsp, ctx.where, "cpu", UnsupportedError)
-    kernel = tuple(node.attrs["kernel"])
-    KH, KW = (1, kernel[0]) if nsp == 1 else kernel
-    H, W = spatial_hw(x.shape, nsp)
-    OH, OW = spatial_hw(out.shape, nsp)
-    d = ctx.d
-    is_max = node.op == "max_pool"
-    lines = [f"const int64_t NC = {d(x.shape[0])} * {d(x.shape[1])}, H = {d(H)}, W = {d(W)}, "
-             f"OH = {d(OH)}, OW = {d(OW)};",
-             "#pragma omp parallel for schedule(static) if (NC * OH * OW > 16384)",
-             "for (int64_t nc = 0; nc < NC; ++nc) {",
-             f"  const {t}* xc = {ctx.ptr(x)} + nc * H * W; {t}* yc = {ctx.ptr(out)} + nc * OH * OW;",
-             "  for (int64_t oh = 0; oh < OH; ++oh)",
-             "    for (int64_t ow = 0; ow < OW; ++ow) {",
-             f"      {t} acc = {'-INFINITY' if is_max else '0'}; int64_t cnt = 0, cnt_pad = 0;",
-             f"      for (int64_t ki = 0; ki < {KH}; ++ki) {{",
-             f"        const int64_t h = oh * {sh} - {ph} + ki * {dh};",
-             f"        for (int64_t kj = 0; kj < {KW}; ++kj) {{",
-             f"          const int64_t w = ow * {sw} - {pw} + kj * {dw};",
-             f"          if (h >= -{ph} && h < H + {phe} && w >= -{pw} && w < W + {pwe}) ++cnt_pad;",
-             "          if (h < 0 || h >= H || w < 0 || w >= W) continue;",
-             f"          const {t} v = xc[h * W + w]; ++cnt;"]
-    if is_max:
-        lines.append("          acc = (v > acc || v != v) ? v : acc;")
-    else:
-        lines.append("          acc += v;")
-    lines += ["        }", "      }"]
-    if is_max:
-        lines.append("      (void)cnt; (void)cnt_pad; yc[oh * OW + ow] = acc;")
-    else:
-        div = "cnt_pad" if node.attrs["count_include_pad"] else "cnt"
-        lines.append(f"      yc[oh * OW + ow] = acc / ({t})({div} > 0 ? {div} : 1);")
-    lines += ["    }", "}"]
-    return lines
-
+# ---------------------------------------------------------------- local response normalization
 
 def emit_lrn(ctx: KernelContext, node: Node) -> list[str]:
     x, y = node.inputs[0], node.outputs[0]
@@ -207,9 +94,33 @@ def _copy(dst: str, dst_strides, src: str, src_strides, shape, es: int, where: s
 
 def emit_transpose(ctx: KernelContext, node: Node) -> list[str]:
     x, y = node.inputs[0], node.outputs[0]
+    blocks = swapped_blocks(x.shape, node.attrs["perm"])
+    if blocks is not None and _es(y) in (1, 2, 4, 8):  # [B, R, S] -> [B, S, R]: a tiled transpose
+        B, R, S = (cnumel(b, ctx.where) for b in blocks)
+        return [f"lep_transpose_2d((char*){ctx.ptr(y)}, (const char*){ctx.ptr(x)}, {B}, {R}, {S}, {_es(y)});"]
     cs = contiguous_strides(x.shape)
     return _copy(ctx.ptr(y), contiguous_strides(y.shape), ctx.ptr(x), [cs[p] for p in node.attrs["perm"]],
                  y.shape, _es(y), ctx.where, "")
+
+
+def swapped_blocks(shape, perm) -> tuple[list, list, list] | None:
+    """(B, R, S) dims when transposing `shape` by `perm` moves the same data as [B, R, S] -> [B, S, R] (after
+    dropping dims of size 1 and merging dims that stay neighbors), else None."""
+    kept = [a for a in perm if not D.same(shape[a], 1)]
+    rank = {a: i for i, a in enumerate(sorted(kept))}  # neighbors in memory once the unit dims are gone
+    runs: list[list[int]] = []  # source axes, in output order, cut where the output stops following the source
+    for a in kept:
+        if runs and rank[a] == rank[runs[-1][-1]] + 1:
+            runs[-1].append(a)
+        else:
+            runs.append([a])
+    order = sorted(range(len(runs)), key=lambda i: runs[i][0])  # the runs in source order
+    dims = [[shape[a] for a in runs[i]] for i in order]
+    if order == [1, 0]:
+        return [], dims[0], dims[1]
+    if order == [0, 2, 1]:
+        return dims[0], dims[1], dims[2]
+    return None
 
 
 def emit_broadcast_to(ctx: KernelContext, node: Node) -> list[str]:
@@ -414,7 +325,7 @@ def _es(v: Value) -> int:
 
 
 EMITTERS = {
-    "conv": emit_conv, "lrn": emit_lrn, "max_pool": emit_pool, "avg_pool": emit_pool, "transpose": emit_transpose,
+    "lrn": emit_lrn, "transpose": emit_transpose,
     "broadcast_to": emit_broadcast_to, "slice": emit_slice, "concat": emit_concat, "split": emit_split,
     "pad": emit_pad, "gather": emit_gather,
     "gather_elements": emit_gather_elements, "tile": emit_tile,

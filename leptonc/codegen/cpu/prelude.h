@@ -74,32 +74,27 @@ static void lep_copy(char* dst, const int64_t* dstride, const char* src, const i
     }
 }
 
-/* Column matrix of one image's group for convolution as a GEMM: rows (c, ki, kj), columns (oh, ow). */
-static void lep_im2col(float* col, const float* x, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-                       int64_t OH, int64_t OW, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
-                       int64_t dh, int64_t dw) {
-    #pragma omp parallel for schedule(static) if (C * KH * KW * OH * OW > 65536)
-    for (int64_t row = 0; row < C * KH * KW; ++row) {
-        const int64_t c = row / (KH * KW), ki = (row / KW) % KH, kj = row % KW;
-        float* dst = col + row * OH * OW;
-        const float* plane = x + c * H * W;
-        for (int64_t oh = 0; oh < OH; ++oh) {
-            const int64_t h = oh * sh - ph + ki * dh;
-            float* d = dst + oh * OW;
-            if (h < 0 || h >= H) { memset(d, 0, (size_t)OW * sizeof(float)); continue; }
-            const float* srow = plane + h * W;
-            if (sw == 1) {
-                const int64_t off = -pw + kj * dw;
-                for (int64_t ow = 0; ow < OW; ++ow) {
-                    const int64_t w = ow + off;
-                    d[ow] = (w >= 0 && w < W) ? srow[w] : 0.0f;
-                }
-            } else {
-                for (int64_t ow = 0; ow < OW; ++ow) {
-                    const int64_t w = ow * sw - pw + kj * dw;
-                    d[ow] = (w >= 0 && w < W) ? srow[w] : 0.0f;
-                }
-            }
+/* dst[b, s, r] = src[b, r, s] for b < B, r < R, s < S, elements of es bytes (1, 2, 4 or 8), a tile of
+   16 x 16 at a time, so that both sides move whole cache lines. */
+#define LEP_TILE 16
+#define LEP_TRANSPOSE_TILE(T)                                                                         \
+    {                                                                                                 \
+        const T* s_ = (const T*)src + b * R * S;                                                      \
+        T* d_ = (T*)dst + b * R * S;                                                                  \
+        for (int64_t s = s0; s < s1; ++s)                                                             \
+            for (int64_t r = r0; r < r1; ++r) d_[s * R + r] = s_[r * S + s];                          \
+    }
+static void lep_transpose_2d(char* dst, const char* src, int64_t B, int64_t R, int64_t S, size_t es) {
+    const int64_t tr = (R + LEP_TILE - 1) / LEP_TILE, ts = (S + LEP_TILE - 1) / LEP_TILE;
+    #pragma omp parallel for schedule(static) if (B * R * S > 32768)
+    for (int64_t t = 0; t < B * tr * ts; ++t) {
+        const int64_t b = t / (tr * ts), r0 = t / ts % tr * LEP_TILE, s0 = t % ts * LEP_TILE;
+        const int64_t r1 = r0 + LEP_TILE < R ? r0 + LEP_TILE : R, s1 = s0 + LEP_TILE < S ? s0 + LEP_TILE : S;
+        switch (es) {
+        case 1: LEP_TRANSPOSE_TILE(uint8_t) break;
+        case 2: LEP_TRANSPOSE_TILE(uint16_t) break;
+        case 4: LEP_TRANSPOSE_TILE(uint32_t) break;
+        default: LEP_TRANSPOSE_TILE(uint64_t) break;
         }
     }
 }

@@ -6,12 +6,19 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir.dtypes import DType
+from ...ir.errors import LeptoncError
 from ...ir.types import TensorType
 from .builder import Builder, Val, dims_list, i64_array, i64_matrix
 from .layout import scatter
 from .linalg import PRECISION, dot, widen
 from .reduction import identity
 from .rules import lowers
+
+
+def _channels_first(node) -> None:
+    if node.attrs.get("channels_last"):
+        raise LeptoncError(f"stablehlo: channels-last {node.label} is not supported (the channels-last pass is "
+                           "for the cpu target)")
 
 
 def _spatial(nsp: int, attrs):
@@ -23,6 +30,7 @@ def _spatial(nsp: int, attrs):
 
 @lowers("conv")
 def conv(b: Builder, node, args, out, attrs):
+    _channels_first(node)
     x, w = widen(b, args[0]), widen(b, args[1])
     nsp = len(x.shape) - 2
     strides, pads, dilations = _spatial(nsp, attrs)
@@ -62,6 +70,7 @@ def reduce_window(b: Builder, x: Val, init, combine: str, window, strides, dilat
 
 @lowers("max_pool")
 def max_pool(b: Builder, node, args, out, attrs):
+    _channels_first(node)
     x = args[0]
     window, strides, dilations, padding = _pool_window(x.shape, out[0].shape, attrs)
     return reduce_window(b, x, identity("reduce_max", x.dtype), "maximum", window, strides, dilations,
@@ -71,6 +80,7 @@ def max_pool(b: Builder, node, args, out, attrs):
 @lowers("avg_pool")
 def avg_pool(b: Builder, node, args, out, attrs):
     """Window sums divided by how many elements each window covers (a reduce_window over ones)."""
+    _channels_first(node)
     x = args[0]
     acc = DType.f64 if x.dtype is DType.f64 else DType.f32
     window, strides, dilations, padding = _pool_window(x.shape, out[0].shape, attrs)

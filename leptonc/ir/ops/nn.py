@@ -1,4 +1,12 @@
-"""Convolution and pooling over N spatial dims (layout N, C, spatial...)."""
+"""Convolution and pooling over N spatial dims.
+
+The layout is N, C, spatial... with weights O, C/group, kernel...; conv,
+max_pool and avg_pool also take `channels_last = true`: N, spatial..., C with
+weights kernel..., C/group, O (NHWC and HWIO in two dims), the layout the cpu
+target computes in (the `channels-last` pass). The reference of a
+channels-last op is the channels-first one between transposes, so both give
+the same numbers.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -34,7 +42,46 @@ def _spatial(attrs_len: int, strides, pads, dilations):
     return tuple(strides), tuple(pads), tuple(dilations)
 
 
-def _conv_infer(x: TensorType, w: TensorType, *bias, strides, pads, dilations, group) -> TensorType:
+def channels_first_perm(rank: int) -> tuple:
+    """The perm that takes N, spatial..., C to N, C, spatial... (its inverse: channels_last_perm)."""
+    return (0, rank - 1) + tuple(range(1, rank - 1))
+
+
+def channels_last_perm(rank: int) -> tuple:
+    """The perm that takes N, C, spatial... to N, spatial..., C."""
+    return (0,) + tuple(range(2, rank)) + (1,)
+
+
+def weight_channels_last_perm(rank: int) -> tuple:
+    """The perm that takes a weight O, C/group, kernel... to kernel..., C/group, O."""
+    return tuple(range(2, rank)) + (1, 0)
+
+
+def weight_channels_first_perm(rank: int) -> tuple:
+    """The perm that takes a weight kernel..., C/group, O to O, C/group, kernel...."""
+    return (rank - 1, rank - 2) + tuple(range(rank - 2))
+
+
+def _permuted(t: TensorType, perm) -> TensorType:
+    return t.with_shape([t.shape[p] for p in perm])
+
+
+def _channels_first_types(x: TensorType, w: TensorType | None = None) -> tuple:
+    """x (and w) of a channels-last op as their channels-first types."""
+    require(x.rank >= 3, f"a channels-last op needs rank >= 3 (N, spatial..., C), got rank {x.rank}")
+    xs = _permuted(x, channels_first_perm(x.rank))
+    if w is None:
+        return xs, None
+    require(w.rank == x.rank, f"conv: input rank {x.rank} and weight rank {w.rank} do not fit")
+    return xs, _permuted(w, weight_channels_first_perm(w.rank))
+
+
+def _conv_infer(x: TensorType, w: TensorType, *bias, strides, pads, dilations, group,
+                channels_last=False) -> TensorType:
+    if channels_last:
+        xf, wf = _channels_first_types(x, w)
+        y = _conv_infer(xf, wf, *bias, strides=strides, pads=pads, dilations=dilations, group=group)
+        return _permuted(y, channels_last_perm(y.rank))
     dtype = same_dtype(x, w, *bias)
     require_float(x, "conv input")
     nsp = x.rank - 2
@@ -66,9 +113,25 @@ def _windows(x, kernel, strides, pads, dilations, pad_value=0.0, extra_end=None)
 _CONV_ATTRS = {"strides": ("ints", ()), "pads": ("ints", ()), "dilations": ("ints", ()), "group": ("int", 1)}
 
 
-@define_op("conv", arity=(2, 3), infer=_conv_infer, attrs=_CONV_ATTRS, traits=STRUCTURED)
-def conv(x, w, *bias, strides, pads, dilations, group):
+def _in_channels_first(fn, x, *operands, weight: bool = False, **attrs):
+    """fn (a channels-first reference) on a channels-last x (and weight), its result back to channels last."""
+    rank = x.ndim  # contiguous copies: the same arrays as the channels-first op gets, so the same numbers
+    x = np.ascontiguousarray(np.transpose(x, channels_first_perm(rank)))
+    if weight:
+        operands = (np.ascontiguousarray(np.transpose(operands[0], weight_channels_first_perm(rank))),) + operands[1:]
+    y = fn(x, *operands, **attrs)
+    if isinstance(y, tuple):
+        return tuple(np.ascontiguousarray(np.transpose(v, channels_last_perm(rank))) for v in y)
+    return np.ascontiguousarray(np.transpose(y, channels_last_perm(rank)))
+
+
+@define_op("conv", arity=(2, 3), infer=_conv_infer, traits=STRUCTURED,
+           attrs={**_CONV_ATTRS, "channels_last": ("bool", False)})
+def conv(x, w, *bias, strides, pads, dilations, group, channels_last=False):
     """N-d convolution (cross-correlation) with groups; optional bias per output channel."""
+    if channels_last:
+        return _in_channels_first(conv, x, w, *bias, weight=True, strides=strides, pads=pads,
+                                  dilations=dilations, group=group)
     nsp = x.ndim - 2
     strides, pads, dilations = _spatial(nsp, strides, pads, dilations)
     acc = np.float64 if x.dtype == np.float64 else np.float32
@@ -88,7 +151,11 @@ def conv(x, w, *bias, strides, pads, dilations, group):
     return np.ascontiguousarray(y).astype(x.dtype)
 
 
-def _pool_infer(x: TensorType, kernel, strides, pads, dilations, ceil_mode, **_) -> TensorType:
+def _pool_infer(x: TensorType, kernel, strides, pads, dilations, ceil_mode, channels_last=False,
+                **_) -> TensorType:
+    if channels_last:
+        y = _pool_infer(_channels_first_types(x)[0], kernel, strides, pads, dilations, ceil_mode)
+        return _permuted(y, channels_last_perm(y.rank))
     nsp = x.rank - 2
     require(len(kernel) == nsp, f"pool kernel {list(kernel)} does not fit spatial rank {nsp}")
     strides, pads, dilations = _spatial(nsp, strides, pads, dilations)
@@ -112,9 +179,13 @@ _POOL_ATTRS = {"kernel": "ints", "strides": ("ints", ()), "pads": ("ints", ()), 
                "ceil_mode": ("bool", False)}
 
 
-@define_op("max_pool", infer=_pool_infer, attrs=_POOL_ATTRS, traits=STRUCTURED)
-def max_pool(x, kernel, strides, pads, dilations, ceil_mode):
+@define_op("max_pool", infer=_pool_infer, attrs={**_POOL_ATTRS, "channels_last": ("bool", False)},
+           traits=STRUCTURED)
+def max_pool(x, kernel, strides, pads, dilations, ceil_mode, channels_last=False):
     """Max over sliding windows (padding never wins)."""
+    if channels_last:
+        return _in_channels_first(max_pool, x, kernel=kernel, strides=strides, pads=pads, dilations=dilations,
+                                  ceil_mode=ceil_mode)
     nsp = x.ndim - 2
     strides, pads, dilations = _spatial(nsp, strides, pads, dilations)
     low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
@@ -123,11 +194,14 @@ def max_pool(x, kernel, strides, pads, dilations, ceil_mode):
     return np.ascontiguousarray(win.max(axis=tuple(range(-nsp, 0))))
 
 
-@define_op("avg_pool", infer=_pool_infer, attrs={**_POOL_ATTRS, "count_include_pad": ("bool", False)},
-           traits=STRUCTURED)
-def avg_pool(x, kernel, strides, pads, dilations, ceil_mode, count_include_pad):
+@define_op("avg_pool", infer=_pool_infer, traits=STRUCTURED,
+           attrs={**_POOL_ATTRS, "count_include_pad": ("bool", False), "channels_last": ("bool", False)})
+def avg_pool(x, kernel, strides, pads, dilations, ceil_mode, count_include_pad, channels_last=False):
     """Mean over sliding windows; padding counts toward the divisor only with count_include_pad
     (the part of a ceil-mode window past the padded input never counts)."""
+    if channels_last:
+        return _in_channels_first(avg_pool, x, kernel=kernel, strides=strides, pads=pads, dilations=dilations,
+                                  ceil_mode=ceil_mode, count_include_pad=count_include_pad)
     nsp = x.ndim - 2
     strides, pads, dilations = _spatial(nsp, strides, pads, dilations)
     extra = _ceil_extra(x, kernel, strides, pads, dilations, ceil_mode)

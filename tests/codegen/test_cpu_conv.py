@@ -1,0 +1,91 @@
+"""Channels-last convolution and pooling on the cpu target, against the reference interpreter: the GEMM path
+(1x1 read in place, strided and padded im2col, groups), the direct depthwise path (channel blocks and their
+tails), fused epilogues (bias, ReLU6, residual add), 1-d ops, symbolic batch, and pooling."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from leptonc.ir import DType, Graph, TensorType
+from tests.codegen.cpu_check import compile_and_check
+
+RNG = np.random.default_rng(1)
+
+
+def rand(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def conv_graph(x_shape, w_shape, epilogue=None, bias=True, batch="N", **attrs):
+    """One conv (channels-first, as frontends build it) and an optional epilogue over its result."""
+    g = Graph("conv")
+    x = g.add_input("x", TensorType(DType.f32, (batch,) + tuple(x_shape[1:])))
+    operands = [x, g.add_constant(rand(*w_shape), "w")] + ([g.add_constant(rand(w_shape[0]), "b")] if bias else [])
+    y = g.add_node("conv", operands, attrs).output
+    g.set_outputs([epilogue(g, y) if epilogue else y])
+    return g, [rand(*x_shape)]
+
+
+def relu6(g, y):
+    return g.add("min", g.add("max", y, g.add_constant(np.float32(0), "zero")), g.add_constant(np.float32(6), "six"))
+
+
+def residual_relu(g, y):
+    return g.add("relu", g.add("add", y, g.add_constant(rand(*y.shape[1:]), "residual")))
+
+
+@pytest.mark.parametrize("x_shape,w_shape,attrs", [
+    ((2, 24, 9, 11), (40, 24, 1, 1), {}),                                            # 1x1: x itself is A
+    ((2, 24, 9, 11), (40, 24, 1, 1), {"strides": (2, 2)}),                           # 1x1 strided
+    ((1, 3, 23, 21), (16, 3, 7, 7), {"strides": (2, 2), "pads": (3, 3, 3, 3)}),      # a stem
+    ((2, 16, 10, 9), (24, 16, 3, 3), {"pads": (0, 1, 2, 1)}),                        # asymmetric pads
+    ((1, 8, 12, 12), (8, 8, 3, 3), {"dilations": (2, 3), "pads": (2, 3, 2, 3)}),
+    ((2, 8, 9, 9), (12, 4, 3, 3), {"group": 2, "pads": (1, 1, 1, 1)}),               # groups
+    ((1, 8, 9, 9), (16, 1, 3, 3), {"group": 8, "pads": (1, 1, 1, 1)}),               # channel multiplier 2
+])
+@pytest.mark.parametrize("epilogue", [None, relu6, residual_relu], ids=["plain", "relu6", "residual"])
+def test_gemm_convolutions(x_shape, w_shape, attrs, epilogue):
+    compile_and_check(*conv_graph(x_shape, w_shape, epilogue, **attrs))
+
+
+@pytest.mark.parametrize("channels", [16, 80, 144])
+@pytest.mark.parametrize("attrs", [{"pads": (1, 1, 1, 1)}, {"strides": (2, 2), "pads": (0, 0, 1, 1)},
+                                   {"dilations": (2, 2), "pads": (2, 2, 2, 2)}])
+def test_depthwise_convolutions(channels, attrs):
+    """Blocks of 64 channels and the tail after them, strides, TF-style end padding, dilation."""
+    g, xs = conv_graph((2, channels, 11, 10), (channels, 1, 3, 3), relu6, group=channels, **attrs)
+    compile_and_check(g, xs)
+
+
+def test_depthwise_without_bias():
+    compile_and_check(*conv_graph((1, 20, 6, 6), (20, 1, 5, 5), bias=False, group=20, pads=(2, 2, 2, 2)))
+
+
+def test_conv1d_and_static_batch():
+    compile_and_check(*conv_graph((3, 6, 17), (8, 3, 3), relu6, batch=3, group=2, strides=(2,), pads=(1, 2)))
+
+
+def test_conv_chain_with_residual_and_pooling():
+    """A small residual network: the convs and pools run channels-last from one transpose in to one out."""
+    g = Graph("net")
+    x = g.add_input("x", TensorType(DType.f32, ("N", 3, 16, 16)))
+
+    def conv(v, c_in, c_out, k, **attrs):
+        return g.add("conv", v, g.add_constant(rand(c_out, c_in, k, k), "w"), g.add_constant(rand(c_out), "b"),
+                     **attrs)
+    y = g.add("relu", conv(x, 3, 16, 3, strides=(2, 2), pads=(1, 1, 1, 1)))
+    y = g.add("max_pool", y, kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1))
+    z = g.add("relu", conv(y, 16, 16, 3, pads=(1, 1, 1, 1)))
+    y = g.add("relu", g.add("add", conv(z, 16, 16, 1), y))
+    g.set_outputs([g.add("avg_pool", y, kernel=(2, 2), strides=(2, 2)), g.add("reduce_mean", y, axes=(2, 3))])
+    compile_and_check(g, [rand(2, 3, 16, 16)])
+
+
+@pytest.mark.parametrize("op,extra", [("max_pool", {}), ("avg_pool", {}), ("avg_pool", {"count_include_pad": True})])
+def test_pooling_over_many_channels(op, extra):
+    g = Graph("pool")
+    x = g.add_input("x", TensorType(DType.f32, ("N", 20, 9, 8)))
+    g.set_outputs([g.add(op, x, kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1), ceil_mode=True, **extra)])
+    xs = rand(2, 20, 9, 8)
+    xs[0, 3, 4, 4] = np.nan  # a NaN wins its max windows
+    compile_and_check(g, [xs])
