@@ -8,6 +8,8 @@ import sys
 import numpy as np
 import pytest
 
+from leptonc.codegen.cpu import TARGET_PIPELINE
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 GRAPH = """graph @tiny(%x: f32[B, 4]) -> (f32[B, 4]) {
@@ -58,7 +60,7 @@ def test_run_with_random_inputs_and_profile(artifact):
 def test_inspect_shows_everything(artifact):
     r = leptonc("inspect", str(artifact))
     assert r.returncode == 0, r.stderr
-    for text in ("format version 1", "target cpu", "inputs:  %x: f32[B, 4]", "symbols: B", "pipeline: default,fuse",
+    for text in ("format version 1", "target cpu", "inputs:  %x: f32[B, 4]", "symbols: B", f"pipeline: default,{TARGET_PIPELINE}",
                  "kernels (1):", "k0_softmax", "%y = div", "unfused producer/consumer pairs (0)", "memory",
                  "model.so:"):
         assert text in r.stdout, text
