@@ -187,14 +187,18 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
 
 
 def _laid_out(graph: Graph, name: str) -> np.ndarray:
-    """A weight as the generated code reads it: contiguous, stored transposed (matmul.TRANSPOSED) or packed
-    into GEMM panels (matmul.PACKED)."""
+    """A weight as the generated code reads it: contiguous, stored transposed (matmul.TRANSPOSED), packed
+    into GEMM panels (matmul.PACKED) or in the layout of a quantized kernel (quantized.LAYOUTS)."""
     from .codegen.cpu.matmul import PACKED, TRANSPOSED, pack_b
+    from .codegen.cpu.quantized import LAYOUTS
 
     if name.endswith(PACKED):
         return pack_b(graph.constants[name[:-len(PACKED)]])
     if name.endswith(TRANSPOSED):
         return np.ascontiguousarray(graph.constants[name[:-len(TRANSPOSED)]].swapaxes(-1, -2))
+    for suffix, lay_out in LAYOUTS.items():
+        if name.endswith(suffix):
+            return lay_out(graph.constants[name[:-len(suffix)]])
     return np.ascontiguousarray(graph.constants[name])
 
 

@@ -4,9 +4,10 @@ A kernel is one of
   - a loop kernel: elementwise ops over one iteration domain, possibly with
     reductions over the domain's trailing axes (softmax, layer norm, RMS norm
     are one loop kernel each: a row at a time, reductions and all);
-  - a matmul or conv kernel, with an epilogue of elementwise ops over its
-    output (bias, activation, residual add); a matmul also absorbs transposes
-    of its operands that BLAS can read as strides;
+  - a matmul or conv kernel (quantized matmuls too), with an epilogue of
+    elementwise ops over its output (bias, activation, residual add); a
+    matmul also absorbs transposes of its operands that BLAS can read as
+    strides;
   - a single op that is neither (pooling, gather, concat, a layout copy...).
 Reshapes are views: no kernel, the result shares its operand's memory.
 
@@ -26,14 +27,14 @@ from ..ir.registry import get_op
 from .registry import register_pass
 
 REDUCTIONS = {"reduce_sum", "reduce_mean", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin"}
-ANCHORS = {"matmul", "conv"}
+ANCHORS = {"matmul", "conv", "matmul_wq", "matmul_w8a8"}  # take an epilogue of elementwise ops
 
 
 @dataclass(eq=False)
 class Kernel:
     """A group of IR nodes that runs as one generated function."""
 
-    kind: str                      # "loop", "matmul", "conv" or "op"
+    kind: str                      # "loop", "op", or the anchor's op: "matmul", "conv", "matmul_wq", ...
     nodes: list[Node]              # the anchor (matmul/conv/op) first, then the fused ops, in graph order
     domain: tuple = ()             # iteration shape of the loop part (the anchor's output for an epilogue)
     reduce_rank: int = 0           # trailing axes of the domain that the loop part reduces

@@ -1,6 +1,8 @@
 """Placing buffers in one arena: buffers whose lifetimes (kernel index ranges) do not overlap share bytes."""
 from __future__ import annotations
 
+import numpy as np
+
 ALIGN = 64
 
 
@@ -27,3 +29,16 @@ def plan_arena(buffers: list[tuple[int, int, int]]) -> tuple[list[int], int]:
         placed.append((offset, offset + size, first, last))
         total = max(total, offset + size)
     return offsets, total
+
+
+def aligned(array: np.ndarray) -> np.ndarray:
+    """A contiguous copy of `array` that starts on an ALIGN-byte boundary (the array itself when it does):
+    kernels stream weights in whole cache lines."""
+    if array.flags.c_contiguous and array.ctypes.data % ALIGN == 0:
+        return array
+    raw = np.empty(array.nbytes + ALIGN, np.uint8)
+    shift = (-raw.ctypes.data) % ALIGN
+    out = raw[shift:shift + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
+

@@ -26,7 +26,7 @@ from .conv import CONV_EMITTERS, CONV_SOURCE, emit_conv, uses_conv
 from .kernels import EMITTERS, KernelContext
 from .loops import LoopEmitter, epilogue_args, epilogue_function
 from .matmul import GEMM_SOURCE, PACKED, TRANSPOSED, emit_matmul, packed_weight, stored_transposed, uses_gemm
-from .quantized import QUANTIZED_EMITTERS, QUANTIZED_SOURCE, uses_quantized
+from .quantized import QUANTIZED_EMITTERS, QUANTIZED_SOURCE, laid_out_operands, uses_quantized
 
 PRELUDE = (Path(__file__).with_name("prelude.h")).read_text()
 
@@ -233,6 +233,17 @@ class _Generator:
             others = [x for n in k.loop_nodes for x in n.inputs]
             ext = [v for v in ext if all((s, id(v)) not in names for s in (PACKED, TRANSPOSED))
                    or any(x is v for x in others)]
+        laid_out = [(j, suffix) for j, suffix in laid_out_operands(k.nodes[0])
+                    if self.graph.constant_of(k.nodes[0].inputs[j]) is not None]
+        for j, suffix in laid_out:  # quantized weights in their kernel layouts, in place of their own
+            v = k.nodes[0].inputs[j]
+            names[(suffix, id(v))] = f"xl{j}"
+            params.append(f"const void* xl{j}")
+            args.append(self._weight_pointer(v, suffix))
+        if laid_out:
+            others = [x for n in k.loop_nodes for x in n.inputs]
+            ext = [v for v in ext if all(v is not k.nodes[0].inputs[j] for j, _ in laid_out)
+                   or any(x is v for x in others)]
         for i, v in enumerate(ext):
             names[id(v)] = f"x{i}"
             params.append(f"const {ctype(v.dtype, where)}* x{i}")
@@ -248,7 +259,7 @@ class _Generator:
             body += emit_matmul(ctx, k.nodes[0], k.absorbed)
         elif k.kind == "conv":
             body += emit_conv(ctx, k.nodes[0])
-        elif k.kind == "op":
+        elif k.kind != "loop":  # a single op, or a quantized matmul with its epilogue
             op = k.nodes[0].op
             emitter = EMITTERS.get(op) or CONV_EMITTERS.get(op) or QUANTIZED_EMITTERS.get(op)
             if emitter is None:

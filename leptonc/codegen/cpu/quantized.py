@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node
@@ -16,6 +18,76 @@ from .cexpr import UnsupportedError, cnumel, ctype
 from .kernels import KernelContext
 
 QUANTIZED_SOURCE = Path(__file__).with_name("quantized.c").read_text()
+PANEL = 16  # output channels per panel: one vector of the kernels (LEP_PANEL in quantized.c)
+
+
+# ---------------------------------------------------------------- weight layouts (see quantized.c)
+
+def _panels(w: np.ndarray, multiple: int) -> np.ndarray:
+    """w [N, K] as int32 [P, 16, K'] with rows padded to whole panels and K to a multiple, zeros."""
+    n, k = w.shape
+    out = np.zeros((-(-n // PANEL) * PANEL, -(-k // multiple) * multiple), np.int32)
+    out[:n, :k] = w.astype(np.int32)
+    return out.reshape(-1, PANEL, out.shape[1])
+
+
+def lay_out_i8(w: np.ndarray) -> np.ndarray:
+    """int8 weight-only: [P][K][16], lane j of step k is w[16p + j, k]."""
+    return np.ascontiguousarray(_panels(w, 1).transpose(0, 2, 1)).astype(np.int8)
+
+
+def lay_out_i4(w: np.ndarray) -> np.ndarray:
+    """int4 weight-only: [P][K8][16] little-endian words (as bytes), nibble s of word j of step c is
+    w[16p + j, 8c + s]."""
+    nib = (_panels(w, 8) & 0xF).astype(np.uint32)
+    p, _, k = nib.shape
+    nib = nib.reshape(p, PANEL, k // 8, 8)
+    words = np.zeros(nib.shape[:3], np.uint32)
+    for s in range(8):
+        words |= nib[..., s] << np.uint32(4 * s)
+    return np.ascontiguousarray(words.transpose(0, 2, 1)).astype("<u4").view(np.uint8)
+
+
+def lay_out_w8a8(w: np.ndarray) -> np.ndarray:
+    """W8A8: [P][K4][16][4] int8 (the operand of vpdpbusd), then each row's sum as int32 [16P], as bytes."""
+    padded = _panels(w, 4)
+    p, _, k = padded.shape
+    blocks = padded.reshape(p, PANEL, k // 4, 4).transpose(0, 2, 1, 3).astype(np.int8)
+    sums = padded.sum(axis=2).astype("<i4").reshape(-1)
+    return np.concatenate([blocks.reshape(-1).view(np.uint8), sums.view(np.uint8)])
+
+
+def lay_out_scale(scale: np.ndarray) -> np.ndarray:
+    """Scales [N] or [N, groups] as f32 [P][groups][16], padded with zeros."""
+    s = scale.reshape(scale.shape[0], -1).astype(np.float32)
+    n, groups = s.shape
+    out = np.zeros((-(-n // PANEL) * PANEL, groups), np.float32)
+    out[:n] = s
+    return np.ascontiguousarray(out.reshape(-1, PANEL, groups).transpose(0, 2, 1))
+
+
+# suffix of a weight in a kernel layout (not a valid IR name, so it never collides) -> the layout function
+LAYOUTS = {"^i8panels": lay_out_i8, "^i4panels": lay_out_i4, "^w8a8panels": lay_out_w8a8,
+           "^scalepanels": lay_out_scale}
+_WEIGHT_LAYOUT = {DType.i8: "^i8panels", DType.i4: "^i4panels"}
+
+
+def laid_out_operands(node: Node) -> list[tuple[int, str]]:
+    """(input index, layout suffix) of the constant operands a quantized matmul reads in a kernel layout."""
+    if node.op == "matmul_wq" and len(node.inputs) == 3 and node.inputs[1].dtype in _WEIGHT_LAYOUT:
+        return [(1, _WEIGHT_LAYOUT[node.inputs[1].dtype]), (2, "^scalepanels")]
+    if node.op == "matmul_w8a8":
+        return [(1, "^w8a8panels"), (2, "^scalepanels")]
+    return []
+
+
+def _laid_out(ctx: KernelContext, node: Node, index: int) -> str:
+    v = node.inputs[index]
+    for i, suffix in laid_out_operands(node):
+        if i == index and (suffix, id(v)) in ctx.names:
+            return ctx.names[(suffix, id(v))]
+    raise UnsupportedError(f"{ctx.where}: {node.op} needs its operand %{v.name} to be a constant weight on the "
+                           "cpu target")
 
 
 def _dims(ctx: KernelContext, node: Node) -> list[str]:
@@ -28,34 +100,26 @@ def _dims(ctx: KernelContext, node: Node) -> list[str]:
 
 
 def emit_matmul_wq(ctx: KernelContext, node: Node) -> list[str]:
-    x, w, scale = node.inputs[:3]
+    x, w = node.inputs[:2]
     if len(node.inputs) > 3:
         raise UnsupportedError(f"{ctx.where}: matmul_wq with a zero point is not supported by the cpu target "
                                "(symmetric weights are)")
-    if w.dtype not in (DType.i8, DType.i4):
+    if w.dtype not in _WEIGHT_LAYOUT:
         raise UnsupportedError(f"{ctx.where}: matmul_wq with {w.dtype} weights is not supported by the cpu "
                                "target (i8 and i4 are)")
-    group = node.attrs["group"]
-    lines = _dims(ctx, node)
-    args = f"{ctx.ptr(x)}, {ctx.ptr(w)}, {ctx.ptr(scale)}, M, N, K, {group or 'K'}, {ctx.ptr(node.output)}"
-    if w.dtype is DType.i8:
-        return lines + [f"lep_matmul_wq8({args});"]
-    if group % 2:
-        raise UnsupportedError(f"{ctx.where}: matmul_wq with int4 weights in groups of an odd size ({group}) is "
-                               "not supported by the cpu target")
-    pairs = D.floordiv(D.add(w.shape[1], 1), 2)
-    ctx.scratch_bytes = D.mul(D.mul(D.product(x.shape[:-1]), pairs), 8)
-    return lines + [f"lep_matmul_wq4({args}, scratch);"]
+    bits = 8 if w.dtype is DType.i8 else 4
+    return _dims(ctx, node) + [
+        f"lep_matmul_wq{bits}({ctx.ptr(x)}, {_laid_out(ctx, node, 1)}, (const float*){_laid_out(ctx, node, 2)}, "
+        f"M, N, K, {node.attrs['group'] or 'K'}, {ctx.ptr(node.output)});"]
 
 
 def emit_matmul_w8a8(ctx: KernelContext, node: Node) -> list[str]:
-    x, w, scale = node.inputs
+    x, w = node.inputs[:2]
     rows = D.product(x.shape[:-1])
-    ctx.scratch_bytes = D.add(D.mul(rows, w.shape[1]), D.mul(rows, 4))
-    lines = _dims(ctx, node)
-    lines.append(f"lep_matmul_w8a8({ctx.ptr(x)}, {ctx.ptr(w)}, {ctx.ptr(scale)}, M, N, K, {ctx.ptr(node.output)}, "
-                 "scratch);")
-    return lines
+    ctx.scratch_bytes = D.mul(rows, D.add(D.mul(D.floordiv(D.add(w.shape[1], 3), 4), 4), 4))
+    return _dims(ctx, node) + [
+        f"lep_matmul_w8a8({ctx.ptr(x)}, {_laid_out(ctx, node, 1)}, (const float*){_laid_out(ctx, node, 2)}, "
+        f"M, N, K, {ctx.ptr(node.output)}, scratch);"]
 
 
 def _param_layout(ctx: KernelContext, node: Node, x) -> str:
