@@ -132,3 +132,24 @@ def test_matmul_integer_kernel(zero_points):
     g.set_outputs([g.add("matmul_integer", a, b, *(zps if zero_points else []))])
     xs = rng.integers(0, 256, (2, 3, 40)).astype(np.uint8)
     np.testing.assert_array_equal(leptonc.compile(g, (xs,), quiet=True)(xs), run_reference(g, xs)[0])
+
+
+@pytest.mark.parametrize("passes", ["quantize{weights=int8}", "quantize{weights=int4,group=32}",
+                                    "quantize{weights=int8,activations=int8-dynamic}"])
+def test_quantized_matmul_takes_its_epilogue(passes):
+    """Bias, activation and residual add run in the quantized matmul's kernel, as they do for fp32."""
+    rng = np.random.default_rng(6)
+    g = Graph("block")
+    x = g.add_input("x", TensorType(DType.f32, (5, 64)))
+    w = g.add_constant((rng.standard_normal((64, 64)) / 8).astype(np.float32), "fc.weight")
+    h = g.add("add", g.add("matmul", x, w), g.add_constant(rng.standard_normal(64).astype(np.float32), "fc.bias"))
+    g.set_outputs([g.add("add", g.add("tanh", h), x)])
+    graph = run_pipeline(g, passes)
+    cm = leptonc.compile(graph, quiet=True)
+    (kernel,) = cm.manifest["program"]["kernels"]
+    anchor = next(n.op for n in graph.nodes if n.op.startswith("matmul"))
+    assert kernel["kind"] == anchor and [op.split(" = ")[1].split("(")[0] for op in kernel["ops"]] == \
+        [anchor, "add", "tanh", "add"]
+    xs = rng.standard_normal((5, 64)).astype(np.float32)
+    ref = run_reference(graph, xs)[0]
+    assert np.max(np.abs(cm(xs) - ref)) <= 1e-5 * max(1.0, float(np.max(np.abs(ref))))

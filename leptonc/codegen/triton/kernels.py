@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from .. import spatial_hw, window_2d
 from ...ir import dims as D
+from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
 from ...passes.fusion import Kernel
 from ..cpu.kernels import contiguous_strides
@@ -136,6 +137,7 @@ def emit_matmul(ctx: KernelContext, k: Kernel) -> Emitted:
              "for k0 in range(0, K, BLOCK_K):",
              "    a = tl.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k0 < K), other=0.0)",
              "    b = tl.load(b_ptrs, mask=(rk[:, None] + k0 < K) & (rn[None, :] < N), other=0.0)",
+             *_widen_bf16(a_val, b_val),
              "    acc += tl.dot(a, b, input_precision=PRECISION)",
              f"    a_ptrs += {_times('BLOCK_K', a_str[-1])}",
              f"    b_ptrs += {_times('BLOCK_K', b_str[-2])}",
@@ -149,6 +151,14 @@ def emit_matmul(ctx: KernelContext, k: Kernel) -> Emitted:
         "(triton.cdiv(M, BLOCK_M), triton.cdiv(N, BLOCK_N))"
     return Emitted(body, ["BLOCK_M", "BLOCK_N", "BLOCK_K", "PRECISION"], setup, grid,
                    "PRECISION=DOT_PRECISION, num_warps=warps, num_stages=stages", guard="M * N == 0")
+
+
+def _widen_bf16(a: Value, b: Value) -> list[str]:
+    """Lines before a tl.dot of bf16 tiles a and b: widened to f32 under the interpreter (WIDEN_BF16_DOT), which
+    cannot multiply them; exact, as each product of two bf16 values is exact in f32."""
+    if DType.bf16 not in (a.dtype, b.dtype):
+        return []
+    return ["    if WIDEN_BF16_DOT:", "        a = a.to(tl.float32)", "        b = b.to(tl.float32)"]
 
 
 def _times(index: str, stride) -> str:
@@ -225,6 +235,7 @@ def emit_conv(ctx: KernelContext, k: Kernel) -> Emitted:
             "mask=a_mask, other=0.0)",
             f"    b = tl.load({ctx.ptr(w)} + (gi * OG + ro[None, :]) * KK + kk[:, None], "
             "mask=(kk[:, None] < KK) & (ro[None, :] < OG), other=0.0)",
+            *_widen_bf16(x, w),
             "    acc += tl.dot(a, b, input_precision=PRECISION)",
             "oc = gi * OG + ro"]
     if len(node.inputs) > 2:

@@ -16,6 +16,8 @@ import triton.language as tl
 # "ieee": exact fp32 products in tl.dot; "tf32": tensor cores on GPUs that have them (see TF32_TOLERANCE)
 DOT_PRECISION = "ieee"
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+# the interpreter holds bf16 tiles as raw 16-bit patterns that its tl.dot cannot multiply: widen them first
+WIDEN_BF16_DOT = tl.constexpr(INTERPRETED)
 
 
 @functools.lru_cache(maxsize=None)

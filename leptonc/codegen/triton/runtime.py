@@ -77,7 +77,7 @@ class TritonExecutor:
         module = load_module(self.source)
         module.DOT_PRECISION = "tf32" if self.allow_tf32 and self.device == "cuda" else "ieee"
         self.launchers = [getattr(module, "launch_" + name) for name in self.kernel_names]
-        self.weights = {name: torch.from_numpy(np.array(self.host_weights[name], order="C")).to(self.device)
+        self.weights = {name: _torch_tensor(torch, self.host_weights[name]).to(self.device)
                         for name in self.meta["weights"]}
         self._module = module
 
@@ -97,8 +97,8 @@ class TritonExecutor:
     def run(self, inputs) -> list[np.ndarray]:
         arrays, _ = self.bind(inputs)
         self.load()
-        tensors = [self.torch.from_numpy(a).to(self.device) for a in arrays]
-        return [t.cpu().numpy() for t in self.run_torch(tensors)]
+        tensors = [_torch_tensor(self.torch, a).to(self.device) for a in arrays]
+        return [_numpy(self.torch, t) for t in self.run_torch(tensors)]
 
     def run_torch(self, tensors, timings: np.ndarray | None = None) -> list:
         """Run on device tensors (contiguous, of the signature's dtypes); returns device tensors."""
@@ -154,7 +154,7 @@ class TritonExecutor:
         """(kernel name, seconds per run) for every kernel, over `repeat` runs (synchronized on a GPU)."""
         arrays, _ = self.bind(inputs)
         self.load()
-        tensors = [self.torch.from_numpy(a).to(self.device) for a in arrays]
+        tensors = [_torch_tensor(self.torch, a).to(self.device) for a in arrays]
         times = np.zeros(len(self.kernel_names))
         self.run_torch(tensors)
         for _ in range(repeat):
@@ -194,9 +194,18 @@ def _tensor_type(entry: dict) -> TensorType:
     return TensorType(DType(entry["dtype"]), tuple(entry["shape"]))
 
 
-def _torch_weight(torch, array: np.ndarray):
-    """A weight as a torch tensor; bf16 (which torch.from_numpy cannot read) through its 16-bit pattern."""
+def _torch_tensor(torch, array: np.ndarray):
+    """An array (weight or input) as a torch tensor; bf16 (which torch.from_numpy cannot read) through its
+    16-bit pattern."""
     arr = np.array(array, order="C")
     if arr.dtype.name == "bfloat16":
-        return torch.from_numpy(arr.view(np.uint16)).view(torch.bfloat16)
+        return torch.from_numpy(arr.view(np.int16)).view(torch.bfloat16)
     return torch.from_numpy(arr)
+
+
+def _numpy(torch, tensor) -> np.ndarray:
+    """A result as a numpy array; bf16 (which .numpy() cannot write) through its 16-bit pattern."""
+    t = tensor.cpu()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(DType.bf16.numpy)
+    return t.numpy()

@@ -77,14 +77,27 @@ _CORE = {"exp": "tl.exp", "log": "tl.log", "sqrt": "tl.sqrt_rn", "sin": "tl.sin"
          "tanh": "lep_tanh", "round": "lep_rint"}
 
 
+LOW_FLOATS = (DType.f16, DType.bf16)
+
+
 def elementwise_expr(op: str, attrs: dict, args: list[str], in_dtypes: list[DType], out: DType) -> str:
-    """The Triton expression computing elementwise `op` from argument expressions (numpy semantics)."""
+    """The Triton expression computing elementwise `op` from argument expressions (numpy semantics).
+
+    f16/bf16 operands are widened to f32 and the result rounded back, as numpy computes them (and as
+    Triton's math and its interpreter, which holds bf16 as raw bits, need)."""
+    if op in ("cast", "where") or not any(d in LOW_FLOATS for d in in_dtypes):
+        return _expr(op, attrs, args, in_dtypes, out)
+    wide = [f"tl.cast({a}, tl.float32)" if d in LOW_FLOATS else a for a, d in zip(args, in_dtypes)]
+    expr = _expr(op, attrs, wide, [DType.f32 if d in LOW_FLOATS else d for d in in_dtypes],
+                 DType.f32 if out in LOW_FLOATS else out)
+    return f"({expr}).to({tltype(out)})" if out in LOW_FLOATS else expr
+
+
+def _expr(op: str, attrs: dict, args: list[str], in_dtypes: list[DType], out: DType) -> str:
     a = args[0]
     dt = in_dtypes[0]
     f = dt.is_float
     if op in _CORE and f:
-        if dt in (DType.f16, DType.bf16):  # Triton's math runs in f32; round back like numpy does
-            return f"{_CORE[op]}(({a}).to(tl.float32)).to({tltype(dt)})"
         return f"{_CORE[op]}({a})"
     if op == "tan" and f:
         return f"(tl.sin({a}) / tl.cos({a}))"
