@@ -139,6 +139,10 @@ def _cmd_compile(args) -> int:
                          quiet=args.quiet)
     seconds = time.perf_counter() - t0
     cm.save(args.output)
+    if args.report and "accuracy" in cm.manifest:
+        from .runtime.accuracy import format_accuracy
+
+        print(format_accuracy(cm.manifest["accuracy"]))
     if args.target == "stablehlo":
         if not args.quiet:
             sizes = ", ".join(f"{k}={v}" for k, v in cm.manifest["stablehlo"]["bindings"].items())
@@ -147,10 +151,6 @@ def _cmd_compile(args) -> int:
         return 0
     if args.stats:
         print(cm.manifest["fusion_report"])
-    if args.report and "accuracy" in cm.manifest:
-        from .runtime.accuracy import format_accuracy
-
-        print(format_accuracy(cm.manifest["accuracy"]))
     arena, total = cm.memory_report()
     if not args.quiet:
         print(f"wrote {args.output}: {len(cm.executor.kernel_names)} kernels, arena {arena} bytes "

@@ -162,9 +162,6 @@ def format_accuracy(report: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["format_accuracy", "head_outputs", "measure_accuracy", "sample_inputs", "within"]
-
-
 def record_accuracy(cm, reference: Graph, passes: str | None, example_inputs=None) -> dict | None:
     """Measure a compiled model against the fp32 graph when `passes` hold a lossy pass, and record the
     report in its manifest (`manifest["accuracy"]`, saved with the artifact). Returns the report."""
@@ -177,3 +174,6 @@ def record_accuracy(cm, reference: Graph, passes: str | None, example_inputs=Non
     report["passes"] = passes
     cm.manifest["accuracy"] = report
     return report
+
+
+__all__ = ["format_accuracy", "head_outputs", "measure_accuracy", "record_accuracy", "sample_inputs", "within"]

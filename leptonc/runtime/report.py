@@ -4,6 +4,7 @@ from __future__ import annotations
 import statistics
 import time
 
+from .accuracy import format_accuracy
 from .compiled import CompiledModel
 
 
@@ -43,6 +44,8 @@ def inspect_text(cm: CompiledModel) -> str:
     lines += ["", f"memory{' at ' + at if at else ''}: arena {_mib(arena)} for {len(prog['intermediates'])} "
                   f"intermediates totalling {_mib(total)}"
                   + (f" ({total / arena:.1f}x saved by sharing)" if arena else "")]
+    if "accuracy" in m:
+        lines += ["", format_accuracy(m["accuracy"])]
     if m["target"] == "triton":
         lines += ["", "Triton source of each kernel (launchers and helpers: kernels.py in the artifact):"]
         for source in cm.kernel_sources().values():

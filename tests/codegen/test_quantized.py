@@ -153,3 +153,39 @@ def test_quantized_matmul_takes_its_epilogue(passes):
     xs = rng.standard_normal((5, 64)).astype(np.float32)
     ref = run_reference(graph, xs)[0]
     assert np.max(np.abs(cm(xs) - ref)) <= 1e-5 * max(1.0, float(np.max(np.abs(ref))))
+
+
+MODEL_PASSES = ["quantize{weights=int8,per=channel}", "quantize{weights=int4,group=32}",
+                "quantize{weights=int8,activations=int8-dynamic}"]
+
+
+def _real_model_case(model: str, passes: str):
+    """Compile a model of the zoo with a precision pass: the compile's own report says it is within the pass's
+    tolerance of the fp32 graph, and the weight-only kernels match the reference interpreter on the lowered
+    graph (W8A8 rounds activations at run time, so a last-bit difference upstream may move one step)."""
+    from leptonc.api import import_graph
+    from tests.model_zoo import build
+
+    module, inputs = build(model)
+    cm = leptonc.compile(module, inputs, passes=passes, quiet=True)
+    report = cm.manifest["accuracy"]
+    assert report["within_tolerance"], report
+    if "activations" not in passes:
+        lowered = run_pipeline(import_graph(module, inputs), "default," + passes)
+        xs = [t.numpy() for t in inputs]
+        got = cm.run(*xs)
+        for y, ref in zip(got, run_reference(lowered, *xs)):
+            assert np.max(np.abs(y - ref)) <= 1e-4 * max(1.0, float(np.max(np.abs(ref))))
+
+
+@pytest.mark.parametrize("passes", MODEL_PASSES)
+@pytest.mark.parametrize("model", ["bert_small", "gpt2_small"])
+def test_real_models_within_tolerance(model, passes):
+    _real_model_case(model, passes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("passes", MODEL_PASSES + ["quantize{weights=int4,group=128}"])
+@pytest.mark.parametrize("model", ["mlp", "vit_small", "cnn", "bert", "gpt2"])
+def test_more_real_models_within_tolerance(model, passes):
+    _real_model_case(model, passes)

@@ -7,6 +7,8 @@ for top-1 agreement.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,24 @@ def test_tolerance_of_pipelines():
     assert int4.min_sqnr_db < int8.min_sqnr_db
     both = tolerance_of("quantize,mixed-precision")
     assert both.max_rel_error > int8.max_rel_error
+
+
+@pytest.mark.parametrize("target", ["cpu", "stablehlo"])
+def test_compile_report_prints_and_records_the_error(tmp_path, capsys, target):
+    """`leptonc compile --report` prints the accuracy table; the manifest keeps it and `inspect` shows it."""
+    import leptonc
+    from leptonc.cli import main
+
+    out = tmp_path / "m.lep"
+    example = Path(__file__).resolve().parents[2] / "examples" / "mlp.py"
+    assert main(["compile", f"{example}:build", "-o", str(out), "--target", target, "--quiet", "--report",
+                 "--passes", "quantize{weights=int8}"]) == 0
+    text = capsys.readouterr().out
+    assert "accuracy against the fp32 graph (256 random inputs)" in text
+    assert "top-1" in text and "within the declared tolerance" in text
+    report = leptonc.load(out).manifest["accuracy"]
+    assert report["samples"] == 256 and report["within_tolerance"] and report["passes"] == "quantize{weights=int8}"
+    assert report["outputs"][0]["top1_agreement"] >= 0.9
+    if target == "cpu":
+        assert main(["inspect", str(out)]) == 0
+        assert "accuracy against the fp32 graph" in capsys.readouterr().out
