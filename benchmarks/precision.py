@@ -1,6 +1,6 @@
 """Precision lowering, measured in one run: speed and size ratios of quantized models against fp32.
 
-    python benchmarks/precision.py [--parts gemv,bert,gpt2] [--runs 30] [--threads 2]
+    python benchmarks/precision.py [--parts gemv,bert,gpt2] [--runs 30] [--threads 2] [--append]
 
   gemv  4 x Linear(4096, 4096), batch 1: leptonc fp32, int8 weight-only (per channel) and int4
         weight-only (groups of 128): time per run and artifact size, as ratios to fp32.
@@ -11,7 +11,8 @@
         second and error.
 
 Timings are medians over runs taken in turns (one run of each system per round), so that the load of a
-shared machine falls on all of them alike. Writes benchmarks/results/<date>-precision-<cpu>.md.
+shared machine falls on all of them alike. Writes benchmarks/results/<date>-precision-<cpu>.md (with
+--append, adds to it: parts measured in separate runs), each part under the command that measured it.
 """
 from __future__ import annotations
 
@@ -86,14 +87,16 @@ def bench_gemv(runs: int) -> list[str]:
     ms = timed_in_turns({k: (lambda cm=cm: cm(x)) for k, cm in models.items()}, runs)
     ref = models["fp32"](x)
     lines = ["## GEMV chain: 4 x Linear(4096, 4096), batch 1", "",
-             "| model | ms / run | speed-up vs fp32 | artifact MiB | size vs fp32 | max abs err | SQNR dB |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | ms / run | speed-up vs fp32 | weights read GB/s | artifact MiB | size vs fp32 | max abs err "
+             "| SQNR dB |",
+             "|---|---|---|---|---|---|---|---|"]
     size32 = artifact_bytes(models["fp32"])
     for name, cm in models.items():
         size = artifact_bytes(cm)
         err, sqnr = errors(ref, cm(x))
-        lines.append(f"| {name} | {ms[name]:.2f} | {ms['fp32'] / ms[name]:.2f}x | {size / 2**20:.1f} | "
-                     f"{size / size32:.3f}x | {err:.3g} | {sqnr:.1f} |")
+        weight_bytes = sum(w.nbytes for w in cm.weights.values())
+        lines.append(f"| {name} | {ms[name]:.2f} | {ms['fp32'] / ms[name]:.2f}x | {weight_bytes / ms[name] / 1e6:.1f} | "
+                     f"{size / 2**20:.1f} | {size / size32:.3f}x | {err:.3g} | {sqnr:.1f} |")
     return lines + [""]
 
 
@@ -176,28 +179,30 @@ def main(argv=None) -> int:
     p.add_argument("--parts", default="gemv,bert,gpt2")
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--append", action="store_true", help="add to today's results file instead of replacing it")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     parts = [x for x in args.parts.split(",") if x]
-    lines = [f"# Precision lowering on {cpu_name()}, {args.threads} threads, medians of {args.runs} runs in turns",
-             ""]
+    command = " ".join(["python benchmarks/precision.py"] + list(argv if argv is not None else sys.argv[1:]))
+    lines = [f"# Precision lowering on {cpu_name()}, {args.threads} threads", ""] if not args.append else []
+    benches = {"gemv": lambda: bench_gemv(args.runs), "bert": lambda: bench_bert(args.runs, args.threads),
+               "gpt2": lambda: bench_gpt2(args.runs)}
+    for part in parts:
+        if part not in benches:
+            p.error(f"unknown part {part!r} (parts: {', '.join(benches)})")
     for part in parts:
         print(f"measuring {part} ...", file=sys.stderr, flush=True)
-        if part == "gemv":
-            lines += bench_gemv(args.runs)
-        elif part == "bert":
-            lines += bench_bert(args.runs, args.threads)
-        elif part == "gpt2":
-            lines += bench_gpt2(args.runs)
-        else:
-            p.error(f"unknown part {part!r} (parts: gemv, bert, gpt2)")
+        lines += benches[part]()
+        lines += [f"Medians of {args.runs} runs in turns; `{command}` at "
+                  f"{datetime.datetime.now(datetime.timezone.utc):%H:%M} UTC, load average "
+                  f"{os.getloadavg()[0]:.1f}.", ""]
     text = "\n".join(lines)
     print(text)
     out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     os.makedirs(out_dir, exist_ok=True)
     cpu = "".join(c if c.isalnum() else "-" for c in cpu_name()).strip("-").lower()[:40]
     path = os.path.join(out_dir, f"{datetime.date.today().isoformat()}-precision-{cpu}.md")
-    with open(path, "w") as f:
+    with open(path, "a" if args.append else "w") as f:
         f.write(text + "\n")
     print("written to", path)
     return 0

@@ -158,23 +158,20 @@ static inline __attribute__((always_inline)) void lep_wq_tile(
         lep_wq_tile(bits, mb, nb, x, K, w, panel, scale, G, ngroups, y, ldy, n);                             \
         break;
 
-static void lep_wq_tile8(int mb, int nb, const float* x, lep_i64 K, const unsigned char* w, lep_i64 panel,
-                         const float* scale, lep_i64 G, lep_i64 ngroups, float* y, lep_i64 ldy, lep_i64 n) {
-    switch (mb * 8 + nb) {
-        LEP_WQ_CASE(8, 1, 1) LEP_WQ_CASE(8, 1, 2) LEP_WQ_CASE(8, 1, 3) LEP_WQ_CASE(8, 1, 4)
-        LEP_WQ_CASE(8, 2, 1) LEP_WQ_CASE(8, 2, 2) LEP_WQ_CASE(8, 3, 1) LEP_WQ_CASE(8, 3, 2)
-        LEP_WQ_CASE(8, 4, 1) LEP_WQ_CASE(8, 4, 2)
+/* lep_wq_tile8 and lep_wq_tile4: a tile of mb rows by nb panels, one specialized body for each shape that
+   lep_matmul_wq asks for (mb <= 4 and nb <= 4 for one row of x, mb <= 4 and nb <= 2 otherwise) */
+#define LEP_WQ_TILES(bits)                                                                                   \
+    static void lep_wq_tile##bits(int mb, int nb, const float* x, lep_i64 K, const unsigned char* w,         \
+                                  lep_i64 panel, const float* scale, lep_i64 G, lep_i64 ngroups, float* y,   \
+                                  lep_i64 ldy, lep_i64 n) {                                                  \
+        switch (mb * 8 + nb) {                                                                               \
+            LEP_WQ_CASE(bits, 1, 1) LEP_WQ_CASE(bits, 1, 2) LEP_WQ_CASE(bits, 1, 3) LEP_WQ_CASE(bits, 1, 4)  \
+            LEP_WQ_CASE(bits, 2, 1) LEP_WQ_CASE(bits, 2, 2) LEP_WQ_CASE(bits, 3, 1) LEP_WQ_CASE(bits, 3, 2)  \
+            LEP_WQ_CASE(bits, 4, 1) LEP_WQ_CASE(bits, 4, 2)                                                  \
+        }                                                                                                    \
     }
-}
-
-static void lep_wq_tile4(int mb, int nb, const float* x, lep_i64 K, const unsigned char* w, lep_i64 panel,
-                         const float* scale, lep_i64 G, lep_i64 ngroups, float* y, lep_i64 ldy, lep_i64 n) {
-    switch (mb * 8 + nb) {
-        LEP_WQ_CASE(4, 1, 1) LEP_WQ_CASE(4, 1, 2) LEP_WQ_CASE(4, 1, 3) LEP_WQ_CASE(4, 1, 4)
-        LEP_WQ_CASE(4, 2, 1) LEP_WQ_CASE(4, 2, 2) LEP_WQ_CASE(4, 3, 1) LEP_WQ_CASE(4, 3, 2)
-        LEP_WQ_CASE(4, 4, 1) LEP_WQ_CASE(4, 4, 2)
-    }
-}
+LEP_WQ_TILES(8)
+LEP_WQ_TILES(4)
 
 typedef void (*lep_wq_tile_fn)(int mb, int nb, const float* x, lep_i64 K, const unsigned char* w, lep_i64 panel,
                                const float* scale, lep_i64 G, lep_i64 ngroups, float* y, lep_i64 ldy, lep_i64 n);
