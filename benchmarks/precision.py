@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import leptonc  # noqa: E402
-from leptonc.bench import cpu_name  # noqa: E402
+from leptonc.bench import PAUSE_S, cpu_name, write_results  # noqa: E402
 from leptonc.ir import DType, Graph, TensorType  # noqa: E402
 
 INT8 = "quantize{weights=int8,per=channel}"
@@ -44,6 +44,7 @@ def timed_in_turns(systems: dict, runs: int, warmup: int = 3) -> dict[str, float
     times = {name: [] for name in systems}
     for _ in range(runs):
         for name, fn in systems.items():
+            time.sleep(PAUSE_S)  # the previous system's idle threads stop spinning
             t0 = time.perf_counter()
             fn()
             times[name].append((time.perf_counter() - t0) * 1e3)
@@ -196,14 +197,10 @@ def main(argv=None) -> int:
         lines += [f"Medians of {args.runs} runs in turns; `{command}` at "
                   f"{datetime.datetime.now(datetime.timezone.utc):%H:%M} UTC, load average "
                   f"{os.getloadavg()[0]:.1f}.", ""]
-    text = "\n".join(lines)
+    text = "\n".join(lines) + "\n"
     print(text)
-    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-    os.makedirs(out_dir, exist_ok=True)
-    cpu = "".join(c if c.isalnum() else "-" for c in cpu_name()).strip("-").lower()[:40]
-    path = os.path.join(out_dir, f"{datetime.date.today().isoformat()}-precision-{cpu}.md")
-    with open(path, "a" if args.append else "w") as f:
-        f.write(text + "\n")
+    path = write_results(text, os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"), "precision",
+                         append=args.append)
     print("written to", path)
     return 0
 

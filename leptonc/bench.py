@@ -246,11 +246,13 @@ def _num(x, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
-def write_results(text: str, directory: str, kind: str = "", device: str | None = None) -> str:
-    """Write a results table to `directory`/<date>-[<kind>-]<device>.md (device: this CPU by default)."""
+def write_results(text: str, directory: str, kind: str = "", device: str | None = None,
+                  append: bool = False) -> str:
+    """Write a results table to `directory`/<date>-[<kind>-]<device>.md (device: this CPU by default), or
+    add it to that file (append: parts of one benchmark measured in separate runs)."""
     os.makedirs(directory, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in (device or cpu_name())).strip("-").lower()[:40]
     path = os.path.join(directory, f"{datetime.date.today().isoformat()}-{kind + '-' if kind else ''}{slug}.md")
-    with open(path, "w") as f:
+    with open(path, "a" if append else "w") as f:
         f.write(text)
     return path

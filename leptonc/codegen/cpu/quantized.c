@@ -20,13 +20,18 @@
  * as unsigned bytes, 128 * (row sum of w) taken off at the end; AVX2: vpmaddubsw on |w| and x with w's
  * sign (products of at most 127 * 127, so the pairs never saturate), then vpmaddwd; else plain C.
  *
- * Both are parallel over units of NB panels (a static split: balanced shares), with the rows of x inside.
+ * Both are parallel over units of NB panels (a static split: balanced shares), with the rows of x inside,
+ * and run the kernel's fused ops (`ep`, when not NULL) on each tile of y as soon as it is stored.
  */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
 
 #define LEP_PANEL 16
+
+/* the fused ops of the kernel, run on each finished block [i0, i1) x [j0, j1) of y (the same type as gemm.c's) */
+typedef void (*lep_epilogue)(const void* ctx, float* C, int64_t ldc, int64_t i0, int64_t i1, int64_t j0,
+                             int64_t j1);
 
 typedef float lep_vf __attribute__((vector_size(64)));
 typedef int32_t lep_vi __attribute__((vector_size(64)));
@@ -179,7 +184,7 @@ typedef void (*lep_wq_tile_fn)(int mb, int nb, const float* x, lep_i64 K, const 
 /* y[M, N] = x[M, K] @ (w[N, K] * scale).T for weights in a panel layout of `panel` bytes a panel, read by
    `tile`; groups of G inputs per scale (G = K: one scale per output channel) */
 static void lep_matmul_wq(lep_wq_tile_fn tile, lep_i64 panel, const float* x, const void* wv, const float* scale,
-                          lep_i64 M, lep_i64 N, lep_i64 K, lep_i64 G, float* y) {
+                          lep_i64 M, lep_i64 N, lep_i64 K, lep_i64 G, float* y, lep_epilogue ep, const void* epctx) {
     const unsigned char* w = (const unsigned char*)wv;
     const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL, ngroups = G > 0 && K > 0 ? (K + G - 1) / G : 1;
     const int MB = M == 1 ? 1 : 4, NB = M == 1 ? 4 : 2;  /* one row of x: 4 panels keep 4 FMA chains busy */
@@ -193,18 +198,19 @@ static void lep_matmul_wq(lep_wq_tile_fn tile, lep_i64 panel, const float* x, co
             const int mb = M - m0 < MB ? (int)(M - m0) : MB;
             tile(mb, nb, x + m0 * K, K, w + p0 * panel, panel, scale + p0 * ngroups * LEP_PANEL, G, ngroups,
                  y + m0 * N + p0 * LEP_PANEL, N, N - p0 * LEP_PANEL);
+            if (ep) ep(epctx, y, N, m0, m0 + mb, p0 * LEP_PANEL, (p0 + nb) * LEP_PANEL < N ? (p0 + nb) * LEP_PANEL : N);
         }
     }
 }
 
 static void lep_matmul_wq8(const float* x, const void* w, const float* scale, lep_i64 M, lep_i64 N, lep_i64 K,
-                           lep_i64 G, float* y) {
-    lep_matmul_wq(lep_wq_tile8, K * LEP_PANEL, x, w, scale, M, N, K, G, y);
+                           lep_i64 G, float* y, lep_epilogue ep, const void* epctx) {
+    lep_matmul_wq(lep_wq_tile8, K * LEP_PANEL, x, w, scale, M, N, K, G, y, ep, epctx);
 }
 
 static void lep_matmul_wq4(const float* x, const void* w, const float* scale, lep_i64 M, lep_i64 N, lep_i64 K,
-                           lep_i64 G, float* y) {
-    lep_matmul_wq(lep_wq_tile4, (K + 7) / 8 * 64, x, w, scale, M, N, K, G, y);
+                           lep_i64 G, float* y, lep_epilogue ep, const void* epctx) {
+    lep_matmul_wq(lep_wq_tile4, (K + 7) / 8 * 64, x, w, scale, M, N, K, G, y, ep, epctx);
 }
 
 /* ---------------------------------------------------------------- W8A8 */
@@ -315,7 +321,7 @@ static void lep_quantize_row(const float* xr, lep_i64 K, uint8_t* q, lep_i64 ldq
 /* y[M, N] = (q(x) @ w[N, K].T) * x_scale * scale[N], w in the W8A8 layout (row sums after the panels),
    scale in panels; scratch holds M * 4 * ceil(K / 4) bytes and M floats */
 static void lep_matmul_w8a8(const float* x, const void* wv, const float* scale, lep_i64 M, lep_i64 N, lep_i64 K,
-                            float* y, void* scratch) {
+                            float* y, void* scratch, lep_epilogue ep, const void* epctx) {
     const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL, ldq = (K + 3) / 4 * 4, panel = ldq * LEP_PANEL;
     const int8_t* w = (const int8_t*)wv;
     const int32_t* rowsum = (const int32_t*)(w + P * panel);
@@ -335,6 +341,7 @@ static void lep_matmul_w8a8(const float* x, const void* wv, const float* scale, 
                 lep_w8a8_dispatch(mb, nb, xq + m0 * ldq, ldq, xs + m0, w + p0 * panel, panel,
                                   rowsum + p0 * LEP_PANEL, scale + p0 * LEP_PANEL, y + m0 * N + p0 * LEP_PANEL, N,
                                   N - p0 * LEP_PANEL);
+                if (ep) ep(epctx, y, N, m0, m0 + mb, p0 * LEP_PANEL, (p0 + nb) * LEP_PANEL < N ? (p0 + nb) * LEP_PANEL : N);
             }
         }
     }

@@ -110,7 +110,7 @@ def emit_matmul_wq(ctx: KernelContext, node: Node) -> list[str]:
     bits = 8 if w.dtype is DType.i8 else 4
     return _dims(ctx, node) + [
         f"lep_matmul_wq{bits}({ctx.ptr(x)}, {_laid_out(ctx, node, 1)}, (const float*){_laid_out(ctx, node, 2)}, "
-        f"M, N, K, {node.attrs['group'] or 'K'}, {ctx.ptr(node.output)});"]
+        f"M, N, K, {node.attrs['group'] or 'K'}, {ctx.ptr(node.output)}, {ctx.tile_epilogue()});"]
 
 
 def emit_matmul_w8a8(ctx: KernelContext, node: Node) -> list[str]:
@@ -119,7 +119,7 @@ def emit_matmul_w8a8(ctx: KernelContext, node: Node) -> list[str]:
     ctx.scratch_bytes = D.mul(rows, D.add(D.mul(D.floordiv(D.add(w.shape[1], 3), 4), 4), 4))
     return _dims(ctx, node) + [
         f"lep_matmul_w8a8({ctx.ptr(x)}, {_laid_out(ctx, node, 1)}, (const float*){_laid_out(ctx, node, 2)}, "
-        f"M, N, K, {ctx.ptr(node.output)}, scratch);"]
+        f"M, N, K, {ctx.ptr(node.output)}, scratch, {ctx.tile_epilogue()});"]
 
 
 def _param_layout(ctx: KernelContext, node: Node, x) -> str:
