@@ -8,6 +8,10 @@ A kernel is one of
     elementwise ops over its output (bias, activation, residual add); a
     matmul also absorbs transposes of its operands that BLAS can read as
     strides;
+  - an attention kernel: a scores matmul (with its epilogue: scale, mask), the
+    softmax over its rows and the matmul of the probabilities with the values,
+    as one kernel that keeps scores and probabilities out of memory (the
+    targets compute it as flash attention: online softmax over key blocks);
   - a single op that is neither (pooling, gather, concat, a layout copy...).
 Reshapes are views: no kernel, the result shares its operand's memory.
 
@@ -22,25 +26,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir import dims as D
+from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node, Value
 from ..ir.registry import get_op
 from .registry import register_pass
 
 REDUCTIONS = {"reduce_sum", "reduce_mean", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin"}
 ANCHORS = {"matmul", "conv", "matmul_wq", "matmul_w8a8"}  # take an epilogue of elementwise ops
+SOFTMAX_OPS = ["reduce_max", "sub", "exp", "reduce_sum", "div"]
+ATTENTION_DTYPES = (DType.f32, DType.f16, DType.bf16)  # of scores and probabilities in a fused attention
 
 
 @dataclass(eq=False)
 class Kernel:
     """A group of IR nodes that runs as one generated function."""
 
-    kind: str                      # "loop", "op", or the anchor's op: "matmul", "conv", "matmul_wq", ...
+    kind: str                      # "loop", "op", "attention", or the anchor's op: "matmul", "conv", ...
     nodes: list[Node]              # the anchor (matmul/conv/op) first, then the fused ops, in graph order
     domain: tuple = ()             # iteration shape of the loop part (the anchor's output for an epilogue)
     reduce_rank: int = 0           # trailing axes of the domain that the loop part reduces
     absorbed: list[Node] = field(default_factory=list)  # transposes a matmul reads as strides
     sealed: bool = False           # a later kernel reads this one: it takes no more ops
     name: str = ""
+    parts: list[Kernel] = field(default_factory=list)  # attention: scores matmul, softmax, output matmul
 
     @property
     def anchor(self) -> Node | None:
@@ -48,6 +56,9 @@ class Kernel:
 
     @property
     def loop_nodes(self) -> list[Node]:
+        """The ops computed over the kernel's domain (an attention's: the epilogue of its output matmul)."""
+        if self.kind == "attention":
+            return self.parts[-1].loop_nodes
         return self.nodes if self.kind == "loop" else self.nodes[1:]
 
     def describe_ops(self) -> list[str]:
@@ -303,6 +314,7 @@ class _Planner:
             else:
                 self._new("op", node)
             self._seal_producers(node)
+        self._merge_attention()
         kernels = self._schedule()
         for i, k in enumerate(kernels):
             k.name = f"k{i}_{kernel_title(k)}"
@@ -406,6 +418,22 @@ class _Planner:
         return all(_splits(v.shape, k.domain, rank) for n in k.loop_nodes for v in n.inputs
                    if not self._in_kernel(v, k))
 
+    def _merge_attention(self) -> None:
+        """Each scores matmul -> softmax -> output matmul chain becomes one attention kernel."""
+        for sm in [k for k in self.kernels if k.kind == "loop"]:
+            p = sm.nodes[-1].outputs[0]
+            scores = self._producer_kernel(sm.nodes[0].inputs[0])
+            output = self.kernel_of.get(id(p.uses[0][0])) if len(p.uses) == 1 else None
+            if scores is None or output is None or not is_attention(self.graph, scores, sm, output):
+                continue
+            merged = Kernel("attention", scores.nodes + sm.nodes + output.nodes, output.domain,
+                            absorbed=scores.absorbed + output.absorbed, parts=[scores, sm, output])
+            self.kernels[self.kernels.index(scores)] = merged
+            self.kernels.remove(sm)
+            self.kernels.remove(output)
+            for n in merged.nodes + merged.absorbed:
+                self.kernel_of[id(n)] = merged
+
     def _schedule(self) -> list[Kernel]:
         """Kernels in dependency order (creation order where free)."""
         order = {id(k): i for i, k in enumerate(self.kernels)}
@@ -465,6 +493,37 @@ class _Planner:
         return f"{src.kind} kernels take no fused ops" if src.kind == "op" else "kept apart"
 
 
+def is_attention(graph: Graph, scores: Kernel, softmax: Kernel, output: Kernel) -> bool:
+    """Whether three kernels are S = Q @ K^T (+ elementwise epilogue), P = softmax(S) over the last axis and
+    O = P @ V (+ epilogue), with S, P and everything computed on the way read by nothing else."""
+    if scores.kind != "matmul" or softmax.kind != "loop" or output.kind != "matmul" or softmax.reduce_rank != 1:
+        return False
+    if [n.op for n in softmax.nodes] != SOFTMAX_OPS:
+        return False
+    mx, sub, exp, total, div = softmax.nodes
+    s = scores.nodes[-1].outputs[0]
+    if not (mx.inputs[0] is s and sub.inputs[0] is s and sub.inputs[1] is mx.outputs[0] and exp.inputs[0] is
+            sub.outputs[0] and total.inputs[0] is exp.outputs[0] and div.inputs[0] is exp.outputs[0]
+            and div.inputs[1] is total.outputs[0]):
+        return False
+    if not all(n.attrs.get("keepdims") for n in (mx, total)) or s.type.rank < 2:
+        return False
+    p, pv = div.outputs[0], output.nodes[0]
+    if pv.inputs[0] is not p or pv.inputs[1] is p or s.dtype not in ATTENTION_DTYPES or p.dtype is not s.dtype:
+        return False
+    if not _same_shape(s.shape[:-2], pv.outputs[0].shape[:-2]):
+        return False  # a block of query rows shares its batch index with the output
+    inside = scores.nodes + softmax.nodes
+    if not _only_read_by(graph, s, [mx, sub]) or not _only_read_by(graph, p, [pv]):
+        return False
+    # nothing else the scores kernel or the softmax computes may be needed outside
+    return all(_only_read_by(graph, v, inside) for n in scores.nodes + softmax.nodes[:-1] for v in n.outputs)
+
+
+def _only_read_by(graph: Graph, v: Value, readers: list[Node]) -> bool:
+    return all(o is not v for o in graph.outputs) and all(any(u is r for r in readers) for u, _ in v.uses)
+
+
 def _trailing(node: Node) -> bool:
     rank = node.inputs[0].type.rank
     axes = _reduced_axes(node)
@@ -509,6 +568,8 @@ _PATTERNS = (
 
 def kernel_title(k: Kernel) -> str:
     """A short name saying what the kernel computes: matmul_bias_gelu, softmax, layernorm, add_relu..."""
+    if k.kind == "attention":
+        return "attention"
     ops = [n.op for n in k.nodes]
     loop_ops = set(n.op for n in k.loop_nodes)
     parts = [k.nodes[0].op] if k.kind != "loop" else []

@@ -3,8 +3,8 @@
 The module (`source`) starts with the prelude (imports, math helpers, the
 block-size table), then, for each kernel of the fusion plan in order, its
 `@triton.jit` function (a header comment lists the fused IR ops) and its
-launcher; an attention chain of three plan kernels (scores matmul, softmax,
-output matmul) is one flash-attention kernel (attention.py). The launch plan
+launcher; an attention kernel of the plan (scores matmul, softmax, output
+matmul) is one flash-attention kernel (attention.py). The launch plan
 (`meta`, JSON) says what the runtime does:
 
     inputs, outputs     the signature; each output names the buffer, input or
@@ -28,9 +28,7 @@ from ...ir import dims as D
 from ...ir.graph import Graph, Node, Value
 from .. import graph_symbols
 from ...passes.fusion import FusionPlan, Kernel, plan_fusion, view_root
-from .attention import Attention, emit_attention, group_kernels
-from .attention import describe as describe_attention
-from .attention import title as attention_title
+from .attention import emit_attention
 from .kernels import KernelContext, emit_kernel, kernel_source
 from .prelude import PRELUDE
 
@@ -51,7 +49,7 @@ class _Generator:
     def __init__(self, graph: Graph):
         self.graph = graph
         self.plan = plan_fusion(graph)
-        self.groups = group_kernels(self.plan, graph)   # one launch each: a kernel, or an attention chain
+        self.groups = [k.parts or [k] for k in self.plan.kernels]  # one launch each (an attention's parts)
         self.symbols = graph_symbols(graph)
         self.refs: dict[int, dict] = {id(v): {"input": i} for i, v in enumerate(graph.inputs)}
         self.buffers: list[dict] = []
@@ -63,20 +61,15 @@ class _Generator:
 
     def run(self) -> TritonProgram:
         parts, steps, kernels = [PRELUDE], [], []
-        for i, group in enumerate(self.groups):
+        for i, (k, group) in enumerate(zip(self.plan.kernels, self.groups)):
             ext, outs = self._interface(group)
             names = {id(v): f"x{j}" for j, v in enumerate(ext)}
             names.update({id(v): f"y{j}" for j, v in enumerate(outs)})
             for v in outs:
                 self._new_buffer(v, i)
             ctx = KernelContext(self.graph, names, group[0].nodes[0].label)
-            if len(group) == 1:
-                k = group[0]
-                name, kind, ops, em = k.name, k.kind, k.describe_ops(), emit_kernel(ctx, k)
-            else:
-                att = Attention(*group)
-                name, kind, ops, em = attention_title(att), "attention", describe_attention(att), \
-                    emit_attention(ctx, att)
+            name, kind, ops = k.name, k.kind, k.describe_ops()
+            em = emit_attention(ctx, k) if kind == "attention" else emit_kernel(ctx, k)
             jit, launcher = kernel_source(name, kind, ops, [names[id(v)] for v in ext + outs], self.symbols, em)
             parts += [jit, launcher]
             steps.append({"kernel": name, "args": [self._ref(v) for v in ext + outs], "free": []})
