@@ -12,6 +12,8 @@ A kernel is one of
     softmax over its rows and the matmul of the probabilities with the values,
     as one kernel that keeps scores and probabilities out of memory (the
     targets compute it as flash attention: online softmax over key blocks);
+    it reads the head-split transposes of its operands as strides, and writes
+    its result through the transpose that merges the heads back;
   - a single op that is neither (pooling, gather, concat, a layout copy...).
 Reshapes are views: no kernel, the result shares its operand's memory.
 
@@ -49,6 +51,7 @@ class Kernel:
     sealed: bool = False           # a later kernel reads this one: it takes no more ops
     name: str = ""
     parts: list[Kernel] = field(default_factory=list)  # attention: scores matmul, softmax, output matmul
+    out_transpose: Node | None = None  # attention: the transpose of its result it writes (last of nodes)
 
     @property
     def anchor(self) -> Node | None:
@@ -56,9 +59,9 @@ class Kernel:
 
     @property
     def loop_nodes(self) -> list[Node]:
-        """The ops computed over the kernel's domain (an attention's: the epilogue of its output matmul)."""
+        """The elementwise and reduction ops computed on tiles (an attention's: its two matmul epilogues)."""
         if self.kind == "attention":
-            return self.parts[-1].loop_nodes
+            return self.parts[0].loop_nodes + self.parts[-1].loop_nodes
         return self.nodes if self.kind == "loop" else self.nodes[1:]
 
     def describe_ops(self) -> list[str]:
@@ -431,8 +434,21 @@ class _Planner:
             self.kernels[self.kernels.index(scores)] = merged
             self.kernels.remove(sm)
             self.kernels.remove(output)
+            t = self._transpose_of(output.nodes[-1].outputs[0])
+            if t is not None:  # written in its layout: the copy kernel goes
+                self.kernels.remove(self.kernel_of[id(t)])
+                merged.nodes.append(t)
+                merged.out_transpose = t
             for n in merged.nodes + merged.absorbed:
                 self.kernel_of[id(n)] = merged
+
+    def _transpose_of(self, v: Value) -> Node | None:
+        """The transpose, a kernel of its own, that is all that reads v."""
+        if len(v.uses) != 1 or any(o is v for o in self.graph.outputs):
+            return None
+        t = v.uses[0][0]
+        k = self.kernel_of.get(id(t))
+        return t if t.op == "transpose" and k is not None and k.kind == "op" else None
 
     def _schedule(self) -> list[Kernel]:
         """Kernels in dependency order (creation order where free)."""

@@ -9,7 +9,9 @@ epilogue applied to the tile (generated here, operands read through their
 broadcast strides), online softmax and the P @ V update (attention.c).
 Finally o / l goes through the output epilogue into the materialized
 results. Q, K and V are read through the strides of the transposes the plan
-absorbed (the head split costs no copy), so S and P never reach memory.
+absorbed (the head split costs no copy) and the result is written through
+the transpose that merges the heads back, so S and P never reach memory and
+no copy moves the heads.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from ...ir.dtypes import DType
 from ...ir.graph import Node, Value
 from ...passes.fusion import Kernel
 from .cexpr import UnsupportedError, cnumel, ctype, elementwise_expr, literal, pow_const
-from .kernels import KernelContext, contiguous_strides
+from .kernels import KernelContext, contiguous_strides, transposed_strides
 from .matmul import operand_view
 
 ATTENTION_SOURCE = Path(__file__).with_name("attention.c").read_text()
@@ -70,8 +72,10 @@ def emit_attention(ctx: KernelContext, k: Kernel) -> list[str]:
     body += ["    lep_att_update(&t, i0, bm, keys);",
              "  }",
              "}"]
-    stores = [(f"w{i}", x, (f"{ctx.ptr(x)} + {_batch_offset(ctx, batch, x.shape, contiguous_strides(x.shape))}"),
-               contiguous_strides(x.shape)) for i, x in enumerate(_materialized(ctx, output))]
+    stores = []
+    for x, dst, strides in _stores(ctx, k):
+        name = f"w{len(stores)}"
+        stores.append((name, x, f"{ctx.ptr(dst)} + {_batch_offset(ctx, batch, x.shape, strides)}", strides))
     tile = _Tile(ctx, o_val.shape, "m0", "0", "rows", "E")
     setup = "const float* o_ = t.o + i * t.ldo; const float inv = 1.0f / t.l[i];"
     for name, x, base, strides in stores:
@@ -83,8 +87,13 @@ def emit_attention(ctx: KernelContext, k: Kernel) -> list[str]:
     return lines
 
 
-def _materialized(ctx: KernelContext, output: Kernel) -> list[Value]:
-    return [v for n in output.nodes for v in n.outputs if id(v) in ctx.names]
+def _stores(ctx: KernelContext, k: Kernel) -> list[tuple[Value, Value, list]]:
+    """(value, destination, element strides of the value in the destination) of each result written."""
+    out = [(v, v, contiguous_strides(v.shape)) for n in k.parts[-1].nodes for v in n.outputs if id(v) in ctx.names]
+    t = k.out_transpose
+    if t is not None and id(t.outputs[0]) in ctx.names:
+        out.append((t.inputs[0], t.outputs[0], transposed_strides(t)))
+    return out
 
 
 def _batch_indices(ctx: KernelContext, batch: tuple) -> list[str]:

@@ -22,6 +22,16 @@ def contiguous_strides(shape) -> list:
     return list(reversed(strides))
 
 
+def transposed_strides(node: Node) -> list:
+    """Element strides, in a transpose's contiguous result, of its operand's dims."""
+    perm = node.attrs["perm"]
+    out = contiguous_strides(node.outputs[0].shape)
+    strides = [0] * len(perm)
+    for i, p in enumerate(perm):
+        strides[p] = out[i]
+    return strides
+
+
 def _arr(name: str, items, where: str) -> str:
     vals = ", ".join(cdim(x, where) for x in items) or "0"
     return f"const int64_t {name}[] = {{{vals}}};"

@@ -6,8 +6,9 @@ An attention kernel of the plan holds three parts:
     P = softmax(S) over the key axis            a row kernel: reduce_max, sub, exp, reduce_sum, div
     O = P @ V    (+ epilogue)                   a matmul
 
-where S and P are read by nothing else. The triton target emits them as
-one flash-attention kernel: each program holds BLOCK_M query rows and walks
+where S and P are read by nothing else (and possibly a transpose of O that
+the kernel writes directly). The triton target emits them as one
+flash-attention kernel: each program holds BLOCK_M query rows and walks
 the keys BLOCK_N at a time, computing the score tile with tl.dot, applying
 the scores epilogue to it, and keeping a running max, running sum and
 output accumulator (online softmax), so S and P never reach memory. The
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from ...ir.graph import Value
 from ...passes.fusion import Kernel
+from ..cpu.kernels import transposed_strides
 from .kernels import Emitted, KernelContext, _batch_offset, _times, operand_view
 from .texpr import tltype
 from .tiles import Space, TileEmitter
@@ -89,6 +91,10 @@ def emit_attention(ctx: KernelContext, att: Kernel) -> Emitted:
     if id(o_val) in ctx.names:
         body.append(out_space.store(ctx.ptr(o_val), o_val.shape, f"v_{_name(o_val)}"))
     out.emit(output.loop_nodes)
+    t = att.out_transpose
+    if t is not None and id(t.outputs[0]) in ctx.names:  # the result in the transpose's layout
+        body.append(out_space.store(ctx.ptr(t.outputs[0]), t.inputs[0].shape, out.values[id(t.inputs[0])],
+                                    transposed_strides(t)))
     setup = [f"M, N, D, E = {d(M)}, {d(N)}, {d(Dq)}, {d(E)}",
              "BLOCK_M, BLOCK_N, _, warps, stages = dot_blocks(M, N, D, %d)" % s_val.dtype.itemsize,
              "BLOCK_D, BLOCK_E = max(16, row_block(D)), max(16, row_block(E))"]

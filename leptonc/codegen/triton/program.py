@@ -49,25 +49,23 @@ class _Generator:
     def __init__(self, graph: Graph):
         self.graph = graph
         self.plan = plan_fusion(graph)
-        self.groups = [k.parts or [k] for k in self.plan.kernels]  # one launch each (an attention's parts)
         self.symbols = graph_symbols(graph)
         self.refs: dict[int, dict] = {id(v): {"input": i} for i, v in enumerate(graph.inputs)}
         self.buffers: list[dict] = []
         self.step_of: dict[int, int] = {}               # id(node) -> index of the launch that computes it
-        for i, group in enumerate(self.groups):
-            for k in group:
-                for n in k.nodes + k.absorbed:
-                    self.step_of[id(n)] = i
+        for i, k in enumerate(self.plan.kernels):
+            for n in k.nodes + k.absorbed:
+                self.step_of[id(n)] = i
 
     def run(self) -> TritonProgram:
         parts, steps, kernels = [PRELUDE], [], []
-        for i, (k, group) in enumerate(zip(self.plan.kernels, self.groups)):
-            ext, outs = self._interface(group)
+        for i, k in enumerate(self.plan.kernels):
+            ext, outs = self._interface(k)
             names = {id(v): f"x{j}" for j, v in enumerate(ext)}
             names.update({id(v): f"y{j}" for j, v in enumerate(outs)})
             for v in outs:
                 self._new_buffer(v, i)
-            ctx = KernelContext(self.graph, names, group[0].nodes[0].label)
+            ctx = KernelContext(self.graph, names, k.nodes[0].label)
             name, kind, ops = k.name, k.kind, k.describe_ops()
             em = emit_attention(ctx, k) if kind == "attention" else emit_kernel(ctx, k)
             jit, launcher = kernel_source(name, kind, ops, [names[id(v)] for v in ext + outs], self.symbols, em)
@@ -100,24 +98,22 @@ class _Generator:
         return TritonProgram(source, meta, self.plan)
 
     # -- what each launch reads and writes -----------------------------------------
-    def _interface(self, group: list[Kernel]) -> tuple[list[Value], list[Value]]:
-        nodes = [n for k in group for n in k.nodes]
-        produced = {id(v) for n in nodes for v in n.outputs}
-        absorbed_out = {id(n.outputs[0]) for k in group for n in k.absorbed}
+    def _interface(self, k: Kernel) -> tuple[list[Value], list[Value]]:
+        produced = {id(v) for n in k.nodes for v in n.outputs}
+        absorbed_out = {id(n.outputs[0]) for n in k.absorbed}
         ext: list[Value] = []
 
         def add(v: Value) -> None:
             if all(x is not v for x in ext):
                 ext.append(v)
 
-        for k in group:
-            for n in k.absorbed:
-                add(n.inputs[0])
-            for n in k.nodes:
-                for v in n.inputs:
-                    if id(v) not in produced and id(v) not in absorbed_out and not self._inline_literal(k, v):
-                        add(v)
-        outs = [v for n in nodes for v in n.outputs if self._materialized(nodes, v)]
+        for n in k.absorbed:
+            add(n.inputs[0])
+        for n in k.nodes:
+            for v in n.inputs:
+                if id(v) not in produced and id(v) not in absorbed_out and not self._inline_literal(k, v):
+                    add(v)
+        outs = [v for n in k.nodes for v in n.outputs if self._materialized(k.nodes, v)]
         return ext, outs
 
     def _inline_literal(self, k: Kernel, v: Value) -> bool:

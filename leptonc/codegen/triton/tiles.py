@@ -94,8 +94,8 @@ class Space:
             return f"tl.load({ptr} + {off}, mask={self.mask}, other={other})"
         return f"tl.load({ptr} + {off})"
 
-    def store(self, ptr: str, shape, value: str) -> str:
-        off, vector = self.offset(shape)
+    def store(self, ptr: str, shape, value: str, strides=None) -> str:
+        off, vector = self.offset(shape, strides)
         if vector and self.mask is not None:
             return f"tl.store({ptr} + {off}, {value}, mask={self.mask})"
         return f"tl.store({ptr} + {off}, {value})"
