@@ -286,24 +286,42 @@ static void lep_att_pack(lep_att_tile* t, const float* kt, int64_t kd, int64_t k
     t->ldv = t->ldo;
 }
 
-/* s[0:RB, 0:nv vectors] = q[0:RB, :] @ panel[:, 0:nv vectors] */
-LEP_ATT_AINLINE void lep_att_qk_tile(const float* q, int64_t d, const float* kt, float* s, int64_t lds, const int nv) {
+/* c[0:RB, 0:nv vectors] (+)= a[0:RB, 0:k] @ b[0:k, 0:nv vectors]; rows of a, b and c lda, ldb, ldc apart */
+LEP_ATT_AINLINE void lep_att_tile_mm(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k, float* c,
+                                     int64_t ldc, int accumulate, const int nv) {
     lep_av acc[LEP_ATT_RB][LEP_ATT_NV];
     for (int r = 0; r < LEP_ATT_RB; ++r)
-        for (int c = 0; c < nv; ++c) acc[r][c] = lep_av_zero();
-    for (int64_t p = 0; p < d; ++p) {
-        lep_av b[LEP_ATT_NV];
-        for (int c = 0; c < nv; ++c) {
-            b[c] = lep_av_load(kt + p * nv * LEP_AV + c * LEP_AV);
-            lep_av_pin(b[c]);
+        for (int v = 0; v < nv; ++v) acc[r][v] = accumulate ? lep_av_load(c + r * ldc + v * LEP_AV) : lep_av_zero();
+    for (int64_t p = 0; p < k; ++p) {
+        lep_av bv[LEP_ATT_NV];
+        for (int v = 0; v < nv; ++v) {
+            bv[v] = lep_av_load(b + p * ldb + v * LEP_AV);
+            lep_av_pin(bv[v]);
         }
         for (int r = 0; r < LEP_ATT_RB; ++r) {
-            const lep_av a = lep_av_set1(q[r * d + p]);
-            for (int c = 0; c < nv; ++c) acc[r][c] = lep_av_fma(a, b[c], acc[r][c]);
+            const lep_av x = lep_av_set1(a[r * lda + p]);
+            for (int v = 0; v < nv; ++v) acc[r][v] = lep_av_fma(x, bv[v], acc[r][v]);
         }
     }
     for (int r = 0; r < LEP_ATT_RB; ++r)
-        for (int c = 0; c < nv; ++c) lep_av_store(s + r * lds + c * LEP_AV, acc[r][c]);
+        for (int v = 0; v < nv; ++v) lep_av_store(c + r * ldc + v * LEP_AV, acc[r][v]);
+}
+
+/* c[0:rows, 0:nv vectors] (+)= a[0:rows, 0:k] @ b[0:k, 0:nv vectors], rows a whole number of register tiles */
+static void lep_att_mm(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k, float* c, int64_t ldc,
+                       int64_t rows, int accumulate, int nv) {
+    for (int64_t i = 0; i < rows; i += LEP_ATT_RB) {
+        const float* ai = a + i * lda;
+        float* ci = c + i * ldc;
+        switch (nv) { /* a constant vector count per case: the tile's accumulators stay in registers */
+#if LEP_ATT_NV == 4
+        case 4: lep_att_tile_mm(ai, lda, b, ldb, k, ci, ldc, accumulate, 4); break;
+        case 3: lep_att_tile_mm(ai, lda, b, ldb, k, ci, ldc, accumulate, 3); break;
+#endif
+        case 2: lep_att_tile_mm(ai, lda, b, ldb, k, ci, ldc, accumulate, 2); break;
+        default: lep_att_tile_mm(ai, lda, b, ldb, k, ci, ldc, accumulate, 1); break;
+        }
+    }
 }
 
 /* The raw scores s = q k^T of query rows [i0, i0 + rows) against the packed keys (padding included). */
@@ -311,41 +329,8 @@ static void lep_att_scores(lep_att_tile* t, int64_t i0, int64_t rows, int64_t ke
     const int64_t cols = lep_att_up(keys, LEP_AV), padded = lep_att_up(rows, LEP_ATT_RB), d = t->d;
     for (int64_t j = 0; j < cols; j += LEP_ATT_PW) {
         const int nv = cols - j >= LEP_ATT_PW ? LEP_ATT_NV : (int)((cols - j) / LEP_AV);
-        const float* panel = t->kt + j * d;
-        for (int64_t i = 0; i < padded; i += LEP_ATT_RB) {
-            const float* q = t->q + (i0 + i) * d;
-            float* s = t->s + i * t->lds + j;
-            switch (nv) {
-#if LEP_ATT_NV == 4
-            case 4: lep_att_qk_tile(q, d, panel, s, t->lds, 4); break;
-            case 3: lep_att_qk_tile(q, d, panel, s, t->lds, 3); break;
-#endif
-            case 2: lep_att_qk_tile(q, d, panel, s, t->lds, 2); break;
-            default: lep_att_qk_tile(q, d, panel, s, t->lds, 1); break;
-            }
-        }
+        lep_att_mm(t->q + i0 * d, d, t->kt + j * d, nv * LEP_AV, d, t->s + j, t->lds, padded, 0, nv);
     }
-}
-
-/* o[0:RB, 0:nv vectors] += p[0:RB, 0:keys] @ v[0:keys, 0:nv vectors] */
-LEP_ATT_AINLINE void lep_att_pv_tile(const float* p, int64_t lds, const float* v, int64_t ldv, int64_t keys, float* o,
-                                     int64_t ldo, const int nv) {
-    lep_av acc[LEP_ATT_RB][LEP_ATT_NV];
-    for (int r = 0; r < LEP_ATT_RB; ++r)
-        for (int c = 0; c < nv; ++c) acc[r][c] = lep_av_load(o + r * ldo + c * LEP_AV);
-    for (int64_t j = 0; j < keys; ++j) {
-        lep_av b[LEP_ATT_NV];
-        for (int c = 0; c < nv; ++c) {
-            b[c] = lep_av_load(v + j * ldv + c * LEP_AV);
-            lep_av_pin(b[c]);
-        }
-        for (int r = 0; r < LEP_ATT_RB; ++r) {
-            const lep_av a = lep_av_set1(p[r * lds + j]);
-            for (int c = 0; c < nv; ++c) acc[r][c] = lep_av_fma(a, b[c], acc[r][c]);
-        }
-    }
-    for (int r = 0; r < LEP_ATT_RB; ++r)
-        for (int c = 0; c < nv; ++c) lep_av_store(o + r * ldo + c * LEP_AV, acc[r][c]);
 }
 
 /* Online softmax over the scores (after the epilogue) of query rows [i0, i0 + rows), then o += p v. */
@@ -383,17 +368,6 @@ static void lep_att_update(lep_att_tile* t, int64_t i0, int64_t rows, int64_t ke
     }
     for (int64_t c = 0; c < ldo; c += LEP_ATT_PW) {
         const int nv = ldo - c >= LEP_ATT_PW ? LEP_ATT_NV : (int)((ldo - c) / LEP_AV);
-        for (int64_t i = 0; i < padded; i += LEP_ATT_RB) {
-            const float* p = t->s + i * lds;
-            float* o = t->o + (i0 + i) * ldo + c;
-            switch (nv) {
-#if LEP_ATT_NV == 4
-            case 4: lep_att_pv_tile(p, lds, t->vb + c, t->ldv, keys, o, ldo, 4); break;
-            case 3: lep_att_pv_tile(p, lds, t->vb + c, t->ldv, keys, o, ldo, 3); break;
-#endif
-            case 2: lep_att_pv_tile(p, lds, t->vb + c, t->ldv, keys, o, ldo, 2); break;
-            default: lep_att_pv_tile(p, lds, t->vb + c, t->ldv, keys, o, ldo, 1); break;
-            }
-        }
+        lep_att_mm(t->s, lds, t->vb + c, t->ldv, keys, t->o + i0 * ldo + c, ldo, padded, 1, nv);
     }
 }
