@@ -188,10 +188,15 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
 
 def _laid_out(graph: Graph, name: str) -> np.ndarray:
     """A weight as the generated code reads it: contiguous, stored transposed (matmul.TRANSPOSED), packed
-    into GEMM panels (matmul.PACKED) or in the layout of a quantized kernel (quantized.LAYOUTS)."""
+    into GEMM panels (matmul.PACKED; conv.CONV_PACKED and the group count for a conv's weight) or in the
+    layout of a quantized kernel (quantized.LAYOUTS)."""
+    from .codegen.cpu.conv import CONV_PACKED, pack_conv_weight
     from .codegen.cpu.matmul import PACKED, TRANSPOSED, pack_b
     from .codegen.cpu.quantized import LAYOUTS
 
+    if CONV_PACKED in name:
+        base, group = name.rsplit(CONV_PACKED, 1)
+        return pack_conv_weight(graph.constants[base], int(group))
     if name.endswith(PACKED):
         return pack_b(graph.constants[name[:-len(PACKED)]])
     if name.endswith(TRANSPOSED):

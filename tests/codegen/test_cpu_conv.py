@@ -42,6 +42,8 @@ def residual_relu(g, y):
     ((1, 8, 12, 12), (8, 8, 3, 3), {"dilations": (2, 3), "pads": (2, 3, 2, 3)}),
     ((2, 8, 9, 9), (12, 4, 3, 3), {"group": 2, "pads": (1, 1, 1, 1)}),               # groups
     ((1, 8, 9, 9), (16, 1, 3, 3), {"group": 8, "pads": (1, 1, 1, 1)}),               # channel multiplier 2
+    ((1, 8, 40, 40), (40, 8, 3, 3), {"pads": (1, 1, 1, 1)}),                         # many pixels: in blocks
+    ((2, 6, 37, 30), (10, 3, 3, 3), {"group": 2, "strides": (1, 2), "pads": (1, 0, 1, 2)}),
 ])
 @pytest.mark.parametrize("epilogue", [None, relu6, residual_relu], ids=["plain", "relu6", "residual"])
 def test_gemm_convolutions(x_shape, w_shape, attrs, epilogue):
@@ -59,6 +61,14 @@ def test_depthwise_convolutions(channels, attrs):
 
 def test_depthwise_without_bias():
     compile_and_check(*conv_graph((1, 20, 6, 6), (20, 1, 5, 5), bias=False, group=20, pads=(2, 2, 2, 2)))
+
+
+def test_a_computed_weight_is_packed_at_run_time():
+    g = Graph("computed")
+    x = g.add_input("x", TensorType(DType.f32, ("N", 6, 9, 9)))
+    w = g.add_input("w", TensorType(DType.f32, (8, 3, 3, 3)))
+    g.set_outputs([relu6(g, g.add("conv", x, w, g.add_constant(rand(8), "b"), group=2, pads=(1, 1, 1, 1)))])
+    compile_and_check(g, [rand(2, 6, 9, 9), rand(8, 3, 3, 3)])
 
 
 def test_conv1d_and_static_batch():

@@ -6,14 +6,19 @@ Input x[N, H, W, C], output y[N, OH, OW, O], weight w[KH, KW, C / group, O]
 - a depthwise conv (one filter per channel) runs directly, vectorized along
   the channels (conv.c, lep_depthwise_nhwc), bias included;
 - any other conv is a GEMM per group, y[P, O] = A[P, K] @ w[K, O] with P the
-  output pixels and K = KH * KW * C / group: a 1x1 conv with unit strides and
-  no padding reads x itself as A; others build A's rows (im2col: runs of C
-  contiguous floats per tap, conv.c, lep_im2col_nhwc) in scratch memory;
+  output pixels and K = KH * KW * C / group, on lep_gemm_packed (gemm.c) with
+  the weight packed at compile time (`pack_conv_weight`) and the bias and the
+  kernel's fused ops applied to each finished tile (lep_conv_epilogue): a 1x1
+  conv with unit strides and no padding reads x itself as A; others build A's
+  rows (im2col: runs of C contiguous floats per tap, lep_im2col_nhwc), in
+  blocks that stay in cache when there are many pixels;
 - pooling loops over output pixels with the channels innermost (vectorized).
 """
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from .. import window_2d
 from ...ir import dims as D
@@ -21,9 +26,13 @@ from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
 from .cexpr import UnsupportedError, ctype
 from .kernels import KernelContext
+from .matmul import GEMM_NR, aligned_empty, pack_b
 
 CONV_SOURCE = Path(__file__).with_name("conv.c").read_text()
-IM2COL_ROWS = 64  # rows of the column matrix one task builds
+CONV_PACKED = "^C"      # suffix (then the group count) of a conv weight packed for lep_gemm_packed
+IM2COL_ROWS = 64        # rows of the column matrix one task builds, when it is built whole
+BLOCK_ROWS = 128        # rows of the column matrix one task builds and multiplies, when it is built in blocks
+BLOCKED_MIN_ROWS = 512  # pixels per thread from which a conv builds its column matrix in blocks
 
 
 def uses_conv(graph: Graph) -> bool:
@@ -42,15 +51,42 @@ def _hw(shape, nsp: int) -> tuple:
     return (1, shape[1]) if nsp == 1 else (shape[1], shape[2])
 
 
-def _window(ctx: KernelContext, node: Node, x: Value, out: Value, kernel: tuple) -> tuple[list[str], tuple]:
-    """C statements declaring `lep_window win` for a channels-last conv/pool, and its (end pads)."""
+def _window(ctx: KernelContext, node: Node, x: Value, out: Value, kernel: tuple) -> tuple[list[str], tuple, tuple]:
+    """C statements declaring `lep_window win` for a channels-last conv/pool, its strides and its pads."""
     nsp = x.type.rank - 2
-    (sh, sw), (dh, dw), (ph, pw, phe, pwe) = window_2d(node, nsp, ctx.where, "cpu", UnsupportedError, channels_last=True)
+    (sh, sw), (dh, dw), pads = window_2d(node, nsp, ctx.where, "cpu", UnsupportedError, channels_last=True)
     (H, W), (OH, OW) = _hw(x.shape, nsp), _hw(out.shape, nsp)
     KH, KW = kernel
     d = ctx.d
     return [f"const lep_window win = {{{d(x.shape[0])}, {d(H)}, {d(W)}, {d(x.shape[-1])}, {d(OH)}, {d(OW)}, "
-            f"{KH}, {KW}, {sh}, {sw}, {dh}, {dw}, {ph}, {pw}}};"], (phe, pwe)
+            f"{KH}, {KW}, {sh}, {sw}, {dh}, {dw}, {pads[0]}, {pads[1]}}};"], (sh, sw), pads
+
+
+def is_depthwise(node: Node) -> bool:
+    """One filter per channel (group = C = O): computed directly rather than as a GEMM."""
+    x, w, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    return node.attrs["group"] > 1 and D.same(w.shape[-2], 1) and D.same(y.shape[-1], x.shape[-1])
+
+
+def conv_weight_layout(graph: Graph, node: Node) -> list[tuple[Value, str]]:
+    """The weight of a GEMM conv, stored packed (name + CONV_PACKED + group in meta["weights"]) when it is a
+    constant; a computed weight is packed at run time."""
+    w = node.inputs[1]
+    if is_depthwise(node) or node.outputs[0].dtype is not DType.f32 or graph.constant_of(w) is None:
+        return []
+    return [(w, f"{CONV_PACKED}{node.attrs['group']}")]
+
+
+def pack_conv_weight(w: np.ndarray, group: int) -> np.ndarray:
+    """A channels-last weight [kernel..., C / group, O] as lep_gemm_packed's B for each group: [K, O / group]
+    matrices packed one after the other (pack_b's layout; each starts 64-byte aligned)."""
+    out_channels = w.shape[-1]
+    b = np.asarray(w, np.float32).reshape(-1, out_channels)
+    og = out_channels // group
+    parts = [pack_b(b[:, g * og:(g + 1) * og]) for g in range(group)]
+    out = aligned_empty(sum(p.size for p in parts))
+    np.concatenate(parts, out=out)
+    return out
 
 
 def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
@@ -63,41 +99,74 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
     kernel = (1, w.shape[0]) if nsp == 1 else (w.shape[0], w.shape[1])
     if not all(isinstance(k, int) for k in kernel):
         raise UnsupportedError(f"{ctx.where}: conv with a symbolic kernel size is not supported by the cpu target")
-    lines, _ = _window(ctx, node, x, out, kernel)
-    g = node.attrs["group"]
-    d = ctx.d
-    xp, wp, yp = ctx.ptr(x), ctx.ptr(w), ctx.ptr(out)
+    lines, (sh, sw), pads = _window(ctx, node, x, out, kernel)
+    xp, yp = ctx.ptr(x), ctx.ptr(out)
     bias = ctx.ptr(node.inputs[2]) if len(node.inputs) > 2 else "NULL"
-    lines.append(f"const int64_t C = {d(x.shape[-1])}, O = {d(out.shape[-1])}, G = {g}, CG = C / G, OG = O / G, "
-                 f"K = {kernel[0] * kernel[1]} * CG, P = win.N * win.OH * win.OW;")
-    if g > 1 and D.same(w.shape[-2], 1) and D.same(out.shape[-1], x.shape[-1]):
-        return lines + ["/* depthwise: one filter per channel, vectorized along the channels */",
-                        "#pragma omp parallel for schedule(static)",
-                        "for (int64_t r = 0; r < win.N * win.OH; ++r)",
-                        f"  lep_depthwise_nhwc({yp}, {xp}, {wp}, {bias}, &win, r, r + 1);"]
-    (sh, sw), _, pads = window_2d(node, nsp, ctx.where, "cpu", UnsupportedError, channels_last=True)
+    ep, ep_ctx = ctx.tile_epilogue().split(", ")
+    lines.append(f"const int64_t C = {ctx.d(x.shape[-1])}, O = {ctx.d(out.shape[-1])}, G = {node.attrs['group']}, "
+                 f"CG = C / G, OG = O / G, K = {kernel[0] * kernel[1]} * CG, P = win.N * win.OH * win.OW;")
+    if is_depthwise(node):
+        lines += ["/* depthwise: one filter per channel, vectorized along the channels */",
+                  "#pragma omp parallel for schedule(static)",
+                  "for (int64_t r = 0; r < win.N * win.OH; ++r) {",
+                  f"  lep_depthwise_nhwc({yp}, {xp}, {ctx.ptr(w)}, {bias}, &win, r, r + 1);"]
+        if ep != "NULL":
+            lines.append(f"  {ep}({ep_ctx}, {yp}, C, r * win.OW, (r + 1) * win.OW, 0, C);  /* fused ops, row in cache */")
+        return lines + ["}"]
+    # a GEMM per group: y[:, the group's channels] = A[P, K] @ B[K, OG], B packed, the epilogue on each tile
+    layout = conv_weight_layout(ctx.graph, node)
+    packed = ctx.names[(layout[0][1], id(w))] if layout else "bp"
     pointwise = kernel == (1, 1) and (sh, sw) == (1, 1) and not any(pads)
-    if not pointwise:
-        ctx.scratch_bytes = D.mul(D.product([*out.shape[:-1], *kernel, w.shape[-2]]), 4)
-    lines.append("for (int64_t gi = 0; gi < G; ++gi) {")
+    packed_floats = 0 if layout else _packed_floats(ctx, w, out, node.attrs["group"])
+    cols_floats = 0 if pointwise else D.product([*out.shape[:-1], *kernel, w.shape[-2]])
+    if packed_floats or cols_floats:
+        ctx.scratch_bytes = D.mul(D.add(packed_floats, cols_floats), 4)
+        lines.append(f"float* cols = scratch + {ctx.d(packed_floats)}; (void)cols;")
+    if not layout:  # a computed weight: packed here, in front of the column matrix
+        lines += ["float* bp = scratch;",
+                  "for (int64_t gi = 0; gi < G; ++gi)",
+                  f"  lep_pack_b(K, OG, {ctx.ptr(w)} + gi * OG, O, bp + gi * lep_packed_size(K, OG));"]
+
+    def gemm(indent: str, rows: str, a: str, lda: str, row0: str) -> list[str]:
+        """The GEMM of group gi for output rows [row0, row0 + rows), from A (a, lda)."""
+        return [f"{indent}const lep_conv_tile tile = {{{ep}, {ep_ctx}, {bias}, {row0}, gi * OG}};",
+                f"{indent}lep_gemm_packed({rows}, OG, K, {a}, {lda}, {packed} + gi * lep_packed_size(K, OG), "
+                f"{yp} + {row0} * O + gi * OG, O, lep_conv_epilogue, &tile);"]
     if pointwise:
-        lines.append(f"  const float* a = {xp} + gi * CG; const int64_t lda = C;  /* x itself is A */")
-    else:
-        lines += ["  #pragma omp parallel for schedule(static)",
-                  f"  for (int64_t p0 = 0; p0 < P; p0 += {IM2COL_ROWS})",
-                  f"    lep_im2col_nhwc(scratch + p0 * K, K, {xp}, &win, gi * CG, CG, p0, "
-                  f"p0 + {IM2COL_ROWS} < P ? p0 + {IM2COL_ROWS} : P);",
-                  "  const float* a = scratch; const int64_t lda = K;"]
-    lines += [f"  lep_sgemm(0, 0, P, OG, K, a, lda, {wp} + gi * OG, O, {yp} + gi * OG, O);",
-              "}"]
-    if bias != "NULL":
-        lines += ["#pragma omp parallel for schedule(static) if (P * O > 65536)",
-                  "for (int64_t p = 0; p < P; ++p) {",
-                  f"  float* yr = {yp} + p * O;",
-                  "  #pragma omp simd",
-                  f"  for (int64_t o = 0; o < O; ++o) yr[o] += {bias}[o];",
-                  "}"]
-    return lines
+        return lines + ["for (int64_t gi = 0; gi < G; ++gi) {  /* x itself is A */",
+                        *gemm("  ", "P", f"{xp} + gi * CG", "C", "0"),
+                        "}"]
+    return lines + [
+        f"if (P < {BLOCKED_MIN_ROWS} * omp_get_max_threads()) {{  /* few pixels: the whole column matrix, then "
+        "GEMMs split over the threads */",
+        "  for (int64_t gi = 0; gi < G; ++gi) {",
+        "    #pragma omp parallel for schedule(static)",
+        f"    for (int64_t p0 = 0; p0 < P; p0 += {IM2COL_ROWS})",
+        f"      lep_im2col_nhwc(cols + p0 * K, K, {xp}, &win, gi * CG, CG, p0, "
+        f"p0 + {IM2COL_ROWS} < P ? p0 + {IM2COL_ROWS} : P);",
+        *gemm("    ", "P", "cols", "K", "0"),
+        "  }",
+        "} else {  /* many pixels: each task builds a block of rows in cache, then multiplies it */",
+        f"  const int64_t MB = lep_conv_rows(P, {BLOCK_ROWS});",
+        "  #pragma omp parallel for schedule(static)",
+        "  for (int64_t p0 = 0; p0 < P; p0 += MB) {",
+        "    const int64_t p1 = p0 + MB < P ? p0 + MB : P;",
+        "    float* col = lep_conv_buffer((size_t)((p1 - p0) * K));",
+        "    for (int64_t gi = 0; gi < G; ++gi) {",
+        f"      lep_im2col_nhwc(col, K, {xp}, &win, gi * CG, CG, p0, p1);",
+        *gemm("      ", "p1 - p0", "col", "K", "p0"),
+        "    }",
+        "  }",
+        "}"]
+
+
+def _packed_floats(ctx: KernelContext, w: Value, out: Value, group: int) -> int:
+    """Floats of a computed weight packed at run time: per group, K rows by O / group columns in whole panels."""
+    if not all(isinstance(d, int) for d in w.shape):
+        raise UnsupportedError(f"{ctx.where}: conv with a computed weight of symbolic shape is not supported by the "
+                               "cpu target")
+    og = out.shape[-1] // group
+    return group * int(np.prod(w.shape[:-1])) * (-(-og // GEMM_NR) * GEMM_NR)
 
 
 def emit_pool(ctx: KernelContext, node: Node) -> list[str]:
@@ -108,7 +177,7 @@ def emit_pool(ctx: KernelContext, node: Node) -> list[str]:
     t = ctype(x.dtype, ctx.where)
     nsp = x.type.rank - 2
     kernel = tuple(node.attrs["kernel"])
-    lines, (phe, pwe) = _window(ctx, node, x, out, (1, kernel[0]) if nsp == 1 else kernel)
+    lines, _, (_, _, phe, pwe) = _window(ctx, node, x, out, (1, kernel[0]) if nsp == 1 else kernel)
     is_max = node.op == "max_pool"
     lines += [f"const int64_t C = {ctx.d(x.shape[-1])};",
               "#pragma omp parallel for schedule(static) if (win.N * win.OH * win.OW * C > 16384)",
