@@ -42,6 +42,7 @@ class OpDef:
     arity: tuple  # (min, max); max None = variadic
     doc: str = ""
     shape_attrs: tuple = field(default=())
+    check: Callable | None = None  # check(operand arrays or None, operand types, attrs): contents of constants
 
     def has(self, trait: str) -> bool:
         return trait in self.traits
@@ -94,8 +95,11 @@ _REGISTRY: dict[str, OpDef] = {}
 
 
 def define_op(name: str, *, infer: Callable, arity=1, attrs: dict | None = None,
-              traits=PURE) -> Callable:
-    """Register the decorated numpy function as the reference implementation of op `name`."""
+              traits=PURE, check: Callable | None = None) -> Callable:
+    """Register the decorated numpy function as the reference implementation of op `name`.
+
+    `check(arrays, types, attrs)`, when given, checks the contents of operands that are constants (the
+    arrays; None for the others) and raises ShapeError naming what is wrong; the verifier calls it."""
     if isinstance(arity, int):
         arity = (arity, arity)
     unknown = set(traits) - KNOWN_TRAITS
@@ -109,7 +113,7 @@ def define_op(name: str, *, infer: Callable, arity=1, attrs: dict | None = None,
             raise ValueError(f"op '{name}' is defined twice")
         _REGISTRY[name] = OpDef(name, specs, infer, fn, frozenset(traits), tuple(arity),
                                 (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
-                                tuple(k for k, s in specs.items() if s.kind == "shape"))
+                                tuple(k for k, s in specs.items() if s.kind == "shape"), check)
         return fn
 
     return register

@@ -87,10 +87,12 @@ def check_node(graph: Graph, node: Node) -> None:
                                   f"disagrees with constant @{cname} ({want[0][0]}{list(want[0][1])})", node)
             return
         inferred = opdef.infer([v.type for v in node.inputs], node.attrs, where)
+        if opdef.check is not None:
+            opdef.check([graph.constant_of(v) for v in node.inputs], [v.type for v in node.inputs], node.attrs)
     except VerifyError:
         raise
     except LeptoncError as e:
-        raise VerifyError(str(e), node) from None
+        raise VerifyError(str(e) if str(e).startswith(where) else f"{where}: {e}", node) from None
     if len(inferred) != len(node.outputs):
         raise VerifyError(f"{where}: has {len(node.outputs)} results, inference gives {len(inferred)}", node)
     for v, t in zip(node.outputs, inferred):

@@ -4,7 +4,7 @@ A kernel is one of
   - a loop kernel: elementwise ops over one iteration domain, possibly with
     reductions over the domain's trailing axes (softmax, layer norm, RMS norm
     are one loop kernel each: a row at a time, reductions and all);
-  - a matmul or conv kernel (quantized matmuls too), with an epilogue of
+  - a matmul or conv kernel (quantized and sparse matmuls too), with an epilogue of
     elementwise ops over its output (bias, activation, residual add); a
     matmul also absorbs transposes of its operands that BLAS can read as
     strides;
@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from ..ir import dims as D
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node, Value
+from ..ir.ops.sparse import SPARSE_MATMULS
 from ..ir.registry import get_op
 from .registry import register_pass
 
 REDUCTIONS = {"reduce_sum", "reduce_mean", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin"}
-ANCHORS = {"matmul", "conv", "matmul_wq", "matmul_w8a8"}  # take an epilogue of elementwise ops
+ANCHORS = {"matmul", "conv", "matmul_wq", "matmul_w8a8", *SPARSE_MATMULS}  # take an epilogue of elementwise ops
 SOFTMAX_OPS = ["reduce_max", "sub", "exp", "reduce_sum", "div"]
 ATTENTION_DTYPES = (DType.f32, DType.f16, DType.bf16)  # of scores and probabilities in a fused attention
 

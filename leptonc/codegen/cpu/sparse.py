@@ -1,0 +1,70 @@
+"""C kernels of the sparse matmuls (matmul_csr, matmul_bsr, matmul_nm): calls into sparse.c.
+
+The model's source includes sparse.c when one of these ops is in it
+(`uses_sparse`). A sparse matmul is the anchor of its kernel, like a dense
+matmul: its epilogue (bias, activation, residual add) runs in the same kernel
+over the rows it wrote. The weight's components are read as the IR stores
+them (they are laid out for these kernels when the pass makes them); the
+block shape and N:M pattern are literals of the call, so the C compiler
+specializes the loops to them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...ir import dims as D
+from ...ir import sparse as S
+from ...ir.dtypes import DType
+from ...ir.graph import Graph, Node
+from .cexpr import cnumel
+from .kernels import KernelContext
+
+SPARSE_SOURCE = Path(__file__).with_name("sparse.c").read_text()
+GEMM_ROWS = 8      # LEP_SP_GEMM_ROWS: from this many rows of x on, the kernel packs x (scratch)
+TILE_ROWS = 128    # LEP_SP_MV_MAX * 16: the most rows of x one packed tile holds
+
+
+def _prologue(ctx: KernelContext, node: Node) -> list[str]:
+    x, out = node.inputs[0], node.output
+    rows = D.product(x.shape[:-1])
+    if not (isinstance(rows, int) and rows < GEMM_ROWS):
+        ctx.scratch_bytes = D.mul(D.mul(D.add(rows, TILE_ROWS), x.shape[-1]), 4)
+    return [f"const int64_t M = {cnumel(x.shape[:-1], ctx.where)}, K = {ctx.d(x.shape[-1])}, "
+            f"N = {ctx.d(out.shape[-1])};"]
+
+
+def _scale(ctx: KernelContext, node: Node, first_optional: int) -> str:
+    return ctx.ptr(node.inputs[first_optional]) if len(node.inputs) > first_optional else "NULL"
+
+
+def _scratch(ctx: KernelContext) -> str:
+    return "scratch" if ctx.scratch_bytes is not None else "NULL"
+
+
+def emit_matmul_blocks(ctx: KernelContext, node: Node) -> list[str]:
+    """matmul_bsr, and matmul_csr as BSR with 1 x 1 blocks."""
+    x, values, cols, rows = node.inputs[:4]
+    bh, bw = values.shape[1:] if node.op == "matmul_bsr" else (1, 1)
+    lines = _prologue(ctx, node)
+    i8 = int(values.dtype is DType.i8)
+    i32 = int(cols.dtype is DType.i32)
+    lines.append(f"LEP_BSR_MATMUL({ctx.ptr(x)}, M, K, N, {ctx.ptr(values)}, {i8}, {ctx.ptr(cols)}, {i32}, "
+                 f"{ctx.ptr(rows)}, {_scale(ctx, node, 4)}, {ctx.ptr(node.output)}, {_scratch(ctx)}, {bh}, {bw});")
+    return lines
+
+
+def emit_matmul_nm(ctx: KernelContext, node: Node) -> list[str]:
+    x, values, meta = node.inputs[:3]
+    n, m = node.attrs["n"], node.attrs["m"]
+    lines = _prologue(ctx, node)
+    lines.append(f"LEP_NM_MATMUL({ctx.ptr(x)}, M, K, N, {ctx.ptr(values)}, {int(values.dtype is DType.i8)}, "
+                 f"{ctx.ptr(meta)}, {_scale(ctx, node, 3)}, {ctx.ptr(node.output)}, {_scratch(ctx)}, "
+                 f"{n}, {m}, {S.nm_bits(m)});")
+    return lines
+
+
+SPARSE_EMITTERS = {"matmul_csr": emit_matmul_blocks, "matmul_bsr": emit_matmul_blocks, "matmul_nm": emit_matmul_nm}
+
+
+def uses_sparse(graph: Graph) -> bool:
+    return any(n.op in SPARSE_EMITTERS for n in graph.nodes)
