@@ -230,15 +230,28 @@ static void lep_sp_pack(const float* x, int64_t M, int64_t K, int64_t MR, float*
     }
 }
 
-/* acc (RB rows of W x MV vectors of rows of x) stored to y: rows 0 .. valid of y, columns n0 .. n0 + RB */
-static inline __attribute__((always_inline)) void lep_sp_tile_store(
-        const lep_spv* acc, const int RB, const int MV, int64_t valid, int64_t n0, const float* scale, float* y,
-        int64_t ldy) {
-    float tmp[LEP_SP_MV_MAX * LEP_SP_VW];
-    for (int i = 0; i < RB; ++i) {
-        for (int q = 0; q < MV; ++q) lep_spv_store(tmp + q * LEP_SP_VW, acc[i * MV + q]);
-        const float s = scale ? scale[n0 + i] : 1.0f;
-        for (int64_t l = 0; l < valid; ++l) y[l * ldy + n0 + i] = tmp[l] * s;
+/* The GEMM way computes outputs as vectors along rows of x, a column of y each: it collects them in
+   yt (output o at yt[o * MR]) and writes LEP_SP_YT (16) or more adjacent outputs of each row of y at
+   once, whole cache lines, rather than one value per row of y (a stride of N floats, which maps every
+   store of a tile to the same cache set). */
+#define LEP_SP_YT 16
+#define LEP_SP_YT_MAX 64
+
+static inline __attribute__((always_inline)) void lep_sp_collect(
+        float* yt, int64_t MR, int64_t o, const lep_spv* acc, const int RB, const int MV) {
+    for (int i = 0; i < RB; ++i)
+        for (int q = 0; q < MV; ++q) lep_spv_store(yt + (o + i) * MR + q * LEP_SP_VW, acc[i * MV + q]);
+}
+
+/* collected outputs [n0, n0 + count) into rows 0 .. valid of y, scaled */
+static inline void lep_sp_flush(const float* yt, int64_t MR, int64_t count, int64_t valid, int64_t n0,
+                                const float* scale, float* y, int64_t ldy) {
+    for (int64_t l = 0; l < valid; ++l) {
+        float* yl = y + l * ldy + n0;
+        if (scale)
+            for (int64_t c = 0; c < count; ++c) yl[c] = yt[c * MR + l] * scale[n0 + c];
+        else
+            for (int64_t c = 0; c < count; ++c) yl[c] = yt[c * MR + l];
     }
 }
 
@@ -249,24 +262,35 @@ static inline __attribute__((always_inline)) void lep_bsr_gemm_tile(
         const float* xt, int64_t MR, int64_t valid, int64_t r0, int64_t r1, const void* vals, int i8,
         const void* cols, int i32, const int32_t* rows, const float* scale, float* y, int64_t ldy,
         const int BH, const int BW, const int RB, const int MV) {
-    for (int64_t r = r0; r < r1; ++r) {
-        const int64_t b0 = rows[r], b1 = rows[r + 1];
-        for (int i0 = 0; i0 < BH; i0 += RB) {
-            lep_spv acc[6 * LEP_SP_MV_MAX];  /* RB * MV of them in use */
-            for (int a = 0; a < RB * MV; ++a) acc[a] = lep_spv_zero();
-            for (int64_t b = b0; b < b1; ++b) {
-                const float* xc = xt + lep_sp_col(cols, b, i32) * BW * MR;
-                for (int j = 0; j < BW; ++j) {
-                    lep_spv xv[LEP_SP_MV_MAX];
-                    for (int q = 0; q < MV; ++q) xv[q] = lep_spv_load(xc + j * MR + q * LEP_SP_VW);
-                    for (int i = 0; i < RB; ++i) {
-                        const lep_spv w = lep_spv_set1(lep_sp_val(vals, (b * BH + i0 + i) * BW + j, i8));
-                        for (int q = 0; q < MV; ++q) acc[i * MV + q] = lep_spv_fma(w, xv[q], acc[i * MV + q]);
+    float yt[LEP_SP_YT_MAX * LEP_SP_MV_MAX * LEP_SP_VW];
+    const int RC = BH >= LEP_SP_YT ? 1 : LEP_SP_YT / BH;  /* block rows per write to y */
+    for (int64_t r = r0; r < r1; r += RC) {
+        const int64_t re = r + RC < r1 ? r + RC : r1;
+        for (int64_t rr = r; rr < re; ++rr) {
+            const int64_t b0 = rows[rr], b1 = rows[rr + 1];
+            for (int i0 = 0; i0 < BH; i0 += RB) {
+                lep_spv acc[6 * LEP_SP_MV_MAX];  /* RB * MV of them in use */
+                for (int a = 0; a < RB * MV; ++a) acc[a] = lep_spv_zero();
+                for (int64_t b = b0; b < b1; ++b) {
+                    const float* xc = xt + lep_sp_col(cols, b, i32) * BW * MR;
+                    for (int j = 0; j < BW; ++j) {
+                        lep_spv xv[LEP_SP_MV_MAX];
+                        for (int q = 0; q < MV; ++q) xv[q] = lep_spv_load(xc + j * MR + q * LEP_SP_VW);
+                        for (int i = 0; i < RB; ++i) {
+                            const lep_spv w = lep_spv_set1(lep_sp_val(vals, (b * BH + i0 + i) * BW + j, i8));
+                            for (int q = 0; q < MV; ++q) acc[i * MV + q] = lep_spv_fma(w, xv[q], acc[i * MV + q]);
+                        }
                     }
                 }
+                if (BH <= LEP_SP_YT_MAX) {
+                    lep_sp_collect(yt, MR, (rr - r) * BH + i0, acc, RB, MV);
+                } else {  /* taller blocks than yt holds: write this block row's outputs right away */
+                    lep_sp_collect(yt, MR, 0, acc, RB, MV);
+                    lep_sp_flush(yt, MR, RB, valid, rr * BH + i0, scale, y, ldy);
+                }
             }
-            lep_sp_tile_store(acc, RB, MV, valid, r * BH + i0, scale, y, ldy);
         }
+        if (BH <= LEP_SP_YT_MAX) lep_sp_flush(yt, MR, (re - r) * BH, valid, r * BH, scale, y, ldy);
     }
 }
 
@@ -336,16 +360,21 @@ static inline __attribute__((always_inline)) void lep_nm_gemm_tile(
         const float* xt, int64_t MR, int64_t valid, int64_t n0, int64_t n1, const void* vals, int i8,
         const uint8_t* meta, int64_t kept, int64_t mw, const float* scale, float* y, int64_t ldy, const int N_,
         const int M_, const int BITS, const int MV) {
-    for (int64_t r = n0; r < n1; ++r) {
-        const uint8_t* mt = meta + r * mw;
-        lep_spv acc[LEP_SP_MV_MAX];
-        for (int q = 0; q < MV; ++q) acc[q] = lep_spv_zero();
-        for (int64_t j = 0; j < kept; ++j) {
-            const lep_spv w = lep_spv_set1(lep_sp_val(vals, r * kept + j, i8));
-            const float* xc = xt + ((j / N_) * M_ + lep_nm_field(mt, j, BITS)) * MR;
-            for (int q = 0; q < MV; ++q) acc[q] = lep_spv_fma(w, lep_spv_load(xc + q * LEP_SP_VW), acc[q]);
+    float yt[LEP_SP_YT * LEP_SP_MV_MAX * LEP_SP_VW];
+    for (int64_t r0 = n0; r0 < n1; r0 += LEP_SP_YT) {
+        const int64_t re = r0 + LEP_SP_YT < n1 ? r0 + LEP_SP_YT : n1;
+        for (int64_t r = r0; r < re; ++r) {
+            const uint8_t* mt = meta + r * mw;
+            lep_spv acc[LEP_SP_MV_MAX];
+            for (int q = 0; q < MV; ++q) acc[q] = lep_spv_zero();
+            for (int64_t j = 0; j < kept; ++j) {
+                const lep_spv w = lep_spv_set1(lep_sp_val(vals, r * kept + j, i8));
+                const float* xc = xt + ((j / N_) * M_ + lep_nm_field(mt, j, BITS)) * MR;
+                for (int q = 0; q < MV; ++q) acc[q] = lep_spv_fma(w, lep_spv_load(xc + q * LEP_SP_VW), acc[q]);
+            }
+            lep_sp_collect(yt, MR, r - r0, acc, 1, MV);
         }
-        lep_sp_tile_store(acc, 1, MV, valid, r, scale, y, ldy);
+        lep_sp_flush(yt, MR, re - r0, valid, r0, scale, y, ldy);
     }
 }
 
@@ -355,7 +384,7 @@ static inline __attribute__((always_inline)) void lep_nm_gemm_tile(
  * macro LEP_BSR_MATMUL / LEP_NM_MATMUL opens at the call site (there the block shape and types are
  * literals, which the compiler propagates into the region's outlined body). Few rows of x: the GEMV
  * way, LEP_SP_MB rows at a time. Many rows: x packed into `scratch` ((M + MR) * K floats), then tiles
- * of MR = MV * VW rows; the last tile takes the fewest vectors that cover it.
+ * of MR = MV * VW rows, as equal as the vector width allows.
  */
 #define LEP_SP_ROWS(GEMV)                                                                          \
     for (int64_t m = 0; m < M; m += LEP_SP_MB) {                                                   \
@@ -367,14 +396,27 @@ static inline __attribute__((always_inline)) void lep_nm_gemm_tile(
         }                                                                                          \
     }
 
-#define LEP_SP_TILES(MVMAX, TILE)                                                                  \
-    for (int64_t m0 = 0; m0 < M; m0 += mr) {                                                       \
-        const int64_t left = M - m0 < mr ? M - m0 : mr;                                            \
-        const float* xt_ = scratch + m0 * K;                                                       \
-        const int64_t need = (left + LEP_SP_VW - 1) / LEP_SP_VW;                                   \
-        if (need > (MVMAX) / 2 || (MVMAX) == 1) TILE(xt_, left, (MVMAX));                          \
-        else if (need > (MVMAX) / 4 || (MVMAX) < 4) TILE(xt_, left, ((MVMAX) / 2 > 0 ? (MVMAX) / 2 : 1)); \
-        else TILE(xt_, left, ((MVMAX) / 4 > 0 ? (MVMAX) / 4 : 1));                                 \
+#define LEP_SP_TILES(MV_, TILE)                                                                     \
+    for (int64_t m0 = 0; m0 < M; m0 += mr)                                                         \
+        TILE(scratch + m0 * K, (M - m0 < mr ? M - m0 : mr), MV_)
+
+/* tiles of equal size, at most MVMAX vectors of rows each: mv vectors (mr = mv * VW rows) per tile */
+#define LEP_SP_TILING(MVMAX)                                                                       \
+    const int64_t tiles_ = (M + (MVMAX) * LEP_SP_VW - 1) / ((MVMAX) * LEP_SP_VW);                  \
+    const int mv = (int)(((M + tiles_ - 1) / tiles_ + LEP_SP_VW - 1) / LEP_SP_VW);                 \
+    const int64_t mr = (int64_t)mv * LEP_SP_VW
+
+/* every tile size up to MVMAX, each a specialization of TILE */
+#define LEP_SP_DISPATCH(MVMAX, TILE)                                                               \
+    switch (mv) {                                                                                  \
+    case 8: if ((MVMAX) >= 8) LEP_SP_TILES(8, TILE); break;                                         \
+    case 7: if ((MVMAX) >= 7) LEP_SP_TILES(7, TILE); break;                                         \
+    case 6: if ((MVMAX) >= 6) LEP_SP_TILES(6, TILE); break;                                         \
+    case 5: if ((MVMAX) >= 5) LEP_SP_TILES(5, TILE); break;                                         \
+    case 4: if ((MVMAX) >= 4) LEP_SP_TILES(4, TILE); break;                                         \
+    case 3: if ((MVMAX) >= 3) LEP_SP_TILES(3, TILE); break;                                         \
+    case 2: if ((MVMAX) >= 2) LEP_SP_TILES(2, TILE); break;                                         \
+    default: LEP_SP_TILES(1, TILE); break;                                                         \
     }
 
 /* rows of a block whose accumulators stay in registers (a divisor of BH, at most 6), and vectors of
@@ -400,18 +442,10 @@ static inline __attribute__((always_inline)) void lep_bsr_share(
         LEP_SP_ROWS(LEP_BSR_GEMV)
         return;
     }
-    const int RB = LEP_SP_RB(BH), MVMAX = LEP_SP_MV(RB);
-    const int64_t mr = (int64_t)MVMAX * LEP_SP_VW;
+    const int RB = LEP_SP_RB(BH);
+    LEP_SP_TILING(LEP_SP_MV(RB));
     lep_sp_pack(x, M, K, mr, scratch);  /* an omp for: ends with a barrier */
-    switch (MVMAX) {
-    case 8: LEP_SP_TILES(8, LEP_BSR_TILE) break;
-    case 6: LEP_SP_TILES(6, LEP_BSR_TILE) break;
-    case 5: LEP_SP_TILES(5, LEP_BSR_TILE) break;
-    case 4: LEP_SP_TILES(4, LEP_BSR_TILE) break;
-    case 3: LEP_SP_TILES(3, LEP_BSR_TILE) break;
-    case 2: LEP_SP_TILES(2, LEP_BSR_TILE) break;
-    default: LEP_SP_TILES(1, LEP_BSR_TILE) break;
-    }
+    LEP_SP_DISPATCH(LEP_SP_MV(RB), LEP_BSR_TILE)
 }
 
 #define LEP_BSR_MATMUL(x, M, K, N, vals, i8, cols, i32, rows, scale, y, scratch, BH, BW)                     \
@@ -439,9 +473,9 @@ static inline __attribute__((always_inline)) void lep_nm_share(
         LEP_SP_ROWS(LEP_NM_GEMV)
         return;
     }
-    const int64_t mr = (int64_t)LEP_SP_MV_MAX * LEP_SP_VW;
+    LEP_SP_TILING(LEP_SP_MV_MAX);
     lep_sp_pack(x, M, K, mr, scratch);
-    LEP_SP_TILES(LEP_SP_MV_MAX, LEP_NM_TILE)
+    LEP_SP_DISPATCH(LEP_SP_MV_MAX, LEP_NM_TILE)
 }
 
 #define LEP_NM_MATMUL(x, M, K, N, vals, i8, meta, scale, y, scratch, N_, M_, BITS)                          \
