@@ -145,7 +145,7 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
         done = f"compiled: {len(cm.executor.kernel_names)} kernels"
     if passes:
         progress.stage("measuring the error of the passes against the fp32 graph")
-        record_accuracy(cm, fp32_graph, passes, example_inputs)
+        record_accuracy(cm, fp32_graph, passes, example_inputs, graph)
     if key:
         progress.stage("storing the artifact in the compile cache")
         compile_cache.store(key, cm)

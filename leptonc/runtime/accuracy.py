@@ -18,11 +18,12 @@ import math
 import numpy as np
 
 from ..ir.graph import Graph, Value
+from ..ir.ops.sparse import SPARSE_MATMULS
 from .reference import run_reference
 
 HEAD_SAMPLES = 256
 SAMPLES = 8
-LINEAR_OPS = {"matmul", "matmul_wq", "matmul_w8a8"}
+LINEAR_OPS = {"matmul", "matmul_wq", "matmul_w8a8", *SPARSE_MATMULS}
 # what may follow the linear layer of a head: its bias, a (log-)softmax, reshapes and casts
 HEAD_OPS = {"add", "sub", "exp", "log", "div", "reduce_max", "reduce_sum", "reshape", "cast"}
 
@@ -159,12 +160,20 @@ def format_accuracy(report: dict) -> str:
         verdict = "within" if report["within_tolerance"] else "OUTSIDE"
         lines.append(f"  {verdict} the declared tolerance: max rel err <= {tol['max_rel_error']:g}, "
                      f"SQNR >= {tol['min_sqnr_db']:g} dB, top-1 >= {100 * tol['min_top1']:g}%")
+    if report.get("layers"):
+        from ..passes.sparse_layers import format_layer_table
+
+        lines += ["linear layers (weight format, fraction of zero weights, weight size):",
+                  format_layer_table(report["layers"])]
     return "\n".join(lines)
 
 
-def record_accuracy(cm, reference: Graph, passes: str | None, example_inputs=None) -> dict | None:
+def record_accuracy(cm, reference: Graph, passes: str | None, example_inputs=None, graph: Graph | None = None) \
+        -> dict | None:
     """Measure a compiled model against the fp32 graph when `passes` hold a lossy pass, and record the
-    report in its manifest (`manifest["accuracy"]`, saved with the artifact). Returns the report."""
+    report in its manifest (`manifest["accuracy"]`, saved with the artifact), with the weight format and
+    sparsity of each linear layer of `graph` (the graph the passes made). Returns the report."""
+    from ..passes.sparse_layers import layer_table
     from ..passes.tolerance import tolerance_of
 
     tolerance = tolerance_of(passes) if passes else None
@@ -172,6 +181,8 @@ def record_accuracy(cm, reference: Graph, passes: str | None, example_inputs=Non
         return None
     report = measure_accuracy(reference, cm, tolerance, example_inputs)
     report["passes"] = passes
+    if graph is not None:
+        report["layers"] = layer_table(graph)
     cm.manifest["accuracy"] = report
     return report
 

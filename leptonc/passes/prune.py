@@ -1,0 +1,170 @@
+"""prune: zero the least important weights of linear layers, and run them on sparse kernels.
+
+    prune{method=magnitude,sparsity=0.9}              unstructured: the smallest |w| of each layer
+    prune{method=magnitude,sparsity=0.9,scope=global} one threshold over every pruned layer
+    prune{method=nm,n=2,m=4}                          n of every m consecutive inputs of an output
+    prune{method=block,block=1x8,sparsity=0.9}        whole BH x BW blocks of W [N, K], the smallest L2 norms
+
+W is a layer's weight as [N, K], one row per output (as torch stores it), so
+block=1x8 keeps or drops 8 consecutive inputs of one output and block=8x1 the
+same input of 8 consecutive outputs. The pruned fraction is exact per layer
+(scope=layer) or over all pruned layers together (scope=global); ties go to
+the lower index. `skip` names layers to leave alone (weight or result names,
+glob patterns; `first` and `last` are the first and last linear layer), and
+layers whose shape does not divide into the blocks or groups are left alone
+with a warning. Int8 layers (quantize{weights=int8} before prune) are pruned
+on their dequantized magnitudes and stay int8.
+
+A pruned layer then runs on the sparse kernel of its method's format (CSR,
+BSR with the block shape, N:M) where the cost model predicts it faster
+(kernels=auto; the pass warns once per layer it keeps dense), always
+(kernels=sparse), or never (kernels=dense: the zeros stay in a dense weight).
+
+Pruning is lossy: the pass declares a tolerance (below) and the compile
+report gives the error it introduced and each layer's sparsity.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from ..ir.graph import Graph
+from .registry import Option, PassError, register_pass
+from .sparse_layers import (LinearLayer, SparsityWarning, encode_bsr, encode_nm, linear_layers, lower_layer,
+                            replace_weight, select_layers)
+from .tolerance import Tolerance, declare_tolerance
+
+KERNELS = Option(str, "auto", "sparse kernels where faster (auto), always (sparse) or never (dense)",
+                 choices=("auto", "sparse", "dense"))
+SKIP = Option(str, "first,last", "layers left dense: weight or result names (globs), first, last, or none")
+
+
+def parse_block(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    try:
+        bh, bw = (int(p) for p in parts)
+    except ValueError:
+        raise PassError(f"prune: block={text!r} is not ROWSxCOLS (e.g. 1x8)") from None
+    if bh < 1 or bw < 1:
+        raise PassError(f"prune: block={text!r} must have positive sides")
+    return bh, bw
+
+
+@register_pass("prune", "zero the smallest weights of linear layers (magnitude, n:m or block) and run them on "
+                        "sparse kernels where faster",
+               options={
+                   "method": Option(str, "magnitude", "what is pruned", choices=("magnitude", "nm", "block")),
+                   "sparsity": Option(float, 0.9, "fraction of weights zeroed (magnitude, block)"),
+                   "scope": Option(str, "layer", "the fraction holds per layer or over all layers together",
+                                   choices=("layer", "global")),
+                   "n": Option(int, 2, "weights kept in each group (nm)"),
+                   "m": Option(int, 4, "inputs per group (nm)"),
+                   "block": Option(str, "1x8", "block shape ROWSxCOLS of W [N, K] (block)"),
+                   "skip": SKIP,
+                   "kernels": KERNELS,
+               })
+def prune(graph: Graph, method: str, sparsity: float, scope: str, n: int, m: int, block: str, skip: str,
+          kernels: str) -> bool:
+    if not 0.0 <= sparsity < 1.0:
+        raise PassError(f"prune: sparsity must be in [0, 1), got {sparsity}")
+    if method == "nm" and not 1 <= n <= m <= 256:
+        raise PassError(f"prune: n:m needs 1 <= n <= m <= 256, got {n}:{m}")
+    shape = parse_block(block) if method == "block" else (1, 1)
+    layers = [l for l in select_layers(linear_layers(graph), skip, "prune") if _fits(l, method, shape, m)]
+    if method == "nm":
+        masks = [_nm_mask(l.effective, n, m) for l in layers]
+    else:
+        scores = [_block_scores(l.effective, shape) for l in layers]
+        masks = [_expand(k, shape) for k in _keep(scores, sparsity, scope)]
+    changed = False
+    for layer, mask in zip(layers, masks):
+        pruned = np.where(mask, layer.stored, np.zeros((), layer.stored.dtype))
+        if method == "nm":
+            enc = encode_nm(pruned, n, m)
+        else:
+            enc = encode_bsr(pruned, shape)
+        if not lower_layer(graph, layer, enc, kernels, "prune"):
+            replace_weight(graph, layer, pruned)
+        changed = True
+    return changed
+
+
+def _fits(layer: LinearLayer, method: str, shape: tuple[int, int], m: int) -> bool:
+    n_out, k_in = layer.stored.shape
+    if method == "nm" and k_in % m:
+        reason = f"its {k_in} inputs do not divide into groups of {m}"
+    elif method == "block" and (n_out % shape[0] or k_in % shape[1]):
+        reason = f"[{n_out}, {k_in}] does not divide into {shape[0]}x{shape[1]} blocks"
+    else:
+        return True
+    warnings.warn(f"prune: layer {layer.name} is not pruned: {reason}", SparsityWarning, stacklevel=3)
+    return False
+
+
+def _block_scores(w: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """L2 norm of each block of W (|w| for 1 x 1 blocks), [N / BH, K / BW]."""
+    bh, bw = shape
+    if shape == (1, 1):
+        return np.abs(w)
+    n, k = w.shape
+    tiles = w.reshape(n // bh, bh, k // bw, bw).astype(np.float64)
+    return np.sqrt(np.einsum("ibjc,ibjc->ij", tiles, tiles))
+
+
+def _keep(scores: list[np.ndarray], sparsity: float, scope: str) -> list[np.ndarray]:
+    """Boolean masks keeping all but the round(sparsity * count) lowest scores, per array or over all."""
+    if scope == "layer":
+        return [_keep_one(s.ravel(), sparsity).reshape(s.shape) for s in scores]
+    if not scores:
+        return []
+    flat = _keep_one(np.concatenate([s.ravel() for s in scores]), sparsity)
+    out, at = [], 0
+    for s in scores:
+        out.append(flat[at:at + s.size].reshape(s.shape))
+        at += s.size
+    return out
+
+
+def _keep_one(scores: np.ndarray, sparsity: float) -> np.ndarray:
+    drop = int(round(sparsity * scores.size))
+    keep = np.ones(scores.size, bool)
+    if drop:
+        keep[np.argsort(scores, kind="stable")[:drop]] = False
+    return keep
+
+
+def _expand(keep: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A block mask [N / BH, K / BW] as a mask of W [N, K]."""
+    return np.repeat(np.repeat(keep, shape[0], axis=0), shape[1], axis=1)
+
+
+def _nm_mask(w: np.ndarray, n: int, m: int) -> np.ndarray:
+    """Keep the n largest |w| of each run of m inputs of a row (ties to the lower index)."""
+    rows, k = w.shape
+    groups = np.abs(w).reshape(rows, k // m, m)
+    order = np.argsort(-groups, axis=2, kind="stable")[:, :, :n]
+    mask = np.zeros(groups.shape, bool)
+    np.put_along_axis(mask, order, True, axis=2)
+    return mask.reshape(rows, k)
+
+
+def removed_energy_bound(method: str, sparsity: float, n: int, m: int) -> float:
+    """The most of a layer's weight energy (sum of w^2) the pass may remove: dropping the smallest
+    fraction s of entries or blocks removes at most s of it; keeping n of m in each group, 1 - n / m."""
+    return 1.0 - n / m if method == "nm" else sparsity
+
+
+def _tolerance(method: str, sparsity: float, scope: str, n: int, m: int, block: str, skip: str,
+               kernels: str) -> Tolerance:
+    """A layer keeps at least 1 - e of its weight energy (e = removed_energy_bound), so its output's SQNR on
+    isotropic inputs is at least -10 log10(e); the bound allows that loss four times over through the
+    model (two more layers' worth compounding, and slack for correlated inputs)."""
+    e = max(removed_energy_bound(method, sparsity, n, m), 1e-6)
+    if scope == "global":
+        e = max(e, min(1.0, 2 * e))  # a global threshold may prune one layer harder than the average
+    return Tolerance(max_rel_error=4.0 * math.sqrt(e), min_sqnr_db=-10.0 * math.log10(4.0 * e), min_top1=0.0)
+
+
+declare_tolerance("prune", _tolerance)
