@@ -9,7 +9,8 @@
  * Two ways through a product, chosen by the number of rows M of x:
  *   - few rows (a GEMV, M < LEP_SP_GEMM_ROWS): a block row of W at a time, its values streamed once
  *     and multiplied with up to LEP_SP_MB rows of x; vectors run along the block's width (two 1x8
- *     blocks per AVX-512 register), or along its height for one-column blocks; 2:4 gathers the kept
+ *     blocks per AVX-512 register), or along its height for one-column blocks (8x1, 16x1, 32x1); other
+ *     block shapes and CSR run scalar loops; 2:4 gathers the kept
  *     inputs of 8 groups with one permute (vpermt2ps) from the 2-bit index fields.
  *   - many rows (a GEMM): x is packed transposed in tiles of MR rows (xT[k][MR]), then every stored
  *     weight is broadcast and multiplied with MR rows of x at once, vectors along M: any block shape
@@ -75,7 +76,8 @@ static inline float lep_sp_val(const void* v, int64_t i, int i8) {
 static inline lep_spv lep_sp_vals(const void* v, int64_t i, int i8) {
     return i8 ? lep_spv_load_i8((const int8_t*)v + i) : lep_spv_load((const float*)v + i);
 }
-#if defined(LEP_SP_AVX512)
+#if defined(__AVX2__) && defined(__FMA__)
+#define LEP_SP_HAS8 1  /* 8-wide float vectors (AVX2, or AVX-512's lower halves) */
 static inline __m256 lep_sp_vals8(const void* v, int64_t i, int i8) {
     return i8 ? _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)((const int8_t*)v + i))))
               : _mm256_loadu_ps((const float*)v + i);
@@ -174,24 +176,25 @@ static inline __attribute__((always_inline)) void lep_bsr_gemv_rows(
             }
             continue;
         }
-        if (BW == 1 && BH % LEP_SP_VW == 0 && BH <= 4 * LEP_SP_VW) {  /* vectors down a block column */
-            lep_spv acc[LEP_SP_MB * 4];
+#endif
+#if defined(LEP_SP_HAS8)
+        if (BW == 1 && BH % 8 == 0 && BH <= 32) {  /* 8-wide vectors down a one-column block */
+            __m256 acc[LEP_SP_MB * 4];
             for (int m = 0; m < MB; ++m)
-                for (int q = 0; q < BH / LEP_SP_VW; ++q) acc[m * 4 + q] = lep_spv_zero();
+                for (int q = 0; q < BH / 8; ++q) acc[m * 4 + q] = _mm256_setzero_ps();
             for (int64_t b = b0; b < b1; ++b) {
                 const int64_t c = lep_sp_col(cols, b, i32);
-                for (int q = 0; q < BH / LEP_SP_VW; ++q) {
-                    const lep_spv w = lep_sp_vals(vals, b * BH + q * LEP_SP_VW, i8);
+                for (int q = 0; q < BH / 8; ++q) {
+                    const __m256 w = lep_sp_vals8(vals, b * BH + q * 8, i8);
                     for (int m = 0; m < MB; ++m)
-                        acc[m * 4 + q] = lep_spv_fma(w, lep_spv_set1(x[m * ldx + c]), acc[m * 4 + q]);
+                        acc[m * 4 + q] = _mm256_fmadd_ps(w, _mm256_set1_ps(x[m * ldx + c]), acc[m * 4 + q]);
                 }
             }
-            float tmp[LEP_SP_VW];
+            float tmp[8];
             for (int m = 0; m < MB; ++m)
-                for (int q = 0; q < BH / LEP_SP_VW; ++q) {
-                    lep_spv_store(tmp, acc[m * 4 + q]);
-                    for (int l = 0; l < LEP_SP_VW; ++l)
-                        yr[m * ldy + q * LEP_SP_VW + l] = tmp[l] * (sr ? sr[q * LEP_SP_VW + l] : 1.0f);
+                for (int q = 0; q < BH / 8; ++q) {
+                    _mm256_storeu_ps(tmp, acc[m * 4 + q]);
+                    for (int l = 0; l < 8; ++l) yr[m * ldy + q * 8 + l] = tmp[l] * (sr ? sr[q * 8 + l] : 1.0f);
                 }
             continue;
         }
