@@ -55,6 +55,12 @@ def run_inputs(operands) -> list:
     return [a for a in operands if not isinstance(a, Const)]
 
 
+def const_array(array) -> Const:
+    c = Const()
+    c.array = np.asarray(array)
+    return c
+
+
 # one tree over 2 features: x0 <= 1 (a missing x0 goes true), then x1 in {2, 3} or x1 > 0
 TREES = {"nodes_splits": (1.0, 0.0, 0.0), "nodes_featureids": (0, 1, 1), "nodes_modes": (0, 6, 3),
          "nodes_truenodeids": (1, 0, 2), "nodes_falsenodeids": (2, 1, 3), "nodes_trueleafs": (0, 1, 1),
@@ -291,6 +297,12 @@ CASES = [(op, [f32(3, 4)], {}) for op in UNARY_FLOAT] + [
     ("topk_dynamic", [f32(3, 6), Const(2)], {}), ("split_dynamic", [f32(6, 2), Const(2, 4)], {"axis": 0, "num": 2}),
     ("reduce_dynamic", [f32(3, 4, 5), Const(0, 2)], {"kind": "max", "keepdims": False}),
     ("reduce_dynamic", [f32(3, 4), Const(*())], {"kind": "mean"}),
+    # W [6, 8] in 2x4 blocks: block row 0 holds block column 1, row 1 none, row 2 both
+    ("matmul_bsr", [f32(5, 8), f32(3, 2, 4), Const(1, 0, 1, dtype=np.uint16), Const(0, 1, 1, 3, dtype=np.int32)], {}),
+    ("matmul_csr", [f32(2, 5), ints(5, dtype=np.int8), Const(0, 3, 1, 2, 4, dtype=np.int32),
+                    Const(0, 2, 2, 3, 5, dtype=np.int32), f32(4)], {}),
+    # 2:4 over 8 inputs: each row keeps inputs 0, 2 of its first group and 1, 3 of its second
+    ("matmul_nm", [f32(3, 8), f32(3, 4), const_array(np.full((3, 1), 0b11011000, np.uint8))], {"n": 2, "m": 4}),
 ]
 
 

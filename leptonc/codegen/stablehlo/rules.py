@@ -46,4 +46,4 @@ def lowered_ops() -> set[str]:
 
 def _load_rules() -> None:
     from . import (dynamic, elementwise, image, index, layout, linalg, nn, quant, random,  # noqa: F401 (rules)
-                   ml, reduction, signal, text)
+                   ml, reduction, signal, sparse, text)
