@@ -16,9 +16,11 @@ with a warning. Int8 layers (quantize{weights=int8} before prune) are pruned
 on their dequantized magnitudes and stay int8.
 
 A pruned layer then runs on the sparse kernel of its method's format (CSR,
-BSR with the block shape, N:M) where the cost model predicts it faster
-(kernels=auto; the pass warns once per layer it keeps dense), always
-(kernels=sparse), or never (kernels=dense: the zeros stay in a dense weight).
+BSR with the block shape, N:M) where the cost model (sparse_cost.py)
+predicts it faster for the layer's rows of x (kernels=auto; the pass warns
+once per layer it keeps dense; `rows` plans for another batch than the
+graph's static one), always (kernels=sparse), or never (kernels=dense: the
+zeros stay in a dense weight).
 
 Pruning is lossy: the pass declares a tolerance (below) and the compile
 report gives the error it introduced and each layer's sparsity.
@@ -39,6 +41,7 @@ from .tolerance import Tolerance, declare_tolerance
 KERNELS = Option(str, "auto", "sparse kernels where faster (auto), always (sparse) or never (dense)",
                  choices=("auto", "sparse", "dense"))
 SKIP = Option(str, "first,last", "layers left dense: weight or result names (globs), first, last, or none")
+ROWS = Option(int, 0, "rows of x the kernels are chosen for (0: each layer's static rows, a symbol as 1)")
 
 
 def parse_block(text: str) -> tuple[int, int]:
@@ -64,11 +67,14 @@ def parse_block(text: str) -> tuple[int, int]:
                    "block": Option(str, "1x8", "block shape ROWSxCOLS of W [N, K] (block)"),
                    "skip": SKIP,
                    "kernels": KERNELS,
+                   "rows": ROWS,
                })
 def prune(graph: Graph, method: str, sparsity: float, scope: str, n: int, m: int, block: str, skip: str,
-          kernels: str) -> bool:
+          kernels: str, rows: int) -> bool:
     if not 0.0 <= sparsity < 1.0:
         raise PassError(f"prune: sparsity must be in [0, 1), got {sparsity}")
+    if rows < 0:
+        raise PassError(f"prune: rows must be 0 (the graph's) or positive, got {rows}")
     if method == "nm" and not 1 <= n <= m <= 256:
         raise PassError(f"prune: n:m needs 1 <= n <= m <= 256, got {n}:{m}")
     shape = parse_block(block) if method == "block" else (1, 1)
@@ -85,7 +91,7 @@ def prune(graph: Graph, method: str, sparsity: float, scope: str, n: int, m: int
             enc = encode_nm(pruned, n, m)
         else:
             enc = encode_bsr(pruned, shape)
-        if not lower_layer(graph, layer, enc, kernels, "prune"):
+        if not lower_layer(graph, layer, enc, kernels, "prune", rows):
             replace_weight(graph, layer, pruned)
         changed = True
     return changed
@@ -157,7 +163,7 @@ def removed_energy_bound(method: str, sparsity: float, n: int, m: int) -> float:
 
 
 def _tolerance(method: str, sparsity: float, scope: str, n: int, m: int, block: str, skip: str,
-               kernels: str) -> Tolerance:
+               kernels: str, rows: int) -> Tolerance:
     """A pruned layer keeps at least 1 - e of its weight energy (e = removed_energy_bound; a global
     threshold may take up to twice the average from one layer), so on isotropic inputs its output's SQNR
     is at least -10 log10(e) and its relative error at most sqrt(e). The model-level bound allows twice

@@ -123,16 +123,19 @@ def encode_nm(w: np.ndarray, n: int, m: int) -> Encoding:
 
 # ---------------------------------------------------------------- lowering
 
-def lower_layer(graph: Graph, layer: LinearLayer, enc: Encoding, kernels: str, pass_name: str) -> bool:
+def lower_layer(graph: Graph, layer: LinearLayer, enc: Encoding, kernels: str, pass_name: str, rows: int = 0) \
+        -> bool:
     """Replace the layer's matmul by the sparse matmul of `enc` when `kernels` is 'sparse', or 'auto' and
-    the cost model predicts it faster; else warn (SparsityWarning) naming the layer. True if replaced."""
+    the cost model predicts it faster for `rows` rows of x (0: the layer's own, see LinearLayer.rows); else
+    warn (SparsityWarning) naming the layer. True if replaced."""
     if kernels == "dense":
         return False
-    faster, dense_s, sparse_s = compare(enc.layout, layer.rows)
+    rows = rows or layer.rows
+    faster, dense_s, sparse_s = compare(enc.layout, rows)
     if kernels == "auto" and not faster:
         warnings.warn(f"{pass_name}: layer {layer.name} keeps its dense kernel: {enc.layout.describe()} at "
                       f"{100 * enc.zeros:.0f}% zeros is predicted {sparse_s * 1e6:.0f} us against "
-                      f"{dense_s * 1e6:.0f} us dense for {layer.rows} row(s)", SparsityWarning, stacklevel=2)
+                      f"{dense_s * 1e6:.0f} us dense for {rows} row(s)", SparsityWarning, stacklevel=2)
         return False
     node, x = layer.node, layer.node.inputs[0]
     names = ("values", "cols", "rows") if enc.layout.format != "nm" else ("values", "meta")
@@ -153,8 +156,9 @@ def replace_weight(graph: Graph, layer: LinearLayer, stored: np.ndarray) -> None
     if node.op == "matmul":
         stored = stored.T  # [K, N], a transposed view as torch weights are: BLAS reads it in place
     old = node.inputs[1]
-    if len(old.uses) == 1:
-        graph.constants[old.producer.attrs["name"]] = stored
+    cname = old.producer.attrs["name"]
+    if len(old.uses) == 1 and sum(n.op == "const" and n.attrs["name"] == cname for n in graph.nodes) == 1:
+        graph.constants[cname] = stored
     else:
         graph.set_input(node, 1, graph.add_constant(stored, layer.name, before=node))
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph
-from .prune import KERNELS, SKIP
+from .prune import KERNELS, ROWS, SKIP
 from .registry import Option, PassError, register_pass
 from .sparse_cost import sparse_seconds
 from .sparse_layers import Encoding, LinearLayer, encode_bsr, encode_nm, linear_layers, lower_layer, select_layers, \
@@ -34,27 +34,30 @@ NM_PATTERNS = ((2, 4), (1, 4), (4, 8))
                    "min_sparsity": Option(float, 0.5, "fraction of zeros from which a layer is considered"),
                    "skip": Option(str, "none", SKIP.help),
                    "kernels": Option(str, "auto", KERNELS.help, choices=("auto", "sparse")),
+                   "rows": ROWS,
                })
-def sparsify(graph: Graph, min_sparsity: float, skip: str, kernels: str) -> bool:
+def sparsify(graph: Graph, min_sparsity: float, skip: str, kernels: str, rows: int) -> bool:
     if not 0.0 <= min_sparsity <= 1.0:
         raise PassError(f"sparsify: min_sparsity must be in [0, 1], got {min_sparsity}")
+    if rows < 0:
+        raise PassError(f"sparsify: rows must be 0 (the graph's) or positive, got {rows}")
     changed = False
     for layer in select_layers(linear_layers(graph), skip, "sparsify"):
         if layer.stored.size == 0 or sparsity(layer.stored) < min_sparsity:
             continue
-        changed |= lower_layer(graph, layer, best_encoding(layer), kernels, "sparsify")
+        changed |= lower_layer(graph, layer, best_encoding(layer, rows or layer.rows), kernels, "sparsify", rows)
     return changed
 
 
-def best_encoding(layer: LinearLayer) -> Encoding:
-    """The exact encoding of the layer's weight that the cost model predicts fastest."""
+def best_encoding(layer: LinearLayer, rows: int) -> Encoding:
+    """The exact encoding of the layer's weight that the cost model predicts fastest for `rows` rows of x."""
     w = layer.stored
     n_out, k_in = w.shape
     candidates = [encode_bsr(w, b) for b in BLOCKS if n_out % b[0] == 0 and k_in % b[1] == 0]
     for n, m in NM_PATTERNS:
         if k_in % m == 0 and _holds_nm(w, n, m):
             candidates.append(encode_nm(w, n, m))
-    return min(candidates, key=lambda e: sparse_seconds(e.layout, layer.rows))
+    return min(candidates, key=lambda e: sparse_seconds(e.layout, rows))
 
 
 def _holds_nm(w: np.ndarray, n: int, m: int) -> bool:

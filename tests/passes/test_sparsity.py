@@ -105,6 +105,8 @@ def test_skip_names_layers_and_first_last_are_skipped_by_default():
     ("prune{method=block,block=0x8}", "must have positive sides"),
     ("prune{skip=nosuchlayer}", r"skip='nosuchlayer' names no linear layer \(layers: w0, w1"),
     ("prune{method=dense}", "is not one of magnitude, nm, block"),
+    ("prune{rows=-1}", "rows must be 0"),
+    ("sparsify{min_sparsity=2}", r"min_sparsity must be in \[0, 1\]"),
 ])
 def test_bad_options_are_clear_errors(passes, message):
     with pytest.raises(PassError, match=message):
@@ -125,6 +127,7 @@ def test_cost_model_keeps_dense_where_sparse_is_not_faster_and_warns_once_per_la
         pruned = run_pipeline(graph, "prune{method=magnitude,sparsity=0.3}")
     messages = [str(w.message) for w in caught if issubclass(w.category, SparsityWarning)]
     assert len(messages) == 1 and "layer w1 keeps its dense kernel: csr at 30% zeros" in messages[0]
+    assert messages[0].endswith("for 64 row(s)")
     assert _sparse_ops(pruned) == 0 and np.count_nonzero(pruned.constants["w1"]) == 512 * 512 - round(0.3 * 512 * 512)
     fast = _prune(graph, "prune{method=block,block=8x1,sparsity=0.9}")
     assert _sparse_ops(fast) == 1  # 90% in 8x1 blocks: predicted several times faster
