@@ -87,6 +87,16 @@ static inline int64_t lep_sp_col(const void* c, int64_t i, int i32) {
     return i32 ? (int64_t)((const int32_t*)c)[i] : (int64_t)((const uint16_t*)c)[i];
 }
 
+/* The kernel's fused ops, run on each finished block [i0, i1) x [j0, j1) of y (gemm.c's lep_epilogue; the
+   blocks partition y, and calls run concurrently on the threads of the team). */
+typedef void (*lep_sp_epilogue)(const void* ctx, float* y, int64_t ldy, int64_t i0, int64_t i1, int64_t j0,
+                                int64_t j1);
+typedef struct { float* y; int64_t ldy; lep_sp_epilogue ep; const void* ctx; } lep_sp_out;
+
+static inline void lep_sp_finish(const lep_sp_out* out, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    if (out->ep && i1 > i0 && j1 > j0) out->ep(out->ctx, out->y, out->ldy, i0, i1, j0, j1);
+}
+
 /* where thread t of T starts in n block rows: the first row whose preceding cost reaches t / T of the total,
    a row costing its stored values plus one (so that empty rows still count a little) */
 static inline int64_t lep_sp_cut(const int32_t* rows, int64_t n, int64_t per_block, int t, int T) {
@@ -246,16 +256,17 @@ static inline __attribute__((always_inline)) void lep_sp_collect(
         for (int q = 0; q < MV; ++q) lep_spv_store(yt + (o + i) * MR + q * LEP_SP_VW, acc[i * MV + q]);
 }
 
-/* collected outputs [n0, n0 + count) into rows 0 .. valid of y, scaled */
-static inline void lep_sp_flush(const float* yt, int64_t MR, int64_t count, int64_t valid, int64_t n0,
-                                const float* scale, float* y, int64_t ldy) {
+/* collected outputs [n0, n0 + count) into rows m0 .. m0 + valid of y, scaled; then the fused ops there */
+static inline void lep_sp_flush(const float* yt, int64_t MR, int64_t count, int64_t m0, int64_t valid, int64_t n0,
+                                const float* scale, const lep_sp_out* out) {
     for (int64_t l = 0; l < valid; ++l) {
-        float* yl = y + l * ldy + n0;
+        float* yl = out->y + (m0 + l) * out->ldy + n0;
         if (scale)
             for (int64_t c = 0; c < count; ++c) yl[c] = yt[c * MR + l] * scale[n0 + c];
         else
             for (int64_t c = 0; c < count; ++c) yl[c] = yt[c * MR + l];
     }
+    lep_sp_finish(out, m0, m0 + valid, n0, n0 + count);
 }
 
 /* ---------------------------------------------------------------- BSR, many rows of x */
@@ -263,7 +274,7 @@ static inline void lep_sp_flush(const float* yt, int64_t MR, int64_t count, int6
 /* one tile of MV * VW rows of x (xt: [K][MR]) times block rows [r0, r1), RB rows of a block at a time */
 static inline __attribute__((always_inline)) void lep_bsr_gemm_tile(
         const float* xt, int64_t MR, int64_t valid, int64_t r0, int64_t r1, const void* vals, int i8,
-        const void* cols, int i32, const int32_t* rows, const float* scale, float* y, int64_t ldy,
+        const void* cols, int i32, const int32_t* rows, const float* scale, const lep_sp_out* out, int64_t m0,
         const int BH, const int BW, const int RB, const int MV) {
     float yt[LEP_SP_YT_MAX * LEP_SP_MV_MAX * LEP_SP_VW];
     const int RC = BH >= LEP_SP_YT ? 1 : LEP_SP_YT / BH;  /* block rows per write to y */
@@ -289,11 +300,11 @@ static inline __attribute__((always_inline)) void lep_bsr_gemm_tile(
                     lep_sp_collect(yt, MR, (rr - r) * BH + i0, acc, RB, MV);
                 } else {  /* taller blocks than yt holds: write this block row's outputs right away */
                     lep_sp_collect(yt, MR, 0, acc, RB, MV);
-                    lep_sp_flush(yt, MR, RB, valid, rr * BH + i0, scale, y, ldy);
+                    lep_sp_flush(yt, MR, RB, m0, valid, rr * BH + i0, scale, out);
                 }
             }
         }
-        if (BH <= LEP_SP_YT_MAX) lep_sp_flush(yt, MR, (re - r) * BH, valid, r * BH, scale, y, ldy);
+        if (BH <= LEP_SP_YT_MAX) lep_sp_flush(yt, MR, (re - r) * BH, m0, valid, r * BH, scale, out);
     }
 }
 
@@ -361,8 +372,8 @@ static inline __attribute__((always_inline)) void lep_nm_gemv_rows(
 
 static inline __attribute__((always_inline)) void lep_nm_gemm_tile(
         const float* xt, int64_t MR, int64_t valid, int64_t n0, int64_t n1, const void* vals, int i8,
-        const uint8_t* meta, int64_t kept, int64_t mw, const float* scale, float* y, int64_t ldy, const int N_,
-        const int M_, const int BITS, const int MV) {
+        const uint8_t* meta, int64_t kept, int64_t mw, const float* scale, const lep_sp_out* out, int64_t m0,
+        const int N_, const int M_, const int BITS, const int MV) {
     float yt[LEP_SP_YT * LEP_SP_MV_MAX * LEP_SP_VW];
     for (int64_t r0 = n0; r0 < n1; r0 += LEP_SP_YT) {
         const int64_t re = r0 + LEP_SP_YT < n1 ? r0 + LEP_SP_YT : n1;
@@ -377,7 +388,7 @@ static inline __attribute__((always_inline)) void lep_nm_gemm_tile(
             }
             lep_sp_collect(yt, MR, r - r0, acc, 1, MV);
         }
-        lep_sp_flush(yt, MR, re - r0, valid, r0, scale, y, ldy);
+        lep_sp_flush(yt, MR, re - r0, m0, valid, r0, scale, out);
     }
 }
 
@@ -389,14 +400,16 @@ static inline __attribute__((always_inline)) void lep_nm_gemm_tile(
  * way, LEP_SP_MB rows at a time. Many rows: x packed into `scratch` ((M + MR) * K floats), then tiles
  * of MR = MV * VW rows, as equal as the vector width allows.
  */
-#define LEP_SP_ROWS(GEMV)                                                                          \
+#define LEP_SP_ROWS(GEMV, n0, n1)                                                                  \
     for (int64_t m = 0; m < M; m += LEP_SP_MB) {                                                   \
-        switch (M - m < LEP_SP_MB ? (int)(M - m) : LEP_SP_MB) {                                    \
+        const int mb = M - m < LEP_SP_MB ? (int)(M - m) : LEP_SP_MB;                               \
+        switch (mb) {                                                                              \
         case 1: GEMV(1); break;                                                                    \
         case 2: GEMV(2); break;                                                                    \
         case 3: GEMV(3); break;                                                                    \
         default: GEMV(4); break;                                                                   \
         }                                                                                          \
+        lep_sp_finish(&out, m, m + mb, n0, n1);                                                    \
     }
 
 #define LEP_SP_TILES(MV_, TILE)                                                                     \
@@ -432,17 +445,19 @@ static inline __attribute__((always_inline)) void lep_nm_gemm_tile(
 #define LEP_BSR_GEMV(MB_) lep_bsr_gemv_rows(x + m * K, K, lo, hi, vals, i8, cols, i32, rows, scale, y + m * N, \
                                             N, MB_, BH, BW)
 #define LEP_BSR_TILE(xt_, left_, MV_) lep_bsr_gemm_tile(xt_, mr, left_, lo, hi, vals, i8, cols, i32, rows, \
-                                                        scale, y + m0 * N, N, BH, BW, RB, MV_)
+                                                        scale, &out, m0, BH, BW, RB, MV_)
 
 /* y[M, N] = x[M, K] @ W.T, W in BSR with BH x BW blocks: this thread's share */
 static inline __attribute__((always_inline)) void lep_bsr_share(
         const float* x, int64_t M, int64_t K, int64_t N, const void* vals, int i8, const void* cols, int i32,
-        const int32_t* rows, const float* scale, float* y, float* scratch, const int BH, const int BW) {
+        const int32_t* rows, const float* scale, float* y, float* scratch, lep_sp_epilogue ep, const void* ctx,
+        const int BH, const int BW) {
     const int t = omp_get_thread_num(), T = omp_get_num_threads();
     const int64_t nbr = N / BH;
     const int64_t lo = lep_sp_cut(rows, nbr, BH * BW, t, T), hi = lep_sp_cut(rows, nbr, BH * BW, t + 1, T);
+    const lep_sp_out out = {y, N, ep, ctx};
     if (M < LEP_SP_GEMM_ROWS) {
-        LEP_SP_ROWS(LEP_BSR_GEMV)
+        LEP_SP_ROWS(LEP_BSR_GEMV, lo * BH, hi * BH)
         return;
     }
     const int RB = LEP_SP_RB(BH);
@@ -451,29 +466,31 @@ static inline __attribute__((always_inline)) void lep_bsr_share(
     LEP_SP_DISPATCH(LEP_SP_MV(RB), LEP_BSR_TILE)
 }
 
-#define LEP_BSR_MATMUL(x, M, K, N, vals, i8, cols, i32, rows, scale, y, scratch, BH, BW)                     \
+#define LEP_BSR_MATMUL(x, M, K, N, vals, i8, cols, i32, rows, scale, y, scratch, ep, ctx, BH, BW)            \
     do {                                                                                                  \
         const int64_t work_ = (int64_t)(rows)[(N) / (BH)] * (BH) * (BW) * (M) + (N) * (M);               \
         if ((M) > 0 && (N) > 0) {                                                                         \
             _Pragma("omp parallel if (work_ > 65536)")                                                    \
-            lep_bsr_share(x, M, K, N, vals, i8, cols, i32, rows, scale, y, scratch, BH, BW);              \
+            lep_bsr_share(x, M, K, N, vals, i8, cols, i32, rows, scale, y, scratch, ep, ctx, BH, BW);     \
         }                                                                                                 \
     } while (0)
 
 #define LEP_NM_GEMV(MB_) lep_nm_gemv_rows(x + m * K, K, lo, hi, vals, i8, meta, kept, mw, scale, y + m * N, N, \
                                           MB_, N_, M_, BITS)
 #define LEP_NM_TILE(xt_, left_, MV_) lep_nm_gemm_tile(xt_, mr, left_, lo, hi, vals, i8, meta, kept, mw, scale, \
-                                                      y + m0 * N, N, N_, M_, BITS, MV_)
+                                                      &out, m0, N_, M_, BITS, MV_)
 
 /* y[M, N] = x[M, K] @ W.T, W keeping N_ of every M_ inputs (BITS-bit index fields): this thread's share */
 static inline __attribute__((always_inline)) void lep_nm_share(
         const float* x, int64_t M, int64_t K, int64_t N, const void* vals, int i8, const uint8_t* meta,
-        const float* scale, float* y, float* scratch, const int N_, const int M_, const int BITS) {
+        const float* scale, float* y, float* scratch, lep_sp_epilogue ep, const void* ctx, const int N_,
+        const int M_, const int BITS) {
     const int t = omp_get_thread_num(), T = omp_get_num_threads();
     const int64_t kept = K / M_ * N_, mw = (kept * BITS + 7) / 8;
     const int64_t lo = N * t / T, hi = N * (t + 1) / T;  /* every row holds the same number of values */
+    const lep_sp_out out = {y, N, ep, ctx};
     if (M < LEP_SP_GEMM_ROWS) {
-        LEP_SP_ROWS(LEP_NM_GEMV)
+        LEP_SP_ROWS(LEP_NM_GEMV, lo, hi)
         return;
     }
     LEP_SP_TILING(LEP_SP_MV_MAX);
@@ -481,11 +498,11 @@ static inline __attribute__((always_inline)) void lep_nm_share(
     LEP_SP_DISPATCH(LEP_SP_MV_MAX, LEP_NM_TILE)
 }
 
-#define LEP_NM_MATMUL(x, M, K, N, vals, i8, meta, scale, y, scratch, N_, M_, BITS)                          \
+#define LEP_NM_MATMUL(x, M, K, N, vals, i8, meta, scale, y, scratch, ep, ctx, N_, M_, BITS)                 \
     do {                                                                                                  \
         const int64_t work_ = (int64_t)(K) / (M_) * (N_) * (N) * (M) + (N) * (M);                        \
         if ((M) > 0 && (N) > 0) {                                                                         \
             _Pragma("omp parallel if (work_ > 65536)")                                                    \
-            lep_nm_share(x, M, K, N, vals, i8, meta, scale, y, scratch, N_, M_, BITS);                     \
+            lep_nm_share(x, M, K, N, vals, i8, meta, scale, y, scratch, ep, ctx, N_, M_, BITS);            \
         }                                                                                                 \
     } while (0)

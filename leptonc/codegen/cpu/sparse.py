@@ -2,8 +2,9 @@
 
 The model's source includes sparse.c when one of these ops is in it
 (`uses_sparse`). A sparse matmul is the anchor of its kernel, like a dense
-matmul: its epilogue (bias, activation, residual add) runs in the same kernel
-over the rows it wrote. The weight's components are read as the IR stores
+matmul: its fused ops (bias, activation, residual add) run as a tile
+epilogue on each block of the output as soon as it is finished, while it is
+in cache. The weight's components are read as the IR stores
 them (they are laid out for these kernels when the pass makes them); the
 block shape and N:M pattern are literals of the call, so the C compiler
 specializes the loops to them.
@@ -49,7 +50,8 @@ def emit_matmul_blocks(ctx: KernelContext, node: Node) -> list[str]:
     i8 = int(values.dtype is DType.i8)
     i32 = int(cols.dtype is DType.i32)
     lines.append(f"LEP_BSR_MATMUL({ctx.ptr(x)}, M, K, N, {ctx.ptr(values)}, {i8}, {ctx.ptr(cols)}, {i32}, "
-                 f"{ctx.ptr(rows)}, {_scale(ctx, node, 4)}, {ctx.ptr(node.output)}, {_scratch(ctx)}, {bh}, {bw});")
+                 f"{ctx.ptr(rows)}, {_scale(ctx, node, 4)}, {ctx.ptr(node.output)}, {_scratch(ctx)}, "
+                 f"{ctx.tile_epilogue()}, {bh}, {bw});")
     return lines
 
 
@@ -59,7 +61,7 @@ def emit_matmul_nm(ctx: KernelContext, node: Node) -> list[str]:
     lines = _prologue(ctx, node)
     lines.append(f"LEP_NM_MATMUL({ctx.ptr(x)}, M, K, N, {ctx.ptr(values)}, {int(values.dtype is DType.i8)}, "
                  f"{ctx.ptr(meta)}, {_scale(ctx, node, 3)}, {ctx.ptr(node.output)}, {_scratch(ctx)}, "
-                 f"{n}, {m}, {S.nm_bits(m)});")
+                 f"{ctx.tile_epilogue()}, {n}, {m}, {S.nm_bits(m)});")
     return lines
 
 
