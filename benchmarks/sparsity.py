@@ -1,22 +1,24 @@
 """Sparsity, measured in one run: speed and size of pruned models as ratios against leptonc's dense fp32.
 
     python benchmarks/sparsity.py build [--parts gemv,bert,cost] [--dir DIR]   # compile the models (cpu-job)
-    python benchmarks/sparsity.py time [--parts gemv,bert,cost] [--dir DIR] [--runs 30]   # time them (bench-job)
+    python benchmarks/sparsity.py time [--parts gemv,bert,cost] [--dir DIR] [--runs 30] [--append]   # time them
 
   gemv  4 x Linear(4096, 4096) with ReLUs, batch 1 (benchmarks/suite.py): dense fp32; 90% sparse in 1x8
         blocks; 2:4; 90% unstructured (magnitude); int8 weights dense and int8 weights 90% sparse in 1x8
         blocks. Time per run, artifact size, each as a ratio to fp32.
   bert  BERT-base, batch 1, seq 128 (tests/model_zoo.py): dense fp32 against 80% of every linear layer's
         weights pruned in 8x1 blocks (8 outputs of one input) and in 1x8 blocks (8 inputs of one output).
-  cost  the cost model (leptonc/passes/sparse_cost.py) checked against measurement: single layers of BERT
-        and GEMV-chain shapes at 1 and 128 rows, in each sparse format, predicted and measured speed-ups of
-        the sparse kernel over the dense one, and whether the model's choice was the faster kernel.
+  cost  the cost model (leptonc/passes/sparse_cost.py) checked against measurement: layers of BERT and
+        GEMV-chain shapes at 1 and 128 rows, in each sparse format (groups of layers with 256 MiB of dense
+        weights a call, so that weights stream from memory as in a model), predicted and measured speed-ups
+        of the sparse kernel over the dense one, and whether the model's choice was the faster kernel.
 
 `build` compiles each model once (kernels=sparse, so that every pruned layer runs its sparse kernel and the
 cost model can be judged), checks its outputs against the reference interpreter on the pruned graph, and
 saves the artifacts and what it measured (error of the pruning against fp32, from the compile report) in
 DIR. `time` loads them and times them in turns (one call of each per round, medians and minimums), then
-writes benchmarks/results/<date>-sparsity-<cpu>.md. Weights of all models of a part stay in memory, so
+writes benchmarks/results/<date>-sparsity-<cpu>.md (--append adds to it). Build under cpu-job, time under
+bench-job: the timing phase compiles nothing. Weights of all models of a part stay in memory, so
 the caches hold none of them between calls: each call reads its weights from memory, as in serving.
 """
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import leptonc  # noqa: E402
-from leptonc.bench import cpu_name  # noqa: E402
+from leptonc.bench import cpu_name, write_results  # noqa: E402
 from leptonc.ir.ops.sparse import SPARSE_MATMULS  # noqa: E402
 from leptonc.passes import run_pipeline  # noqa: E402
 from leptonc.passes.sparse_cost import compare  # noqa: E402
@@ -111,20 +113,25 @@ def build_bert(directory: str) -> dict:
     return _compile_part("bert", BERT_MODELS, module, inputs, directory)
 
 
-def _layer_graph(n_out: int, k_in: int, rows: int, enc: Encoding | None, w: np.ndarray):
+def _layers_graph(rows: int, k_in: int, weights: list, encodings: list | None):
+    """len(weights) layers side by side, all reading one x [rows, K], one output each: dense matmuls, or the
+    sparse matmuls of `encodings`."""
     from leptonc.ir import DType, Graph, TensorType
 
-    g = Graph("layer")
+    g = Graph("layers")
     x = g.add_input("x", TensorType(DType.f32, (rows, k_in)))
-    if enc is None:
-        y = g.add("matmul", x, g.add_constant(w.T, "w"))
-    else:
+    outs = []
+    for i, w in enumerate(weights):
+        if encodings is None:
+            outs.append(g.add("matmul", x, g.add_constant(w.T, f"w{i}")))
+            continue
+        enc = encodings[i]
         names = ("values", "cols", "rows") if enc.layout.format != "nm" else ("values", "meta")
-        operands = [g.add_constant(a, f"w.{n}") for a, n in zip(enc.arrays, names)]
+        operands = [g.add_constant(a, f"w{i}.{n}") for a, n in zip(enc.arrays, names)]
         attrs = {"n": 2, "m": 4} if enc.layout.format == "nm" else {}
-        y = g.add({"csr": "matmul_csr", "bsr": "matmul_bsr", "nm": "matmul_nm"}[enc.layout.format], x, *operands,
-                  **attrs)
-    g.set_outputs([y])
+        op = {"csr": "matmul_csr", "bsr": "matmul_bsr", "nm": "matmul_nm"}[enc.layout.format]
+        outs.append(g.add(op, x, *operands, **attrs))
+    g.set_outputs(outs)
     return g
 
 
@@ -140,23 +147,30 @@ def _pruned(rng, n_out: int, k_in: int, fmt: str, block: tuple, sparsity: float)
     return w, encode_bsr(w, block)
 
 
+COLD_BYTES = 256 << 20  # dense weights per measured call: 8 times the last-level cache, so none stays in it
+
+
 def build_cost(directory: str) -> dict:
+    """Each case is a group of layers of one shape and format, enough of them that their dense weights do not
+    fit in the cache (as in a model): the time per layer is the time per call over the group's size."""
     rng = np.random.default_rng(0)
     meta = {}
     for n_out, k_in in COST_SHAPES:
+        count = max(1, -(-COLD_BYTES // (n_out * k_in * 4)))
         for rows in COST_ROWS:
             key = f"{n_out}x{k_in} rows {rows}"
-            print(f"  cost: {key}", file=sys.stderr, flush=True)
+            print(f"  cost: {key} ({count} layers a call)", file=sys.stderr, flush=True)
             dense_path = os.path.join(directory, f"cost-{n_out}x{k_in}-{rows}-dense.lep")
-            w = rng.standard_normal((n_out, k_in)).astype(np.float32)
-            leptonc.compile(_layer_graph(n_out, k_in, rows, None, w), quiet=True).save(dense_path)
+            weights = [rng.standard_normal((n_out, k_in)).astype(np.float32) for _ in range(count)]
+            leptonc.compile(_layers_graph(rows, k_in, weights, None), quiet=True).save(dense_path)
             for fmt, block, sparsity in COST_LAYOUTS:
-                w, enc = _pruned(rng, n_out, k_in, fmt, block, sparsity)
+                pruned = [_pruned(rng, n_out, k_in, fmt, block, sparsity) for _ in range(count)]
+                encodings = [e for _, e in pruned]
                 path = os.path.join(directory, f"cost-{n_out}x{k_in}-{rows}-{fmt}{block[0]}x{block[1]}-{sparsity}.lep")
-                leptonc.compile(_layer_graph(n_out, k_in, rows, enc, w), quiet=True).save(path)
-                chosen, dense_s, sparse_s = compare(enc.layout, rows)
-                meta[f"{key}: {enc.layout.describe()} {100 * sparsity:.0f}%"] = {
-                    "dense": dense_path, "sparse": path, "rows": rows, "k_in": k_in,
+                leptonc.compile(_layers_graph(rows, k_in, [w for w, _ in pruned], encodings), quiet=True).save(path)
+                chosen, dense_s, sparse_s = compare(encodings[0].layout, rows)
+                meta[f"{key}: {encodings[0].layout.describe()} {100 * sparsity:.0f}%"] = {
+                    "dense": dense_path, "sparse": path, "rows": rows, "k_in": k_in, "layers": count,
                     "predicted_dense_us": dense_s * 1e6, "predicted_sparse_us": sparse_s * 1e6, "chosen": chosen}
     return meta
 
@@ -173,7 +187,7 @@ def time_in_turns(calls: dict, runs: int, warmup: int = 2) -> dict[str, tuple[fl
             fn()
     samples = {name: [] for name in calls}
     for _ in range(runs):
-        for name, fn in calls.items():
+        for name, fn in calls.items():  # back to back: every call is leptonc's, on one thread pool
             t0 = time.perf_counter()
             fn()
             samples[name].append((time.perf_counter() - t0) * 1e3)
@@ -207,7 +221,9 @@ def time_models(part: str, meta: dict, runs: int) -> list[str]:
 
 
 def time_cost(meta: dict, runs: int) -> list[str]:
-    lines = ["## Cost model against measurement (one layer; speed-up of the sparse kernel over the dense one)", "",
+    lines = ["## Cost model against measurement (per layer; speed-up of the sparse kernel over the dense one)", "",
+             "Each case runs a group of layers of one shape side by side, 256 MiB of dense weights a call, so that "
+             "weights come from memory as in a model; times are per layer.", "",
              "| layer | predicted dense us | predicted sparse us | predicted | measured dense us | measured sparse us "
              "| measured | choice |", "|---|---|---|---|---|---|---|---|"]
     right = 0
@@ -215,6 +231,7 @@ def time_cost(meta: dict, runs: int) -> list[str]:
         x = np.random.default_rng(2).standard_normal((m["rows"], m["k_in"])).astype(np.float32)
         dense, sparse = leptonc.load(m["dense"]), leptonc.load(m["sparse"])
         ms = time_in_turns({"dense": lambda: dense(x), "sparse": lambda: sparse(x)}, max(5, runs // 3))
+        ms = {k: (med / m["layers"], low / m["layers"]) for k, (med, low) in ms.items()}
         measured = ms["dense"][0] / ms["sparse"][0]
         predicted = m["predicted_dense_us"] / m["predicted_sparse_us"]
         ok = m["chosen"] == (measured > 1.0)
@@ -236,6 +253,7 @@ def main(argv=None) -> int:
     p.add_argument("--dir", default=DEFAULT_DIR)
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--append", action="store_true", help="add to today's results file (parts timed apart)")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     parts = [x for x in args.parts.split(",") if x]
@@ -258,13 +276,10 @@ def main(argv=None) -> int:
         with open(os.path.join(args.dir, f"{part}.json")) as f:
             meta = json.load(f)
         lines += time_cost(meta, args.runs) if part == "cost" else time_models(part, meta, args.runs)
-    text = "\n".join(lines)
+    text = "\n".join(lines) + "\n"
     print(text)
-    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-    cpu = "".join(c if c.isalnum() else "-" for c in cpu_name()).strip("-").lower()[:40]
-    path = os.path.join(out_dir, f"{datetime.date.today().isoformat()}-sparsity-{cpu}.md")
-    with open(path, "w") as f:
-        f.write(text + "\n")
+    path = write_results(text, os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"), "sparsity",
+                         append=args.append)
     print("written to", path, file=sys.stderr)
     return 0
 

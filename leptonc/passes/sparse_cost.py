@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# AMD EPYC (Zen 4, AVX-512), 2 threads; measured with benchmarks/sparsity.py --check-cost-model
-STREAM_BYTES_PER_S = 30e9     # weights read from memory by a GEMV, dense or sparse
-DENSE_MACS_PER_S = 85e9       # dense f32 GEMM
-DENSE_I8_MACS_PER_S = 40e9    # dense int8-weight GEMM (matmul_wq)
+# AMD EPYC (Zen 4, AVX-512), 2 threads; measured with `benchmarks/sparsity.py build/time --parts cost`
+STREAM_BYTES_PER_S = 33e9     # weights read from memory by a GEMV, dense or sparse
+DENSE_MACS_PER_S = 105e9      # dense f32 GEMM (gemm.c)
+DENSE_I8_MACS_PER_S = 60e9    # dense int8-weight GEMM (matmul_wq)
+SPARSE_MACS_PER_S = 85e9      # the sparse GEMM way when 4 or more rows of a block share each load of x
 GEMM_ROWS = 8                 # sparse.c takes the GEMM way from this many rows of x on
 VECTOR = 16                   # floats per vector: a GEMM tile's rows round up to it
 MARGIN = 1.1
@@ -62,27 +63,30 @@ class SparseLayout:
 
 
 def _gemv_macs_per_s(layout: SparseLayout, rows: int) -> float:
-    """Multiply-adds per second of the GEMV way (up to 4 rows of x share each pass over W)."""
+    """Multiply-adds per second of the GEMV way (up to 4 rows of x share each pass over W), by path."""
     bh, bw = layout.block
     share = min(rows, 4)
     if layout.format == "nm":
-        rate = 40e9 if layout.block == (2, 4) else 2.5e9
-    elif bw % 8 == 0 or (bw == 1 and bh % 8 == 0 and bh <= 64):
-        rate = 60e9
+        rate = 40e9 if layout.block == (2, 4) else 2.5e9   # 2:4 permutes; other patterns run scalar
+    elif bw % 8 == 0 or (bw == 1 and bh % 8 == 0 and bh <= 32):
+        rate = 60e9                                         # vectors along a block row or down a block column
+    elif (bh, bw) == (1, 1):
+        rate = 15e9                                         # CSR: gathers
+    elif bw in (2, 4) and bh * bw % 16 == 0 and bh * bw <= 64:
+        rate = 30e9                                         # 16 values of a narrow block at a time
     else:
-        rate = 2.5e9  # scalar loops: CSR and the block shapes no vector path covers
+        rate = 2.5e9                                        # scalar loops
     return rate * share
 
 
 def _gemm_macs_per_s(layout: SparseLayout) -> float:
-    """Multiply-adds per second of the GEMM way: each load of x serves the RB rows of a block that share
-    its registers, and loads of x bound the kernel until about 4 rows share one."""
+    """Multiply-adds per second of the GEMM way: each load of a vector of x serves the RB rows of a block
+    that share its registers; below 4 of them, loads of x bound the kernel. Wide blocks (8 columns or more)
+    go through more of x per block and lose a third."""
     bh, bw = layout.block
-    if layout.format == "nm":
-        rb = 1
-    else:
-        rb = next(d for d in (6, 5, 4, 3, 2, 1) if bh % d == 0)
-    return DENSE_MACS_PER_S * min(0.9, 0.45 * rb ** 0.5) * (1.0 if bw == 1 or rb == 1 else 0.75)
+    rb = 1 if layout.format == "nm" else next(d for d in (6, 5, 4, 3, 2, 1) if bh % d == 0)
+    rate = {1: 40e9, 2: 60e9, 3: 75e9}.get(rb, SPARSE_MACS_PER_S)
+    return rate * (0.65 if bw >= 8 and rb > 1 else 1.0)
 
 
 def dense_seconds(n_out: int, k_in: int, rows: int, value_bytes: int = 4) -> float:

@@ -13,8 +13,9 @@ from tests.codegen.cpu_check import compile_and_check
 from tests.ir.test_sparse import nm_matrix, sparse_matrix
 
 # block shapes that take each path of sparse.c: along the width (1x8 pairs, 1x16, 2x8), down one column
-# (8x1, 16x1), scalar (1x1 = CSR, 3x5, 4x4, 64x1), and tall blocks past the GEMM way's output buffer (80x1)
-BLOCKS = [(1, 8), (1, 16), (2, 8), (8, 1), (16, 1), (1, 1), (3, 5), (4, 4), (64, 1), (80, 1)]
+# (8x1, 16x1), 16 values of 2- or 4-wide blocks (4x4, 8x2), gathers (1x1 = CSR), scalar (3x5, 64x1), and
+# tall blocks past the GEMM way's output buffer (80x1)
+BLOCKS = [(1, 8), (1, 16), (2, 8), (8, 1), (16, 1), (1, 1), (3, 5), (4, 4), (8, 2), (64, 1), (80, 1)]
 ROWS = [1, 2, 3, 5, 8, 20, 130]  # GEMV way in groups of 1-4 rows, GEMM way with 1 to 2 tiles
 
 

@@ -209,6 +209,51 @@ static inline __attribute__((always_inline)) void lep_bsr_gemv_rows(
             continue;
         }
 #endif
+#if defined(LEP_SP_AVX512)
+        if (BH == 1 && BW == 1) {  /* CSR: 16 values at a time, their inputs gathered */
+            __m512 acc[LEP_SP_MB];
+            for (int m = 0; m < MB; ++m) acc[m] = _mm512_setzero_ps();
+            for (int64_t b = b0; b < b1; b += 16) {
+                const __mmask16 k = b1 - b >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (b1 - b)) - 1);
+                const __m512i c = i32 ? _mm512_maskz_loadu_epi32(k, (const int32_t*)cols + b)
+                                      : _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, (const uint16_t*)cols + b));
+                const __m512 w = i8 ? _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                          _mm_maskz_loadu_epi8(k, (const int8_t*)vals + b)))
+                                    : _mm512_maskz_loadu_ps(k, (const float*)vals + b);
+                for (int m = 0; m < MB; ++m)
+                    acc[m] = _mm512_fmadd_ps(w, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, c, x + m * ldx, 4),
+                                             acc[m]);
+            }
+            for (int m = 0; m < MB; ++m) yr[m * ldy] = _mm512_reduce_add_ps(acc[m]) * (sr ? sr[0] : 1.0f);
+            continue;
+        }
+        if ((BW == 2 || BW == 4) && (BH * BW) % 16 == 0 && BH * BW <= 64) {
+            /* a block's values as 16-wide vectors, each against 16 / BW copies of the block's BW inputs */
+            __m512 acc[LEP_SP_MB][4];
+            for (int m = 0; m < MB; ++m)
+                for (int q = 0; q < BH * BW / 16; ++q) acc[m][q] = _mm512_setzero_ps();
+            for (int64_t b = b0; b < b1; ++b) {
+                const int64_t c = lep_sp_col(cols, b, i32) * BW;
+                for (int m = 0; m < MB; ++m) {
+                    const float* xc = x + m * ldx + c;
+                    const __m512 xv = BW == 4 ? _mm512_broadcast_f32x4(_mm_loadu_ps(xc))
+                                              : _mm512_broadcast_f32x2(_mm_castpd_ps(_mm_load_sd((const double*)xc)));
+                    for (int q = 0; q < BH * BW / 16; ++q)
+                        acc[m][q] = _mm512_fmadd_ps(lep_sp_vals(vals, b * BH * BW + q * 16, i8), xv, acc[m][q]);
+                }
+            }
+            float tmp[64];
+            for (int m = 0; m < MB; ++m) {
+                for (int q = 0; q < BH * BW / 16; ++q) _mm512_storeu_ps(tmp + q * 16, acc[m][q]);
+                for (int i = 0; i < BH; ++i) {
+                    float s = 0.0f;
+                    for (int j = 0; j < BW; ++j) s += tmp[i * BW + j];
+                    yr[m * ldy + i] = s * (sr ? sr[i] : 1.0f);
+                }
+            }
+            continue;
+        }
+#endif
         for (int m = 0; m < MB; ++m)  /* any other block shape: scalar */
             for (int i = 0; i < BH; ++i) {
                 const float* xm = x + m * ldx;
