@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph
-from .prune import KERNELS, ROWS, SKIP
+from .prune import ROWS, SKIP
 from .registry import Option, PassError, register_pass
 from .sparse_cost import sparse_seconds
 from .sparse_layers import Encoding, LinearLayer, encode_bsr, encode_nm, linear_layers, lower_layer, select_layers, \
@@ -33,7 +33,8 @@ NM_PATTERNS = ((2, 4), (1, 4), (4, 8))
                options={
                    "min_sparsity": Option(float, 0.5, "fraction of zeros from which a layer is considered"),
                    "skip": Option(str, "none", SKIP.help),
-                   "kernels": Option(str, "auto", KERNELS.help, choices=("auto", "sparse")),
+                   "kernels": Option(str, "auto", "sparse kernels where faster (auto) or always (sparse)",
+                                     choices=("auto", "sparse")),
                    "rows": ROWS,
                })
 def sparsify(graph: Graph, min_sparsity: float, skip: str, kernels: str, rows: int) -> bool:
