@@ -139,6 +139,23 @@ def test_arena_is_smaller_than_the_intermediates():
     assert total == 10 * 64 * 64 * 4 and arena == 2 * 64 * 64 * 4
 
 
+def test_repeated_layers_share_one_function():
+    """Kernels that compile to the same code (a model's repeated layers) call one C function; each is
+    still its own kernel for the report and the profile."""
+    g = Graph("layers")
+    h = g.add_input("x", TensorType(DType.f32, ("B", 32)))
+    for i in range(4):
+        h = layer_norm(g, g.add("relu", g.add("matmul", h, const(g, (32, 32), f"w{i}"))), 32)
+    g.set_outputs([h])
+    program = plan_of(g)
+    assert len(program.plan.kernels) == 8
+    defined = [kk.name for kk in program.plan.kernels if f"static void {kk.name}(" in program.source]
+    assert len(defined) == 2
+    assert "also runs kernels" in program.source
+    cm = compile_and_check(g, [RNG.standard_normal((3, 32)).astype(np.float32)])
+    assert len(cm.profile(RNG.standard_normal((3, 32)).astype(np.float32))) == 8
+
+
 def test_loops_vectorize():
     """The generated elementwise and reduction loops compile to packed AVX instructions and call the
     vector variants of libm functions."""

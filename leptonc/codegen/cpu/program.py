@@ -169,16 +169,23 @@ class _Generator:
         self._assign_storage()
         symbols = graph_symbols(self.graph)
         self.symbols = symbols
-        funcs, calls, kernels_meta = [], [], []
+        funcs: list[_Function] = []
+        by_code: dict[str, _Function] = {}  # kernel code with its own name taken out -> its function
+        calls, kernels_meta = [], []
         for i, k in enumerate(self.plan.kernels):
-            text, args, scratch = self._kernel(k)
+            code, args, scratch = self._kernel(k)
             if scratch is not None:
                 args.append(f"(float*)(arena + off[{len(self.buffers)}])")
                 self.buffers.append(Buffer(scratch, i, i, [f"{k.name}.scratch"]))
-            funcs.append(text)
-            calls.append(f"  LEP_TIMED({i}, {k.name}(sym{''.join(', ' + a for a in args)}));")
+            f = by_code.get(code.replace(k.name, "@"))
+            if f is None:  # kernels that compile to the same code (repeated layers) share one function
+                f = by_code[code.replace(k.name, "@")] = _Function(k, code)
+                funcs.append(f)
+            else:
+                f.also.append(k.name)
+            calls.append(f"  LEP_TIMED({i}, {f.kernel.name}(sym{''.join(', ' + a for a in args)}));")
             kernels_meta.append({"name": k.name, "kind": k.kind, "ops": k.describe_ops()})
-        src = self._source(funcs, calls)
+        src = self._source([f.text() for f in funcs], calls)
         meta = {
             "symbols": symbols,
             "inputs": [{"name": v.name, "dtype": v.dtype.value, "shape": list(v.shape)} for v in self.graph.inputs],
@@ -294,12 +301,10 @@ class _Generator:
                 body.append("}")
         if ctx.scratch_bytes is not None:
             params.append("float* scratch")
-        header = "\n".join(f" *   {op}" for op in k.describe_ops())
-        text = epilogue + (f"/* {k.name}: {k.kind} kernel; fused IR ops:\n{header}\n */\n"
-                f"static void {k.name}(const int64_t* sym{''.join(', ' + p for p in params)}) {{\n"
-                f"  (void)sym;\n{unpack}"
-                + "".join(f"  {line}\n" for line in body) + "}\n")
-        return text, args, ctx.scratch_bytes
+        code = epilogue + (f"static void {k.name}(const int64_t* sym{''.join(', ' + p for p in params)}) {{\n"
+                           f"  (void)sym;\n{unpack}"
+                           + "".join(f"  {line}\n" for line in body) + "}\n")
+        return code, args, ctx.scratch_bytes
 
     def _source(self, funcs: list[str], calls: list[str]) -> str:
         copies = []
@@ -321,6 +326,21 @@ class _Generator:
                 "            const int64_t* sym, double* prof) {\n"
                 "  (void)in; (void)out; (void)w; (void)arena; (void)off;\n"
                 + unpack + "\n".join(calls) + "\n" + "\n".join(copies) + "\n  return 0;\n}\n")
+
+
+@dataclass
+class _Function:
+    """The C function of a kernel, which kernels of the same code (`also`) call too."""
+
+    kernel: Kernel
+    code: str
+    also: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        k = self.kernel
+        header = "\n".join(f" *   {op}" for op in k.describe_ops())
+        shared = f"\n * also runs kernels {', '.join(self.also)} (the same code)" if self.also else ""
+        return f"/* {k.name}: {k.kind} kernel; fused IR ops:\n{header}{shared}\n */\n{self.code}"
 
 
 def _same(a, b) -> bool:
