@@ -1,12 +1,17 @@
 """The cpu target's sparse matmul kernels against the reference interpreter: random sparsity patterns
 (empty rows, empty and fully dense matrices), every way through sparse.c (GEMV and GEMM, vector and scalar
-paths), int8 values, fused epilogues, symbolic batch, and the artifact round trip of sparse weights."""
+paths; AVX-512, AVX2 and plain C), int8 values, fused epilogues, symbolic batch, and the artifact round trip
+of sparse weights."""
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import leptonc
+from leptonc.codegen.cpu import build
 from leptonc.ir import DType, Graph, TensorType
 from leptonc.ir import sparse as S
 from tests.codegen.cpu_check import compile_and_check
@@ -142,3 +147,49 @@ def test_artifact_round_trip_keeps_sparse_weights_compressed(tmp_path):
 def test_an_empty_weight_gives_the_epilogue_of_zero(rows):
     w = np.zeros((32, 64), np.float32)
     compile_and_check(bsr_graph(w, (2, 8), (rows,)), [_x((rows,), 64, 5)])
+
+
+def every_path_graph(rows: int, seed: int = 0) -> Graph:
+    """One x [rows, 64] through a sparse layer of each kernel path: 1x8 pairs, 8x1 columns, 4x4 and 8x2 in
+    16-value steps, CSR gathers, 3x5 scalar loops (f32 and i8), and 2:4 permutes; one output each."""
+    rng = np.random.default_rng(seed)
+    g = Graph("paths")
+    x = g.add_input("x", TensorType(DType.f32, (rows, 64)))
+    outs = []
+    for i, (block, i8) in enumerate([((1, 8), False), ((8, 1), True), ((4, 4), False), ((8, 2), False),
+                                     ((1, 1), True), ((3, 4), False)]):
+        w = sparse_matrix(rng, 48, 64, block, 0.4, empty_rows=1)
+        sub = bsr_graph(w, block, (rows,), i8=i8, epilogue=False, seed=seed + i)
+        outs.append(_inline(g, x, sub, f"l{i}"))
+    outs.append(_inline(g, x, nm_graph(nm_matrix(rng, 40, 64, 2, 4), 2, 4, (rows,), seed=seed), "nm"))
+    g.set_outputs(outs)
+    return g
+
+
+def _inline(g: Graph, x, sub: Graph, prefix: str):
+    """The one-input graph `sub`'s nodes added to g, reading x; its output."""
+    env = {id(sub.inputs[0]): x}
+    for node in sub.nodes:
+        if node.op == "const":
+            env[id(node.output)] = g.add_constant(sub.constants[node.attrs["name"]], f"{prefix}.{node.attrs['name']}")
+        else:
+            env[id(node.output)] = g.add_node(node.op, [env[id(v)] for v in node.inputs], node.attrs).output
+    return env[id(sub.outputs[0])]
+
+
+@pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])
+@pytest.mark.parametrize("rows", [3, 20])
+def test_avx2_and_plain_c_paths(monkeypatch, march, rows):
+    monkeypatch.setattr(build, "FLAGS", [f"-march={march}" if f == "-march=native" else f for f in build.FLAGS])
+    compile_and_check(every_path_graph(rows), [_x((rows,), 64, rows)])
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None or "avx512f" not in build.cpu_features(),
+                    reason="needs objdump and AVX-512")
+def test_avx512_paths_use_their_instructions():
+    """2:4 gathers a group's inputs with vpermt2ps, CSR with vgatherdps; products are 512-bit FMAs."""
+    cm = compile_and_check(every_path_graph(3), [_x((3,), 64, 3)])
+    text = subprocess.run(["objdump", "-d", cm.executor.lib._name], capture_output=True, text=True,
+                          check=True).stdout
+    for instruction in ("vpermt2ps", "vgatherdps", "vfmadd231ps %zmm"):
+        assert instruction in text, instruction
