@@ -20,7 +20,9 @@
  *
  * Vectors are AVX-512 where the compiler targets it, else AVX2, else plain C (preprocessor).
  */
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 
 #if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #define LEP_SP_AVX512 1
