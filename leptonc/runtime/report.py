@@ -82,12 +82,12 @@ def profile_text(cm: CompiledModel, inputs, repeat: int = 10) -> str:
     for name, t in rows:
         lines.append(f"{name:<48} {t * 1e3:>9.3f} {100 * t / total:>6.1f}")
     lines.append(f"{'total of the kernels':<48} {total * 1e3:>9.3f} {100.0:>6.1f}")
-    run = _median_run_seconds(cm, inputs, repeat)
+    run = median_run_seconds(cm, inputs, repeat)
     lines.append(f"{'median run, called from Python':<48} {run * 1e3:>9.3f}   (kernels {100 * total / run:.0f}%)")
     return "\n".join(lines) + "\n"
 
 
-def _median_run_seconds(cm: CompiledModel, inputs, repeat: int) -> float:
+def median_run_seconds(cm: CompiledModel, inputs, repeat: int) -> float:
     times = []
     for _ in range(max(repeat, 1)):
         t0 = time.perf_counter()
