@@ -4,12 +4,13 @@
 
 A product is bound either by streaming its weight from memory (few rows of x:
 a GEMV) or by its multiply-adds (many rows: a GEMM); its time is the larger
-of the two. The rates are those of the kernels in codegen/cpu (dense: BLAS or
-the quantized kernels; sparse: sparse.c, per way through it), measured on the
-machine the numbers below name. `benchmarks/sparsity.py --check-cost-model`
-measures a grid of layers and prints the model's predictions beside the
-measured speed-ups, and whether each decision was right: run it after a
-kernel changes, and update the rates here from what it prints.
+of the two. The rates are those of the kernels in codegen/cpu (dense: gemm.c
+and the quantized kernels; sparse: sparse.c, per path through it), measured
+on the machine the numbers below name. `benchmarks/sparsity.py build --parts
+cost` then `time --parts cost` measures a grid of layers and prints the
+model's predictions beside the measured speed-ups, and whether each decision
+was right: run it after a kernel changes, and update the rates here from what
+it prints (the last run: benchmarks/results/*-sparsity-*.md, 64 of 64 right).
 
 The model errs toward the dense kernel: a sparse kernel is chosen only when
 it is predicted `MARGIN` times faster.
