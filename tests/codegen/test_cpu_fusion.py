@@ -57,6 +57,11 @@ def plan_of(g):
     return generate(run_pipeline(g, "default," + TARGET_PIPELINE))
 
 
+def uses_row_buffers(program) -> bool:
+    kernel = program.plan.kernels[0].name
+    return "lep_scratch(" in program.source.split(f"static void {kernel}(")[1]
+
+
 def kinds(program):
     return [(k.kind, sorted({n.op for n in k.nodes})) for k in program.plan.kernels]
 
@@ -69,7 +74,24 @@ def test_row_reductions_are_one_kernel(norm):
     g.set_outputs([norm(g, x)])
     program = plan_of(g)
     assert len(program.plan.kernels) == 1 and program.plan.kernels[0].kind == "loop"
+    # norms recompute x - mean where they need it again; softmax keeps its exps in a row buffer
+    assert uses_row_buffers(program) == (norm is softmax)
     compile_and_check(g, [RNG.standard_normal((3, 7, 32)).astype(np.float32)])
+
+
+def test_a_cheap_row_value_read_by_two_later_stages_is_recomputed_in_each():
+    """x - mean is read by the variance loop and again by the normalizing loop, after a second reduction
+    over y = (x - mean) * w; each stage recomputes it from x and the row's mean."""
+    g = Graph("twice")
+    x = g.add_input("x", TensorType(DType.f32, ("B", 40)))
+    d = g.add("sub", x, g.add("reduce_mean", x, axes=(-1,), keepdims=True))
+    y = g.add("mul", d, const(g, (40,), "w"))
+    s1 = g.add("reduce_sum", g.add("mul", d, d), axes=(-1,), keepdims=True)
+    s2 = g.add("reduce_max", g.add("add", y, s1), axes=(-1,), keepdims=True)
+    g.set_outputs([g.add("div", g.add("add", d, y), s2)])
+    program = plan_of(g)
+    assert len(program.plan.kernels) == 1 and not uses_row_buffers(program)
+    compile_and_check(g, [RNG.standard_normal((5, 40)).astype(np.float32)])
 
 
 def test_bias_gelu_and_residual_fuse_into_the_matmul_epilogue():

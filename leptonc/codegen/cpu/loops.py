@@ -11,6 +11,10 @@ rows into chunks so that a flat domain still runs in parallel.
 Operands broadcast: each is read either whole along the row (`x[j]`) or as one
 value per row, at an offset computed from the row index.
 
+A full-row value that a later stage reads is recomputed there when that is a
+few arithmetic ops on what the stage can read (layer norm's x - mean), else
+kept in a per-thread row buffer (softmax's exp).
+
 The fused ops of a matmul (or conv) can also run as a tile epilogue (`emit_tile`,
 `epilogue_function`): gemm.c calls it on each finished block of the output,
 rows [i0, i1) (the output's leading dims flattened) by columns [j0, j1) (its
@@ -27,6 +31,7 @@ from ...passes.fusion import REDUCTIONS
 from .cexpr import UnsupportedError, cnumel, ctype, elementwise_expr, literal, pow_const
 
 CHUNK = 4096          # elements per parallel work item of an elementwise kernel
+CHEAP = {"add", "sub", "mul", "neg", "abs"}  # recomputed in a later stage rather than kept in memory
 PARALLEL_MIN = 32768  # below this many elements a kernel runs on one thread
 
 
@@ -60,6 +65,7 @@ class LoopEmitter:
         self.outer_dims = self.domain[:self.rank - self.inner]
         self.inner_dims = self.domain[self.rank - self.inner:]
         self.operands: dict[tuple, Operand] = {}
+        self.remat: set[int] = set()  # full-row values recomputed in the later stages that read them
         self.lines: list[str] = []
 
     # -- the split ------------------------------------------------------
@@ -188,7 +194,8 @@ class LoopEmitter:
         return stages
 
     def _spilled(self, stages) -> dict[int, tuple[str, str]]:
-        """Full-row values used in a later stage than their own, and not outputs: per-thread row buffers."""
+        """Full-row values used in a later stage than their own, and not outputs: per-thread row buffers, but
+        for the cheap ones, recomputed where they are read (`remat`)."""
         where_defined = {}
         for i, (kind, group) in enumerate(stages):
             for n in group:
@@ -201,8 +208,24 @@ class LoopEmitter:
                     j = where_defined.get(id(v))
                     if j is not None and j != i and not self._is_row_value(v) and id(v) not in self.outputs \
                             and not v.producer.op.startswith(("reduce_", "arg")):
-                        spilled[id(v)] = (ctype(v.dtype, self.where), f"t{len(spilled)}")
+                        if self._cheap(v):
+                            self._recompute(v)
+                        else:
+                            spilled[id(v)] = (ctype(v.dtype, self.where), f"t{len(spilled)}")
         return spilled
+
+    def _cheap(self, v: Value) -> bool:
+        """v is a few arithmetic ops on operands, literals and row values."""
+        p = v.producer
+        return p.op in CHEAP and all(id(x) not in self.mine or self._is_row_value(x) or self._cheap(x)
+                                     for x in p.inputs)
+
+    def _recompute(self, v: Value) -> None:
+        """Recompute cheap v, and the full-row values it is computed from, where they are read."""
+        self.remat.add(id(v))
+        for x in v.producer.inputs:
+            if id(x) in self.mine and not self._is_row_value(x):
+                self._recompute(x)
 
     def _row_pointers(self, body: list[str]) -> None:
         need_index = False
@@ -264,6 +287,8 @@ class LoopEmitter:
         if id(v) in self.mine:
             if id(v) in local or self._is_row_value(v) or v.producer.op.startswith(("reduce_", "arg")):
                 return self._var(v)
+            if id(v) in self.remat:
+                return self._expr(v.producer, spilled, in_loop, local)
             if id(v) in spilled:
                 return f"{spilled[id(v)][1]}[j]"
             return f"o_{self.outputs[id(v)]}[j]"
