@@ -104,8 +104,9 @@ def bench_torch_model(name: str, module, example_inputs: tuple, systems=SYSTEMS,
     """Time a torch.nn.Module under each system on the same inputs.
 
     Every system is prepared (compiled) and warmed up first; then the timed runs go round the systems in
-    turn, so that a slow spell of a shared machine falls on all of them alike, each after a short pause
-    that lets the thread pools of the system before it stop spinning. `prepare(system, module,
+    turn, so that a slow spell of a shared machine falls on all of them alike. Each timed run follows a
+    short pause, which lets the thread pools of the system before stop spinning, and an untimed run, which
+    wakes the system's own threads: what is timed is a call in a back-to-back stream of calls. `prepare(system, module,
     inputs, threads)` gives (a function running one inference, compile seconds or None); the default
     knows SYSTEMS."""
     import torch
@@ -131,6 +132,7 @@ def bench_torch_model(name: str, module, example_inputs: tuple, systems=SYSTEMS,
         for t in timings:
             if t.system in runners:
                 time.sleep(PAUSE_S)
+                runners[t.system]()  # untimed: wakes this system's threads, as in back-to-back serving
                 t0 = time.perf_counter()
                 runners[t.system]()
                 t.times_ms.append((time.perf_counter() - t0) * 1e3)
