@@ -52,8 +52,8 @@ def _fold_node(graph: Graph, node: Node, max_elements: int, memo: dict) -> list[
     arrays = _evaluate(graph, node, max_elements) or _shape_arithmetic(graph, node, memo)
     outputs = {id(v) for v in graph.outputs}
     if arrays is not None:
-        folded = [(v, graph.add_constant(arr, v.name, before=node)) for v, arr in zip(node.outputs, arrays)
-                  if arr is not None and (v.uses or id(v) in outputs)]
+        folded = [(v, graph.add_constant(arr, _folded_name(graph, node, v, outputs), before=node))
+                  for v, arr in zip(node.outputs, arrays) if arr is not None and (v.uses or id(v) in outputs)]
         for v, const in folded:
             replace_result(graph, v, const)
         return [const for _, const in folded]
@@ -68,6 +68,16 @@ def _fold_node(graph: Graph, node: Node, max_elements: int, memo: dict) -> list[
     for old, new in pairs:  # results replaced before the node was erased get their names now
         adopt_name(old, new)
     return static
+
+
+def _folded_name(graph: Graph, node: Node, v: Value, outputs: set) -> str:
+    """The name of a folded result: a weight laid out anew (transposed, cast, reshaped) keeps the weight's
+    name with the op's (`fc1.weight_transpose`), so that reports and pass options can still name it."""
+    weights = [x.producer.attrs["name"] for x in node.inputs
+               if x.producer is not None and x.producer.op == "const" and x.type.numel != 1]
+    if len(weights) == 1 and len(node.outputs) == 1 and id(v) not in outputs:
+        return f"{weights[0]}_{node.op}"
+    return v.name
 
 
 def _numel(shape) -> int:

@@ -1,4 +1,5 @@
-"""fold's size cap on constants too big to write as text: non-growing results fold, growing ones do not."""
+"""fold: its size cap on constants too big to write as text (non-growing results fold, growing ones do
+not), and the names of folded weights."""
 import numpy as np
 
 from leptonc.ir import DType, Graph, TensorType
@@ -18,6 +19,7 @@ def test_transposed_weight_folds_beyond_the_cap():
     out = run_pipeline(g, "fold,dce", verify_each=True)
     assert [n.op for n in out.nodes] == ["const", "add"]
     np.testing.assert_array_equal(out.constant_of(out.nodes[1].inputs[1]), w.T)
+    assert out.nodes[0].attrs["name"] == "w_transpose"  # a weight laid out anew keeps its name
 
 
 def test_broadcast_scalar_stays_unless_the_cap_allows():
