@@ -193,3 +193,52 @@ def terms(d: Dim) -> list[tuple[int, tuple]]:
     if p is None:
         raise ValueError("an unknown dim ('?') has no terms")
     return sorted(((c, mono) for mono, c in p.items()), key=lambda t: (-len(t[1]), t[1]))
+
+
+def contiguous_strides(shape) -> list:
+    """Element strides of a row-major array of `shape`."""
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc = mul(acc, d)
+    return list(reversed(strides))
+
+
+def view_strides(shape, strides, new_shape) -> list | None:
+    """Element strides of `new_shape` over the same elements, in the same order, as an array of `shape` with
+    element `strides` (a reshape without a copy), or None when the reshape needs a copy (numpy's rule: each
+    group of new dims spans a group of old dims whose elements are evenly spaced). Dims of size 1 take
+    stride 0."""
+    old = [(d, s) for d, s in zip(shape, strides) if not same(d, 1)]
+    new = [j for j, d in enumerate(new_shape) if not same(d, 1)]
+    out: list = [0] * len(new_shape)
+    oi = ni = 0
+    while ni < len(new) and oi < len(old):
+        nj, oj = ni + 1, oi + 1
+        size_new, size_old = new_shape[new[ni]], old[oi][0]
+        while not same(size_new, size_old):
+            smaller = _less(size_new, size_old)
+            if smaller is None or (nj if smaller else oj) >= (len(new) if smaller else len(old)):
+                return None
+            if smaller:
+                size_new = mul(size_new, new_shape[new[nj]])
+                nj += 1
+            else:
+                size_old = mul(size_old, old[oj][0])
+                oj += 1
+        if any(not same(old[k][1], mul(old[k + 1][0], old[k + 1][1])) for k in range(oi, oj - 1)):
+            return None
+        out[new[nj - 1]] = old[oj - 1][1]
+        for k in range(nj - 1, ni, -1):
+            out[new[k - 1]] = mul(out[new[k]], new_shape[new[k]])
+        ni, oi = nj, oj
+    return out if ni == len(new) and oi == len(old) else None
+
+
+def _less(a: Dim, b: Dim) -> bool | None:
+    """a < b for dims that differ: by value, or by one dividing the other; None when unknown."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a < b
+    if divide_exact(b, a) != UNKNOWN:
+        return True
+    return False if divide_exact(a, b) != UNKNOWN else None

@@ -12,8 +12,9 @@ A kernel is one of
     softmax over its rows and the matmul of the probabilities with the values,
     as one kernel that keeps scores and probabilities out of memory (the
     targets compute it as flash attention: online softmax over key blocks);
-    it reads the head-split transposes of its operands as strides, and writes
-    its result through the transpose that merges the heads back;
+    it reads its operands through the transposes that split the heads (and
+    the split of a fused QKV projection) as strides, and writes its result
+    through the transpose that merges the heads back;
   - a single op that is neither (pooling, gather, concat, a layout copy...).
 Reshapes are views: no kernel, the result shares its operand's memory.
 
@@ -26,6 +27,7 @@ different kernels the reason why.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import reduce
 
 from ..ir import dims as D
 from ..ir.dtypes import DType
@@ -48,7 +50,7 @@ class Kernel:
     nodes: list[Node]              # the anchor (matmul/conv/op) first, then the fused ops, in graph order
     domain: tuple = ()             # iteration shape of the loop part (the anchor's output for an epilogue)
     reduce_rank: int = 0           # trailing axes of the domain that the loop part reduces
-    absorbed: list[Node] = field(default_factory=list)  # transposes a matmul reads as strides
+    absorbed: list[Node] = field(default_factory=list)  # transposes (and splits) read as strides
     sealed: bool = False           # a later kernel reads this one: it takes no more ops
     name: str = ""
     parts: list[Kernel] = field(default_factory=list)  # attention: scores matmul, softmax, output matmul
@@ -267,6 +269,41 @@ def view_root(v: Value) -> Value:
     return v
 
 
+def operand_layout(v: Value, absorbed: list[Node]) -> tuple[Value, object, list, list] | None:
+    """(value in memory, element offset, shape, element strides) of an operand that a kernel reads through its
+    absorbed transpose and split (and the reshapes between them); None when no strides do."""
+    t = v.producer if v.producer in absorbed and v.producer.op == "transpose" else None
+    u = t.inputs[0] if t is not None else v
+    root = view_root(u)
+    s = root.producer
+    if s is not None and s.op == "split" and s in absorbed:
+        x, axis = s.inputs[0], s.attrs["axis"] % s.inputs[0].type.rank
+        before = [o.shape[axis] for o in s.outputs[:next(i for i, o in enumerate(s.outputs) if o is root)]]
+        strides = D.contiguous_strides(x.shape)
+        mem, offset = x, D.mul(reduce(D.add, before, 0), strides[axis])
+    else:
+        mem, offset, strides = u, 0, D.contiguous_strides(root.shape)
+    strides = D.view_strides(root.shape, strides, u.shape)
+    if strides is None:
+        return None
+    if t is not None:
+        strides = [strides[p] for p in t.attrs["perm"]]
+    return mem, offset, list(v.shape), strides
+
+
+def memory_operands(k: Kernel) -> list[Value]:
+    """The values a kernel reads from memory, in order of first use: the operands of its absorbed nodes and
+    the inputs of its nodes, less what it computes and what it reads through an absorbed node."""
+    inside = {id(v) for n in k.absorbed + k.nodes for v in n.outputs}
+    through = {id(v) for n in k.absorbed for v in n.outputs}
+    out: list[Value] = []
+    for n in k.absorbed + k.nodes:
+        for v in (n.inputs[:1] if n in k.absorbed else n.inputs):
+            if id(v) not in inside and id(view_root(v)) not in through and all(x is not v for x in out):
+                out.append(v)
+    return out
+
+
 def absorbable_transpose(node: Node) -> bool:
     """A transpose that every user (a matmul) can read in place: one of its last two dims has unit stride."""
     if node.op != "transpose" or node.output.type.rank < 2 or not node.output.uses:
@@ -442,6 +479,36 @@ class _Planner:
                 merged.out_transpose = t
             for n in merged.nodes + merged.absorbed:
                 self.kernel_of[id(n)] = merged
+            self._absorb_splits(merged)
+
+    def _absorb_splits(self, k: Kernel) -> None:
+        """A split whose results only the attention kernel reads, as its Q, K or V through views and absorbed
+        transposes, is read in place (strides and an offset into the split's operand): its copy kernel goes."""
+        qk, pv = k.parts[0].nodes[0], k.parts[-1].nodes[0]
+        slots = [(qk, 0), (qk, 1), (pv, 1)]
+        for node, i in slots:
+            v = node.inputs[i]
+            t = v.producer if v.producer in k.absorbed else None
+            s = view_root(t.inputs[0] if t is not None else v).producer
+            if s is None or s.op != "split" or s in k.absorbed or self.kernel_of[id(s)].kind != "op":
+                continue
+            if all(self._read_as_slot(k, o, slots, s) for o in s.outputs):
+                self.kernels.remove(self.kernel_of[id(s)])
+                k.absorbed.append(s)
+                self.kernel_of[id(s)] = k
+
+    def _read_as_slot(self, k: Kernel, v: Value, slots: list, split: Node) -> bool:
+        """Every read of v (through views and k's absorbed transposes) is a Q, K or V operand of k, at strides
+        that a view of the split's operand has."""
+        if any(o is v for o in self.graph.outputs):
+            return False
+        for u, i in v.uses:
+            if u.op == "reshape" or (u.op == "transpose" and u in k.absorbed):
+                if not self._read_as_slot(k, u.outputs[0], slots, split):
+                    return False
+            elif (u, i) not in slots or operand_layout(u.inputs[i], k.absorbed + [split]) is None:
+                return False
+        return True
 
     def _transpose_of(self, v: Value) -> Node | None:
         """The transpose, a kernel of its own, that is all that reads v."""

@@ -62,6 +62,38 @@ def self_attention_graph(batch, seq, heads, width, kind="", name="att"):
     return g
 
 
+def fused_qkv_graph(batch, seq, heads, width, q_also_elsewhere=False):
+    """GPT-2's layout: one [B, S, 3 * heads * width] projection split into Q, K and V, causal."""
+    g = Graph("qkv")
+    x = g.add_input("qkv", TensorType(DType.f32, (batch, seq, 3 * heads * width)))
+    q, k, v = g.add_node("split", [x], {"axis": 2, "sizes": (heads * width,) * 3}, names=["q", "k", "v"]).outputs
+    mask = g.add_constant(np.tril(np.ones((seq, seq), bool))[None, None], "causal") if isinstance(seq, int) \
+        else None
+    o = attention(g, *(split_heads(g, y, heads, width) for y in (q, k, v)), width ** -0.5, mask,
+                  "where" if mask is not None else "")
+    out = merge_heads(g, o, heads, width)
+    g.set_outputs([g.add("add", out, q)] if q_also_elsewhere else [out])
+    return g
+
+
+@pytest.mark.parametrize("batch,seq", [(2, 37), (1, "S")])
+def test_the_split_of_a_fused_qkv_projection_is_read_in_place(batch, seq):
+    g = fused_qkv_graph(batch, seq, 3, 32)
+    plan = plan_fusion(run_pipeline(g, "default,fuse"))
+    assert [k.kind for k in plan.kernels] == ["attention"]
+    assert "split" in {n.op for n in plan.kernels[0].absorbed}
+    cm = leptonc.compile(g, quiet=True)
+    for s in ([37] if seq == 37 else [5, 40]):
+        xs = [normal(batch, s, 3 * 96)]
+        assert_matches_reference(cm.run(*xs), leptonc.run_reference(g, *xs))
+
+
+def test_a_split_read_elsewhere_too_stays_a_copy():
+    g = fused_qkv_graph(1, 9, 2, 16, q_also_elsewhere=True)
+    assert kinds(g) == ["op", "attention", "loop"]
+    compile_and_check(g, [normal(1, 9, 96)])
+
+
 def padding_mask(batch, seq):
     mask = np.zeros((batch, 1, 1, seq), np.float32)
     for b in range(1, batch):

@@ -14,6 +14,7 @@ import leptonc  # noqa: E402
 from leptonc.codegen.triton.texpr import UnsupportedError  # noqa: E402
 from leptonc.ir import DType, Graph, TensorType  # noqa: E402
 from tests.codegen.cpu_check import assert_matches_reference  # noqa: E402
+from tests.codegen.test_cpu_attention import fused_qkv_graph  # noqa: E402
 
 RNG = np.random.default_rng(0)
 
@@ -224,3 +225,11 @@ def test_attention_is_one_flash_kernel(seq, causal):
     assert kinds == ["attention"], kinds
     assert "reduce_max" in " ".join(cm.manifest["program"]["kernels"][0]["ops"])
     assert not cm.manifest["program"]["buffers"][:-1]  # scores and probabilities never reach memory
+
+
+def test_attention_reads_a_fused_qkv_split_in_place_and_writes_the_merged_heads():
+    g = fused_qkv_graph(2, 21, 2, 16)
+    cm = check(g, normal(2, 21, 96))
+    kernels = cm.manifest["program"]["kernels"]
+    assert [k["kind"] for k in kernels] == ["attention"]
+    assert any("split" in op for op in kernels[0]["ops"]) and kernels[0]["ops"][-1].endswith("transpose")

@@ -20,10 +20,9 @@ from pathlib import Path
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Node, Value
-from ...passes.fusion import Kernel
+from ...passes.fusion import Kernel, operand_layout
 from .cexpr import UnsupportedError, cnumel, ctype, elementwise_expr, literal, pow_const
 from .kernels import KernelContext, contiguous_strides, transposed_strides
-from .matmul import operand_view
 
 ATTENTION_SOURCE = Path(__file__).with_name("attention.c").read_text()
 
@@ -36,9 +35,9 @@ def emit_attention(ctx: KernelContext, k: Kernel) -> list[str]:
         if v.dtype is not DType.f32:
             raise UnsupportedError(f"{ctx.where}: attention over {v.dtype} values is not supported by the cpu "
                                    "target (f32 is)")
-    q, q_shape, q_str, _ = operand_view(ctx, qk.inputs[0], k.absorbed)
-    kt, kt_shape, kt_str, _ = operand_view(ctx, qk.inputs[1], k.absorbed)
-    v, v_shape, v_str, _ = operand_view(ctx, pv.inputs[1], k.absorbed)
+    q, q_shape, q_str = _operand(ctx, qk.inputs[0], k)
+    kt, kt_shape, kt_str = _operand(ctx, qk.inputs[1], k)
+    v, v_shape, v_str = _operand(ctx, pv.inputs[1], k)
     batch = tuple(s_val.shape[:-2])
     d = ctx.d
     lines = [f"const int64_t M = {d(q_shape[-2])}, N = {d(kt_shape[-1])}, D = {d(q_shape[-1])}, "
@@ -85,6 +84,12 @@ def emit_attention(ctx: KernelContext, k: Kernel) -> list[str]:
     lines += ["    " + s for s in body]
     lines += ["  }", "}"]
     return lines
+
+
+def _operand(ctx: KernelContext, v: Value, k: Kernel) -> tuple[str, list, list]:
+    """(C pointer, shape, element strides) of Q, K^T or V, read through the kernel's absorbed nodes."""
+    mem, offset, shape, strides = operand_layout(v, k.absorbed)
+    return f"({ctx.ptr(mem)} + {ctx.d(offset)})", shape, strides
 
 
 def _stores(ctx: KernelContext, k: Kernel) -> list[tuple[Value, Value, list]]:

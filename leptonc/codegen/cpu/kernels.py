@@ -9,17 +9,10 @@ the symbol variables, so one library serves every size.
 from __future__ import annotations
 
 from ...ir import dims as D
+from ...ir.dims import contiguous_strides  # noqa: F401  (part of this module's API)
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
 from .cexpr import UnsupportedError, cdim, cnumel, ctype, literal
-
-
-def contiguous_strides(shape) -> list:
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc = D.mul(acc, d)
-    return list(reversed(strides))
 
 
 def transposed_strides(node: Node) -> list:

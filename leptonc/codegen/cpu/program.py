@@ -20,7 +20,7 @@ from pathlib import Path
 from ...ir import dims as D
 from ...ir.graph import Graph, Node, Value
 from .. import graph_symbols
-from ...passes.fusion import FusionPlan, Kernel, plan_fusion, view_root
+from ...passes.fusion import FusionPlan, Kernel, memory_operands, plan_fusion, view_root
 from .cexpr import UnsupportedError, cnumel, ctype, symbol_var
 from .attention import ATTENTION_SOURCE, emit_attention
 from .conv import CONV_EMITTERS, CONV_SOURCE, conv_weight_layout, emit_conv, uses_conv
@@ -228,16 +228,7 @@ class _Generator:
 
     def _kernel(self, k: Kernel) -> tuple[str, list[str], object]:
         where = k.nodes[0].label
-        produced = {id(v) for n in k.nodes for v in n.outputs}
-        ext: list[Value] = []
-        for n in k.absorbed:
-            if all(x is not n.inputs[0] for x in ext):
-                ext.append(n.inputs[0])
-        absorbed_out = {id(n.outputs[0]) for n in k.absorbed}
-        for n in k.nodes:
-            for v in n.inputs:
-                if id(v) not in produced and id(v) not in absorbed_out and all(x is not v for x in ext):
-                    ext.append(v)
+        ext = memory_operands(k)
         outs = [v for n in k.nodes for v in n.outputs if id(view_root(v)) in self.storage and view_root(v) is v]
         names: dict = {}
         params, args = [], []

@@ -16,10 +16,11 @@ fused ops and their order are the plan's; only the schedule changes.
 """
 from __future__ import annotations
 
+from ...ir import dims as D
 from ...ir.graph import Value
-from ...passes.fusion import Kernel
+from ...passes.fusion import Kernel, operand_layout
 from ..cpu.kernels import transposed_strides
-from .kernels import Emitted, KernelContext, _batch_offset, _times, operand_view
+from .kernels import Emitted, KernelContext, _batch_offset, _times
 from .texpr import tltype
 from .tiles import Space, TileEmitter
 
@@ -28,9 +29,9 @@ def emit_attention(ctx: KernelContext, att: Kernel) -> Emitted:
     graph = ctx.graph
     scores, softmax, output = att.parts
     qk, pv = scores.nodes[0], output.nodes[0]
-    q_val, q_shape, q_str = operand_view(qk.inputs[0], att.absorbed)
-    k_val, k_shape, k_str = operand_view(qk.inputs[1], att.absorbed)
-    v_val, v_shape, v_str = operand_view(pv.inputs[1], att.absorbed)
+    q_ptr, q_shape, q_str = _operand(ctx, qk.inputs[0], att)
+    k_ptr, k_shape, k_str = _operand(ctx, qk.inputs[1], att)
+    v_ptr, v_shape, v_str = _operand(ctx, pv.inputs[1], att)
     s_val, o_val = qk.outputs[0], pv.outputs[0]
     d = ctx.d
     M, Dq, N, E = q_shape[-2], q_shape[-1], k_shape[-1], v_shape[-1]
@@ -49,14 +50,14 @@ def emit_attention(ctx: KernelContext, att: Kernel) -> Emitted:
     q_off = _batch_offset(out_space, batch, q_shape, q_str)
     k_off = _batch_offset(out_space, batch, k_shape, k_str)
     v_off = _batch_offset(out_space, batch, v_shape, v_str)
-    body += [f"q = tl.load({ctx.ptr(q_val)} + {q_off}{_times('rm[:, None]', q_str[-2])} + "
+    body += [f"q = tl.load({q_ptr} + {q_off}{_times('rm[:, None]', q_str[-2])} + "
              f"{_times('rd[None, :]', q_str[-1])}, mask=(rm[:, None] < M) & (rd[None, :] < D), other=0.0)",
              'm_i = tl.full([BLOCK_M], -float("inf"), tl.float32)  # running max of each query row',
              "l_i = tl.full([BLOCK_M], 0.0, tl.float32)            # running sum of exp(score - m_i)",
              "acc = tl.full((BLOCK_M, BLOCK_E), 0.0, tl.float32)",
              "for n0 in range(0, N, BLOCK_N):"]
     loop += ["rn = n0 + tl.arange(0, BLOCK_N)",
-             f"kt = tl.load({ctx.ptr(k_val)} + {k_off}{_times('rd[:, None]', k_str[-2])} + "
+             f"kt = tl.load({k_ptr} + {k_off}{_times('rd[:, None]', k_str[-2])} + "
              f"{_times('rn[None, :]', k_str[-1])}, mask=(rd[:, None] < D) & (rn[None, :] < N), other=0.0)",
              "mask = (rm[:, None] < M) & (rn[None, :] < N)",
              f"v_{_name(s_val)} = tl.dot(q, kt, input_precision=PRECISION).to({tltype(s_val.dtype)})"]
@@ -75,7 +76,7 @@ def emit_attention(ctx: KernelContext, att: Kernel) -> Emitted:
              "alpha = tl.exp(m_i - m_safe)",
              "p = tl.exp(s - m_safe[:, None])",
              "l_i = l_i * alpha + tl.reduce(p, 1, lep_add)",
-             f"vt = tl.load({ctx.ptr(v_val)} + {v_off}{_times('rn[:, None]', v_str[-2])} + "
+             f"vt = tl.load({v_ptr} + {v_off}{_times('rn[:, None]', v_str[-2])} + "
              f"{_times('re[None, :]', v_str[-1])}, mask=(rn[:, None] < N) & (re[None, :] < E), other=0.0)",
              f"acc = acc * alpha[:, None] + tl.dot(p.to({p_dtype}), vt, input_precision=PRECISION)",
              "m_i = m_new"]
@@ -101,6 +102,12 @@ def emit_attention(ctx: KernelContext, att: Kernel) -> Emitted:
     grid = f"(triton.cdiv(M, BLOCK_M), {ctx.numel(batch)})" if batch else "(triton.cdiv(M, BLOCK_M),)"
     return Emitted(body, ["BLOCK_M", "BLOCK_N", "BLOCK_D", "BLOCK_E", "PRECISION"], setup, grid,
                    "PRECISION=DOT_PRECISION, num_warps=warps, num_stages=stages", guard="M * E == 0")
+
+
+def _operand(ctx: KernelContext, v: Value, att: Kernel) -> tuple[str, list, list]:
+    """(pointer, shape, element strides) of Q, K^T or V, read through the kernel's absorbed nodes."""
+    mem, offset, shape, strides = operand_layout(v, att.absorbed)
+    return (ctx.ptr(mem) if D.same(offset, 0) else f"({ctx.ptr(mem)} + {ctx.d(offset)})"), shape, strides
 
 
 def _name(v: Value) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from ...ir import dims as D
 from ...ir.graph import Graph, Node, Value
 from .. import graph_symbols
-from ...passes.fusion import FusionPlan, Kernel, plan_fusion, view_root
+from ...passes.fusion import FusionPlan, Kernel, memory_operands, plan_fusion, view_root
 from .attention import emit_attention
 from .kernels import KernelContext, emit_kernel, kernel_source
 from .prelude import PRELUDE
@@ -99,20 +99,7 @@ class _Generator:
 
     # -- what each launch reads and writes -----------------------------------------
     def _interface(self, k: Kernel) -> tuple[list[Value], list[Value]]:
-        produced = {id(v) for n in k.nodes for v in n.outputs}
-        absorbed_out = {id(n.outputs[0]) for n in k.absorbed}
-        ext: list[Value] = []
-
-        def add(v: Value) -> None:
-            if all(x is not v for x in ext):
-                ext.append(v)
-
-        for n in k.absorbed:
-            add(n.inputs[0])
-        for n in k.nodes:
-            for v in n.inputs:
-                if id(v) not in produced and id(v) not in absorbed_out and not self._inline_literal(k, v):
-                    add(v)
+        ext = [v for v in memory_operands(k) if not self._inline_literal(k, v)]
         outs = [v for n in k.nodes for v in n.outputs if self._materialized(k.nodes, v)]
         return ext, outs
 
