@@ -12,66 +12,72 @@ typedef struct {
     int64_t ph, pw;                     /* padding at the start of each spatial dim */
 } lep_window;
 
-/* dst[0:n] = src[0:n] (or zeros when src is NULL): short runs inline, long ones by memcpy/memset. */
-static inline void lep_run_copy(float* dst, const float* src, int64_t n) {
-    if (n >= 64) {
-        if (src) memcpy(dst, src, (size_t)n * sizeof(float));
-        else memset(dst, 0, (size_t)n * sizeof(float));
-    } else if (src) {
-        for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-    } else {
-        for (int64_t i = 0; i < n; ++i) dst[i] = 0.0f;
-    }
-}
+/* The A of a convolution's GEMM read straight from its input (implicit im2col): row i is output pixel
+ * row0 + i, its columns (kh, kw, c) over the input channels [c0, c0 + CG), zero where the window leaves
+ * the input. lep_conv_pack_a packs A[m0:m1, k0:k0+kc] into lep_pack_a's layout (micro-panels of
+ * LEP_GEMM_MR rows, k-major, the last one with the rows left). */
+typedef struct {
+    const float* x;
+    const lep_window* g;
+    int64_t c0, CG, row0;
+} lep_conv_rows;
 
-/* Rows [p0, p1) of the column matrix of a convolution over the input channels [c0, c0 + CG): row p is
- * output pixel p (n, oh, ow flattened) with its KH * KW * CG inputs in (kh, kw, c) order, zero where the
- * window leaves the input; row p is stored at col + (p - p0) * ldcol. */
-static void lep_im2col_nhwc(float* col, int64_t ldcol, const float* x, const lep_window* g, int64_t c0,
-                            int64_t CG, int64_t p0, int64_t p1) {
-    const int64_t KW = g->KW, C = g->C;
+static void lep_conv_pack_a(const void* ctx, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* Ap) {
+    const lep_conv_rows* a = (const lep_conv_rows*)ctx;
+    const lep_window* g = a->g;
+    const int64_t C = g->C, CG = a->CG, KW = g->KW, RW = KW * CG, k1 = k0 + kc;
     const int runs = g->dw == 1 && CG == C;  /* the taps of one kernel row are one run of x */
-    for (int64_t p = p0; p < p1; ++p) {
-        const int64_t n = p / (g->OH * g->OW), oh = p / g->OW % g->OH, ow = p % g->OW;
-        const int64_t w0 = ow * g->sw - g->pw;
-        float* dst = col + (p - p0) * ldcol;
-        for (int64_t kh = 0; kh < g->KH; ++kh, dst += KW * CG) {
-            const int64_t h = oh * g->sh - g->ph + kh * g->dh;
-            if (h < 0 || h >= g->H) {
-                lep_run_copy(dst, NULL, KW * CG);
+    for (int64_t i0 = m0; i0 < m1; i0 += LEP_GEMM_MR) {
+        const int64_t mr = m1 - i0 < LEP_GEMM_MR ? m1 - i0 : LEP_GEMM_MR;
+        int64_t hb[LEP_GEMM_MR], wb[LEP_GEMM_MR];
+        const float* xn[LEP_GEMM_MR];
+        for (int64_t i = 0; i < mr; ++i) {
+            const int64_t p = a->row0 + i0 + i, n = p / (g->OH * g->OW), oh = p / g->OW % g->OH, ow = p % g->OW;
+            hb[i] = oh * g->sh - g->ph;
+            wb[i] = ow * g->sw - g->pw;
+            xn[i] = a->x + n * g->H * g->W * C + a->c0;
+        }
+        for (int64_t kh = k0 / RW; kh * RW < k1; ++kh) {  /* the part [s0, s1) of kernel row kh in [k0, k1) */
+            const int64_t s0 = kh * RW > k0 ? kh * RW : k0, s1 = (kh + 1) * RW < k1 ? (kh + 1) * RW : k1;
+            float* dst = Ap + (s0 - k0) * mr;  /* element k of row i at dst[(k - s0) * mr + i] */
+            const float* src[LEP_GEMM_MR];     /* element k of row i at src[i][k - s0], when inside */
+            int64_t v0[LEP_GEMM_MR], v1[LEP_GEMM_MR], inside = 0;
+            for (int64_t i = 0; i < mr; ++i) {
+                const int64_t h = hb[i] + kh * g->dh;
+                v0[i] = v1[i] = s1;
+                src[i] = xn[i];
+                if (h < 0 || h >= g->H || !runs) continue;
+                const int64_t lo = wb[i] < 0 ? -wb[i] : 0, hi = g->W - wb[i] < KW ? g->W - wb[i] : KW;
+                v0[i] = kh * RW + lo * CG;
+                v1[i] = kh * RW + (hi > lo ? hi : lo) * CG;
+                v0[i] = v0[i] < s0 ? s0 : v0[i] > s1 ? s1 : v0[i];
+                v1[i] = v1[i] < v0[i] ? v0[i] : v1[i] > s1 ? s1 : v1[i];
+                src[i] = xn[i] + (h * g->W + wb[i]) * C + (s0 - kh * RW);
+                inside += v0[i] == s0 && v1[i] == s1;
+            }
+            if (inside == LEP_GEMM_MR) {  /* the whole panel inside the input: a transpose of 8 runs */
+                for (int64_t k = 0; k < s1 - s0; ++k)
+                    #pragma GCC unroll 16
+                    for (int i = 0; i < LEP_GEMM_MR; ++i) dst[k * LEP_GEMM_MR + i] = src[i][k];
                 continue;
             }
-            const float* xr = x + (n * g->H + h) * g->W * C + c0;
-            if (runs) {  /* taps kw in [lo, hi) are inside the input */
-                int64_t lo = w0 < 0 ? -w0 : 0, hi = g->W - w0;
-                lo = lo < KW ? lo : KW;
-                hi = hi < KW ? hi : KW;
-                hi = hi > lo ? hi : lo;
-                if (lo > 0) lep_run_copy(dst, NULL, lo * CG);
-                lep_run_copy(dst + lo * CG, xr + (w0 + lo) * C, (hi - lo) * CG);
-                if (hi < KW) lep_run_copy(dst + hi * CG, NULL, (KW - hi) * CG);
-                continue;
-            }
-            for (int64_t kw = 0; kw < KW; ++kw) {
-                const int64_t w = w0 + kw * g->dw;
-                lep_run_copy(dst + kw * CG, w < 0 || w >= g->W ? NULL : xr + w * C, CG);
+            for (int64_t i = 0; i < mr; ++i) {
+                const int64_t h = hb[i] + kh * g->dh;
+                if (!runs && h >= 0 && h < g->H) {  /* tap by tap */
+                    for (int64_t k = s0; k < s1; ++k) {
+                        const int64_t kw = (k - kh * RW) / CG, iw = wb[i] + kw * g->dw;
+                        dst[(k - s0) * mr + i] = iw >= 0 && iw < g->W ?
+                            xn[i][(h * g->W + iw) * C + (k - kh * RW) % CG] : 0.0f;
+                    }
+                    continue;
+                }
+                for (int64_t k = s0; k < v0[i]; ++k) dst[(k - s0) * mr + i] = 0.0f;
+                for (int64_t k = v0[i]; k < v1[i]; ++k) dst[(k - s0) * mr + i] = src[i][k - s0];
+                for (int64_t k = v1[i]; k < s1; ++k) dst[(k - s0) * mr + i] = 0.0f;
             }
         }
+        Ap += mr * kc;
     }
-}
-
-/* Per-thread buffer for a block of im2col rows, grown on demand and kept (reused, it stays in cache). */
-static __thread float* lep_conv_buf;
-static __thread size_t lep_conv_cap;
-
-static float* lep_conv_buffer(size_t floats) {
-    if (floats > lep_conv_cap) {
-        free(lep_conv_buf);
-        lep_conv_buf = NULL;
-        if (posix_memalign((void**)&lep_conv_buf, 64, floats * sizeof(float)) != 0) abort();
-        lep_conv_cap = floats;
-    }
-    return lep_conv_buf;
 }
 
 /* What a conv hands to lep_gemm_packed as its epilogue context: the GEMM computes the output block that
@@ -100,9 +106,9 @@ static void lep_conv_epilogue(const void* ctx, float* C, int64_t ldc, int64_t i0
                      j1 + t->col0);
 }
 
-/* Rows of the column matrix one task of a blocked convolution builds and multiplies: about `target`, and a
- * multiple of the thread count in tasks, so that the threads finish together. */
-static int64_t lep_conv_rows(int64_t P, int64_t target) {
+/* Output pixels of one task of a convolution that splits its pixels over the threads: about `target`, and
+ * a multiple of the thread count in tasks, so that the threads finish together. */
+static int64_t lep_conv_task_pixels(int64_t P, int64_t target) {
     const int64_t nt = omp_get_max_threads();
     int64_t tasks = (P + target - 1) / target;
     tasks = (tasks + nt - 1) / nt * nt;

@@ -9,9 +9,10 @@ Input x[N, H, W, C], output y[N, OH, OW, O], weight w[KH, KW, C / group, O]
   output pixels and K = KH * KW * C / group, on lep_gemm_packed (gemm.c) with
   the weight packed at compile time (`pack_conv_weight`) and the bias and the
   kernel's fused ops applied to each finished tile (lep_conv_epilogue): a 1x1
-  conv with unit strides and no padding reads x itself as A; others build A's
-  rows (im2col: runs of C contiguous floats per tap, lep_im2col_nhwc), in
-  blocks that stay in cache when there are many pixels;
+  conv with unit strides and no padding reads x itself as A; others pack A
+  straight from x (implicit im2col: runs of C contiguous floats per tap,
+  lep_conv_pack_a); with many pixels each task takes a block of them, so that
+  its packed A stays in cache;
 - pooling loops over output pixels with the channels innermost (vectorized).
 """
 from __future__ import annotations
@@ -30,9 +31,8 @@ from .matmul import GEMM_NR, aligned_empty, pack_b
 
 CONV_SOURCE = Path(__file__).with_name("conv.c").read_text()
 CONV_PACKED = "^C"      # suffix (then the group count) of a conv weight packed for lep_gemm_packed
-IM2COL_ROWS = 64        # rows of the column matrix one task builds, when it is built whole
-BLOCK_ROWS = 128        # rows of the column matrix one task builds and multiplies, when it is built in blocks
-BLOCKED_MIN_ROWS = 512  # pixels per thread from which a conv builds its column matrix in blocks
+BLOCK_ROWS = 256        # output pixels of one task, when a conv splits its pixels over the threads
+BLOCKED_MIN_ROWS = 512  # pixels per thread from which it does, rather than the GEMM splitting its threads
 
 
 def uses_conv(graph: Graph) -> bool:
@@ -116,47 +116,34 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
     # a GEMM per group: y[:, the group's channels] = A[P, K] @ B[K, OG], B packed, the epilogue on each tile
     layout = conv_weight_layout(ctx.graph, node)
     packed = ctx.names[(layout[0][1], id(w))] if layout else "bp"
-    pointwise = kernel == (1, 1) and (sh, sw) == (1, 1) and not any(pads)
-    packed_floats = 0 if layout else _packed_floats(ctx, w, out, node.attrs["group"])
-    cols_floats = 0 if pointwise else D.product([*out.shape[:-1], *kernel, w.shape[-2]])
-    if packed_floats or cols_floats:
-        ctx.scratch_bytes = D.mul(D.add(packed_floats, cols_floats), 4)
-        lines.append(f"float* cols = scratch + {ctx.d(packed_floats)}; (void)cols;")
-    if not layout:  # a computed weight: packed here, in front of the column matrix
+    if not layout:  # a computed weight: packed here
+        ctx.scratch_bytes = D.mul(_packed_floats(ctx, w, out, node.attrs["group"]), 4)
         lines += ["float* bp = scratch;",
                   "for (int64_t gi = 0; gi < G; ++gi)",
                   f"  lep_pack_b(K, OG, {ctx.ptr(w)} + gi * OG, O, bp + gi * lep_packed_size(K, OG));"]
 
-    def gemm(indent: str, rows: str, a: str, lda: str, row0: str) -> list[str]:
-        """The GEMM of group gi for output rows [row0, row0 + rows), from A (a, lda)."""
-        return [f"{indent}const lep_conv_tile tile = {{{ep}, {ep_ctx}, {bias}, {row0}, gi * OG}};",
-                f"{indent}lep_gemm_packed({rows}, OG, K, {a}, {lda}, {packed} + gi * lep_packed_size(K, OG), "
-                f"{yp} + {row0} * O + gi * OG, O, lep_conv_epilogue, &tile);"]
-    if pointwise:
-        return lines + ["for (int64_t gi = 0; gi < G; ++gi) {  /* x itself is A */",
-                        *gemm("  ", "P", f"{xp} + gi * CG", "C", "0"),
-                        "}"]
+    def gemm(indent: str, rows: str, row0: str) -> list[str]:
+        """The GEMM of group gi for output rows [row0, row0 + rows)."""
+        b = f"{packed} + gi * lep_packed_size(K, OG)"
+        c = f"{yp} + {row0} * O + gi * OG, O, lep_conv_epilogue, &tile"
+        lines = [f"{indent}const lep_conv_tile tile = {{{ep}, {ep_ctx}, {bias}, {row0}, gi * OG}};"]
+        if pointwise:  # x itself is A
+            return lines + [f"{indent}lep_gemm_packed({rows}, OG, K, {xp} + {row0} * C + gi * CG, C, {b}, {c});"]
+        return lines + [f"{indent}const lep_conv_rows a = {{{xp}, &win, gi * CG, CG, {row0}}};",
+                        f"{indent}lep_gemm_packed_a({rows}, OG, K, lep_conv_pack_a, &a, {b}, {c});"]
+    pointwise = kernel == (1, 1) and (sh, sw) == (1, 1) and not any(pads)
     return lines + [
-        f"if (P < {BLOCKED_MIN_ROWS} * omp_get_max_threads()) {{  /* few pixels: the whole column matrix, then "
-        "GEMMs split over the threads */",
+        f"if (P < {BLOCKED_MIN_ROWS} * omp_get_max_threads()) {{  /* few pixels: the GEMM splits the threads */",
         "  for (int64_t gi = 0; gi < G; ++gi) {",
-        "    #pragma omp parallel for schedule(static)",
-        f"    for (int64_t p0 = 0; p0 < P; p0 += {IM2COL_ROWS})",
-        f"      lep_im2col_nhwc(cols + p0 * K, K, {xp}, &win, gi * CG, CG, p0, "
-        f"p0 + {IM2COL_ROWS} < P ? p0 + {IM2COL_ROWS} : P);",
-        *gemm("    ", "P", "cols", "K", "0"),
+        *gemm("    ", "P", "0"),
         "  }",
-        "} else {  /* many pixels: each task builds a block of rows in cache, then multiplies it */",
-        f"  const int64_t MB = lep_conv_rows(P, {BLOCK_ROWS});",
+        "} else {  /* many pixels: a block of rows per task, its packed A in cache */",
+        f"  const int64_t MB = lep_conv_task_pixels(P, {BLOCK_ROWS});",
         "  #pragma omp parallel for schedule(static)",
-        "  for (int64_t p0 = 0; p0 < P; p0 += MB) {",
-        "    const int64_t p1 = p0 + MB < P ? p0 + MB : P;",
-        "    float* col = lep_conv_buffer((size_t)((p1 - p0) * K));",
+        "  for (int64_t p0 = 0; p0 < P; p0 += MB)",
         "    for (int64_t gi = 0; gi < G; ++gi) {",
-        f"      lep_im2col_nhwc(col, K, {xp}, &win, gi * CG, CG, p0, p1);",
-        *gemm("      ", "p1 - p0", "col", "K", "p0"),
+        *gemm("      ", "(p0 + MB < P ? MB : P - p0)", "p0"),
         "    }",
-        "  }",
         "}"]
 
 

@@ -7,6 +7,8 @@
  *   void lep_gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
  *                        const float* Bp, float* C, int64_t ldc, lep_epilogue ep, const void* ctx);
  *   void lep_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, float* Bp);
+ *   void lep_gemm_packed_a(M, N, K, lep_pack_a_fn pack, const void* actx, Bp, C, ldc, ep, ctx);
+ *     the same product with A's rows packed by `pack` instead of read from a matrix (see lep_a_rows)
  *
  * Contract of lep_gemm_packed
  *   - A is row-major: element (i, k) at A[i * lda + k]. M is any run-time size (one library serves every M).
@@ -235,9 +237,19 @@ static void lep_pack_a(const float* A, int64_t lda, int64_t m0, int64_t m1, int6
     }
 }
 
+/* Where the rows of A come from: a row-major matrix (A, lda), or, when `pack` is not NULL, a function that
+   packs A[m0:m1, k0:k0+kc] into lep_pack_a's layout itself (a convolution builds its im2col rows that way). */
+typedef void (*lep_pack_a_fn)(const void* ctx, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* Ap);
+typedef struct {
+    const float* A;
+    int64_t lda;
+    lep_pack_a_fn pack;
+    const void* ctx;
+} lep_a_rows;
+
 /* C[m0:m1, panels p0:p1] on the calling thread. */
-static void lep_gemm_block(int64_t m0, int64_t m1, int64_t p0, int64_t p1, int64_t N, int64_t K, const float* A,
-                           int64_t lda, const float* Bp, float* C, int64_t ldc, lep_epilogue ep, const void* ctx) {
+static void lep_gemm_block(int64_t m0, int64_t m1, int64_t p0, int64_t p1, int64_t N, int64_t K, const lep_a_rows* a,
+                           const float* Bp, float* C, int64_t ldc, lep_epilogue ep, const void* ctx) {
     const int64_t rows = m1 - m0;
     if (rows <= 0 || p1 <= p0) return;
     const int64_t ncp = LEP_GEMM_NCP;
@@ -254,7 +266,8 @@ static void lep_gemm_block(int64_t m0, int64_t m1, int64_t p0, int64_t p1, int64
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
         const int64_t kc = K - k0 < KC ? K - k0 : KC;
         const int first = k0 == 0, last = k0 + kc == K;
-        lep_pack_a(A, lda, m0, m1, k0, kc, Ap);
+        if (a->pack) a->pack(a->ctx, m0, m1, k0, kc, Ap);
+        else lep_pack_a(a->A, a->lda, m0, m1, k0, kc, Ap);
         for (int64_t jc = p0; jc < p1; jc += ncp) {
             const int64_t np = p1 - jc < ncp ? p1 - jc : ncp;
             const int64_t j0 = jc * LEP_GEMM_NR, j1 = (jc + np) * LEP_GEMM_NR < N ? (jc + np) * LEP_GEMM_NR : N;
@@ -290,14 +303,14 @@ static void lep_gemm_grid(int64_t M, int64_t P, int64_t K, int nt, int* tm_out, 
     }
 }
 
-static void lep_gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, float* C,
-                            int64_t ldc, lep_epilogue ep, const void* ctx) {
+static void lep_gemm_rows(int64_t M, int64_t N, int64_t K, const lep_a_rows* a, const float* Bp, float* C,
+                          int64_t ldc, lep_epilogue ep, const void* ctx) {
     if (M <= 0 || N <= 0) return;
     const int64_t P = (N + LEP_GEMM_NR - 1) / LEP_GEMM_NR;
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     if ((double)M * (double)N * (double)K < 131072.0) nt = 1;
     if (nt == 1) {
-        lep_gemm_block(0, M, 0, P, N, K, A, lda, Bp, C, ldc, ep, ctx);
+        lep_gemm_block(0, M, 0, P, N, K, a, Bp, C, ldc, ep, ctx);
         return;
     }
     int tm = 1, tn = nt;
@@ -309,9 +322,22 @@ static void lep_gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int
         if (n == nt) {
             const int ti = t / tn, tj = t % tn;
             const int64_t r0 = mb * ti / tm * LEP_GEMM_MR, r1 = mb * (ti + 1) / tm * LEP_GEMM_MR;
-            lep_gemm_block(r0, r1 < M ? r1 : M, P * tj / tn, P * (tj + 1) / tn, N, K, A, lda, Bp, C, ldc, ep, ctx);
+            lep_gemm_block(r0, r1 < M ? r1 : M, P * tj / tn, P * (tj + 1) / tn, N, K, a, Bp, C, ldc, ep, ctx);
         } else if (t == 0) {  /* the runtime gave fewer threads than asked: one does it all */
-            lep_gemm_block(0, M, 0, P, N, K, A, lda, Bp, C, ldc, ep, ctx);
+            lep_gemm_block(0, M, 0, P, N, K, a, Bp, C, ldc, ep, ctx);
         }
     }
+}
+
+static void lep_gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, float* C,
+                            int64_t ldc, lep_epilogue ep, const void* ctx) {
+    const lep_a_rows a = {A, lda, NULL, NULL};
+    lep_gemm_rows(M, N, K, &a, Bp, C, ldc, ep, ctx);
+}
+
+/* lep_gemm_packed with the rows of A packed by `pack` (see lep_a_rows). */
+static void lep_gemm_packed_a(int64_t M, int64_t N, int64_t K, lep_pack_a_fn pack, const void* actx, const float* Bp,
+                              float* C, int64_t ldc, lep_epilogue ep, const void* ctx) {
+    const lep_a_rows a = {NULL, 0, pack, actx};
+    lep_gemm_rows(M, N, K, &a, Bp, C, ldc, ep, ctx);
 }
