@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SYSTEMS = ("eager", "inductor", "onnxruntime", "leptonc")
-PAUSE_S = 0.02  # before each timed run: the previous system's idle threads stop spinning and sleep
+PAUSE_S = 0.1  # before each timed run: the previous system's idle threads stop spinning and sleep (ORT's spin ~45 ms)
 
 
 @dataclass
