@@ -36,15 +36,19 @@ INT4 = "quantize{weights=int4,group=128}"
 W8A8 = "quantize{weights=int8,activations=int8-dynamic}"
 
 
-def timed_in_turns(systems: dict, runs: int, warmup: int = 3) -> dict[str, float]:
-    """Median milliseconds per call of each zero-argument function, calls taken in turns."""
+def timed_in_turns(systems: dict, runs: int, warmup: int = 3, pause: float = 0.0) -> dict[str, float]:
+    """Median milliseconds per call of each zero-argument function, calls taken in turns, each after `pause`
+    seconds (bench.PAUSE_S where systems with their own thread pools alternate, so that one's spinning
+    threads do not take the cores of the next; none between leptonc models, which share one pool and run
+    back to back like the steps of a decode loop)."""
     for fn in systems.values():
         for _ in range(warmup):
             fn()
     times = {name: [] for name in systems}
     for _ in range(runs):
         for name, fn in systems.items():
-            time.sleep(PAUSE_S)  # the previous system's idle threads stop spinning
+            if pause:
+                time.sleep(pause)
             t0 = time.perf_counter()
             fn()
             times[name].append((time.perf_counter() - t0) * 1e3)
@@ -134,7 +138,7 @@ def bench_bert(runs: int, threads: int) -> list[str]:
                "onnxruntime quantize_dynamic": lambda: ortq.run(None, feed),
                "leptonc fp32": lambda: lep32(*np_inputs),
                "leptonc W8A8 dynamic": lambda: lepq(*np_inputs)}
-    ms = timed_in_turns(systems, runs)
+    ms = timed_in_turns(systems, runs, pause=PAUSE_S)
     lines = ["## BERT-base, batch 1, seq 128: W8A8 dynamic vs ONNX Runtime quantize_dynamic", "",
              "| system | ms / run | speed-up vs ORT quantize_dynamic | max abs err vs fp32 eager | SQNR dB |",
              "|---|---|---|---|---|"]

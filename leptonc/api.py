@@ -189,10 +189,10 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
 def _laid_out(graph: Graph, name: str) -> np.ndarray:
     """A weight as the generated code reads it: contiguous, stored transposed (matmul.TRANSPOSED), packed
     into GEMM panels (matmul.PACKED; conv.CONV_PACKED and the group count for a conv's weight) or in the
-    layout of a quantized kernel (quantized.LAYOUTS)."""
+    layout of a quantized kernel (quantized.LAYOUT_MARK)."""
     from .codegen.cpu.conv import CONV_PACKED, pack_conv_weight
     from .codegen.cpu.matmul import PACKED, TRANSPOSED, pack_b
-    from .codegen.cpu.quantized import LAYOUTS
+    from .codegen.cpu.quantized import LAYOUT_MARK, lay_out
 
     if CONV_PACKED in name:
         base, group = name.rsplit(CONV_PACKED, 1)
@@ -201,9 +201,9 @@ def _laid_out(graph: Graph, name: str) -> np.ndarray:
         return pack_b(graph.constants[name[:-len(PACKED)]])
     if name.endswith(TRANSPOSED):
         return np.ascontiguousarray(graph.constants[name[:-len(TRANSPOSED)]].swapaxes(-1, -2))
-    for suffix, lay_out in LAYOUTS.items():
-        if name.endswith(suffix):
-            return lay_out(graph.constants[name[:-len(suffix)]])
+    if LAYOUT_MARK in name:
+        base, spec = name.split(LAYOUT_MARK, 1)
+        return lay_out(spec, graph.constants[base])
     return np.ascontiguousarray(graph.constants[name])
 
 

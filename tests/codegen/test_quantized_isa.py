@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from leptonc.codegen.cpu.build import cpu_features, find_compiler
-from leptonc.codegen.cpu.quantized import QUANTIZED_SOURCE, lay_out_i4, lay_out_i8, lay_out_scale, lay_out_w8a8
+from leptonc.codegen.cpu.quantized import QUANTIZED_SOURCE, lay_out_i4, lay_out_i8, lay_out_scale
 from leptonc.ir import DType
 from leptonc.ir.ops.quant import matmul_w8a8, matmul_wq
 from leptonc.passes.quantize import quantize_weight
@@ -22,10 +22,12 @@ HARNESS = """
 #include <string.h>
 #include <omp.h>
 """ + QUANTIZED_SOURCE + """
-void wq8(const float* x, const void* w, const float* s, int64_t M, int64_t N, int64_t K, int64_t G, float* y)
-{ lep_matmul_wq8(x, w, s, M, N, K, G, y, NULL, NULL); }
-void wq4(const float* x, const void* w, const float* s, int64_t M, int64_t N, int64_t K, int64_t G, float* y)
-{ lep_matmul_wq4(x, w, s, M, N, K, G, y, NULL, NULL); }
+void wq8(const float* x, const void* w, const float* s, int64_t M, int64_t N, int64_t K, int64_t G, float* y,
+         void* scratch)
+{ lep_matmul_wq8(x, w, s, M, N, K, G, y, scratch, NULL, NULL); }
+void wq4(const float* x, const void* w, const float* s, int64_t M, int64_t N, int64_t K, int64_t G, float* y,
+         void* scratch)
+{ lep_matmul_wq4(x, w, s, M, N, K, G, y, scratch, NULL, NULL); }
 void w8a8(const float* x, const void* w, const float* s, int64_t M, int64_t N, int64_t K, float* y, void* scratch)
 { lep_matmul_w8a8(x, w, s, M, N, K, y, scratch, NULL, NULL); }
 """
@@ -61,7 +63,19 @@ def _i64(*values):
     return [ctypes.c_int64(v) for v in values]
 
 
-SHAPES = [(1, 37, 20), (3, 64, 128), (7, 96, 100), (1, 4, 300), (2, 17, 33)]  # (M, N, K)
+SHAPES = [(1, 37, 20), (3, 64, 128), (7, 96, 100), (1, 4, 300), (2, 17, 33), (1, 64, 512)]  # (M, N, K)
+
+
+def run_weight_only(lib, bits: int, x: np.ndarray, q: np.ndarray, scale: np.ndarray, group: int) -> np.ndarray:
+    m, k = x.shape
+    n = q.shape[0]
+    laid = (lay_out_i8 if bits == 8 else lay_out_i4)(q, group)
+    groups = -(-k // group) if group else 1
+    scratch = np.zeros(m * (4 + 12 * groups + -(-k // 8) * 24), np.uint8)
+    y = np.full((m, n), np.nan, np.float32)
+    getattr(lib, f"wq{bits}")(_ptr(x), _ptr(laid), _ptr(lay_out_scale(scale)), *_i64(m, n, k, group or k), _ptr(y),
+                              _ptr(scratch))
+    return y
 
 
 @pytest.mark.parametrize("isa", list(ISAS))
@@ -69,20 +83,39 @@ SHAPES = [(1, 37, 20), (3, 64, 128), (7, 96, 100), (1, 4, 300), (2, 17, 33)]  # 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("group", [0, 4, 32, 10])
 def test_weight_only(isa, bits, shape, group, tmp_path_factory):
+    """Groups on whole steps take the fixed-point path where the CPU has VNNI; groups of 4 and 10 (int4) and
+    of 10 (int8) cut steps and take the float path."""
     m, n, k = shape
     if group and k % group:
         pytest.skip("K is not a multiple of the group")
     lib = library(isa, tmp_path_factory)
     rng = np.random.default_rng(m * n + k + group)
-    dtype = DType.i8 if bits == 8 else DType.i4
-    q, scale = quantize_weight(rng.standard_normal((n, k)).astype(np.float32), dtype, group)
+    q, scale = quantize_weight(rng.standard_normal((n, k)).astype(np.float32), DType.i8 if bits == 8 else DType.i4,
+                               group)
     x = rng.standard_normal((m, k)).astype(np.float32)
+    x[0, ::3] *= 1e-3  # small and large values in one row: the fixed-point digits keep both
     want = matmul_wq(x, q, scale, group=group)
-    laid = lay_out_i8(q) if bits == 8 else lay_out_i4(q)
-    scales = lay_out_scale(scale)
-    y = np.full((m, n), np.nan, np.float32)
-    getattr(lib, f"wq{bits}")(_ptr(x), _ptr(laid), _ptr(scales), *_i64(m, n, k, group or k), _ptr(y))
+    y = run_weight_only(lib, bits, x, q, scale, group)
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("special", [np.inf, np.nan, 0.0, 1e-35])
+def test_weight_only_special_rows(bits, special, tmp_path_factory):
+    """A row with inf or NaN (the float path), all zeros, or tiny values gives what the reference gives."""
+    lib = library("native", tmp_path_factory)
+    rng = np.random.default_rng(7)
+    q, scale = quantize_weight(rng.standard_normal((40, 64)).astype(np.float32), DType.i8 if bits == 8 else DType.i4,
+                               32)
+    x = rng.standard_normal((3, 64)).astype(np.float32)
+    x[1] = special if special in (0.0, 1e-35) else x[1]
+    x[1, 5] = special
+    want = matmul_wq(x, q, scale, group=32)
+    y = run_weight_only(lib, bits, x, q, scale, 32)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    finite = np.isfinite(want)
+    np.testing.assert_array_equal(y[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)])
+    np.testing.assert_allclose(y[finite], want[finite], rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(want[finite]).max())))
 
 
 @pytest.mark.parametrize("isa", list(ISAS))
@@ -97,7 +130,7 @@ def test_w8a8_is_exact(isa, shape, tmp_path_factory):
     x[0, : k // 2] = 0.0  # rows and runs of zeros too
     if m > 1:
         x[1] = 0.0
-    laid, scales = lay_out_w8a8(q), lay_out_scale(scale)
+    laid, scales = lay_out_i8(q, 0), lay_out_scale(scale)
     scratch = np.zeros(m * (4 * -(-k // 4) + 4), np.uint8)
     y = np.full((m, n), np.nan, np.float32)
     lib.w8a8(_ptr(x), _ptr(laid), _ptr(scales), *_i64(m, n, k), _ptr(y), _ptr(scratch))
@@ -114,7 +147,7 @@ def test_extreme_weights_do_not_saturate(tmp_path_factory):
         x = np.where(np.arange(2 * k).reshape(2, k) % 2 == 0, 1.0, -1.0).astype(np.float32)
         y = np.zeros((2, n), np.float32)
         scratch = np.zeros(2 * (k + 4), np.uint8)
-        lib.w8a8(_ptr(x), _ptr(lay_out_w8a8(q)), _ptr(lay_out_scale(scale)), *_i64(2, n, k), _ptr(y), _ptr(scratch))
+        lib.w8a8(_ptr(x), _ptr(lay_out_i8(q, 0)), _ptr(lay_out_scale(scale)), *_i64(2, n, k), _ptr(y), _ptr(scratch))
         np.testing.assert_array_equal(y, matmul_w8a8(x, q, scale), err_msg=isa)
 
 

@@ -2,25 +2,32 @@
  *
  * Weight layouts (built once at compile time by quantized.py; the same on every instruction set, so an
  * artifact rebuilt on another CPU reads the same weights). Output channels come in panels of 16, one
- * vector of 16 floats or int32s; rows past N are zero, inputs past K are zero.
- *   int8 weight-only   [P][K][16] int8: w[16p + j][k] at panel p, step k, lane j.
- *   int4 weight-only   [P][K8][16] uint32, K8 = ceil(K / 8): word j of step c holds w[16p + j][8c + s] in
- *                      bits 4s..4s+3, two's complement.
- *   int8 for W8A8      [P][K4][16][4] int8, K4 = ceil(K / 4): w[16p + j][4c + i] at byte 4j + i of step c
- *                      (the operand of vpdpbusd), then the sum of each row: int32 [16P].
- *   scales             [P][ngroups][16] f32 (per output channel: ngroups = 1).
+ * vector of 16 floats or int32s; rows past N are zero, inputs past K are zero. A step is 64 bytes: the
+ * weights of 4 (int8) or 8 (int4) consecutive inputs of the panel's 16 channels.
+ *   int8   [P][K4][16][4] int8, K4 = ceil(K / 4): w[16p + j][4c + i] at byte 4j + i of step c (the operand
+ *          of vpdpbusd); then the sum of each row over each group of inputs, int32 [P][ngroups][16].
+ *   int4   [P][K8][16][4] bytes, K8 = ceil(K / 8): byte 4j + i of step c holds w[16p + j][8c + i] + 8 in
+ *          its low nibble and w[16p + j][8c + 4 + i] + 8 in its high nibble (offset binary: 0..15); then
+ *          the row sums per group as for int8.
+ *   scales [P][ngroups][16] f32 (per output channel: ngroups = 1).
  *
- * lep_matmul_wq: weight-only, y[M, N] = x[M, K] @ (w * scale).T in f32. The kernel streams the narrow
- * weights once and widens them in registers, 16 output channels to a vector; a tile of MB rows of x by
- * NB panels shares each widened vector (int8: vpmovsxbd + vcvtdq2ps; int4: vpermps against a table of
- * the 16 nibble values) and accumulates each group of G inputs apart, scaled once per group.
+ * lep_matmul_wq8 / lep_matmul_wq4: weight-only, y[M, N] = x[M, K] @ (w * scale).T in f32. The kernels
+ * stream the narrow weights once, 16 output channels to a vector, for a tile of rows of x and panels.
+ *   AVX-512 VNNI: each row of x becomes a 24-bit fixed-point number per element (X = round(x * s) with
+ *   s = (2^23 - 1) / max|row|, an error of at most max|row| * 2^-24, the size of fp32's own rounding),
+ *   split into three byte digits; vpdpbusd multiplies each digit by the weights in int32 (int4 weights
+ *   unpack with two ands and a shift), and the three sums combine per group into floats. About one
+ *   instruction per 16 multiply-adds: the kernels run at the speed of memory.
+ *   Otherwise (no VNNI, a row of x with inf or NaN, or groups that do not fall on steps): the weights widen
+ *   to floats in registers (int8 by shifts, int4 by a vpermps lookup) for FMAs with x.
+ * Each group of G inputs accumulates apart and is scaled once.
  *
  * lep_matmul_w8a8: x quantized once per row to int8 (symmetric, scale max|row| / 127), int8 x int8
  * products summed in int32, y = acc * x_scale[m] * scale[n]. AVX-512 VNNI: vpdpbusd with x offset by 128
  * as unsigned bytes, 128 * (row sum of w) taken off at the end; AVX2: vpmaddubsw on |w| and x with w's
  * sign (products of at most 127 * 127, so the pairs never saturate), then vpmaddwd; else plain C.
  *
- * Both are parallel over units of NB panels (a static split: balanced shares), with the rows of x inside,
+ * All run in parallel over units of panels (a static split: balanced shares), with the rows of x inside,
  * and run the kernel's fused ops (`ep`, when not NULL) on each tile of y as soon as it is stored.
  */
 #if defined(__x86_64__) || defined(__i386__)
@@ -28,6 +35,12 @@
 #endif
 
 #define LEP_PANEL 16
+#define LEP_STEP 64      /* bytes of one step of a panel */
+#define LEP_PREFETCH 1024 /* bytes ahead of the weights being read that the float path prefetches */
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#define LEP_VNNI 1
+#endif
 
 /* the fused ops of the kernel, run on each finished block [i0, i1) x [j0, j1) of y (the same type as gemm.c's) */
 typedef void (*lep_epilogue)(const void* ctx, float* C, int64_t ldc, int64_t i0, int64_t i1, int64_t j0,
@@ -35,11 +48,16 @@ typedef void (*lep_epilogue)(const void* ctx, float* C, int64_t ldc, int64_t i0,
 
 typedef float lep_vf __attribute__((vector_size(64)));
 typedef int32_t lep_vi __attribute__((vector_size(64)));
-typedef int8_t lep_vb __attribute__((vector_size(16)));
 typedef int64_t lep_i64;
 
 static inline lep_vf lep_vload(const float* p) {
     lep_vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline lep_vi lep_vload_i(const void* p) {
+    lep_vi v;
     memcpy(&v, p, sizeof v);
     return v;
 }
@@ -52,93 +70,69 @@ static inline void lep_vstore(float* p, lep_vf v, lep_i64 n) {
     else for (lep_i64 j = 0; j < n; ++j) p[j] = v[j];
 }
 
-/* 16 int8 weights (one per lane) as floats */
-static inline lep_vf lep_widen_i8(const int8_t* p) {
+static inline lep_i64 lep_min(lep_i64 a, lep_i64 b) { return a < b ? a : b; }
+
+/* ---------------------------------------------------------------- weight-only: floats */
+
+/* inputs per step, and the input (from the step's first) of its t-th weight in a lane */
+#define LEP_STEP_K(bits) ((bits) == 8 ? 4 : 8)
+#define LEP_STEP_INPUT(bits, t) ((bits) == 8 ? (t) : ((t) >> 1) + 4 * ((t) & 1))
+
+/* the t-th weights of the 16 lanes of a step, as floats */
+static inline lep_vf lep_widen(const int bits, lep_vi step, int t) {
+    if (bits == 8) return __builtin_convertvector((step << (24 - 8 * t)) >> 24, lep_vf);
 #if defined(__AVX512F__)
-    return (lep_vf)_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p)));
+    const __m512 table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+    return (lep_vf)_mm512_permutexvar_ps((__m512i)(step >> (4 * t)), table);
 #else
-    lep_vb b;
-    memcpy(&b, p, sizeof b);
-    return __builtin_convertvector(__builtin_convertvector(b, lep_vi), lep_vf);
+    return __builtin_convertvector(((step >> (4 * t)) & 15) - 8, lep_vf);
 #endif
 }
 
-/* nibble s of each of 16 words, as a signed int4 value in a float; `words` already shifted right by 4s is
-   passed as `shifted` (the AVX-512 path reads only the low 4 bits) */
-static inline lep_vf lep_widen_i4(lep_vi shifted) {
-#if defined(__AVX512F__)
-    const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
-    return (lep_vf)_mm512_permutexvar_ps((__m512i)shifted, table);
-#else
-    return __builtin_convertvector(((shifted & 15) ^ 8) - 8, lep_vf);
-#endif
+/* the weights of input k of a panel, as floats */
+static inline lep_vf lep_weights_at(const int bits, const unsigned char* panel, lep_i64 k) {
+    const int i = (int)(k % LEP_STEP_K(bits));
+    const int t = bits == 8 ? i : (i < 4 ? 2 * i : 2 * (i - 4) + 1);
+    return lep_widen(bits, lep_vload_i(panel + k / LEP_STEP_K(bits) * LEP_STEP), t);
 }
 
-static inline lep_vi lep_vload_i(const void* p) {
-    lep_vi v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-/* ---------------------------------------------------------------- weight-only */
-
-/* bytes ahead of the weights being read that the kernels prefetch (measured on the GEMV chain) */
-#define LEP_PREFETCH4 1024
-#define LEP_PREFETCH8 256
-
-/* acc[m][b] += sum over k in [k0, k1) of x[m][k] * w(panel b, k) */
-static inline __attribute__((always_inline)) void lep_wq_span(
+/* acc[m][b] += sum over k in [k0, k1) of x[m][k] * w(panel b, k): whole steps at once, the rest input by input */
+static inline __attribute__((always_inline)) void lep_wqf_span(
         const int bits, const int MB, const int NB, const float* x, lep_i64 ldx, const unsigned char* w,
         lep_i64 panel, lep_i64 k0, lep_i64 k1, lep_vf acc[4][4]) {
+    const int SK = LEP_STEP_K(bits);
     lep_i64 k = k0;
-    if (bits == 4) {
-        for (; k < k1 && (k & 7); ++k) {  /* up to the next step of 8 inputs */
-            for (int b = 0; b < NB; ++b) {
-                const lep_vf wf = lep_widen_i4(lep_vload_i(w + b * panel + (k >> 3) * 64) >> (int)(4 * (k & 7)));
-                for (int m = 0; m < MB; ++m) acc[m][b] += lep_vsplat(x[m * ldx + k]) * wf;
+    for (; k < k1 && (k % SK || k + SK > k1); ++k) {
+        for (int b = 0; b < NB; ++b) {
+            const lep_vf wf = lep_weights_at(bits, w + b * panel, k);
+            for (int m = 0; m < MB; ++m) acc[m][b] += lep_vsplat(x[m * ldx + k]) * wf;
+        }
+    }
+    for (; k + SK <= k1; k += SK) {
+        lep_vi steps[4];
+        for (int b = 0; b < NB; ++b) {
+            steps[b] = lep_vload_i(w + b * panel + k / SK * LEP_STEP);
+            __builtin_prefetch(w + b * panel + k / SK * LEP_STEP + LEP_PREFETCH);
+        }
+        for (int t = 0; t < SK; ++t) {
+            lep_vf wf[4];
+            for (int b = 0; b < NB; ++b) wf[b] = lep_widen(bits, steps[b], t);
+            for (int m = 0; m < MB; ++m) {
+                const lep_vf xv = lep_vsplat(x[m * ldx + k + LEP_STEP_INPUT(bits, t)]);
+                for (int b = 0; b < NB; ++b) acc[m][b] += xv * wf[b];
             }
         }
-        for (; k + 8 <= k1; k += 8) {
-            lep_vi words[4];
-            for (int b = 0; b < NB; ++b) {
-                words[b] = lep_vload_i(w + b * panel + (k >> 3) * 64);
-                __builtin_prefetch(w + b * panel + (k >> 3) * 64 + LEP_PREFETCH4);
-            }
-            for (int s = 0; s < 8; ++s) {
-                lep_vf wf[4];
-                for (int b = 0; b < NB; ++b) {
-                    wf[b] = lep_widen_i4(words[b]);
-                    words[b] >>= 4;
-                }
-                for (int m = 0; m < MB; ++m) {
-                    const lep_vf xv = lep_vsplat(x[m * ldx + k + s]);
-                    for (int b = 0; b < NB; ++b) acc[m][b] += xv * wf[b];
-                }
-            }
-        }
-        for (; k < k1; ++k) {
-            for (int b = 0; b < NB; ++b) {
-                const lep_vf wf = lep_widen_i4(lep_vload_i(w + b * panel + (k >> 3) * 64) >> (int)(4 * (k & 7)));
-                for (int m = 0; m < MB; ++m) acc[m][b] += lep_vsplat(x[m * ldx + k]) * wf;
-            }
-        }
-        return;
     }
     for (; k < k1; ++k) {
-        lep_vf wf[4];
         for (int b = 0; b < NB; ++b) {
-            wf[b] = lep_widen_i8((const int8_t*)w + b * panel + k * LEP_PANEL);
-            if (!(k & 3)) __builtin_prefetch(w + b * panel + k * LEP_PANEL + LEP_PREFETCH8);
-        }
-        for (int m = 0; m < MB; ++m) {
-            const lep_vf xv = lep_vsplat(x[m * ldx + k]);
-            for (int b = 0; b < NB; ++b) acc[m][b] += xv * wf[b];
+            const lep_vf wf = lep_weights_at(bits, w + b * panel, k);
+            for (int m = 0; m < MB; ++m) acc[m][b] += lep_vsplat(x[m * ldx + k]) * wf;
         }
     }
 }
 
-/* one tile: MB rows of x by NB panels, over every group of inputs; y rows are ldy apart, n columns left */
-static inline __attribute__((always_inline)) void lep_wq_tile(
+/* one tile of MB rows of x by NB panels over every group of inputs; y rows ldy apart, n columns left */
+static inline __attribute__((always_inline)) void lep_wqf_tile(
         const int bits, const int MB, const int NB, const float* x, lep_i64 K, const unsigned char* w,
         lep_i64 panel, const float* scale, lep_i64 G, lep_i64 ngroups, float* y, lep_i64 ldy, lep_i64 n) {
     lep_vf total[4][4], acc[4][4];
@@ -147,8 +141,7 @@ static inline __attribute__((always_inline)) void lep_wq_tile(
     for (lep_i64 g = 0; g < ngroups; ++g) {
         for (int m = 0; m < MB; ++m)
             for (int b = 0; b < NB; ++b) acc[m][b] = lep_vsplat(0.0f);
-        const lep_i64 k0 = g * G, k1 = k0 + G < K ? k0 + G : K;
-        lep_wq_span(bits, MB, NB, x, K, w, panel, k0, k1, acc);
+        lep_wqf_span(bits, MB, NB, x, K, w, panel, g * G, lep_min(K, g * G + G), acc);
         for (int b = 0; b < NB; ++b) {
             const lep_vf s = lep_vload(scale + (b * ngroups + g) * LEP_PANEL);
             for (int m = 0; m < MB; ++m) total[m][b] += acc[m][b] * s;
@@ -158,65 +151,223 @@ static inline __attribute__((always_inline)) void lep_wq_tile(
         for (int b = 0; b < NB; ++b) lep_vstore(y + m * ldy + b * LEP_PANEL, total[m][b], n - b * LEP_PANEL);
 }
 
-#define LEP_WQ_CASE(bits, mb, nb)                                                                            \
-    case (mb) * 8 + (nb):                                                                                    \
-        lep_wq_tile(bits, mb, nb, x, K, w, panel, scale, G, ngroups, y, ldy, n);                             \
+/* ---------------------------------------------------------------- weight-only: fixed point, VNNI */
+
+/* Scratch of the fixed-point path: per row of x its scale (f32), then per row the digit sums of each group
+   times 8 (int32 [ngroups][3], for the offset of int4 weights), then per row its digits: for each step of 4
+   inputs, 4 bytes of digit 0, 4 of digit 1, 4 of digit 2 (the top digit offset by 128). */
+static inline lep_i64 lep_digit_bytes(lep_i64 K) { return (K + 7) / 8 * 8 * 3; }
+
+/* Row x[0:K] as digits (see above); returns 0 when it holds inf or NaN, or is too small to scale */
+static int lep_digits_row(const float* x, lep_i64 K, lep_i64 G, lep_i64 ngroups, float* xs, int32_t* dsum,
+                          uint8_t* d) {
+    float amax = 0.0f, probe = 0.0f;  /* probe: NaN when an element is inf or NaN */
+    #pragma omp simd reduction(max:amax) reduction(+:probe)
+    for (lep_i64 k = 0; k < K; ++k) {
+        amax = fmaxf(amax, fabsf(x[k]));
+        probe += x[k] * 0.0f;
+    }
+    if (probe != 0.0f || (amax > 0.0f && amax < 0x1p-100f)) return 0;
+    const float inv = amax > 0.0f ? 8388607.0f / amax : 0.0f;
+    *xs = amax > 0.0f ? amax / 8388607.0f : 0.0f;
+    const lep_i64 padded = (K + 7) / 8 * 8;
+    for (lep_i64 k = 0; k < padded; ++k) {
+        const float v = k < K ? nearbyintf(x[k] * inv) : 0.0f;  /* may round to +-2^23 at max|row|: clamp */
+        const int32_t X = (int32_t)(v > 8388607.0f ? 8388607.0f : (v < -8388607.0f ? -8388607.0f : v));
+        uint8_t* q = d + k / 4 * 12 + k % 4;
+        q[0] = (uint8_t)(X & 0xFF);
+        q[4] = (uint8_t)((X >> 8) & 0xFF);
+        q[8] = (uint8_t)((X >> 16) + 128);
+    }
+    for (lep_i64 g = 0; g < ngroups; ++g) {  /* the last group takes the padding too */
+        int32_t s[3] = {0, 0, 0};
+        for (lep_i64 k = g * G; k < (g == ngroups - 1 ? padded : g * G + G); ++k)
+            for (int j = 0; j < 3; ++j) s[j] += d[k / 4 * 12 + 4 * j + k % 4];
+        for (int j = 0; j < 3; ++j) dsum[g * 3 + j] = 8 * s[j];
+    }
+    return 1;
+}
+
+#if defined(LEP_VNNI)
+/* 4 bytes at q in every 32-bit lane */
+static inline __m512i lep_bcast4(const uint8_t* q) {
+    int v;
+    memcpy(&v, q, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* one tile of MB rows of digits by NB panels; digits rows ldd bytes apart, digit sums lds ints apart */
+static inline __attribute__((always_inline)) void lep_wqi_tile(
+        const int bits, const int MB, const int NB, const uint8_t* d, lep_i64 ldd, const int32_t* dsum, lep_i64 lds,
+        const float* xs, const unsigned char* w, lep_i64 panel, const int32_t* wsum, const float* scale,
+        lep_i64 G, lep_i64 K, lep_i64 ngroups, float* y, lep_i64 ldy, lep_i64 n) {
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    __m512 total[2][4];
+    for (int m = 0; m < MB; ++m)
+        for (int b = 0; b < NB; ++b) total[m][b] = _mm512_setzero_ps();
+    const lep_i64 steps = bits == 8 ? (K + 3) / 4 : (K + 7) / 8;
+    const lep_i64 per_group = ngroups == 1 ? steps : G / LEP_STEP_K(bits);
+    for (lep_i64 g = 0; g < ngroups; ++g) {
+        __m512i acc[2][4][3];
+        for (int m = 0; m < MB; ++m)
+            for (int b = 0; b < NB; ++b) acc[m][b][0] = acc[m][b][1] = acc[m][b][2] = _mm512_setzero_si512();
+        for (lep_i64 c = g * per_group; c < lep_min(steps, g * per_group + per_group); ++c) {
+            for (int b = 0; b < NB; ++b) {
+                const unsigned char* wp = w + b * panel + c * LEP_STEP;
+                const __m512i v = _mm512_loadu_si512((const void*)wp);  /* (a software prefetch measured slower) */
+                if (bits == 8) {
+                    for (int m = 0; m < MB; ++m) {
+                        const uint8_t* q = d + m * ldd + c * 12;
+                        for (int j = 0; j < 3; ++j)
+                            acc[m][b][j] = _mm512_dpbusd_epi32(acc[m][b][j], lep_bcast4(q + 4 * j), v);
+                    }
+                } else {
+                    const __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                    for (int m = 0; m < MB; ++m) {
+                        const uint8_t* q = d + m * ldd + c * 24;
+                        for (int j = 0; j < 3; ++j) {
+                            acc[m][b][j] = _mm512_dpbusd_epi32(acc[m][b][j], lep_bcast4(q + 4 * j), lo);
+                            acc[m][b][j] = _mm512_dpbusd_epi32(acc[m][b][j], lep_bcast4(q + 12 + 4 * j), hi);
+                        }
+                    }
+                }
+            }
+        }
+        /* the sums of the three digits, exact in int32, into one float: A0 + 256 A1 + 65536 (A2 - 128 sum w) */
+        for (int b = 0; b < NB; ++b) {
+            const __m512i top = _mm512_slli_epi32(_mm512_loadu_si512(wsum + (b * ngroups + g) * LEP_PANEL), 7);
+            const __m512 s = _mm512_loadu_ps(scale + (b * ngroups + g) * LEP_PANEL);
+            for (int m = 0; m < MB; ++m) {
+                __m512i a0 = acc[m][b][0], a1 = acc[m][b][1], a2 = _mm512_sub_epi32(acc[m][b][2], top);
+                if (bits == 4) {  /* weights offset by 8: take 8 * (digit sums) off */
+                    const int32_t* ds = dsum + m * lds + g * 3;
+                    a0 = _mm512_sub_epi32(a0, _mm512_set1_epi32(ds[0]));
+                    a1 = _mm512_sub_epi32(a1, _mm512_set1_epi32(ds[1]));
+                    a2 = _mm512_sub_epi32(a2, _mm512_set1_epi32(ds[2]));
+                }
+                const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), _mm512_set1_ps(65536.0f),
+                                                 _mm512_fmadd_ps(_mm512_cvtepi32_ps(a1), _mm512_set1_ps(256.0f),
+                                                                 _mm512_cvtepi32_ps(a0)));
+                total[m][b] = _mm512_fmadd_ps(t, s, total[m][b]);
+            }
+        }
+    }
+    for (int m = 0; m < MB; ++m)
+        for (int b = 0; b < NB; ++b)
+            lep_vstore(y + m * ldy + b * LEP_PANEL, (lep_vf)_mm512_mul_ps(total[m][b], _mm512_set1_ps(xs[m])),
+                       n - b * LEP_PANEL);
+}
+#endif
+
+/* ---------------------------------------------------------------- weight-only: the driver */
+
+/* a tile of mb rows by nb panels, by the float path or (ints != 0) the fixed-point path */
+struct lep_wq_args {
+    const float* x; lep_i64 K, G, ngroups, panel; const unsigned char* w; const int32_t* wsum; const float* scale;
+    const uint8_t* digits; const int32_t* dsum; const float* xs; lep_i64 ldd, lds; float* y; lep_i64 N;
+};
+
+#if defined(LEP_VNNI)
+#define LEP_WQ_INTS(bits, mb, nb)                                                                           \
+    lep_wqi_tile(bits, mb, nb, a->digits + m0 * a->ldd, a->ldd, a->dsum + m0 * a->lds, a->lds, a->xs + m0,  \
+                 a->w + p0 * a->panel, a->panel, a->wsum + p0 * a->ngroups * LEP_PANEL,                     \
+                 a->scale + p0 * a->ngroups * LEP_PANEL, a->G, a->K, a->ngroups, yt, a->N, nleft)
+#else
+#define LEP_WQ_INTS(bits, mb, nb) (void)0
+#endif
+#define LEP_WQ_CASE(bits, mb, nb)                                                                           \
+    case (mb) * 8 + (nb):                                                                                   \
+        if (ints) LEP_WQ_INTS(bits, mb, nb);                                                                \
+        else lep_wqf_tile(bits, mb, nb, a->x + m0 * a->K, a->K, a->w + p0 * a->panel, a->panel,              \
+                          a->scale + p0 * a->ngroups * LEP_PANEL, a->G, a->ngroups, yt, a->N, nleft);       \
         break;
 
-/* lep_wq_tile8 and lep_wq_tile4: a tile of mb rows by nb panels, one specialized body for each shape that
-   lep_matmul_wq asks for (mb <= 4 and nb <= 4 for one row of x, mb <= 4 and nb <= 2 otherwise) */
-#define LEP_WQ_TILES(bits)                                                                                   \
-    static void lep_wq_tile##bits(int mb, int nb, const float* x, lep_i64 K, const unsigned char* w,         \
-                                  lep_i64 panel, const float* scale, lep_i64 G, lep_i64 ngroups, float* y,   \
-                                  lep_i64 ldy, lep_i64 n) {                                                  \
-        switch (mb * 8 + nb) {                                                                               \
-            LEP_WQ_CASE(bits, 1, 1) LEP_WQ_CASE(bits, 1, 2) LEP_WQ_CASE(bits, 1, 3) LEP_WQ_CASE(bits, 1, 4)  \
-            LEP_WQ_CASE(bits, 2, 1) LEP_WQ_CASE(bits, 2, 2) LEP_WQ_CASE(bits, 3, 1) LEP_WQ_CASE(bits, 3, 2)  \
-            LEP_WQ_CASE(bits, 4, 1) LEP_WQ_CASE(bits, 4, 2)                                                  \
-        }                                                                                                    \
+/* lep_wq_tile8 and lep_wq_tile4: one specialized body for each tile shape the driver asks for (one row of
+   x by up to 4 panels, or up to 2 rows by up to 2 panels) */
+#define LEP_WQ_TILES(bits)                                                                                  \
+    static void lep_wq_tile##bits(const struct lep_wq_args* a, int ints, lep_i64 m0, int mb, lep_i64 p0,     \
+                                  int nb) {                                                                 \
+        float* yt = a->y + m0 * a->N + p0 * LEP_PANEL;                                                      \
+        const lep_i64 nleft = a->N - p0 * LEP_PANEL;                                                        \
+        switch (mb * 8 + nb) {                                                                              \
+            LEP_WQ_CASE(bits, 1, 1) LEP_WQ_CASE(bits, 1, 2) LEP_WQ_CASE(bits, 1, 3) LEP_WQ_CASE(bits, 1, 4) \
+            LEP_WQ_CASE(bits, 2, 1) LEP_WQ_CASE(bits, 2, 2)                                                 \
+        }                                                                                                   \
     }
 LEP_WQ_TILES(8)
 LEP_WQ_TILES(4)
 
-typedef void (*lep_wq_tile_fn)(int mb, int nb, const float* x, lep_i64 K, const unsigned char* w, lep_i64 panel,
-                               const float* scale, lep_i64 G, lep_i64 ngroups, float* y, lep_i64 ldy, lep_i64 n);
+typedef void (*lep_wq_tile_fn)(const struct lep_wq_args* a, int ints, lep_i64 m0, int mb, lep_i64 p0, int nb);
 
-/* y[M, N] = x[M, K] @ (w[N, K] * scale).T for weights in a panel layout of `panel` bytes a panel, read by
-   `tile`; groups of G inputs per scale (G = K: one scale per output channel) */
-static void lep_matmul_wq(lep_wq_tile_fn tile, lep_i64 panel, const float* x, const void* wv, const float* scale,
-                          lep_i64 M, lep_i64 N, lep_i64 K, lep_i64 G, float* y, lep_epilogue ep, const void* epctx) {
+/* Scratch bytes of lep_matmul_wq: the fixed-point path's digits of x (see lep_digits_row) */
+static inline lep_i64 lep_wq_scratch(lep_i64 M, lep_i64 K, lep_i64 ngroups) {
+    return M * (4 + 12 * ngroups + lep_digit_bytes(K));
+}
+
+/* y[M, N] = x[M, K] @ (w[N, K] * scale).T for weights in the int8 (bits 8) or int4 (bits 4) panel layout,
+   groups of G inputs per scale (G = K: one scale per output channel) */
+static void lep_matmul_wq(int bits, lep_wq_tile_fn tile, const float* x, const void* wv, const float* scale,
+                          lep_i64 M, lep_i64 N, lep_i64 K, lep_i64 G, float* y, void* scratch, lep_epilogue ep,
+                          const void* epctx) {
+    const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL;
+    if (G <= 0 || G > K) G = K > 0 ? K : 1;
+    const lep_i64 ngroups = K > 0 ? (K + G - 1) / G : 1;
+    const lep_i64 panel = (bits == 8 ? (K + 3) / 4 : (K + 7) / 8) * LEP_STEP;
     const unsigned char* w = (const unsigned char*)wv;
-    const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL, ngroups = G > 0 && K > 0 ? (K + G - 1) / G : 1;
-    const int MB = M == 1 ? 1 : 4, NB = M == 1 ? 4 : 2;  /* one row of x: 4 panels keep 4 FMA chains busy */
+    struct lep_wq_args a = {x, K, G, ngroups, panel, w, (const int32_t*)(w + P * panel), scale, NULL, NULL, NULL,
+                            lep_digit_bytes(K), 3 * ngroups, y, N};
+    const int MB = M == 1 ? 1 : 2, NB = M == 1 ? 4 : 2;  /* one row of x: 4 panels keep enough chains busy */
     const lep_i64 units = (P + NB - 1) / NB;
-    if (G <= 0) G = K > 0 ? K : 1;
-    #pragma omp parallel for schedule(static) if (M * N * K > 32768)
-    for (lep_i64 u = 0; u < units; ++u) {
-        const lep_i64 p0 = u * NB;
-        const int nb = P - p0 < NB ? (int)(P - p0) : NB;
-        for (lep_i64 m0 = 0; m0 < M; m0 += MB) {
-            const int mb = M - m0 < MB ? (int)(M - m0) : MB;
-            tile(mb, nb, x + m0 * K, K, w + p0 * panel, panel, scale + p0 * ngroups * LEP_PANEL, G, ngroups,
-                 y + m0 * N + p0 * LEP_PANEL, N, N - p0 * LEP_PANEL);
-            if (ep) ep(epctx, y, N, m0, m0 + mb, p0 * LEP_PANEL, (p0 + nb) * LEP_PANEL < N ? (p0 + nb) * LEP_PANEL : N);
+    /* the fixed-point path: VNNI, groups on whole steps, int32 sums that cannot overflow (255 * 128 per
+       input), and every row finite */
+    int ints = 0;
+#if defined(LEP_VNNI)
+    ints = (G == K || G % LEP_STEP_K(bits) == 0) && G <= 65536 && K > 0;
+    float* xs = (float*)scratch;
+    int32_t* dsum = (int32_t*)(xs + M);
+    uint8_t* digits = (uint8_t*)(dsum + M * 3 * ngroups);
+    a.xs = xs, a.dsum = dsum, a.digits = digits;
+#else
+    (void)scratch;
+#endif
+    int finite = 1;
+    #pragma omp parallel if (M * N * K > 32768)
+    {
+#if defined(LEP_VNNI)
+        if (ints) {
+            #pragma omp for schedule(static) reduction(&&:finite)
+            for (lep_i64 m = 0; m < M; ++m)
+                finite = lep_digits_row(x + m * K, K, G, ngroups, xs + m, dsum + m * 3 * ngroups,
+                                        digits + m * a.ldd) && finite;
+        }
+#endif
+        const int use_ints = ints && finite;  /* read after the loop's barrier */
+        #pragma omp for schedule(static)
+        for (lep_i64 u = 0; u < units; ++u) {
+            const lep_i64 p0 = u * NB;
+            const int nb = P - p0 < NB ? (int)(P - p0) : NB;
+            for (lep_i64 m0 = 0; m0 < M; m0 += MB) {
+                const int mb = M - m0 < MB ? (int)(M - m0) : MB;
+                tile(&a, use_ints, m0, mb, p0, nb);
+                if (ep) ep(epctx, y, N, m0, m0 + mb, p0 * LEP_PANEL, lep_min((p0 + nb) * LEP_PANEL, N));
+            }
         }
     }
 }
 
 static void lep_matmul_wq8(const float* x, const void* w, const float* scale, lep_i64 M, lep_i64 N, lep_i64 K,
-                           lep_i64 G, float* y, lep_epilogue ep, const void* epctx) {
-    lep_matmul_wq(lep_wq_tile8, K * LEP_PANEL, x, w, scale, M, N, K, G, y, ep, epctx);
+                           lep_i64 G, float* y, void* scratch, lep_epilogue ep, const void* epctx) {
+    lep_matmul_wq(8, lep_wq_tile8, x, w, scale, M, N, K, G, y, scratch, ep, epctx);
 }
 
 static void lep_matmul_wq4(const float* x, const void* w, const float* scale, lep_i64 M, lep_i64 N, lep_i64 K,
-                           lep_i64 G, float* y, lep_epilogue ep, const void* epctx) {
-    lep_matmul_wq(lep_wq_tile4, (K + 7) / 8 * 64, x, w, scale, M, N, K, G, y, ep, epctx);
+                           lep_i64 G, float* y, void* scratch, lep_epilogue ep, const void* epctx) {
+    lep_matmul_wq(4, lep_wq_tile4, x, w, scale, M, N, K, G, y, scratch, ep, epctx);
 }
 
 /* ---------------------------------------------------------------- W8A8 */
 
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
-#define LEP_VNNI 1
+#if defined(LEP_VNNI)
 #define LEP_W8A8_MB 6
 #define LEP_W8A8_NB 4
 #else
@@ -318,8 +469,8 @@ static void lep_quantize_row(const float* xr, lep_i64 K, uint8_t* q, lep_i64 ldq
     *xs = amax / 127.0f;
 }
 
-/* y[M, N] = (q(x) @ w[N, K].T) * x_scale * scale[N], w in the W8A8 layout (row sums after the panels),
-   scale in panels; scratch holds M * 4 * ceil(K / 4) bytes and M floats */
+/* y[M, N] = (q(x) @ w[N, K].T) * x_scale * scale[N], w in the int8 layout with one group (row sums after the
+   panels), scale in panels; scratch holds M * 4 * ceil(K / 4) bytes and M floats */
 static void lep_matmul_w8a8(const float* x, const void* wv, const float* scale, lep_i64 M, lep_i64 N, lep_i64 K,
                             float* y, void* scratch, lep_epilogue ep, const void* epctx) {
     const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL, ldq = (K + 3) / 4 * 4, panel = ldq * LEP_PANEL;

@@ -31,30 +31,31 @@ def _panels(w: np.ndarray, multiple: int) -> np.ndarray:
     return out.reshape(-1, PANEL, out.shape[1])
 
 
-def lay_out_i8(w: np.ndarray) -> np.ndarray:
-    """int8 weight-only: [P][K][16], lane j of step k is w[16p + j, k]."""
-    return np.ascontiguousarray(_panels(w, 1).transpose(0, 2, 1)).astype(np.int8)
+def _with_row_sums(steps: np.ndarray, w: np.ndarray, group: int) -> np.ndarray:
+    """The steps (bytes), then the sum of each row of w over each group of inputs, int32 [P][groups][16]."""
+    padded = _panels(w, group)
+    p, _, k = padded.shape
+    sums = padded.reshape(p, PANEL, k // group, group).sum(axis=3).transpose(0, 2, 1)
+    return np.concatenate([steps.reshape(-1).view(np.uint8), sums.astype("<i4").reshape(-1).view(np.uint8)])
 
 
-def lay_out_i4(w: np.ndarray) -> np.ndarray:
-    """int4 weight-only: [P][K8][16] little-endian words (as bytes), nibble s of word j of step c is
-    w[16p + j, 8c + s]."""
-    nib = (_panels(w, 8) & 0xF).astype(np.uint32)
-    p, _, k = nib.shape
-    nib = nib.reshape(p, PANEL, k // 8, 8)
-    words = np.zeros(nib.shape[:3], np.uint32)
-    for s in range(8):
-        words |= nib[..., s] << np.uint32(4 * s)
-    return np.ascontiguousarray(words.transpose(0, 2, 1)).astype("<u4").view(np.uint8)
-
-
-def lay_out_w8a8(w: np.ndarray) -> np.ndarray:
-    """W8A8: [P][K4][16][4] int8 (the operand of vpdpbusd), then each row's sum as int32 [16P], as bytes."""
+def lay_out_i8(w: np.ndarray, group: int) -> np.ndarray:
+    """int8 weights [N, K]: [P][K4][16][4] (byte 4j + i of step c is w[16p + j, 4c + i]), then the row sums
+    per group (the whole row when group is 0)."""
     padded = _panels(w, 4)
     p, _, k = padded.shape
-    blocks = padded.reshape(p, PANEL, k // 4, 4).transpose(0, 2, 1, 3).astype(np.int8)
-    sums = padded.sum(axis=2).astype("<i4").reshape(-1)
-    return np.concatenate([blocks.reshape(-1).view(np.uint8), sums.view(np.uint8)])
+    steps = padded.reshape(p, PANEL, k // 4, 4).transpose(0, 2, 1, 3).astype(np.int8)
+    return _with_row_sums(np.ascontiguousarray(steps), w, group or w.shape[1])
+
+
+def lay_out_i4(w: np.ndarray, group: int) -> np.ndarray:
+    """int4 weights [N, K]: [P][K8][16][4] bytes, byte 4j + i of step c holding w[16p + j, 8c + i] + 8 in its
+    low nibble and w[16p + j, 8c + 4 + i] + 8 in its high nibble; then the row sums per group."""
+    padded = _panels(w, 8) + 8
+    p, _, k = padded.shape
+    pairs = padded.reshape(p, PANEL, k // 8, 2, 4)  # [.., step, half, i]: half 0 low nibbles, 1 high
+    steps = (pairs[:, :, :, 0, :] | (pairs[:, :, :, 1, :] << 4)).transpose(0, 2, 1, 3).astype(np.uint8)
+    return _with_row_sums(np.ascontiguousarray(steps), w, group or w.shape[1])
 
 
 def lay_out_scale(scale: np.ndarray) -> np.ndarray:
@@ -66,18 +67,27 @@ def lay_out_scale(scale: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out.reshape(-1, PANEL, groups).transpose(0, 2, 1))
 
 
-# suffix of a weight in a kernel layout (not a valid IR name, so it never collides) -> the layout function
-LAYOUTS = {"^i8panels": lay_out_i8, "^i4panels": lay_out_i4, "^w8a8panels": lay_out_w8a8,
-           "^scalepanels": lay_out_scale}
-_WEIGHT_LAYOUT = {DType.i8: "^i8panels", DType.i4: "^i4panels"}
+# A weight in a quantized kernel's layout is named <constant>^q<spec> (not a valid IR name, so it never
+# collides): spec "8g<group>" / "4g<group>" for int8 / int4 weights with row sums per group (0: per row),
+# "scale" for scales.
+LAYOUT_MARK = "^q"
+
+
+def lay_out(spec: str, array: np.ndarray) -> np.ndarray:
+    """The array of a constant in the quantized layout `spec` (see LAYOUT_MARK)."""
+    if spec == "scale":
+        return lay_out_scale(array)
+    bits, group = spec.split("g")
+    return (lay_out_i8 if bits == "8" else lay_out_i4)(array, int(group))
 
 
 def laid_out_operands(node: Node) -> list[tuple[int, str]]:
-    """(input index, layout suffix) of the constant operands a quantized matmul reads in a kernel layout."""
-    if node.op == "matmul_wq" and len(node.inputs) == 3 and node.inputs[1].dtype in _WEIGHT_LAYOUT:
-        return [(1, _WEIGHT_LAYOUT[node.inputs[1].dtype]), (2, "^scalepanels")]
+    """(input index, name suffix) of the constant operands a quantized matmul reads in a kernel layout."""
+    if node.op == "matmul_wq" and len(node.inputs) == 3 and node.inputs[1].dtype in (DType.i8, DType.i4):
+        bits = 8 if node.inputs[1].dtype is DType.i8 else 4
+        return [(1, f"{LAYOUT_MARK}{bits}g{node.attrs['group']}"), (2, f"{LAYOUT_MARK}scale")]
     if node.op == "matmul_w8a8":
-        return [(1, "^w8a8panels"), (2, "^scalepanels")]
+        return [(1, f"{LAYOUT_MARK}8g0"), (2, f"{LAYOUT_MARK}scale")]
     return []
 
 
@@ -104,13 +114,16 @@ def emit_matmul_wq(ctx: KernelContext, node: Node) -> list[str]:
     if len(node.inputs) > 3:
         raise UnsupportedError(f"{ctx.where}: matmul_wq with a zero point is not supported by the cpu target "
                                "(symmetric weights are)")
-    if w.dtype not in _WEIGHT_LAYOUT:
+    if w.dtype not in (DType.i8, DType.i4):
         raise UnsupportedError(f"{ctx.where}: matmul_wq with {w.dtype} weights is not supported by the cpu "
                                "target (i8 and i4 are)")
-    bits = 8 if w.dtype is DType.i8 else 4
+    group = node.attrs["group"]
+    groups = -(-w.shape[1] // group) if group else 1
+    ctx.scratch_bytes = D.mul(D.product(x.shape[:-1]), 4 + 12 * groups + -(-w.shape[1] // 8) * 24)
     return _dims(ctx, node) + [
-        f"lep_matmul_wq{bits}({ctx.ptr(x)}, {_laid_out(ctx, node, 1)}, (const float*){_laid_out(ctx, node, 2)}, "
-        f"M, N, K, {node.attrs['group'] or 'K'}, {ctx.ptr(node.output)}, {ctx.tile_epilogue()});"]
+        f"lep_matmul_wq{8 if w.dtype is DType.i8 else 4}({ctx.ptr(x)}, {_laid_out(ctx, node, 1)}, "
+        f"(const float*){_laid_out(ctx, node, 2)}, M, N, K, {group or 'K'}, {ctx.ptr(node.output)}, scratch, "
+        f"{ctx.tile_epilogue()});"]
 
 
 def emit_matmul_w8a8(ctx: KernelContext, node: Node) -> list[str]:
