@@ -2,13 +2,16 @@
  *
  * Weight layouts (built once at compile time by quantized.py; the same on every instruction set, so an
  * artifact rebuilt on another CPU reads the same weights). Output channels come in panels of 16, one
- * vector of 16 floats or int32s; rows past N are zero, inputs past K are zero. A step is 64 bytes: the
- * weights of 4 (int8) or 8 (int4) consecutive inputs of the panel's 16 channels.
- *   int8   [P][K4][16][4] int8, K4 = ceil(K / 4): w[16p + j][4c + i] at byte 4j + i of step c (the operand
- *          of vpdpbusd); then the sum of each row over each group of inputs, int32 [P][ngroups][16].
- *   int4   [P][K8][16][4] bytes, K8 = ceil(K / 8): byte 4j + i of step c holds w[16p + j][8c + i] + 8 in
- *          its low nibble and w[16p + j][8c + 4 + i] + 8 in its high nibble (offset binary: 0..15); then
- *          the row sums per group as for int8.
+ * vector of 16 floats or int32s, and panels in units of 4 (P = 4 * ceil(N / 64) panels); rows past N are
+ * zero, inputs past K are zero. A step is 64 bytes: the weights of 4 (int8) or 8 (int4) consecutive
+ * inputs of a panel's 16 channels; the 4 panels of a unit interleave step by step, so that a kernel
+ * reading a unit reads one stream.
+ *   int8   [P/4][K4][4][16][4] int8, K4 = ceil(K / 4): w[16p + j][4c + i] at byte 4j + i of step c of panel
+ *          p (the operand of vpdpbusd); then the sum of each row over each group of inputs, int32
+ *          [P][ngroups][16].
+ *   int4   [P/4][K8][4][16][4] bytes, K8 = ceil(K / 8): byte 4j + i of step c of panel p holds
+ *          w[16p + j][8c + i] + 8 in its low nibble and w[16p + j][8c + 4 + i] + 8 in its high nibble
+ *          (offset binary: 0..15); then the row sums per group as for int8.
  *   scales [P][ngroups][16] f32 (per output channel: ngroups = 1).
  *
  * lep_matmul_wq8 / lep_matmul_wq4: weight-only, y[M, N] = x[M, K] @ (w * scale).T in f32. The kernels
@@ -35,8 +38,10 @@
 #endif
 
 #define LEP_PANEL 16
-#define LEP_STEP 64      /* bytes of one step of a panel */
-#define LEP_PREFETCH 1024 /* bytes ahead of the weights being read that the float path prefetches */
+#define LEP_STEP 64                     /* bytes of one step of a panel */
+#define LEP_UNIT 4                      /* panels interleaved step by step */
+#define LEP_USTEP (LEP_UNIT * LEP_STEP) /* bytes from one step of a panel to its next */
+#define LEP_PREFETCH 2048               /* bytes ahead of the weights being read that the kernels prefetch */
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 #define LEP_VNNI 1
@@ -72,6 +77,11 @@ static inline void lep_vstore(float* p, lep_vf v, lep_i64 n) {
 
 static inline lep_i64 lep_min(lep_i64 a, lep_i64 b) { return a < b ? a : b; }
 
+/* step 0 of panel p of weights with `steps` steps a panel */
+static inline const unsigned char* lep_panel(const void* w, lep_i64 steps, lep_i64 p) {
+    return (const unsigned char*)w + p / LEP_UNIT * steps * LEP_USTEP + p % LEP_UNIT * LEP_STEP;
+}
+
 /* ---------------------------------------------------------------- weight-only: floats */
 
 /* inputs per step, and the input (from the step's first) of its t-th weight in a lane */
@@ -93,26 +103,26 @@ static inline lep_vf lep_widen(const int bits, lep_vi step, int t) {
 static inline lep_vf lep_weights_at(const int bits, const unsigned char* panel, lep_i64 k) {
     const int i = (int)(k % LEP_STEP_K(bits));
     const int t = bits == 8 ? i : (i < 4 ? 2 * i : 2 * (i - 4) + 1);
-    return lep_widen(bits, lep_vload_i(panel + k / LEP_STEP_K(bits) * LEP_STEP), t);
+    return lep_widen(bits, lep_vload_i(panel + k / LEP_STEP_K(bits) * LEP_USTEP), t);
 }
 
 /* acc[m][b] += sum over k in [k0, k1) of x[m][k] * w(panel b, k): whole steps at once, the rest input by input */
 static inline __attribute__((always_inline)) void lep_wqf_span(
         const int bits, const int MB, const int NB, const float* x, lep_i64 ldx, const unsigned char* w,
-        lep_i64 panel, lep_i64 k0, lep_i64 k1, lep_vf acc[4][4]) {
+        lep_i64 k0, lep_i64 k1, lep_vf acc[4][4]) {
     const int SK = LEP_STEP_K(bits);
     lep_i64 k = k0;
     for (; k < k1 && (k % SK || k + SK > k1); ++k) {
         for (int b = 0; b < NB; ++b) {
-            const lep_vf wf = lep_weights_at(bits, w + b * panel, k);
+            const lep_vf wf = lep_weights_at(bits, w + b * LEP_STEP, k);
             for (int m = 0; m < MB; ++m) acc[m][b] += lep_vsplat(x[m * ldx + k]) * wf;
         }
     }
     for (; k + SK <= k1; k += SK) {
         lep_vi steps[4];
         for (int b = 0; b < NB; ++b) {
-            steps[b] = lep_vload_i(w + b * panel + k / SK * LEP_STEP);
-            __builtin_prefetch(w + b * panel + k / SK * LEP_STEP + LEP_PREFETCH);
+            steps[b] = lep_vload_i(w + b * LEP_STEP + k / SK * LEP_USTEP);
+            __builtin_prefetch(w + b * LEP_STEP + k / SK * LEP_USTEP + LEP_PREFETCH);
         }
         for (int t = 0; t < SK; ++t) {
             lep_vf wf[4];
@@ -125,7 +135,7 @@ static inline __attribute__((always_inline)) void lep_wqf_span(
     }
     for (; k < k1; ++k) {
         for (int b = 0; b < NB; ++b) {
-            const lep_vf wf = lep_weights_at(bits, w + b * panel, k);
+            const lep_vf wf = lep_weights_at(bits, w + b * LEP_STEP, k);
             for (int m = 0; m < MB; ++m) acc[m][b] += lep_vsplat(x[m * ldx + k]) * wf;
         }
     }
@@ -134,14 +144,14 @@ static inline __attribute__((always_inline)) void lep_wqf_span(
 /* one tile of MB rows of x by NB panels over every group of inputs; y rows ldy apart, n columns left */
 static inline __attribute__((always_inline)) void lep_wqf_tile(
         const int bits, const int MB, const int NB, const float* x, lep_i64 K, const unsigned char* w,
-        lep_i64 panel, const float* scale, lep_i64 G, lep_i64 ngroups, float* y, lep_i64 ldy, lep_i64 n) {
+        const float* scale, lep_i64 G, lep_i64 ngroups, float* y, lep_i64 ldy, lep_i64 n) {
     lep_vf total[4][4], acc[4][4];
     for (int m = 0; m < MB; ++m)
         for (int b = 0; b < NB; ++b) total[m][b] = lep_vsplat(0.0f);
     for (lep_i64 g = 0; g < ngroups; ++g) {
         for (int m = 0; m < MB; ++m)
             for (int b = 0; b < NB; ++b) acc[m][b] = lep_vsplat(0.0f);
-        lep_wqf_span(bits, MB, NB, x, K, w, panel, g * G, lep_min(K, g * G + G), acc);
+        lep_wqf_span(bits, MB, NB, x, K, w, g * G, lep_min(K, g * G + G), acc);
         for (int b = 0; b < NB; ++b) {
             const lep_vf s = lep_vload(scale + (b * ngroups + g) * LEP_PANEL);
             for (int m = 0; m < MB; ++m) total[m][b] += acc[m][b] * s;
@@ -199,7 +209,7 @@ static inline __m512i lep_bcast4(const uint8_t* q) {
 /* one tile of MB rows of digits by NB panels; digits rows ldd bytes apart, digit sums lds ints apart */
 static inline __attribute__((always_inline)) void lep_wqi_tile(
         const int bits, const int MB, const int NB, const uint8_t* d, lep_i64 ldd, const int32_t* dsum, lep_i64 lds,
-        const float* xs, const unsigned char* w, lep_i64 panel, const int32_t* wsum, const float* scale,
+        const float* xs, const unsigned char* w, const int32_t* wsum, const float* scale,
         lep_i64 G, lep_i64 K, lep_i64 ngroups, float* y, lep_i64 ldy, lep_i64 n) {
     const __m512i low = _mm512_set1_epi8(0x0F);
     __m512 total[2][4];
@@ -213,8 +223,9 @@ static inline __attribute__((always_inline)) void lep_wqi_tile(
             for (int b = 0; b < NB; ++b) acc[m][b][0] = acc[m][b][1] = acc[m][b][2] = _mm512_setzero_si512();
         for (lep_i64 c = g * per_group; c < lep_min(steps, g * per_group + per_group); ++c) {
             for (int b = 0; b < NB; ++b) {
-                const unsigned char* wp = w + b * panel + c * LEP_STEP;
-                const __m512i v = _mm512_loadu_si512((const void*)wp);  /* (a software prefetch measured slower) */
+                const unsigned char* wp = w + b * LEP_STEP + c * LEP_USTEP;
+                const __m512i v = _mm512_loadu_si512((const void*)wp);
+                if (b == 0) __builtin_prefetch(wp + LEP_PREFETCH);
                 if (bits == 8) {
                     for (int m = 0; m < MB; ++m) {
                         const uint8_t* q = d + m * ldd + c * 12;
@@ -263,14 +274,14 @@ static inline __attribute__((always_inline)) void lep_wqi_tile(
 
 /* a tile of mb rows by nb panels, by the float path or (ints != 0) the fixed-point path */
 struct lep_wq_args {
-    const float* x; lep_i64 K, G, ngroups, panel; const unsigned char* w; const int32_t* wsum; const float* scale;
+    const float* x; lep_i64 K, G, ngroups, steps; const void* w; const int32_t* wsum; const float* scale;
     const uint8_t* digits; const int32_t* dsum; const float* xs; lep_i64 ldd, lds; float* y; lep_i64 N;
 };
 
 #if defined(LEP_VNNI)
 #define LEP_WQ_INTS(bits, mb, nb)                                                                           \
     lep_wqi_tile(bits, mb, nb, a->digits + m0 * a->ldd, a->ldd, a->dsum + m0 * a->lds, a->lds, a->xs + m0,  \
-                 a->w + p0 * a->panel, a->panel, a->wsum + p0 * a->ngroups * LEP_PANEL,                     \
+                 lep_panel(a->w, a->steps, p0), a->wsum + p0 * a->ngroups * LEP_PANEL,                      \
                  a->scale + p0 * a->ngroups * LEP_PANEL, a->G, a->K, a->ngroups, yt, a->N, nleft)
 #else
 #define LEP_WQ_INTS(bits, mb, nb) (void)0
@@ -278,12 +289,12 @@ struct lep_wq_args {
 #define LEP_WQ_CASE(bits, mb, nb)                                                                           \
     case (mb) * 8 + (nb):                                                                                   \
         if (ints) LEP_WQ_INTS(bits, mb, nb);                                                                \
-        else lep_wqf_tile(bits, mb, nb, a->x + m0 * a->K, a->K, a->w + p0 * a->panel, a->panel,              \
+        else lep_wqf_tile(bits, mb, nb, a->x + m0 * a->K, a->K, lep_panel(a->w, a->steps, p0),              \
                           a->scale + p0 * a->ngroups * LEP_PANEL, a->G, a->ngroups, yt, a->N, nleft);       \
         break;
 
 /* lep_wq_tile8 and lep_wq_tile4: one specialized body for each tile shape the driver asks for (one row of
-   x by up to 4 panels, or up to 2 rows by up to 2 panels) */
+   x by up to a unit of panels, or up to 2 rows by up to 2 panels) */
 #define LEP_WQ_TILES(bits)                                                                                  \
     static void lep_wq_tile##bits(const struct lep_wq_args* a, int ints, lep_i64 m0, int mb, lep_i64 p0,     \
                                   int nb) {                                                                 \
@@ -306,18 +317,16 @@ static inline lep_i64 lep_wq_scratch(lep_i64 M, lep_i64 K, lep_i64 ngroups) {
 
 /* y[M, N] = x[M, K] @ (w[N, K] * scale).T for weights in the int8 (bits 8) or int4 (bits 4) panel layout,
    groups of G inputs per scale (G = K: one scale per output channel) */
-static void lep_matmul_wq(int bits, lep_wq_tile_fn tile, const float* x, const void* wv, const float* scale,
+static void lep_matmul_wq(int bits, lep_wq_tile_fn tile, const float* x, const void* w, const float* scale,
                           lep_i64 M, lep_i64 N, lep_i64 K, lep_i64 G, float* y, void* scratch, lep_epilogue ep,
                           const void* epctx) {
-    const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL;
+    const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL, units = (P + LEP_UNIT - 1) / LEP_UNIT;
     if (G <= 0 || G > K) G = K > 0 ? K : 1;
     const lep_i64 ngroups = K > 0 ? (K + G - 1) / G : 1;
-    const lep_i64 panel = (bits == 8 ? (K + 3) / 4 : (K + 7) / 8) * LEP_STEP;
-    const unsigned char* w = (const unsigned char*)wv;
-    struct lep_wq_args a = {x, K, G, ngroups, panel, w, (const int32_t*)(w + P * panel), scale, NULL, NULL, NULL,
-                            lep_digit_bytes(K), 3 * ngroups, y, N};
-    const int MB = M == 1 ? 1 : 2, NB = M == 1 ? 4 : 2;  /* one row of x: 4 panels keep enough chains busy */
-    const lep_i64 units = (P + NB - 1) / NB;
+    const lep_i64 steps = bits == 8 ? (K + 3) / 4 : (K + 7) / 8;
+    struct lep_wq_args a = {x, K, G, ngroups, steps, w,
+                            (const int32_t*)((const unsigned char*)w + units * steps * LEP_USTEP), scale, NULL,
+                            NULL, NULL, lep_digit_bytes(K), 3 * ngroups, y, N};
     /* the fixed-point path: VNNI, groups on whole steps, int32 sums that cannot overflow (255 * 128 per
        input), and every row finite */
     int ints = 0;
@@ -342,14 +351,17 @@ static void lep_matmul_wq(int bits, lep_wq_tile_fn tile, const float* x, const v
         }
 #endif
         const int use_ints = ints && finite;  /* read after the loop's barrier */
+        /* tiles: one row of x by a unit; the float path with several rows: 2 rows by half a unit */
+        const int MB = use_ints || M == 1 ? 1 : 2, NB = MB == 1 ? LEP_UNIT : 2;
         #pragma omp for schedule(static)
         for (lep_i64 u = 0; u < units; ++u) {
-            const lep_i64 p0 = u * NB;
-            const int nb = P - p0 < NB ? (int)(P - p0) : NB;
-            for (lep_i64 m0 = 0; m0 < M; m0 += MB) {
-                const int mb = M - m0 < MB ? (int)(M - m0) : MB;
-                tile(&a, use_ints, m0, mb, p0, nb);
-                if (ep) ep(epctx, y, N, m0, m0 + mb, p0 * LEP_PANEL, lep_min((p0 + nb) * LEP_PANEL, N));
+            for (lep_i64 p0 = u * LEP_UNIT; p0 < lep_min(P, (u + 1) * LEP_UNIT); p0 += NB) {
+                const int nb = (int)lep_min(NB, P - p0);
+                for (lep_i64 m0 = 0; m0 < M; m0 += MB) {
+                    const int mb = (int)lep_min(MB, M - m0);
+                    tile(&a, use_ints, m0, mb, p0, nb);
+                    if (ep) ep(epctx, y, N, m0, m0 + mb, p0 * LEP_PANEL, lep_min((p0 + nb) * LEP_PANEL, N));
+                }
             }
         }
     }
@@ -401,7 +413,7 @@ static inline lep_vi lep_dot4(lep_vi acc, uint32_t x4, const int8_t* w) {
 
 static inline __attribute__((always_inline)) void lep_w8a8_tile(
         const int MB, const int NB, const uint8_t* xq, lep_i64 ldq, const float* xs, const int8_t* w,
-        lep_i64 panel, const int32_t* rowsum, const float* scale, float* y, lep_i64 ldy, lep_i64 n) {
+        const int32_t* rowsum, const float* scale, float* y, lep_i64 ldy, lep_i64 n) {
     lep_vi acc[6][LEP_W8A8_NB];  /* MB <= 6 */
     for (int m = 0; m < MB; ++m)
         for (int b = 0; b < NB; ++b) acc[m][b] = (lep_vi){0};
@@ -409,7 +421,7 @@ static inline __attribute__((always_inline)) void lep_w8a8_tile(
         for (int m = 0; m < MB; ++m) {
             uint32_t x4;
             memcpy(&x4, xq + m * ldq + 4 * c, 4);
-            for (int b = 0; b < NB; ++b) acc[m][b] = lep_dot4(acc[m][b], x4, w + b * panel + c * 64);
+            for (int b = 0; b < NB; ++b) acc[m][b] = lep_dot4(acc[m][b], x4, w + b * LEP_STEP + c * LEP_USTEP);
         }
     }
     for (int b = 0; b < NB; ++b) {
@@ -429,24 +441,23 @@ static inline __attribute__((always_inline)) void lep_w8a8_tile(
 
 #define LEP_W8A8_ROWS(nbc, wb, rb, sb, yb, nleft)                                                             \
     switch (mb) {                                                                                            \
-    case 1: lep_w8a8_tile(1, nbc, xq, ldq, xs, wb, panel, rb, sb, yb, ldy, nleft); break;                    \
-    case 2: lep_w8a8_tile(2, nbc, xq, ldq, xs, wb, panel, rb, sb, yb, ldy, nleft); break;                    \
-    case 3: lep_w8a8_tile(3, nbc, xq, ldq, xs, wb, panel, rb, sb, yb, ldy, nleft); break;                    \
-    case 4: lep_w8a8_tile(4, nbc, xq, ldq, xs, wb, panel, rb, sb, yb, ldy, nleft); break;                    \
-    case 5: lep_w8a8_tile(5, nbc, xq, ldq, xs, wb, panel, rb, sb, yb, ldy, nleft); break;                    \
-    default: lep_w8a8_tile(6, nbc, xq, ldq, xs, wb, panel, rb, sb, yb, ldy, nleft); break;                   \
+    case 1: lep_w8a8_tile(1, nbc, xq, ldq, xs, wb, rb, sb, yb, ldy, nleft); break;                           \
+    case 2: lep_w8a8_tile(2, nbc, xq, ldq, xs, wb, rb, sb, yb, ldy, nleft); break;                           \
+    case 3: lep_w8a8_tile(3, nbc, xq, ldq, xs, wb, rb, sb, yb, ldy, nleft); break;                           \
+    case 4: lep_w8a8_tile(4, nbc, xq, ldq, xs, wb, rb, sb, yb, ldy, nleft); break;                           \
+    case 5: lep_w8a8_tile(5, nbc, xq, ldq, xs, wb, rb, sb, yb, ldy, nleft); break;                           \
+    default: lep_w8a8_tile(6, nbc, xq, ldq, xs, wb, rb, sb, yb, ldy, nleft); break;                          \
     }
 
 /* mb (<= LEP_W8A8_MB) rows of x by nb panels: one specialized body for each row count, full or single panels */
 static void lep_w8a8_dispatch(int mb, int nb, const uint8_t* xq, lep_i64 ldq, const float* xs, const int8_t* w,
-                              lep_i64 panel, const int32_t* rowsum, const float* scale, float* y, lep_i64 ldy,
-                              lep_i64 n) {
+                              const int32_t* rowsum, const float* scale, float* y, lep_i64 ldy, lep_i64 n) {
     if (nb == LEP_W8A8_NB) {
         LEP_W8A8_ROWS(LEP_W8A8_NB, w, rowsum, scale, y, n)
         return;
     }
     for (int b = 0; b < nb; ++b) {
-        LEP_W8A8_ROWS(1, w + b * panel, rowsum + b * LEP_PANEL, scale + b * LEP_PANEL, y + b * LEP_PANEL,
+        LEP_W8A8_ROWS(1, w + b * LEP_STEP, rowsum + b * LEP_PANEL, scale + b * LEP_PANEL, y + b * LEP_PANEL,
                       n - b * LEP_PANEL)
     }
 }
@@ -473,9 +484,8 @@ static void lep_quantize_row(const float* xr, lep_i64 K, uint8_t* q, lep_i64 ldq
    panels), scale in panels; scratch holds M * 4 * ceil(K / 4) bytes and M floats */
 static void lep_matmul_w8a8(const float* x, const void* wv, const float* scale, lep_i64 M, lep_i64 N, lep_i64 K,
                             float* y, void* scratch, lep_epilogue ep, const void* epctx) {
-    const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL, ldq = (K + 3) / 4 * 4, panel = ldq * LEP_PANEL;
-    const int8_t* w = (const int8_t*)wv;
-    const int32_t* rowsum = (const int32_t*)(w + P * panel);
+    const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL, ldq = (K + 3) / 4 * 4, steps = ldq / 4;
+    const int32_t* rowsum = (const int32_t*)lep_panel(wv, steps, (P + LEP_UNIT - 1) / LEP_UNIT * LEP_UNIT);
     float* xs = (float*)scratch;
     uint8_t* xq = (uint8_t*)(xs + M);
     const lep_i64 units = (P + LEP_W8A8_NB - 1) / LEP_W8A8_NB;
@@ -489,7 +499,7 @@ static void lep_matmul_w8a8(const float* x, const void* wv, const float* scale, 
             const int nb = P - p0 < LEP_W8A8_NB ? (int)(P - p0) : LEP_W8A8_NB;
             for (lep_i64 m0 = 0; m0 < M; m0 += LEP_W8A8_MB) {
                 const int mb = M - m0 < LEP_W8A8_MB ? (int)(M - m0) : LEP_W8A8_MB;
-                lep_w8a8_dispatch(mb, nb, xq + m0 * ldq, ldq, xs + m0, w + p0 * panel, panel,
+                lep_w8a8_dispatch(mb, nb, xq + m0 * ldq, ldq, xs + m0, (const int8_t*)lep_panel(wv, steps, p0),
                                   rowsum + p0 * LEP_PANEL, scale + p0 * LEP_PANEL, y + m0 * N + p0 * LEP_PANEL, N,
                                   N - p0 * LEP_PANEL);
                 if (ep) ep(epctx, y, N, m0, m0 + mb, p0 * LEP_PANEL, (p0 + nb) * LEP_PANEL < N ? (p0 + nb) * LEP_PANEL : N);

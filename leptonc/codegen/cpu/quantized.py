@@ -19,16 +19,24 @@ from .kernels import KernelContext
 
 QUANTIZED_SOURCE = Path(__file__).with_name("quantized.c").read_text()
 PANEL = 16  # output channels per panel: one vector of the kernels (LEP_PANEL in quantized.c)
+UNIT = 4    # panels interleaved step by step (LEP_UNIT)
 
 
 # ---------------------------------------------------------------- weight layouts (see quantized.c)
 
 def _panels(w: np.ndarray, multiple: int) -> np.ndarray:
-    """w [N, K] as int32 [P, 16, K'] with rows padded to whole panels and K to a multiple, zeros."""
+    """w [N, K] as int32 [P, 16, K'] with rows padded to whole units of panels and K to a multiple, zeros."""
     n, k = w.shape
-    out = np.zeros((-(-n // PANEL) * PANEL, -(-k // multiple) * multiple), np.int32)
+    rows = -(-n // (PANEL * UNIT)) * PANEL * UNIT
+    out = np.zeros((rows, -(-k // multiple) * multiple), np.int32)
     out[:n, :k] = w.astype(np.int32)
     return out.reshape(-1, PANEL, out.shape[1])
+
+
+def _interleaved(steps: np.ndarray) -> np.ndarray:
+    """Steps [P, K', 16, 4] of each panel as [P / 4, K', 4, 16, 4]: the panels of a unit step by step."""
+    p = steps.shape[0]
+    return np.ascontiguousarray(steps.reshape(p // UNIT, UNIT, *steps.shape[1:]).swapaxes(1, 2))
 
 
 def _with_row_sums(steps: np.ndarray, w: np.ndarray, group: int) -> np.ndarray:
@@ -40,29 +48,30 @@ def _with_row_sums(steps: np.ndarray, w: np.ndarray, group: int) -> np.ndarray:
 
 
 def lay_out_i8(w: np.ndarray, group: int) -> np.ndarray:
-    """int8 weights [N, K]: [P][K4][16][4] (byte 4j + i of step c is w[16p + j, 4c + i]), then the row sums
-    per group (the whole row when group is 0)."""
+    """int8 weights [N, K]: steps [P][K4][16][4] (byte 4j + i of step c is w[16p + j, 4c + i]) interleaved by
+    units, then the row sums per group (the whole row when group is 0)."""
     padded = _panels(w, 4)
     p, _, k = padded.shape
     steps = padded.reshape(p, PANEL, k // 4, 4).transpose(0, 2, 1, 3).astype(np.int8)
-    return _with_row_sums(np.ascontiguousarray(steps), w, group or w.shape[1])
+    return _with_row_sums(_interleaved(steps), w, group or w.shape[1])
 
 
 def lay_out_i4(w: np.ndarray, group: int) -> np.ndarray:
-    """int4 weights [N, K]: [P][K8][16][4] bytes, byte 4j + i of step c holding w[16p + j, 8c + i] + 8 in its
-    low nibble and w[16p + j, 8c + 4 + i] + 8 in its high nibble; then the row sums per group."""
+    """int4 weights [N, K]: steps [P][K8][16][4] bytes, byte 4j + i of step c holding w[16p + j, 8c + i] + 8 in
+    its low nibble and w[16p + j, 8c + 4 + i] + 8 in its high nibble, interleaved by units; then the row sums
+    per group."""
     padded = _panels(w, 8) + 8
     p, _, k = padded.shape
     pairs = padded.reshape(p, PANEL, k // 8, 2, 4)  # [.., step, half, i]: half 0 low nibbles, 1 high
     steps = (pairs[:, :, :, 0, :] | (pairs[:, :, :, 1, :] << 4)).transpose(0, 2, 1, 3).astype(np.uint8)
-    return _with_row_sums(np.ascontiguousarray(steps), w, group or w.shape[1])
+    return _with_row_sums(_interleaved(steps), w, group or w.shape[1])
 
 
 def lay_out_scale(scale: np.ndarray) -> np.ndarray:
     """Scales [N] or [N, groups] as f32 [P][groups][16], padded with zeros."""
     s = scale.reshape(scale.shape[0], -1).astype(np.float32)
     n, groups = s.shape
-    out = np.zeros((-(-n // PANEL) * PANEL, groups), np.float32)
+    out = np.zeros((-(-n // (PANEL * UNIT)) * PANEL * UNIT, groups), np.float32)
     out[:n] = s
     return np.ascontiguousarray(out.reshape(-1, PANEL, groups).transpose(0, 2, 1))
 
