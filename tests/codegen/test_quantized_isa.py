@@ -49,7 +49,7 @@ def library(isa: str, tmp_path_factory) -> ctypes.CDLL:
         folder = tmp_path_factory.mktemp(f"isa-{isa}")
         src, lib = folder / "q.c", folder / "q.so"
         src.write_text(HARNESS)
-        subprocess.run([find_compiler(), "-O2", march, "-fopenmp", "-fPIC", "-shared", "-std=gnu11",
+        subprocess.run([find_compiler(), "-O3", march, "-fopenmp", "-fPIC", "-shared", "-std=gnu11",
                         "-Wno-unused-function", str(src), "-o", str(lib), "-lm"], check=True)
         _libs[isa] = ctypes.CDLL(str(lib))
     return _libs[isa]

@@ -41,7 +41,7 @@
 #define LEP_STEP 64                     /* bytes of one step of a panel */
 #define LEP_UNIT 4                      /* panels interleaved step by step */
 #define LEP_USTEP (LEP_UNIT * LEP_STEP) /* bytes from one step of a panel to its next */
-#define LEP_PREFETCH 2048               /* bytes ahead of the weights being read that the kernels prefetch */
+#define LEP_PREFETCH 1024               /* bytes ahead of the weights being read that the float path prefetches */
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 #define LEP_VNNI 1
@@ -224,8 +224,7 @@ static inline __attribute__((always_inline)) void lep_wqi_tile(
         for (lep_i64 c = g * per_group; c < lep_min(steps, g * per_group + per_group); ++c) {
             for (int b = 0; b < NB; ++b) {
                 const unsigned char* wp = w + b * LEP_STEP + c * LEP_USTEP;
-                const __m512i v = _mm512_loadu_si512((const void*)wp);
-                if (b == 0) __builtin_prefetch(wp + LEP_PREFETCH);
+                const __m512i v = _mm512_loadu_si512((const void*)wp);  /* (software prefetch: no gain measured) */
                 if (bits == 8) {
                     for (int m = 0; m < MB; ++m) {
                         const uint8_t* q = d + m * ldd + c * 12;
