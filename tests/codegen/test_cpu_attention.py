@@ -139,6 +139,21 @@ def test_cross_attention_odd_widths_and_a_residual_epilogue():
     compile_and_check(g, [normal(2, 3, 17, 20), normal(2, 3, 20, 45), normal(2, 1, 45, 24), keep_v])
 
 
+@pytest.mark.parametrize("shift,causal", [(0, True), (3, True), (-2, True), (None, False)])
+def test_keys_a_causal_mask_hides_are_skipped(shift, causal):
+    """where(mask, s, -inf) with a constant mask that hides key j from query i when j > i + shift: blocks of
+    rows skip the keys none of them sees (rows that see no key are NaN, as in the reference); any other
+    constant mask is applied in full."""
+    seq = 300
+    keep = RNG.random((seq, seq)) > 0.5 if shift is None else np.tril(np.ones((seq, seq), bool), shift)
+    keep[:, 0] |= shift is None
+    g = Graph("causal")
+    q, k, v = (g.add_input(n, TensorType(DType.f32, (1, 2, seq, 32))) for n in "qkv")
+    g.set_outputs([attention(g, q, k, v, 0.2, g.add_constant(keep[None, None], "keep"), "where")])
+    cm = compile_and_check(g, [normal(1, 2, seq, 32) for _ in range(3)])
+    assert ("i0 += LEP_ATT_BMC" in cm.artifact.source) == causal
+
+
 def test_fully_masked_rows_are_nan_as_in_the_reference():
     g = Graph("masked")
     q, k, v = (g.add_input(n, TensorType(DType.f32, (1, 2, 9, 16))) for n in "qkv")

@@ -113,6 +113,7 @@ static inline lep_av lep_av_exp(lep_av x) {
 
 #define LEP_ATT_TM 256 /* query rows of one task, at most */
 #define LEP_ATT_BM 64  /* query rows of one scores tile */
+#define LEP_ATT_BMC 16 /* query rows of one scores tile under a causal mask: its keys end at its last row */
 #define LEP_ATT_BN 256 /* keys of one block */
 #define LEP_ATT_RB 4   /* query rows of a register tile */
 #define LEP_ATT_PW (LEP_ATT_NV * LEP_AV) /* keys of a K^T panel */
@@ -121,6 +122,7 @@ static inline lep_av lep_av_exp(lep_av x) {
 typedef struct {
     int64_t d, e;         /* query/key width, value width */
     int64_t lds, ldo;     /* row lengths of the scores and of the accumulator */
+    int64_t keys;         /* keys of the packed block */
     const float* vb;      /* the block's V rows (the source, or the packed copy in v) */
     int64_t ldv;          /* their row stride */
     float *q, *kt, *v, *s, *o, *m, *l;
@@ -247,6 +249,7 @@ LEP_ATT_AINLINE void lep_att_transpose(const float* src, int64_t ss, float* dst,
 static void lep_att_pack(lep_att_tile* t, const float* kt, int64_t kd, int64_t kn, const float* v, int64_t vn,
                          int64_t ve, int64_t keys) {
     const int64_t d = t->d, e = t->e, cols = lep_att_up(keys, LEP_AV);
+    t->keys = keys;
     for (int64_t p0 = 0; p0 < cols; p0 += LEP_ATT_PW) {
         const int64_t w = cols - p0 < LEP_ATT_PW ? cols - p0 : LEP_ATT_PW;
         const int64_t n = keys - p0 < w ? keys - p0 : w; /* real keys in the panel */
@@ -324,12 +327,15 @@ static void lep_att_mm(const float* a, int64_t lda, const float* b, int64_t ldb,
     }
 }
 
-/* The raw scores s = q k^T of query rows [i0, i0 + rows) against the packed keys (padding included). */
+/* The raw scores s = q k^T of query rows [i0, i0 + rows) against the first `keys` packed keys (padding
+   included). */
 static void lep_att_scores(lep_att_tile* t, int64_t i0, int64_t rows, int64_t keys) {
-    const int64_t cols = lep_att_up(keys, LEP_AV), padded = lep_att_up(rows, LEP_ATT_RB), d = t->d;
+    const int64_t cols = lep_att_up(keys, LEP_AV), packed = lep_att_up(t->keys, LEP_AV), d = t->d;
+    const int64_t padded = lep_att_up(rows, LEP_ATT_RB);
     for (int64_t j = 0; j < cols; j += LEP_ATT_PW) {
-        const int nv = cols - j >= LEP_ATT_PW ? LEP_ATT_NV : (int)((cols - j) / LEP_AV);
-        lep_att_mm(t->q + i0 * d, d, t->kt + j * d, nv * LEP_AV, d, t->s + j, t->lds, padded, 0, nv);
+        const int64_t w = packed - j < LEP_ATT_PW ? packed - j : LEP_ATT_PW; /* the panel's width */
+        const int nv = (int)((cols - j < w ? cols - j : w) / LEP_AV);
+        lep_att_mm(t->q + i0 * d, d, t->kt + j * d, w, d, t->s + j, t->lds, padded, 0, nv);
     }
 }
 

@@ -7,6 +7,8 @@ takes one batch index (batch and heads) and a block of query rows; it walks
 the keys a block at a time: raw scores from the packed keys, the scores
 epilogue applied to the tile (generated here, operands read through their
 broadcast strides), online softmax and the P @ V update (attention.c).
+Under a causal mask (a constant where(mask, s, -inf) that hides key j from
+query i when j > i + c) a block of rows skips the keys none of them sees.
 Finally o / l goes through the output epilogue into the materialized
 results. Q, K and V are read through the strides of the transposes the plan
 absorbed (the head split costs no copy) and the result is written through
@@ -17,9 +19,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ...ir import dims as D
 from ...ir.dtypes import DType
-from ...ir.graph import Node, Value
+from ...ir.graph import Graph, Node, Value
 from ...passes.fusion import Kernel, operand_layout
 from .cexpr import UnsupportedError, cnumel, ctype, elementwise_expr, literal, pow_const
 from .kernels import KernelContext, contiguous_strides, transposed_strides
@@ -54,21 +58,30 @@ def emit_attention(ctx: KernelContext, k: Kernel) -> list[str]:
     q_off = _batch_offset(ctx, batch, q_shape, q_str)
     k_off = _batch_offset(ctx, batch, kt_shape, kt_str)
     v_off = _batch_offset(ctx, batch, v_shape, v_str)
+    off = _causal_offset(ctx.graph, scores)
+    end = "N" if off is None else f"(N < m0 + rows + {off} ? N : m0 + rows + {off})"  # keys any row sees
+    block = "LEP_ATT_BM" if off is None else "LEP_ATT_BMC"
     body += [f"lep_att_load_q(&t, {q} + {q_off} + m0 * {d(q_str[-2])}, {d(q_str[-2])}, {d(q_str[-1])}, rows);",
              "lep_att_begin(&t, rows);",
-             "for (int64_t n0 = 0; n0 < N; n0 += LEP_ATT_BN) {",
-             "  const int64_t keys = N - n0 < LEP_ATT_BN ? N - n0 : LEP_ATT_BN;",
+             f"const int64_t kend = {end};",
+             "for (int64_t n0 = 0; n0 < kend; n0 += LEP_ATT_BN) {",
+             "  const int64_t keys = kend - n0 < LEP_ATT_BN ? kend - n0 : LEP_ATT_BN;",
              f"  lep_att_pack(&t, {kt} + {k_off} + n0 * {d(kt_str[-1])}, {d(kt_str[-2])}, {d(kt_str[-1])}, "
              f"{v} + {v_off} + n0 * {d(v_str[-2])}, {d(v_str[-2])}, {d(v_str[-1])}, keys);",
-             "  for (int64_t i0 = 0; i0 < rows; i0 += LEP_ATT_BM) {",
-             "    const int64_t bm = rows - i0 < LEP_ATT_BM ? rows - i0 : LEP_ATT_BM;",
-             "    lep_att_scores(&t, i0, bm, keys);"]
+             f"  for (int64_t i0 = 0; i0 < rows; i0 += {block}) {{",
+             f"    const int64_t bm = rows - i0 < {block} ? rows - i0 : {block};"]
+    if off is None:
+        body.append("    const int64_t nk = keys;")
+    else:  # the keys past the block's last row are masked for all its rows
+        body += [f"    const int64_t seen = m0 + i0 + bm + {off} - n0, nk = seen < keys ? seen : keys;",
+                 "    if (nk <= 0) continue;"]
+    body.append("    lep_att_scores(&t, i0, bm, nk);")
     if scores.loop_nodes:
-        tile = _Tile(ctx, s_val.shape, "m0 + i0", "n0", "bm", "keys")
+        tile = _Tile(ctx, s_val.shape, "m0 + i0", "n0", "bm", "nk")
         result = scores.nodes[-1].outputs[0]
         body += ["    " + s for s in tile.emit(scores.loop_nodes, (s_val, "s_[j]"), "float* s_ = t.s + i * t.lds;",
                                                [("s_", result, 0, 1)])]
-    body += ["    lep_att_update(&t, i0, bm, keys);",
+    body += ["    lep_att_update(&t, i0, bm, nk);",
              "  }",
              "}"]
     stores = []
@@ -84,6 +97,28 @@ def emit_attention(ctx: KernelContext, k: Kernel) -> list[str]:
     lines += ["    " + s for s in body]
     lines += ["  }", "}"]
     return lines
+
+
+def _causal_offset(graph: Graph, scores: Kernel) -> int | None:
+    """c when the scores epilogue ends by masking out key j of query i, where(mask, s, -inf) with a constant
+    mask, exactly when j > i + c (the same for every batch index): keys past a block's last row + c need no
+    work, their probabilities being exactly 0."""
+    last = scores.nodes[-1]
+    if last is scores.nodes[0] or last.op != "where":
+        return None
+    cond, fill = graph.constant_of(last.inputs[0]), graph.constant_of(last.inputs[2])
+    m, n = last.outputs[0].shape[-2:]
+    if cond is None or fill is None or fill.size != 1 or not np.isneginf(fill).all() or cond.ndim < 2 \
+            or not isinstance(m, int) or not isinstance(n, int) or tuple(cond.shape[-2:]) != (m, n):
+        return None
+    masks = cond.reshape(-1, m, n)
+    seen = masks[0].sum(axis=1)
+    partial = np.flatnonzero((seen > 0) & (seen < n))  # a row that sees some keys, not all, fixes c
+    if not partial.size:
+        return None
+    c = int(seen[partial[0]]) - 1 - int(partial[0])
+    causal = np.arange(n)[None, :] <= np.arange(m)[:, None] + c
+    return c if all(np.array_equal(mask, causal) for mask in masks) else None
 
 
 def _operand(ctx: KernelContext, v: Value, k: Kernel) -> tuple[str, list, list]:
