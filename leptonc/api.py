@@ -21,6 +21,7 @@ from .ir.graph import Graph
 from .ir.printer import print_ir
 from .runtime.accuracy import record_accuracy
 from .runtime.compiled import CompiledModel, load
+from .runtime.signature import example_bindings
 
 TARGETS = ("cpu", "stablehlo", "triton")
 CLEANUP_PIPELINE = "default"
@@ -133,7 +134,7 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
 
         progress.stage("emitting StableHLO")
         manifest = {"leptonc_version": __version__, "pipeline": ",".join(pipeline)}
-        cm = XlaCompiledModel.from_graph(graph, manifest, _example_bindings(graph, example_inputs))
+        cm = XlaCompiledModel.from_graph(graph, manifest, example_bindings(graph.inputs, example_inputs))
         done = "compiled"
     elif target == "triton":
         from .codegen.triton import compile_triton
@@ -156,12 +157,11 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
 def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache: bool = True,
                 example_inputs=None) -> CompiledModel:
     """The cpu target's lowering of an optimized graph: fusion, C generation, build, artifact."""
-    from . import __version__
     from .codegen.cpu import TARGET_PIPELINE
     from .codegen.cpu.build import build_library, compiler_version, cpu_features, find_compiler
     from .codegen.cpu.program import generate
     from .passes import run_pipeline
-    from .runtime.artifact import Artifact
+    from .runtime.artifact import Artifact, program_manifest
 
     graph = run_pipeline(graph, TARGET_PIPELINE)
     progress.stage("generating C")
@@ -170,18 +170,9 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
     library, _ = build_library(program.source, use_cache=cache)
     # weights laid out as the kernels read them (contiguous), once, at compile time
     weights = {name: _laid_out(graph, name) for name in program.meta["weights"]}
-    manifest = {
-        "leptonc_version": __version__,
-        "target": "cpu",
-        "cpu_features": list(cpu_features()),
-        "compiler": compiler_version(find_compiler()),
-        "signature": {"inputs": program.meta["inputs"], "outputs": program.meta["outputs"],
-                      "symbols": program.meta["symbols"]},
-        "pipeline": ",".join(pipeline + [TARGET_PIPELINE]),
-        "program": program.meta,
-        "example_bindings": _example_bindings(graph, example_inputs),
-        "fusion_report": program.plan.report(),
-    }
+    manifest = program_manifest("cpu", compiler_version(find_compiler()), ",".join(pipeline + [TARGET_PIPELINE]),
+                                program.meta, program.plan.report(), example_bindings(graph.inputs, example_inputs))
+    manifest["cpu_features"] = list(cpu_features())
     art = Artifact(manifest, print_ir(graph), b"", program.source, library.read_bytes(), weights=weights)
     return CompiledModel(art, library)
 
@@ -205,20 +196,6 @@ def _laid_out(graph: Graph, name: str) -> np.ndarray:
         base, spec = name.split(LAYOUT_MARK, 1)
         return lay_out(spec, graph.constants[base])
     return np.ascontiguousarray(graph.constants[name])
-
-
-def _example_bindings(graph: Graph, example_inputs) -> dict[str, int] | None:
-    """Symbol sizes of the example inputs (for reports), when there are examples."""
-    if example_inputs is None:
-        return None
-    inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
-    bindings: dict[str, int] = {}
-    for v, a in zip(graph.inputs, inputs):
-        shape = tuple(getattr(a, "shape", np.shape(a)))
-        for d, n in zip(v.shape, shape):
-            if isinstance(d, str) and d.isidentifier():
-                bindings[d] = int(n)
-    return bindings
 
 
 __all__ = ["compile", "load", "import_graph", "Progress"]

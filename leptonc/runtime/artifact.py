@@ -54,6 +54,24 @@ class Artifact:
     weights: dict | None = None
 
 
+def program_manifest(target: str, compiler: str, pipeline: str, program_meta: dict, fusion_report: str,
+                     bindings: dict | None) -> dict:
+    """The manifest of a kernel-program target (cpu, triton): everything but the member hashes."""
+    from .. import __version__
+
+    return {
+        "leptonc_version": __version__,
+        "target": target,
+        "compiler": compiler,
+        "signature": {"inputs": program_meta["inputs"], "outputs": program_meta["outputs"],
+                      "symbols": program_meta["symbols"]},
+        "pipeline": pipeline,
+        "program": program_meta,
+        "example_bindings": bindings,
+        "fusion_report": fusion_report,
+    }
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

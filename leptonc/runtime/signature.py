@@ -38,3 +38,17 @@ def bind_inputs(names: list[str], types: list[TensorType], arrays) -> tuple[list
                                  f"dim {i} must be {want}{extra}")
     return out, bindings
 
+
+
+def example_bindings(graph_inputs, example_inputs) -> dict[str, int] | None:
+    """Symbol sizes of the example inputs (for reports), when there are examples."""
+    if example_inputs is None:
+        return None
+    inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    bindings: dict[str, int] = {}
+    for v, a in zip(graph_inputs, inputs):
+        shape = tuple(getattr(a, "shape", np.shape(a)))
+        for d, n in zip(v.shape, shape):
+            if isinstance(d, str) and d.isidentifier():
+                bindings[d] = int(n)
+    return bindings

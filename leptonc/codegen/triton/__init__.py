@@ -21,11 +21,11 @@ def compile_triton(graph, pipeline: list[str], progress, *, example_inputs=None,
     """The triton target's lowering of an optimized graph: fusion, Triton source, launch plan, artifact."""
     import triton
 
-    from ... import __version__
     from ...ir.printer import print_ir
     from ...passes import run_pipeline
     from ...runtime import safetensors
-    from ...runtime.artifact import Artifact
+    from ...runtime.artifact import Artifact, program_manifest
+    from ...runtime.signature import example_bindings
     from .program import generate
     from .runtime import TritonModel
 
@@ -33,22 +33,7 @@ def compile_triton(graph, pipeline: list[str], progress, *, example_inputs=None,
     progress.stage("generating Triton kernels")
     program = generate(graph)
     weights = {name: graph.constants[name] for name in program.meta["weights"]}
-    manifest = {
-        "leptonc_version": __version__,
-        "target": "triton",
-        "compiler": f"triton {triton.__version__}",
-        "signature": {"inputs": program.meta["inputs"], "outputs": program.meta["outputs"],
-                      "symbols": program.meta["symbols"]},
-        "pipeline": ",".join(pipeline + [TARGET_PIPELINE]),
-        "program": program.meta,
-        "example_bindings": _example_bindings(graph, example_inputs),
-        "fusion_report": program.plan.report(),
-    }
+    manifest = program_manifest("triton", f"triton {triton.__version__}", ",".join(pipeline + [TARGET_PIPELINE]),
+                                program.meta, program.plan.report(), example_bindings(graph.inputs, example_inputs))
     art = Artifact(manifest, print_ir(graph), safetensors.dumps(weights), program.source, b"")
     return TritonModel(art, allow_tf32=allow_tf32)
-
-
-def _example_bindings(graph, example_inputs):
-    from ...api import _example_bindings as bindings
-
-    return bindings(graph, example_inputs)
