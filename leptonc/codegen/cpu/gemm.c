@@ -42,10 +42,13 @@
 #define LEP_GEMM_NR 32
 
 #ifndef LEP_GEMM_KC
-#define LEP_GEMM_KC 256 /* K dim of a block: the MR x KC micro-panel of A sits in L1 */
+#define LEP_GEMM_KC 1024 /* K dim of a block: one pass over C for K <= 1024 (measured: 768..3072 alike) */
 #endif
 #ifndef LEP_GEMM_NCP
-#define LEP_GEMM_NCP 16 /* panels per group: the KC x NCP*32 block of B sits in L2 */
+#define LEP_GEMM_NCP 2 /* panels per group: a KC x NCP*32 block of B, reused by every strip from L2 */
+#endif
+#ifndef LEP_GEMM_PFD
+#define LEP_GEMM_PFD 1024 /* floats of B ahead that the first strip of a block prefetches (from memory) */
 #endif
 #define LEP_GEMM_L1_FLOATS 6144 /* the most floats of A one micro-panel should take in L1 (24 KiB) */
 
@@ -77,7 +80,9 @@ static void lep_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, float*
  * the first `ncols` columns of the strip stored. mr is a constant in every instance (the switch below), so
  * the accumulators live in registers. */
 #if defined(__AVX512F__)
+#ifndef LEP_GEMM_MR
 #define LEP_GEMM_MR 8
+#endif
 
 static inline __mmask16 lep_gemm_mask(int64_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
@@ -86,7 +91,7 @@ static inline __mmask16 lep_gemm_mask(int64_t n) {
 static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, int64_t kc, const float* restrict a,
                                                                 const float* restrict b, int64_t bstride,
                                                                 int64_t np, float* restrict c, int64_t ldc,
-                                                                int64_t ncols, int first) {
+                                                                int64_t ncols, int first, int64_t pf) {
     for (int64_t q = 0; q < np; ++q, b += bstride, c += LEP_GEMM_NR, ncols -= LEP_GEMM_NR) {
         __m512 c0[LEP_GEMM_MR], c1[LEP_GEMM_MR];
         #pragma GCC unroll 16
@@ -95,6 +100,7 @@ static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, in
         const float* bk = b;
         #pragma GCC unroll 4
         for (int64_t k = 0; k < kc; ++k, ak += mr, bk += LEP_GEMM_NR) {
+            if (pf) { _mm_prefetch((const char*)(bk + pf), _MM_HINT_T0); _mm_prefetch((const char*)(bk + pf + 16), _MM_HINT_T0); }
             const __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16);
             #pragma GCC unroll 16
             for (int i = 0; i < mr; ++i) {
@@ -136,7 +142,7 @@ static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, in
 static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, int64_t kc, const float* restrict a,
                                                                 const float* restrict b, int64_t bstride,
                                                                 int64_t np, float* restrict c, int64_t ldc,
-                                                                int64_t ncols, int first) {
+                                                                int64_t ncols, int first, int64_t pf) {
     for (int64_t h = 0; h < 2 * np; ++h, ncols -= 16) {
         const float* bh = b + (h >> 1) * bstride + (h & 1) * 16;
         float* ch = c + h * 16;
@@ -172,7 +178,7 @@ static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, in
 
 static inline void lep_ukr_strip(const int mr, int64_t kc, const float* restrict a, const float* restrict b,
                                  int64_t bstride, int64_t np, float* restrict c, int64_t ldc, int64_t ncols,
-                                 int first) {
+                                 int first, int64_t pf) {
     for (int64_t q = 0; q < np; ++q, b += bstride, c += LEP_GEMM_NR, ncols -= LEP_GEMM_NR) {
         float acc[LEP_GEMM_MR][LEP_GEMM_NR] = {{0}};
         for (int64_t k = 0; k < kc; ++k)
@@ -189,15 +195,21 @@ static inline void lep_ukr_strip(const int mr, int64_t kc, const float* restrict
 #endif
 
 static void lep_ukr_dispatch(int mr, int64_t kc, const float* a, const float* b, int64_t bstride, int64_t np,
-                             float* c, int64_t ldc, int64_t ncols, int first) {
+                             float* c, int64_t ldc, int64_t ncols, int first, int64_t pf) {
     switch (mr) {
-#define LEP_UKR_CASE(R) case R: lep_ukr_strip(R, kc, a, b, bstride, np, c, ldc, ncols, first); break;
+#define LEP_UKR_CASE(R) case R: lep_ukr_strip(R, kc, a, b, bstride, np, c, ldc, ncols, first, pf); break;
     LEP_UKR_CASE(1) LEP_UKR_CASE(2) LEP_UKR_CASE(3) LEP_UKR_CASE(4)
 #if LEP_GEMM_MR > 4
     LEP_UKR_CASE(5) LEP_UKR_CASE(6)
 #endif
 #if LEP_GEMM_MR > 6
     LEP_UKR_CASE(7) LEP_UKR_CASE(8)
+#endif
+#if LEP_GEMM_MR > 8
+    LEP_UKR_CASE(9) LEP_UKR_CASE(10) LEP_UKR_CASE(11) LEP_UKR_CASE(12)
+#endif
+#if LEP_GEMM_MR > 12
+    LEP_UKR_CASE(13) LEP_UKR_CASE(14)
 #endif
 #undef LEP_UKR_CASE
     default: break;
@@ -275,7 +287,7 @@ static void lep_gemm_block(int64_t m0, int64_t m1, int64_t p0, int64_t p1, int64
             for (int64_t i0 = m0; i0 < m1; i0 += LEP_GEMM_MR) {
                 const int mr = (int)(m1 - i0 < LEP_GEMM_MR ? m1 - i0 : LEP_GEMM_MR);
                 lep_ukr_dispatch(mr, kc, ap, Bp + (jc * K + k0) * LEP_GEMM_NR, K * LEP_GEMM_NR, np,
-                                 C + i0 * ldc + j0, ldc, j1 - j0, first);
+                                 C + i0 * ldc + j0, ldc, j1 - j0, first, i0 == m0 ? LEP_GEMM_PFD : 0);
                 if (last && ep) ep(ctx, C, ldc, i0, i0 + mr, j0, j1);
                 ap += mr * kc;
             }
