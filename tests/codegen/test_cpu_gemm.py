@@ -4,6 +4,8 @@ epilogues against the reference interpreter (broadcast operands, symbolic rows, 
 from __future__ import annotations
 
 import ctypes
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import leptonc
-from leptonc.codegen.cpu.build import build_library
+from leptonc.codegen.cpu.build import FLAGS, blas_paths, build_library, find_compiler
 from leptonc.codegen.cpu.matmul import GEMM_NR, GEMM_SOURCE, pack_b
 from leptonc.codegen.cpu.program import PRELUDE, generate
 from leptonc.ir import DType, Graph, TensorType
@@ -43,10 +45,28 @@ void lep_test_pack(int64_t K, int64_t N, const float* B, int64_t ldb, float* Bp)
 """
 
 
-@pytest.fixture(scope="module")
-def lib():
+# the micro-kernel each ISA gets: the machine's own (AVX-512 here), AVX2 + FMA, and plain C
+ISA_FLAGS = {"native": [], "avx2": ["-mno-avx512f"], "plain": ["-mno-avx512f", "-mno-avx2", "-mno-fma"]}
+
+
+def _build(source: str, extra: list[str], out: Path) -> Path:
+    cc = find_compiler()
+    inc, lib_dir, _ = blas_paths()
+    src = out.with_suffix(".c")
+    src.write_text(source)
+    subprocess.run([cc, *FLAGS, *extra, f"-I{inc}", str(src), "-o", str(out), "-lm"], check=True,
+                   capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module", params=list(ISA_FLAGS))
+def lib(request, tmp_path_factory):
     load_blas()
-    path, _ = build_library(PRELUDE + GEMM_SOURCE + HARNESS)
+    if request.param == "native":
+        path, _ = build_library(PRELUDE + GEMM_SOURCE + HARNESS)
+    else:
+        path = _build(PRELUDE + GEMM_SOURCE + HARNESS, ISA_FLAGS[request.param],
+                      tmp_path_factory.mktemp("gemm") / f"gemm_{request.param}.so")
     lib = ctypes.CDLL(str(path))
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.lep_test_gemm.argtypes = [i64, i64, i64, ptr, i64, ptr, ptr, i64, ptr, ctypes.c_int]
