@@ -6,12 +6,12 @@ form between two transposes (into NHWC, back to NCHW); a constant conv weight
 is stored transposed (kernel..., C/group, O), at compile time. Then every
 transpose sinks toward the graph outputs through the ops that do not care
 about layout: elementwise ops (their constant operands transposed along),
-reductions (when the axes they reduce stay the trailing ones: code generation
-reduces over trailing axes), pads, slices, concat and split. Two transposes in a row compose,
-so the transpose back to NCHW after one conv meets the transpose into NHWC
-before the next and both vanish; what remains sits where a region meets an
-op that needs NCHW (a graph output, a matmul, a reshape that mixes dims).
-A transpose left that only moves dims of size 1 becomes a reshape.
+reductions (when the axes they reduce stay the trailing ones, which is how
+code generation reduces), pads, slices, concat and split. Two transposes in a
+row compose, so the transpose back to NCHW after one conv meets the transpose
+into NHWC before the next and both vanish; what remains sits where a region
+meets an op that needs NCHW (a graph output, a matmul, a reshape that mixes
+dims). A transpose left that only moves dims of size 1 becomes a reshape.
 
 The result computes the same values (the channels-last ops' reference is
 the channels-first one between transposes). A target that computes

@@ -121,17 +121,17 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
         lines += ["float* bp = scratch;",
                   "for (int64_t gi = 0; gi < G; ++gi)",
                   f"  lep_pack_b(K, OG, {ctx.ptr(w)} + gi * OG, O, bp + gi * lep_packed_size(K, OG));"]
+    pointwise = kernel == (1, 1) and (sh, sw) == (1, 1) and not any(pads)
 
     def gemm(indent: str, rows: str, row0: str) -> list[str]:
         """The GEMM of group gi for output rows [row0, row0 + rows)."""
         b = f"{packed} + gi * lep_packed_size(K, OG)"
         c = f"{yp} + {row0} * O + gi * OG, O, lep_conv_epilogue, &tile"
-        lines = [f"{indent}const lep_conv_tile tile = {{{ep}, {ep_ctx}, {bias}, {row0}, gi * OG}};"]
+        tile = f"{indent}const lep_conv_tile tile = {{{ep}, {ep_ctx}, {bias}, {row0}, gi * OG}};"
         if pointwise:  # x itself is A
-            return lines + [f"{indent}lep_gemm_packed({rows}, OG, K, {xp} + {row0} * C + gi * CG, C, {b}, {c});"]
-        return lines + [f"{indent}const lep_conv_rows a = {{{xp}, &win, gi * CG, CG, {row0}}};",
-                        f"{indent}lep_gemm_packed_a({rows}, OG, K, lep_conv_pack_a, &a, {b}, {c});"]
-    pointwise = kernel == (1, 1) and (sh, sw) == (1, 1) and not any(pads)
+            return [tile, f"{indent}lep_gemm_packed({rows}, OG, K, {xp} + {row0} * C + gi * CG, C, {b}, {c});"]
+        return [tile, f"{indent}const lep_conv_rows a = {{{xp}, &win, gi * CG, CG, {row0}}};",
+                f"{indent}lep_gemm_packed_a({rows}, OG, K, lep_conv_pack_a, &a, {b}, {c});"]
     return lines + [
         f"if (P < {BLOCKED_MIN_ROWS} * omp_get_max_threads()) {{  /* few pixels: the GEMM splits the threads */",
         "  for (int64_t gi = 0; gi < G; ++gi) {",
