@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -167,9 +168,11 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
     progress.stage("generating C")
     program = generate(graph)
     progress.stage(f"building {len(program.meta['kernels'])} kernels with the C compiler")
-    library, _ = build_library(program.source, use_cache=cache)
-    # weights laid out as the kernels read them (contiguous), once, at compile time
-    weights = {name: _laid_out(graph, name) for name in program.meta["weights"]}
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the compiler runs while the weights are laid out
+        build = pool.submit(build_library, program.source, use_cache=cache, drivers=program.drivers)
+        # weights laid out as the kernels read them (contiguous), once, at compile time
+        weights = {name: _laid_out(graph, name) for name in program.meta["weights"]}
+        library, _ = build.result()
     manifest = program_manifest("cpu", compiler_version(find_compiler()), ",".join(pipeline + [TARGET_PIPELINE]),
                                 program.meta, program.plan.report(), example_bindings(graph.inputs, example_inputs))
     manifest["cpu_features"] = list(cpu_features())

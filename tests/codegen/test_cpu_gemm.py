@@ -17,6 +17,7 @@ from leptonc.codegen.cpu.build import FLAGS, blas_paths, build_library, find_com
 from leptonc.codegen.cpu.matmul import GEMM_NR, GEMM_SOURCE, pack_b
 from leptonc.codegen.cpu.program import PRELUDE, generate
 from leptonc.ir import DType, Graph, TensorType
+from leptonc.runtime.compiled import CompiledModel
 from leptonc.runtime.executor import load_blas
 from tests.codegen.cpu_check import assert_matches_reference, compile_and_check
 
@@ -243,3 +244,22 @@ def test_random_linear_with_epilogue(M, K, N, bias):
 
     g, xs = _graph(inputs, build)
     compile_and_check(g, xs)
+
+
+def test_gemm_driver_is_built_once_and_linked_beside_each_model(tmp_path, monkeypatch):
+    """A model's build links the GEMM driver's object (compiled on the first build, reused after); the same
+    source built alone, as an artifact's is when its library is rebuilt, holds the driver and agrees."""
+    monkeypatch.setenv("LEPTONC_CACHE_DIR", str(tmp_path))
+    w, x = _rand(40, 70), _rand(9, 40)
+    g, xs = _graph({"x": (x, (9, 40))}, lambda g, x: [g.add("relu", g.add("matmul", x, g.add_constant(w, "w")))])
+    cm = compile_and_check(g, xs)
+    assert generate(g).drivers == ("gemm",)
+    (obj,) = tmp_path.glob("driver-gemm-*.o")
+    stamp = obj.stat().st_mtime_ns
+    g2, xs2 = _graph({"x": (x, (9, 40))}, lambda g, x: [g.add("matmul", x, g.add_constant(w, "w"))])
+    compile_and_check(g2, xs2)
+    assert obj.stat().st_mtime_ns == stamp and len(list(tmp_path.glob("driver-*.o"))) == 1
+    alone, cached = build_library(cm.source)
+    assert not cached
+    whole = CompiledModel(cm.artifact, alone)
+    np.testing.assert_array_equal(whole.run(*xs)[0], cm.run(*xs)[0])

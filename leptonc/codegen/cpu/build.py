@@ -3,6 +3,13 @@
 Libraries are cached by the sha256 of (source, compiler version, flags, CPU
 features): the source is a function of the optimized IR and the options, so a
 second compile of the same model skips the C compiler.
+
+Hand-written drivers that do not depend on the model (the GEMM's blocking and
+micro-kernels) are compiled once per machine into an object file of the same
+cache and linked beside each model's own code (`build_library(...,
+drivers=)`), so a model's build compiles its kernels only. A model's source
+still holds its drivers whole: built alone (as an artifact's source is when
+its library is rebuilt) it needs nothing else.
 """
 from __future__ import annotations
 
@@ -15,6 +22,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from ...ir.errors import LeptoncError
+
+HERE = Path(__file__).parent
+# drivers compiled apart: name -> (source files, the macro prefix that switches a unit between holding the
+# driver (PREFIX_SEPARATE) and declaring it (PREFIX_DECLARE); see gemm.c)
+DRIVERS = {"gemm": (("prelude.h", "gemm.c"), "LEP_GEMM")}
 
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11", "-fno-math-errno",
          "-fno-trapping-math", "-Wno-unused-function"]
@@ -78,29 +90,76 @@ def build_key(source: str, cc: str) -> str:
     return h.hexdigest()
 
 
-def build_library(source: str, *, use_cache: bool = True) -> tuple[Path, bool]:
-    """Compile `source` into a shared library; returns (path, whether it came from the cache)."""
+def build_library(source: str, *, use_cache: bool = True, drivers: tuple[str, ...] = ()) -> tuple[Path, bool]:
+    """Compile `source` into a shared library; returns (path, whether it came from the cache). `drivers` (names
+    of DRIVERS that the source holds) are linked from their once-per-machine objects instead of compiled again
+    (use_cache concerns the model's library only)."""
     cc = find_compiler()
     if cc is None:
         raise BuildError("no C compiler found (set CC, or install gcc or clang) to build for the cpu target")
-    key = build_key(source, cc)
+    key = build_key(source + "\0drivers:" + ",".join(drivers), cc)
     target = cache_dir() / f"{key[:32]}.so"
     if use_cache and target.exists():
         return target, True
     inc, lib_dir, _ = blas_paths()
-    with tempfile.TemporaryDirectory(prefix="leptonc-build-") as tmp:
-        src = Path(tmp) / "model.c"
-        src.write_text(source)
-        out = Path(tmp) / "model.so"
-        import scipy_openblas32 as ob
+    import scipy_openblas32 as ob
 
-        cmd = [cc, *FLAGS, f"-I{inc}", str(src), "-o", str(out), f"-L{lib_dir}", f"-l{ob.get_library()}",
-               f"-Wl,-rpath,{lib_dir}", "-lmvec", "-lm"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise BuildError(f"the C compiler failed on generated code ({' '.join(cmd[:2])} ...):\n"
-                             + proc.stderr[-4000:])
+    with tempfile.TemporaryDirectory(prefix="leptonc-build-") as tmp:
+        pending = [_start_driver(cc, name, inc) for name in drivers]
+        src, obj, out = (Path(tmp) / f"model.{ext}" for ext in ("c", "o", "so"))
+        src.write_text(source)
+        declare = [f"-D{DRIVERS[name][1]}_DECLARE" for name in drivers]
+        _run([cc, *_object_flags(), *declare, f"-I{inc}", str(src), "-o", str(obj)], "generated code")
+        objects = [str(_finish_driver(p)) for p in pending]
+        _run([cc, *FLAGS, str(obj), *objects, "-o", str(out), f"-L{lib_dir}", f"-l{ob.get_library()}",
+              f"-Wl,-rpath,{lib_dir}", "-lmvec", "-lm"], "generated code")
         tmp_target = target.with_suffix(f".{os.getpid()}.tmp")
         shutil.copyfile(out, tmp_target)
         os.replace(tmp_target, target)
     return target, False
+
+
+def driver_source(name: str) -> str:
+    """The C source of a driver's object: its files, in order."""
+    return "".join((HERE / f).read_text() for f in DRIVERS[name][0])
+
+
+def _start_driver(cc: str, name: str, inc: str):
+    """(object path, the compiler's process, its directory), the last two None when the object is cached:
+    started, not awaited, so that it compiles beside the model's source."""
+    source = driver_source(name)
+    obj = cache_dir() / f"driver-{name}-{build_key(source, cc)[:32]}.o"
+    if obj.exists():
+        return obj, None, None
+    tmp = Path(tempfile.mkdtemp(prefix="leptonc-driver-"))
+    (tmp / f"{name}.c").write_text(source)
+    cmd = [cc, *_object_flags(), f"-D{DRIVERS[name][1]}_SEPARATE", f"-I{inc}", str(tmp / f"{name}.c"), "-o",
+           str(tmp / f"{name}.o")]
+    return obj, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), tmp
+
+
+def _finish_driver(pending) -> Path:
+    obj, proc, tmp = pending
+    if proc is None:
+        return obj
+    try:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise BuildError(f"the C compiler failed on leptonc's {obj.name.split('-')[1]} driver:\n{err[-4000:]}")
+        tmp_obj = obj.with_suffix(f".{os.getpid()}.tmp")
+        shutil.copyfile(next(tmp.glob("*.o")), tmp_obj)
+        os.replace(tmp_obj, obj)  # atomic: a build running beside this one reads a whole object or none
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return obj
+
+
+def _object_flags() -> list[str]:
+    """FLAGS for an object file (read at each build: tests patch FLAGS to build for other CPUs)."""
+    return [f for f in FLAGS if f != "-shared"] + ["-c"]
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"the C compiler failed on {what} ({' '.join(cmd[:2])} ...):\n" + proc.stderr[-4000:])

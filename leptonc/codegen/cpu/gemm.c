@@ -194,6 +194,16 @@ static inline void lep_ukr_strip(const int mr, int64_t kc, const float* restrict
 }
 #endif
 
+/* The driver (micro-kernel dispatch, blocking, threads) is compiled once per machine and linked beside a
+   model's kernels (build.py: LEP_GEMM_DECLARE in the model's unit, LEP_GEMM_SEPARATE in the driver's); a
+   source built alone, as an artifact's is when its library is rebuilt, holds it whole (both undefined). */
+#ifndef LEP_GEMM_DECLARE
+#ifdef LEP_GEMM_SEPARATE
+#define LEP_GEMM_ENTRY __attribute__((visibility("hidden")))
+#else
+#define LEP_GEMM_ENTRY static
+#endif
+
 static void lep_ukr_dispatch(int mr, int64_t kc, const float* a, const float* b, int64_t bstride, int64_t np,
                              float* c, int64_t ldc, int64_t ncols, int first, int64_t pf) {
     switch (mr) {
@@ -231,6 +241,7 @@ static float* lep_gemm_apack_buffer(size_t floats) {
     }
     return lep_gemm_abuf;
 }
+#endif /* LEP_GEMM_DECLARE */
 
 /* A[m0:m1, k0:k0+kc] into micro-panels of MR rows, k-major; the last panel has the rows left. */
 static void lep_pack_a(const float* A, int64_t lda, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* Ap) {
@@ -259,6 +270,7 @@ typedef struct {
     const void* ctx;
 } lep_a_rows;
 
+#ifndef LEP_GEMM_DECLARE
 /* C[m0:m1, panels p0:p1] on the calling thread. */
 static void lep_gemm_block(int64_t m0, int64_t m1, int64_t p0, int64_t p1, int64_t N, int64_t K, const lep_a_rows* a,
                            const float* Bp, float* C, int64_t ldc, lep_epilogue ep, const void* ctx) {
@@ -341,15 +353,21 @@ static void lep_gemm_rows(int64_t M, int64_t N, int64_t K, const lep_a_rows* a, 
     }
 }
 
-static void lep_gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, float* C,
+LEP_GEMM_ENTRY void lep_gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, float* C,
                             int64_t ldc, lep_epilogue ep, const void* ctx) {
     const lep_a_rows a = {A, lda, NULL, NULL};
     lep_gemm_rows(M, N, K, &a, Bp, C, ldc, ep, ctx);
 }
 
 /* lep_gemm_packed with the rows of A packed by `pack` (see lep_a_rows). */
-static void lep_gemm_packed_a(int64_t M, int64_t N, int64_t K, lep_pack_a_fn pack, const void* actx, const float* Bp,
+LEP_GEMM_ENTRY void lep_gemm_packed_a(int64_t M, int64_t N, int64_t K, lep_pack_a_fn pack, const void* actx, const float* Bp,
                               float* C, int64_t ldc, lep_epilogue ep, const void* ctx) {
     const lep_a_rows a = {NULL, 0, pack, actx};
     lep_gemm_rows(M, N, K, &a, Bp, C, ldc, ep, ctx);
 }
+#else
+void lep_gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, float* C,
+                     int64_t ldc, lep_epilogue ep, const void* ctx);
+void lep_gemm_packed_a(int64_t M, int64_t N, int64_t K, lep_pack_a_fn pack, const void* actx, const float* Bp,
+                       float* C, int64_t ldc, lep_epilogue ep, const void* ctx);
+#endif /* LEP_GEMM_DECLARE */

@@ -266,7 +266,6 @@ class LoopEmitter:
 
     def _row_offset(self, op: Operand) -> str:
         outer = op.aligned[:len(self.outer_dims)]
-        inner = op.aligned[len(self.outer_dims):]
         inner_n = "N" if op.whole_row else "1"
         if all(D.same(a, b) for a, b in zip(outer, self.outer_dims)):
             return f"r * {inner_n}"

@@ -46,6 +46,7 @@ class CpuProgram:
     source: str
     meta: dict              # JSON data the runtime needs (see the module docstring)
     plan: FusionPlan
+    drivers: tuple[str, ...] = ()  # hand-written drivers the source holds that build.py may link from objects
 
 
 def generate(graph: Graph) -> CpuProgram:
@@ -153,8 +154,9 @@ class _Generator:
             for x in n.inputs:
                 root = view_root(x)
                 b = self.buffer_of.get(id(root))
-                if b is None or b in taken or id(root) in anchor_reads or self.buffers[b].last != i or not _same(x.shape, k.domain) \
-                        or x.dtype.itemsize != v.dtype.itemsize or D.product(root.shape) != D.product(v.shape):
+                if b is None or b in taken or id(root) in anchor_reads or self.buffers[b].last != i \
+                        or not _same(x.shape, k.domain) or x.dtype.itemsize != v.dtype.itemsize \
+                        or D.product(root.shape) != D.product(v.shape):
                     continue
                 buf = self.buffers[b]
                 buf.last = max([i] + self._readers(v))
@@ -198,7 +200,7 @@ class _Generator:
             "unfused": [{"producer": p.producer.label, "consumer": p.consumer.label, "reason": p.reason}
                         for p in self.plan.unfused],
         }
-        return CpuProgram(src, meta, self.plan)
+        return CpuProgram(src, meta, self.plan, ("gemm",) if self._uses_gemm() else ())
 
     def _pointer(self, v: Value) -> str:
         root = view_root(v)
@@ -297,6 +299,9 @@ class _Generator:
                            + "".join(f"  {line}\n" for line in body) + "}\n")
         return code, args, ctx.scratch_bytes
 
+    def _uses_gemm(self) -> bool:
+        return uses_gemm(self.graph) or uses_conv(self.graph)
+
     def _source(self, funcs: list[str], calls: list[str]) -> str:
         copies = []
         for j, v in self.output_copies:
@@ -306,7 +311,7 @@ class _Generator:
         unpack = "".join(f"  const int64_t {symbol_var(s)} = sym[{i}]; (void){symbol_var(s)};\n"
                          for i, s in enumerate(self.symbols))
         prelude = PRELUDE + (QUANTIZED_SOURCE if uses_quantized(self.graph) else "") \
-            + (GEMM_SOURCE if uses_gemm(self.graph) or uses_conv(self.graph) else "") \
+            + (GEMM_SOURCE if self._uses_gemm() else "") \
             + (CONV_SOURCE if uses_conv(self.graph) else "") \
             + (ATTENTION_SOURCE if any(k.kind == "attention" for k in self.plan.kernels) else "") \
             + (SPARSE_SOURCE if uses_sparse(self.graph) else "")
