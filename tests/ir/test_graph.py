@@ -57,7 +57,7 @@ def test_set_input_and_erase():
 def test_insert_before_and_after():
     g, x, w, h, y, z = small_graph()
     n = g.add("neg", x, name="n", before=h.producer)
-    m = g.add("exp", y, name="m", after=y.producer)
+    g.add("exp", y, name="m", after=y.producer)
     assert [node.outputs[0].name for node in g.nodes] == ["w", "n", "h", "y", "m", "z"]
     assert uses_of(n) == [] and uses_of(y) == [("m", 0), ("z", 0)]
     verify(g)

@@ -86,7 +86,7 @@ def emit_attention(ctx: KernelContext, att: Kernel) -> Emitted:
     ob = len(batch)
     out_space.define(ob, "rm[:, None]", True)
     out_space.define(ob + 1, "re[None, :]", True)
-    out_space.flat = (f"bid * M * E + " if batch else "") + "rm[:, None] * E + re[None, :]"
+    out_space.flat = ("bid * M * E + " if batch else "") + "rm[:, None] * E + re[None, :]"
     out_space.mask = "o_mask"
     out = TileEmitter(graph, out_space, ctx.names, {id(o_val): f"v_{_name(o_val)}"})
     if id(o_val) in ctx.names:
