@@ -42,6 +42,12 @@ void lep_test_gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
     omp_set_num_threads(threads);
     lep_gemm_packed(M, N, K, A, lda, Bp, C, ldc, hits ? lep_test_epilogue : NULL, &e);
 }
+void lep_test_gemm_in_place(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
+                            const float* bias, float* C, int64_t ldc, int threads) {
+    const lep_a_rows a = {A, lda, NULL, lep_view_matrix, NULL};
+    omp_set_num_threads(threads);
+    lep_gemm_a(M, N, K, &a, Bp, bias, C, ldc, NULL, NULL);
+}
 void lep_test_pack(int64_t K, int64_t N, const float* B, int64_t ldb, float* Bp) { lep_pack_b(K, N, B, ldb, Bp); }
 """
 
@@ -71,6 +77,7 @@ def lib(request, tmp_path_factory):
     lib = ctypes.CDLL(str(path))
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.lep_test_gemm.argtypes = [i64, i64, i64, ptr, i64, ptr, ptr, i64, ptr, ctypes.c_int]
+    lib.lep_test_gemm_in_place.argtypes = [i64, i64, i64, ptr, i64, ptr, ptr, ptr, i64, ctypes.c_int]
     lib.lep_test_pack.argtypes = [i64, i64, ptr, i64, ptr]
     return lib
 
@@ -112,6 +119,22 @@ def test_gemm_random_shapes(lib, M, N, K, threads):
     C, hits = _gemm(lib, A, B, epilogue=False, threads=threads)
     np.testing.assert_allclose(C, A.astype(np.float64) @ B, rtol=1e-4, atol=1e-4 * max(1.0, K ** 0.5))
     assert (hits == 0).all()
+
+
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (3, 33, 5), (17, 65, 300), (197, 100, 1500), (5, 70, 0)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_gemm_reading_a_in_place_adds_the_bias(lib, M, N, K, bias):
+    """A shown in place (lep_view_matrix: read by the micro-kernel on AVX-512, packed from the view elsewhere),
+    K blocks accumulating, the bias added once."""
+    A = RNG.standard_normal((M, K + 3)).astype(np.float32)
+    B = RNG.standard_normal((K, N)).astype(np.float32)
+    b = RNG.standard_normal(N).astype(np.float32)
+    Bp, C = pack_b(B), np.full((M, N + 2), 7.0, np.float32)
+    lib.lep_test_gemm_in_place(M, N, K, A.ctypes.data, K + 3, Bp.ctypes.data, b.ctypes.data if bias else None,
+                               C.ctypes.data, N + 2, 2)
+    assert (C[:, N:] == 7.0).all(), "the GEMM wrote past N in a row of C"
+    ref = A[:, :K].astype(np.float64) @ B + (b if bias else 0)
+    np.testing.assert_allclose(C[:, :N], ref, rtol=1e-4, atol=1e-4 * max(1.0, K ** 0.5))
 
 
 @pytest.mark.parametrize("K,N", [(5, 1), (7, 32), (3, 70), (64, 96)])

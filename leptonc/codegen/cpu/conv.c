@@ -22,6 +22,16 @@ typedef struct {
     int64_t c0, CG, row0;
 } lep_conv_rows;
 
+/* Where the window of row p of A starts: input row *hb and column *wb (negative in the padding), and the
+ * input channels of its image at *xn. */
+static inline void lep_conv_window_at(const lep_conv_rows* a, int64_t p, int64_t* hb, int64_t* wb, const float** xn) {
+    const lep_window* g = a->g;
+    const int64_t n = p / (g->OH * g->OW), oh = p / g->OW % g->OH, ow = p % g->OW;
+    *hb = oh * g->sh - g->ph;
+    *wb = ow * g->sw - g->pw;
+    *xn = a->x + n * g->H * g->W * g->C + a->c0;
+}
+
 static void lep_conv_pack_a(const void* ctx, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* Ap) {
     const lep_conv_rows* a = (const lep_conv_rows*)ctx;
     const lep_window* g = a->g;
@@ -31,12 +41,7 @@ static void lep_conv_pack_a(const void* ctx, int64_t m0, int64_t m1, int64_t k0,
         const int64_t mr = m1 - i0 < LEP_GEMM_MR ? m1 - i0 : LEP_GEMM_MR;
         int64_t hb[LEP_GEMM_MR], wb[LEP_GEMM_MR];
         const float* xn[LEP_GEMM_MR];
-        for (int64_t i = 0; i < mr; ++i) {
-            const int64_t p = a->row0 + i0 + i, n = p / (g->OH * g->OW), oh = p / g->OW % g->OH, ow = p % g->OW;
-            hb[i] = oh * g->sh - g->ph;
-            wb[i] = ow * g->sw - g->pw;
-            xn[i] = a->x + n * g->H * g->W * C + a->c0;
-        }
+        for (int64_t i = 0; i < mr; ++i) lep_conv_window_at(a, a->row0 + i0 + i, hb + i, wb + i, xn + i);
         for (int64_t kh = k0 / RW; kh * RW < k1; ++kh) {  /* the part [s0, s1) of kernel row kh in [k0, k1) */
             const int64_t s0 = kh * RW > k0 ? kh * RW : k0, s1 = (kh + 1) * RW < k1 ? (kh + 1) * RW : k1;
             float* dst = Ap + (s0 - k0) * mr;  /* element k of row i at dst[(k - s0) * mr + i] */
@@ -80,30 +85,97 @@ static void lep_conv_pack_a(const void* ctx, int64_t m0, int64_t m1, int64_t k0,
     }
 }
 
-/* What a conv hands to lep_gemm_packed as its epilogue context: the GEMM computes the output block that
- * starts at row row0 and column col0 (a block of pixels, a group's channels); on each finished tile the
- * epilogue adds the bias (when not NULL) and runs the kernel's fused ops `ep` (when not NULL), which take
- * coordinates in the whole output. */
+/* Per-thread buffer of lep_conv_view_a: the runs of rows that touch the padding, copied with their zeros, and
+ * after them a run of zeros, for rows whose kernel row lies outside the input. */
+static __thread float* lep_conv_vbuf;
+static __thread int64_t lep_conv_vcap;
+
+static float* lep_conv_view_buffer(int64_t copies, int64_t zeros) {
+    if (copies + zeros > lep_conv_vcap) {
+        free(lep_conv_vbuf);
+        lep_conv_vbuf = NULL;
+        if (posix_memalign((void**)&lep_conv_vbuf, 64, (size_t)(copies + zeros) * sizeof(float)) != 0) abort();
+        lep_conv_vcap = copies + zeros;
+    }
+    memset(lep_conv_vbuf + copies, 0, (size_t)zeros * sizeof(float));
+    return lep_conv_vbuf;
+}
+
+/* The rows [i0, i0 + mr) of A, columns [k0, k0 + kc), read in place (lep_view_a_fn): one segment per kernel
+ * row, each output pixel's run of KW * CG input floats (contiguous when the width dilation is 1 and the group
+ * takes every channel). A run partly in the padding is copied with its zeros into a per-thread buffer; a
+ * kernel row outside the input reads zeros, and is left out when it is outside for every row of the strip. */
+static int lep_conv_view_a(const lep_a_rows* rows, int64_t i0, int mr, int64_t k0, int64_t kc, lep_a_seg* seg) {
+    const lep_conv_rows* a = (const lep_conv_rows*)rows->ctx;
+    const lep_window* g = a->g;
+    const int64_t C = g->C, CG = a->CG, KW = g->KW, RW = KW * CG, k1 = k0 + kc;
+    const int64_t kh0 = k0 / RW, kh1 = (k1 - 1) / RW + 1;  /* kernel rows in the block */
+    if (g->dw != 1 || CG != C || kh1 - kh0 > LEP_A_SEGS) return 0;
+    if (!seg) return (int)(kh1 - kh0);
+    float* buf = NULL;
+    const float* zeros = NULL;
+    int64_t hb[LEP_GEMM_MR], wb[LEP_GEMM_MR];
+    const float* xn[LEP_GEMM_MR];
+    for (int i = 0; i < mr; ++i) lep_conv_window_at(a, a->row0 + i0 + i, hb + i, wb + i, xn + i);
+    int nseg = 0;
+    for (int64_t kh = kh0; kh < kh1; ++kh) {
+        const int64_t s0 = kh * RW > k0 ? kh * RW : k0, s1 = (kh + 1) * RW < k1 ? (kh + 1) * RW : k1;
+        const int64_t t0 = s0 - kh * RW, len = s1 - s0;  /* the segment: run floats [t0, t0 + len) */
+        lep_a_seg* sg = seg + nseg;
+        int outside = 0;
+        for (int i = 0; i < mr; ++i) {
+            const int64_t h = hb[i] + kh * g->dh;
+            const int64_t lo = wb[i] < 0 ? -wb[i] : 0, hi = g->W - wb[i] < KW ? g->W - wb[i] : KW;
+            if (h < 0 || h >= g->H || hi <= lo) {
+                if (!zeros) {
+                    buf = lep_conv_view_buffer(mr * kc, kc);
+                    zeros = buf + mr * kc;
+                }
+                sg->row[i] = zeros;
+                ++outside;
+                continue;
+            }
+            const float* run = xn[i] + (h * g->W + wb[i] + lo) * C;  /* the run's first float inside */
+            if (lo == 0 && hi == KW) {
+                sg->row[i] = run + t0;
+                continue;
+            }
+            if (!buf) {
+                buf = lep_conv_view_buffer(mr * kc, kc);
+                zeros = buf + mr * kc;
+            }
+            float* dst = buf + (s0 - k0) * mr + i * len;  /* floats [t0, t0 + len) of the run with its zeros */
+            const int64_t v0 = lo * C, v1 = hi * C;
+            for (int64_t t = t0; t < t0 + len; ++t) dst[t - t0] = t >= v0 && t < v1 ? run[t - v0] : 0.0f;
+            sg->row[i] = dst;
+        }
+        if (outside == mr) continue;  /* zeros for every row: nothing to add */
+        sg->k = s0 - k0;
+        sg->len = len;
+        ++nseg;
+    }
+    if (nseg == 0) {  /* the whole block in the padding: one segment of zeros keeps the kernel's contract */
+        seg->k = 0;
+        seg->len = 0;
+        for (int i = 0; i < mr; ++i) seg->row[i] = a->x;
+        nseg = 1;
+    }
+    return nseg;
+}
+
+/* What a conv hands to the GEMM as its epilogue context: the GEMM computes the output block that starts at
+ * row row0 and column col0 (a block of pixels, a group's channels); on each finished tile the epilogue runs
+ * the kernel's fused ops `ep`, which take coordinates in the whole output. */
 typedef struct {
     lep_epilogue ep;
     const void* ctx;
-    const float* bias;
     int64_t row0, col0;
 } lep_conv_tile;
 
 static void lep_conv_epilogue(const void* ctx, float* C, int64_t ldc, int64_t i0, int64_t i1, int64_t j0,
                               int64_t j1) {
     const lep_conv_tile* t = (const lep_conv_tile*)ctx;
-    if (t->bias) {
-        const float* b = t->bias + t->col0;
-        for (int64_t i = i0; i < i1; ++i) {
-            float* c = C + i * ldc;
-            #pragma omp simd
-            for (int64_t j = j0; j < j1; ++j) c[j] += b[j];
-        }
-    }
-    if (t->ep) t->ep(t->ctx, C - t->row0 * ldc - t->col0, ldc, i0 + t->row0, i1 + t->row0, j0 + t->col0,
-                     j1 + t->col0);
+    t->ep(t->ctx, C - t->row0 * ldc - t->col0, ldc, i0 + t->row0, i1 + t->row0, j0 + t->col0, j1 + t->col0);
 }
 
 /* Output pixels of one task of a convolution that splits its pixels over the threads: about `target`, and

@@ -5,14 +5,17 @@ Input x[N, H, W, C], output y[N, OH, OW, O], weight w[KH, KW, C / group, O]
 
 - a depthwise conv (one filter per channel) runs directly, vectorized along
   the channels (conv.c, lep_depthwise_nhwc), bias included;
-- any other conv is a GEMM per group, y[P, O] = A[P, K] @ w[K, O] with P the
-  output pixels and K = KH * KW * C / group, on lep_gemm_packed (gemm.c) with
-  the weight packed at compile time (`pack_conv_weight`) and the bias and the
-  kernel's fused ops applied to each finished tile (lep_conv_epilogue): a 1x1
-  conv with unit strides and no padding reads x itself as A; others pack A
-  straight from x (implicit im2col: runs of C contiguous floats per tap,
+- any other conv is a GEMM per group, y[P, O] = A[P, K] @ w[K, O] + bias with
+  P the output pixels and K = KH * KW * C / group, on lep_gemm_a (gemm.c) with
+  the weight packed at compile time (`pack_conv_weight`), the bias added by the
+  micro-kernel and the kernel's fused ops applied to each finished tile
+  (lep_conv_epilogue). A is read in place where it can be: a 1x1 conv with
+  unit strides and no padding reads x itself; others read, per output pixel
+  and kernel row, its run of KW * C input floats (lep_conv_view_a; runs that
+  touch the padding are copied with their zeros), or, when the runs are not
+  contiguous (groups, dilation), pack A from x (implicit im2col,
   lep_conv_pack_a); with many pixels each task takes a block of them, so that
-  its packed A stays in cache;
+  its part of A stays in cache;
 - pooling loops over output pixels with the channels innermost (vectorized).
 """
 from __future__ import annotations
@@ -122,16 +125,20 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
                   "for (int64_t gi = 0; gi < G; ++gi)",
                   f"  lep_pack_b(K, OG, {ctx.ptr(w)} + gi * OG, O, bp + gi * lep_packed_size(K, OG));"]
     pointwise = kernel == (1, 1) and (sh, sw) == (1, 1) and not any(pads)
+    bias_g = f"{bias} + gi * OG" if bias != "NULL" else "NULL"
 
     def gemm(indent: str, rows: str, row0: str) -> list[str]:
-        """The GEMM of group gi for output rows [row0, row0 + rows)."""
-        b = f"{packed} + gi * lep_packed_size(K, OG)"
-        c = f"{yp} + {row0} * O + gi * OG, O, lep_conv_epilogue, &tile"
-        tile = f"{indent}const lep_conv_tile tile = {{{ep}, {ep_ctx}, {bias}, {row0}, gi * OG}};"
+        """The GEMM of group gi for output rows [row0, row0 + rows), A read in place where it can be."""
         if pointwise:  # x itself is A
-            return [tile, f"{indent}lep_gemm_packed({rows}, OG, K, {xp} + {row0} * C + gi * CG, C, {b}, {c});"]
-        return [tile, f"{indent}const lep_conv_rows a = {{{xp}, &win, gi * CG, CG, {row0}}};",
-                f"{indent}lep_gemm_packed_a({rows}, OG, K, lep_conv_pack_a, &a, {b}, {c});"]
+            a = f"const lep_a_rows a = {{{xp} + {row0} * C + gi * CG, C, NULL, lep_view_matrix, NULL}};"
+        else:
+            a = (f"const lep_conv_rows rows = {{{xp}, &win, gi * CG, CG, {row0}}}; "
+                 "const lep_a_rows a = {NULL, 0, lep_conv_pack_a, lep_conv_view_a, &rows};")
+        tile = [] if ep == "NULL" else [f"{indent}const lep_conv_tile tile = {{{ep}, {ep_ctx}, {row0}, gi * OG}};"]
+        fused = "NULL, NULL" if ep == "NULL" else "lep_conv_epilogue, &tile"
+        return [f"{indent}{a}", *tile,
+                f"{indent}lep_gemm_a({rows}, OG, K, &a, {packed} + gi * lep_packed_size(K, OG), {bias_g}, "
+                f"{yp} + {row0} * O + gi * OG, O, {fused});"]
     return lines + [
         f"if (P < {BLOCKED_MIN_ROWS} * omp_get_max_threads()) {{  /* few pixels: the GEMM splits the threads */",
         "  for (int64_t gi = 0; gi < G; ++gi) {",

@@ -7,8 +7,10 @@
  *   void lep_gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
  *                        const float* Bp, float* C, int64_t ldc, lep_epilogue ep, const void* ctx);
  *   void lep_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, float* Bp);
- *   void lep_gemm_packed_a(M, N, K, lep_pack_a_fn pack, const void* actx, Bp, C, ldc, ep, ctx);
- *     the same product with A's rows packed by `pack` instead of read from a matrix (see lep_a_rows)
+ *   void lep_gemm_a(M, N, K, const lep_a_rows* a, Bp, const float* bias, C, ldc, ep, ctx);
+ *     the same product plus bias[j] on every row (when bias is not NULL), with A's rows described by `a`:
+ *     a matrix, or a function that packs them (a convolution's im2col rows), strips of which may also be
+ *     read in place (lep_view_a_fn) instead of packed
  *
  * Contract of lep_gemm_packed
  *   - A is row-major: element (i, k) at A[i * lda + k]. M is any run-time size (one library serves every M).
@@ -35,7 +37,9 @@
  * panels (a KC x NCP*32 block of B that stays in L2), runs the register-blocked micro-kernel (MR rows x 32
  * columns, accumulators in registers, the A micro-panel in L1) across the group, and hands the finished
  * MR-row strip of the group to the epilogue. Few rows (a GEMV and the like) take K in one block, so each
- * thread streams its panels of B from memory once, front to back.
+ * thread streams its panels of B from memory once, front to back. A strip that its lep_a_rows can show in
+ * place (rows of the input itself, lep_view_a_fn) is not packed: on AVX-512 the micro-kernel broadcasts A
+ * from those rows directly (as a direct convolution does), elsewhere the strip is packed from them.
  */
 #include <immintrin.h>
 
@@ -74,24 +78,80 @@ static void lep_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, float*
     }
 }
 
+/* Rows of the micro-kernel (a strip of C), per ISA. */
+#if defined(__AVX512F__)
+#ifndef LEP_GEMM_MR
+#define LEP_GEMM_MR 8
+#endif
+#elif defined(__AVX2__) && defined(__FMA__)
+#define LEP_GEMM_MR 6
+#else
+#define LEP_GEMM_MR 4
+#endif
+
+/* A strip of A (its rows i < mr, the columns of one K block) read in place rather than packed: up to
+   LEP_A_SEGS segments, each giving `len` consecutive columns, from column `k` of the block on, of every row i
+   at row[i][0 .. len) (a convolution's kernel rows: a run of KW * C floats of the input per output pixel). */
+#define LEP_A_SEGS 8
+typedef struct {
+    int64_t k, len;
+    const float* row[LEP_GEMM_MR];
+} lep_a_seg;
+
 /* ------------------------------------------------------------------ micro-kernels
  * lep_ukr_strip(mr, kc, a, b, bstride, np, c, ldc, ncols, first): for each of np panels (b advancing by
  * bstride floats), C[0:mr, 32q : 32q + 32] (= or +=, by `first`) a[kc x mr, k-major] @ b_q[kc x 32], only
  * the first `ncols` columns of the strip stored. mr is a constant in every instance (the switch below), so
  * the accumulators live in registers. */
 #if defined(__AVX512F__)
-#ifndef LEP_GEMM_MR
-#define LEP_GEMM_MR 8
-#endif
-
 static inline __mmask16 lep_gemm_mask(int64_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* Rows [0, mr) of a 32-column tile from accumulators c0 (columns 0..15) and c1 (16..31) into c, the first
+   `ncols` columns stored: = (plus bias) when `first`, += otherwise. */
+static inline __attribute__((always_inline)) void lep_ukr_store(const int mr, __m512* c0, __m512* c1, float* restrict c,
+                                                                int64_t ldc, int64_t ncols, int first,
+                                                                const float* bias) {
+    const __mmask16 m0 = lep_gemm_mask(ncols), m1 = lep_gemm_mask(ncols - 16);
+    if (first && bias) {
+        const __m512 b0 = _mm512_maskz_loadu_ps(m0, bias), b1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+        #pragma GCC unroll 16
+        for (int i = 0; i < mr; ++i) {
+            c0[i] = _mm512_add_ps(c0[i], b0);
+            c1[i] = _mm512_add_ps(c1[i], b1);
+        }
+    }
+    if (ncols >= LEP_GEMM_NR) {
+        #pragma GCC unroll 16
+        for (int i = 0; i < mr; ++i) {
+            float* ci = c + i * ldc;
+            if (!first) {
+                c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(ci));
+                c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(ci + 16));
+            }
+            _mm512_storeu_ps(ci, c0[i]);
+            _mm512_storeu_ps(ci + 16, c1[i]);
+        }
+    } else {
+        #pragma GCC unroll 16
+        for (int i = 0; i < mr; ++i) {
+            float* ci = c + i * ldc;
+            if (!first) {
+                c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, ci));
+                c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, ci + 16));
+            }
+            _mm512_mask_storeu_ps(ci, m0, c0[i]);
+            _mm512_mask_storeu_ps(ci + 16, m1, c1[i]);
+        }
+    }
 }
 
 static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, int64_t kc, const float* restrict a,
                                                                 const float* restrict b, int64_t bstride,
                                                                 int64_t np, float* restrict c, int64_t ldc,
-                                                                int64_t ncols, int first, int64_t pf) {
+                                                                int64_t ncols, int first, const float* bias,
+                                                                int64_t pf) {
     for (int64_t q = 0; q < np; ++q, b += bstride, c += LEP_GEMM_NR, ncols -= LEP_GEMM_NR) {
         __m512 c0[LEP_GEMM_MR], c1[LEP_GEMM_MR];
         #pragma GCC unroll 16
@@ -109,40 +169,50 @@ static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, in
                 c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
             }
         }
-        if (ncols >= LEP_GEMM_NR) {
+        lep_ukr_store(mr, c0, c1, c, ldc, ncols, first, bias ? bias + q * LEP_GEMM_NR : NULL);
+    }
+}
+
+/* lep_ukr_strip with A read in place: nseg segments, segment s giving its rows' elements k = seg[s].k ..
+   seg[s].k + seg[s].len - 1 of the block at seg[s].row[i][0 ..]. */
+#define LEP_GEMM_READS_ROWS 1
+static inline __attribute__((always_inline)) void lep_ukr_rows(const int mr, int nseg, const lep_a_seg* seg,
+                                                               const float* restrict b, int64_t bstride, int64_t np,
+                                                               float* restrict c, int64_t ldc, int64_t ncols,
+                                                               int first, const float* bias, int64_t pf) {
+    for (int64_t q = 0; q < np; ++q, b += bstride, c += LEP_GEMM_NR, ncols -= LEP_GEMM_NR) {
+        __m512 c0[LEP_GEMM_MR], c1[LEP_GEMM_MR];
+        #pragma GCC unroll 16
+        for (int i = 0; i < mr; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+        for (int s = 0; s < nseg; ++s) {
+            const float* r[LEP_GEMM_MR];
             #pragma GCC unroll 16
-            for (int i = 0; i < mr; ++i) {
-                float* ci = c + i * ldc;
-                if (!first) {
-                    c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(ci));
-                    c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(ci + 16));
+            for (int i = 0; i < mr; ++i) r[i] = seg[s].row[i];
+            const float* bk = b + seg[s].k * LEP_GEMM_NR;
+            const int64_t len = seg[s].len;
+            #pragma GCC unroll 4
+            for (int64_t k = 0; k < len; ++k, bk += LEP_GEMM_NR) {
+                if (pf) { _mm_prefetch((const char*)(bk + pf), _MM_HINT_T0); _mm_prefetch((const char*)(bk + pf + 16), _MM_HINT_T0); }
+                const __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16);
+                #pragma GCC unroll 16
+                for (int i = 0; i < mr; ++i) {
+                    const __m512 ai = _mm512_set1_ps(r[i][k]);
+                    c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+                    c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
                 }
-                _mm512_storeu_ps(ci, c0[i]);
-                _mm512_storeu_ps(ci + 16, c1[i]);
-            }
-        } else {
-            const __mmask16 m0 = lep_gemm_mask(ncols), m1 = lep_gemm_mask(ncols - 16);
-            #pragma GCC unroll 16
-            for (int i = 0; i < mr; ++i) {
-                float* ci = c + i * ldc;
-                if (!first) {
-                    c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, ci));
-                    c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, ci + 16));
-                }
-                _mm512_mask_storeu_ps(ci, m0, c0[i]);
-                _mm512_mask_storeu_ps(ci + 16, m1, c1[i]);
             }
         }
+        lep_ukr_store(mr, c0, c1, c, ldc, ncols, first, bias ? bias + q * LEP_GEMM_NR : NULL);
     }
 }
 #elif defined(__AVX2__) && defined(__FMA__)
-#define LEP_GEMM_MR 6
 
 /* 6 rows x 16 columns (half a panel) per pass: 12 accumulators, 2 for B, 1 broadcast of the 16 ymm */
 static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, int64_t kc, const float* restrict a,
                                                                 const float* restrict b, int64_t bstride,
                                                                 int64_t np, float* restrict c, int64_t ldc,
-                                                                int64_t ncols, int first, int64_t pf) {
+                                                                int64_t ncols, int first, const float* bias,
+                                                                int64_t pf) {
     for (int64_t h = 0; h < 2 * np; ++h, ncols -= 16) {
         const float* bh = b + (h >> 1) * bstride + (h & 1) * 16;
         float* ch = c + h * 16;
@@ -169,16 +239,16 @@ static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, in
             _mm256_storeu_ps(tile[i] + 8, c1[i]);
         }
         const int64_t w = ncols < 16 ? ncols : 16;
+        const float* bh_ = first && bias ? bias + h * 16 : NULL;
         for (int i = 0; i < mr; ++i)
-            for (int64_t j = 0; j < w; ++j) ch[i * ldc + j] = first ? tile[i][j] : ch[i * ldc + j] + tile[i][j];
+            for (int64_t j = 0; j < w; ++j)
+                ch[i * ldc + j] = first ? tile[i][j] + (bh_ ? bh_[j] : 0.0f) : ch[i * ldc + j] + tile[i][j];
     }
 }
 #else
-#define LEP_GEMM_MR 4
-
 static inline void lep_ukr_strip(const int mr, int64_t kc, const float* restrict a, const float* restrict b,
                                  int64_t bstride, int64_t np, float* restrict c, int64_t ldc, int64_t ncols,
-                                 int first, int64_t pf) {
+                                 int first, const float* bias, int64_t pf) {
     for (int64_t q = 0; q < np; ++q, b += bstride, c += LEP_GEMM_NR, ncols -= LEP_GEMM_NR) {
         float acc[LEP_GEMM_MR][LEP_GEMM_NR] = {{0}};
         for (int64_t k = 0; k < kc; ++k)
@@ -188,11 +258,39 @@ static inline void lep_ukr_strip(const int mr, int64_t kc, const float* restrict
                 for (int j = 0; j < LEP_GEMM_NR; ++j) acc[i][j] += ai * b[k * LEP_GEMM_NR + j];
             }
         const int64_t w = ncols < LEP_GEMM_NR ? ncols : LEP_GEMM_NR;
+        const float* bq = first && bias ? bias + q * LEP_GEMM_NR : NULL;
         for (int i = 0; i < mr; ++i)
-            for (int64_t j = 0; j < w; ++j) c[i * ldc + j] = first ? acc[i][j] : c[i * ldc + j] + acc[i][j];
+            for (int64_t j = 0; j < w; ++j)
+                c[i * ldc + j] = first ? acc[i][j] + (bq ? bq[j] : 0.0f) : c[i * ldc + j] + acc[i][j];
     }
 }
 #endif
+
+/* Where the rows of A come from: a row-major matrix (A, lda), or, when `pack` is not NULL, a function that
+   packs A[m0:m1, k0:k0+kc] into lep_pack_a's layout itself (a convolution builds its im2col rows that way).
+   When `view` is not NULL, it is asked first for each strip of rows [i0, i0 + mr) and K block [k0, k0 + kc):
+   it returns how many segments (at most LEP_A_SEGS) show that part of A in place, and fills seg[] with them
+   unless seg is NULL; 0 when it cannot (the strip is packed). Columns no segment covers are zero. */
+typedef struct lep_a_rows lep_a_rows;
+typedef void (*lep_pack_a_fn)(const void* ctx, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* Ap);
+typedef int (*lep_view_a_fn)(const lep_a_rows* a, int64_t i0, int mr, int64_t k0, int64_t kc, lep_a_seg* seg);
+struct lep_a_rows {
+    const float* A;
+    int64_t lda;
+    lep_pack_a_fn pack;
+    lep_view_a_fn view;
+    const void* ctx;
+};
+
+/* The view of a row-major matrix: each strip is one segment. */
+static int lep_view_matrix(const lep_a_rows* a, int64_t i0, int mr, int64_t k0, int64_t kc, lep_a_seg* seg) {
+    if (seg) {
+        seg->k = 0;
+        seg->len = kc;
+        for (int i = 0; i < mr; ++i) seg->row[i] = a->A + (i0 + i) * a->lda + k0;
+    }
+    return 1;
+}
 
 /* The driver (micro-kernel dispatch, blocking, threads) is compiled once per machine and linked beside a
    model's kernels (build.py: LEP_GEMM_DECLARE in the model's unit, LEP_GEMM_SEPARATE in the driver's); a
@@ -204,27 +302,38 @@ static inline void lep_ukr_strip(const int mr, int64_t kc, const float* restrict
 #define LEP_GEMM_ENTRY static
 #endif
 
-static void lep_ukr_dispatch(int mr, int64_t kc, const float* a, const float* b, int64_t bstride, int64_t np,
-                             float* c, int64_t ldc, int64_t ncols, int first, int64_t pf) {
-    switch (mr) {
-#define LEP_UKR_CASE(R) case R: lep_ukr_strip(R, kc, a, b, bstride, np, c, ldc, ncols, first, pf); break;
-    LEP_UKR_CASE(1) LEP_UKR_CASE(2) LEP_UKR_CASE(3) LEP_UKR_CASE(4)
-#if LEP_GEMM_MR > 4
-    LEP_UKR_CASE(5) LEP_UKR_CASE(6)
-#endif
-#if LEP_GEMM_MR > 6
-    LEP_UKR_CASE(7) LEP_UKR_CASE(8)
-#endif
-#if LEP_GEMM_MR > 8
-    LEP_UKR_CASE(9) LEP_UKR_CASE(10) LEP_UKR_CASE(11) LEP_UKR_CASE(12)
-#endif
 #if LEP_GEMM_MR > 12
-    LEP_UKR_CASE(13) LEP_UKR_CASE(14)
+#define LEP_UKR_CASES(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14)
+#elif LEP_GEMM_MR > 8
+#define LEP_UKR_CASES(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12)
+#elif LEP_GEMM_MR > 6
+#define LEP_UKR_CASES(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8)
+#elif LEP_GEMM_MR > 4
+#define LEP_UKR_CASES(X) X(1) X(2) X(3) X(4) X(5) X(6)
+#else
+#define LEP_UKR_CASES(X) X(1) X(2) X(3) X(4)
 #endif
+
+/* The micro-kernel for mr rows: on packed A (a), or on A read in place (nseg > 0 segments seg). */
+#ifdef LEP_GEMM_READS_ROWS
+#define LEP_UKR_CALL(R) \
+    if (nseg) lep_ukr_rows(R, nseg, seg, b, bstride, np, c, ldc, ncols, first, bias, pf); \
+    else lep_ukr_strip(R, kc, a, b, bstride, np, c, ldc, ncols, first, bias, pf);
+#else
+#define LEP_UKR_CALL(R) lep_ukr_strip(R, kc, a, b, bstride, np, c, ldc, ncols, first, bias, pf);
+#endif
+static void lep_ukr_dispatch(int mr, int64_t kc, const float* a, int nseg, const lep_a_seg* seg, const float* b,
+                             int64_t bstride, int64_t np, float* c, int64_t ldc, int64_t ncols, int first,
+                             const float* bias, int64_t pf) {
+    (void)nseg; (void)seg;
+    switch (mr) {
+#define LEP_UKR_CASE(R) case R: LEP_UKR_CALL(R) break;
+    LEP_UKR_CASES(LEP_UKR_CASE)
 #undef LEP_UKR_CASE
     default: break;
     }
 }
+#undef LEP_UKR_CALL
 
 /* ------------------------------------------------------------------ the blocked product on one thread */
 
@@ -241,7 +350,6 @@ static float* lep_gemm_apack_buffer(size_t floats) {
     }
     return lep_gemm_abuf;
 }
-#endif /* LEP_GEMM_DECLARE */
 
 /* A[m0:m1, k0:k0+kc] into micro-panels of MR rows, k-major; the last panel has the rows left. */
 static void lep_pack_a(const float* A, int64_t lda, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* Ap) {
@@ -260,48 +368,68 @@ static void lep_pack_a(const float* A, int64_t lda, int64_t m0, int64_t m1, int6
     }
 }
 
-/* Where the rows of A come from: a row-major matrix (A, lda), or, when `pack` is not NULL, a function that
-   packs A[m0:m1, k0:k0+kc] into lep_pack_a's layout itself (a convolution builds its im2col rows that way). */
-typedef void (*lep_pack_a_fn)(const void* ctx, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* Ap);
-typedef struct {
-    const float* A;
-    int64_t lda;
-    lep_pack_a_fn pack;
-    const void* ctx;
-} lep_a_rows;
+/* A strip shown in place (lep_a_seg) packed into lep_pack_a's layout; columns no segment gives are zero. */
+static void lep_pack_segments(int mr, int64_t kc, int nseg, const lep_a_seg* seg, float* Ap) {
+    memset(Ap, 0, (size_t)(mr * kc) * sizeof(float));
+    for (int s = 0; s < nseg; ++s)
+        for (int64_t k = 0; k < seg[s].len; ++k)
+            for (int i = 0; i < mr; ++i) Ap[(seg[s].k + k) * mr + i] = seg[s].row[i][k];
+}
 
-#ifndef LEP_GEMM_DECLARE
-/* C[m0:m1, panels p0:p1] on the calling thread. */
+static void lep_a_pack(const lep_a_rows* a, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* Ap) {
+    if (a->pack) a->pack(a->ctx, m0, m1, k0, kc, Ap);
+    else lep_pack_a(a->A, a->lda, m0, m1, k0, kc, Ap);
+}
+
+/* C[m0:m1, panels p0:p1] (+ bias) on the calling thread. */
 static void lep_gemm_block(int64_t m0, int64_t m1, int64_t p0, int64_t p1, int64_t N, int64_t K, const lep_a_rows* a,
-                           const float* Bp, float* C, int64_t ldc, lep_epilogue ep, const void* ctx) {
+                           const float* Bp, const float* bias, float* C, int64_t ldc, lep_epilogue ep,
+                           const void* ctx) {
     const int64_t rows = m1 - m0;
     if (rows <= 0 || p1 <= p0) return;
     const int64_t ncp = LEP_GEMM_NCP;
     int64_t KC = LEP_GEMM_KC;
     if (rows <= LEP_GEMM_MR && K * rows <= LEP_GEMM_L1_FLOATS) KC = K;  /* few rows: B streams once, whole */
     if (K == 0) {
-        for (int64_t i = m0; i < m1; ++i) memset(C + i * ldc + p0 * LEP_GEMM_NR, 0,
-                                                 (size_t)((p1 * LEP_GEMM_NR < N ? p1 * LEP_GEMM_NR : N)
-                                                          - p0 * LEP_GEMM_NR) * sizeof(float));
-        if (ep) ep(ctx, C, ldc, m0, m1, p0 * LEP_GEMM_NR, p1 * LEP_GEMM_NR < N ? p1 * LEP_GEMM_NR : N);
+        const int64_t j0 = p0 * LEP_GEMM_NR, j1 = p1 * LEP_GEMM_NR < N ? p1 * LEP_GEMM_NR : N;
+        for (int64_t i = m0; i < m1; ++i)
+            for (int64_t j = j0; j < j1; ++j) C[i * ldc + j] = bias ? bias[j] : 0.0f;
+        if (ep) ep(ctx, C, ldc, m0, m1, j0, j1);
         return;
     }
     float* Ap = lep_gemm_apack_buffer((size_t)(rows * (K < KC ? K : KC)));
+    lep_a_seg seg[LEP_A_SEGS];
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
         const int64_t kc = K - k0 < KC ? K - k0 : KC;
         const int first = k0 == 0, last = k0 + kc == K;
-        if (a->pack) a->pack(a->ctx, m0, m1, k0, kc, Ap);
-        else lep_pack_a(a->A, a->lda, m0, m1, k0, kc, Ap);
+        if (!a->view) lep_a_pack(a, m0, m1, k0, kc, Ap);
+        else  /* pack the strips that cannot be read in place (all of them where the micro-kernel reads packed A only) */
+            for (int64_t i0 = m0; i0 < m1; i0 += LEP_GEMM_MR) {
+                const int mr = (int)(m1 - i0 < LEP_GEMM_MR ? m1 - i0 : LEP_GEMM_MR);
+#ifdef LEP_GEMM_READS_ROWS
+                if (!a->view(a, i0, mr, k0, kc, NULL)) lep_a_pack(a, i0, i0 + mr, k0, kc, Ap + (i0 - m0) * kc);
+#else
+                const int nseg = a->view(a, i0, mr, k0, kc, seg);
+                if (nseg) lep_pack_segments(mr, kc, nseg, seg, Ap + (i0 - m0) * kc);
+                else lep_a_pack(a, i0, i0 + mr, k0, kc, Ap + (i0 - m0) * kc);
+#endif
+            }
         for (int64_t jc = p0; jc < p1; jc += ncp) {
             const int64_t np = p1 - jc < ncp ? p1 - jc : ncp;
             const int64_t j0 = jc * LEP_GEMM_NR, j1 = (jc + np) * LEP_GEMM_NR < N ? (jc + np) * LEP_GEMM_NR : N;
-            const float* ap = Ap;
+            const float* bq = Bp + (jc * K + k0) * LEP_GEMM_NR;
+            const float* bias_q = first && bias ? bias + j0 : NULL;
             for (int64_t i0 = m0; i0 < m1; i0 += LEP_GEMM_MR) {
                 const int mr = (int)(m1 - i0 < LEP_GEMM_MR ? m1 - i0 : LEP_GEMM_MR);
-                lep_ukr_dispatch(mr, kc, ap, Bp + (jc * K + k0) * LEP_GEMM_NR, K * LEP_GEMM_NR, np,
-                                 C + i0 * ldc + j0, ldc, j1 - j0, first, i0 == m0 ? LEP_GEMM_PFD : 0);
+                const int64_t pf = i0 == m0 ? LEP_GEMM_PFD : 0;
+#ifdef LEP_GEMM_READS_ROWS
+                const int nseg = a->view ? a->view(a, i0, mr, k0, kc, seg) : 0;
+#else
+                const int nseg = 0;
+#endif
+                lep_ukr_dispatch(mr, kc, Ap + (i0 - m0) * kc, nseg, seg, bq, K * LEP_GEMM_NR, np, C + i0 * ldc + j0,
+                                 ldc, j1 - j0, first, bias_q, pf);
                 if (last && ep) ep(ctx, C, ldc, i0, i0 + mr, j0, j1);
-                ap += mr * kc;
             }
         }
     }
@@ -327,14 +455,14 @@ static void lep_gemm_grid(int64_t M, int64_t P, int64_t K, int nt, int* tm_out, 
     }
 }
 
-static void lep_gemm_rows(int64_t M, int64_t N, int64_t K, const lep_a_rows* a, const float* Bp, float* C,
-                          int64_t ldc, lep_epilogue ep, const void* ctx) {
+LEP_GEMM_ENTRY void lep_gemm_a(int64_t M, int64_t N, int64_t K, const lep_a_rows* a, const float* Bp,
+                               const float* bias, float* C, int64_t ldc, lep_epilogue ep, const void* ctx) {
     if (M <= 0 || N <= 0) return;
     const int64_t P = (N + LEP_GEMM_NR - 1) / LEP_GEMM_NR;
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     if ((double)M * (double)N * (double)K < 131072.0) nt = 1;
     if (nt == 1) {
-        lep_gemm_block(0, M, 0, P, N, K, a, Bp, C, ldc, ep, ctx);
+        lep_gemm_block(0, M, 0, P, N, K, a, Bp, bias, C, ldc, ep, ctx);
         return;
     }
     int tm = 1, tn = nt;
@@ -346,28 +474,21 @@ static void lep_gemm_rows(int64_t M, int64_t N, int64_t K, const lep_a_rows* a, 
         if (n == nt) {
             const int ti = t / tn, tj = t % tn;
             const int64_t r0 = mb * ti / tm * LEP_GEMM_MR, r1 = mb * (ti + 1) / tm * LEP_GEMM_MR;
-            lep_gemm_block(r0, r1 < M ? r1 : M, P * tj / tn, P * (tj + 1) / tn, N, K, a, Bp, C, ldc, ep, ctx);
+            lep_gemm_block(r0, r1 < M ? r1 : M, P * tj / tn, P * (tj + 1) / tn, N, K, a, Bp, bias, C, ldc, ep, ctx);
         } else if (t == 0) {  /* the runtime gave fewer threads than asked: one does it all */
-            lep_gemm_block(0, M, 0, P, N, K, a, Bp, C, ldc, ep, ctx);
+            lep_gemm_block(0, M, 0, P, N, K, a, Bp, bias, C, ldc, ep, ctx);
         }
     }
 }
 
-LEP_GEMM_ENTRY void lep_gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, float* C,
-                            int64_t ldc, lep_epilogue ep, const void* ctx) {
-    const lep_a_rows a = {A, lda, NULL, NULL};
-    lep_gemm_rows(M, N, K, &a, Bp, C, ldc, ep, ctx);
-}
-
-/* lep_gemm_packed with the rows of A packed by `pack` (see lep_a_rows). */
-LEP_GEMM_ENTRY void lep_gemm_packed_a(int64_t M, int64_t N, int64_t K, lep_pack_a_fn pack, const void* actx, const float* Bp,
-                              float* C, int64_t ldc, lep_epilogue ep, const void* ctx) {
-    const lep_a_rows a = {NULL, 0, pack, actx};
-    lep_gemm_rows(M, N, K, &a, Bp, C, ldc, ep, ctx);
+LEP_GEMM_ENTRY void lep_gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
+                                    float* C, int64_t ldc, lep_epilogue ep, const void* ctx) {
+    const lep_a_rows a = {A, lda, NULL, NULL, NULL};
+    lep_gemm_a(M, N, K, &a, Bp, NULL, C, ldc, ep, ctx);
 }
 #else
+void lep_gemm_a(int64_t M, int64_t N, int64_t K, const lep_a_rows* a, const float* Bp, const float* bias, float* C,
+                int64_t ldc, lep_epilogue ep, const void* ctx);
 void lep_gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, float* C,
                      int64_t ldc, lep_epilogue ep, const void* ctx);
-void lep_gemm_packed_a(int64_t M, int64_t N, int64_t K, lep_pack_a_fn pack, const void* actx, const float* Bp,
-                       float* C, int64_t ldc, lep_epilogue ep, const void* ctx);
 #endif /* LEP_GEMM_DECLARE */
