@@ -120,7 +120,7 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
                                      example_inputs=example_inputs) if cache and target == "cpu" else None
     cm = compile_cache.load_entry(key) if key else None
     if cm is not None:
-        progress.done(f"compiled: {len(cm.executor.kernel_names)} kernels (from the compile cache)")
+        progress.done(f"compiled: {len(cm.kernel_names)} kernels (from the compile cache)")
         return cm
     progress.stage("importing the model")
     graph = import_graph(model, example_inputs, dynamic_shapes)
@@ -141,10 +141,10 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
         from .codegen.triton import compile_triton
 
         cm = compile_triton(graph, pipeline, progress, example_inputs=example_inputs)
-        done = f"compiled: {len(cm.executor.kernel_names)} Triton kernels"
+        done = f"compiled: {len(cm.kernel_names)} Triton kernels"
     else:
         cm = compile_cpu(graph, pipeline, progress, cache=cache, example_inputs=example_inputs)
-        done = f"compiled: {len(cm.executor.kernel_names)} kernels"
+        done = f"compiled: {len(cm.kernel_names)} kernels"
     if passes:
         progress.stage("measuring the error of the passes against the fp32 graph")
         record_accuracy(cm, fp32_graph, passes, example_inputs, graph)

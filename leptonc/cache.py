@@ -4,9 +4,11 @@ Compiling the same ONNX model (a path or its bytes) with the same options a seco
 artifact instead of importing, optimizing and generating code again. The key hashes the model's bytes,
 every option that changes the result, the source files of leptonc itself (a changed compiler never
 serves a stale artifact), the C compiler's version and flags, and the CPU's features. Entries are plain
-artifacts: loading one verifies every hash, like any artifact. The most recently used entries are kept
-up to LEPTONC_CACHE_BYTES (default 4 GiB). Below this cache sits the build cache of model libraries,
-keyed by the generated C source (codegen/cpu/build.py), which serves graphs given as objects.
+artifacts: loading one verifies every hash, like any artifact. A model file's hash is remembered beside
+its inode, size and times, so that a file left as it was is not read again to find its key. The most
+recently used entries are kept up to LEPTONC_CACHE_BYTES (default 4 GiB). Below this cache sits the build
+cache of model libraries, keyed by the generated C source (codegen/cpu/build.py), which serves graphs
+given as objects.
 """
 from __future__ import annotations
 
@@ -48,16 +50,20 @@ def load_entry(key: str):
         return None
     os.utime(path)  # before loading: the model remembers the file as it loaded it
     try:
-        return load(path)
+        cm = load(path)
     except ArtifactError:
         path.unlink(missing_ok=True)
         return None
+    if cm._file is not None:
+        cm._file.shareable = True  # the entry is replaced or trimmed whole: a save may link it
+    return cm
 
 
 def store(key: str, cm) -> Path:
     """Save compiled model `cm` under `key`, then trim the cache to its size limit."""
     path = _entries() / f"{key[:40]}.lep"
-    cm.save(path)  # atomic; later saves of cm copy this file
+    cm.save(path)  # atomic; later saves of cm link this file
+    cm._file.shareable = True
     _trim(int(os.environ.get("LEPTONC_CACHE_BYTES", DEFAULT_LIMIT)), keep=path)
     return path
 
@@ -87,10 +93,27 @@ def _trim(limit: int, keep: Path) -> None:
 
 
 def _file_digest(path) -> str:
+    """sha256 of a file's bytes, remembered (in the cache) for the file as it is now: its inode, size, and
+    modification and change times. A file written again, or replaced, is hashed again."""
+    st = os.stat(path)
+    stamp = f"{st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+    from .codegen.cpu.build import cache_dir
+
+    memo = cache_dir() / "digests" / hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:40]
+    try:
+        known_stamp, digest = memo.read_text().split("\n")[:2]
+        if known_stamp == stamp:
+            return digest
+    except (OSError, ValueError):
+        pass
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 24), b""):
             h.update(chunk)
+    memo.parent.mkdir(exist_ok=True)
+    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(f"{stamp}\n{h.hexdigest()}\n")
+    os.replace(tmp, memo)
     return h.hexdigest()
 
 

@@ -153,7 +153,7 @@ def _cmd_compile(args) -> int:
         print(cm.manifest["fusion_report"])
     arena, total = cm.memory_report()
     if not args.quiet:
-        print(f"wrote {args.output}: {len(cm.executor.kernel_names)} kernels, arena {arena} bytes "
+        print(f"wrote {args.output}: {len(cm.kernel_names)} kernels, arena {arena} bytes "
               f"(intermediates {total} bytes), compiled in {seconds:.2f} s")
     return 0
 

@@ -71,6 +71,20 @@ def test_save_of_a_loaded_model_copies_its_file_unless_it_changed(tmp_path, coun
     np.testing.assert_array_equal(leptonc.load(tmp_path / "c.lep")(x), cm(x))
 
 
+def test_a_save_links_a_cache_entry_and_copies_a_users_file(tmp_path, counted_imports):
+    """A model from the cache saves as a link to its entry (the cache never writes an entry in place); one
+    loaded from a user's file saves as a copy, so that writing either file later leaves the other as it was."""
+    path = str(tmp_path / "m.onnx")
+    _model(path, 1.0)
+    leptonc.compile(path, quiet=True)
+    out, copy = tmp_path / "out.lep", tmp_path / "copy.lep"
+    leptonc.compile(path, quiet=True).save(out)
+    (entry,) = (tmp_path / "cache" / "artifacts").glob("*.lep")
+    assert out.stat().st_ino == entry.stat().st_ino
+    leptonc.load(out).save(copy)
+    assert copy.stat().st_ino != out.stat().st_ino and copy.read_bytes() == out.read_bytes()
+
+
 def test_cli_refuses_to_overwrite_a_file_that_is_not_an_artifact(tmp_path):
     path = tmp_path / "m.onnx"
     _model(str(path), 1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from ..ir import dims as D
 from . import safetensors
 from .artifact import Artifact, ArtifactError, read_artifact, sha256, write_artifact
 from .executor import Executor
+from .memory import arena_size
 
 
 class ArtifactModel:
@@ -47,7 +49,12 @@ class ArtifactModel:
         if self._file is not None and self._file.holds(self.manifest):
             if os.path.abspath(path) != self._file.path:
                 tmp = f"{path}.{os.getpid()}.tmp"
-                shutil.copyfile(self._file.path, tmp)
+                try:
+                    if not self._file.shareable:
+                        raise OSError
+                    os.link(self._file.path, tmp)  # one file's data under two names
+                except OSError:  # a user's file (which may be written in place), or no links here
+                    shutil.copyfile(self._file.path, tmp)
                 os.replace(tmp, path)
         else:
             write_artifact(path, self.artifact)
@@ -72,7 +79,17 @@ class CompiledModel(ArtifactModel):
     def __init__(self, artifact: Artifact, library_path: str | os.PathLike):
         super().__init__(artifact)
         self.weights = artifact.weights if artifact.weights is not None else safetensors.loads(artifact.weights_blob)
-        self.executor = Executor(self.manifest["program"], library_path, self.weights)
+        self.library_path = library_path
+
+    @property
+    def kernel_names(self) -> list[str]:
+        return [k["name"] for k in self.manifest["program"]["kernels"]]
+
+    @cached_property
+    def executor(self) -> Executor:
+        """The library loaded with its weights laid out: made on the first run, so that a model loaded to be
+        saved or inspected never copies its weights."""
+        return Executor(self.manifest["program"], self.library_path, self.weights)
 
     def run(self, *inputs) -> list[np.ndarray]:
         return self.executor.run(inputs)
@@ -83,21 +100,27 @@ class CompiledModel(ArtifactModel):
 
     def memory_report(self, bindings: dict[str, int] | None = None) -> tuple[int, int]:
         """(arena bytes, sum of all intermediate sizes) at the given symbol sizes (default: the example's)."""
-        bindings = bindings or self.manifest.get("example_bindings") or {s: 1 for s in self.executor.symbols}
-        total = sum(D.evaluate(x["bytes"], bindings) for x in self.manifest["program"]["intermediates"])
-        return self.executor.arena_bytes(bindings), total
+        program = self.manifest["program"]
+        bindings = bindings or self.manifest.get("example_bindings") or {s: 1 for s in program["symbols"]}
+        total = sum(D.evaluate(x["bytes"], bindings) for x in program["intermediates"])
+        return self._arena_bytes(bindings), total
+
+    def _arena_bytes(self, bindings: dict[str, int]) -> int:
+        return arena_size(self.manifest["program"]["buffers"], bindings)[1]
 
     def __repr__(self) -> str:
         sig = self.signature
         ins = ", ".join(f"{x['name']}: {x['dtype']}{x['shape']}" for x in sig["inputs"])
-        return f"<CompiledModel target={self.manifest['target']} ({ins}) kernels={len(self.executor.kernel_names)}>"
+        return f"<CompiledModel target={self.manifest['target']} ({ins}) kernels={len(self.kernel_names)}>"
 
 
 class _FileStamp:
-    """A file as it was when it held an artifact: later saves copy it while it is unchanged."""
+    """A file as it was when it held an artifact: later saves copy it while it is unchanged. A shareable
+    file (a compile cache entry: replaced or deleted whole, never written in place) is linked, not copied."""
 
     def __init__(self, path: str, stat: os.stat_result, manifest_json: str):
         self.path, self.stat, self.manifest_json = path, stat, manifest_json
+        self.shareable = False
 
     @classmethod
     def of(cls, path, manifest: dict) -> "_FileStamp":

@@ -12,12 +12,11 @@ import os
 
 import numpy as np
 
-from ..ir import dims as D
 from ..ir.dtypes import DType
 from ..ir.errors import ShapeError
 from ..ir.packing import stored
 from ..ir.types import TensorType
-from .memory import ALIGN, aligned, plan_arena
+from .memory import ALIGN, aligned, arena_size
 from .signature import bind_inputs
 
 _BLAS = None
@@ -65,8 +64,7 @@ class Executor:
         key = tuple(bindings[s] for s in self.symbols)
         plan = self._plans.get(key)
         if plan is None:
-            bufs = [(D.evaluate(b["bytes"], bindings), b["first"], b["last"]) for b in self.meta["buffers"]]
-            offsets, total = plan_arena(bufs)
+            offsets, total = arena_size(self.meta["buffers"], bindings)
             raw = np.empty(total + ALIGN, dtype=np.uint8)
             shift = (-raw.ctypes.data) % ALIGN
             arena = raw[shift:shift + total]
@@ -78,9 +76,6 @@ class Executor:
                 self._plans.clear()
             self._plans[key] = plan
         return plan
-
-    def arena_bytes(self, bindings: dict[str, int]) -> int:
-        return self._plan(bindings)[5]
 
     def run(self, inputs, profile: np.ndarray | None = None) -> list[np.ndarray]:
         arrays, bindings = self.bind(inputs)

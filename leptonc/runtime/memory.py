@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ir import dims as D
+
 ALIGN = 64
 
 
@@ -29,6 +31,11 @@ def plan_arena(buffers: list[tuple[int, int, int]]) -> tuple[list[int], int]:
         placed.append((offset, offset + size, first, last))
         total = max(total, offset + size)
     return offsets, total
+
+
+def arena_size(buffers_meta: list[dict], bindings: dict[str, int]) -> tuple[list[int], int]:
+    """plan_arena of a program's buffers (meta["buffers"]: sizes as dim expressions) at these symbol sizes."""
+    return plan_arena([(D.evaluate(b["bytes"], bindings), b["first"], b["last"]) for b in buffers_meta])
 
 
 def aligned(array: np.ndarray) -> np.ndarray:

@@ -180,6 +180,13 @@ class TritonModel(CompiledModel):
         self.weights = safetensors.loads(artifact.weights_blob)
         self.executor = TritonExecutor(self.manifest["program"], artifact.source, self.weights, allow_tf32)
 
+    @property
+    def kernel_names(self) -> list[str]:
+        return self.executor.kernel_names
+
+    def _arena_bytes(self, bindings: dict[str, int]) -> int:
+        return self.executor.arena_bytes(bindings)
+
     def run_torch(self, *tensors) -> list:
         return self.executor.run_torch(list(tensors))
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import special as _special
 
 from ..dtypes import DType
 from ..registry import ELEMENTWISE, define_op
@@ -10,6 +9,13 @@ from ..types import TensorType
 from .infer import broadcast, broadcast_shapes, compare, require, require_float, same_dtype
 
 COMMUTATIVE = ELEMENTWISE | {"commutative"}
+
+
+def _special():
+    """scipy.special, imported when the reference first needs it (loading an artifact does not)."""
+    from scipy import special
+
+    return special
 
 
 def _float_unary(t: TensorType) -> TensorType:
@@ -42,8 +48,8 @@ _FLOAT_UNARY = {
     "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos, "tan": np.tan,
     "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh,
     "tanh": np.tanh, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
-    "erf": lambda x: _special.erf(x.astype(np.float64)),
-    "sigmoid": lambda x: _special.expit(x.astype(np.float64)),
+    "erf": lambda x: _special().erf(x.astype(np.float64)),
+    "sigmoid": lambda x: _special().expit(x.astype(np.float64)),
     "rsqrt": lambda x: 1.0 / np.sqrt(x.astype(np.float64)),
     "reciprocal": lambda x: 1.0 / x.astype(np.float64),
     "floor": np.floor, "ceil": np.ceil, "round": np.round,
