@@ -168,37 +168,52 @@ static inline __attribute__((always_inline)) void lep_wqf_tile(
    inputs, 4 bytes of digit 0, 4 of digit 1, 4 of digit 2 (the top digit offset by 128). */
 static inline lep_i64 lep_digit_bytes(lep_i64 K) { return (K + 7) / 8 * 8 * 3; }
 
-/* Row x[0:K] as digits (see above); returns 0 when it holds inf or NaN, or is too small to scale */
+#if defined(LEP_VNNI)
+/* Row x[0:K] as digits (see above), 16 inputs (4 steps) to a vector; returns 0 when it holds inf or NaN, or
+   is too small to scale */
 static int lep_digits_row(const float* x, lep_i64 K, lep_i64 G, lep_i64 ngroups, float* xs, int32_t* dsum,
                           uint8_t* d) {
-    float amax = 0.0f, probe = 0.0f;  /* probe: NaN when an element is inf or NaN */
-    #pragma omp simd reduction(max:amax) reduction(+:probe)
-    for (lep_i64 k = 0; k < K; ++k) {
-        amax = fmaxf(amax, fabsf(x[k]));
-        probe += x[k] * 0.0f;
+    __m512 vmax = _mm512_setzero_ps();
+    __mmask16 special = 0;  /* lanes that met an inf or NaN (where x * 0 is not 0) */
+    for (lep_i64 k = 0; k < K; k += 16) {
+        const __mmask16 in = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(in, x + k);
+        special |= _mm512_cmp_ps_mask(_mm512_mul_ps(v, _mm512_setzero_ps()), _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        vmax = _mm512_max_ps(vmax, _mm512_abs_ps(v));
     }
-    if (probe != 0.0f || (amax > 0.0f && amax < 0x1p-100f)) return 0;
-    const float inv = amax > 0.0f ? 8388607.0f / amax : 0.0f;
+    const float amax = _mm512_reduce_max_ps(vmax);
+    if (special || (amax > 0.0f && amax < 0x1p-100f)) return 0;
+    const __m512 inv = _mm512_set1_ps(amax > 0.0f ? 8388607.0f / amax : 0.0f);
     *xs = amax > 0.0f ? amax / 8388607.0f : 0.0f;
+    /* within each 128-bit lane (4 inputs of a step): byte 0 of the 4 inputs, then bytes 1, then bytes 2 */
+    const __m512i order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    const __m512i low = _mm512_set1_epi32(0xFF), top = _mm512_set1_epi32(0x800000), lim = _mm512_set1_epi32(8388607);
     const lep_i64 padded = (K + 7) / 8 * 8;
-    for (lep_i64 k = 0; k < padded; ++k) {
-        const float v = k < K ? nearbyintf(x[k] * inv) : 0.0f;  /* may round to +-2^23 at max|row|: clamp */
-        const int32_t X = (int32_t)(v > 8388607.0f ? 8388607.0f : (v < -8388607.0f ? -8388607.0f : v));
-        uint8_t* q = d + k / 4 * 12 + k % 4;
-        q[0] = (uint8_t)(X & 0xFF);
-        q[4] = (uint8_t)((X >> 8) & 0xFF);
-        q[8] = (uint8_t)((X >> 16) + 128);
-    }
-    for (lep_i64 g = 0; g < ngroups; ++g) {  /* the last group takes the padding too */
-        int32_t s[3] = {0, 0, 0};
-        for (lep_i64 k = g * G; k < (g == ngroups - 1 ? padded : g * G + G); ++k)
-            for (int j = 0; j < 3; ++j) s[j] += d[k / 4 * 12 + 4 * j + k % 4];
-        for (int j = 0; j < 3; ++j) dsum[g * 3 + j] = 8 * s[j];
+    for (lep_i64 g = 0; g < ngroups; ++g) {  /* the last group takes the padding too; groups end on steps */
+        const lep_i64 k1 = g == ngroups - 1 ? padded : g * G + G;
+        __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0;
+        for (lep_i64 k = g * G; k < k1; k += 16) {
+            const lep_i64 n = lep_min(16, k1 - k), real = lep_min(n, K - k);  /* n: a multiple of 4 */
+            const __mmask16 lanes = (__mmask16)((1u << n) - 1);
+            const __m512 v = _mm512_maskz_loadu_ps(real > 0 ? (__mmask16)((1u << real) - 1) : 0, x + k);
+            /* X = round(x * s): at max|row| it may round to 2^23, so clamp */
+            __m512i X = _mm512_cvtps_epi32(_mm512_mul_ps(v, inv));
+            X = _mm512_max_epi32(_mm512_min_epi32(X, lim), _mm512_sub_epi32(_mm512_setzero_si512(), lim));
+            const __m512i b = _mm512_xor_si512(X, top);  /* byte 2 becomes (X >> 16) + 128 */
+            s0 = _mm512_mask_add_epi32(s0, lanes, s0, _mm512_and_si512(b, low));
+            s1 = _mm512_mask_add_epi32(s1, lanes, s1, _mm512_and_si512(_mm512_srli_epi32(b, 8), low));
+            s2 = _mm512_mask_add_epi32(s2, lanes, s2, _mm512_and_si512(_mm512_srli_epi32(b, 16), low));
+            /* 12 bytes a step: the first 3 dwords of each lane, packed together */
+            const __m512i steps = _mm512_maskz_compress_epi32(0x7777, _mm512_shuffle_epi8(b, order));
+            _mm512_mask_storeu_epi32(d + k / 4 * 12, (__mmask16)((1u << (3 * n / 4)) - 1), steps);
+        }
+        dsum[g * 3 + 0] = 8 * _mm512_reduce_add_epi32(s0);
+        dsum[g * 3 + 1] = 8 * _mm512_reduce_add_epi32(s1);
+        dsum[g * 3 + 2] = 8 * _mm512_reduce_add_epi32(s2);
     }
     return 1;
 }
 
-#if defined(LEP_VNNI)
 /* 4 bytes at q in every 32-bit lane */
 static inline __m512i lep_bcast4(const uint8_t* q) {
     int v;
