@@ -477,20 +477,47 @@ static void lep_w8a8_dispatch(int mb, int nb, const uint8_t* xq, lep_i64 ldq, co
 }
 
 /* row m of x as unsigned bytes round(x * 127 / max|row|) + 128, padded with 128 (zero) to ldq bytes;
-   xs[m] = max|row| / 127 */
+   xs[m] = max|row| / 127 (1 / 127 for a row of zeros or one holding NaN, as the reference has it) */
 static void lep_quantize_row(const float* xr, lep_i64 K, uint8_t* q, lep_i64 ldq, float* xs) {
     float amax = 0.0f;
-    #pragma omp simd reduction(max:amax)
-    for (lep_i64 k = 0; k < K; ++k) amax = fmaxf(amax, fabsf(xr[k]));
-    if (!(amax > 0.0f)) amax = 1.0f;
+    int nan = 0;
+#if defined(__AVX512F__)
+    __m512 vmax = _mm512_setzero_ps();
+    __mmask16 unordered = 0;
+    for (lep_i64 k = 0; k < K; k += 16) {
+        const __m512 v = _mm512_maskz_loadu_ps(K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1),
+                                               xr + k);
+        unordered |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        vmax = _mm512_max_ps(vmax, _mm512_abs_ps(v));
+    }
+    amax = _mm512_reduce_max_ps(vmax);
+    nan = unordered != 0;
+#else
+    #pragma omp simd reduction(max:amax) reduction(|:nan)
+    for (lep_i64 k = 0; k < K; ++k) {
+        const float a = fabsf(xr[k]);
+        amax = a > amax ? a : amax;
+        nan |= a != a;
+    }
+#endif
+    if (nan || !(amax > 0.0f)) amax = 1.0f;
     const float inv = 127.0f / amax;
+#if defined(__AVX512F__)
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127), offset = _mm512_set1_epi32(128);
+    for (lep_i64 k = 0; k < K; k += 16) {  /* rounds to nearest even, as nearbyintf does */
+        const __mmask16 in = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+        const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(in, xr + k), _mm512_set1_ps(inv)));
+        _mm512_mask_cvtepi32_storeu_epi8(q + k, in, _mm512_add_epi32(_mm512_max_epi32(_mm512_min_epi32(v, hi), lo), offset));
+    }
+#else
     #pragma omp simd
     for (lep_i64 k = 0; k < K; ++k) {
         float v = nearbyintf(xr[k] * inv);
         v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
         q[k] = (uint8_t)((int)v + 128);
     }
-    for (lep_i64 k = K; k < ldq; ++k) q[k] = 128;
+#endif
+    for (lep_i64 j = K; j < ldq; ++j) q[j] = 128;
     *xs = amax / 127.0f;
 }
 
