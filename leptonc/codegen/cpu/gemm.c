@@ -55,6 +55,9 @@
 #define LEP_GEMM_PFD 1024 /* floats of B ahead that the first strip of a block prefetches (from memory) */
 #endif
 #define LEP_GEMM_L1_FLOATS 6144 /* the most floats of A one micro-panel should take in L1 (24 KiB) */
+#ifndef LEP_GEMM_L2_FLOATS
+#define LEP_GEMM_L2_FLOATS 65536 /* the most floats of B a block may take to run every strip across all its panels */
+#endif
 
 typedef void (*lep_epilogue)(const void* ctx, float* C, int64_t ldc, int64_t i0, int64_t i1, int64_t j0,
                              int64_t j1);
@@ -99,10 +102,11 @@ typedef struct {
 } lep_a_seg;
 
 /* ------------------------------------------------------------------ micro-kernels
- * lep_ukr_strip(mr, kc, a, b, bstride, np, c, ldc, ncols, first): for each of np panels (b advancing by
- * bstride floats), C[0:mr, 32q : 32q + 32] (= or +=, by `first`) a[kc x mr, k-major] @ b_q[kc x 32], only
- * the first `ncols` columns of the strip stored. mr is a constant in every instance (the switch below), so
- * the accumulators live in registers. */
+ * lep_ukr_strip(mr, kc, a, nseg, seg, b, bstride, np, c, ldc, ncols, first, bias, pf): for each of np panels
+ * (b advancing by bstride floats), C[0:mr, 32q : 32q + 32] (= A @ b_q, plus bias when `first` and bias is not
+ * NULL; += A @ b_q otherwise) with A the packed a[kc x mr, k-major] or, when nseg > 0 (AVX-512 only), the
+ * segments seg read in place; only the first `ncols` columns of the strip stored. mr is a constant in every
+ * instance (the switch below), so the accumulators live in registers. */
 #if defined(__AVX512F__)
 static inline __mmask16 lep_gemm_mask(int64_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
@@ -147,72 +151,90 @@ static inline __attribute__((always_inline)) void lep_ukr_store(const int mr, __
     }
 }
 
+/* One k step of a tile: row i of A times a row of B (bk) into the accumulators of nv vectors of 16 columns. */
+#define LEP_UKR_STEP(AI)                                                                                  \
+    {                                                                                                     \
+        if (pf) { _mm_prefetch((const char*)(bk + pf), _MM_HINT_T0); _mm_prefetch((const char*)(bk + pf + 16), _MM_HINT_T0); } \
+        const __m512 b0 = _mm512_loadu_ps(bk), b1 = nv > 1 ? _mm512_loadu_ps(bk + 16) : b0;            \
+        _Pragma("GCC unroll 16")                                                                          \
+        for (int i = 0; i < mr; ++i) {                                                                    \
+            const __m512 ai = _mm512_set1_ps(AI);                                                         \
+            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);                                                       \
+            if (nv > 1) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);                                           \
+        }                                                                                                 \
+    }
+
+/* One 32-column tile of C from nv vectors of 16 columns (nv = 1 when the tile has 16 columns or fewer: the
+   panel's zero half is skipped), A packed: a k-major micro-panel. */
+static inline __attribute__((always_inline)) void lep_ukr_tile(const int mr, const int nv, int64_t kc,
+                                                               const float* restrict a, const float* restrict b,
+                                                               float* restrict c, int64_t ldc, int64_t ncols,
+                                                               int first, const float* bias, int64_t pf) {
+    __m512 c0[LEP_GEMM_MR], c1[LEP_GEMM_MR];
+    #pragma GCC unroll 16
+    for (int i = 0; i < mr; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+    const float* ak = a;
+    const float* bk = b;
+    #pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; ++k, ak += mr, bk += LEP_GEMM_NR) LEP_UKR_STEP(ak[i])
+    lep_ukr_store(mr, c0, c1, c, ldc, ncols, first, bias);
+}
+
+/* lep_ukr_tile with A read in place: nseg segments, each giving its rows' elements k = seg[s].k ..
+   seg[s].k + seg[s].len - 1 of the block at seg[s].row[i][0 ..]. */
+static inline __attribute__((always_inline)) void lep_ukr_tile_rows(const int mr, const int nv, int nseg,
+                                                                    const lep_a_seg* seg, const float* restrict b,
+                                                                    float* restrict c, int64_t ldc, int64_t ncols,
+                                                                    int first, const float* bias, int64_t pf) {
+    __m512 c0[LEP_GEMM_MR], c1[LEP_GEMM_MR];
+    #pragma GCC unroll 16
+    for (int i = 0; i < mr; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int s = 0; s < nseg; ++s) {
+        const float* r[LEP_GEMM_MR];
+        #pragma GCC unroll 16
+        for (int i = 0; i < mr; ++i) r[i] = seg[s].row[i];
+        const float* bk = b + seg[s].k * LEP_GEMM_NR;
+        const int64_t len = seg[s].len;
+        #pragma GCC unroll 4
+        for (int64_t k = 0; k < len; ++k, bk += LEP_GEMM_NR) LEP_UKR_STEP(r[i][k])
+    }
+    lep_ukr_store(mr, c0, c1, c, ldc, ncols, first, bias);
+}
+#undef LEP_UKR_STEP
+
+/* mr rows of C across np panels (b advancing by bstride floats per panel), A packed (a) or, when nseg > 0, read
+   in place (segments seg). */
+#define LEP_GEMM_READS_ROWS 1
 static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, int64_t kc, const float* restrict a,
+                                                                int nseg, const lep_a_seg* seg,
                                                                 const float* restrict b, int64_t bstride,
                                                                 int64_t np, float* restrict c, int64_t ldc,
                                                                 int64_t ncols, int first, const float* bias,
                                                                 int64_t pf) {
-    for (int64_t q = 0; q < np; ++q, b += bstride, c += LEP_GEMM_NR, ncols -= LEP_GEMM_NR) {
-        __m512 c0[LEP_GEMM_MR], c1[LEP_GEMM_MR];
-        #pragma GCC unroll 16
-        for (int i = 0; i < mr; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
-        const float* ak = a;
-        const float* bk = b;
-        #pragma GCC unroll 4
-        for (int64_t k = 0; k < kc; ++k, ak += mr, bk += LEP_GEMM_NR) {
-            if (pf) { _mm_prefetch((const char*)(bk + pf), _MM_HINT_T0); _mm_prefetch((const char*)(bk + pf + 16), _MM_HINT_T0); }
-            const __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16);
-            #pragma GCC unroll 16
-            for (int i = 0; i < mr; ++i) {
-                const __m512 ai = _mm512_set1_ps(ak[i]);
-                c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-                c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
-            }
+    if (nseg) {
+        for (int64_t q = 0; q < np; ++q, b += bstride, c += LEP_GEMM_NR, ncols -= LEP_GEMM_NR) {
+            const float* bq = bias ? bias + q * LEP_GEMM_NR : NULL;
+            if (ncols > 16) lep_ukr_tile_rows(mr, 2, nseg, seg, b, c, ldc, ncols, first, bq, pf);
+            else lep_ukr_tile_rows(mr, 1, nseg, seg, b, c, ldc, ncols, first, bq, pf);
         }
-        lep_ukr_store(mr, c0, c1, c, ldc, ncols, first, bias ? bias + q * LEP_GEMM_NR : NULL);
+        return;
     }
-}
-
-/* lep_ukr_strip with A read in place: nseg segments, segment s giving its rows' elements k = seg[s].k ..
-   seg[s].k + seg[s].len - 1 of the block at seg[s].row[i][0 ..]. */
-#define LEP_GEMM_READS_ROWS 1
-static inline __attribute__((always_inline)) void lep_ukr_rows(const int mr, int nseg, const lep_a_seg* seg,
-                                                               const float* restrict b, int64_t bstride, int64_t np,
-                                                               float* restrict c, int64_t ldc, int64_t ncols,
-                                                               int first, const float* bias, int64_t pf) {
     for (int64_t q = 0; q < np; ++q, b += bstride, c += LEP_GEMM_NR, ncols -= LEP_GEMM_NR) {
-        __m512 c0[LEP_GEMM_MR], c1[LEP_GEMM_MR];
-        #pragma GCC unroll 16
-        for (int i = 0; i < mr; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
-        for (int s = 0; s < nseg; ++s) {
-            const float* r[LEP_GEMM_MR];
-            #pragma GCC unroll 16
-            for (int i = 0; i < mr; ++i) r[i] = seg[s].row[i];
-            const float* bk = b + seg[s].k * LEP_GEMM_NR;
-            const int64_t len = seg[s].len;
-            #pragma GCC unroll 4
-            for (int64_t k = 0; k < len; ++k, bk += LEP_GEMM_NR) {
-                if (pf) { _mm_prefetch((const char*)(bk + pf), _MM_HINT_T0); _mm_prefetch((const char*)(bk + pf + 16), _MM_HINT_T0); }
-                const __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16);
-                #pragma GCC unroll 16
-                for (int i = 0; i < mr; ++i) {
-                    const __m512 ai = _mm512_set1_ps(r[i][k]);
-                    c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-                    c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
-                }
-            }
-        }
-        lep_ukr_store(mr, c0, c1, c, ldc, ncols, first, bias ? bias + q * LEP_GEMM_NR : NULL);
+        const float* bq = bias ? bias + q * LEP_GEMM_NR : NULL;
+        if (ncols > 16) lep_ukr_tile(mr, 2, kc, a, b, c, ldc, ncols, first, bq, pf);
+        else lep_ukr_tile(mr, 1, kc, a, b, c, ldc, ncols, first, bq, pf);
     }
 }
 #elif defined(__AVX2__) && defined(__FMA__)
 
 /* 6 rows x 16 columns (half a panel) per pass: 12 accumulators, 2 for B, 1 broadcast of the 16 ymm */
 static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, int64_t kc, const float* restrict a,
+                                                                int nseg, const lep_a_seg* seg,
                                                                 const float* restrict b, int64_t bstride,
                                                                 int64_t np, float* restrict c, int64_t ldc,
                                                                 int64_t ncols, int first, const float* bias,
                                                                 int64_t pf) {
+    (void)nseg; (void)seg;  /* packed A only */
     for (int64_t h = 0; h < 2 * np; ++h, ncols -= 16) {
         const float* bh = b + (h >> 1) * bstride + (h & 1) * 16;
         float* ch = c + h * 16;
@@ -246,9 +268,10 @@ static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, in
     }
 }
 #else
-static inline void lep_ukr_strip(const int mr, int64_t kc, const float* restrict a, const float* restrict b,
-                                 int64_t bstride, int64_t np, float* restrict c, int64_t ldc, int64_t ncols,
-                                 int first, const float* bias, int64_t pf) {
+static inline void lep_ukr_strip(const int mr, int64_t kc, const float* restrict a, int nseg, const lep_a_seg* seg,
+                                 const float* restrict b, int64_t bstride, int64_t np, float* restrict c,
+                                 int64_t ldc, int64_t ncols, int first, const float* bias, int64_t pf) {
+    (void)nseg; (void)seg;  /* packed A only */
     for (int64_t q = 0; q < np; ++q, b += bstride, c += LEP_GEMM_NR, ncols -= LEP_GEMM_NR) {
         float acc[LEP_GEMM_MR][LEP_GEMM_NR] = {{0}};
         for (int64_t k = 0; k < kc; ++k)
@@ -315,25 +338,16 @@ static int lep_view_matrix(const lep_a_rows* a, int64_t i0, int mr, int64_t k0, 
 #endif
 
 /* The micro-kernel for mr rows: on packed A (a), or on A read in place (nseg > 0 segments seg). */
-#ifdef LEP_GEMM_READS_ROWS
-#define LEP_UKR_CALL(R) \
-    if (nseg) lep_ukr_rows(R, nseg, seg, b, bstride, np, c, ldc, ncols, first, bias, pf); \
-    else lep_ukr_strip(R, kc, a, b, bstride, np, c, ldc, ncols, first, bias, pf);
-#else
-#define LEP_UKR_CALL(R) lep_ukr_strip(R, kc, a, b, bstride, np, c, ldc, ncols, first, bias, pf);
-#endif
 static void lep_ukr_dispatch(int mr, int64_t kc, const float* a, int nseg, const lep_a_seg* seg, const float* b,
                              int64_t bstride, int64_t np, float* c, int64_t ldc, int64_t ncols, int first,
                              const float* bias, int64_t pf) {
-    (void)nseg; (void)seg;
     switch (mr) {
-#define LEP_UKR_CASE(R) case R: LEP_UKR_CALL(R) break;
+#define LEP_UKR_CASE(R) case R: lep_ukr_strip(R, kc, a, nseg, seg, b, bstride, np, c, ldc, ncols, first, bias, pf); break;
     LEP_UKR_CASES(LEP_UKR_CASE)
 #undef LEP_UKR_CASE
     default: break;
     }
 }
-#undef LEP_UKR_CALL
 
 /* ------------------------------------------------------------------ the blocked product on one thread */
 
@@ -387,9 +401,11 @@ static void lep_gemm_block(int64_t m0, int64_t m1, int64_t p0, int64_t p1, int64
                            const void* ctx) {
     const int64_t rows = m1 - m0;
     if (rows <= 0 || p1 <= p0) return;
-    const int64_t ncp = LEP_GEMM_NCP;
     int64_t KC = LEP_GEMM_KC;
     if (rows <= LEP_GEMM_MR && K * rows <= LEP_GEMM_L1_FLOATS) KC = K;  /* few rows: B streams once, whole */
+    /* a small B (a convolution's, mostly) stays in L2 whole: each strip runs across all the panels at once, so
+       that its epilogue gets whole rows of the block while they are in L1 */
+    const int64_t ncp = (p1 - p0) * LEP_GEMM_NR * (K < KC ? K : KC) <= LEP_GEMM_L2_FLOATS ? p1 - p0 : LEP_GEMM_NCP;
     if (K == 0) {
         const int64_t j0 = p0 * LEP_GEMM_NR, j1 = p1 * LEP_GEMM_NR < N ? p1 * LEP_GEMM_NR : N;
         for (int64_t i = m0; i < m1; ++i)
