@@ -207,7 +207,10 @@ def format_table(results: list[ModelResult], title: str = "") -> str:
              f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
              f"- cpu: {cpu_name()}",
              "- timing: medians (and mins) of runs taken in turns across the systems, same inputs and threads",
-             "- compile s: cold (no caches) for leptonc and torch.compile; session creation for ONNX Runtime", ""]
+             "- compile s: cold for torch.compile (caches disabled) and leptonc (no compile or build cache; the GEMM "
+             "driver it links, built once per machine, is reused); session creation for ONNX Runtime",
+             f"- load average when written (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+             "(above ~0.5 other work shared the cores)", ""]
     for r in results:
         lines += [f"## {r.name}", "", "| system | median ms | min ms | ratio vs eager | ratio vs best other "
                   "| compile s | max err | note |", "|---|---|---|---|---|---|---|---|"]
