@@ -191,20 +191,24 @@ static int64_t lep_conv_task_pixels(int64_t P, int64_t target) {
 typedef float lep_v16 __attribute__((vector_size(64), aligned(4)));
 
 /* np output pixels ow, ow + 1, ... of output row (n, oh), channels [c, c + 16), whose windows lie inside
- * the input along the width; kernel rows [kh0, kh1) lie inside along the height. */
+ * the input along the width; kernel rows [kh0, kh1) lie inside along the height. KW and SW, when not 0, are
+ * the window's width and stride as constants (width dilation 1), so that the taps unroll and an input vector
+ * that several pixels read is loaded once. */
 static inline __attribute__((always_inline)) void lep_depthwise_pixels(
         float* y, const float* x, const float* w, const float* bias, const lep_window* g, int64_t n, int64_t oh,
-        int64_t ow, int64_t c, int64_t kh0, int64_t kh1, const int np) {
-    const int64_t C = g->C, step = g->sw * C;
+        int64_t ow, int64_t c, int64_t kh0, int64_t kh1, const int np, const int KW, const int SW) {
+    const int64_t C = g->C, kw_n = KW ? KW : g->KW, step = (SW ? SW : g->sw) * C, tap = (KW ? 1 : g->dw) * C;
     const lep_v16 b = bias ? *(const lep_v16*)(bias + c) : (lep_v16){0};
     lep_v16 acc[8];
     for (int p = 0; p < np; ++p) acc[p] = b;
     for (int64_t kh = kh0; kh < kh1; ++kh) {
         const float* xr = x + ((n * g->H + oh * g->sh - g->ph + kh * g->dh) * g->W + ow * g->sw - g->pw) * C + c;
         const float* wr = w + kh * g->KW * C + c;
-        for (int64_t kw = 0; kw < g->KW; ++kw) {
+        #pragma GCC unroll 8
+        for (int64_t kw = 0; kw < kw_n; ++kw) {
             const lep_v16 wv = *(const lep_v16*)(wr + kw * C);
-            const float* xp = xr + kw * g->dw * C;
+            const float* xp = xr + kw * tap;
+            #pragma GCC unroll 8
             for (int p = 0; p < np; ++p) acc[p] += *(const lep_v16*)(xp + p * step) * wv;
         }
     }
@@ -232,10 +236,26 @@ static void lep_depthwise_edge(float* y, const float* x, const float* w, const f
     }
 }
 
+/* The pixels of output row (n, oh) whose windows lie inside the input along the width, [lo, hi), channels
+ * [0, vc) (KW, SW: see lep_depthwise_pixels). */
+static inline __attribute__((always_inline)) void lep_depthwise_row(
+        float* y, const float* x, const float* w, const float* bias, const lep_window* g, int64_t n, int64_t oh,
+        int64_t lo, int64_t hi, int64_t vc, int64_t kh0, int64_t kh1, const int KW, const int SW) {
+    for (int64_t c = 0; c < vc; c += 16) {
+        int64_t ow = lo;
+        for (; ow + 8 <= hi; ow += 8) lep_depthwise_pixels(y, x, w, bias, g, n, oh, ow, c, kh0, kh1, 8, KW, SW);
+        if (ow + 4 <= hi) {
+            lep_depthwise_pixels(y, x, w, bias, g, n, oh, ow, c, kh0, kh1, 4, KW, SW);
+            ow += 4;
+        }
+        for (; ow < hi; ++ow) lep_depthwise_pixels(y, x, w, bias, g, n, oh, ow, c, kh0, kh1, 1, KW, SW);
+    }
+}
+
 /* Output rows [r0, r1) (r = n * OH + oh) of a depthwise convolution: channel c of the output is channel c
  * of the input through its own filter w[kh, kw, 0, c], plus bias[c] when bias is not NULL. Pixels whose
- * windows lie inside the input run 8 at a time, 16 channels a vector; the others, and channels past the
- * last 16, tap by tap. */
+ * windows lie inside the input run 8 at a time, 16 channels a vector (3-wide windows of stride 1 or 2 with
+ * their taps unrolled); the others, and channels past the last 16, tap by tap. */
 static void lep_depthwise_nhwc(float* y, const float* x, const float* w, const float* bias, const lep_window* g,
                                int64_t r0, int64_t r1) {
     const int64_t C = g->C, vc = C - C % 16;
@@ -244,20 +264,15 @@ static void lep_depthwise_nhwc(float* y, const float* x, const float* w, const f
     hi = hi < 0 ? 0 : hi / g->sw + 1;
     hi = hi < g->OW ? hi : g->OW;
     lo = lo < hi ? lo : hi;
+    const int k3 = g->KW == 3 && g->dw == 1;
     for (int64_t r = r0; r < r1; ++r) {
         const int64_t n = r / g->OH, oh = r % g->OH;
         int64_t kh0 = 0, kh1 = g->KH;  /* kernel rows inside the input */
         while (kh0 < kh1 && oh * g->sh - g->ph + kh0 * g->dh < 0) ++kh0;
         while (kh1 > kh0 && oh * g->sh - g->ph + (kh1 - 1) * g->dh >= g->H) --kh1;
-        for (int64_t c = 0; c < vc; c += 16) {
-            int64_t ow = lo;
-            for (; ow + 8 <= hi; ow += 8) lep_depthwise_pixels(y, x, w, bias, g, n, oh, ow, c, kh0, kh1, 8);
-            if (ow + 4 <= hi) {
-                lep_depthwise_pixels(y, x, w, bias, g, n, oh, ow, c, kh0, kh1, 4);
-                ow += 4;
-            }
-            for (; ow < hi; ++ow) lep_depthwise_pixels(y, x, w, bias, g, n, oh, ow, c, kh0, kh1, 1);
-        }
+        if (k3 && g->sw == 1) lep_depthwise_row(y, x, w, bias, g, n, oh, lo, hi, vc, kh0, kh1, 3, 1);
+        else if (k3 && g->sw == 2) lep_depthwise_row(y, x, w, bias, g, n, oh, lo, hi, vc, kh0, kh1, 3, 2);
+        else lep_depthwise_row(y, x, w, bias, g, n, oh, lo, hi, vc, kh0, kh1, 0, 0);
         for (int64_t ow = 0; ow < g->OW; ++ow) {
             const int64_t c0 = ow >= lo && ow < hi ? vc : 0;
             if (c0 < C) lep_depthwise_edge(y, x, w, bias, g, n, oh, ow, c0, C);
