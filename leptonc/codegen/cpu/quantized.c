@@ -8,11 +8,12 @@
  * reading a unit reads one stream.
  *   int8   [P/4][K4][4][16][4] int8, K4 = ceil(K / 4): w[16p + j][4c + i] at byte 4j + i of step c of panel
  *          p (the operand of vpdpbusd); then the sum of each row over each group of inputs, int32
- *          [P][ngroups][16].
+ *          [P/4][ngroups][4][16] (the 4 panels of a unit side by side for each group, so that a unit's kernel
+ *          reads them as one stream too).
  *   int4   [P/4][K8][4][16][4] bytes, K8 = ceil(K / 8): byte 4j + i of step c of panel p holds
  *          w[16p + j][8c + i] + 8 in its low nibble and w[16p + j][8c + 4 + i] + 8 in its high nibble
  *          (offset binary: 0..15); then the row sums per group as for int8.
- *   scales [P][ngroups][16] f32 (per output channel: ngroups = 1).
+ *   scales [P/4][ngroups][4][16] f32, like the row sums (per output channel: ngroups = 1, [P][16]).
  *
  * lep_matmul_wq8 / lep_matmul_wq4: weight-only, y[M, N] = x[M, K] @ (w * scale).T in f32. The kernels
  * stream the narrow weights once, 16 output channels to a vector, for a tile of rows of x and panels.
@@ -76,6 +77,12 @@ static inline void lep_vstore(float* p, lep_vf v, lep_i64 n) {
 }
 
 static inline lep_i64 lep_min(lep_i64 a, lep_i64 b) { return a < b ? a : b; }
+
+/* offset (in entries) of panel p's first group in the scales or row sums, [P/4][ngroups][4][16]; entry
+   (g * LEP_UNIT + b) * LEP_PANEL from there is group g of panel p + b, for panels of p's unit */
+static inline lep_i64 lep_meta(lep_i64 ngroups, lep_i64 p) {
+    return (p / LEP_UNIT * LEP_UNIT * ngroups + p % LEP_UNIT) * LEP_PANEL;
+}
 
 /* step 0 of panel p of weights with `steps` steps a panel */
 static inline const unsigned char* lep_panel(const void* w, lep_i64 steps, lep_i64 p) {
@@ -153,7 +160,7 @@ static inline __attribute__((always_inline)) void lep_wqf_tile(
             for (int b = 0; b < NB; ++b) acc[m][b] = lep_vsplat(0.0f);
         lep_wqf_span(bits, MB, NB, x, K, w, g * G, lep_min(K, g * G + G), acc);
         for (int b = 0; b < NB; ++b) {
-            const lep_vf s = lep_vload(scale + (b * ngroups + g) * LEP_PANEL);
+            const lep_vf s = lep_vload(scale + (g * LEP_UNIT + b) * LEP_PANEL);
             for (int m = 0; m < MB; ++m) total[m][b] += acc[m][b] * s;
         }
     }
@@ -260,8 +267,8 @@ static inline __attribute__((always_inline)) void lep_wqi_tile(
         }
         /* the sums of the three digits, exact in int32, into one float: A0 + 256 A1 + 65536 (A2 - 128 sum w) */
         for (int b = 0; b < NB; ++b) {
-            const __m512i top = _mm512_slli_epi32(_mm512_loadu_si512(wsum + (b * ngroups + g) * LEP_PANEL), 7);
-            const __m512 s = _mm512_loadu_ps(scale + (b * ngroups + g) * LEP_PANEL);
+            const __m512i top = _mm512_slli_epi32(_mm512_loadu_si512(wsum + (g * LEP_UNIT + b) * LEP_PANEL), 7);
+            const __m512 s = _mm512_loadu_ps(scale + (g * LEP_UNIT + b) * LEP_PANEL);
             for (int m = 0; m < MB; ++m) {
                 __m512i a0 = acc[m][b][0], a1 = acc[m][b][1], a2 = _mm512_sub_epi32(acc[m][b][2], top);
                 if (bits == 4) {  /* weights offset by 8: take 8 * (digit sums) off */
@@ -295,8 +302,8 @@ struct lep_wq_args {
 #if defined(LEP_VNNI)
 #define LEP_WQ_INTS(bits, mb, nb)                                                                           \
     lep_wqi_tile(bits, mb, nb, a->digits + m0 * a->ldd, a->ldd, a->dsum + m0 * a->lds, a->lds, a->xs + m0,  \
-                 lep_panel(a->w, a->steps, p0), a->wsum + p0 * a->ngroups * LEP_PANEL,                      \
-                 a->scale + p0 * a->ngroups * LEP_PANEL, a->G, a->K, a->ngroups, yt, a->N, nleft)
+                 lep_panel(a->w, a->steps, p0), a->wsum + lep_meta(a->ngroups, p0),                         \
+                 a->scale + lep_meta(a->ngroups, p0), a->G, a->K, a->ngroups, yt, a->N, nleft)
 #else
 #define LEP_WQ_INTS(bits, mb, nb) (void)0
 #endif
@@ -304,7 +311,7 @@ struct lep_wq_args {
     case (mb) * 8 + (nb):                                                                                   \
         if (ints) LEP_WQ_INTS(bits, mb, nb);                                                                \
         else lep_wqf_tile(bits, mb, nb, a->x + m0 * a->K, a->K, lep_panel(a->w, a->steps, p0),              \
-                          a->scale + p0 * a->ngroups * LEP_PANEL, a->G, a->ngroups, yt, a->N, nleft);       \
+                          a->scale + lep_meta(a->ngroups, p0), a->G, a->ngroups, yt, a->N, nleft);          \
         break;
 
 /* lep_wq_tile8 and lep_wq_tile4: one specialized body for each tile shape the driver asks for (one row of

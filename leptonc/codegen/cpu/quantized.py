@@ -39,11 +39,18 @@ def _interleaved(steps: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(steps.reshape(p // UNIT, UNIT, *steps.shape[1:]).swapaxes(1, 2))
 
 
+def _unit_major(meta: np.ndarray) -> np.ndarray:
+    """Entries per panel and group [P, groups, 16] as [P / 4, groups, 4, 16]: for each group, the 4 panels of a
+    unit side by side (one stream for a kernel reading a unit)."""
+    p, groups, lanes = meta.shape
+    return np.ascontiguousarray(meta.reshape(p // UNIT, UNIT, groups, lanes).swapaxes(1, 2))
+
+
 def _with_row_sums(steps: np.ndarray, w: np.ndarray, group: int) -> np.ndarray:
-    """The steps (bytes), then the sum of each row of w over each group of inputs, int32 [P][groups][16]."""
+    """The steps (bytes), then the sum of each row of w over each group of inputs, int32 [P / 4][groups][4][16]."""
     padded = _panels(w, group)
     p, _, k = padded.shape
-    sums = padded.reshape(p, PANEL, k // group, group).sum(axis=3).transpose(0, 2, 1)
+    sums = _unit_major(padded.reshape(p, PANEL, k // group, group).sum(axis=3).transpose(0, 2, 1))
     return np.concatenate([steps.reshape(-1).view(np.uint8), sums.astype("<i4").reshape(-1).view(np.uint8)])
 
 
@@ -68,12 +75,12 @@ def lay_out_i4(w: np.ndarray, group: int) -> np.ndarray:
 
 
 def lay_out_scale(scale: np.ndarray) -> np.ndarray:
-    """Scales [N] or [N, groups] as f32 [P][groups][16], padded with zeros."""
+    """Scales [N] or [N, groups] as f32 [P / 4][groups][4][16] (like the row sums), padded with zeros."""
     s = scale.reshape(scale.shape[0], -1).astype(np.float32)
     n, groups = s.shape
     out = np.zeros((-(-n // (PANEL * UNIT)) * PANEL * UNIT, groups), np.float32)
     out[:n] = s
-    return np.ascontiguousarray(out.reshape(-1, PANEL, groups).transpose(0, 2, 1))
+    return _unit_major(out.reshape(-1, PANEL, groups).transpose(0, 2, 1))
 
 
 # A weight in a quantized kernel's layout is named <constant>^q<spec> (not a valid IR name, so it never
