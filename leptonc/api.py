@@ -168,10 +168,12 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
     progress.stage("generating C")
     program = generate(graph)
     progress.stage(f"building {len(program.meta['kernels'])} kernels with the C compiler")
-    with ThreadPoolExecutor(max_workers=1) as pool:  # the compiler runs while the weights are laid out
+    # the C compiler runs while the weights are laid out as the kernels read them, on every core: most of
+    # that time is the first touch of the new memory, which the cores take in parallel
+    with ThreadPoolExecutor(max_workers=1 + (os.cpu_count() or 1)) as pool:
         build = pool.submit(build_library, program.source, use_cache=cache, drivers=program.drivers)
-        # weights laid out as the kernels read them (contiguous), once, at compile time
-        weights = {name: _laid_out(graph, name) for name in program.meta["weights"]}
+        layouts = {name: pool.submit(_laid_out, graph, name) for name in program.meta["weights"]}
+        weights = {name: layout.result() for name, layout in layouts.items()}
         library, _ = build.result()
     manifest = program_manifest("cpu", compiler_version(find_compiler()), ",".join(pipeline + [TARGET_PIPELINE]),
                                 program.meta, program.plan.report(), example_bindings(graph.inputs, example_inputs))
