@@ -63,6 +63,27 @@ def test_depthwise_without_bias():
     compile_and_check(*conv_graph((1, 20, 6, 6), (20, 1, 5, 5), bias=False, group=20, pads=(2, 2, 2, 2)))
 
 
+def _clamp_chain(g, y):
+    """max(y, -1), relu, min(6, .): a clamp to [0, 6] written three ops long."""
+    y = g.add("max", y, g.add_constant(np.full((1, 1, 1, 1), -1, np.float32), "minus_one"))
+    return g.add("min", g.add_constant(np.float32(6), "six"), g.add("relu", y))
+
+
+@pytest.mark.parametrize("group", [1, 8])
+def test_a_fused_clamp_is_applied_by_the_conv_kernel(group):
+    """Fused ops that only clamp the result run inside the GEMM's or the depthwise loop's stores (NaN stays
+    NaN); a clamp whose input is also read elsewhere stays a separate fused op."""
+    g, xs = conv_graph((2, 8, 10, 10), (8, 8 // group, 3, 3), _clamp_chain, group=group, pads=(1, 1, 1, 1))
+    xs[0][0, :, 4, 4] = np.nan
+    cm = compile_and_check(g, xs)
+    assert "const float clamp[2] = {0.0f, 6.0f};" in cm.source
+    g2, xs2 = conv_graph((2, 8, 10, 10), (8, 8 // group, 3, 3), None, group=group, pads=(1, 1, 1, 1))
+    y = g2.outputs[0]
+    g2.set_outputs([relu6(g2, y), y])
+    cm2 = compile_and_check(g2, xs2)
+    assert "clamp[2]" not in cm2.source
+
+
 def test_a_computed_weight_is_packed_at_run_time():
     g = Graph("computed")
     x = g.add_input("x", TensorType(DType.f32, ("N", 6, 9, 9)))

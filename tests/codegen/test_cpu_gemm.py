@@ -43,10 +43,10 @@ void lep_test_gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
     lep_gemm_packed(M, N, K, A, lda, Bp, C, ldc, hits ? lep_test_epilogue : NULL, &e);
 }
 void lep_test_gemm_in_place(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
-                            const float* bias, float* C, int64_t ldc, int threads) {
+                            const float* bias, const float* clamp, float* C, int64_t ldc, int threads) {
     const lep_a_rows a = {A, lda, NULL, lep_view_matrix, NULL};
     omp_set_num_threads(threads);
-    lep_gemm_a(M, N, K, &a, Bp, bias, C, ldc, NULL, NULL);
+    lep_gemm_a(M, N, K, &a, Bp, bias, clamp, C, ldc, NULL, NULL);
 }
 void lep_test_pack(int64_t K, int64_t N, const float* B, int64_t ldb, float* Bp) { lep_pack_b(K, N, B, ldb, Bp); }
 """
@@ -77,7 +77,7 @@ def lib(request, tmp_path_factory):
     lib = ctypes.CDLL(str(path))
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.lep_test_gemm.argtypes = [i64, i64, i64, ptr, i64, ptr, ptr, i64, ptr, ctypes.c_int]
-    lib.lep_test_gemm_in_place.argtypes = [i64, i64, i64, ptr, i64, ptr, ptr, ptr, i64, ctypes.c_int]
+    lib.lep_test_gemm_in_place.argtypes = [i64, i64, i64, ptr, i64, ptr, ptr, ptr, ptr, i64, ctypes.c_int]
     lib.lep_test_pack.argtypes = [i64, i64, ptr, i64, ptr]
     return lib
 
@@ -122,18 +122,23 @@ def test_gemm_random_shapes(lib, M, N, K, threads):
 
 
 @pytest.mark.parametrize("M,N,K", [(1, 1, 1), (3, 33, 5), (17, 65, 300), (197, 100, 1500), (5, 70, 0)])
-@pytest.mark.parametrize("bias", [True, False])
-def test_gemm_reading_a_in_place_adds_the_bias(lib, M, N, K, bias):
+@pytest.mark.parametrize("bias,clamp", [(True, None), (False, None), (True, (-0.5, 1.0))])
+def test_gemm_reading_a_in_place_adds_the_bias_and_clamps(lib, M, N, K, bias, clamp):
     """A shown in place (lep_view_matrix: read by the micro-kernel on AVX-512, packed from the view elsewhere),
-    K blocks accumulating, the bias added once."""
+    K blocks accumulating, the bias added once, the clamp applied to the final sums (a NaN stays NaN)."""
     A = RNG.standard_normal((M, K + 3)).astype(np.float32)
+    if K:
+        A[0, 0] = np.nan
     B = RNG.standard_normal((K, N)).astype(np.float32)
     b = RNG.standard_normal(N).astype(np.float32)
+    bounds = np.array(clamp or (0, 0), np.float32)
     Bp, C = pack_b(B), np.full((M, N + 2), 7.0, np.float32)
     lib.lep_test_gemm_in_place(M, N, K, A.ctypes.data, K + 3, Bp.ctypes.data, b.ctypes.data if bias else None,
-                               C.ctypes.data, N + 2, 2)
+                               bounds.ctypes.data if clamp else None, C.ctypes.data, N + 2, 2)
     assert (C[:, N:] == 7.0).all(), "the GEMM wrote past N in a row of C"
     ref = A[:, :K].astype(np.float64) @ B + (b if bias else 0)
+    if clamp:
+        ref = np.where(np.isnan(ref), ref, np.clip(ref, *clamp))
     np.testing.assert_allclose(C[:, :N], ref, rtol=1e-4, atol=1e-4 * max(1.0, K ** 0.5))
 
 

@@ -190,13 +190,24 @@ static int64_t lep_conv_task_pixels(int64_t P, int64_t target) {
 /* 16 floats at any address: a vector of the target's widest kind (one zmm, two ymm, ...). */
 typedef float lep_v16 __attribute__((vector_size(64), aligned(4)));
 
+/* v clamped to [clamp[0], clamp[1]] (NaN stays NaN). */
+static inline lep_v16 lep_v16_clamp(lep_v16 v, const float* clamp) {
+#if defined(__AVX512F__)
+    return (lep_v16)_mm512_min_ps(_mm512_set1_ps(clamp[1]), _mm512_max_ps(_mm512_set1_ps(clamp[0]), (__m512)v));
+#else
+    for (int j = 0; j < 16; ++j) v[j] = lep_gemm_clamp(v[j], clamp);
+    return v;
+#endif
+}
+
 /* np output pixels ow, ow + 1, ... of output row (n, oh), channels [c, c + 16), whose windows lie inside
  * the input along the width; kernel rows [kh0, kh1) lie inside along the height. KW and SW, when not 0, are
  * the window's width and stride as constants (width dilation 1), so that the taps unroll and an input vector
  * that several pixels read is loaded once. */
 static inline __attribute__((always_inline)) void lep_depthwise_pixels(
-        float* y, const float* x, const float* w, const float* bias, const lep_window* g, int64_t n, int64_t oh,
-        int64_t ow, int64_t c, int64_t kh0, int64_t kh1, const int np, const int KW, const int SW) {
+        float* y, const float* x, const float* w, const float* bias, const float* clamp, const lep_window* g,
+        int64_t n, int64_t oh, int64_t ow, int64_t c, int64_t kh0, int64_t kh1, const int np, const int KW,
+        const int SW) {
     const int64_t C = g->C, kw_n = KW ? KW : g->KW, step = (SW ? SW : g->sw) * C, tap = (KW ? 1 : g->dw) * C;
     const lep_v16 b = bias ? *(const lep_v16*)(bias + c) : (lep_v16){0};
     lep_v16 acc[8];
@@ -213,12 +224,12 @@ static inline __attribute__((always_inline)) void lep_depthwise_pixels(
         }
     }
     float* yp = y + ((n * g->OH + oh) * g->OW + ow) * C + c;
-    for (int p = 0; p < np; ++p) *(lep_v16*)(yp + p * C) = acc[p];
+    for (int p = 0; p < np; ++p) *(lep_v16*)(yp + p * C) = clamp ? lep_v16_clamp(acc[p], clamp) : acc[p];
 }
 
 /* One output pixel, channels [c0, c1), any window (taps outside the input skipped). */
-static void lep_depthwise_edge(float* y, const float* x, const float* w, const float* bias, const lep_window* g,
-                               int64_t n, int64_t oh, int64_t ow, int64_t c0, int64_t c1) {
+static void lep_depthwise_edge(float* y, const float* x, const float* w, const float* bias, const float* clamp,
+                               const lep_window* g, int64_t n, int64_t oh, int64_t ow, int64_t c0, int64_t c1) {
     const int64_t C = g->C;
     float* yp = y + ((n * g->OH + oh) * g->OW + ow) * C;
     for (int64_t c = c0; c < c1; ++c) yp[c] = bias ? bias[c] : 0.0f;
@@ -234,30 +245,34 @@ static void lep_depthwise_edge(float* y, const float* x, const float* w, const f
             for (int64_t c = c0; c < c1; ++c) yp[c] += xp[c] * wp[c];
         }
     }
+    if (clamp)
+        for (int64_t c = c0; c < c1; ++c) yp[c] = lep_gemm_clamp(yp[c], clamp);
 }
 
 /* The pixels of output row (n, oh) whose windows lie inside the input along the width, [lo, hi), channels
  * [0, vc) (KW, SW: see lep_depthwise_pixels). */
 static inline __attribute__((always_inline)) void lep_depthwise_row(
-        float* y, const float* x, const float* w, const float* bias, const lep_window* g, int64_t n, int64_t oh,
-        int64_t lo, int64_t hi, int64_t vc, int64_t kh0, int64_t kh1, const int KW, const int SW) {
+        float* y, const float* x, const float* w, const float* bias, const float* clamp, const lep_window* g,
+        int64_t n, int64_t oh, int64_t lo, int64_t hi, int64_t vc, int64_t kh0, int64_t kh1, const int KW,
+        const int SW) {
     for (int64_t c = 0; c < vc; c += 16) {
         int64_t ow = lo;
-        for (; ow + 8 <= hi; ow += 8) lep_depthwise_pixels(y, x, w, bias, g, n, oh, ow, c, kh0, kh1, 8, KW, SW);
+        for (; ow + 8 <= hi; ow += 8) lep_depthwise_pixels(y, x, w, bias, clamp, g, n, oh, ow, c, kh0, kh1, 8, KW, SW);
         if (ow + 4 <= hi) {
-            lep_depthwise_pixels(y, x, w, bias, g, n, oh, ow, c, kh0, kh1, 4, KW, SW);
+            lep_depthwise_pixels(y, x, w, bias, clamp, g, n, oh, ow, c, kh0, kh1, 4, KW, SW);
             ow += 4;
         }
-        for (; ow < hi; ++ow) lep_depthwise_pixels(y, x, w, bias, g, n, oh, ow, c, kh0, kh1, 1, KW, SW);
+        for (; ow < hi; ++ow) lep_depthwise_pixels(y, x, w, bias, clamp, g, n, oh, ow, c, kh0, kh1, 1, KW, SW);
     }
 }
 
 /* Output rows [r0, r1) (r = n * OH + oh) of a depthwise convolution: channel c of the output is channel c
- * of the input through its own filter w[kh, kw, 0, c], plus bias[c] when bias is not NULL. Pixels whose
+ * of the input through its own filter w[kh, kw, 0, c], plus bias[c] when bias is not NULL, clamped to
+ * [clamp[0], clamp[1]] when clamp is not NULL. Pixels whose
  * windows lie inside the input run 8 at a time, 16 channels a vector (3-wide windows of stride 1 or 2 with
  * their taps unrolled); the others, and channels past the last 16, tap by tap. */
-static void lep_depthwise_nhwc(float* y, const float* x, const float* w, const float* bias, const lep_window* g,
-                               int64_t r0, int64_t r1) {
+static void lep_depthwise_nhwc(float* y, const float* x, const float* w, const float* bias, const float* clamp,
+                               const lep_window* g, int64_t r0, int64_t r1) {
     const int64_t C = g->C, vc = C - C % 16;
     /* inside along the width: ow * sw - pw >= 0 and ow * sw - pw + (KW - 1) * dw < W */
     int64_t lo = (g->pw + g->sw - 1) / g->sw, hi = g->W - 1 - (g->KW - 1) * g->dw + g->pw;
@@ -270,12 +285,12 @@ static void lep_depthwise_nhwc(float* y, const float* x, const float* w, const f
         int64_t kh0 = 0, kh1 = g->KH;  /* kernel rows inside the input */
         while (kh0 < kh1 && oh * g->sh - g->ph + kh0 * g->dh < 0) ++kh0;
         while (kh1 > kh0 && oh * g->sh - g->ph + (kh1 - 1) * g->dh >= g->H) --kh1;
-        if (k3 && g->sw == 1) lep_depthwise_row(y, x, w, bias, g, n, oh, lo, hi, vc, kh0, kh1, 3, 1);
-        else if (k3 && g->sw == 2) lep_depthwise_row(y, x, w, bias, g, n, oh, lo, hi, vc, kh0, kh1, 3, 2);
-        else lep_depthwise_row(y, x, w, bias, g, n, oh, lo, hi, vc, kh0, kh1, 0, 0);
+        if (k3 && g->sw == 1) lep_depthwise_row(y, x, w, bias, clamp, g, n, oh, lo, hi, vc, kh0, kh1, 3, 1);
+        else if (k3 && g->sw == 2) lep_depthwise_row(y, x, w, bias, clamp, g, n, oh, lo, hi, vc, kh0, kh1, 3, 2);
+        else lep_depthwise_row(y, x, w, bias, clamp, g, n, oh, lo, hi, vc, kh0, kh1, 0, 0);
         for (int64_t ow = 0; ow < g->OW; ++ow) {
             const int64_t c0 = ow >= lo && ow < hi ? vc : 0;
-            if (c0 < C) lep_depthwise_edge(y, x, w, bias, g, n, oh, ow, c0, C);
+            if (c0 < C) lep_depthwise_edge(y, x, w, bias, clamp, g, n, oh, ow, c0, C);
         }
     }
 }

@@ -20,6 +20,7 @@ Input x[N, H, W, C], output y[N, OH, OW, O], weight w[KH, KW, C / group, O]
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from .. import window_2d
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
-from .cexpr import UnsupportedError, ctype
+from .cexpr import UnsupportedError, ctype, literal
 from .kernels import KernelContext
 from .matmul import GEMM_NR, aligned_empty, pack_b
 
@@ -71,6 +72,27 @@ def is_depthwise(node: Node) -> bool:
     return node.attrs["group"] > 1 and D.same(w.shape[-2], 1) and D.same(y.shape[-1], x.shape[-1])
 
 
+def fused_clamp(ctx: KernelContext, node: Node) -> tuple[float, float, Value] | None:
+    """(lo, hi, the clamped value) when the kernel's fused ops only clamp the conv's result (relu, or max and
+    min with a scalar constant, one after the other, nothing else reading the values between); else None."""
+    v, lo, hi = node.outputs[0], -math.inf, math.inf
+    outputs = {id(o) for o in ctx.graph.outputs}
+    for n in ctx.fused:
+        if id(v) in outputs or len(v.uses) != 1 or v.uses[0][0] is not n or n.outputs[0].type != v.type:
+            return None
+        if n.op == "relu":
+            lo = max(lo, 0.0)
+        elif n.op in ("max", "min") and len(n.inputs) == 2:
+            c = ctx.graph.constant_of(n.inputs[1] if n.inputs[0] is v else n.inputs[0])
+            if c is None or c.size != 1 or np.isnan(c).any():
+                return None
+            lo, hi = (max(lo, float(c.flat[0])), hi) if n.op == "max" else (lo, min(hi, float(c.flat[0])))
+        else:
+            return None
+        v = n.outputs[0]
+    return (lo, hi, v) if ctx.fused and lo <= hi else None
+
+
 def conv_weight_layout(graph: Graph, node: Node) -> list[tuple[Value, str]]:
     """The weight of a GEMM conv, stored packed (name + CONV_PACKED + group in meta["weights"]) when it is a
     constant; a computed weight is packed at run time."""
@@ -103,16 +125,24 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
     if not all(isinstance(k, int) for k in kernel):
         raise UnsupportedError(f"{ctx.where}: conv with a symbolic kernel size is not supported by the cpu target")
     lines, (sh, sw), pads = _window(ctx, node, x, out, kernel)
-    xp, yp = ctx.ptr(x), ctx.ptr(out)
     bias = ctx.ptr(node.inputs[2]) if len(node.inputs) > 2 else "NULL"
-    ep, ep_ctx = ctx.tile_epilogue().split(", ")
+    clamp = fused_clamp(ctx, node)
+    if clamp is None:
+        ep, ep_ctx = ctx.tile_epilogue().split(", ")
+        xp, yp, clamp_p = ctx.ptr(x), ctx.ptr(out), "NULL"
+    else:  # the fused ops only clamp: the kernels clamp each tile before they store it, into the clamped value
+        lo, hi, clamped = clamp
+        ctx.fused_done = True
+        ep = ep_ctx = "NULL"
+        xp, yp, clamp_p = ctx.ptr(x), ctx.ptr(clamped), "clamp"
+        lines.append(f"const float clamp[2] = {{{literal(lo, DType.f32)}, {literal(hi, DType.f32)}}};")
     lines.append(f"const int64_t C = {ctx.d(x.shape[-1])}, O = {ctx.d(out.shape[-1])}, G = {node.attrs['group']}, "
                  f"CG = C / G, OG = O / G, K = {kernel[0] * kernel[1]} * CG, P = win.N * win.OH * win.OW;")
     if is_depthwise(node):
         lines += ["/* depthwise: one filter per channel, vectorized along the channels */",
                   "#pragma omp parallel for schedule(static)",
                   "for (int64_t r = 0; r < win.N * win.OH; ++r) {",
-                  f"  lep_depthwise_nhwc({yp}, {xp}, {ctx.ptr(w)}, {bias}, &win, r, r + 1);"]
+                  f"  lep_depthwise_nhwc({yp}, {xp}, {ctx.ptr(w)}, {bias}, {clamp_p}, &win, r, r + 1);"]
         if ep != "NULL":
             lines.append(f"  {ep}({ep_ctx}, {yp}, C, r * win.OW, (r + 1) * win.OW, 0, C);  /* fused ops, row in cache */")
         return lines + ["}"]
@@ -137,7 +167,7 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
         tile = [] if ep == "NULL" else [f"{indent}const lep_conv_tile tile = {{{ep}, {ep_ctx}, {row0}, gi * OG}};"]
         fused = "NULL, NULL" if ep == "NULL" else "lep_conv_epilogue, &tile"
         return [f"{indent}{a}", *tile,
-                f"{indent}lep_gemm_a({rows}, OG, K, &a, {packed} + gi * lep_packed_size(K, OG), {bias_g}, "
+                f"{indent}lep_gemm_a({rows}, OG, K, &a, {packed} + gi * lep_packed_size(K, OG), {bias_g}, {clamp_p}, "
                 f"{yp} + {row0} * O + gi * OG, O, {fused});"]
     return lines + [
         f"if (P < {BLOCKED_MIN_ROWS} * omp_get_max_threads()) {{  /* few pixels: the GEMM splits the threads */",

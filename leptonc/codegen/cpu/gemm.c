@@ -7,8 +7,9 @@
  *   void lep_gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
  *                        const float* Bp, float* C, int64_t ldc, lep_epilogue ep, const void* ctx);
  *   void lep_pack_b(int64_t K, int64_t N, const float* B, int64_t ldb, float* Bp);
- *   void lep_gemm_a(M, N, K, const lep_a_rows* a, Bp, const float* bias, C, ldc, ep, ctx);
- *     the same product plus bias[j] on every row (when bias is not NULL), with A's rows described by `a`:
+ *   void lep_gemm_a(M, N, K, const lep_a_rows* a, Bp, const float* bias, const float* clamp, C, ldc, ep, ctx);
+ *     the same product plus bias[j] on every row (when bias is not NULL), then clamped to [clamp[0], clamp[1]]
+ *     (when clamp is not NULL; NaN stays NaN), before the epilogue, with A's rows described by `a`:
  *     a matrix, or a function that packs them (a convolution's im2col rows), strips of which may also be
  *     read in place (lep_view_a_fn) instead of packed
  *
@@ -101,10 +102,18 @@ typedef struct {
     const float* row[LEP_GEMM_MR];
 } lep_a_seg;
 
+/* v clamped to [clamp[0], clamp[1]] when clamp is not NULL (NaN stays NaN). */
+static inline float lep_gemm_clamp(float v, const float* clamp) {
+    if (!clamp) return v;
+    v = v < clamp[0] ? clamp[0] : v;
+    return v > clamp[1] ? clamp[1] : v;
+}
+
 /* ------------------------------------------------------------------ micro-kernels
- * lep_ukr_strip(mr, kc, a, nseg, seg, b, bstride, np, c, ldc, ncols, first, bias, pf): for each of np panels
- * (b advancing by bstride floats), C[0:mr, 32q : 32q + 32] (= A @ b_q, plus bias when `first` and bias is not
- * NULL; += A @ b_q otherwise) with A the packed a[kc x mr, k-major] or, when nseg > 0 (AVX-512 only), the
+ * lep_ukr_strip(mr, kc, a, nseg, seg, b, bstride, np, c, ldc, ncols, first, bias, clamp, pf): for each of np
+ * panels (b advancing by bstride floats), C[0:mr, 32q : 32q + 32] (= A @ b_q, plus bias when `first` and bias
+ * is not NULL; += A @ b_q otherwise; then clamped when clamp is not NULL) with A the packed a[kc x mr, k-major]
+ * or, when nseg > 0 (AVX-512 only), the
  * segments seg read in place; only the first `ncols` columns of the strip stored. mr is a constant in every
  * instance (the switch below), so the accumulators live in registers. */
 #if defined(__AVX512F__)
@@ -113,10 +122,10 @@ static inline __mmask16 lep_gemm_mask(int64_t n) {
 }
 
 /* Rows [0, mr) of a 32-column tile from accumulators c0 (columns 0..15) and c1 (16..31) into c, the first
-   `ncols` columns stored: = (plus bias) when `first`, += otherwise. */
+   `ncols` columns stored: = (plus bias) when `first`, += otherwise; then clamped when clamp is not NULL. */
 static inline __attribute__((always_inline)) void lep_ukr_store(const int mr, __m512* c0, __m512* c1, float* restrict c,
                                                                 int64_t ldc, int64_t ncols, int first,
-                                                                const float* bias) {
+                                                                const float* bias, const float* clamp) {
     const __mmask16 m0 = lep_gemm_mask(ncols), m1 = lep_gemm_mask(ncols - 16);
     if (first && bias) {
         const __m512 b0 = _mm512_maskz_loadu_ps(m0, bias), b1 = _mm512_maskz_loadu_ps(m1, bias + 16);
@@ -126,14 +135,31 @@ static inline __attribute__((always_inline)) void lep_ukr_store(const int mr, __
             c1[i] = _mm512_add_ps(c1[i], b1);
         }
     }
+    if (!first && ncols >= LEP_GEMM_NR) {
+        #pragma GCC unroll 16
+        for (int i = 0; i < mr; ++i) {
+            c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(c + i * ldc));
+            c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(c + i * ldc + 16));
+        }
+    } else if (!first) {
+        #pragma GCC unroll 16
+        for (int i = 0; i < mr; ++i) {
+            c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, c + i * ldc));
+            c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, c + i * ldc + 16));
+        }
+    }
+    if (clamp) {  /* max(lo, v), min(hi, v): v when v is NaN */
+        const __m512 lo = _mm512_set1_ps(clamp[0]), hi = _mm512_set1_ps(clamp[1]);
+        #pragma GCC unroll 16
+        for (int i = 0; i < mr; ++i) {
+            c0[i] = _mm512_min_ps(hi, _mm512_max_ps(lo, c0[i]));
+            c1[i] = _mm512_min_ps(hi, _mm512_max_ps(lo, c1[i]));
+        }
+    }
     if (ncols >= LEP_GEMM_NR) {
         #pragma GCC unroll 16
         for (int i = 0; i < mr; ++i) {
             float* ci = c + i * ldc;
-            if (!first) {
-                c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(ci));
-                c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(ci + 16));
-            }
             _mm512_storeu_ps(ci, c0[i]);
             _mm512_storeu_ps(ci + 16, c1[i]);
         }
@@ -141,10 +167,6 @@ static inline __attribute__((always_inline)) void lep_ukr_store(const int mr, __
         #pragma GCC unroll 16
         for (int i = 0; i < mr; ++i) {
             float* ci = c + i * ldc;
-            if (!first) {
-                c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, ci));
-                c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, ci + 16));
-            }
             _mm512_mask_storeu_ps(ci, m0, c0[i]);
             _mm512_mask_storeu_ps(ci + 16, m1, c1[i]);
         }
@@ -169,7 +191,8 @@ static inline __attribute__((always_inline)) void lep_ukr_store(const int mr, __
 static inline __attribute__((always_inline)) void lep_ukr_tile(const int mr, const int nv, int64_t kc,
                                                                const float* restrict a, const float* restrict b,
                                                                float* restrict c, int64_t ldc, int64_t ncols,
-                                                               int first, const float* bias, int64_t pf) {
+                                                               int first, const float* bias, const float* clamp,
+                                                               int64_t pf) {
     __m512 c0[LEP_GEMM_MR], c1[LEP_GEMM_MR];
     #pragma GCC unroll 16
     for (int i = 0; i < mr; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -177,7 +200,7 @@ static inline __attribute__((always_inline)) void lep_ukr_tile(const int mr, con
     const float* bk = b;
     #pragma GCC unroll 4
     for (int64_t k = 0; k < kc; ++k, ak += mr, bk += LEP_GEMM_NR) LEP_UKR_STEP(ak[i])
-    lep_ukr_store(mr, c0, c1, c, ldc, ncols, first, bias);
+    lep_ukr_store(mr, c0, c1, c, ldc, ncols, first, bias, clamp);
 }
 
 /* lep_ukr_tile with A read in place: nseg segments, each giving its rows' elements k = seg[s].k ..
@@ -185,7 +208,8 @@ static inline __attribute__((always_inline)) void lep_ukr_tile(const int mr, con
 static inline __attribute__((always_inline)) void lep_ukr_tile_rows(const int mr, const int nv, int nseg,
                                                                     const lep_a_seg* seg, const float* restrict b,
                                                                     float* restrict c, int64_t ldc, int64_t ncols,
-                                                                    int first, const float* bias, int64_t pf) {
+                                                                    int first, const float* bias,
+                                                                    const float* clamp, int64_t pf) {
     __m512 c0[LEP_GEMM_MR], c1[LEP_GEMM_MR];
     #pragma GCC unroll 16
     for (int i = 0; i < mr; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -198,7 +222,7 @@ static inline __attribute__((always_inline)) void lep_ukr_tile_rows(const int mr
         #pragma GCC unroll 4
         for (int64_t k = 0; k < len; ++k, bk += LEP_GEMM_NR) LEP_UKR_STEP(r[i][k])
     }
-    lep_ukr_store(mr, c0, c1, c, ldc, ncols, first, bias);
+    lep_ukr_store(mr, c0, c1, c, ldc, ncols, first, bias, clamp);
 }
 #undef LEP_UKR_STEP
 
@@ -210,19 +234,19 @@ static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, in
                                                                 const float* restrict b, int64_t bstride,
                                                                 int64_t np, float* restrict c, int64_t ldc,
                                                                 int64_t ncols, int first, const float* bias,
-                                                                int64_t pf) {
+                                                                const float* clamp, int64_t pf) {
     if (nseg) {
         for (int64_t q = 0; q < np; ++q, b += bstride, c += LEP_GEMM_NR, ncols -= LEP_GEMM_NR) {
             const float* bq = bias ? bias + q * LEP_GEMM_NR : NULL;
-            if (ncols > 16) lep_ukr_tile_rows(mr, 2, nseg, seg, b, c, ldc, ncols, first, bq, pf);
-            else lep_ukr_tile_rows(mr, 1, nseg, seg, b, c, ldc, ncols, first, bq, pf);
+            if (ncols > 16) lep_ukr_tile_rows(mr, 2, nseg, seg, b, c, ldc, ncols, first, bq, clamp, pf);
+            else lep_ukr_tile_rows(mr, 1, nseg, seg, b, c, ldc, ncols, first, bq, clamp, pf);
         }
         return;
     }
     for (int64_t q = 0; q < np; ++q, b += bstride, c += LEP_GEMM_NR, ncols -= LEP_GEMM_NR) {
         const float* bq = bias ? bias + q * LEP_GEMM_NR : NULL;
-        if (ncols > 16) lep_ukr_tile(mr, 2, kc, a, b, c, ldc, ncols, first, bq, pf);
-        else lep_ukr_tile(mr, 1, kc, a, b, c, ldc, ncols, first, bq, pf);
+        if (ncols > 16) lep_ukr_tile(mr, 2, kc, a, b, c, ldc, ncols, first, bq, clamp, pf);
+        else lep_ukr_tile(mr, 1, kc, a, b, c, ldc, ncols, first, bq, clamp, pf);
     }
 }
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -233,7 +257,7 @@ static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, in
                                                                 const float* restrict b, int64_t bstride,
                                                                 int64_t np, float* restrict c, int64_t ldc,
                                                                 int64_t ncols, int first, const float* bias,
-                                                                int64_t pf) {
+                                                                const float* clamp, int64_t pf) {
     (void)nseg; (void)seg;  /* packed A only */
     for (int64_t h = 0; h < 2 * np; ++h, ncols -= 16) {
         const float* bh = b + (h >> 1) * bstride + (h & 1) * 16;
@@ -264,13 +288,15 @@ static inline __attribute__((always_inline)) void lep_ukr_strip(const int mr, in
         const float* bh_ = first && bias ? bias + h * 16 : NULL;
         for (int i = 0; i < mr; ++i)
             for (int64_t j = 0; j < w; ++j)
-                ch[i * ldc + j] = first ? tile[i][j] + (bh_ ? bh_[j] : 0.0f) : ch[i * ldc + j] + tile[i][j];
+                ch[i * ldc + j] = lep_gemm_clamp(first ? tile[i][j] + (bh_ ? bh_[j] : 0.0f) : ch[i * ldc + j] + tile[i][j],
+                                                 clamp);
     }
 }
 #else
 static inline void lep_ukr_strip(const int mr, int64_t kc, const float* restrict a, int nseg, const lep_a_seg* seg,
                                  const float* restrict b, int64_t bstride, int64_t np, float* restrict c,
-                                 int64_t ldc, int64_t ncols, int first, const float* bias, int64_t pf) {
+                                 int64_t ldc, int64_t ncols, int first, const float* bias, const float* clamp,
+                                 int64_t pf) {
     (void)nseg; (void)seg;  /* packed A only */
     for (int64_t q = 0; q < np; ++q, b += bstride, c += LEP_GEMM_NR, ncols -= LEP_GEMM_NR) {
         float acc[LEP_GEMM_MR][LEP_GEMM_NR] = {{0}};
@@ -284,7 +310,8 @@ static inline void lep_ukr_strip(const int mr, int64_t kc, const float* restrict
         const float* bq = first && bias ? bias + q * LEP_GEMM_NR : NULL;
         for (int i = 0; i < mr; ++i)
             for (int64_t j = 0; j < w; ++j)
-                c[i * ldc + j] = first ? acc[i][j] + (bq ? bq[j] : 0.0f) : c[i * ldc + j] + acc[i][j];
+                c[i * ldc + j] = lep_gemm_clamp(first ? acc[i][j] + (bq ? bq[j] : 0.0f) : c[i * ldc + j] + acc[i][j],
+                                                clamp);
     }
 }
 #endif
@@ -340,9 +367,9 @@ static int lep_view_matrix(const lep_a_rows* a, int64_t i0, int mr, int64_t k0, 
 /* The micro-kernel for mr rows: on packed A (a), or on A read in place (nseg > 0 segments seg). */
 static void lep_ukr_dispatch(int mr, int64_t kc, const float* a, int nseg, const lep_a_seg* seg, const float* b,
                              int64_t bstride, int64_t np, float* c, int64_t ldc, int64_t ncols, int first,
-                             const float* bias, int64_t pf) {
+                             const float* bias, const float* clamp, int64_t pf) {
     switch (mr) {
-#define LEP_UKR_CASE(R) case R: lep_ukr_strip(R, kc, a, nseg, seg, b, bstride, np, c, ldc, ncols, first, bias, pf); break;
+#define LEP_UKR_CASE(R) case R: lep_ukr_strip(R, kc, a, nseg, seg, b, bstride, np, c, ldc, ncols, first, bias, clamp, pf); break;
     LEP_UKR_CASES(LEP_UKR_CASE)
 #undef LEP_UKR_CASE
     default: break;
@@ -395,10 +422,10 @@ static void lep_a_pack(const lep_a_rows* a, int64_t m0, int64_t m1, int64_t k0, 
     else lep_pack_a(a->A, a->lda, m0, m1, k0, kc, Ap);
 }
 
-/* C[m0:m1, panels p0:p1] (+ bias) on the calling thread. */
+/* C[m0:m1, panels p0:p1] (+ bias, clamped) on the calling thread. */
 static void lep_gemm_block(int64_t m0, int64_t m1, int64_t p0, int64_t p1, int64_t N, int64_t K, const lep_a_rows* a,
-                           const float* Bp, const float* bias, float* C, int64_t ldc, lep_epilogue ep,
-                           const void* ctx) {
+                           const float* Bp, const float* bias, const float* clamp, float* C, int64_t ldc,
+                           lep_epilogue ep, const void* ctx) {
     const int64_t rows = m1 - m0;
     if (rows <= 0 || p1 <= p0) return;
     int64_t KC = LEP_GEMM_KC;
@@ -409,7 +436,7 @@ static void lep_gemm_block(int64_t m0, int64_t m1, int64_t p0, int64_t p1, int64
     if (K == 0) {
         const int64_t j0 = p0 * LEP_GEMM_NR, j1 = p1 * LEP_GEMM_NR < N ? p1 * LEP_GEMM_NR : N;
         for (int64_t i = m0; i < m1; ++i)
-            for (int64_t j = j0; j < j1; ++j) C[i * ldc + j] = bias ? bias[j] : 0.0f;
+            for (int64_t j = j0; j < j1; ++j) C[i * ldc + j] = lep_gemm_clamp(bias ? bias[j] : 0.0f, clamp);
         if (ep) ep(ctx, C, ldc, m0, m1, j0, j1);
         return;
     }
@@ -444,7 +471,7 @@ static void lep_gemm_block(int64_t m0, int64_t m1, int64_t p0, int64_t p1, int64
                 const int nseg = 0;
 #endif
                 lep_ukr_dispatch(mr, kc, Ap + (i0 - m0) * kc, nseg, seg, bq, K * LEP_GEMM_NR, np, C + i0 * ldc + j0,
-                                 ldc, j1 - j0, first, bias_q, pf);
+                                 ldc, j1 - j0, first, bias_q, last ? clamp : NULL, pf);
                 if (last && ep) ep(ctx, C, ldc, i0, i0 + mr, j0, j1);
             }
         }
@@ -472,13 +499,14 @@ static void lep_gemm_grid(int64_t M, int64_t P, int64_t K, int nt, int* tm_out, 
 }
 
 LEP_GEMM_ENTRY void lep_gemm_a(int64_t M, int64_t N, int64_t K, const lep_a_rows* a, const float* Bp,
-                               const float* bias, float* C, int64_t ldc, lep_epilogue ep, const void* ctx) {
+                               const float* bias, const float* clamp, float* C, int64_t ldc, lep_epilogue ep,
+                               const void* ctx) {
     if (M <= 0 || N <= 0) return;
     const int64_t P = (N + LEP_GEMM_NR - 1) / LEP_GEMM_NR;
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     if ((double)M * (double)N * (double)K < 131072.0) nt = 1;
     if (nt == 1) {
-        lep_gemm_block(0, M, 0, P, N, K, a, Bp, bias, C, ldc, ep, ctx);
+        lep_gemm_block(0, M, 0, P, N, K, a, Bp, bias, clamp, C, ldc, ep, ctx);
         return;
     }
     int tm = 1, tn = nt;
@@ -490,9 +518,9 @@ LEP_GEMM_ENTRY void lep_gemm_a(int64_t M, int64_t N, int64_t K, const lep_a_rows
         if (n == nt) {
             const int ti = t / tn, tj = t % tn;
             const int64_t r0 = mb * ti / tm * LEP_GEMM_MR, r1 = mb * (ti + 1) / tm * LEP_GEMM_MR;
-            lep_gemm_block(r0, r1 < M ? r1 : M, P * tj / tn, P * (tj + 1) / tn, N, K, a, Bp, bias, C, ldc, ep, ctx);
+            lep_gemm_block(r0, r1 < M ? r1 : M, P * tj / tn, P * (tj + 1) / tn, N, K, a, Bp, bias, clamp, C, ldc, ep, ctx);
         } else if (t == 0) {  /* the runtime gave fewer threads than asked: one does it all */
-            lep_gemm_block(0, M, 0, P, N, K, a, Bp, bias, C, ldc, ep, ctx);
+            lep_gemm_block(0, M, 0, P, N, K, a, Bp, bias, clamp, C, ldc, ep, ctx);
         }
     }
 }
@@ -500,11 +528,11 @@ LEP_GEMM_ENTRY void lep_gemm_a(int64_t M, int64_t N, int64_t K, const lep_a_rows
 LEP_GEMM_ENTRY void lep_gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp,
                                     float* C, int64_t ldc, lep_epilogue ep, const void* ctx) {
     const lep_a_rows a = {A, lda, NULL, NULL, NULL};
-    lep_gemm_a(M, N, K, &a, Bp, NULL, C, ldc, ep, ctx);
+    lep_gemm_a(M, N, K, &a, Bp, NULL, NULL, C, ldc, ep, ctx);
 }
 #else
-void lep_gemm_a(int64_t M, int64_t N, int64_t K, const lep_a_rows* a, const float* Bp, const float* bias, float* C,
-                int64_t ldc, lep_epilogue ep, const void* ctx);
+void lep_gemm_a(int64_t M, int64_t N, int64_t K, const lep_a_rows* a, const float* Bp, const float* bias,
+                const float* clamp, float* C, int64_t ldc, lep_epilogue ep, const void* ctx);
 void lep_gemm_packed(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bp, float* C,
                      int64_t ldc, lep_epilogue ep, const void* ctx);
 #endif /* LEP_GEMM_DECLARE */

@@ -32,13 +32,17 @@ def _arr(name: str, items, where: str) -> str:
 
 class KernelContext:
     """What an emitter needs: the graph, pointer names of values, a place to report scratch needs, and the
-    tile epilogue of the kernel's fused ops (`epilogue`: its C function name, when the kernel has fused ops)."""
+    tile epilogue of the kernel's fused ops (`epilogue`: its C function name, when the kernel has fused ops;
+    `fused`: those ops, in order). An emitter that computes the fused ops itself sets `fused_done`."""
 
-    def __init__(self, graph: Graph, names: dict[int, str], where: str, epilogue: str | None = None):
+    def __init__(self, graph: Graph, names: dict[int, str], where: str, epilogue: str | None = None,
+                 fused: list[Node] = ()):
         self.graph, self.names, self.where = graph, names, where
         self.scratch_bytes = None  # a dim expression, when the kernel needs scratch memory
         self.epilogue = epilogue
         self.epilogue_used = False
+        self.fused = list(fused)
+        self.fused_done = False
 
     def tile_epilogue(self) -> str:
         """The (function, context) arguments of lep_gemm_packed that run the kernel's fused ops on each finished

@@ -262,8 +262,9 @@ class _Generator:
             names[id(v)] = f"y{i}"
             params.append(f"{ctype(v.dtype, where)}* y{i}")
             args.append(self._pointer(v))
-        ctx = KernelContext(self.graph, names, where, f"{k.name}_epilogue"
-                            if k.kind not in ("loop", "attention") and k.loop_nodes else None)
+        tiled = k.kind not in ("loop", "attention") and k.loop_nodes
+        ctx = KernelContext(self.graph, names, where, f"{k.name}_epilogue" if tiled else None,
+                            k.loop_nodes if tiled else ())
         body: list[str] = []
         if k.kind == "matmul":
             body += emit_matmul(ctx, k.nodes[0], k.absorbed)
@@ -281,7 +282,7 @@ class _Generator:
         unpack = "".join(f"  const int64_t {symbol_var(s)} = sym[{i}]; (void){symbol_var(s)};\n"
                          for i, s in enumerate(self.symbols))
         epilogue = ""
-        if k.loop_nodes and k.kind != "attention":
+        if k.loop_nodes and k.kind != "attention" and not ctx.fused_done:
             loop_outs = {id(v): names[id(v)] for n in k.loop_nodes for v in n.outputs if id(v) in names}
             emitter = LoopEmitter(self.graph, k.loop_nodes, k.domain, k.reduce_rank, names, loop_outs, where,
                                   tile=ctx.epilogue_used)
