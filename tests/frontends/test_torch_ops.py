@@ -225,3 +225,22 @@ def test_single_tensor_as_example_inputs():
     x = randn(3, 4)
     graph = leptonc.import_torch(module, x)
     assert_close(leptonc.run_reference(graph, x.numpy()), [module(x).detach().numpy()])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(5, 12), (2, 3, 12), (12,)])
+def test_linear_layers_import_without_torch_decompositions(monkeypatch, bias, shape):
+    """A graph whose every op has a mapping of its own (aten.linear here) skips torch's decompositions."""
+    calls = []
+    real = torch.export.ExportedProgram.run_decompositions
+    monkeypatch.setattr(torch.export.ExportedProgram, "run_decompositions",
+                        lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(12, 7, bias=bias), torch.nn.ReLU(), torch.nn.Linear(7, 3)).eval()
+    x = torch.randn(*shape)
+    g = leptonc.import_torch(module, (x,))
+    assert calls == []
+    assert_close(leptonc.run_reference(g, x.numpy()), eager_outputs(module, (x,)))
+    # a model with an op of no mapping of its own (aten.layer_norm) still decomposes
+    leptonc.import_torch(torch.nn.Sequential(module, torch.nn.LayerNorm(3)).eval(), (x,))
+    assert calls == [1]

@@ -39,11 +39,12 @@ def import_torch(module: torch.nn.Module, example_inputs, dynamic_shapes=None) -
         with warnings.catch_warnings():  # torch's own deprecation notices are not the user's to act on
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"(torch|copyreg)")
             ep = torch.export.export(module, example_inputs, dynamic_shapes=dynamic_shapes)
-            table = torch.export.default_decompositions()
-            # attention stays whole and nn.py maps it: torch's own decomposition of it breaks the
-            # re-trace of some models (GPT-2 at batch > 1: a view of non-contiguous strides)
-            table.pop(torch.ops.aten.scaled_dot_product_attention.default, None)
-            ep = ep.run_decompositions(table)
+            if _needs_decompositions(ep):
+                table = torch.export.default_decompositions()
+                # attention stays whole and nn.py maps it: torch's own decomposition of it breaks the
+                # re-trace of some models (GPT-2 at batch > 1: a view of non-contiguous strides)
+                table.pop(torch.ops.aten.scaled_dot_product_attention.default, None)
+                ep = ep.run_decompositions(table)
     except LeptoncError:
         raise
     except Exception as e:
@@ -53,6 +54,13 @@ def import_torch(module: torch.nn.Module, example_inputs, dynamic_shapes=None) -
     graph = _Importer(ep, model, names).run()
     verify(graph)
     return graph
+
+
+def _needs_decompositions(ep) -> bool:
+    """Whether the exported graph holds an op with no mapping of its own. Only then do torch's decompositions
+    run (they take most of an export's time: over half a second even for a few linear layers)."""
+    return any(n.op == "call_function" and n.target is not operator.getitem
+               and str(n.target) not in HANDLERS and str(n.target) not in _CHECKS for n in ep.graph.nodes)
 
 
 def _dim_names(module, example_inputs, dynamic_shapes, ep) -> dict[str, str]:

@@ -17,6 +17,15 @@ def _mm(imp, node, a):
     return imp.add("matmul", imp.v(a["self"]), imp.v(a["mat2"] if "mat2" in a else a["other"]))
 
 
+@handles("linear.default")
+def _linear(imp, node, a):
+    w = imp.v(a["weight"])
+    if w.type.rank == 2:
+        w = imp.add("transpose", w, perm=(1, 0))
+    y = imp.add("matmul", imp.v(a["input"]), w)
+    return imp.add("add", y, imp.v(a["bias"])) if a.get("bias") is not None else y
+
+
 @handles("addmm.default", "baddbmm.default")
 def _addmm(imp, node, a):
     product = imp.add("matmul", imp.v(a["mat1"] if "mat1" in a else a["batch1"]),
