@@ -90,12 +90,13 @@ class Executor:
         return outs
 
     def profile(self, inputs, repeat: int = 10) -> list[tuple[str, float]]:
-        """(kernel name, seconds per run) for every kernel, over `repeat` runs."""
-        times = np.zeros(len(self.kernel_names), dtype=np.float64)
+        """(kernel name, seconds per run) for every kernel: its median over `repeat` runs, so that a hiccup
+        of a shared machine during one run does not count."""
         self.run(inputs)
-        for _ in range(repeat):
+        runs = np.zeros((max(repeat, 1), len(self.kernel_names)), dtype=np.float64)
+        for times in runs:
             self.run(inputs, profile=times)
-        return [(name, t / repeat) for name, t in zip(self.kernel_names, times)]
+        return [(name, float(t)) for name, t in zip(self.kernel_names, np.median(runs, axis=0))]
 
 
 def _tensor_type(entry: dict) -> TensorType:
