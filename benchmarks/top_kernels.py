@@ -45,6 +45,7 @@ def main(argv=None) -> int:
         module, inputs = SUITE[name]()
         cm = leptonc.compile(module, inputs, target="cpu", quiet=True)
         xs = [x.numpy() for x in inputs]
+        median_run_seconds(cm, xs, args.runs)  # warm-up: the first runs after a compile measured up to 2x slower
         rows = cm.profile(*xs, repeat=args.runs)
         total = sum(s for _, s in rows)
         run = median_run_seconds(cm, xs, args.runs)
