@@ -255,15 +255,15 @@ static inline __attribute__((always_inline)) void lep_depthwise_row(
         float* y, const float* x, const float* w, const float* bias, const float* clamp, const lep_window* g,
         int64_t n, int64_t oh, int64_t lo, int64_t hi, int64_t vc, int64_t kh0, int64_t kh1, const int KW,
         const int SW) {
-    for (int64_t c = 0; c < vc; c += 16) {
-        int64_t ow = lo;
-        for (; ow + 8 <= hi; ow += 8) lep_depthwise_pixels(y, x, w, bias, clamp, g, n, oh, ow, c, kh0, kh1, 8, KW, SW);
-        if (ow + 4 <= hi) {
-            lep_depthwise_pixels(y, x, w, bias, clamp, g, n, oh, ow, c, kh0, kh1, 4, KW, SW);
-            ow += 4;
-        }
-        for (; ow < hi; ++ow) lep_depthwise_pixels(y, x, w, bias, clamp, g, n, oh, ow, c, kh0, kh1, 1, KW, SW);
+    int64_t ow = lo;  /* pixels outer, channels inner: the windows' input stays in L1 across the channel blocks */
+    for (; ow + 8 <= hi; ow += 8)
+        for (int64_t c = 0; c < vc; c += 16) lep_depthwise_pixels(y, x, w, bias, clamp, g, n, oh, ow, c, kh0, kh1, 8, KW, SW);
+    if (ow + 4 <= hi) {
+        for (int64_t c = 0; c < vc; c += 16) lep_depthwise_pixels(y, x, w, bias, clamp, g, n, oh, ow, c, kh0, kh1, 4, KW, SW);
+        ow += 4;
     }
+    for (; ow < hi; ++ow)
+        for (int64_t c = 0; c < vc; c += 16) lep_depthwise_pixels(y, x, w, bias, clamp, g, n, oh, ow, c, kh0, kh1, 1, KW, SW);
 }
 
 /* Output rows [r0, r1) (r = n * OH + oh) of a depthwise convolution: channel c of the output is channel c
