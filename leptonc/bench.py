@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SYSTEMS = ("eager", "inductor", "onnxruntime", "leptonc")
+LOAD_AT_START = os.getloadavg()  # before this process does any work (its own threads raise it later)
 PAUSE_S = 0.1  # before each timed run: the previous system's idle threads stop spinning and sleep (ORT's spin ~45 ms)
 
 
@@ -209,8 +210,8 @@ def format_table(results: list[ModelResult], title: str = "") -> str:
              "- timing: medians (and mins) of runs taken in turns across the systems, same inputs and threads",
              "- compile s: cold for torch.compile (caches disabled) and leptonc (no compile or build cache; the GEMM "
              "driver it links, built once per machine, is reused); session creation for ONNX Runtime",
-             f"- load average when written (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
-             "(above ~0.5 other work shared the cores)", ""]
+             f"- load average (1, 5, 15 min) when the run started: {', '.join(f'{x:.1f}' for x in LOAD_AT_START)} "
+             "(above ~0.5, other work shared the cores)", ""]
     for r in results:
         lines += [f"## {r.name}", "", "| system | median ms | min ms | ratio vs eager | ratio vs best other "
                   "| compile s | max err | note |", "|---|---|---|---|---|---|---|---|"]
