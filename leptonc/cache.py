@@ -54,16 +54,15 @@ def load_entry(key: str):
     except ArtifactError:
         path.unlink(missing_ok=True)
         return None
-    if cm._file is not None:
-        cm._file.shareable = True  # the entry is replaced or trimmed whole: a save may link it
+    cm.share_file()  # the entry is replaced or trimmed whole: a save may link it
     return cm
 
 
 def store(key: str, cm) -> Path:
     """Save compiled model `cm` under `key`, then trim the cache to its size limit."""
     path = _entries() / f"{key[:40]}.lep"
-    cm.save(path)  # atomic; later saves of cm link this file
-    cm._file.shareable = True
+    cm.save(path)  # atomic
+    cm.share_file()  # later saves of cm link this file
     _trim(int(os.environ.get("LEPTONC_CACHE_BYTES", DEFAULT_LIMIT)), keep=path)
     return path
 

@@ -13,7 +13,7 @@ from ..ir import dims as D
 from . import safetensors
 from .artifact import Artifact, ArtifactError, read_artifact, sha256, write_artifact
 from .executor import Executor
-from .memory import arena_size
+from .memory import plan_buffers
 
 
 class ArtifactModel:
@@ -49,16 +49,17 @@ class ArtifactModel:
         if self._file is not None and self._file.holds(self.manifest):
             if os.path.abspath(path) != self._file.path:
                 tmp = f"{path}.{os.getpid()}.tmp"
-                try:
-                    if not self._file.shareable:
-                        raise OSError
-                    os.link(self._file.path, tmp)  # one file's data under two names
-                except OSError:  # a user's file (which may be written in place), or no links here
-                    shutil.copyfile(self._file.path, tmp)
+                _link_or_copy(self._file.path, tmp, link=self._file.shareable)
                 os.replace(tmp, path)
         else:
             write_artifact(path, self.artifact)
         self._file = _FileStamp.of(path, self.manifest)
+
+    def share_file(self) -> None:
+        """Mark the file this model was saved to or loaded from as replaced or deleted whole, never written in
+        place (a compile cache entry), so that later saves link it instead of copying it."""
+        if self._file is not None:
+            self._file.shareable = True
 
     @property
     def signature(self) -> dict:
@@ -106,7 +107,7 @@ class CompiledModel(ArtifactModel):
         return self._arena_bytes(bindings), total
 
     def _arena_bytes(self, bindings: dict[str, int]) -> int:
-        return arena_size(self.manifest["program"]["buffers"], bindings)[1]
+        return plan_buffers(self.manifest["program"]["buffers"], bindings)[1]
 
     def __repr__(self) -> str:
         sig = self.signature
@@ -134,6 +135,17 @@ class _FileStamp:
         same = (now.st_ino, now.st_size, now.st_mtime_ns) == (self.stat.st_ino, self.stat.st_size,
                                                              self.stat.st_mtime_ns)
         return same and json.dumps(manifest, sort_keys=True) == self.manifest_json
+
+
+def _link_or_copy(src: str, dst: str, *, link: bool) -> None:
+    """dst holds src's bytes: the same file under a second name when `link` and the file system allows it."""
+    if link:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:  # another file system, or one without links
+            pass
+    shutil.copyfile(src, dst)
 
 
 def load(path: str | os.PathLike):

@@ -16,7 +16,7 @@ from ..ir.dtypes import DType
 from ..ir.errors import ShapeError
 from ..ir.packing import stored
 from ..ir.types import TensorType
-from .memory import ALIGN, aligned, arena_size
+from .memory import ALIGN, aligned, plan_buffers
 from .signature import bind_inputs
 
 _BLAS = None
@@ -64,7 +64,7 @@ class Executor:
         key = tuple(bindings[s] for s in self.symbols)
         plan = self._plans.get(key)
         if plan is None:
-            offsets, total = arena_size(self.meta["buffers"], bindings)
+            offsets, total = plan_buffers(self.meta["buffers"], bindings)
             raw = np.empty(total + ALIGN, dtype=np.uint8)
             shift = (-raw.ctypes.data) % ALIGN
             arena = raw[shift:shift + total]

@@ -33,8 +33,9 @@ def plan_arena(buffers: list[tuple[int, int, int]]) -> tuple[list[int], int]:
     return offsets, total
 
 
-def arena_size(buffers_meta: list[dict], bindings: dict[str, int]) -> tuple[list[int], int]:
-    """plan_arena of a program's buffers (meta["buffers"]: sizes as dim expressions) at these symbol sizes."""
+def plan_buffers(buffers_meta: list[dict], bindings: dict[str, int]) -> tuple[list[int], int]:
+    """plan_arena of a program's buffers (meta["buffers"]: sizes as dim expressions) at these symbol sizes:
+    (offset of each, arena bytes)."""
     return plan_arena([(D.evaluate(b["bytes"], bindings), b["first"], b["last"]) for b in buffers_meta])
 
 

@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from ...ir import dims as D
+from ...ir.dims import contiguous_strides
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
 from ...passes.fusion import Kernel, operand_layout
 from .cexpr import UnsupportedError, cnumel, ctype, elementwise_expr, literal, pow_const
-from .kernels import KernelContext, contiguous_strides, transposed_strides
+from .kernels import KernelContext, transposed_strides
 
 ATTENTION_SOURCE = Path(__file__).with_name("attention.c").read_text()
 

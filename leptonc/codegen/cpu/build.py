@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from ...ir.errors import LeptoncError
 
@@ -105,7 +106,7 @@ def build_library(source: str, *, use_cache: bool = True, drivers: tuple[str, ..
     import scipy_openblas32 as ob
 
     with tempfile.TemporaryDirectory(prefix="leptonc-build-") as tmp:
-        pending = [_start_driver(cc, name, inc) for name in drivers]
+        pending = [_start_driver(cc, name, inc, Path(tmp)) for name in drivers]
         src, obj, out = (Path(tmp) / f"model.{ext}" for ext in ("c", "o", "so"))
         src.write_text(source)
         declare = [f"-D{DRIVERS[name][1]}_DECLARE" for name in drivers]
@@ -124,34 +125,39 @@ def driver_source(name: str) -> str:
     return "".join((HERE / f).read_text() for f in DRIVERS[name][0])
 
 
-def _start_driver(cc: str, name: str, inc: str):
-    """(object path, the compiler's process, its directory), the last two None when the object is cached:
-    started, not awaited, so that it compiles beside the model's source."""
+class _Driver(NamedTuple):
+    """A driver's cached object, and, while it is being built, the compiler's process and its output."""
+
+    name: str
+    obj: Path
+    proc: subprocess.Popen | None = None
+    built: Path | None = None
+
+
+def _start_driver(cc: str, name: str, inc: str, tmp: Path) -> _Driver:
+    """The driver's object, its compiler started (not awaited) in `tmp` when it is not cached, so that it
+    compiles beside the model's source."""
     source = driver_source(name)
     obj = cache_dir() / f"driver-{name}-{build_key(source, cc)[:32]}.o"
     if obj.exists():
-        return obj, None, None
-    tmp = Path(tempfile.mkdtemp(prefix="leptonc-driver-"))
-    (tmp / f"{name}.c").write_text(source)
-    cmd = [cc, *_object_flags(), f"-D{DRIVERS[name][1]}_SEPARATE", f"-I{inc}", str(tmp / f"{name}.c"), "-o",
-           str(tmp / f"{name}.o")]
-    return obj, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), tmp
+        return _Driver(name, obj)
+    src, built = tmp / f"{name}.c", tmp / f"{name}.o"
+    src.write_text(source)
+    cmd = [cc, *_object_flags(), f"-D{DRIVERS[name][1]}_SEPARATE", f"-I{inc}", str(src), "-o", str(built)]
+    return _Driver(name, obj, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True),
+                   built)
 
 
-def _finish_driver(pending) -> Path:
-    obj, proc, tmp = pending
-    if proc is None:
-        return obj
-    try:
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            raise BuildError(f"the C compiler failed on leptonc's {obj.name.split('-')[1]} driver:\n{err[-4000:]}")
-        tmp_obj = obj.with_suffix(f".{os.getpid()}.tmp")
-        shutil.copyfile(next(tmp.glob("*.o")), tmp_obj)
-        os.replace(tmp_obj, obj)  # atomic: a build running beside this one reads a whole object or none
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return obj
+def _finish_driver(d: _Driver) -> Path:
+    """The driver's object in the cache, once its compiler (if any) is done."""
+    if d.proc is not None:
+        _, err = d.proc.communicate()
+        if d.proc.returncode != 0:
+            raise BuildError(f"the C compiler failed on leptonc's {d.name} driver:\n{err[-4000:]}")
+        tmp_obj = d.obj.with_suffix(f".{os.getpid()}.tmp")
+        shutil.copyfile(d.built, tmp_obj)
+        os.replace(tmp_obj, d.obj)  # atomic: a build running beside this one reads a whole object or none
+    return d.obj
 
 
 def _object_flags() -> list[str]:

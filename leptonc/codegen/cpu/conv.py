@@ -127,14 +127,15 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
     lines, (sh, sw), pads = _window(ctx, node, x, out, kernel)
     bias = ctx.ptr(node.inputs[2]) if len(node.inputs) > 2 else "NULL"
     clamp = fused_clamp(ctx, node)
+    xp = ctx.ptr(x)
     if clamp is None:
         ep, ep_ctx = ctx.tile_epilogue().split(", ")
-        xp, yp, clamp_p = ctx.ptr(x), ctx.ptr(out), "NULL"
+        yp, clamp_p = ctx.ptr(out), "NULL"
     else:  # the fused ops only clamp: the kernels clamp each tile before they store it, into the clamped value
         lo, hi, clamped = clamp
         ctx.fused_done = True
         ep = ep_ctx = "NULL"
-        xp, yp, clamp_p = ctx.ptr(x), ctx.ptr(clamped), "clamp"
+        yp, clamp_p = ctx.ptr(clamped), "clamp"
         lines.append(f"const float clamp[2] = {{{literal(lo, DType.f32)}, {literal(hi, DType.f32)}}};")
     lines.append(f"const int64_t C = {ctx.d(x.shape[-1])}, O = {ctx.d(out.shape[-1])}, G = {node.attrs['group']}, "
                  f"CG = C / G, OG = O / G, K = {kernel[0] * kernel[1]} * CG, P = win.N * win.OH * win.OW;")
@@ -144,7 +145,8 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
                   "for (int64_t r = 0; r < win.N * win.OH; ++r) {",
                   f"  lep_depthwise_nhwc({yp}, {xp}, {ctx.ptr(w)}, {bias}, {clamp_p}, &win, r, r + 1);"]
         if ep != "NULL":
-            lines.append(f"  {ep}({ep_ctx}, {yp}, C, r * win.OW, (r + 1) * win.OW, 0, C);  /* fused ops, row in cache */")
+            # the fused ops, on the row while it is in cache
+            lines.append(f"  {ep}({ep_ctx}, {yp}, C, r * win.OW, (r + 1) * win.OW, 0, C);")
         return lines + ["}"]
     # a GEMM per group: y[:, the group's channels] = A[P, K] @ B[K, OG], B packed, the epilogue on each tile
     layout = conv_weight_layout(ctx.graph, node)

@@ -9,7 +9,6 @@ the symbol variables, so one library serves every size.
 from __future__ import annotations
 
 from ...ir import dims as D
-from ...ir.dims import contiguous_strides  # noqa: F401  (part of this module's API)
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
 from .cexpr import UnsupportedError, cdim, cnumel, ctype, literal
@@ -18,7 +17,7 @@ from .cexpr import UnsupportedError, cdim, cnumel, ctype, literal
 def transposed_strides(node: Node) -> list:
     """Element strides, in a transpose's contiguous result, of its operand's dims."""
     perm = node.attrs["perm"]
-    out = contiguous_strides(node.outputs[0].shape)
+    out = D.contiguous_strides(node.outputs[0].shape)
     strides = [0] * len(perm)
     for i, p in enumerate(perm):
         strides[p] = out[i]
@@ -105,8 +104,8 @@ def emit_transpose(ctx: KernelContext, node: Node) -> list[str]:
     if blocks is not None and _es(y) in (1, 2, 4, 8):  # [B, R, S] -> [B, S, R]: a tiled transpose
         B, R, S = (cnumel(b, ctx.where) for b in blocks)
         return [f"lep_transpose_2d((char*){ctx.ptr(y)}, (const char*){ctx.ptr(x)}, {B}, {R}, {S}, {_es(y)});"]
-    cs = contiguous_strides(x.shape)
-    return _copy(ctx.ptr(y), contiguous_strides(y.shape), ctx.ptr(x), [cs[p] for p in node.attrs["perm"]],
+    cs = D.contiguous_strides(x.shape)
+    return _copy(ctx.ptr(y), D.contiguous_strides(y.shape), ctx.ptr(x), [cs[p] for p in node.attrs["perm"]],
                  y.shape, _es(y), ctx.where, "")
 
 
@@ -134,15 +133,15 @@ def emit_broadcast_to(ctx: KernelContext, node: Node) -> list[str]:
     x, y = node.inputs[0], node.outputs[0]
     rank = y.type.rank
     xs = (1,) * (rank - x.type.rank) + tuple(x.shape)
-    cs = [0] * (rank - x.type.rank) + contiguous_strides(x.shape)
+    cs = [0] * (rank - x.type.rank) + D.contiguous_strides(x.shape)
     ss = [0 if xs[i] == 1 and not D.same(y.shape[i], 1) else cs[i] for i in range(rank)]
-    return _copy(ctx.ptr(y), contiguous_strides(y.shape), ctx.ptr(x), ss, y.shape, _es(y), ctx.where, "")
+    return _copy(ctx.ptr(y), D.contiguous_strides(y.shape), ctx.ptr(x), ss, y.shape, _es(y), ctx.where, "")
 
 
 def emit_slice(ctx: KernelContext, node: Node) -> list[str]:
     x, y = node.inputs[0], node.outputs[0]
     rank = x.type.rank
-    cs = contiguous_strides(x.shape)
+    cs = D.contiguous_strides(x.shape)
     lines = ["int64_t soff = 0;"]
     steps = {a % rank: (s, e, st) for s, e, a, st in zip(node.attrs["starts"], node.attrs["ends"],
                                                            node.attrs["axes"], node.attrs["steps"])}
@@ -158,7 +157,7 @@ def emit_slice(ctx: KernelContext, node: Node) -> list[str]:
         else:
             counts.append(ctx.d(x.shape[a]))
             strides.append(cs[a])
-    dst = contiguous_strides(y.shape)
+    dst = D.contiguous_strides(y.shape)
     lines += ["{",
               f"  const int64_t shs[] = {{{', '.join(counts) or '0'}}};",
               "  " + _arr("dss", dst, ctx.where),
@@ -171,11 +170,11 @@ def emit_slice(ctx: KernelContext, node: Node) -> list[str]:
 def emit_concat(ctx: KernelContext, node: Node) -> list[str]:
     y = node.outputs[0]
     axis = node.attrs["axis"] % y.type.rank
-    ys = contiguous_strides(y.shape)
+    ys = D.contiguous_strides(y.shape)
     lines, offset = [], 0
     for i, x in enumerate(node.inputs):
         lines += _copy(f"{ctx.ptr(y)} + {ctx.d(D.mul(offset, ys[axis]))}", ys, ctx.ptr(x),
-                       contiguous_strides(x.shape), x.shape, _es(y), ctx.where, str(i))
+                       D.contiguous_strides(x.shape), x.shape, _es(y), ctx.where, str(i))
         offset = D.add(offset, x.shape[axis])
     return lines
 
@@ -183,12 +182,12 @@ def emit_concat(ctx: KernelContext, node: Node) -> list[str]:
 def emit_split(ctx: KernelContext, node: Node) -> list[str]:
     x = node.inputs[0]
     axis = node.attrs["axis"] % x.type.rank
-    xs = contiguous_strides(x.shape)
+    xs = D.contiguous_strides(x.shape)
     lines, offset = [], 0
     for i, y in enumerate(node.outputs):
         if id(y) in ctx.names:
-            lines += _copy(ctx.ptr(y), contiguous_strides(y.shape), f"{ctx.ptr(x)} + {ctx.d(D.mul(offset, xs[axis]))}",
-                           xs, y.shape, _es(y), ctx.where, str(i))
+            lines += _copy(ctx.ptr(y), D.contiguous_strides(y.shape),
+                           f"{ctx.ptr(x)} + {ctx.d(D.mul(offset, xs[axis]))}", xs, y.shape, _es(y), ctx.where, str(i))
         offset = D.add(offset, y.shape[axis])
     return lines
 
@@ -201,7 +200,7 @@ def emit_pad(ctx: KernelContext, node: Node) -> list[str]:
     rank = x.type.rank
     pads = node.attrs["pads"]
     ctype(y.dtype, ctx.where)  # rejects a dtype the target lacks
-    ys, xs = contiguous_strides(y.shape), contiguous_strides(x.shape)
+    ys, xs = D.contiguous_strides(y.shape), D.contiguous_strides(x.shape)
     dst_off, src_off, shape = 0, 0, []
     for a in range(rank):
         b, e = pads[a], pads[a + rank]
@@ -238,7 +237,7 @@ def emit_gather_elements(ctx: KernelContext, node: Node) -> list[str]:
     axis = node.attrs["axis"] % rank
     return ["{",
             "  " + _arr("osh", idx.shape, ctx.where),
-            "  " + _arr("xst", contiguous_strides(x.shape), ctx.where),
+            "  " + _arr("xst", D.contiguous_strides(x.shape), ctx.where),
             f"  const int64_t total = {cnumel(idx.shape, ctx.where)}, AX = {ctx.d(x.shape[axis])};",
             "  #pragma omp parallel for schedule(static) if (total > 65536)",
             "  for (int64_t t = 0; t < total; ++t) {",
@@ -283,7 +282,7 @@ def emit_tile(ctx: KernelContext, node: Node) -> list[str]:
     return ["{",
             "  " + _arr("ysh", y.shape, ctx.where),
             "  " + _arr("xsh", x.shape, ctx.where),
-            "  " + _arr("xst", contiguous_strides(x.shape), ctx.where),
+            "  " + _arr("xst", D.contiguous_strides(x.shape), ctx.where),
             f"  const int64_t total = {cnumel(y.shape, ctx.where)};",
             "  #pragma omp parallel for schedule(static) if (total > 65536)",
             "  for (int64_t t = 0; t < total; ++t) {",

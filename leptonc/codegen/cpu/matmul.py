@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ...ir import dims as D
+from ...ir.dims import contiguous_strides
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
 from .cexpr import UnsupportedError, cdim, cnumel, ctype
-from .kernels import KernelContext, contiguous_strides
+from .kernels import KernelContext
 
 GEMM_SOURCE = Path(__file__).with_name("gemm.c").read_text()
 GEMM_NR = 32       # columns per packed panel: LEP_GEMM_NR in gemm.c

@@ -179,9 +179,10 @@ class _Generator:
             if scratch is not None:
                 args.append(f"(float*)(arena + off[{len(self.buffers)}])")
                 self.buffers.append(Buffer(scratch, i, i, [f"{k.name}.scratch"]))
-            f = by_code.get(code.replace(k.name, "@"))
+            shape = code.replace(k.name, "@")
+            f = by_code.get(shape)
             if f is None:  # kernels that compile to the same code (repeated layers) share one function
-                f = by_code[code.replace(k.name, "@")] = _Function(k, code)
+                f = by_code[shape] = _Function(k, code)
                 funcs.append(f)
             else:
                 f.also.append(k.name)

@@ -33,7 +33,7 @@ from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
 from ...passes.fusion import Kernel
-from ..cpu.kernels import contiguous_strides
+from ...ir.dims import contiguous_strides
 from .texpr import UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
 from .tiles import Space, TileEmitter, pad_left
 

@@ -21,7 +21,7 @@ from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
 from ...passes.fusion import REDUCTIONS
-from ..cpu.kernels import contiguous_strides
+from ...ir.dims import contiguous_strides
 from .texpr import UnsupportedError, elementwise_expr, literal, pow_const, tdim, tltype
 
 
