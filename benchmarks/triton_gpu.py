@@ -157,13 +157,18 @@ def main(argv=None) -> int:
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
     progress = Progress(len(models) * len(dtypes) * len(batches) * len(SYSTEMS))
-    results = [bench(name, SUITE[name], d, b, args.runs, args.tf32, progress)
-               for name in models for d in dtypes for b in batches]
     gpu = torch.cuda.get_device_name()
-    text = format_table(results, f"triton target vs eager CUDA and torch.compile on {gpu}"
-                                 f"{' (TF32 allowed)' if args.tf32 else ''}") + "\n" + summary(results)
+    title = f"triton target vs eager CUDA and torch.compile on {gpu}{' (TF32 allowed)' if args.tf32 else ''}"
+    results = []
+    for name in models:
+        for d in dtypes:
+            for b in batches:
+                results.append(bench(name, SUITE[name], d, b, args.runs, args.tf32, progress))
+                # the tables so far, rewritten after each case: a run cut short still leaves what it measured
+                text = format_table(results, title) + "\n" + summary(results)
+                path = write_results(text, os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
+                                     "triton", gpu)
     print(text)
-    path = write_results(text, os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"), "triton", gpu)
     print("written to", path)
     return 0
 

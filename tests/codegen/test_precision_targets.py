@@ -19,8 +19,8 @@ QUANTIZED = ["quantize{weights=int8}", "quantize{weights=int4,group=32}",
 
 
 @pytest.fixture(autouse=True)
-def interpret(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+def on_triton_device(triton_device):
+    """The kernels run on the GPU where there is one, else through Triton's interpreter."""
 
 
 def _target_available(target: str) -> None:

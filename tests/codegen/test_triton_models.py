@@ -1,4 +1,5 @@
-"""The triton target on whole models, run on the CPU through Triton's interpreter (TRITON_INTERPRET=1):
+"""The triton target on whole models, run on the GPU where there is one, else on the CPU through Triton's
+interpreter (TRITON_INTERPRET=1):
 the model zoo matches the reference interpreter within the fp32 tolerance (tl.dot in "ieee" precision;
 with TF32 on a GPU the declared tolerance is TF32_TOLERANCE), symbolic sizes run at two sizes without
 recompiling, and the artifact round-trips with its kernel sources inspectable."""
@@ -18,9 +19,8 @@ from tests.model_zoo import as_numpy, build, dynamic  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def interpret(monkeypatch):
-    """Triton's interpreter runs the kernels on CPU tensors (read when a kernel module is imported)."""
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+def on_triton_device(triton_device):
+    """The kernels run on the GPU where there is one, else through Triton's interpreter."""
 
 
 def compile_and_check(graph, inputs):
@@ -75,13 +75,13 @@ def test_artifact_round_trip_and_inspect(tmp_path):
     assert "#   %erf = erf" in loaded.kernel_sources()["k0_matmul_gelu"]  # the header lists the fused ops
 
 
-def test_run_torch_keeps_tensors_on_the_device():
+def test_run_torch_keeps_tensors_on_the_device(triton_device):
     import torch
 
     module, inputs = build("mlp")
     cm = leptonc.compile(import_torch(module, inputs), target="triton", quiet=True)
-    (y,) = cm.run_torch(inputs[0])
-    assert isinstance(y, torch.Tensor) and y.device.type == "cpu" and tuple(y.shape) == (4, 10)
+    (y,) = cm.run_torch(inputs[0].to(triton_device))
+    assert isinstance(y, torch.Tensor) and y.device.type == triton_device and tuple(y.shape) == (4, 10)
 
 
 def test_without_gpu_or_interpreter_the_error_says_what_to_do(monkeypatch):

@@ -1,7 +1,7 @@
-"""Each kind of Triton kernel on small hand-built graphs, run by Triton's interpreter against the reference:
-batched matmul with absorbed transposes and epilogues, conv (groups, strides, dilation, 1-D, depthwise),
-pooling, row reductions, the elementwise op table (float, integer, bool, f16), data movement, and
-symbolic sizes."""
+"""Each kind of Triton kernel on small hand-built graphs, run against the reference (on the GPU, else by
+Triton's interpreter): batched matmul with absorbed transposes and epilogues, conv (groups, strides,
+dilation, 1-D, depthwise), pooling, row reductions, the elementwise op table (float, integer, bool, f16),
+data movement, and symbolic sizes."""
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +20,8 @@ RNG = np.random.default_rng(0)
 
 
 @pytest.fixture(autouse=True)
-def interpret(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+def on_triton_device(triton_device):
+    """The kernels run on the GPU where there is one, else through Triton's interpreter."""
 
 
 def check(graph: Graph, *inputs):

@@ -1,5 +1,5 @@
 """Hypothesis-generated random graphs through the default pipeline, fusion and Triton code generation
-(run by Triton's interpreter) match the reference interpreter."""
+(on the GPU, else run by Triton's interpreter) match the reference interpreter."""
 from __future__ import annotations
 
 import pytest
@@ -14,8 +14,8 @@ from tests.random_graphs import graphs  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def interpret(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+def on_triton_device(triton_device):
+    """The kernels run on the GPU where there is one, else through Triton's interpreter."""
 
 
 def _check(graph) -> None:
