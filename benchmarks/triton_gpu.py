@@ -1,6 +1,6 @@
-"""The Triton target on a CUDA GPU against eager PyTorch and torch.compile (inductor), side by side in one
-run on the CPU suite's models, fp32 and fp16, batch 1 and 32; writes
-benchmarks/results/<date>-triton-<gpu>.md.
+"""The Triton target on a CUDA GPU against eager PyTorch and torch.compile (inductor: default, and
+mode="reduce-overhead", which replays CUDA graphs as leptonc does), side by side in one run on the CPU
+suite's models, fp32 and fp16, batch 1 and 32; writes benchmarks/results/<date>-triton-<gpu>.md.
 
     python benchmarks/triton_gpu.py [--models mlp,bert] [--dtypes fp32,fp16] [--batches 1,32] [--runs 20] [--tf32]
 
@@ -27,7 +27,7 @@ from benchmarks.suite import SUITE  # noqa: E402
 from leptonc.bench import (ModelResult, Progress, Timing, _first, _max_error, format_table,  # noqa: E402
                            write_results)
 
-SYSTEMS = ("eager", "inductor", "leptonc")
+SYSTEMS = ("eager", "inductor", "inductor-cudagraphs", "leptonc")
 
 
 def at_batch(inputs: tuple, batch: int) -> tuple:
@@ -51,8 +51,9 @@ def prepare(system: str, module, cpu_inputs: tuple, gpu_inputs: tuple, dtype, tf
     if system == "eager":
         gpu_module = module.to(dtype).cuda()
         return (lambda: gpu_module(*gpu_inputs)), None
-    if system == "inductor":
-        compiled = torch.compile(module.to(dtype).cuda())
+    if system.startswith("inductor"):
+        mode = "reduce-overhead" if system == "inductor-cudagraphs" else None
+        compiled = torch.compile(module.to(dtype).cuda(), mode=mode)
         with torch.inference_mode():
             compiled(*gpu_inputs)
         return (lambda: compiled(*gpu_inputs)), time.perf_counter() - t0
@@ -125,7 +126,7 @@ def summary(results: list[ModelResult]) -> str:
     for r in results:
         groups.setdefault(" ".join(r.name.split()[1:]), []).append(r)
     for key, rs in [("all", results)] + sorted(groups.items()):
-        for other in ("inductor", "eager"):
+        for other in ("inductor", "inductor-cudagraphs", "eager"):
             ratios = [x for x in (r.ratio("leptonc", other) for r in rs) if x]
             if ratios:
                 lines.append(f"- {key}, vs {other}: {float(np.exp(np.mean(np.log(ratios)))):.2f}x over "

@@ -603,13 +603,17 @@ def emit_kernel(ctx: KernelContext, k: Kernel) -> Emitted:
     return emitter(ctx, k.nodes[0])
 
 
-def kernel_source(name: str, kind: str, ops: list[str], params: list[str], symbols: list[str],
-                  em: Emitted) -> tuple[str, str]:
-    """(the @triton.jit function, its launcher) as Python source; a header comment lists the fused IR ops."""
+def kernel_header(name: str, kind: str, ops: list[str], also: list[str]) -> str:
+    """The comment above a kernel's @triton.jit function: the fused IR ops, and the kernels that share it."""
+    shared = f"\n# also runs kernels {', '.join(also)} (the same code)" if also else ""
+    return f"# {name}: {kind} kernel; fused IR ops:\n" + "\n".join(f"#   {op}" for op in ops) + shared + "\n"
+
+
+def kernel_source(name: str, params: list[str], symbols: list[str], em: Emitted) -> tuple[str, str]:
+    """(the @triton.jit function, its launcher) as Python source, without the header comment."""
     syms = [symbol_var(s) for s in symbols]
-    header = "\n".join(f"#   {op}" for op in ops)
     args = params + syms
-    jit = (f"# {name}: {kind} kernel; fused IR ops:\n{header}\n@triton.jit\n"
+    jit = ("@triton.jit\n"
            f"def {name}({', '.join(args + [c + ': tl.constexpr' for c in em.constexprs])}):\n"
            + "".join(f"    {line}\n" for line in em.body))
     consts = ", ".join(f"{c}={c}" for c in em.constexprs if c != "PRECISION")

@@ -3,7 +3,8 @@
 The module (`source`) starts with the prelude (imports, math helpers, the
 block-size table), then, for each kernel of the fusion plan in order, its
 `@triton.jit` function (a header comment lists the fused IR ops) and its
-launcher; an attention kernel of the plan (scores matmul, softmax, output
+launcher; kernels of the same code (repeated layers) share the first one's
+function and launcher, so Triton compiles it once; an attention kernel of the plan (scores matmul, softmax, output
 matmul) is one flash-attention kernel (attention.py). The launch plan
 (`meta`, JSON) says what the runtime does:
 
@@ -22,14 +23,15 @@ the next one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 from ...ir import dims as D
 from ...ir.graph import Graph, Node, Value
 from .. import graph_symbols
 from ...passes.fusion import FusionPlan, Kernel, memory_operands, plan_fusion, view_root
 from .attention import emit_attention
-from .kernels import KernelContext, emit_kernel, kernel_source
+from .kernels import KernelContext, emit_kernel, kernel_header, kernel_source
 from .prelude import PRELUDE
 
 
@@ -58,7 +60,9 @@ class _Generator:
                 self.step_of[id(n)] = i
 
     def run(self) -> TritonProgram:
-        parts, steps, kernels = [PRELUDE], [], []
+        steps, kernels = [], []
+        functions: dict[str, _Function] = {}  # kernel code with its own name taken out -> its function
+        aliases = []
         for i, k in enumerate(self.plan.kernels):
             ext, outs = self._interface(k)
             names = {id(v): f"x{j}" for j, v in enumerate(ext)}
@@ -66,12 +70,18 @@ class _Generator:
             for v in outs:
                 self._new_buffer(v, i)
             ctx = KernelContext(self.graph, names, k.nodes[0].label)
-            name, kind, ops = k.name, k.kind, k.describe_ops()
-            em = emit_attention(ctx, k) if kind == "attention" else emit_kernel(ctx, k)
-            jit, launcher = kernel_source(name, kind, ops, [names[id(v)] for v in ext + outs], self.symbols, em)
-            parts += [jit, launcher]
-            steps.append({"kernel": name, "args": [self._ref(v) for v in ext + outs], "free": []})
-            kernels.append({"name": name, "kind": kind, "ops": ops})
+            em = emit_attention(ctx, k) if k.kind == "attention" else emit_kernel(ctx, k)
+            jit, launcher = kernel_source(k.name, [names[id(v)] for v in ext + outs], self.symbols, em)
+            code = _local_names_numbered((jit + launcher).replace(k.name, "@"))
+            if code in functions:  # repeated layers share one function: Triton compiles it once
+                functions[code].also.append(k.name)
+                aliases.append(f"launch_{k.name} = launch_{functions[code].kernel.name}")
+            else:
+                functions[code] = _Function(k, jit, launcher)
+            steps.append({"kernel": k.name, "args": [self._ref(v) for v in ext + outs], "free": []})
+            kernels.append({"name": k.name, "kind": k.kind, "ops": k.describe_ops()})
+        parts = [PRELUDE] + [part for f in functions.values() for part in f.text()] \
+            + (["\n".join(aliases) + "\n"] if aliases else [])
         outputs = [dict(self._ref(v), shape=list(v.shape)) for v in self.graph.outputs]
         for o in outputs:
             if "buffer" in o:
@@ -141,12 +151,37 @@ class _Generator:
         raise AssertionError(f"{v.name} is read before any kernel writes it")
 
 
+@dataclass
+class _Function:
+    """A kernel's @triton.jit function and launcher, which kernels of the same code (`also`) launch too."""
+
+    kernel: Kernel
+    jit: str
+    launcher: str
+    also: list[str] = field(default_factory=list)
+
+    def text(self) -> list[str]:
+        k = self.kernel
+        return [kernel_header(k.name, k.kind, k.describe_ops(), self.also) + self.jit, self.launcher]
+
+
+def _local_names_numbered(code: str) -> str:
+    """Kernel code with its tile variables (v_<IR value name>) renamed v0, v1, ... in order of first use: two
+    layers' kernels are the same code when only their value names differ."""
+    numbers: dict[str, str] = {}
+    return _TILE_VARIABLE.sub(lambda m: numbers.setdefault(m.group(0), f"v{len(numbers)}"), code)
+
+
+_TILE_VARIABLE = re.compile(r"\bv_\w+")
+
+
 def _entry(v: Value) -> dict:
     return {"name": v.name, "dtype": v.dtype.value, "shape": list(v.shape)}
 
 
 def kernel_sources(source: str) -> dict[str, str]:
-    """Each kernel's Triton function (header comment included) from a generated module, by kernel name."""
+    """Each Triton function (header comment included) of a generated module, by the name of the first kernel
+    that runs it (its header names the kernels that share it)."""
     out: dict[str, str] = {}
     for chunk in source.split("\n\n\n"):
         lines = chunk.strip("\n").splitlines()

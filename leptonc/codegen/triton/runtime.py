@@ -5,12 +5,21 @@ TRITON_INTERPRET=1 runs the same kernels on CPU tensors through Triton's
 interpreter (slow, for tests). The API stays numpy in, numpy out, like the
 cpu target; `run_torch` takes and returns device tensors (no copies), for
 benchmarks and for callers that already hold torch tensors.
+
+On a GPU, launching a kernel from Python costs more than a small kernel
+runs (tens of microseconds against a few), so a batch-1 model would wait on
+its launches. The second run at a set of input sizes records the whole
+plan as a CUDA graph (the first one compiles the kernels, which a capture
+cannot), and later runs at those sizes copy their inputs into the graph's
+own and replay it: one launch per run. `executor.cuda_graphs = False`
+launches kernel by kernel instead.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -24,6 +33,8 @@ from ...runtime.compiled import ArtifactModel, CompiledModel
 from ...runtime.signature import bind_inputs
 from ..cpu.build import cache_dir
 from .texpr import TORCH_TYPES
+
+MAX_CUDA_GRAPHS = 8  # input sizes whose CUDA graphs a model keeps at once
 
 
 def device() -> str:
@@ -64,6 +75,8 @@ class TritonExecutor:
         self.allocated_at = [[b for b, buf in enumerate(meta["buffers"]) if buf["first"] == i]
                              for i in range(len(meta["steps"]))]
         self._module = None
+        self.cuda_graphs = True
+        self._graphs: dict[tuple, CapturedRun | None] = {}  # input sizes -> their graph (None: run once)
 
     def load(self) -> None:
         """Import the kernel module and place the weights on the device, once (compiling and inspecting need
@@ -100,11 +113,32 @@ class TritonExecutor:
         tensors = [_torch_tensor(self.torch, a).to(self.device) for a in arrays]
         return [_numpy(self.torch, t) for t in self.run_torch(tensors)]
 
-    def run_torch(self, tensors, timings: np.ndarray | None = None) -> list:
+    def run_torch(self, tensors) -> list:
         """Run on device tensors (contiguous, of the signature's dtypes); returns device tensors."""
         self.load()
-        torch = self.torch
         tensors = [t.contiguous() for t in tensors]
+        if self.device != "cuda" or not self.cuda_graphs:
+            return self.launch(tensors)
+        key = tuple((tuple(t.shape), t.dtype, t.device) for t in tensors)
+        if key not in self._graphs:  # the first run at these sizes compiles the kernels
+            self._graphs[key] = None
+            return self.launch(tensors)
+        if self._graphs[key] is None:
+            captured = [k for k, g in self._graphs.items() if g is not None]
+            if len(captured) >= MAX_CUDA_GRAPHS:  # each graph holds its own intermediates: drop the oldest
+                self._graphs[captured[0]] = None
+            try:
+                self._graphs[key] = CapturedRun(self, tensors)
+            except RuntimeError as e:  # a launch the graph cannot record: run kernel by kernel from now on
+                warnings.warn(f"the triton target could not record its launches as a CUDA graph ({e}); "
+                              "it launches kernel by kernel instead")
+                self.cuda_graphs = False
+                return self.launch(tensors)
+        return self._graphs[key].replay(tensors)
+
+    def launch(self, tensors, timings: np.ndarray | None = None) -> list:
+        """Launch every kernel of the plan in turn (`timings`: add each kernel's seconds there)."""
+        torch = self.torch
         bindings = self._bindings(tensors)
         sym = [bindings[s] for s in self.symbols]
         live: dict[int, object] = {}
@@ -156,9 +190,9 @@ class TritonExecutor:
         self.load()
         tensors = [_torch_tensor(self.torch, a).to(self.device) for a in arrays]
         times = np.zeros(len(self.kernel_names))
-        self.run_torch(tensors)
+        self.launch(tensors)
         for _ in range(repeat):
-            self.run_torch(tensors, timings=times)
+            self.launch(tensors, timings=times)
         return [(name, t / repeat) for name, t in zip(self.kernel_names, times)]
 
     def arena_bytes(self, bindings: dict[str, int]) -> int:
@@ -170,6 +204,28 @@ class TritonExecutor:
                         for b in bufs if b["first"] <= i <= b["last"])
             peak = max(peak, alive)
         return peak
+
+
+class CapturedRun:
+    """The whole launch plan recorded as one CUDA graph at fixed input sizes, replayed on new input data."""
+
+    def __init__(self, executor: TritonExecutor, tensors: list):
+        torch = executor.torch
+        self.inputs = [t.clone() for t in tensors]  # the graph reads its inputs from these
+        side = torch.cuda.Stream()  # capture from a side stream, as CUDA graphs require
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            executor.launch(self.inputs)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.outputs = executor.launch(self.inputs)
+
+    def replay(self, tensors: list) -> list:
+        for mine, t in zip(self.inputs, tensors):
+            mine.copy_(t)
+        self.graph.replay()
+        return [o.clone() for o in self.outputs]  # the next replay overwrites the graph's own outputs
 
 
 class TritonModel(CompiledModel):
