@@ -129,7 +129,7 @@ class TritonExecutor:
                 self._graphs[captured[0]] = None
             try:
                 self._graphs[key] = CapturedRun(self, tensors)
-            except RuntimeError as e:  # a launch the graph cannot record: run kernel by kernel from now on
+            except Exception as e:  # noqa: BLE001 (a launch the graph cannot record: launch kernel by kernel)
                 warnings.warn(f"the triton target could not record its launches as a CUDA graph ({e}); "
                               "it launches kernel by kernel instead")
                 self.cuda_graphs = False
