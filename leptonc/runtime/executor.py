@@ -16,7 +16,7 @@ from ..ir.dtypes import DType
 from ..ir.errors import ShapeError
 from ..ir.packing import stored
 from ..ir.types import TensorType
-from .memory import ALIGN, aligned, plan_buffers
+from .memory import ALIGN, on_huge_pages, plan_buffers
 from .signature import bind_inputs
 
 _BLAS = None
@@ -47,8 +47,8 @@ class Executor:
         self.input_types = [_tensor_type(x) for x in meta["inputs"]]
         self.output_types = [_tensor_type(x) for x in meta["outputs"]]
         self.symbols = list(meta["symbols"])
-        # i4 packed two per byte, every weight on a cache-line boundary
-        self._weights = [aligned(stored(weights[name])) for name in meta["weights"]]
+        # i4 packed two per byte, in one buffer on huge pages
+        self._weights = on_huge_pages([stored(weights[name]) for name in meta["weights"]])
         self._wptrs = _pointer_array(self._weights)
         self._plans: dict[tuple, tuple] = {}
         self.kernel_names = [k["name"] for k in meta["kernels"]]

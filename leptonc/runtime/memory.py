@@ -1,11 +1,14 @@
 """Placing buffers in one arena: buffers whose lifetimes (kernel index ranges) do not overlap share bytes."""
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 
 from ..ir import dims as D
 
 ALIGN = 64
+HUGE_PAGE = 2 << 20  # bytes of a huge page (x86-64, arm64 with 4 KiB pages)
 
 
 def plan_arena(buffers: list[tuple[int, int, int]]) -> tuple[list[int], int]:
@@ -39,14 +42,25 @@ def plan_buffers(buffers_meta: list[dict], bindings: dict[str, int]) -> tuple[li
     return plan_arena([(D.evaluate(b["bytes"], bindings), b["first"], b["last"]) for b in buffers_meta])
 
 
-def aligned(array: np.ndarray) -> np.ndarray:
-    """A contiguous copy of `array` that starts on an ALIGN-byte boundary (the array itself when it does):
-    kernels stream weights in whole cache lines."""
-    if array.flags.c_contiguous and array.ctypes.data % ALIGN == 0:
-        return array
-    raw = np.empty(array.nbytes + ALIGN, np.uint8)
-    shift = (-raw.ctypes.data) % ALIGN
-    out = raw[shift:shift + array.nbytes].view(array.dtype).reshape(array.shape)
-    out[...] = array
+def on_huge_pages(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Copies of `arrays`, each on an ALIGN-byte boundary (kernels stream weights in whole cache lines), in one
+    buffer that starts on a huge page and asks the OS to back it with huge pages before anything is written
+    (Linux's madvise(MADV_HUGEPAGE); elsewhere a plain buffer). Weights streamed from memory then cross no 4 KiB
+    page: fewer TLB misses, and the hardware prefetchers follow each stream."""
+    offsets, total = [], 0
+    for a in arrays:
+        offsets.append(total)
+        total += (a.nbytes + ALIGN - 1) // ALIGN * ALIGN
+    if hasattr(mmap, "MADV_HUGEPAGE"):  # private memory: shared memory gets no transparent huge pages
+        buffer = mmap.mmap(-1, total + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        buffer.madvise(mmap.MADV_HUGEPAGE)
+    else:
+        buffer = mmap.mmap(-1, total + HUGE_PAGE)
+    raw = np.frombuffer(buffer, np.uint8)
+    start = (-raw.ctypes.data) % HUGE_PAGE
+    out = []
+    for a, offset in zip(arrays, offsets):
+        copy = raw[start + offset:start + offset + a.nbytes].view(a.dtype).reshape(a.shape)
+        copy[...] = a
+        out.append(copy)
     return out
-

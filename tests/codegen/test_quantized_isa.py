@@ -69,7 +69,7 @@ SHAPES = [(1, 37, 20), (3, 64, 128), (7, 96, 100), (1, 4, 300), (2, 17, 33), (1,
 def run_weight_only(lib, bits: int, x: np.ndarray, q: np.ndarray, scale: np.ndarray, group: int) -> np.ndarray:
     m, k = x.shape
     n = q.shape[0]
-    laid = (lay_out_i8 if bits == 8 else lay_out_i4)(q, group)
+    laid = lay_out_i8(q, group) if bits == 8 else lay_out_i4(q)
     groups = -(-k // group) if group else 1
     scratch = np.zeros(m * (4 + 12 * groups + -(-k // 8) * 24), np.uint8)
     y = np.full((m, n), np.nan, np.float32)

@@ -12,16 +12,18 @@
  *          reads them as one stream too).
  *   int4   [P/4][K8][4][16][4] bytes, K8 = ceil(K / 8): byte 4j + i of step c of panel p holds
  *          w[16p + j][8c + i] + 8 in its low nibble and w[16p + j][8c + 4 + i] + 8 in its high nibble
- *          (offset binary: 0..15); then the row sums per group as for int8.
+ *          (offset binary: 0..15, the unsigned operand of vpdpbusd); no row sums.
  *   scales [P/4][ngroups][4][16] f32, like the row sums (per output channel: ngroups = 1, [P][16]).
  *
  * lep_matmul_wq8 / lep_matmul_wq4: weight-only, y[M, N] = x[M, K] @ (w * scale).T in f32. The kernels
  * stream the narrow weights once, 16 output channels to a vector, for a tile of rows of x and panels.
  *   AVX-512 VNNI: each row of x becomes a 24-bit fixed-point number per element (X = round(x * s) with
- *   s = (2^23 - 1) / max|row|, an error of at most max|row| * 2^-24, the size of fp32's own rounding),
- *   split into three byte digits; vpdpbusd multiplies each digit by the weights in int32 (int4 weights
- *   unpack with two ands and a shift), and the three sums combine per group into floats. About one
- *   instruction per 16 multiply-adds: the kernels run at the speed of memory.
+ *   s about 2^23 / max|row|, an error of at most max|row| * 2^-24, the size of fp32's own rounding), split
+ *   into three byte digits; vpdpbusd multiplies each digit by the weights in int32, and the three sums
+ *   combine per group into floats. int8 weights are its signed operand and the digits unsigned (the top one
+ *   offset by 128, taken off with the weights' row sums); int4 weights, unpacked with two ands and a shift,
+ *   its unsigned operand and the digits signed (the weights' offset of 8 taken off with x's digit sums, where
+ *   each group's sums start). About one instruction per 16 multiply-adds.
  *   Otherwise (no VNNI, a row of x with inf or NaN, or groups that do not fall on steps): the weights widen
  *   to floats in registers (int8 by shifts, int4 by a vpermps lookup) for FMAs with x.
  * Each group of G inputs accumulates apart and is scaled once.
@@ -171,15 +173,18 @@ static inline __attribute__((always_inline)) void lep_wqf_tile(
 /* ---------------------------------------------------------------- weight-only: fixed point, VNNI */
 
 /* Scratch of the fixed-point path: per row of x its scale (f32), then per row the digit sums of each group
-   times 8 (int32 [ngroups][3], for the offset of int4 weights), then per row its digits: for each step of 4
-   inputs, 4 bytes of digit 0, 4 of digit 1, 4 of digit 2 (the top digit offset by 128). */
+   times -8 (int32 [ngroups][3], for the offset of int4 weights), then per row its digits: for each step of 4
+   inputs, 4 bytes of digit 0, 4 of digit 1, 4 of digit 2. */
 static inline lep_i64 lep_digit_bytes(lep_i64 K) { return (K + 7) / 8 * 8 * 3; }
 
 #if defined(LEP_VNNI)
-/* Row x[0:K] as digits (see above), 16 inputs (4 steps) to a vector; returns 0 when it holds inf or NaN, or
-   is too small to scale */
-static int lep_digits_row(const float* x, lep_i64 K, lep_i64 G, lep_i64 ngroups, float* xs, int32_t* dsum,
-                          uint8_t* d) {
+/* Row x[0:K] as 3 byte digits a number (see above), 16 inputs (4 steps) to a vector; returns 0 when it holds
+   inf or NaN, or is too small to scale. Unsigned digits (for int8 weights, the signed operand of vpdpbusd):
+   X = round(x * s) in [-(2^23 - 1), 2^23 - 1], the top digit offset by 128. Signed digits (for int4 weights,
+   stored offset binary: the unsigned operand): X = d0 + 256 d1 + 65536 d2, each digit in [-128, 127], so X
+   lies in [-128 * 0x010101, 127 * 0x010101]; their sums per group, times -8, go to dsum. */
+static int lep_digits_row(const int is_signed, const float* x, lep_i64 K, lep_i64 G, lep_i64 ngroups, float* xs,
+                          int32_t* dsum, uint8_t* d) {
     __m512 vmax = _mm512_setzero_ps();
     __mmask16 special = 0;  /* lanes that met an inf or NaN (where x * 0 is not 0) */
     for (lep_i64 k = 0; k < K; k += 16) {
@@ -190,33 +195,37 @@ static int lep_digits_row(const float* x, lep_i64 K, lep_i64 G, lep_i64 ngroups,
     }
     const float amax = _mm512_reduce_max_ps(vmax);
     if (special || (amax > 0.0f && amax < 0x1p-100f)) return 0;
-    const __m512 inv = _mm512_set1_ps(amax > 0.0f ? 8388607.0f / amax : 0.0f);
-    *xs = amax > 0.0f ? amax / 8388607.0f : 0.0f;
+    const int32_t top = is_signed ? 127 * 0x010101 : 8388607;
+    const __m512i hi = _mm512_set1_epi32(top), lo = _mm512_set1_epi32(is_signed ? -128 * 0x010101 : -top);
+    /* the digits: the bytes of X + bias, xored with flip (signed: X + 0x808080 has unsigned digits, each 128
+       above the signed one) */
+    const __m512i bias = _mm512_set1_epi32(is_signed ? 0x808080 : 0), flip = _mm512_set1_epi32(is_signed ? 0x808080 : 0x800000);
+    const __m512 inv = _mm512_set1_ps(amax > 0.0f ? (float)top / amax : 0.0f);
+    *xs = amax > 0.0f ? amax / (float)top : 0.0f;
     /* within each 128-bit lane (4 inputs of a step): byte 0 of the 4 inputs, then bytes 1, then bytes 2 */
     const __m512i order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
-    const __m512i low = _mm512_set1_epi32(0xFF), top = _mm512_set1_epi32(0x800000), lim = _mm512_set1_epi32(8388607);
     const lep_i64 padded = (K + 7) / 8 * 8;
     for (lep_i64 g = 0; g < ngroups; ++g) {  /* the last group takes the padding too; groups end on steps */
         const lep_i64 k1 = g == ngroups - 1 ? padded : g * G + G;
-        __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0;
+        __m512i sums[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
         for (lep_i64 k = g * G; k < k1; k += 16) {
             const lep_i64 n = lep_min(16, k1 - k), real = lep_min(n, K - k);  /* n: a multiple of 4 */
             const __mmask16 lanes = (__mmask16)((1u << n) - 1);
             const __m512 v = _mm512_maskz_loadu_ps(real > 0 ? (__mmask16)((1u << real) - 1) : 0, x + k);
-            /* X = round(x * s): at max|row| it may round to 2^23, so clamp */
+            /* X = round(x * s): at max|row| it may round past the top, so clamp */
             __m512i X = _mm512_cvtps_epi32(_mm512_mul_ps(v, inv));
-            X = _mm512_max_epi32(_mm512_min_epi32(X, lim), _mm512_sub_epi32(_mm512_setzero_si512(), lim));
-            const __m512i b = _mm512_xor_si512(X, top);  /* byte 2 becomes (X >> 16) + 128 */
-            s0 = _mm512_mask_add_epi32(s0, lanes, s0, _mm512_and_si512(b, low));
-            s1 = _mm512_mask_add_epi32(s1, lanes, s1, _mm512_and_si512(_mm512_srli_epi32(b, 8), low));
-            s2 = _mm512_mask_add_epi32(s2, lanes, s2, _mm512_and_si512(_mm512_srli_epi32(b, 16), low));
+            X = _mm512_max_epi32(_mm512_min_epi32(X, hi), lo);
+            const __m512i b = _mm512_xor_si512(_mm512_add_epi32(X, bias), flip);
+            if (is_signed)
+                for (int j = 0; j < 3; ++j)
+                    sums[j] = _mm512_mask_add_epi32(sums[j], lanes, sums[j],
+                                                    _mm512_srai_epi32(_mm512_slli_epi32(b, 24 - 8 * j), 24));
             /* 12 bytes a step: the first 3 dwords of each lane, packed together */
             const __m512i steps = _mm512_maskz_compress_epi32(0x7777, _mm512_shuffle_epi8(b, order));
             _mm512_mask_storeu_epi32(d + k / 4 * 12, (__mmask16)((1u << (3 * n / 4)) - 1), steps);
         }
-        dsum[g * 3 + 0] = 8 * _mm512_reduce_add_epi32(s0);
-        dsum[g * 3 + 1] = 8 * _mm512_reduce_add_epi32(s1);
-        dsum[g * 3 + 2] = 8 * _mm512_reduce_add_epi32(s2);
+        if (is_signed)
+            for (int j = 0; j < 3; ++j) dsum[g * 3 + j] = -8 * _mm512_reduce_add_epi32(sums[j]);
     }
     return 1;
 }
@@ -228,7 +237,10 @@ static inline __m512i lep_bcast4(const uint8_t* q) {
     return _mm512_set1_epi32(v);
 }
 
-/* one tile of MB rows of digits by NB panels; digits rows ldd bytes apart, digit sums lds ints apart */
+/* one tile of MB rows of digits by NB panels; digits rows ldd bytes apart, digit sums lds ints apart. int8
+   weights are the signed operand of vpdpbusd (x's unsigned digits, the top one offset by 128, taken off with
+   the row sums wsum); int4 weights, offset binary, the unsigned operand (x's signed digits; the offset taken
+   off by starting each group's sums at -8 times its digit sums). */
 static inline __attribute__((always_inline)) void lep_wqi_tile(
         const int bits, const int MB, const int NB, const uint8_t* d, lep_i64 ldd, const int32_t* dsum, lep_i64 lds,
         const float* xs, const unsigned char* w, const int32_t* wsum, const float* scale,
@@ -242,11 +254,14 @@ static inline __attribute__((always_inline)) void lep_wqi_tile(
     for (lep_i64 g = 0; g < ngroups; ++g) {
         __m512i acc[2][4][3];
         for (int m = 0; m < MB; ++m)
-            for (int b = 0; b < NB; ++b) acc[m][b][0] = acc[m][b][1] = acc[m][b][2] = _mm512_setzero_si512();
+            for (int j = 0; j < 3; ++j) {
+                const __m512i start = bits == 8 ? _mm512_setzero_si512() : _mm512_set1_epi32(dsum[m * lds + g * 3 + j]);
+                for (int b = 0; b < NB; ++b) acc[m][b][j] = start;
+            }
         for (lep_i64 c = g * per_group; c < lep_min(steps, g * per_group + per_group); ++c) {
             for (int b = 0; b < NB; ++b) {
                 const unsigned char* wp = w + b * LEP_STEP + c * LEP_USTEP;
-                const __m512i v = _mm512_loadu_si512((const void*)wp);  /* (software prefetch: no gain measured) */
+                const __m512i v = _mm512_loadu_si512((const void*)wp);
                 if (bits == 8) {
                     for (int m = 0; m < MB; ++m) {
                         const uint8_t* q = d + m * ldd + c * 12;
@@ -258,28 +273,23 @@ static inline __attribute__((always_inline)) void lep_wqi_tile(
                     for (int m = 0; m < MB; ++m) {
                         const uint8_t* q = d + m * ldd + c * 24;
                         for (int j = 0; j < 3; ++j) {
-                            acc[m][b][j] = _mm512_dpbusd_epi32(acc[m][b][j], lep_bcast4(q + 4 * j), lo);
-                            acc[m][b][j] = _mm512_dpbusd_epi32(acc[m][b][j], lep_bcast4(q + 12 + 4 * j), hi);
+                            acc[m][b][j] = _mm512_dpbusd_epi32(acc[m][b][j], lo, lep_bcast4(q + 4 * j));
+                            acc[m][b][j] = _mm512_dpbusd_epi32(acc[m][b][j], hi, lep_bcast4(q + 12 + 4 * j));
                         }
                     }
                 }
             }
         }
-        /* the sums of the three digits, exact in int32, into one float: A0 + 256 A1 + 65536 (A2 - 128 sum w) */
+        /* the digits' sums, exact in int32, into one float: A0 + 256 A1 + 65536 A2 */
         for (int b = 0; b < NB; ++b) {
-            const __m512i top = _mm512_slli_epi32(_mm512_loadu_si512(wsum + (g * LEP_UNIT + b) * LEP_PANEL), 7);
             const __m512 s = _mm512_loadu_ps(scale + (g * LEP_UNIT + b) * LEP_PANEL);
+            __m512i offset = _mm512_setzero_si512();  /* int8: the top digit's 128, times the row sums */
+            if (bits == 8) offset = _mm512_slli_epi32(_mm512_loadu_si512(wsum + (g * LEP_UNIT + b) * LEP_PANEL), 7);
             for (int m = 0; m < MB; ++m) {
-                __m512i a0 = acc[m][b][0], a1 = acc[m][b][1], a2 = _mm512_sub_epi32(acc[m][b][2], top);
-                if (bits == 4) {  /* weights offset by 8: take 8 * (digit sums) off */
-                    const int32_t* ds = dsum + m * lds + g * 3;
-                    a0 = _mm512_sub_epi32(a0, _mm512_set1_epi32(ds[0]));
-                    a1 = _mm512_sub_epi32(a1, _mm512_set1_epi32(ds[1]));
-                    a2 = _mm512_sub_epi32(a2, _mm512_set1_epi32(ds[2]));
-                }
-                const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), _mm512_set1_ps(65536.0f),
-                                                 _mm512_fmadd_ps(_mm512_cvtepi32_ps(a1), _mm512_set1_ps(256.0f),
-                                                                 _mm512_cvtepi32_ps(a0)));
+                const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[m][b][2], offset)),
+                                                 _mm512_set1_ps(65536.0f),
+                                                 _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[m][b][1]), _mm512_set1_ps(256.0f),
+                                                                 _mm512_cvtepi32_ps(acc[m][b][0])));
                 total[m][b] = _mm512_fmadd_ps(t, s, total[m][b]);
             }
         }
@@ -367,8 +377,8 @@ static void lep_matmul_wq(int bits, lep_wq_tile_fn tile, const float* x, const v
         if (ints) {
             #pragma omp for schedule(static) reduction(&&:finite)
             for (lep_i64 m = 0; m < M; ++m)
-                finite = lep_digits_row(x + m * K, K, G, ngroups, xs + m, dsum + m * 3 * ngroups,
-                                        digits + m * a.ldd) && finite;
+                finite = lep_digits_row(bits == 4, x + m * K, K, G, ngroups, xs + m,
+                                        dsum + m * 3 * ngroups, digits + m * a.ldd) && finite;
         }
 #endif
         const int use_ints = ints && finite;  /* read after the loop's barrier */

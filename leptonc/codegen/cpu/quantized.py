@@ -63,15 +63,15 @@ def lay_out_i8(w: np.ndarray, group: int) -> np.ndarray:
     return _with_row_sums(_interleaved(steps), w, group or w.shape[1])
 
 
-def lay_out_i4(w: np.ndarray, group: int) -> np.ndarray:
+def lay_out_i4(w: np.ndarray) -> np.ndarray:
     """int4 weights [N, K]: steps [P][K8][16][4] bytes, byte 4j + i of step c holding w[16p + j, 8c + i] + 8 in
-    its low nibble and w[16p + j, 8c + 4 + i] + 8 in its high nibble, interleaved by units; then the row sums
-    per group."""
+    its low nibble and w[16p + j, 8c + 4 + i] + 8 in its high nibble, interleaved by units (no row sums: the
+    kernels take the offset off with sums of x)."""
     padded = _panels(w, 8) + 8
     p, _, k = padded.shape
     pairs = padded.reshape(p, PANEL, k // 8, 2, 4)  # [.., step, half, i]: half 0 low nibbles, 1 high
     steps = (pairs[:, :, :, 0, :] | (pairs[:, :, :, 1, :] << 4)).transpose(0, 2, 1, 3).astype(np.uint8)
-    return _with_row_sums(_interleaved(steps), w, group or w.shape[1])
+    return _interleaved(steps).reshape(-1)
 
 
 def lay_out_scale(scale: np.ndarray) -> np.ndarray:
@@ -84,7 +84,7 @@ def lay_out_scale(scale: np.ndarray) -> np.ndarray:
 
 
 # A weight in a quantized kernel's layout is named <constant>^q<spec> (not a valid IR name, so it never
-# collides): spec "8g<group>" / "4g<group>" for int8 / int4 weights with row sums per group (0: per row),
+# collides): spec "8g<group>" for int8 weights with row sums per group (0: per row), "4" for int4 weights,
 # "scale" for scales.
 LAYOUT_MARK = "^q"
 
@@ -93,15 +93,16 @@ def lay_out(spec: str, array: np.ndarray) -> np.ndarray:
     """The array of a constant in the quantized layout `spec` (see LAYOUT_MARK)."""
     if spec == "scale":
         return lay_out_scale(array)
-    bits, group = spec.split("g")
-    return (lay_out_i8 if bits == "8" else lay_out_i4)(array, int(group))
+    if spec == "4":
+        return lay_out_i4(array)
+    return lay_out_i8(array, int(spec.removeprefix("8g")))
 
 
 def laid_out_operands(node: Node) -> list[tuple[int, str]]:
     """(input index, name suffix) of the constant operands a quantized matmul reads in a kernel layout."""
     if node.op == "matmul_wq" and len(node.inputs) == 3 and node.inputs[1].dtype in (DType.i8, DType.i4):
-        bits = 8 if node.inputs[1].dtype is DType.i8 else 4
-        return [(1, f"{LAYOUT_MARK}{bits}g{node.attrs['group']}"), (2, f"{LAYOUT_MARK}scale")]
+        spec = f"8g{node.attrs['group']}" if node.inputs[1].dtype is DType.i8 else "4"
+        return [(1, f"{LAYOUT_MARK}{spec}"), (2, f"{LAYOUT_MARK}scale")]
     if node.op == "matmul_w8a8":
         return [(1, f"{LAYOUT_MARK}8g0"), (2, f"{LAYOUT_MARK}scale")]
     return []
