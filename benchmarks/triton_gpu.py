@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.suite import SUITE  # noqa: E402
-from leptonc.bench import (ModelResult, Progress, Timing, _first, _max_error, format_table,  # noqa: E402
-                           write_results)
+from leptonc.bench import (ModelResult, Progress, Timing, _first, _max_error, cpu_name,  # noqa: E402
+                           format_table, write_results)
 
 SYSTEMS = ("eager", "inductor", "inductor-cudagraphs", "leptonc")
 
@@ -120,6 +120,17 @@ def _to_cpu(out):
     return out.detach().float().cpu()
 
 
+def gpu_notes(gpu: str, runs: int) -> list[str]:
+    """The header lines of the results: the GPU, how it was timed, what compile time counts."""
+    return [f"- gpu: {gpu} (host: {cpu_name()})",
+            f"- timing: medians (and mins) of {runs} runs after 5 warm-ups, the GPU synchronized after each run; "
+            "each system in turn, on the same device tensors",
+            "- compile s: the first call, compiling included: torch.compile (default, and mode=reduce-overhead) "
+            "and leptonc (compile, then Triton's compilation of each kernel at its first launch)",
+            "- leptonc runs each model as one CUDA graph after its first two calls (runtime.py in "
+            "leptonc/codegen/triton), as torch.compile does in mode=reduce-overhead"]
+
+
 def summary(results: list[ModelResult]) -> str:
     lines = ["## geomean: leptonc (triton) speedup, per precision and batch", ""]
     groups: dict[str, list[ModelResult]] = {}
@@ -166,7 +177,7 @@ def main(argv=None) -> int:
             for b in batches:
                 results.append(bench(name, SUITE[name], d, b, args.runs, args.tf32, progress))
                 # the tables so far, rewritten after each case: a run cut short still leaves what it measured
-                text = format_table(results, title) + "\n" + summary(results)
+                text = format_table(results, title, gpu_notes(gpu, args.runs), summary=False) + "\n" + summary(results)
                 path = write_results(text, os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
                                      "triton", gpu)
     print(text)

@@ -202,16 +202,23 @@ def prepare_system(system: str, module, inputs: tuple, threads: int):
     raise ValueError(f"unknown system {system!r} (known: {', '.join(SYSTEMS)})")
 
 
-def format_table(results: list[ModelResult], title: str = "") -> str:
-    """A markdown table per model: system | median ms | min ms | vs eager | vs best other | compile s | error."""
+def cpu_notes() -> list[str]:
+    """The header lines of a CPU results table: the machine, how it was timed, what compile time counts."""
+    return [f"- cpu: {cpu_name()}",
+            "- timing: medians (and mins) of runs taken in turns across the systems, same inputs and threads",
+            "- compile s: cold for torch.compile (caches disabled) and leptonc (no compile or build cache; the GEMM "
+            "driver it links, built once per machine, is reused); session creation for ONNX Runtime",
+            f"- load average (1, 5, 15 min) when the run started: {', '.join(f'{x:.1f}' for x in LOAD_AT_START)} "
+            "(above ~0.5, other work shared the cores)"]
+
+
+def format_table(results: list[ModelResult], title: str = "", notes: list[str] | None = None,
+                 summary: bool = True) -> str:
+    """A markdown table per model: system | median ms | min ms | vs eager | vs best other | compile s | error,
+    under a header (`notes`: its lines; the CPU's by default) and over the geomean summary (`summary`)."""
     lines = [f"# {title}" if title else "# leptonc benchmark", "",
              f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
-             f"- cpu: {cpu_name()}",
-             "- timing: medians (and mins) of runs taken in turns across the systems, same inputs and threads",
-             "- compile s: cold for torch.compile (caches disabled) and leptonc (no compile or build cache; the GEMM "
-             "driver it links, built once per machine, is reused); session creation for ONNX Runtime",
-             f"- load average (1, 5, 15 min) when the run started: {', '.join(f'{x:.1f}' for x in LOAD_AT_START)} "
-             "(above ~0.5, other work shared the cores)", ""]
+             *(cpu_notes() if notes is None else notes), ""]
     for r in results:
         lines += [f"## {r.name}", "", "| system | median ms | min ms | ratio vs eager | ratio vs best other "
                   "| compile s | max err | note |", "|---|---|---|---|---|---|---|---|"]
@@ -226,7 +233,8 @@ def format_table(results: list[ModelResult], title: str = "") -> str:
             lines.append(f"| {t.system} | {t.median:.3f} | {t.min:.3f} | {_ratio(vs_eager)} | {_ratio(vs_best)} | "
                          f"{_num(t.compile_s, '.2f')} | {_num(t.max_error, '.1e')} | {gflops} |")
         lines.append("")
-    lines += geomean_summary(results)
+    if summary:
+        lines += geomean_summary(results)
     return "\n".join(lines) + "\n"
 
 
