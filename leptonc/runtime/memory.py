@@ -1,4 +1,5 @@
-"""Placing buffers in one arena: buffers whose lifetimes (kernel index ranges) do not overlap share bytes."""
+"""Placing buffers in memory: intermediates in one arena, where buffers whose lifetimes (kernel index ranges) do
+not overlap share bytes; weights in one buffer on huge pages."""
 from __future__ import annotations
 
 import mmap

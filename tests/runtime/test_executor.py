@@ -7,7 +7,7 @@ import pytest
 
 import leptonc
 from leptonc.ir import DType, Graph, TensorType
-from leptonc.runtime.memory import plan_arena
+from leptonc.runtime.memory import ALIGN, HUGE_PAGE, on_huge_pages, plan_arena
 from tests.codegen.cpu_check import assert_matches_reference
 
 
@@ -76,6 +76,19 @@ def test_arena_shares_memory_between_lifetimes():
     assert total < 2500
     a, b, c = (offsets[i] for i in range(3))
     assert c >= a + 1000 or c + 500 <= a
+
+
+def test_weights_are_copied_into_one_huge_page_buffer():
+    """Equal copies, each on a cache line, the first on a huge page; odd sizes and dtypes keep their places."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((3, 5)).astype(np.float32), np.arange(7, dtype=np.int8),
+              rng.standard_normal(1000), np.zeros((0, 4), np.float32), np.arange(3, dtype=np.uint8)]
+    copies = on_huge_pages(arrays)
+    assert copies[0].ctypes.data % HUGE_PAGE == 0
+    for a, c in zip(arrays, copies):
+        assert c.dtype == a.dtype and c.shape == a.shape and not np.shares_memory(a, c)
+        assert c.ctypes.data % ALIGN == 0
+        np.testing.assert_array_equal(c, a)
 
 
 def test_profile_lists_every_kernel(softmax):
