@@ -161,19 +161,24 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
     from .codegen.cpu import TARGET_PIPELINE
     from .codegen.cpu.build import build_library, compiler_version, cpu_features, find_compiler
     from .codegen.cpu.program import generate
+    from .ir.packing import is_i4
     from .passes import run_pipeline
     from .runtime.artifact import Artifact, program_manifest
+    from .runtime.memory import on_huge_pages
 
     graph = run_pipeline(graph, TARGET_PIPELINE)
     progress.stage("generating C")
     program = generate(graph)
     progress.stage(f"building {len(program.meta['kernels'])} kernels with the C compiler")
-    # the C compiler runs while the weights are laid out as the kernels read them, on every core: most of
-    # that time is the first touch of the new memory, which the cores take in parallel
+    # the C compiler runs while the weights are laid out as the kernels read them and placed on huge pages
+    # (where the executor reads them in place), on every core: most of that time is the first touch of new
+    # memory, which the cores take in parallel
     with ThreadPoolExecutor(max_workers=1 + (os.cpu_count() or 1)) as pool:
         build = pool.submit(build_library, program.source, use_cache=cache, drivers=program.drivers)
         layouts = {name: pool.submit(_laid_out, graph, name) for name in program.meta["weights"]}
-        weights = {name: layout.result() for name, layout in layouts.items()}
+        laid_out = [layout.result() for layout in layouts.values()]
+        placed = iter(on_huge_pages([w for w in laid_out if not is_i4(w)], pool))  # i4: packed when loaded
+        weights = {name: w if is_i4(w) else next(placed) for name, w in zip(layouts, laid_out)}
         library, _ = build.result()
     manifest = program_manifest("cpu", compiler_version(find_compiler()), ",".join(pipeline + [TARGET_PIPELINE]),
                                 program.meta, program.plan.report(), example_bindings(graph.inputs, example_inputs))

@@ -89,8 +89,14 @@ class CompiledModel(ArtifactModel):
     @cached_property
     def executor(self) -> Executor:
         """The library loaded with its weights laid out: made on the first run, so that a model loaded to be
-        saved or inspected never copies its weights."""
-        return Executor(self.manifest["program"], self.library_path, self.weights)
+        saved or inspected never copies its weights. The model's weights then become the executor's (i4 aside,
+        which the executor packs), and a loaded file's bytes are let go: one copy of each weight in memory."""
+        executor = Executor(self.manifest["program"], self.library_path, self.weights)
+        for name, w in executor.weights.items():
+            if w.dtype == self.weights[name].dtype:
+                self.weights[name] = w
+        self.artifact.weights, self.artifact.weights_blob = self.weights, b""
+        return executor
 
     def run(self, *inputs) -> list[np.ndarray]:
         return self.executor.run(inputs)

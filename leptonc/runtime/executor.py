@@ -48,8 +48,8 @@ class Executor:
         self.output_types = [_tensor_type(x) for x in meta["outputs"]]
         self.symbols = list(meta["symbols"])
         # i4 packed two per byte, in one buffer on huge pages
-        self._weights = on_huge_pages([stored(weights[name]) for name in meta["weights"]])
-        self._wptrs = _pointer_array(self._weights)
+        self.weights = dict(zip(meta["weights"], on_huge_pages([stored(weights[name]) for name in meta["weights"]])))
+        self._wptrs = _pointer_array(list(self.weights.values()))
         self._plans: dict[tuple, tuple] = {}
         self.kernel_names = [k["name"] for k in meta["kernels"]]
 

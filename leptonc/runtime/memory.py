@@ -3,6 +3,8 @@ not overlap share bytes; weights in one buffer on huge pages."""
 from __future__ import annotations
 
 import mmap
+import os
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 import numpy as np
 
@@ -43,25 +45,51 @@ def plan_buffers(buffers_meta: list[dict], bindings: dict[str, int]) -> tuple[li
     return plan_arena([(D.evaluate(b["bytes"], bindings), b["first"], b["last"]) for b in buffers_meta])
 
 
-def on_huge_pages(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """Copies of `arrays`, each on an ALIGN-byte boundary (kernels stream weights in whole cache lines), in one
-    buffer that starts on a huge page and asks the OS to back it with huge pages before anything is written
-    (Linux's madvise(MADV_HUGEPAGE); elsewhere a plain buffer). Weights streamed from memory then cross no 4 KiB
-    page: fewer TLB misses, and the hardware prefetchers follow each stream."""
+class _HugePageBuffer(mmap.mmap):
+    """An anonymous mapping that on_huge_pages placed weights in."""
+
+
+def on_huge_pages(arrays: list[np.ndarray], pool: Executor | None = None) -> list[np.ndarray]:
+    """`arrays`, each on an ALIGN-byte boundary (kernels stream weights in whole cache lines), in one buffer
+    that starts on a huge page and asks the OS to back it with huge pages before anything is written
+    (Linux's madvise(MADV_HUGEPAGE); elsewhere a plain buffer). Weights streamed from memory then cross no
+    4 KiB page: fewer TLB misses, and the hardware prefetchers follow each stream.
+
+    Arrays that an earlier call placed stay where they are; the others are copied on every core (threads of
+    `pool`, or of its own), since most of a copy's time is the first touch of new memory."""
+    todo = [i for i, a in enumerate(arrays) if not _placed(a)]
+    if not todo:
+        return list(arrays)
     offsets, total = [], 0
-    for a in arrays:
+    for i in todo:
         offsets.append(total)
-        total += (a.nbytes + ALIGN - 1) // ALIGN * ALIGN
+        total += (arrays[i].nbytes + ALIGN - 1) // ALIGN * ALIGN
     if hasattr(mmap, "MADV_HUGEPAGE"):  # private memory: shared memory gets no transparent huge pages
-        buffer = mmap.mmap(-1, total + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        buffer = _HugePageBuffer(-1, total + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         buffer.madvise(mmap.MADV_HUGEPAGE)
     else:
-        buffer = mmap.mmap(-1, total + HUGE_PAGE)
+        buffer = _HugePageBuffer(-1, total + HUGE_PAGE)
     raw = np.frombuffer(buffer, np.uint8)
     start = (-raw.ctypes.data) % HUGE_PAGE
-    out = []
-    for a, offset in zip(arrays, offsets):
-        copy = raw[start + offset:start + offset + a.nbytes].view(a.dtype).reshape(a.shape)
-        copy[...] = a
-        out.append(copy)
+    out = list(arrays)
+    for i, offset in zip(todo, offsets):
+        out[i] = raw[start + offset:start + offset + arrays[i].nbytes].view(arrays[i].dtype).reshape(arrays[i].shape)
+    copies = [(out[i], arrays[i]) for i in todo]
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as own:
+            list(own.map(_copy, copies))
+    else:
+        list(pool.map(_copy, copies))
     return out
+
+
+def _copy(pair: tuple[np.ndarray, np.ndarray]) -> None:
+    pair[0][...] = pair[1]
+
+
+def _placed(a: np.ndarray) -> bool:
+    """Whether the array lies in a buffer of on_huge_pages (its base chain ends there)."""
+    base = a
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return isinstance(base, memoryview) and isinstance(base.obj, _HugePageBuffer) and a.ctypes.data % ALIGN == 0

@@ -169,3 +169,14 @@ def test_runtime_needs_no_torch_or_onnx(saved):
                           cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok")
+
+
+def test_a_model_that_ran_keeps_one_copy_of_its_weights_and_still_saves(saved, tmp_path):
+    x = np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32)
+    fresh = leptonc.compile(small_graph(), quiet=True, cache=False)
+    for cm in (leptonc.load(saved), fresh):
+        y = cm(x)
+        for name, w in cm.executor.weights.items():  # the model's weights are the ones the kernels read
+            assert np.shares_memory(cm.weights[name], w)
+        cm.save(tmp_path / "again.lep")  # the loaded one copies its file, the fresh one writes its weights
+        np.testing.assert_array_equal(leptonc.load(tmp_path / "again.lep")(x)[0], y[0])
