@@ -161,10 +161,9 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
     from .codegen.cpu import TARGET_PIPELINE
     from .codegen.cpu.build import build_library, compiler_version, cpu_features, find_compiler
     from .codegen.cpu.program import generate
-    from .ir.packing import is_i4
     from .passes import run_pipeline
     from .runtime.artifact import Artifact, program_manifest
-    from .runtime.memory import on_huge_pages
+    from .runtime.memory import HugePageArena
 
     graph = run_pipeline(graph, TARGET_PIPELINE)
     progress.stage("generating C")
@@ -172,19 +171,26 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
     progress.stage(f"building {len(program.meta['kernels'])} kernels with the C compiler")
     # the C compiler runs while the weights are laid out as the kernels read them and placed on huge pages
     # (where the executor reads them in place), on every core: most of that time is the first touch of new
-    # memory, which the cores take in parallel
+    # memory, which the cores take in parallel. Each laid-out copy is dropped once placed.
+    arena = HugePageArena(4 * sum(a.nbytes for a in graph.constants.values()) + (64 << 20))
     with ThreadPoolExecutor(max_workers=1 + (os.cpu_count() or 1)) as pool:
         build = pool.submit(build_library, program.source, use_cache=cache, drivers=program.drivers)
-        layouts = {name: pool.submit(_laid_out, graph, name) for name in program.meta["weights"]}
-        laid_out = [layout.result() for layout in layouts.values()]
-        placed = iter(on_huge_pages([w for w in laid_out if not is_i4(w)], pool))  # i4: packed when loaded
-        weights = {name: w if is_i4(w) else next(placed) for name, w in zip(layouts, laid_out)}
+        layouts = {name: pool.submit(_placed_layout, graph, name, arena) for name in program.meta["weights"]}
+        weights = {name: layout.result() for name, layout in layouts.items()}
         library, _ = build.result()
     manifest = program_manifest("cpu", compiler_version(find_compiler()), ",".join(pipeline + [TARGET_PIPELINE]),
                                 program.meta, program.plan.report(), example_bindings(graph.inputs, example_inputs))
     manifest["cpu_features"] = list(cpu_features())
     art = Artifact(manifest, print_ir(graph), b"", program.source, library.read_bytes(), weights=weights)
     return CompiledModel(art, library)
+
+
+def _placed_layout(graph: Graph, name: str, arena) -> np.ndarray:
+    """A weight laid out and placed in the arena (i4 stays where it is: the executor packs it)."""
+    from .ir.packing import is_i4
+
+    w = _laid_out(graph, name)
+    return w if is_i4(w) else arena.place(w)
 
 
 def _laid_out(graph: Graph, name: str) -> np.ndarray:

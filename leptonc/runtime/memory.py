@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import mmap
 import os
-from concurrent.futures import Executor, ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -21,20 +22,20 @@ def plan_arena(buffers: list[tuple[int, int, int]]) -> tuple[list[int], int]:
     offset that overlaps no placed buffer alive at the same time.
     """
     order = sorted(range(len(buffers)), key=lambda i: (-buffers[i][0], buffers[i][1]))
-    placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
+    taken: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
     offsets = [0] * len(buffers)
     total = 0
     for i in order:
         size, first, last = buffers[i]
-        size = (max(size, 1) + ALIGN - 1) // ALIGN * ALIGN
-        live = sorted((o, e) for o, e, f, l in placed if not (l < first or last < f))
+        size = _aligned(max(size, 1))
+        live = sorted((o, e) for o, e, f, l in taken if not (l < first or last < f))
         offset = 0
         for o, e in live:
             if offset + size <= o:
                 break
             offset = max(offset, e)
         offsets[i] = offset
-        placed.append((offset, offset + size, first, last))
+        taken.append((offset, offset + size, first, last))
         total = max(total, offset + size)
     return offsets, total
 
@@ -46,49 +47,65 @@ def plan_buffers(buffers_meta: list[dict], bindings: dict[str, int]) -> tuple[li
 
 
 class _HugePageBuffer(mmap.mmap):
-    """An anonymous mapping that on_huge_pages placed weights in."""
+    """An anonymous mapping that weights are placed in (see HugePageArena)."""
 
 
-def on_huge_pages(arrays: list[np.ndarray], pool: Executor | None = None) -> list[np.ndarray]:
-    """`arrays`, each on an ALIGN-byte boundary (kernels stream weights in whole cache lines), in one buffer
-    that starts on a huge page and asks the OS to back it with huge pages before anything is written
-    (Linux's madvise(MADV_HUGEPAGE); elsewhere a plain buffer). Weights streamed from memory then cross no
-    4 KiB page: fewer TLB misses, and the hardware prefetchers follow each stream.
+class HugePageArena:
+    """Weights placed one by one, from any thread, in one buffer that starts on a huge page and asks the OS to
+    back it with huge pages before anything is written (Linux's madvise(MADV_HUGEPAGE); elsewhere a plain
+    buffer), each on an ALIGN-byte boundary (kernels stream weights in whole cache lines). Weights streamed
+    from memory then cross no 4 KiB page: fewer TLB misses, and the hardware prefetchers follow each stream.
 
-    Arrays that an earlier call placed stay where they are; the others are copied on every core (threads of
-    `pool`, or of its own), since most of a copy's time is the first touch of new memory."""
-    todo = [i for i, a in enumerate(arrays) if not _placed(a)]
-    if not todo:
-        return list(arrays)
-    offsets, total = [], 0
-    for i in todo:
-        offsets.append(total)
-        total += (arrays[i].nbytes + ALIGN - 1) // ALIGN * ALIGN
-    if hasattr(mmap, "MADV_HUGEPAGE"):  # private memory: shared memory gets no transparent huge pages
-        buffer = _HugePageBuffer(-1, total + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        buffer.madvise(mmap.MADV_HUGEPAGE)
-    else:
-        buffer = _HugePageBuffer(-1, total + HUGE_PAGE)
-    raw = np.frombuffer(buffer, np.uint8)
-    start = (-raw.ctypes.data) % HUGE_PAGE
-    out = list(arrays)
-    for i, offset in zip(todo, offsets):
-        out[i] = raw[start + offset:start + offset + arrays[i].nbytes].view(arrays[i].dtype).reshape(arrays[i].shape)
-    copies = [(out[i], arrays[i]) for i in todo]
-    if pool is None:
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as own:
-            list(own.map(_copy, copies))
-    else:
-        list(pool.map(_copy, copies))
+    `reserve` bytes of address space are set aside; only what is written takes memory. An array that does
+    not fit what is left gets a buffer of its own."""
+
+    def __init__(self, reserve: int):
+        reserve = _aligned(reserve)
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
+        self._buffer = _HugePageBuffer(-1, reserve + HUGE_PAGE, flags=flags)
+        if hasattr(mmap, "MADV_HUGEPAGE"):  # private memory: shared memory gets no transparent huge pages
+            self._buffer.madvise(mmap.MADV_HUGEPAGE)
+        raw = np.frombuffer(self._buffer, np.uint8)
+        start = (-raw.ctypes.data) % HUGE_PAGE
+        self._raw = raw[start:start + reserve]
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def place(self, a: np.ndarray) -> np.ndarray:
+        """A copy of `a` in the arena (`a` itself if an arena placed it already)."""
+        if placed(a):
+            return a
+        out = self.slot(a)
+        out[...] = a
+        return out
+
+    def slot(self, a: np.ndarray) -> np.ndarray:
+        """Room in the arena for an array of `a`'s dtype and shape, not yet written."""
+        with self._lock:
+            offset = self._used
+            self._used = end = offset + _aligned(a.nbytes)
+        if end > len(self._raw):
+            return HugePageArena(a.nbytes).slot(a)
+        return self._raw[offset:offset + a.nbytes].view(a.dtype).reshape(a.shape)
+
+
+def on_huge_pages(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """`arrays` in one HugePageArena, in their order, copied on every core (most of a copy's time is the
+    first touch of new memory); arrays that an arena placed already stay where they are."""
+    todo = [a for a in arrays if not placed(a)]
+    arena = HugePageArena(sum(_aligned(a.nbytes) for a in todo))
+    out = [a if placed(a) else arena.slot(a) for a in arrays]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(np.copyto, [o for o, a in zip(out, arrays) if o is not a], todo))
     return out
 
 
-def _copy(pair: tuple[np.ndarray, np.ndarray]) -> None:
-    pair[0][...] = pair[1]
+def _aligned(nbytes: int) -> int:
+    return (nbytes + ALIGN - 1) // ALIGN * ALIGN
 
 
-def _placed(a: np.ndarray) -> bool:
-    """Whether the array lies in a buffer of on_huge_pages (its base chain ends there)."""
+def placed(a: np.ndarray) -> bool:
+    """Whether the array lies in a HugePageArena (its base chain ends there) on an ALIGN-byte boundary."""
     base = a
     while isinstance(base, np.ndarray):
         base = base.base

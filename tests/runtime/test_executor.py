@@ -2,12 +2,14 @@
 arrays, NaN and inf give the reference's results; the arena is shared and planned per size."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
 import leptonc
 from leptonc.ir import DType, Graph, TensorType
-from leptonc.runtime.memory import ALIGN, HUGE_PAGE, on_huge_pages, plan_arena
+from leptonc.runtime.memory import ALIGN, HUGE_PAGE, HugePageArena, on_huge_pages, placed, plan_arena
 from tests.codegen.cpu_check import assert_matches_reference
 
 
@@ -89,6 +91,19 @@ def test_weights_are_copied_into_one_huge_page_buffer():
         assert c.dtype == a.dtype and c.shape == a.shape and not np.shares_memory(a, c)
         assert c.ctypes.data % ALIGN == 0
         np.testing.assert_array_equal(c, a)
+
+
+def test_an_arena_places_from_threads_and_overflows_into_buffers_of_their_own():
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal(n).astype(np.float32) for n in (100, 3, 5000, 1, 64)]
+    arena = HugePageArena(4096)  # room for some of them only
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        copies = list(pool.map(arena.place, arrays))
+    for a, c in zip(arrays, copies):
+        assert placed(c) and not np.shares_memory(a, c)
+        np.testing.assert_array_equal(c, a)
+    assert [arena.place(c) is c for c in copies] == [True] * len(copies)  # placed once, never again
+    assert all(again is c for again, c in zip(on_huge_pages(copies), copies))
 
 
 def test_profile_lists_every_kernel(softmax):
