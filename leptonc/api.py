@@ -195,15 +195,15 @@ def _placed_layout(graph: Graph, name: str, arena) -> np.ndarray:
 
 def _laid_out(graph: Graph, name: str) -> np.ndarray:
     """A weight as the generated code reads it: contiguous, stored transposed (matmul.TRANSPOSED), packed
-    into GEMM panels (matmul.PACKED; conv.CONV_PACKED and the group count for a conv's weight) or in the
+    into GEMM panels (matmul.PACKED; conv.CONV_PACKED and its layout for a conv's weight) or in the
     layout of a quantized kernel (quantized.LAYOUT_MARK)."""
-    from .codegen.cpu.conv import CONV_PACKED, pack_conv_weight
+    from .codegen.cpu.conv import CONV_PACKED, laid_out_conv_weight
     from .codegen.cpu.matmul import PACKED, TRANSPOSED, pack_b
     from .codegen.cpu.quantized import LAYOUT_MARK, lay_out
 
     if CONV_PACKED in name:
-        base, group = name.rsplit(CONV_PACKED, 1)
-        return pack_conv_weight(graph.constants[base], int(group))
+        base, layout = name.rsplit(CONV_PACKED, 1)
+        return laid_out_conv_weight(graph.constants[base], layout)
     if name.endswith(PACKED):
         return pack_b(graph.constants[name[:-len(PACKED)]])
     if name.endswith(TRANSPOSED):

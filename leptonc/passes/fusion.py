@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import reduce
+from typing import Callable
 
 from ..ir import dims as D
 from ..ir.dtypes import DType
@@ -317,15 +318,18 @@ def absorbable_transpose(node: Node) -> bool:
     return all(u.op == "matmul" and i in (0, 1) and u.inputs[0] is not u.inputs[1] for u, i in node.output.uses)
 
 
-def plan_fusion(graph: Graph) -> FusionPlan:
-    """Group the graph's nodes into kernels (see the module docstring)."""
-    planner = _Planner(graph)
+def plan_fusion(graph: Graph, reads_through: Callable[[Node], bool] | None = None) -> FusionPlan:
+    """Group the graph's nodes into kernels (see the module docstring). `reads_through`, when given, names
+    more transposes that their anchors read in place, as a target's code can (a cpu conv reads an image
+    channels-first, conv.reads_channels_first)."""
+    planner = _Planner(graph, reads_through)
     return planner.run()
 
 
 class _Planner:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, reads_through: Callable[[Node], bool] | None = None):
         self.graph = graph
+        self.reads_through = reads_through
         self.kernel_of: dict[int, Kernel] = {}   # id(node) -> kernel
         self.kernels: list[Kernel] = []
         self.unfused: list[UnfusedPair] = []
@@ -333,7 +337,8 @@ class _Planner:
         self.reasons: dict[tuple, str] = {}      # (id(producer), id(consumer)) -> why they are apart
 
     def run(self) -> FusionPlan:
-        absorbed = {id(n) for n in self.graph.nodes if absorbable_transpose(n)}
+        absorbed = {id(n) for n in self.graph.nodes
+                    if absorbable_transpose(n) or (self.reads_through is not None and self.reads_through(n))}
         for node in self.graph.nodes:
             if node.op == "const":
                 continue

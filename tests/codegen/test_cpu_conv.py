@@ -1,11 +1,13 @@
 """Channels-last convolution and pooling on the cpu target, against the reference interpreter: the GEMM path
-(1x1 read in place, strided and padded im2col, groups), the direct depthwise path (channel blocks and their
-tails), fused epilogues (bias, ReLU6, residual add), 1-d ops, symbolic batch, and pooling."""
+(1x1 read in place, strided and padded im2col, groups), convs over few channels that read their input
+channels-first (on each instruction set), the direct depthwise path (channel blocks and their tails), fused
+epilogues (bias, ReLU6, residual add), 1-d ops, symbolic batch, and pooling."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from leptonc.codegen.cpu import build
 from leptonc.ir import DType, Graph, TensorType
 from tests.codegen.cpu_check import compile_and_check
 
@@ -48,6 +50,48 @@ def residual_relu(g, y):
 @pytest.mark.parametrize("epilogue", [None, relu6, residual_relu], ids=["plain", "relu6", "residual"])
 def test_gemm_convolutions(x_shape, w_shape, attrs, epilogue):
     compile_and_check(*conv_graph(x_shape, w_shape, epilogue, **attrs))
+
+
+CHANNELS_FIRST = [
+    ((2, 3, 30, 29), (16, 3, 7, 7), {"strides": (2, 2), "pads": (3, 3, 3, 3)}),       # a 7x7/2 stem
+    ((1, 3, 37, 35), (40, 3, 3, 3), {"strides": (2, 2), "pads": (1, 1, 1, 1)}),       # 3x3/2, two panels
+    ((1, 2, 20, 19), (8, 2, 3, 3), {"pads": (0, 2, 1, 0)}),                            # stride 1, uneven pads
+    ((1, 2, 13, 31), (8, 2, 3, 3), {"strides": (2, 2), "dilations": (2, 3), "pads": (2, 0, 1, 5)}),
+    ((2, 4, 9, 5), (6, 2, 3, 2), {"group": 2, "strides": (1, 3), "dilations": (2, 1), "pads": (1, 1, 2, 0)}),
+    ((1, 2, 6, 40), (8, 2, 1, 17), {"pads": (0, 8, 0, 8)}),                            # wider than 16 taps
+    ((1, 3, 100, 100), (8, 3, 3, 3), {"pads": (1, 1, 1, 1)}),                          # many pixels: blocks
+    ((2, 3, 50), (8, 3, 5), {"strides": (2,), "pads": (2, 1)}),                        # 1-d
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,attrs", CHANNELS_FIRST)
+@pytest.mark.parametrize("epilogue", [None, residual_relu], ids=["plain", "residual"])
+def test_convs_over_few_channels_read_their_input_channels_first(x_shape, w_shape, attrs, epilogue):
+    """Output rows narrower than a panel, windows in the padding on every side, groups, strides of 1, 2 and 3,
+    dilation, K in kernel rows: no transpose of the input is computed."""
+    cm = compile_and_check(*conv_graph(x_shape, w_shape, epilogue, **attrs))
+    assert "lep_conv_pack_a_cf, NULL" in cm.source and not cm.kernel_names[0].endswith("transpose")
+
+
+@pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])
+@pytest.mark.parametrize("case", [0, 3, 4])
+def test_channels_first_input_on_avx2_and_plain_c(monkeypatch, march, case):
+    monkeypatch.setattr(build, "FLAGS", [f"-march={march}" if f == "-march=native" else f for f in build.FLAGS])
+    x_shape, w_shape, attrs = CHANNELS_FIRST[case]
+    compile_and_check(*conv_graph(x_shape, w_shape, relu6, **attrs))
+
+
+def test_an_input_read_by_more_than_convs_is_transposed_once():
+    """The transpose into channels-last stays when something else reads it (a pool), or the input has more
+    channels than a conv reads channels-first."""
+    for channels, pool in ((3, True), (6, False)):
+        g = Graph("shared")
+        x = g.add_input("x", TensorType(DType.f32, ("N", channels, 12, 12)))
+        y = g.add("conv", x, g.add_constant(rand(8, channels, 3, 3), "w"), pads=(1, 1, 1, 1))
+        outs = [y, g.add("max_pool", x, kernel=(2, 2), strides=(2, 2))] if pool else [y]
+        g.set_outputs(outs)
+        cm = compile_and_check(g, [rand(2, channels, 12, 12)])
+        assert cm.kernel_names[0].endswith("transpose") and "lep_conv_pack_a_cf, NULL" not in cm.source
 
 
 @pytest.mark.parametrize("channels", [16, 80, 144])

@@ -85,6 +85,126 @@ static void lep_conv_pack_a(const void* ctx, int64_t m0, int64_t m1, int64_t k0,
     }
 }
 
+#if defined(__AVX512F__) && defined(__AVX512VL__) && LEP_GEMM_MR == 8
+#define LEP_CONV_CF_LANES 16 /* the widest window (KW) packed by masked loads */
+/* The pixels of a panel that lie in one output row, lanes [lane0, lane0 + cnt): their image's channel plane c0
+ * at x, their windows' first input row hb; for each kernel column kw, where lane 0 would read in an input row
+ * (col[kw], lane j at col[kw] + j * sw) and which lanes read inside the row (lanes[kw]; even[kw]: the same as
+ * floats 2j of a 16-float load, for sw = 2). */
+typedef struct {
+    const float* x;
+    int64_t hb;
+    int64_t col[LEP_CONV_CF_LANES];
+    __mmask8 lanes[LEP_CONV_CF_LANES];
+    __mmask16 even[LEP_CONV_CF_LANES];
+} lep_conv_cf_run;
+
+/* The run of pixels p0 .. p0 + cnt - 1 (one output row) in lanes [lane0, lane0 + cnt). */
+static void lep_conv_cf_run_at(lep_conv_cf_run* run, const lep_conv_rows* a, int64_t p0, int lane0, int cnt) {
+    const lep_window* g = a->g;
+    const int64_t n = p0 / (g->OH * g->OW), oh = p0 / g->OW % g->OH, wb = p0 % g->OW * g->sw - g->pw, sw = g->sw;
+    run->x = a->x + (n * g->C + a->c0) * g->H * g->W;
+    run->hb = oh * g->sh - g->ph;
+    for (int64_t kw = 0; kw < g->KW; ++kw) {
+        const int64_t col0 = wb + kw * g->dw;  /* the column of lane lane0 */
+        unsigned m = ((1u << cnt) - 1u) << lane0;
+        if (col0 < 0 || col0 + (cnt - 1) * sw >= g->W) {  /* some lanes in the padding */
+            m = 0;
+            for (int j = 0; j < cnt; ++j) m |= (unsigned)(col0 + j * sw >= 0 && col0 + j * sw < g->W) << (lane0 + j);
+        }
+        unsigned e = m;  /* lane j -> float 2j */
+        e = (e | (e << 4)) & 0x0F0Fu;
+        e = (e | (e << 2)) & 0x3333u;
+        e = (e | (e << 1)) & 0x5555u;
+        run->col[kw] = col0 - lane0 * sw;
+        run->lanes[kw] = (__mmask8)m;
+        run->even[kw] = (__mmask16)e;
+    }
+}
+#endif
+
+/* lep_conv_pack_a for an input stored channels-first, x[N, C, H, W], with A's columns in the order (c, kh, kw)
+ * (the weight packed that way). On AVX-512, with a width stride of 1 or 2, each column of a panel is one
+ * masked load per output row its pixels lie in (zeros where the window leaves the input, nothing read
+ * outside it); elsewhere the panel is packed pixel by pixel. */
+static void lep_conv_pack_a_cf(const void* ctx, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* Ap) {
+    const lep_conv_rows* a = (const lep_conv_rows*)ctx;
+    const lep_window* g = a->g;
+    const int64_t H = g->H, W = g->W, HW = H * W, KH = g->KH, KW = g->KW, k1 = k0 + kc;
+    const int64_t c_k0 = k0 / (KH * KW), kh_k0 = k0 / KW % KH, kw_k0 = k0 % KW;  /* column k0 */
+    for (int64_t i0 = m0; i0 < m1; i0 += LEP_GEMM_MR) {
+        const int mr = (int)(m1 - i0 < LEP_GEMM_MR ? m1 - i0 : LEP_GEMM_MR);
+#ifdef LEP_CONV_CF_LANES
+        if (g->sw <= 2 && KW <= LEP_CONV_CF_LANES) {
+            lep_conv_cf_run run[LEP_GEMM_MR];
+            int nrun = 0;
+            for (int j = 0; j < mr; ++nrun) {
+                const int64_t p = a->row0 + i0 + j, left = g->OW - p % g->OW;
+                const int cnt = left < mr - j ? (int)left : mr - j;
+                lep_conv_cf_run_at(run + nrun, a, p, j, cnt);
+                j += cnt;
+            }
+            const __m512i even = _mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0);
+            int64_t c = c_k0, kh = kh_k0, kw0 = kw_k0;
+            for (int64_t k = k0; k < k1; kw0 = 0, kh = kh + 1 == KH ? 0 : kh + 1, c += kh == 0) {
+                /* the columns [kw0, kw1) of kernel row (c, kh) */
+                const int64_t kw1 = KW < kw0 + (k1 - k) ? KW : kw0 + (k1 - k);
+                const float* row[LEP_GEMM_MR];  /* each run's input row, NULL outside the input */
+                for (int r = 0; r < nrun; ++r) {
+                    const int64_t h = run[r].hb + kh * g->dh;
+                    row[r] = h >= 0 && h < H ? run[r].x + c * HW + h * W : NULL;
+                }
+                if (nrun == 1 && mr == LEP_GEMM_MR && g->sw == 2) {  /* the common case: one row, stride 2 */
+                    float* dst = Ap + (k - k0) * LEP_GEMM_MR;
+                    if (!row[0]) {
+                        for (int64_t kw = kw0; kw < kw1; ++kw, dst += LEP_GEMM_MR) _mm256_storeu_ps(dst, _mm256_setzero_ps());
+                    } else {
+                        for (int64_t kw = kw0; kw < kw1; ++kw, dst += LEP_GEMM_MR) {
+                            const __m512 v = _mm512_maskz_loadu_ps(run[0].even[kw], row[0] + run[0].col[kw]);
+                            _mm256_storeu_ps(dst, _mm512_castps512_ps256(_mm512_permutexvar_ps(even, v)));
+                        }
+                    }
+                    k += kw1 - kw0;
+                    continue;
+                }
+                for (int64_t kw = kw0; kw < kw1; ++kw, ++k) {
+                    __m256 col = _mm256_setzero_ps();
+                    for (int r = 0; r < nrun; ++r) {
+                        if (!row[r]) continue;
+                        const float* src = row[r] + run[r].col[kw];
+                        if (g->sw == 1) {
+                            col = _mm256_mask_loadu_ps(col, run[r].lanes[kw], src);
+                        } else {
+                            const __m512 v = _mm512_maskz_loadu_ps(run[r].even[kw], src);
+                            col = _mm256_or_ps(col, _mm512_castps512_ps256(_mm512_permutexvar_ps(even, v)));
+                        }
+                    }
+                    _mm256_mask_storeu_ps(Ap + (k - k0) * mr, (__mmask8)((1u << mr) - 1u), col);
+                }
+            }
+            Ap += mr * kc;
+            continue;
+        }
+#endif
+        for (int i = 0; i < mr; ++i) {
+            int64_t hb, wb;
+            const float* xi;
+            lep_conv_window_at(a, a->row0 + i0 + i, &hb, &wb, &xi);
+            xi += a->c0 * (HW - 1);  /* the group's first channel plane (lep_conv_window_at counts channels last) */
+            int64_t ci = c_k0, khi = kh_k0, kwi = kw_k0;
+            for (int64_t k = k0; k < k1; ++k) {
+                const int64_t h = hb + khi * g->dh, w = wb + kwi * g->dw;
+                Ap[(k - k0) * mr + i] = h >= 0 && h < H && w >= 0 && w < W ? xi[ci * HW + h * W + w] : 0.0f;
+                if (++kwi == KW) {
+                    kwi = 0;
+                    if (++khi == KH) khi = 0, ++ci;
+                }
+            }
+        }
+        Ap += mr * kc;
+    }
+}
+
 /* Per-thread buffer of lep_conv_view_a: the runs of rows that touch the padding, copied with their zeros, and
  * after them a run of zeros, for rows whose kernel row lies outside the input. */
 static __thread float* lep_conv_vbuf;

@@ -15,7 +15,13 @@ Input x[N, H, W, C], output y[N, OH, OW, O], weight w[KH, KW, C / group, O]
   touch the padding are copied with their zeros), or, when the runs are not
   contiguous (groups, dilation), pack A from x (implicit im2col,
   lep_conv_pack_a); with many pixels each task takes a block of them, so that
-  its part of A stays in cache;
+  its part of A stays in cache. A conv over few input channels (an image)
+  reads its input channels-first, through the transpose into channels-last
+  that the fusion plan lets it absorb (`reads_channels_first`): the
+  transpose is never computed, and A is packed straight from the NCHW input
+  (lep_conv_pack_a_cf), its K ordered (channel, kernel row, kernel column) so
+  that 8 neighbouring output pixels read 8 evenly spaced floats of one input
+  row;
 - pooling loops over output pixels with the channels innermost (vectorized).
 """
 from __future__ import annotations
@@ -29,12 +35,15 @@ from .. import window_2d
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
+from ...ir.ops.nn import channels_last_perm
 from .cexpr import UnsupportedError, ctype, literal
 from .kernels import KernelContext
 from .matmul import GEMM_NR, aligned_empty, pack_b
 
 CONV_SOURCE = Path(__file__).with_name("conv.c").read_text()
 CONV_PACKED = "^C"      # suffix (then the group count) of a conv weight packed for lep_gemm_packed
+CHANNELS_FIRST = "f"    # after the group count: packed in K order (channel, kernel...), for a channels-first input
+CHANNELS_FIRST_MAX = 4  # input channels up to which a conv reads its input channels-first
 BLOCK_ROWS = 256        # output pixels of one task, when a conv splits its pixels over the threads
 BLOCKED_MIN_ROWS = 512  # pixels per thread from which it does, rather than the GEMM splitting its threads
 
@@ -93,18 +102,51 @@ def fused_clamp(ctx: KernelContext, node: Node) -> tuple[float, float, Value] | 
     return (lo, hi, v) if ctx.fused and lo <= hi else None
 
 
+def _gemm_conv_with_weight(graph: Graph, node: Node) -> bool:
+    """A conv computed as a GEMM whose weight is a constant (packed at compile time)."""
+    return not is_depthwise(node) and node.outputs[0].dtype is DType.f32 and graph.constant_of(node.inputs[1]) is not None
+
+
+def reads_channels_first(t: Node) -> bool:
+    """A transpose into channels-last of few channels (at most CHANNELS_FIRST_MAX: an image) that every user, a
+    GEMM conv with a constant weight, reads as its input in place instead (the plan absorbs the transpose)."""
+    if t.op != "transpose" or t.graph is None or t.inputs[0].type.rank < 3 or not t.output.uses:
+        return False
+    x = t.inputs[0]
+    channels = x.shape[1]
+    if tuple(t.attrs["perm"]) != channels_last_perm(x.type.rank) or not isinstance(channels, int) \
+            or channels > CHANNELS_FIRST_MAX or x.dtype is not DType.f32 or any(o is t.output for o in t.graph.outputs):
+        return False
+    return all(u.op == "conv" and i == 0 and u.attrs["channels_last"] and _gemm_conv_with_weight(t.graph, u)
+               for u, i in t.output.uses)
+
+
+def _channels_first_input(node: Node) -> Value | None:
+    """The channels-first value a conv reads in place of its input (reads_channels_first), else None."""
+    t = node.inputs[0].producer
+    return t.inputs[0] if t is not None and reads_channels_first(t) else None
+
+
 def conv_weight_layout(graph: Graph, node: Node) -> list[tuple[Value, str]]:
-    """The weight of a GEMM conv, stored packed (name + CONV_PACKED + group in meta["weights"]) when it is a
-    constant; a computed weight is packed at run time."""
-    w = node.inputs[1]
-    if is_depthwise(node) or node.outputs[0].dtype is not DType.f32 or graph.constant_of(w) is None:
+    """The weight of a GEMM conv, stored packed (name + CONV_PACKED + group [+ CHANNELS_FIRST] in
+    meta["weights"]) when it is a constant; a computed weight is packed at run time."""
+    if not _gemm_conv_with_weight(graph, node):
         return []
-    return [(w, f"{CONV_PACKED}{node.attrs['group']}")]
+    order = CHANNELS_FIRST if _channels_first_input(node) is not None else ""
+    return [(node.inputs[1], f"{CONV_PACKED}{node.attrs['group']}{order}")]
+
+
+def laid_out_conv_weight(w: np.ndarray, layout: str) -> np.ndarray:
+    """A channels-last weight packed as conv_weight_layout's suffix (after CONV_PACKED) says."""
+    if layout.endswith(CHANNELS_FIRST):
+        return pack_conv_weight(np.moveaxis(w, -2, 0), int(layout[:-len(CHANNELS_FIRST)]))
+    return pack_conv_weight(w, int(layout))
 
 
 def pack_conv_weight(w: np.ndarray, group: int) -> np.ndarray:
-    """A channels-last weight [kernel..., C / group, O] as lep_gemm_packed's B for each group: [K, O / group]
-    matrices packed one after the other (pack_b's layout; each starts 64-byte aligned)."""
+    """A weight [..., O] whose leading dims are K's (channels-last: [kernel..., C / group, O]) as
+    lep_gemm_packed's B for each group: [K, O / group] matrices packed one after the other (pack_b's layout;
+    each starts 64-byte aligned)."""
     out_channels = w.shape[-1]
     b = np.asarray(w, np.float32).reshape(-1, out_channels)
     og = out_channels // group
@@ -115,6 +157,7 @@ def pack_conv_weight(w: np.ndarray, group: int) -> np.ndarray:
 
 
 def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
+    """A conv kernel: depthwise directly, any other as a GEMM per group (see the module docstring)."""
     _require_channels_last(ctx, node)
     x, w = node.inputs[0], node.inputs[1]
     out = node.outputs[0]
@@ -127,7 +170,8 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
     lines, (sh, sw), pads = _window(ctx, node, x, out, kernel)
     bias = ctx.ptr(node.inputs[2]) if len(node.inputs) > 2 else "NULL"
     clamp = fused_clamp(ctx, node)
-    xp = ctx.ptr(x)
+    channels_first = _channels_first_input(node)
+    xp = ctx.ptr(x if channels_first is None else channels_first)
     if clamp is None:
         ep, ep_ctx = ctx.tile_epilogue().split(", ")
         yp, clamp_p = ctx.ptr(out), "NULL"
@@ -156,13 +200,16 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
         lines += ["float* bp = scratch;",
                   "for (int64_t gi = 0; gi < G; ++gi)",
                   f"  lep_pack_b(K, OG, {ctx.ptr(w)} + gi * OG, O, bp + gi * lep_packed_size(K, OG));"]
-    pointwise = kernel == (1, 1) and (sh, sw) == (1, 1) and not any(pads)
+    pointwise = kernel == (1, 1) and (sh, sw) == (1, 1) and not any(pads) and channels_first is None
     bias_g = f"{bias} + gi * OG" if bias != "NULL" else "NULL"
 
     def gemm(indent: str, rows: str, row0: str) -> list[str]:
         """The GEMM of group gi for output rows [row0, row0 + rows), A read in place where it can be."""
         if pointwise:  # x itself is A
             a = f"const lep_a_rows a = {{{xp} + {row0} * C + gi * CG, C, NULL, lep_view_matrix, NULL}};"
+        elif channels_first is not None:  # packed from the channels-first input
+            a = (f"const lep_conv_rows rows = {{{xp}, &win, gi * CG, CG, {row0}}}; "
+                 "const lep_a_rows a = {NULL, 0, lep_conv_pack_a_cf, NULL, &rows};")
         else:
             a = (f"const lep_conv_rows rows = {{{xp}, &win, gi * CG, CG, {row0}}}; "
                  "const lep_a_rows a = {NULL, 0, lep_conv_pack_a, lep_conv_view_a, &rows};")

@@ -23,7 +23,7 @@ from .. import graph_symbols
 from ...passes.fusion import FusionPlan, Kernel, memory_operands, plan_fusion, view_root
 from .cexpr import UnsupportedError, cnumel, ctype, symbol_var
 from .attention import ATTENTION_SOURCE, emit_attention
-from .conv import CONV_EMITTERS, CONV_SOURCE, conv_weight_layout, emit_conv, uses_conv
+from .conv import CONV_EMITTERS, CONV_SOURCE, conv_weight_layout, emit_conv, reads_channels_first, uses_conv
 from .kernels import EMITTERS, KernelContext
 from .loops import LoopEmitter, epilogue_args, epilogue_function
 from .matmul import GEMM_SOURCE, PACKED, TRANSPOSED, emit_matmul, packed_weight, stored_transposed, uses_gemm
@@ -57,7 +57,7 @@ def generate(graph: Graph) -> CpuProgram:
 class _Generator:
     def __init__(self, graph: Graph):
         self.graph = graph
-        self.plan = plan_fusion(graph)
+        self.plan = plan_fusion(graph, reads_channels_first)
         self.kernel_index: dict[int, int] = {}
         for i, k in enumerate(self.plan.kernels):
             for n in k.nodes + k.absorbed:
