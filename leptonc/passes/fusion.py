@@ -7,7 +7,7 @@ A kernel is one of
   - a matmul or conv kernel (quantized and sparse matmuls too), with an epilogue of
     elementwise ops over its output (bias, activation, residual add); a
     matmul also absorbs transposes of its operands that BLAS can read as
-    strides;
+    strides (and any anchor those a target reads in place: `reads_through`);
   - an attention kernel: a scores matmul (with its epilogue: scale, mask), the
     softmax over its rows and the matmul of the probabilities with the values,
     as one kernel that keeps scores and probabilities out of memory (the
