@@ -25,8 +25,8 @@ _HEADER = """\
 #   .venv/bin/python benchmarks/onnx_backend_leptonc.py --node --write-failures tests/frontends/onnx_node_failures.txt
 # Measured: leptonc passes {passed} of {total}; ONNX Runtime {ort_version} passes {ort} in the same harness
 # (benchmarks/onnx_backend_ort.py --node). Excluded by design: sequence/optional-typed cases, string
-# tensors, float8/float4/int2/uint2/uint4/float8e8m0 tensors (no IR dtype), training ops
-# (ai.onnx.preview.training), random ops whose outputs cannot match (bernoulli, training dropout).
+# tensors (no IR dtype), training ops (ai.onnx.preview.training), random ops whose outputs cannot
+# match (bernoulli, training dropout).
 """
 
 

@@ -6,6 +6,7 @@ import re
 from typing import Callable
 
 from ..ir import dims as D
+from ..ir.dtypes import DType
 from ..ir.graph import Graph
 
 
@@ -17,6 +18,26 @@ def graph_symbols(graph: Graph) -> list[str]:
             if isinstance(d, str) and d != D.UNKNOWN:
                 syms |= D.symbols(d)
     return sorted(syms)
+
+
+def check_dtypes(graph: Graph, target: str, supported, error: type[Exception]) -> None:
+    """Raise `error` (the target's UnsupportedError) for the first value whose dtype the target does not
+    compute with: a graph input, an operand or result of a node (named by its label, which shows the op),
+    or a graph output.
+    Targets call it before generating anything, so no lowering meets a dtype it has no mapping for."""
+    def check(v, what: str):
+        if v.dtype not in supported:
+            raise error(f"{what}: dtype {v.dtype} is not supported by the {target} target "
+                        f"(supported: {', '.join(d.value for d in DType if d in supported)})")
+
+    for v in graph.inputs:
+        check(v, f"graph input %{v.name}")
+    for node in graph.nodes:
+        if node.op != "const":  # a constant is named where an op reads it
+            for v in node.inputs + node.outputs:
+                check(v, node.label)
+    for v in graph.outputs:
+        check(v, f"graph output %{v.name}")
 
 
 def symbol_var(name: str) -> str:

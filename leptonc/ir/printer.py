@@ -50,6 +50,15 @@ def format_attr(v) -> str:
     return format_scalar(v)
 
 
+def _plain(arr: np.ndarray) -> np.ndarray:
+    """The values of an ml_dtypes narrow type in the numpy type that prints them: the narrow floats
+    (exact in f32) as f32, the sub-byte integers as i64."""
+    dtype = DType.from_numpy(arr.dtype)
+    if dtype.bits >= 16 or dtype in (DType.i8, DType.u8, DType.bool):
+        return arr
+    return arr.astype(np.float32 if dtype.is_float else np.int64)
+
+
 def _format_node(node: Node, graph: Graph, inline_limit: int) -> str:
     from .registry import REQUIRED, get_op
 
@@ -59,8 +68,8 @@ def _format_node(node: Node, graph: Graph, inline_limit: int) -> str:
         cname = node.attrs["name"]
         arr = graph.constants.get(cname)
         literal = ""
-        if arr is not None and arr.size <= inline_limit and arr.dtype != DType.i4.numpy:
-            literal = " [" + ", ".join(format_scalar(x) for x in arr.reshape(-1)) + "]"
+        if arr is not None and arr.size <= inline_limit:
+            literal = " [" + ", ".join(format_scalar(x) for x in _plain(arr).reshape(-1)) + "]"
         return f"{lhs} = const @{cname}{literal} : {types}"
     opdef = get_op(node.op)
     shown = {k: v for k, v in node.attrs.items()

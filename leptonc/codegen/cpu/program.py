@@ -19,9 +19,9 @@ from pathlib import Path
 
 from ...ir import dims as D
 from ...ir.graph import Graph, Node, Value
-from .. import graph_symbols
+from .. import check_dtypes, graph_symbols
 from ...passes.fusion import FusionPlan, Kernel, memory_operands, plan_fusion, view_root
-from .cexpr import UnsupportedError, cnumel, ctype, symbol_var
+from .cexpr import C_TYPES, UnsupportedError, cnumel, ctype, symbol_var
 from .attention import ATTENTION_SOURCE, emit_attention
 from .conv import CONV_EMITTERS, CONV_SOURCE, conv_weight_layout, emit_conv, reads_channels_first, uses_conv
 from .kernels import EMITTERS, KernelContext
@@ -51,6 +51,7 @@ class CpuProgram:
 
 def generate(graph: Graph) -> CpuProgram:
     """The C source and runtime metadata for a graph that the `fuse` pass has prepared."""
+    check_dtypes(graph, "cpu", C_TYPES, UnsupportedError)
     return _Generator(graph).run()
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from ...ir.errors import IRError, LeptoncError
 from ...ir.graph import Graph, Node
 from ...ir.types import TensorType
-from .builder import Builder, Val, tensor_type
+from .. import check_dtypes
+from .builder import ELEMENT_TYPE, Builder, Val, tensor_type
 from .rules import rule_for
 from .specialize import Specialization, resolved_attrs, specialize
 
@@ -32,6 +33,7 @@ class EmittedModule:
 
 def emit(graph: Graph, bindings: dict[str, int] | None = None, inline_weights: bool = False) -> EmittedModule:
     """Write `graph` as a StableHLO module for the sizes in `bindings` (symbol -> int)."""
+    check_dtypes(graph, "stablehlo", ELEMENT_TYPE, LeptoncError)
     spec = specialize(graph, bindings or {})
     types = spec.types
     b = Builder()

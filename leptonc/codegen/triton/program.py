@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 
 from ...ir import dims as D
 from ...ir.graph import Graph, Node, Value
-from .. import graph_symbols
+from .. import check_dtypes, graph_symbols
 from ...passes.fusion import FusionPlan, Kernel, memory_operands, plan_fusion, view_root
 from .attention import emit_attention
 from .kernels import KernelContext, emit_kernel, kernel_header, kernel_source
 from .prelude import PRELUDE
+from .texpr import TL_TYPES, UnsupportedError
 
 
 @dataclass
@@ -44,6 +45,7 @@ class TritonProgram:
 
 def generate(graph: Graph) -> TritonProgram:
     """The Triton module and launch plan for a graph that the `fuse` pass has prepared."""
+    check_dtypes(graph, "triton", TL_TYPES, UnsupportedError)
     return _Generator(graph).run()
 
 

@@ -43,7 +43,10 @@ def _elem_types():
 
     return {T.FLOAT: DType.f32, T.FLOAT16: DType.f16, T.BFLOAT16: DType.bf16, T.DOUBLE: DType.f64,
             T.INT64: DType.i64, T.INT32: DType.i32, T.INT16: DType.i16, T.INT8: DType.i8, T.UINT8: DType.u8,
-            T.UINT16: DType.u16, T.UINT32: DType.u32, T.UINT64: DType.u64, T.INT4: DType.i4, T.BOOL: DType.bool}
+            T.UINT16: DType.u16, T.UINT32: DType.u32, T.UINT64: DType.u64, T.INT4: DType.i4, T.UINT4: DType.u4,
+            T.INT2: DType.i2, T.UINT2: DType.u2, T.BOOL: DType.bool,
+            T.FLOAT8E4M3FN: DType.f8e4m3fn, T.FLOAT8E4M3FNUZ: DType.f8e4m3fnuz, T.FLOAT8E5M2: DType.f8e5m2,
+            T.FLOAT8E5M2FNUZ: DType.f8e5m2fnuz, T.FLOAT8E8M0: DType.f8e8m0fnu, T.FLOAT4E2M1: DType.f4e2m1fn}
 
 
 _ELEM = None
@@ -480,8 +483,9 @@ class Importer:
     def scalar(self, value, dtype: DType, shape=()) -> Value:
         return self.const(np.full(shape, value, dtype=dtype.numpy))
 
-    def cast(self, v: Value, dtype: DType) -> Value:
-        return v if v.dtype is dtype else self.op("cast", v, dtype=dtype)
+    def cast(self, v: Value, dtype: DType, **attrs) -> Value:
+        """v converted to dtype (attrs: the cast op's saturate and round)."""
+        return v if v.dtype is dtype else self.op("cast", v, dtype=dtype, **attrs)
 
     def reshape(self, v: Value, shape) -> Value:
         """Reshape to explicit dims (ints or symbols); a target with "?" goes through reshape_dynamic."""

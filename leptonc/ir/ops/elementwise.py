@@ -1,6 +1,7 @@
 """Elementwise ops: unary math, binary arithmetic and comparison (numpy broadcasting), where, cast."""
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from ..dtypes import DType
@@ -158,14 +159,64 @@ define_op("where", arity=3, infer=_where_infer, traits=ELEMENTWISE)(
     lambda c, a, b: np.where(c, a, b).astype(a.dtype, copy=False))
 
 
-@define_op("cast", infer=lambda t, dtype: t.with_dtype(dtype), traits=ELEMENTWISE, attrs={"dtype": "dtype"})
-def cast(x, dtype):
-    """Convert to another dtype (floats to ints truncate toward zero; NaN to bool is true)."""
+ROUND_MODES = ("nearest", "up", "down")
+
+
+def _cast_infer(t: TensorType, dtype: DType, saturate: bool, round: str) -> TensorType:
+    require(not saturate or dtype.is_float8,
+            f"cast: saturate applies to the 8-bit float types, not to {dtype}")
+    require(round in ROUND_MODES, f"cast: round must be one of {', '.join(ROUND_MODES)}, got {round!r}")
+    require(round == "nearest" or dtype is DType.f8e8m0fnu,
+            f"cast: round = {round!r} applies to f8e8m0fnu only, not to {dtype}")
+    return t.with_dtype(dtype)
+
+
+@define_op("cast", infer=_cast_infer, traits=ELEMENTWISE,
+           attrs={"dtype": "dtype", "saturate": ("bool", False), "round": ("str", "nearest")})
+def cast(x, dtype, saturate, round):
+    """Convert to another dtype: floats to ints truncate toward zero, NaN to bool is true; to a narrower
+    float, round to nearest even, with out-of-range values becoming inf or NaN as the type allows
+    (f4e2m1fn, which has neither, saturates). `saturate` (8-bit floats) clamps them, infinities
+    included, to the largest finite value instead. To f8e8m0fnu (powers of two), `round` picks the
+    power: nearest (ties up), up or down, from |x|; out of range (and 0) is NaN unless `saturate`,
+    which clamps to 2^-127 .. 2^127 (inf to 2^127)."""
+    if DType.from_numpy(x.dtype).bits < 16 and DType.from_numpy(x.dtype).is_float:
+        x = x.astype(np.float32)  # exact: every narrow float is an f32
+    if dtype is DType.f8e8m0fnu:
+        return to_f8e8m0(x, saturate, round)
     target = dtype.numpy
+    if saturate:
+        info = ml_dtypes.finfo(target)
+        x = np.clip(x, float(info.min), float(info.max))  # NaN stays NaN
     if x.dtype.kind == "f" and target.kind in "iu":
         with np.errstate(invalid="ignore"):
             return np.trunc(x.astype(np.float64)).astype(target)
     if x.dtype.kind not in "iub" and target == np.bool_:
         return x.astype(np.float64) != 0
-    return x.astype(target)
+    with np.errstate(over="ignore", invalid="ignore"):  # out of range is inf or NaN, as documented
+        return x.astype(target)
+
+
+def to_f8e8m0(x: np.ndarray, saturate: bool, round: str) -> np.ndarray:
+    """|x| as a power of two 2^e, e in [-127, 127] (f8e8m0fnu), rounding the exponent as `round` says:
+    down: the largest 2^e <= |x|; up: the smallest 2^e >= |x|; nearest: the nearer of the two, ties
+    (|x| = 1.5 * 2^e) up. NaN is NaN; 0, inf and exponents out of range are NaN, or with `saturate`
+    the nearest end of the range (0 -> 2^-127, inf -> 2^127)."""
+    a = np.abs(np.asarray(x, dtype=np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac, exp = np.frexp(a)  # a = frac * 2^exp, frac in [0.5, 1)
+    e = exp.astype(np.int64) - 1
+    m = 2 * frac  # a = m * 2^e, m in [1, 2)
+    if round == "up":
+        e = e + (m > 1)
+    elif round == "nearest":
+        e = e + (m >= 1.5)
+    finite = np.isfinite(a) & (a > 0)
+    if saturate:
+        e = np.where(np.isinf(a), 127, np.where(a == 0, -127, np.clip(e, -127, 127)))
+        bad = np.isnan(a)
+    else:
+        bad = ~finite | (e < -127) | (e > 127)
+    code = np.where(bad, 0xFF, np.clip(e, -127, 127) + 127).astype(np.uint8)
+    return code.view(ml_dtypes.float8_e8m0fnu)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import DType
 from ..registry import PURE, define_op
 from ..types import TensorType
 from .infer import norm_axes, require
@@ -41,7 +40,7 @@ def unsqueeze(x, axes):
 
 
 def _bitcast_infer(t: TensorType, dtype) -> TensorType:
-    require(dtype.itemsize == t.dtype.itemsize and dtype is not DType.i4 and t.dtype is not DType.i4,
+    require(dtype.itemsize == t.dtype.itemsize and not dtype.is_packed and not t.dtype.is_packed,
             f"bitcast needs dtypes of one width, got {t.dtype} and {dtype}")
     return t.with_dtype(dtype)
 

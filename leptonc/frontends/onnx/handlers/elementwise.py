@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ....ir.dtypes import DType
 from ..importer import dtype_of
 from ..registry import onnx_op
 from .common import norm_axis, unsupported
@@ -66,14 +67,25 @@ def where(cx):
     return cx.b.op("where", cx.x(0), cx.x(1), cx.x(2))
 
 
+def onnx_cast(cx, x, to: DType):
+    """x converted to `to` as ONNX Cast does: to an 8-bit float the node's `saturate` (default 1) says
+    whether out-of-range values clamp; to float8e8m0 its `round_mode` (default "up") rounds."""
+    attrs = {}
+    if to.is_float8:
+        attrs["saturate"] = bool(cx.a("saturate", 1))
+    if to is DType.f8e8m0fnu:
+        attrs["round"] = cx.a("round_mode", "up")
+    return cx.b.cast(x, to, **attrs)
+
+
 @onnx_op("Cast")
 def cast(cx):
-    return cx.b.cast(cx.x(0), dtype_of(cx.a("to"), "Cast to "))
+    return onnx_cast(cx, cx.x(0), dtype_of(cx.a("to"), "Cast to "))
 
 
 @onnx_op("CastLike")
 def cast_like(cx):
-    return cx.b.cast(cx.x(0), cx.x(1).dtype)
+    return onnx_cast(cx, cx.x(0), cx.x(1).dtype)
 
 
 @onnx_op("Identity")

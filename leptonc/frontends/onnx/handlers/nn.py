@@ -9,6 +9,7 @@ from ....ir.dtypes import DType
 from ..importer import dtype_of
 from ..registry import onnx_op
 from .common import norm_axis, unsupported
+from .elementwise import onnx_cast
 
 Q = D.UNKNOWN
 
@@ -315,6 +316,9 @@ def _saturate(b, y, dtype: DType):
 
 @onnx_op("QuantizeLinear")
 def quantize_linear(cx):
+    """y = saturate(round(x / y_scale) + y_zero_point) in an integer type (round half to even, clamp to
+    the type's range); in a float type (8-bit floats, float4e2m1) y = cast(x / y_scale + y_zero_point),
+    which rounds to nearest even and clamps out-of-range values as the node's `saturate` says."""
     b, x, scale, zp = cx.b, cx.x(0), cx.x(1), cx.x(2)
     axis, block = cx.a("axis", 1), cx.a("block_size", 0)
     if zp is not None:
@@ -323,13 +327,17 @@ def quantize_linear(cx):
         out = dtype_of(cx.a("output_dtype"), "QuantizeLinear output ")
     else:
         out = DType.u8
-    if not out.is_int:
+    if out is DType.bool:
         unsupported(cx, f"quantizing to {out}")
     work = DType.f64 if x.dtype is DType.f64 else DType.f32
     s = b.cast(_q_param(b, scale, x, axis, block), work)
-    y = b.op("round", b.op("div", b.cast(x, work), s))
+    y = b.op("div", b.cast(x, work), s)
+    if out.is_int:
+        y = b.op("round", y)
     if zp is not None:
         y = b.op("add", y, b.cast(_q_param(b, zp, x, axis, block), work))
+    if out.is_float:
+        return onnx_cast(cx, y, out)
     return b.cast(_saturate(b, y, out), out)
 
 
