@@ -49,3 +49,17 @@ def test_graph_input_of_an_unsupported_dtype_is_named(target, request):
     with pytest.raises(LeptoncError, match=rf"graph input %codes: dtype f8e4m3fn is not supported by the {target} "
                                            "target"):
         leptonc.compile(g, (np.ones(3, DType.f8e4m3fn.numpy),), target=target, quiet=True, cache=False)
+
+
+@pytest.mark.parametrize("target", ["cpu", "stablehlo"])
+def test_weights_stored_in_a_narrow_type_fold_and_compile(target, request):
+    """A float8 weight cast up to f32 is a constant after folding: the model compiles and matches."""
+    _available(target, request)
+    rng = np.random.default_rng(0)
+    g = Graph("f8_weights")
+    x = g.add_input("x", TensorType(DType.f32, (2, 8)))
+    w = g.add_constant(rng.standard_normal((8, 4)).astype(DType.f8e4m3fn.numpy), "w")
+    g.set_outputs([g.add("matmul", x, g.add("cast", w, dtype=DType.f32))])
+    xv = rng.standard_normal((2, 8)).astype(np.float32)
+    got = leptonc.compile(g, (xv,), target=target, quiet=True, cache=False)(xv)  # one output: an array
+    np.testing.assert_allclose(got, leptonc.run_reference(g, xv)[0], rtol=1e-5, atol=1e-5)
