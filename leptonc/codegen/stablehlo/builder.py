@@ -21,7 +21,14 @@ ELEMENT_TYPE = {
     DType.f32: "f32", DType.f16: "f16", DType.bf16: "bf16", DType.f64: "f64",
     DType.i64: "i64", DType.i32: "i32", DType.i16: "i16", DType.i8: "i8", DType.i4: "i4",
     DType.u8: "ui8", DType.u16: "ui16", DType.u32: "ui32", DType.u64: "ui64", DType.bool: "i1",
+    DType.f8e4m3fn: "f8E4M3FN", DType.f8e4m3fnuz: "f8E4M3FNUZ", DType.f8e5m2: "f8E5M2",
+    DType.f8e5m2fnuz: "f8E5M2FNUZ", DType.f8e8m0fnu: "f8E8M0FNU", DType.f4e2m1fn: "f4E2M1FN",
+    DType.u4: "ui4", DType.i2: "i2", DType.u2: "ui2",
 }
+# Types that values are stored and moved in, but not computed in: only `cast` and the view ops
+# (reshape, transpose, slice, ...) take them (emit.py checks).
+STORAGE_ONLY = frozenset({DType.f8e4m3fn, DType.f8e4m3fnuz, DType.f8e5m2, DType.f8e5m2fnuz, DType.f8e8m0fnu,
+                          DType.f4e2m1fn, DType.u4, DType.i2, DType.u2})
 
 
 def tensor_type(t: TensorType) -> str:
@@ -129,9 +136,11 @@ class Builder:
         """A tensor literal with the array's exact bits (hex), in the array's dtype or `dtype`."""
         array = np.asarray(array)
         dtype = dtype or DType.from_numpy(array.dtype)
-        if dtype in (DType.bool, DType.i4):
-            # stored as bytes, converted in the module: exact, and no sub-byte literal layout to rely on
-            wide = self.constant(array.astype(np.int8), DType.i8)
+        if dtype is DType.bool or dtype.is_packed:
+            # stored as bytes (f32 for f4e2m1fn), converted in the module: exact, and no sub-byte literal
+            # layout to rely on
+            wide_dtype = DType.f32 if dtype.is_float else DType.i8
+            wide = self.constant(array.astype(wide_dtype.numpy), wide_dtype)
             return self.convert(wide, dtype) if dtype is not DType.bool else \
                 self.compare(wide, self.full(0, wide.type), "NE")
         array = np.asarray(array, dtype=dtype.numpy, order="C")  # (ascontiguousarray would make 0-d 1-d)

@@ -5,9 +5,11 @@ since StableHLO elementwise ops take operands of one shape.
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from ...ir.dtypes import DType
+from ...ir.errors import LeptoncError
 from .builder import Builder, Val
 from .rules import lowers
 
@@ -129,7 +131,20 @@ def where(b: Builder, node, args, out, attrs):
 
 @lowers("cast")
 def cast(b: Builder, node, args, out, attrs):
+    """XLA's convert, which rounds to nearest even and turns out-of-range values into inf or NaN as the
+    IR's cast does; a narrow float widens to f32 first (exact), and `saturate` clamps to the largest
+    finite value first (in f32 for an integer source: exact over the 8-bit floats' range)."""
     x, target = args[0], attrs["dtype"]
+    if target is DType.f8e8m0fnu:  # XLA's power-of-two rounding differs at the ends of the range
+        raise LeptoncError(f"stablehlo: {node.label}: a cast to f8e8m0fnu is not supported by the stablehlo "
+                           "target (casts from it are)")
+    if x.dtype.is_float and x.dtype.bits < 16:
+        x = b.convert(x, DType.f32)
+    if attrs["saturate"]:
+        if not x.dtype.is_float:
+            x = b.convert(x, DType.f32)
+        m = float(ml_dtypes.finfo(target.numpy).max)
+        x = b.binary("minimum", b.binary("maximum", x, b.full(-m, x.type)), b.full(m, x.type))
     if target is DType.bool and x.dtype is not DType.bool:
         return b.compare(x, b.full(0, x.type), "NE")  # NaN != 0, so NaN casts to true
     return b.convert(x, target)

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from ...ir.errors import IRError, LeptoncError
 from ...ir.graph import Graph, Node
+from ...ir.registry import get_op
 from ...ir.types import TensorType
 from .. import check_dtypes
-from .builder import ELEMENT_TYPE, Builder, Val, tensor_type
+from .builder import ELEMENT_TYPE, STORAGE_ONLY, Builder, Val, tensor_type
 from .rules import rule_for
 from .specialize import Specialization, resolved_attrs, specialize
 
@@ -48,6 +49,7 @@ def emit(graph: Graph, bindings: dict[str, int] | None = None, inline_weights: b
             w = _weight(b, graph, node, spec, weights, inline_weights, args)
             env[id(node.output)] = dataclasses.replace(w, known=spec.known.get(id(node.output)))
             continue
+        _check_storage_only(node)
         outs = [types[id(v)] for v in node.outputs]
         attrs = resolved_attrs(node, spec.bindings)
         try:
@@ -75,6 +77,16 @@ def emit(graph: Graph, bindings: dict[str, int] | None = None, inline_weights: b
         ""])
     return EmittedModule(text, tuple(v.name for v in graph.inputs), () if inline_weights else tuple(weights),
                          tuple(types[id(v)] for v in graph.inputs), tuple(v.type for v in rets))
+
+
+def _check_storage_only(node: Node) -> None:
+    """The narrow types (builder.STORAGE_ONLY) reach only cast and the view ops."""
+    if node.op == "cast" or get_op(node.op).has("view"):
+        return
+    for v in node.inputs + node.outputs:
+        if v.dtype in STORAGE_ONLY:
+            raise LeptoncError(f"{node.label}: dtype {v.dtype} is not supported by the stablehlo target in op "
+                               f"'{node.op}' (it converts and moves {v.dtype} values: cast and the view ops)")
 
 
 def emit_module(graph: Graph, inline_weights: bool = False, bindings: dict[str, int] | None = None) -> str:

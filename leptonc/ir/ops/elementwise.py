@@ -179,9 +179,14 @@ def cast(x, dtype, saturate, round):
     (f4e2m1fn, which has neither, saturates). `saturate` (8-bit floats) clamps them, infinities
     included, to the largest finite value instead. To f8e8m0fnu (powers of two), `round` picks the
     power: nearest (ties up), up or down, from |x|; out of range (and 0) is NaN unless `saturate`,
-    which clamps to 2^-127 .. 2^127 (inf to 2^127)."""
-    if DType.from_numpy(x.dtype).bits < 16 and DType.from_numpy(x.dtype).is_float:
+    which clamps to 2^-127 .. 2^127 (inf to 2^127). A cast to the operand's own dtype is the identity."""
+    source = DType.from_numpy(x.dtype)
+    if source is dtype:
+        return x
+    if source.is_float and source.bits < 16:
         x = x.astype(np.float32)  # exact: every narrow float is an f32
+    elif source.is_packed:
+        x = x.astype(np.int64)  # exact (and ml_dtypes converts between its sub-byte ints only through it)
     if dtype is DType.f8e8m0fnu:
         return to_f8e8m0(x, saturate, round)
     target = dtype.numpy
