@@ -298,6 +298,86 @@ static void lep_conv_epilogue(const void* ctx, float* C, int64_t ldc, int64_t i0
     t->ep(t->ctx, C - t->row0 * ldc - t->col0, ldc, i0 + t->row0, i1 + t->row0, j0 + t->col0, j1 + t->col0);
 }
 
+#if defined(__AVX512F__) && LEP_GEMM_MR == 8
+/* A tile of LEP_GEMM_MR = 8 output pixels of one output row by a panel of 32 columns (nv vectors of 16) from a
+ * channels-first input read in place, as a direct convolution does: pixel i's tap (c, kh, kw) at
+ * x[c * HW + kh * dh * W + i * SW + kw], every one inside the input (x: the first pixel's window at its first
+ * kernel row inside, kh0; rows [kh0, kh1) inside), B the panel (lep_conv_pack_a_cf's column order). */
+static inline __attribute__((always_inline)) void lep_conv_cf_tile(
+        const int SW, const int nv, const float* x, const lep_window* g, int64_t CG, int64_t kh0, int64_t kh1,
+        const float* b, float* c, int64_t ldc, int64_t ncols, const float* bias, const float* clamp) {
+    const int64_t HW = g->H * g->W, KH = g->KH, KW = g->KW, rstep = g->dh * g->W;
+    __m512 c0[8], c1[8];
+    for (int i = 0; i < 8; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int64_t ch = 0; ch < CG; ++ch)
+        for (int64_t kh = kh0; kh < kh1; ++kh) {
+            const float* xr = x + ch * HW + (kh - kh0) * rstep;
+            const float* bk = b + (ch * KH + kh) * KW * LEP_GEMM_NR;
+            for (int64_t kw = 0; kw < KW; ++kw, bk += LEP_GEMM_NR, ++xr) {
+                const __m512 b0 = _mm512_loadu_ps(bk), b1 = nv > 1 ? _mm512_loadu_ps(bk + 16) : b0;
+                #pragma GCC unroll 8
+                for (int i = 0; i < 8; ++i) {
+                    const __m512 ai = _mm512_set1_ps(xr[i * SW]);
+                    c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+                    if (nv > 1) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+                }
+            }
+        }
+    lep_ukr_store(8, c0, c1, c, ldc, ncols, 1, bias, clamp);
+}
+
+static void lep_conv_cf_strip(const float* x, const lep_window* g, int64_t CG, int64_t kh0, int64_t kh1,
+                              const float* Bp, int64_t N, int64_t K, float* c, int64_t ldc, const float* bias,
+                              const float* clamp) {
+    for (int64_t j = 0; j < N; j += LEP_GEMM_NR) {
+        const float* b = Bp + j * K;
+        const float* bj = bias ? bias + j : NULL;
+        if (g->sw == 1 && N - j > 16) lep_conv_cf_tile(1, 2, x, g, CG, kh0, kh1, b, c + j, ldc, N - j, bj, clamp);
+        else if (g->sw == 1) lep_conv_cf_tile(1, 1, x, g, CG, kh0, kh1, b, c + j, ldc, N - j, bj, clamp);
+        else if (N - j > 16) lep_conv_cf_tile(2, 2, x, g, CG, kh0, kh1, b, c + j, ldc, N - j, bj, clamp);
+        else lep_conv_cf_tile(2, 1, x, g, CG, kh0, kh1, b, c + j, ldc, N - j, bj, clamp);
+    }
+}
+#endif
+
+/* Output pixels [a->row0, a->row0 + rows) of a conv over a channels-first input (columns of the group that
+ * starts at column col0 of the output; C at the first pixel): C = A @ B (+ bias, clamped), then ep, which
+ * takes whole-output coordinates, on each finished strip. On AVX-512, 8 pixels of one output row whose taps
+ * all lie inside along the width (stride 1 or 2, no width dilation) are computed directly from the input
+ * (lep_conv_cf_tile); other pixels go through the packed GEMM (lep_conv_pack_a_cf), a strip at a time. */
+static void lep_conv_cf_rows(const lep_conv_rows* a, int64_t rows, const float* Bp, int64_t N, int64_t K,
+                             const float* bias, const float* clamp, float* C, int64_t ldc, lep_epilogue ep,
+                             const void* ep_ctx, int64_t col0) {
+    const lep_window* g = a->g;
+    int64_t r = 0;
+    while (r < rows) {
+        const int64_t p = a->row0 + r, ow = p % g->OW;
+        int64_t s = rows - r;  /* pixels of this step */
+#if defined(__AVX512F__) && LEP_GEMM_MR == 8
+        const int64_t wb = ow * g->sw - g->pw;
+        if (s >= 8 && ow + 8 <= g->OW && g->sw <= 2 && g->dw == 1 && wb >= 0 && wb + 7 * g->sw + g->KW - 1 < g->W) {
+            const int64_t oh = p / g->OW % g->OH, hb = oh * g->sh - g->ph;
+            int64_t kh0 = 0, kh1 = g->KH;  /* kernel rows inside the input */
+            while (kh0 < kh1 && hb + kh0 * g->dh < 0) ++kh0;
+            while (kh1 > kh0 && hb + (kh1 - 1) * g->dh >= g->H) --kh1;
+            const float* x = a->x + (p / (g->OH * g->OW) * g->C + a->c0) * g->H * g->W;
+            if (kh1 > kh0) x += (hb + kh0 * g->dh) * g->W + wb;
+            lep_conv_cf_strip(x, g, a->CG, kh0, kh1, Bp, N, K, C + r * ldc, ldc, bias, clamp);
+            if (ep) ep(ep_ctx, C - a->row0 * ldc - col0, ldc, p, p + 8, col0, col0 + N);
+            r += 8;
+            continue;
+        }
+        s = s < 8 ? s : 8;
+        if (ow + s > g->OW) s = g->OW - ow;  /* up to the end of the output row: the next strip may be direct */
+#endif
+        const lep_conv_rows strip = {a->x, g, a->c0, a->CG, p};
+        const lep_a_rows A = {NULL, 0, lep_conv_pack_a_cf, NULL, &strip};
+        const lep_conv_tile tile = {ep, ep_ctx, p, col0};
+        lep_gemm_a(s, N, K, &A, Bp, bias, clamp, C + r * ldc, ldc, ep ? lep_conv_epilogue : NULL, &tile);
+        r += s;
+    }
+}
+
 /* Output pixels of one task of a convolution that splits its pixels over the threads: about `target`, and
  * a multiple of the thread count in tasks, so that the threads finish together. */
 static int64_t lep_conv_task_pixels(int64_t P, int64_t target) {

@@ -207,9 +207,6 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
         """The GEMM of group gi for output rows [row0, row0 + rows), A read in place where it can be."""
         if pointwise:  # x itself is A
             a = f"const lep_a_rows a = {{{xp} + {row0} * C + gi * CG, C, NULL, lep_view_matrix, NULL}};"
-        elif channels_first is not None:  # packed from the channels-first input
-            a = (f"const lep_conv_rows rows = {{{xp}, &win, gi * CG, CG, {row0}}}; "
-                 "const lep_a_rows a = {NULL, 0, lep_conv_pack_a_cf, NULL, &rows};")
         else:
             a = (f"const lep_conv_rows rows = {{{xp}, &win, gi * CG, CG, {row0}}}; "
                  "const lep_a_rows a = {NULL, 0, lep_conv_pack_a, lep_conv_view_a, &rows};")
@@ -218,6 +215,16 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
         return [f"{indent}{a}", *tile,
                 f"{indent}lep_gemm_a({rows}, OG, K, &a, {packed} + gi * lep_packed_size(K, OG), {bias_g}, {clamp_p}, "
                 f"{yp} + {row0} * O + gi * OG, O, {fused});"]
+    if channels_first is not None:  # lep_conv_cf_rows on a block of pixels per task
+        lines += [f"const int64_t MB = lep_conv_task_pixels(P, {BLOCK_ROWS});",
+                  "#pragma omp parallel for schedule(static)",
+                  "for (int64_t p0 = 0; p0 < P; p0 += MB)",
+                  "  for (int64_t gi = 0; gi < G; ++gi) {",
+                  f"    const lep_conv_rows rows = {{{xp}, &win, gi * CG, CG, p0}};",
+                  f"    lep_conv_cf_rows(&rows, p0 + MB < P ? MB : P - p0, {packed} + gi * lep_packed_size(K, OG), OG, K, "
+                  f"{bias_g}, {clamp_p}, {yp} + p0 * O + gi * OG, O, {ep}, {ep_ctx}, gi * OG);",
+                  "  }"]
+        return lines
     return lines + [
         f"if (P < {BLOCKED_MIN_ROWS} * omp_get_max_threads()) {{  /* few pixels: the GEMM splits the threads */",
         "  for (int64_t gi = 0; gi < G; ++gi) {",
