@@ -23,6 +23,8 @@ _DTYPES = {
     torch.float32: DType.f32, torch.float16: DType.f16, torch.bfloat16: DType.bf16, torch.float64: DType.f64,
     torch.int64: DType.i64, torch.int32: DType.i32, torch.int16: DType.i16, torch.int8: DType.i8,
     torch.uint8: DType.u8, torch.bool: DType.bool,
+    torch.float8_e4m3fn: DType.f8e4m3fn, torch.float8_e4m3fnuz: DType.f8e4m3fnuz, torch.float8_e5m2: DType.f8e5m2,
+    torch.float8_e5m2fnuz: DType.f8e5m2fnuz,
 }
 
 # ATen ops that only check or constrain sizes at run time; they produce nothing the graph needs.
@@ -90,10 +92,11 @@ def _dim_names(module, example_inputs, dynamic_shapes, ep) -> dict[str, str]:
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
     t = t.detach().cpu().contiguous()
-    if t.dtype == torch.bfloat16:
-        return t.view(torch.int16).numpy().view(DType.bf16.numpy)
     if t.dtype not in _DTYPES:
         raise LeptoncError(f"tensor dtype {t.dtype} has no leptonc dtype")
+    dtype = _DTYPES[t.dtype]
+    if dtype is DType.bf16 or dtype.is_float8:  # numpy has no such type: the bits, read as ml_dtypes'
+        return t.view(torch.int16 if dtype is DType.bf16 else torch.uint8).numpy().view(dtype.numpy)
     return t.numpy()
 
 
@@ -221,7 +224,12 @@ class _Importer:
         return self.scalar(arg, dtype)
 
     def cast(self, v: Value, dtype: DType) -> Value:
-        return v if v.dtype is dtype else self.g.add("cast", v, dtype=dtype, name=v.name)
+        """v converted as torch converts: into float8_e4m3fn saturating (inf included), into the other 8-bit
+        floats not (out of range is inf or NaN)."""
+        if v.dtype is dtype:
+            return v
+        saturate = {"saturate": True} if dtype is DType.f8e4m3fn else {}
+        return self.g.add("cast", v, dtype=dtype, name=v.name, **saturate)
 
     def add(self, op: str, *inputs: Value, **attrs) -> Value:
         return self.g.add(op, *inputs, **attrs)
