@@ -176,10 +176,11 @@ def _cast_infer(t: TensorType, dtype: DType, saturate: bool, round: str) -> Tens
 def cast(x, dtype, saturate, round):
     """Convert to another dtype: floats to ints truncate toward zero, NaN to bool is true; to a narrower
     float, round to nearest even, with out-of-range values becoming inf or NaN as the type allows
-    (f4e2m1fn, which has neither, saturates). `saturate` (8-bit floats) clamps them, infinities
-    included, to the largest finite value instead. To f8e8m0fnu (powers of two), `round` picks the
-    power: nearest (ties up), up or down, from |x|; out of range (and 0) is NaN unless `saturate`,
-    which clamps to 2^-127 .. 2^127 (inf to 2^127). A cast to the operand's own dtype is the identity."""
+    (f4e2m1fn, which has neither, saturates, and NaN becomes a zero). `saturate` (8-bit floats) clamps
+    them, infinities included, to the largest finite value instead. To f8e8m0fnu (powers of two),
+    `round` picks the power: nearest (ties up), up or down, from |x|; out of range (and 0) is NaN
+    unless `saturate`, which clamps to 2^-127 .. 2^127 (inf to 2^127). A cast to the operand's own
+    dtype is the identity."""
     source = DType.from_numpy(x.dtype)
     if source is dtype:
         return x
