@@ -59,7 +59,8 @@ CHANNELS_FIRST = [
     ((1, 2, 13, 31), (8, 2, 3, 3), {"strides": (2, 2), "dilations": (2, 3), "pads": (2, 0, 1, 5)}),
     ((2, 4, 9, 5), (6, 2, 3, 2), {"group": 2, "strides": (1, 3), "dilations": (2, 1), "pads": (1, 1, 2, 0)}),
     ((1, 4, 24, 40), (40, 2, 3, 5), {"group": 2, "strides": (2, 2), "dilations": (2, 1), "pads": (1, 2, 1, 2)}),
-    ((1, 2, 6, 40), (8, 2, 1, 17), {"pads": (0, 8, 0, 8)}),                            # wider than 16 taps
+    ((1, 2, 6, 40), (8, 2, 1, 27), {"pads": (0, 13, 0, 13)}),                          # a window of 27 taps
+    ((2, 3, 9, 6), (8, 3, 3, 3), {"strides": (2, 1), "pads": (1, 1, 1, 1)}),            # rows of 6 pixels
     ((1, 3, 100, 100), (8, 3, 3, 3), {"pads": (1, 1, 1, 1)}),                          # many pixels: blocks
     ((2, 3, 50), (8, 3, 5), {"strides": (2,), "pads": (2, 1)}),                        # 1-d
 ]
@@ -69,13 +70,16 @@ CHANNELS_FIRST = [
 @pytest.mark.parametrize("epilogue", [None, residual_relu], ids=["plain", "residual"])
 def test_convs_over_few_channels_read_their_input_channels_first(x_shape, w_shape, attrs, epilogue):
     """Output rows narrower than a panel, windows in the padding on every side, groups, strides of 1, 2 and 3,
-    dilation, K in kernel rows: no transpose of the input is computed."""
+    dilation, K in kernel rows: no transpose of the input is computed, but where the width's step is wider than
+    2 (a stride of 3, a dilation), which the channels-last path computes."""
     cm = compile_and_check(*conv_graph(x_shape, w_shape, epilogue, **attrs))
-    assert "lep_conv_cf_rows(&rows" in cm.source and not cm.kernel_names[0].endswith("transpose")
+    narrow = attrs.get("strides", (1,))[-1] <= 2 and attrs.get("dilations", (1,))[-1] == 1
+    assert ("lep_conv_cf_rows(&rows" in cm.source) == narrow
+    assert cm.kernel_names[0].endswith("transpose") != narrow
 
 
 @pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])
-@pytest.mark.parametrize("case", [0, 3, 4])
+@pytest.mark.parametrize("case", [0, 5, 6, 7])
 def test_channels_first_input_on_avx2_and_plain_c(monkeypatch, march, case):
     monkeypatch.setattr(build, "FLAGS", [f"-march={march}" if f == "-march=native" else f for f in build.FLAGS])
     x_shape, w_shape, attrs = CHANNELS_FIRST[case]

@@ -107,10 +107,18 @@ def _gemm_conv_with_weight(graph: Graph, node: Node) -> bool:
     return not is_depthwise(node) and node.outputs[0].dtype is DType.f32 and graph.constant_of(node.inputs[1]) is not None
 
 
+def _narrow_width_step(conv: Node) -> bool:
+    """A width stride of 1 or 2 and no width dilation: what lep_conv_cf_tile computes straight from a
+    channels-first input (a wider step, as a patch embedding's, reads better channels-last)."""
+    strides, dilations = tuple(conv.attrs["strides"]) or (1,), tuple(conv.attrs["dilations"]) or (1,)
+    return strides[-1] <= 2 and dilations[-1] == 1
+
+
 def reads_channels_first(t: Node) -> bool:
     """A transpose into channels-last of few channels (at most CHANNELS_FIRST_MAX: an image) that every user, a
-    GEMM conv with a constant weight, reads as its input in place instead (the plan absorbs the transpose)."""
-    if t.op != "transpose" or t.graph is None or t.inputs[0].type.rank < 3 or not t.output.uses:
+    1-d or 2-d GEMM conv with a constant weight and a narrow width step, reads as its input in place instead
+    (the plan absorbs the transpose)."""
+    if t.op != "transpose" or t.graph is None or t.inputs[0].type.rank not in (3, 4) or not t.output.uses:
         return False
     x = t.inputs[0]
     channels = x.shape[1]
@@ -118,7 +126,7 @@ def reads_channels_first(t: Node) -> bool:
             or channels > CHANNELS_FIRST_MAX or x.dtype is not DType.f32 or any(o is t.output for o in t.graph.outputs):
         return False
     return all(u.op == "conv" and i == 0 and u.attrs["channels_last"] and _gemm_conv_with_weight(t.graph, u)
-               for u, i in t.output.uses)
+               and _narrow_width_step(u) for u, i in t.output.uses)
 
 
 def _channels_first_input(node: Node) -> Value | None:
