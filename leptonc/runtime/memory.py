@@ -92,11 +92,13 @@ class HugePageArena:
 def on_huge_pages(arrays: list[np.ndarray]) -> list[np.ndarray]:
     """`arrays` in one HugePageArena, in their order, copied on every core (most of a copy's time is the
     first touch of new memory); arrays that an arena placed already stay where they are."""
-    todo = [a for a in arrays if not placed(a)]
-    arena = HugePageArena(sum(_aligned(a.nbytes) for a in todo))
-    out = [a if placed(a) else arena.slot(a) for a in arrays]
+    todo = [i for i, a in enumerate(arrays) if not placed(a)]
+    arena = HugePageArena(sum(_aligned(arrays[i].nbytes) for i in todo))
+    out = list(arrays)
+    for i in todo:
+        out[i] = arena.slot(arrays[i])
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        list(pool.map(np.copyto, [o for o, a in zip(out, arrays) if o is not a], todo))
+        list(pool.map(np.copyto, [out[i] for i in todo], [arrays[i] for i in todo]))
     return out
 
 
