@@ -161,6 +161,13 @@ def divide_exact(a: Dim, b: Dim) -> Dim:
     return _format(out)
 
 
+def provably_negative(d: Dim) -> bool:
+    """Negative for every size of its symbols (sizes are >= 0): a negative int, or a polynomial whose
+    constant term is negative and whose other coefficients are not positive."""
+    p = _poly(d)
+    return p is not None and p.get((), 0) < 0 and all(c <= 0 for c in p.values())
+
+
 def same(a: Dim, b: Dim) -> bool:
     """Known to be equal (UNKNOWN is equal to nothing, itself included)."""
     return a != UNKNOWN and b != UNKNOWN and canonical(a) == canonical(b)

@@ -8,7 +8,13 @@ inference, traits and numpy reference implementation.
 `infer(*input_types, **attrs)` returns a TensorType or a list of them; the
 reference implementation takes numpy arrays and attrs and returns an array or
 a tuple of arrays. Attribute kinds: int, float, str, bool, dtype, ints, floats,
-strs, shape (dims that may be symbols, resolved at run time), any.
+strs, shape (dims that may be symbols, resolved at run time), any. An attribute's
+domain narrows its kind: `low` (int, ints: the least value of each) and `choices`
+(str: the values allowed), e.g. `"strides": Attr("ints", (), low=1)`.
+
+Every op's inference is checked the same way: the operand count against `arity`,
+and each result type against the size rules of TensorType.check (no negative
+dim, no tensor too large to allocate).
 """
 from __future__ import annotations
 
@@ -30,6 +36,16 @@ KNOWN_TRAITS = {"elementwise", "reduction", "view", "pure", "commutative", "stru
 class Attr:
     kind: str
     default: object = REQUIRED
+    low: int | None = None  # int / ints: the least value allowed
+    choices: tuple = ()     # str: the values allowed
+
+    def check_domain(self, value, where: str) -> None:
+        if self.low is not None:
+            bad = [v for v in (value if self.kind == "ints" else (value,)) if v < self.low]
+            if bad:
+                raise IRError(f"{where} must be >= {self.low}, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise IRError(f"{where} must be one of {', '.join(map(repr, self.choices))}, got {value!r}")
 
 
 @dataclass
@@ -57,6 +73,7 @@ class OpDef:
         for key, spec in self.attrs.items():
             if key in attrs:
                 out[key] = _coerce(attrs[key], spec.kind, f"{where}: attribute '{key}'")
+                spec.check_domain(out[key], f"{where}: attribute '{key}'")
             elif spec.default is REQUIRED:
                 raise IRError(f"{where}: missing attribute '{key}' of '{self.name}'")
             else:
@@ -88,7 +105,10 @@ class OpDef:
             raise
         except Exception as e:  # an operand/attribute combination the inference code cannot handle
             raise ShapeError(f"{where}: cannot infer result types ({type(e).__name__}: {e})") from None
-        return [out] if isinstance(out, TensorType) else list(out)
+        outs = [out] if isinstance(out, TensorType) else list(out)
+        for i, t in enumerate(outs):
+            t.check(f"{where}: result {i}")
+        return outs
 
 
 _REGISTRY: dict[str, OpDef] = {}

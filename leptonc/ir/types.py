@@ -5,6 +5,10 @@ from dataclasses import dataclass
 
 from . import dims as D
 from .dtypes import DType
+from .errors import ShapeError
+
+MAX_ELEMENTS = 2 ** 62  # a tensor with more elements than this, or more bytes than MAX_BYTES, is refused
+MAX_BYTES = 2 ** 48
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,19 @@ class TensorType:
     @property
     def numel(self):
         return D.product(self.shape)
+
+    def check(self, what: str) -> None:
+        """Raise ShapeError naming `what` when a dim is negative (for any size of its symbols) or the fixed
+        part of the shape holds more than MAX_ELEMENTS elements or MAX_BYTES bytes."""
+        for i, d in enumerate(self.shape):
+            if D.provably_negative(d):
+                raise ShapeError(f"{what} has type {self}: dim {i} ({d}) is negative")
+        static = 1
+        for d in self.shape:
+            static *= d if isinstance(d, int) else 1
+        if static > MAX_ELEMENTS or static * self.dtype.itemsize > MAX_BYTES:
+            raise ShapeError(f"{what} has type {self}: {static} elements is more than a tensor may hold "
+                             f"(at most {MAX_ELEMENTS} elements and {MAX_BYTES} bytes)")
 
     def with_shape(self, shape) -> "TensorType":
         return TensorType(self.dtype, tuple(shape))

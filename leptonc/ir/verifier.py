@@ -1,4 +1,5 @@
-"""The verifier: SSA form, use-lists, registered ops, attributes, and types against inference."""
+"""The verifier: SSA form, use-lists, registered ops, operand counts, attributes in their domains, and
+types against inference; every value's type within the size rules (TensorType.check)."""
 from __future__ import annotations
 
 import numpy as np
@@ -35,6 +36,10 @@ def verify(graph: Graph) -> None:
             raise VerifyError(f"value %{v.name} is defined twice", node)
         names.add(v.name)
         defined.add(id(v))
+        try:
+            v.type.check(f"{'node ' + node.label if node is not None else 'graph input'} %{v.name}")
+        except LeptoncError as e:
+            raise VerifyError(str(e), node) from None
         for user, i in v.uses:
             if id(user) not in in_graph:
                 raise VerifyError(f"%{v.name} lists a use by {user.label}, which is not in the graph", node)

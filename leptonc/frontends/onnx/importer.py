@@ -17,6 +17,7 @@ constants and dead nodes (the shape arithmetic that got folded) are removed.
 from __future__ import annotations
 
 import collections
+import math
 import os
 import re
 
@@ -146,12 +147,12 @@ def convert_old_opset(proto, where: str):
                            f"{TARGET_OPSET} ({reason})") from None
 
 
-def attr_value(a):
+def attr_value(a, where: str = ""):
     """An AttributeProto as Python data (tensors as numpy arrays, strings as str, graphs as GraphProto)."""
     from onnx import AttributeProto as A
-    from onnx import numpy_helper
 
     t = a.type
+    where = f"{where}attribute {a.name!r}: "
     if t == A.FLOAT:
         return float(a.f)
     if t == A.INT:
@@ -159,7 +160,7 @@ def attr_value(a):
     if t == A.STRING:
         return a.s.decode("utf-8", "replace")
     if t == A.TENSOR:
-        return numpy_helper.to_array(a.t)
+        return to_array(a.t, where)
     if t == A.GRAPH:
         return a.g
     if t == A.FLOATS:
@@ -169,9 +170,9 @@ def attr_value(a):
     if t == A.STRINGS:
         return tuple(x.decode("utf-8", "replace") for x in a.strings)
     if t == A.SPARSE_TENSOR:
-        return _sparse_to_dense(a.sparse_tensor)
+        return sparse_to_array(a.sparse_tensor, where)
     if t == A.TENSORS:
-        return tuple(numpy_helper.to_array(x) for x in a.tensors)
+        return tuple(to_array(x, where) for x in a.tensors)
     if t == A.GRAPHS:
         return tuple(a.graphs)
     if t == A.TYPE_PROTO:
@@ -179,25 +180,59 @@ def attr_value(a):
     return None
 
 
-def _sparse_to_dense(sp) -> np.ndarray:
-    from onnx import numpy_helper
-
-    values = numpy_helper.to_array(sp.values)
-    idx = numpy_helper.to_array(sp.indices).astype(np.int64)
-    shape = tuple(sp.dims)
+def sparse_to_array(sp, where: str = "") -> np.ndarray:
+    """A SparseTensorProto as a dense array; indices are checked against its dims (linear indices of
+    shape [NNZ], or coordinates of shape [NNZ, rank])."""
+    values = to_array(sp.values, where)
+    idx = to_array(sp.indices, f"{where}indices: ")
+    shape = tuple(int(d) for d in sp.dims)
+    dtype = DType.from_numpy(values.dtype)
+    _check_size(dtype, shape, where)
+    nnz = values.size
+    if values.ndim != 1 or idx.dtype.kind not in "iu" or idx.shape not in ((nnz,), (nnz, len(shape))):
+        raise LeptoncError(f"{where}a sparse tensor needs 1-D values and integer indices of shape [{nnz}] or "
+                           f"[{nnz}, {len(shape)}], got values {list(values.shape)} and indices "
+                           f"{idx.dtype}{list(idx.shape)}")
+    coords = idx.astype(np.int64).reshape(nnz, idx.size // nnz if nnz else 1)
+    bound = np.array([math.prod(shape)] if idx.ndim == 1 else shape, dtype=np.int64)
+    bad = np.flatnonzero(((coords < 0) | (coords >= bound)).any(axis=1))
+    if bad.size:
+        raise LeptoncError(f"{where}sparse index {coords[bad[0]].tolist()} (entry {bad[0]}) is out of range "
+                           f"for dims {list(shape)}")
     out = np.zeros(shape, dtype=values.dtype)
-    flat = idx if idx.ndim == 1 else np.ravel_multi_index(idx.T, shape)
+    flat = coords[:, 0] if idx.ndim == 1 else np.ravel_multi_index(tuple(coords.T), shape)
     out.reshape(-1)[flat] = values
     return out
 
 
 def to_array(t, where: str = "") -> np.ndarray:
-    """A TensorProto as a numpy array of a dtype the IR has."""
+    """A TensorProto as a numpy array of a dtype the IR has; data that does not fill its dims exactly is a
+    LeptoncError naming the tensor (`where`)."""
     from onnx import numpy_helper
 
     dtype = dtype_of(t.data_type, where)
-    arr = numpy_helper.to_array(t)
+    _check_size(dtype, tuple(t.dims), where)
+    if t.data_location == t.EXTERNAL:
+        raise LeptoncError(f"{where}its data is in an external file that was not loaded (import the model "
+                           f"by path, next to its data file)")
+    try:
+        arr = numpy_helper.to_array(t)
+    except Exception as e:
+        raise LeptoncError(f"{where}its data does not fit its dims {list(t.dims)} and type {dtype} "
+                           f"({type(e).__name__}: {e})") from None
+    if arr.shape != tuple(t.dims):
+        raise LeptoncError(f"{where}its data has shape {list(arr.shape)}, its dims say {list(t.dims)}")
     return np.asarray(arr, order="C").astype(dtype.numpy, copy=False)
+
+
+def _check_size(dtype: DType, dims: tuple, where: str) -> None:
+    """Dims that are sizes (>= 0) of a tensor small enough to allocate."""
+    if any(d < 0 for d in dims):
+        raise LeptoncError(f"{where}negative dim in {list(dims)}")
+    try:
+        TensorType(dtype, dims).check("the tensor")
+    except LeptoncError as e:
+        raise LeptoncError(f"{where}{e}") from None
 
 
 def supported_op_types() -> frozenset:
@@ -260,9 +295,8 @@ class Importer:
             self.env[t.name] = self.g.add_constant(to_array(t, f"{self.source}: initializer {t.name!r}: "), t.name)
             names.add(t.name)
         for sp in graph.sparse_initializer:
-            arr = _sparse_to_dense(sp)
-            self.env[sp.values.name] = self.g.add_constant(arr.astype(dtype_of(sp.values.data_type).numpy),
-                                                           sp.values.name)
+            arr = sparse_to_array(sp, f"{self.source}: sparse initializer {sp.values.name!r}: ")
+            self.env[sp.values.name] = self.g.add_constant(arr, sp.values.name)
             names.add(sp.values.name)
         return names
 
@@ -313,12 +347,13 @@ class Importer:
                 inputs.append(self.env[name])
             else:
                 raise LeptoncError(f"{self.where(node, index)}: operand {name!r} is not defined before use")
-        attrs = {a.name: attr_value(a) for a in node.attribute}
         start = len(self.g.nodes)
         handler = HANDLERS.get((domain, node.op_type))
         where = self.where(node, index)
         self._context.append(self._label(node, index))
         try:
+            check_schema(node, domain, version)
+            attrs = {a.name: attr_value(a) for a in node.attribute}
             if handler is not None:
                 outs = handler(NodeContext(self, node, version, inputs, attrs))
             elif (domain, node.op_type) in self.functions:
@@ -442,7 +477,7 @@ class Importer:
         self.env = self.env.new_child()
         try:
             for t in graph.initializer:
-                self.env[t.name] = self.const(to_array(t), t.name)
+                self.env[t.name] = self.const(to_array(t, f"{self.source}: initializer {t.name!r}: "), t.name)
             for vi, v in zip(graph.input, inputs):
                 self.env[vi.name] = v
             self.import_nodes(graph.node, opsets)
@@ -707,6 +742,40 @@ class Importer:
         named = {n.attrs["name"] for n in g.nodes if n.op == "const"}
         for name in [k for k in g.constants if k not in named]:
             del g.constants[name]
+
+
+def check_schema(node, domain: str, version: int) -> None:
+    """The node's input and output counts, required inputs and attributes (names and kinds) against its
+    op's ONNX schema; ops with no schema (custom domains) pass."""
+    import onnx
+    import onnx.defs
+
+    try:
+        schema = onnx.defs.get_schema(node.op_type, version, domain)
+    except Exception:
+        return
+    for kind, n, lo, hi in (("inputs", len(node.input), schema.min_input, schema.max_input),
+                            ("outputs", len(node.output), schema.min_output, schema.max_output)):
+        if not lo <= n <= hi:
+            want = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi < 2 ** 31 - 1 else f"at least {lo}"
+            raise LeptoncError(f"takes {want} {kind}, got {n}")
+    single = onnx.defs.OpSchema.FormalParameterOption.Single
+    for i, (name, formal) in enumerate(zip(node.input, schema.inputs)):
+        if not name and formal.option == single:
+            raise LeptoncError(f"input {i} ({formal.name}) is required, but the node leaves it empty")
+    given = {a.name: a for a in node.attribute}
+    unknown = sorted(set(given) - set(schema.attributes))
+    if unknown:
+        raise LeptoncError(f"unknown attribute {unknown[0]!r} (attributes of {node.op_type}: "
+                           f"{', '.join(sorted(schema.attributes)) or 'none'})")
+    for name, spec in schema.attributes.items():
+        a = given.get(name)
+        if a is None and spec.required:
+            raise LeptoncError(f"missing required attribute {name!r}")
+        if a is not None and not a.ref_attr_name and a.type != int(spec.type):
+            kinds = onnx.AttributeProto.AttributeType
+            got = kinds.Name(a.type) if a.type in kinds.values() else a.type
+            raise LeptoncError(f"attribute {name!r} must be {spec.type.name}, got {got}")
 
 
 def _type_proto(v: Value | None):

@@ -14,7 +14,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import dims as D
 from ..dtypes import DType
-from ..registry import PURE, define_op
+from ..registry import PURE, Attr, define_op
 from ..types import TensorType
 from .infer import require, require_float, same_dtype
 
@@ -110,7 +110,9 @@ def _windows(x, kernel, strides, pads, dilations, pad_value=0.0, extra_end=None)
     return win[index]
 
 
-_CONV_ATTRS = {"strides": ("ints", ()), "pads": ("ints", ()), "dilations": ("ints", ()), "group": ("int", 1)}
+_WINDOW_ATTRS = {"strides": Attr("ints", (), low=1), "pads": Attr("ints", (), low=0),
+                 "dilations": Attr("ints", (), low=1)}
+_CONV_ATTRS = {**_WINDOW_ATTRS, "group": Attr("int", 1, low=1)}
 
 
 def _in_channels_first(fn, x, *operands, weight: bool = False, **attrs):
@@ -175,8 +177,7 @@ def _ceil_extra(x, kernel, strides, pads, dilations, ceil_mode):
     return tuple(extra)
 
 
-_POOL_ATTRS = {"kernel": "ints", "strides": ("ints", ()), "pads": ("ints", ()), "dilations": ("ints", ()),
-               "ceil_mode": ("bool", False)}
+_POOL_ATTRS = {"kernel": Attr("ints", low=1), **_WINDOW_ATTRS, "ceil_mode": ("bool", False)}
 
 
 @define_op("max_pool", infer=_pool_infer, attrs={**_POOL_ATTRS, "channels_last": ("bool", False)},
@@ -239,7 +240,7 @@ def _conv_transpose_infer(x: TensorType, w: TensorType, *bias, strides, pads, di
 
 
 @define_op("conv_transpose", arity=(2, 3), infer=_conv_transpose_infer, traits=STRUCTURED,
-           attrs={**_CONV_ATTRS, "output_padding": ("ints", ())})
+           attrs={**_CONV_ATTRS, "output_padding": Attr("ints", (), low=0)})
 def conv_transpose(x, w, *bias, strides, pads, dilations, group, output_padding):
     """Transposed convolution (the gradient of conv): weight (C_in, C_out / group, k...); pads crop the
     full result, output_padding extends its end."""
@@ -286,7 +287,7 @@ def _lrn_infer(x: TensorType, size, alpha, beta, bias) -> TensorType:
 
 
 @define_op("lrn", infer=_lrn_infer, traits=STRUCTURED,
-           attrs={"size": "int", "alpha": ("float", 1e-4), "beta": ("float", 0.75), "bias": ("float", 1.0)})
+           attrs={"size": Attr("int", low=1), "alpha": ("float", 1e-4), "beta": ("float", 0.75), "bias": ("float", 1.0)})
 def lrn(x, size, alpha, beta, bias):
     """Local response normalization across channels: x / (bias + alpha / size * sum of squares over the
     `size` channels around each one) ** beta."""
@@ -361,8 +362,7 @@ def _col2im_infer(x: TensorType, image_shape, block_shape, strides, pads, dilati
 
 
 @define_op("col2im", infer=_col2im_infer, traits=STRUCTURED,
-           attrs={"image_shape": "ints", "block_shape": "ints", "strides": ("ints", ()), "pads": ("ints", ()),
-                  "dilations": ("ints", ())})
+           attrs={"image_shape": Attr("ints", low=0), "block_shape": Attr("ints", low=1), **_WINDOW_ATTRS})
 def col2im(x, image_shape, block_shape, strides, pads, dilations):
     """Sum sliding blocks (the columns of x) back into an image: the inverse layout of im2col."""
     nsp = len(image_shape)
@@ -389,7 +389,7 @@ def _col2im_dynamic_infer(x: TensorType, image: TensorType, block: TensorType, s
 
 
 @define_op("col2im_dynamic", arity=3, infer=_col2im_dynamic_infer, traits=STRUCTURED,
-           attrs={"strides": ("ints", ()), "pads": ("ints", ()), "dilations": ("ints", ())})
+           attrs=_WINDOW_ATTRS)
 def col2im_dynamic(x, image_shape, block_shape, strides, pads, dilations):
     """col2im with run-time image and block shapes."""
     image, block = tuple(int(v) for v in image_shape), tuple(int(v) for v in block_shape)
@@ -405,7 +405,8 @@ def _deform_infer(x: TensorType, w: TensorType, offset: TensorType, *rest, strid
 
 
 @define_op("deform_conv", arity=(3, 5), infer=_deform_infer, traits=STRUCTURED,
-           attrs={**_CONV_ATTRS, "offset_group": ("int", 1), "has_bias": ("bool", False), "has_mask": ("bool", False)})
+           attrs={**_CONV_ATTRS, "offset_group": Attr("int", 1, low=1), "has_bias": ("bool", False),
+                  "has_mask": ("bool", False)})
 def deform_conv(x, w, offset, *rest, strides, pads, dilations, group, offset_group, has_bias, has_mask):
     """Deformable 2-D convolution: each kernel tap samples x (bilinear, zero outside) at its position
     plus a learned offset, optionally scaled by a mask; then the taps are weighted as in conv."""
