@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .ir.errors import LeptoncError
+from .ir.errors import LeptoncError, optional_dependency
 from .ir.graph import Graph
 from .ir.printer import print_ir
 from .runtime.accuracy import record_accuracy
@@ -69,19 +69,21 @@ def import_graph(model, example_inputs=None, dynamic_shapes=None) -> Graph:
     if isinstance(model, Graph):
         return model
     if isinstance(model, (str, os.PathLike, bytes)) or type(model).__name__ == "ModelProto":
-        from .frontends.onnx import import_onnx
+        with optional_dependency("importing an ONNX model"):
+            from .frontends.onnx import import_onnx
 
-        if dynamic_shapes is None:
-            return import_onnx(model)
-        return import_onnx(model, input_shapes=_onnx_input_shapes(model, dynamic_shapes))
+            if dynamic_shapes is None:
+                return import_onnx(model)
+            return import_onnx(model, input_shapes=_onnx_input_shapes(model, dynamic_shapes))
     if type(model).__module__.startswith("torch") or hasattr(model, "state_dict"):
         if example_inputs is None:
             raise LeptoncError("compiling a torch module needs example_inputs (a tuple of tensors)")
-        from .frontends.torch import import_torch
+        with optional_dependency("importing a torch model"):
+            from .frontends.torch import import_torch
 
-        inputs = example_inputs if isinstance(example_inputs, tuple) else tuple(example_inputs) \
-            if isinstance(example_inputs, list) else (example_inputs,)
-        return import_torch(model, inputs, dynamic_shapes=dynamic_shapes)
+            inputs = example_inputs if isinstance(example_inputs, tuple) else tuple(example_inputs) \
+                if isinstance(example_inputs, list) else (example_inputs,)
+            return import_torch(model, inputs, dynamic_shapes=dynamic_shapes)
     raise LeptoncError(f"cannot compile a {type(model).__name__}: give a torch.nn.Module, an ONNX model "
                        "(path, bytes or ModelProto) or a leptonc Graph")
 
@@ -135,12 +137,14 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
 
         progress.stage("emitting StableHLO")
         manifest = {"leptonc_version": __version__, "pipeline": ",".join(pipeline)}
-        cm = XlaCompiledModel.from_graph(graph, manifest, example_bindings(graph.inputs, example_inputs))
+        with optional_dependency("the stablehlo target"):
+            cm = XlaCompiledModel.from_graph(graph, manifest, example_bindings(graph.inputs, example_inputs))
         done = "compiled"
     elif target == "triton":
         from .codegen.triton import compile_triton
 
-        cm = compile_triton(graph, pipeline, progress, example_inputs=example_inputs)
+        with optional_dependency("the triton target"):
+            cm = compile_triton(graph, pipeline, progress, example_inputs=example_inputs)
         done = f"compiled: {len(cm.kernel_names)} Triton kernels"
     else:
         cm = compile_cpu(graph, pipeline, progress, cache=cache, example_inputs=example_inputs)

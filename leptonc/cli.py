@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .ir.errors import LeptoncError
+from .ir.errors import LeptoncError, optional_dependency
 from .passes.cli_args import add_pass_arguments
 
 
@@ -281,8 +281,15 @@ def _add_backend_verbs(sub) -> None:
     b.set_defaults(run=_cmd_bench)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2), like every other user error."""
+
+    def error(self, message):
+        self.exit(2, f"leptonc: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="leptonc", description="leptonc model compiler")
+    p = _Parser(prog="leptonc", description="leptonc model compiler")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = p.add_subparsers(dest="command", required=True)
     ir = sub.add_parser("ir", help="print a model's graph as IR text")
@@ -304,17 +311,25 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
-    except LeptoncError as e:
+        with optional_dependency(f"leptonc {args.command}"):
+            return args.run(args)
+    except (LeptoncError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
         if args.debug:
             raise
-        print(f"leptonc: error: {e}", file=sys.stderr)
+        print(f"leptonc: error: {_one_line(e)}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug of ours: one line, the traceback on request
         if args.debug:
             raise
-        print(f"leptonc: error: {e}", file=sys.stderr)
-        return 2
+        print(f"leptonc: internal error: {type(e).__name__}: {_one_line(e)} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 if __name__ == "__main__":

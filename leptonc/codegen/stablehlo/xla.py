@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ir.errors import LeptoncError
+from ...ir.errors import LeptoncError, optional_dependency
 
 
 def xla_client(platform: str = "cpu"):
     """The PJRT client of a platform ("cpu", "tpu", "gpu"), through jaxlib."""
-    try:
+    with optional_dependency("the stablehlo target (XLA through jaxlib)"):
         from jax._src import xla_bridge
-    except ImportError:
-        raise LeptoncError("the stablehlo target runs on XLA through jaxlib: pip install jax jaxlib") from None
     try:
         return xla_bridge.get_backend(platform)
     except RuntimeError as e:
@@ -26,9 +24,9 @@ class XlaExecutable:
     """One StableHLO module compiled by XLA: call it with numpy arrays, get numpy arrays back."""
 
     def __init__(self, module_text: str, platform: str = "cpu"):
+        self.client = xla_client(platform)
         from jax._src.lib import xla_client as xc
 
-        self.client = xla_client(platform)
         self.device = self.client.local_devices()[0]
         try:
             self.executable = self.client.compile_and_load(
