@@ -357,14 +357,14 @@ class Importer:
             if handler is not None:
                 outs = handler(NodeContext(self, node, version, inputs, attrs))
             elif (domain, node.op_type) in self.functions:
-                outs = self.expand_function(self.functions[(domain, node.op_type)], node, inputs, attrs)
+                outs = self.expand_function(self.functions[(domain, node.op_type)], node, inputs, attrs, opsets)
             else:
                 body = self._schema_function(node, domain, version, inputs)
                 if body is None:
                     raise _located(UnsupportedOpError(
                         f"unsupported ONNX op {node.op_type!r} (domain {domain or 'ai.onnx'!r}, opset {version}) "
                         f"at {where}; the supported op types are listed in leptonc.frontends.onnx.SUPPORTED_OPS"))
-                outs = self.expand_function(body, node, inputs, attrs, schema_defaults=True, version=version,
+                outs = self.expand_function(body, node, inputs, attrs, opsets, schema_defaults=True, version=version,
                                             domain=domain)
         except LeptoncError as e:
             if getattr(e, "onnx_located", False):
@@ -423,8 +423,10 @@ class Importer:
         fp.ParseFromString(data)
         return fp
 
-    def expand_function(self, fp, node, inputs, attrs, schema_defaults=False, version=None, domain=""):
-        """Import a FunctionProto's body in place of node (formal inputs bound to the operands)."""
+    def expand_function(self, fp, node, inputs, attrs, outer_opsets: dict, schema_defaults=False, version=None,
+                        domain=""):
+        """Import a FunctionProto's body in place of node (formal inputs bound to the operands); a domain
+        the body imports no version of keeps the caller's version."""
         import onnx.defs
 
         given = {a.name: a for a in node.attribute}
@@ -437,7 +439,7 @@ class Importer:
         local = {}
         for i, formal in enumerate(fp.input):
             local[formal] = inputs[i] if i < len(inputs) else None
-        opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in fp.opset_import}
+        opsets = {**outer_opsets, **{("" if o.domain == "ai.onnx" else o.domain): o.version for o in fp.opset_import}}
         saved = self.env
         self.env = collections.ChainMap({k: v for k, v in local.items() if v is not None})
         try:
