@@ -119,7 +119,7 @@ def elementwise_expr(op: str, attrs: dict, args: list[str], in_dtypes: list[DTyp
                 return f"((uint8_t)(({a}) {'|' if op == 'add' else '&' if op == 'mul' else '^'} ({b})))"
             return f"(({t})(({a}) {sym} ({b})))"
         if op == "div":
-            return f"(({a}) / ({b}))" if f else f"(({b}) == 0 ? ({a}) : ({t})(({a}) / ({b})))"
+            return f"(({a}) / ({b}))" if f else f"lep_idiv_{t}(({a}), ({b}))"
         if op in ("max", "min"):
             cmp = ">" if op == "max" else "<"
             if f:
@@ -177,7 +177,7 @@ def _mod(a: str, b: str, dt: DType, t: str, fmod: bool) -> str:
             return f"{fn}(({a}), ({b}))"
         return f"lep_pymod_{t}(({a}), ({b}))"
     if fmod:
-        return f"(({b}) == 0 ? 0 : ({t})(({a}) % ({b})))"
+        return f"lep_fmod_{t}(({a}), ({b}))"
     return f"lep_pymod_{t}(({a}), ({b}))"
 
 

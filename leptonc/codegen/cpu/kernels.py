@@ -42,6 +42,13 @@ class KernelContext:
         self.epilogue_used = False
         self.fused = list(fused)
         self.fused_done = False
+        self.checks_indices = False
+
+    def index_fault(self) -> str:
+        """The C pointer to the run's index error record (prelude.h's lep_index_error), which a kernel that reads
+        positions from a tensor fills, with lep_index_fault, for an index out of range."""
+        self.checks_indices = True
+        return "err"
 
     def tile_epilogue(self) -> str:
         """The (function, context) arguments of lep_gemm_packed that run the kernel's fused ops on each finished
@@ -224,8 +231,8 @@ def emit_gather(ctx: KernelContext, node: Node) -> list[str]:
             f"INNER = {cnumel(x.shape[axis + 1:], ctx.where)}, NI = {cnumel(idx.shape, ctx.where)};",
             "#pragma omp parallel for schedule(static) if (OUTER * NI * INNER > 65536)",
             "for (int64_t o = 0; o < OUTER * NI; ++o) {",
-            f"  int64_t i = (int64_t){ctx.ptr(idx)}[o % NI]; if (i < 0) i += AX;",
-            "  if (i < 0 || i >= AX) i = 0;  /* out of range reads row 0 rather than stray memory */",
+            f"  const int64_t v = (int64_t){ctx.ptr(idx)}[o % NI], i = v < 0 ? v + AX : v;",
+            f"  if (i < 0 || i >= AX) {{ lep_index_fault({ctx.index_fault()}, o % NI, v, {axis}, AX); continue; }}",
             f"  memcpy((char*){ctx.ptr(y)} + o * INNER * {es}, (const char*){ctx.ptr(x)} + "
             f"((o / NI) * AX + i) * INNER * {es}, (size_t)(INNER * {es}));",
             "}"]
@@ -241,12 +248,11 @@ def emit_gather_elements(ctx: KernelContext, node: Node) -> list[str]:
             f"  const int64_t total = {cnumel(idx.shape, ctx.where)}, AX = {ctx.d(x.shape[axis])};",
             "  #pragma omp parallel for schedule(static) if (total > 65536)",
             "  for (int64_t t = 0; t < total; ++t) {",
+            f"    const int64_t v = (int64_t){ctx.ptr(idx)}[t], i = v < 0 ? v + AX : v;",
+            f"    if (i < 0 || i >= AX) {{ lep_index_fault({ctx.index_fault()}, t, v, {axis}, AX); continue; }}",
             "    int64_t rem = t, off = 0;",
             f"    for (int a = {rank - 1}; a >= 0; --a) {{",
-            "      int64_t i = rem % osh[a]; rem /= osh[a];",
-            f"      if (a == {axis}) {{ i = (int64_t){ctx.ptr(idx)}[t]; if (i < 0) i += AX; "
-            "if (i < 0 || i >= AX) i = 0; }",
-            "      off += i * xst[a];",
+            f"      off += (a == {axis} ? i : rem % osh[a]) * xst[a]; rem /= osh[a];",
             "    }",
             f"    {ctx.ptr(y)}[t] = {ctx.ptr(x)}[off];",
             "  }",
@@ -264,13 +270,14 @@ def emit_gather_nd(ctx: KernelContext, node: Node) -> list[str]:
              "  " + _arr("xs", [D.product(x.shape[b + j + 1:]) for j in range(k)], ctx.where),
              "#pragma omp parallel for schedule(static) if (NB * NI * INNER > 65536)",
              "for (int64_t t = 0; t < NB * NI; ++t) {",
-             "  int64_t off = (t / NI) * XB;",
-             f"  for (int j = 0; j < {k}; ++j) {{",
-             f"    int64_t i = (int64_t){ctx.ptr(idx)}[t * {k} + j]; if (i < 0) i += xd[j];",
-             "    if (i < 0 || i >= xd[j]) i = 0;  /* out of range reads index 0 rather than stray memory */",
+             "  int64_t off = (t / NI) * XB, j = 0;",
+             f"  for (; j < {k}; ++j) {{",
+             f"    const int64_t v = (int64_t){ctx.ptr(idx)}[t * {k} + j], i = v < 0 ? v + xd[j] : v;",
+             f"    if (i < 0 || i >= xd[j]) {{ lep_index_fault({ctx.index_fault()}, t * {k} + j, v, {b} + j, xd[j]); "
+             "break; }",
              "    off += i * xs[j];",
              "  }",
-             f"  memcpy((char*){ctx.ptr(y)} + t * INNER * {es}, (const char*){ctx.ptr(x)} + off * {es}, "
+             f"  if (j == {k}) memcpy((char*){ctx.ptr(y)} + t * INNER * {es}, (const char*){ctx.ptr(x)} + off * {es}, "
              f"(size_t)(INNER * {es}));",
              "}"]
     return lines

@@ -134,10 +134,20 @@ static void lep_transpose_2d(char* dst, const char* src, int64_t B, int64_t R, i
 LEP_GEMM(lep_sgemm, float, scipy_cblas_sgemm, scipy_cblas_sgemv)
 LEP_GEMM(lep_dgemm, double, scipy_cblas_dgemm, scipy_cblas_dgemv)
 
+/* Integer division never traps: a zero divisor counts as 1 (x / 0 = x, x % 0 = 0), and a signed divisor of
+   -1 negates with wraparound (INT_MIN / -1 = INT_MIN, INT_MIN % -1 = 0) instead of running idiv, which faults. */
 #define LEP_INT_HELPERS(T)                                                              \
+    static inline T lep_idiv_##T(T a, T b) {                                            \
+        if (b == 0) return a;                                                           \
+        if ((T)-1 < 0 && b == (T)-1) return (T)(0 - (uint64_t)a);                       \
+        return (T)(a / b);                                                              \
+    }                                                                                   \
+    static inline T lep_fmod_##T(T a, T b) {                                            \
+        if (b == 0 || ((T)-1 < 0 && b == (T)-1)) return 0;                              \
+        return (T)(a % b);                                                              \
+    }                                                                                   \
     static inline T lep_pymod_##T(T a, T b) {                                           \
-        if (b == 0) return 0;                                                           \
-        T r = (T)(a % b);                                                               \
+        T r = lep_fmod_##T(a, b);                                                       \
         return (r != 0 && ((r < 0) != (b < 0))) ? (T)(r + b) : r;                      \
     }                                                                                   \
     static inline T lep_ipow_##T(T a, T b) {                                            \
@@ -162,6 +172,15 @@ static inline float lep_pymod_float(float a, float b) {
 static inline double lep_pymod_double(double a, double b) {
     double r = fmod(a, b);
     return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+
+/* The first index out of range a kernel met (program.py): its position in the index tensor (INT64_MAX while
+   none), its value, the data dim it indexes and that dim's size. Threads keep the lowest position, so that
+   every run reports the same index as the reference interpreter. */
+typedef struct { int64_t pos, index, dim, size; } lep_index_error;
+static inline void lep_index_fault(lep_index_error* e, int64_t pos, int64_t index, int64_t dim, int64_t size) {
+    #pragma omp critical(lep_index_fault)
+    if (pos < e->pos) { e->pos = pos; e->index = index; e->dim = dim; e->size = size; }
 }
 
 #define LEP_TIMED(i, call)                                        \

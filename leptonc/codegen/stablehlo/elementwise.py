@@ -23,7 +23,7 @@ UNARY = {
     "asin": "chlo.asin", "acos": "chlo.acos", "atan": "chlo.atan", "sinh": "chlo.sinh", "cosh": "chlo.cosh",
     "asinh": "chlo.asinh", "acosh": "chlo.acosh", "atanh": "chlo.atanh", "erf": "chlo.erf",
 }
-BINARY = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide", "max": "maximum",
+BINARY = {"add": "add", "sub": "subtract", "mul": "multiply", "max": "maximum",
           "min": "minimum", "and": "and", "or": "or", "xor": "xor", "bitwise_and": "and",
           "bitwise_or": "or", "bitwise_xor": "xor"}
 COMPARE = {"equal": "EQ", "less": "LT", "less_equal": "LE", "greater": "GT", "greater_equal": "GE"}
@@ -85,6 +85,20 @@ def binary(b: Builder, node, args, out, attrs):
     return b.binary(BINARY[node.op], x, y)
 
 
+def nonzero_divisor(b: Builder, y: Val) -> Val:
+    """An integer divisor with 0 taken as 1, leptonc's rule (div's docstring) where XLA's is x / 0 = -1 and
+    x % 0 = x (INT_MIN / -1 is INT_MIN in both)."""
+    if y.dtype.is_float:
+        return y
+    return b.select(b.compare(y, b.full(0, y.type), "EQ"), b.full(1, y.type), y)
+
+
+@lowers("div")
+def div(b: Builder, node, args, out, attrs):
+    x, y = operands_at(b, args, out[0].shape)
+    return b.binary("divide", x, nonzero_divisor(b, y))
+
+
 @lowers(*COMPARE)
 def compare(b: Builder, node, args, out, attrs):
     x, y = operands_at(b, args, out[0].shape)
@@ -104,6 +118,7 @@ def pow_(b: Builder, node, args, out, attrs):
 @lowers("mod")
 def mod(b: Builder, node, args, out, attrs):
     x, y = operands_at(b, args, out[0].shape)
+    y = nonzero_divisor(b, y)
     rem = b.binary("remainder", x, y)  # sign of the dividend (C fmod)
     if attrs["fmod"] or not x.dtype.is_signed:
         return rem

@@ -32,6 +32,7 @@ from .. import spatial_hw, window_2d
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
+from ...ir.indices import indexed_dims, site
 from ...passes.fusion import Kernel
 from ...ir.dims import contiguous_strides
 from .texpr import UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
@@ -55,6 +56,18 @@ class KernelContext:
 
     def __init__(self, graph: Graph, names: dict[int, str], where: str):
         self.graph, self.names, self.where = graph, names, where
+        self.index_check: dict | None = None
+
+    def index_fault(self, node: Node, positions: str, indices: str) -> str:
+        """A statement that records, in the run's index error slot of this kernel (an int64 the runtime reads
+        after the run, see runtime.IndexChecks), the lowest position in `positions` whose index of `indices`
+        is out of range (ir/indices.py) for the node's indexed dim; the emitter then keeps its loads in range."""
+        x, idx = node.inputs[0], node.inputs[1]
+        dims = indexed_dims(node.op, node.attrs, x.type.rank, idx.shape)
+        self.index_check = {"where": site(node), "dims": list(dims), "sizes": [x.shape[d] for d in dims]}
+        n = self.d(x.shape[dims[0]])
+        bad = f"mask & (({indices} < -{n}) | ({indices} >= {n}))"
+        return f"tl.atomic_min(err + 0 * {positions}, ({positions}).to(tl.int64), mask={bad})"
 
     def ptr(self, v: Value) -> str:
         return self.names[id(v)]
@@ -445,8 +458,9 @@ def emit_gather(ctx: KernelContext, node: Node) -> Emitted:
         ioff = _gathered(space, idx.shape, lambda a: space.index(axis + a)[0])
         ax = ctx.d(x.shape[axis])
         body += [f"g = tl.load({ctx.ptr(idx)} + {ioff}, mask=mask, other=0)",
+                 ctx.index_fault(node, ioff, "g"),
                  f"g = tl.where(g < 0, g + {ax}, g)",
-                 f"g = tl.where((g >= 0) & (g < {ax}), g, 0)  # out of range reads row 0 rather than stray memory"]
+                 f"g = tl.where((g >= 0) & (g < {ax}), g, 0)  # (a run with an index out of range fails)"]
 
         def index_of(a):
             if a < axis:
@@ -467,6 +481,7 @@ def emit_gather_elements(ctx: KernelContext, node: Node) -> Emitted:
     def emit(space: Space, body: list[str]) -> None:
         ax = ctx.d(x.shape[axis])
         body += [f"g = {space.load(ctx.ptr(idx), idx.shape)}",
+                 ctx.index_fault(node, "f", "g"),
                  f"g = tl.where(g < 0, g + {ax}, g)",
                  f"g = tl.where((g >= 0) & (g < {ax}), g, 0)"]
         off = _gathered(space, x.shape, lambda a: "g" if a == axis else space.index(a)[0])

@@ -14,7 +14,11 @@ matmul) is one flash-attention kernel (attention.py). The launch plan
     buffers             intermediates: name, dtype, shape (dims), the launch that
                         writes it first and the one that reads it last
     steps               one per launch: its launcher and its arguments (input i,
-                        weight name or buffer i), then the buffers that die there
+                        weight name, buffer i, or the run's index error slot i),
+                        then the buffers that die there
+    index_checks        one per kernel that reads positions from a tensor: the
+                        op (where), the dims it indexes and their sizes, its step
+                        and which argument holds the indices (runtime.IndexChecks)
     kernels, unfused    what the fusion planner did, for reports
 
 Buffers are torch tensors allocated at their first kernel and dropped after
@@ -62,7 +66,7 @@ class _Generator:
                 self.step_of[id(n)] = i
 
     def run(self) -> TritonProgram:
-        steps, kernels = [], []
+        steps, kernels, checks = [], [], []
         functions: dict[str, _Function] = {}  # kernel code with its own name taken out -> its function
         aliases = []
         for i, k in enumerate(self.plan.kernels):
@@ -73,14 +77,19 @@ class _Generator:
                 self._new_buffer(v, i)
             ctx = KernelContext(self.graph, names, k.nodes[0].label)
             em = emit_attention(ctx, k) if k.kind == "attention" else emit_kernel(ctx, k)
-            jit, launcher = kernel_source(k.name, [names[id(v)] for v in ext + outs], self.symbols, em)
+            params, args = [names[id(v)] for v in ext + outs], [self._ref(v) for v in ext + outs]
+            if ctx.index_check is not None:
+                params.append("err")
+                args.append({"index_error": len(checks)})
+                checks.append(dict(ctx.index_check, step=i, arg=[id(v) for v in ext].index(id(k.nodes[0].inputs[1]))))
+            jit, launcher = kernel_source(k.name, params, self.symbols, em)
             code = _local_names_numbered((jit + launcher).replace(k.name, "@"))
             if code in functions:  # repeated layers share one function: Triton compiles it once
                 functions[code].also.append(k.name)
                 aliases.append(f"launch_{k.name} = launch_{functions[code].kernel.name}")
             else:
                 functions[code] = _Function(k, jit, launcher)
-            steps.append({"kernel": k.name, "args": [self._ref(v) for v in ext + outs], "free": []})
+            steps.append({"kernel": k.name, "args": args, "free": []})
             kernels.append({"name": k.name, "kind": k.kind, "ops": k.describe_ops()})
         parts = [PRELUDE] + [part for f in functions.values() for part in f.text()] \
             + (["\n".join(aliases) + "\n"] if aliases else [])
@@ -102,6 +111,7 @@ class _Generator:
             "intermediates": [{"name": b["name"], "bytes": D.mul(D.product(b["shape"]), b["itemsize"])}
                               for b in self.buffers],
             "kernels": kernels,
+            "index_checks": checks,
             "unfused": [{"producer": p.producer.label, "consumer": p.consumer.label, "reason": p.reason}
                         for p in self.plan.unfused],
         }

@@ -25,7 +25,7 @@ import numpy as np
 
 from ...ir import dims as D
 from ...ir.dtypes import DType
-from ...ir.errors import LeptoncError, ShapeError
+from ...ir.errors import IndexRangeError, LeptoncError, ShapeError
 from ...ir.types import TensorType
 from ...runtime import safetensors
 from ...runtime.artifact import Artifact, sha256
@@ -136,16 +136,20 @@ class TritonExecutor:
                 return self.launch(tensors)
         return self._graphs[key].replay(tensors)
 
-    def launch(self, tensors, timings: np.ndarray | None = None) -> list:
-        """Launch every kernel of the plan in turn (`timings`: add each kernel's seconds there)."""
+    def launch(self, tensors, timings: np.ndarray | None = None, checks: IndexChecks | None = None) -> list:
+        """Launch every kernel of the plan in turn (`timings`: add each kernel's seconds there); an index out of
+        range raises IndexRangeError after the plan (or, in a CUDA graph capture, after each replay: `checks`)."""
         torch = self.torch
         bindings = self._bindings(tensors)
         sym = [bindings[s] for s in self.symbols]
         live: dict[int, object] = {}
+        checks = checks or IndexChecks(self)
+        checks.start(bindings)
         for i, (step, launch) in enumerate(zip(self.meta["steps"], self.launchers)):
             for b in self.allocated_at[i]:
                 live[b] = self._empty(self.meta["buffers"][b], bindings)
-            args = [self._arg(a, tensors, live) for a in step["args"]]
+            args = [checks.slot(a) if "index_error" in a else self._arg(a, tensors, live) for a in step["args"]]
+            checks.launched(i, args)
             start = time.perf_counter() if timings is not None else 0.0
             launch(*args, *sym)
             if timings is not None:
@@ -154,6 +158,8 @@ class TritonExecutor:
                 timings[i] += time.perf_counter() - start
             for b in step["free"]:
                 live.pop(b, None)
+        if not (self.device == "cuda" and torch.cuda.is_current_stream_capturing()):
+            checks.raise_first()
         outs = []
         for o in self.meta["outputs"]:
             src = self._arg(o["source"], tensors, live)
@@ -218,14 +224,55 @@ class CapturedRun:
             executor.launch(self.inputs)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
+        self.checks = IndexChecks(executor)
         with torch.cuda.graph(self.graph):
-            self.outputs = executor.launch(self.inputs)
+            self.outputs = executor.launch(self.inputs, checks=self.checks)
 
     def replay(self, tensors: list) -> list:
         for mine, t in zip(self.inputs, tensors):
             mine.copy_(t)
         self.graph.replay()
+        self.checks.raise_first()
         return [o.clone() for o in self.outputs]  # the next replay overwrites the graph's own outputs
+
+
+class IndexChecks:
+    """The index errors of one run (ir/indices.py). Each kernel that reads positions from a tensor records the
+    lowest position of an index out of range in its int64 slot of `record` (tl.atomic_min; INT64_MAX while
+    none); the run keeps each such kernel's index tensor, so that after the run the first bad index is
+    reported as the reference interpreter reports it."""
+
+    NONE = 2**63 - 1
+
+    def __init__(self, executor: TritonExecutor):
+        self.checks = executor.meta.get("index_checks", [])
+        self.at_step = {c["step"]: c for c in self.checks}
+        self.record = executor.torch.full((len(self.checks),), self.NONE, dtype=executor.torch.int64,
+                                          device=executor.device) if self.checks else None
+        self.indices: dict[int, object] = {}
+
+    def start(self, bindings: dict[str, int]) -> None:
+        self.bindings = bindings
+        if self.record is not None:
+            self.record.fill_(self.NONE)  # (recorded into a CUDA graph: each replay starts clean)
+
+    def slot(self, ref: dict):
+        return self.record[ref["index_error"]:]
+
+    def launched(self, step: int, args: list) -> None:
+        check = self.at_step.get(step)
+        if check is not None:
+            self.indices[step] = args[check["arg"]]
+
+    def raise_first(self) -> None:
+        if not self.checks:
+            return
+        for check, pos in zip(self.checks, self.record.tolist()):
+            if pos != self.NONE:
+                dims = check["dims"]
+                index = int(self.indices[check["step"]].reshape(-1)[pos])
+                j = pos % len(dims)
+                raise IndexRangeError(check["where"], index, dims[j], D.evaluate(check["sizes"][j], self.bindings))
 
 
 class TritonModel(CompiledModel):
@@ -234,7 +281,7 @@ class TritonModel(CompiledModel):
     def __init__(self, artifact: Artifact, allow_tf32: bool = False):
         ArtifactModel.__init__(self, artifact)  # the weights go to the GPU, not to a cpu library
         self.weights = safetensors.loads(artifact.weights_blob)
-        self.executor = TritonExecutor(self.manifest["program"], artifact.source, self.weights, allow_tf32)
+        self._executor = TritonExecutor(self.manifest["program"], artifact.source, self.weights, allow_tf32)
 
     @property
     def kernel_names(self) -> list[str]:

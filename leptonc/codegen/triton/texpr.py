@@ -140,7 +140,7 @@ def _expr(op: str, attrs: dict, args: list[str], in_dtypes: list[DType], out: DT
                 return f"(({a}) {'|' if op == 'add' else '&' if op == 'mul' else '^'} ({b}))"
             return f"(({a}) {dict(add='+', sub='-', mul='*')[op]} ({b}))"
         if op == "div":
-            return f"(({a}) / ({b}))" if f else f"tl.where(({b}) == 0, ({a}), ({a}) // tl.where(({b}) == 0, 1, ({b})))"
+            return f"(({a}) / ({b}))" if f else _int_div(a, b, dt)
         if op in ("max", "min"):
             fn = "tl.maximum" if op == "max" else "tl.minimum"
             return f"{fn}(({a}), ({b}), propagate_nan=tl.PropagateNan.ALL)" if f else f"{fn}(({a}), ({b}))"
@@ -152,8 +152,9 @@ def _expr(op: str, attrs: dict, args: list[str], in_dtypes: list[DType], out: DT
         if op == "mod":
             if attrs["fmod"]:
                 return f"(({a}) - (({a}) / ({b})).to(tl.int64).to({tltype(dt)}) * ({b}))" if f else \
-                    f"tl.where(({b}) == 0, 0, ({a}) % tl.where(({b}) == 0, 1, ({b})))"
-            return f"lep_pymod_float(({a}), ({b}))" if f else f"lep_pymod_int(({a}), ({b}))"
+                    f"tl.where({_plain_divisor(b, dt)}, ({a}) % tl.where({_plain_divisor(b, dt)}, ({b}), 1), 0)"
+            return f"lep_pymod_float(({a}), ({b}))" if f else \
+                f"lep_pymod_int(({a}), tl.where({_plain_divisor(b, dt)}, ({b}), 1))"
         cmp = {"equal": "==", "less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">="}
         if op in cmp:
             return f"(({a}) {cmp[op]} ({b}))"
@@ -187,3 +188,16 @@ def pow_const(base: str, exponent: float) -> str | None:
     if exponent == 0.5:
         return f"tl.sqrt_rn({base})"
     return None
+
+
+def _plain_divisor(b: str, dt: DType) -> str:
+    """Where an integer divisor divides as the hardware does: not 0 (taken as 1) and, for a signed type, not -1
+    (x / -1 is -x with wraparound, x % -1 is 0), whose INT_MIN case overflows (div's docstring)."""
+    return f"(({b}) != 0)" if not dt.is_signed else f"((({b}) != 0) & (({b}) != -1))"
+
+
+def _int_div(a: str, b: str, dt: DType) -> str:
+    quotient = f"({a}) // tl.where({_plain_divisor(b, dt)}, ({b}), 1)"
+    if dt.is_signed:
+        quotient = f"tl.where(({b}) == -1, 0 - ({a}), {quotient})"
+    return f"tl.where(({b}) == 0, ({a}), {quotient})"

@@ -82,6 +82,8 @@ def _int_div(a, b):
 
 
 def _div(a, b):
+    """a / b; between integers it truncates toward zero, never traps: x / 0 is x (a zero divisor counts
+    as 1) and INT_MIN / -1 is INT_MIN (wraps)."""
     if a.dtype.kind in "iu":
         return _int_div(a, b)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -116,7 +118,8 @@ def pow_(a, b):
 
 @define_op("mod", arity=2, infer=broadcast, traits=ELEMENTWISE, attrs={"fmod": ("bool", False)})
 def mod(a, b, fmod):
-    """Remainder: sign of the divisor (Python %), or of the dividend with fmod=true (C fmod)."""
+    """Remainder: sign of the divisor (Python %), or of the dividend with fmod=true (C fmod). Between
+    integers it never traps: x % 0 is 0 (a zero divisor counts as 1, as in div) and INT_MIN % -1 is 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(np.fmod(a, b) if fmod else np.mod(a, b)).astype(a.dtype, copy=False)
 
