@@ -1,13 +1,18 @@
 """Parse IR text (the form printer.py writes) back into a Graph.
 
 Every problem, lexical, syntactic or semantic (unknown op, bad attribute,
-type that disagrees with inference), is a ParseError with line:column.
+type that disagrees with inference), is a ParseError with line:column. Input
+is bounded: numbers up to MAX_NUMBER characters, lists nested up to MAX_DEPTH,
+dims of up to MAX_DIM_TOKENS tokens; a constant's values must be numbers its
+dtype holds (no 300 as u8, no NaN into an integer or into a type without NaN).
 """
 from __future__ import annotations
 
 import json
+import math
 import re
 
+import ml_dtypes
 import numpy as np
 
 from . import dims as D
@@ -16,6 +21,10 @@ from .errors import LeptoncError, ParseError
 from .graph import Graph, Node, Value
 from .types import TensorType
 from .verifier import check_node, verify
+
+MAX_NUMBER = 64       # characters of a number
+MAX_DEPTH = 32        # nesting of [...] in attribute values and constant literals
+MAX_DIM_TOKENS = 64   # tokens of one dim expression
 
 _TOKEN = re.compile(r"""
     (?P<ws>[ \t\r]+|\#[^\n]*)
@@ -47,6 +56,9 @@ def _lex(text: str) -> list[_Tok]:
         if not m:
             raise ParseError(f"unexpected character {text[pos]!r}", line, pos - line_start + 1)
         kind = m.lastgroup
+        if kind == "number" and m.end() - pos > MAX_NUMBER:
+            raise ParseError(f"number of {m.end() - pos} characters (at most {MAX_NUMBER})", line,
+                             pos - line_start + 1)
         if kind == "nl":
             line, line_start = line + 1, m.end()
         elif kind != "ws":
@@ -173,13 +185,20 @@ class _Parser:
         except ValueError:
             raise self.error(f"unknown dtype {tok.text!r}", tok) from None
         self.expect("[")
-        return TensorType(dtype, tuple(self.comma_list("]", self.dim)))
+        t = TensorType(dtype, tuple(self.comma_list("]", self.dim)))
+        try:
+            t.check("type")
+        except LeptoncError as e:
+            raise self.error(str(e), tok) from None
+        return t
 
     def dim(self):
         start = self.tok
         parts = []
         while self.tok.kind in ("number", "ident") or self.tok.text in ("?", "+", "-", "*"):
             parts.append(self.next().text)
+            if len(parts) > MAX_DIM_TOKENS:
+                raise self.error(f"dim expression longer than {MAX_DIM_TOKENS} tokens", start)
         if not parts:
             raise self.error("expected a dim (an int, a symbol or '?')")
         text = " ".join(parts)
@@ -249,11 +268,7 @@ class _Parser:
         (ty,) = self.result_types(1)
         cname = name_tok.text[1:]
         if literal is not None:
-            try:
-                arr = np.array(literal, dtype=np.float64 if ty.dtype.is_float else None)
-                arr = arr.astype(ty.dtype.numpy).reshape(ty.shape)
-            except (ValueError, TypeError, OverflowError) as e:
-                raise self.error(f"constant values do not fit {ty}: {e}", name_tok) from None
+            arr = self.literal(literal, ty, name_tok)
         elif cname in self.constants:
             arr = np.asarray(self.constants[cname])
         else:
@@ -268,10 +283,42 @@ class _Parser:
         self._define(node.output, targets[0], targets[0].text[1:])
         return node
 
-    def attr_value(self):
+    def literal(self, values, ty: TensorType, tok: _Tok) -> np.ndarray:
+        """A const's printed values as an array of type `ty`, each value one that the dtype holds."""
+        flat = list(_leaves(values))
+        if not ty.is_static or len(flat) != math.prod(ty.shape):
+            raise self.error(f"{len(flat)} constant values do not fill {ty}", tok)
+        dtype = ty.dtype
+        for x in flat:
+            if not isinstance(x, (bool, int, float)):
+                raise self.error(f"constant value {x!r} is not a number", tok)
+            if dtype is DType.bool:
+                ok = x in (0, 1)
+            elif dtype.is_int:
+                info = ml_dtypes.iinfo(dtype.numpy)
+                ok = not isinstance(x, float) and info.min <= x <= info.max
+            else:
+                ok = math.isnan(x) or math.isinf(x) or abs(x) <= float(ml_dtypes.finfo(dtype.numpy).max)
+            if not ok:
+                raise self.error(f"constant value {x!r} is out of the range of {dtype}", tok)
+        with np.errstate(all="ignore"):
+            arr = np.array(flat, dtype=np.float64 if dtype.is_float else object).astype(dtype.numpy)
+        if dtype.is_float:
+            back = arr.astype(np.float64)
+            for x, y in zip(flat, back):
+                if math.isnan(x) != math.isnan(y) or (math.isinf(x) and x != y):
+                    raise self.error(f"constant value {x!r} is not a value of {dtype}", tok)
+        return arr.reshape(ty.shape)
+
+    def attr_value(self, depth: int = 0):
         tok = self.next()
         if tok.kind == "number":
-            return float(tok.text) if re.search(r"[.eE]", tok.text) else int(tok.text)
+            if not re.search(r"[.eE]", tok.text):
+                return int(tok.text)
+            value = float(tok.text)
+            if math.isinf(value):
+                raise self.error(f"number {tok.text} is out of the range of f64 (write inf for infinity)", tok)
+            return value
         if tok.kind == "string":
             return json.loads(tok.text)
         if tok.kind == "ident":
@@ -284,8 +331,18 @@ class _Parser:
             except ValueError:
                 raise self.error(f"unexpected word {tok.text!r} in an attribute value", tok) from None
         if tok.text == "[":
-            return tuple(self.comma_list("]", self.attr_value))
+            if depth >= MAX_DEPTH:
+                raise self.error(f"lists nested deeper than {MAX_DEPTH}", tok)
+            return tuple(self.comma_list("]", lambda: self.attr_value(depth + 1)))
         raise self.error(f"expected an attribute value, found {tok!r}", tok)
+
+
+def _leaves(value):
+    if isinstance(value, tuple):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
 
 
 def parse_ir(text: str, constants: dict | None = None) -> Graph:

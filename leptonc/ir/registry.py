@@ -166,7 +166,7 @@ def _coerce(value, kind: str, where: str):
         if kind == "any":
             return _freeze(value)
         if kind == "int":
-            if isinstance(value, bool) or int(value) != value:
+            if isinstance(value, bool) or int(value) != value or not -2 ** 63 <= value < 2 ** 63:
                 raise TypeError
             return int(value)
         if kind == "float":
@@ -192,7 +192,8 @@ def _coerce(value, kind: str, where: str):
         if kind == "shape":
             return tuple(D.canonical(v if isinstance(v, str) else _coerce(v, "int", where)) for v in value)
     except (TypeError, ValueError, OverflowError):
-        raise IRError(f"{where} must be {kind}, got {value!r}") from None
+        raise IRError(f"{where} must be {kind}{' (64-bit)' if kind in ('int', 'ints', 'shape') else ''}, "
+                      f"got {value!r}") from None
     raise ValueError(f"unknown attribute kind {kind!r}")
 
 

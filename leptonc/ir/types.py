@@ -38,13 +38,13 @@ class TensorType:
         part of the shape holds more than MAX_ELEMENTS elements or MAX_BYTES bytes."""
         for i, d in enumerate(self.shape):
             if D.provably_negative(d):
-                raise ShapeError(f"{what} has type {self}: dim {i} ({d}) is negative")
+                raise ShapeError(f"{what} {self}: dim {i} ({d}) is negative")
         static = 1
         for d in self.shape:
             static *= d if isinstance(d, int) else 1
         if static > MAX_ELEMENTS or static * self.dtype.itemsize > MAX_BYTES:
-            raise ShapeError(f"{what} has type {self}: {static} elements is more than a tensor may hold "
-                             f"(at most {MAX_ELEMENTS} elements and {MAX_BYTES} bytes)")
+            raise ShapeError(f"{what} {self}: too large ({static} elements; a tensor holds at most "
+                             f"{MAX_ELEMENTS} elements and {MAX_BYTES} bytes)")
 
     def with_shape(self, shape) -> "TensorType":
         return TensorType(self.dtype, tuple(shape))

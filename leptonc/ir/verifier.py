@@ -37,7 +37,7 @@ def verify(graph: Graph) -> None:
         names.add(v.name)
         defined.add(id(v))
         try:
-            v.type.check(f"{'node ' + node.label if node is not None else 'graph input'} %{v.name}")
+            v.type.check(f"{'node ' + node.label + ': result' if node is not None else 'graph input'} %{v.name}")
         except LeptoncError as e:
             raise VerifyError(str(e), node) from None
         for user, i in v.uses:

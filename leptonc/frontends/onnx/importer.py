@@ -230,7 +230,7 @@ def _check_size(dtype: DType, dims: tuple, where: str) -> None:
     if any(d < 0 for d in dims):
         raise LeptoncError(f"{where}negative dim in {list(dims)}")
     try:
-        TensorType(dtype, dims).check("the tensor")
+        TensorType(dtype, dims).check("type")
     except LeptoncError as e:
         raise LeptoncError(f"{where}{e}") from None
 
