@@ -48,28 +48,53 @@ def dumps(tensors: dict[str, np.ndarray]) -> bytes:
     return b"".join(bytes(c) for c in chunks(tensors))
 
 
+MAX_HEADER = 100 << 20  # bytes of JSON header at most (the limit of the safetensors reference reader)
+
+
 def loads(blob: bytes) -> dict[str, np.ndarray]:
-    """The tensors of a safetensors blob (views into it, read-only); a malformed blob is a LeptoncError."""
+    """The tensors of a safetensors blob (views into it, read-only). A malformed blob is a LeptoncError:
+    every tensor must lie inside the data, hold exactly its dtype times its shape in bytes, and overlap no
+    other."""
     try:
-        (n,) = struct.unpack_from("<Q", blob, 0)
-        header = json.loads(bytes(blob[8:8 + n]))
-        base = 8 + n
-        out = {}
-        for name, entry in header.items():
-            if name == "__metadata__":
-                continue
-            begin, end = entry["data_offsets"]
-            dtype = _DTYPES[entry["dtype"]]
-            shape = tuple(int(d) for d in entry["shape"])
-            if not 0 <= begin <= end <= len(blob) - base:
-                raise ValueError(f"tensor '{name}' lies outside the data")
-            if dtype.is_packed:
-                packed = np.frombuffer(blob, np.uint8, count=end - begin, offset=base + begin)
-                out[name] = unpack(packed.reshape(packed_shape(shape, dtype.bits)), shape, dtype)
-                continue
-            dtype = dtype.numpy
-            arr = np.frombuffer(blob, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=base + begin)
-            out[name] = arr.reshape(shape)
-        return out
-    except (struct.error, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
+        return _loads(blob)
+    except (struct.error, ValueError, KeyError, TypeError, RecursionError) as e:
         raise LeptoncError(f"malformed safetensors data: {e}") from None
+
+
+def _loads(blob) -> dict[str, np.ndarray]:
+    (n,) = struct.unpack_from("<Q", blob, 0)
+    if n > min(MAX_HEADER, len(blob) - 8):
+        raise ValueError(f"a header of {n} bytes in a blob of {len(blob)}")
+    header = json.loads(bytes(blob[8:8 + n]))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    base, out, spans = 8 + n, {}, []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise ValueError(f"tensor '{name}': expected dtype, shape and data_offsets")
+        dtype = _DTYPES[entry["dtype"]]
+        shape, offsets = entry["shape"], entry["data_offsets"]
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise ValueError(f"tensor '{name}': shape {shape!r} is not a list of sizes")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets):
+            raise ValueError(f"tensor '{name}': data_offsets {offsets!r} is not [begin, end]")
+        begin, end = offsets
+        if not 0 <= begin <= end <= len(blob) - base:
+            raise ValueError(f"tensor '{name}' lies outside the data")
+        shape = tuple(shape)
+        count = int(np.prod(packed_shape(shape, dtype.bits) if dtype.is_packed else shape, dtype=object))
+        if end - begin != count * (1 if dtype.is_packed else dtype.numpy.itemsize):
+            raise ValueError(f"tensor '{name}' is {dtype}{list(shape)} but holds {end - begin} bytes")
+        spans.append((begin, end, name))
+        if dtype.is_packed:
+            packed = np.frombuffer(blob, np.uint8, count=count, offset=base + begin)
+            out[name] = unpack(packed.reshape(packed_shape(shape, dtype.bits)), shape, dtype)
+        else:
+            out[name] = np.frombuffer(blob, dtype=dtype.numpy, count=count, offset=base + begin).reshape(shape)
+    spans.sort()
+    for (_, end, a), (begin, _, b) in zip(spans, spans[1:]):
+        if begin < end:
+            raise ValueError(f"tensors '{a}' and '{b}' overlap")
+    return out

@@ -10,6 +10,8 @@ import pytest
 
 from leptonc.codegen.cpu import TARGET_PIPELINE
 
+from .artifact_tools import isolated_home
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 GRAPH = """graph @tiny(%x: f32[B, 4]) -> (f32[B, 4]) {
@@ -28,6 +30,12 @@ GRAPH = """graph @tiny(%x: f32[B, 4]) -> (f32[B, 4]) {
 def leptonc(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "leptonc.cli", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def home(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        yield isolated_home(tmp_path_factory, mp)
 
 
 @pytest.fixture(scope="module")
