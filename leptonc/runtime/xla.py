@@ -13,7 +13,10 @@ import time
 import numpy as np
 
 from ..codegen.stablehlo import EmittedModule, XlaExecutable, emit
+from ..codegen.stablehlo.emit import index_checks
+from ..codegen.stablehlo.index import NO_ERROR
 from ..codegen.stablehlo.specialize import symbols_of
+from ..ir.errors import IndexRangeError
 from ..ir.graph import Graph
 from ..ir.parser import parse_ir
 from ..ir.printer import print_ir
@@ -31,6 +34,7 @@ class XlaModel:
         self.inline_weights = inline_weights
         self.platform = platform
         self._symbols = symbols_of(graph)
+        self._index_checks = index_checks(graph)
         self._compiled: dict[tuple, tuple[EmittedModule, XlaExecutable]] = {}
         self._weights_on_device: dict[str, object] = {}
 
@@ -61,7 +65,10 @@ class XlaModel:
                                        inputs)
         module, exe = self._compile(bindings)
         buffers = [exe.to_device(a) for a in arrays] + [self._weight(exe, n) for n in module.weights]
-        return [np.asarray(r) for r in exe.run_on_device(buffers)]
+        results = exe.run_on_device(buffers)
+        outputs = len(self.graph.outputs)
+        raise_index_error(self._index_checks, results[outputs:])
+        return [np.asarray(r) for r in results[:outputs]]
 
     __call__ = run
 
@@ -69,6 +76,15 @@ class XlaModel:
         if name not in self._weights_on_device:
             self._weights_on_device[name] = exe.to_device(self.graph.constants[name])
         return self._weights_on_device[name]
+
+
+def raise_index_error(checks: tuple[str, ...], records: list) -> None:
+    """Raise IndexRangeError for the first of the module's index records (codegen/stablehlo/index.py's
+    first_bad_index: position, index, dim, dim size) that found an index out of range."""
+    for where, record in zip(checks, records):
+        pos, index, dim, size = (int(x) for x in np.asarray(record))
+        if pos != NO_ERROR:
+            raise IndexRangeError(where, index, dim, size)
 
 
 class XlaCompiledModel(ArtifactModel):

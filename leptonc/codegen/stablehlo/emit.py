@@ -1,5 +1,7 @@
 """A Graph as one StableHLO module (MLIR text) whose @main takes the graph inputs,
-then the weights, and returns the graph outputs.
+then the weights, and returns the graph outputs, then one tensor<4xi64> per node
+that reads positions from a tensor (ir/indices.py, in graph order): its first index
+out of range, which the runtime raises (index.first_bad_index).
 
 Symbolic dims are specialized (specialize.py): the module is written for one
 binding of the symbols ("B" = 8), with every shape static, because XLA compiles
@@ -13,10 +15,12 @@ from dataclasses import dataclass
 
 from ...ir.errors import IRError, LeptoncError
 from ...ir.graph import Graph, Node
+from ...ir.indices import CHECKED_OPS, indexed_dims, site
 from ...ir.registry import get_op
 from ...ir.types import TensorType
 from .. import check_dtypes
 from .builder import ELEMENT_TYPE, STORAGE_ONLY, Builder, Val, tensor_type
+from .index import first_bad_index
 from .rules import rule_for
 from .specialize import Specialization, resolved_attrs, specialize
 
@@ -30,6 +34,7 @@ class EmittedModule:
     weights: tuple[str, ...]    # constant names: the arguments after the inputs (empty when inlined)
     input_types: tuple[TensorType, ...]
     output_types: tuple[TensorType, ...]
+    index_checks: tuple[str, ...] = ()  # the nodes whose index records follow the outputs (ir/indices.site)
 
 
 def emit(graph: Graph, bindings: dict[str, int] | None = None, inline_weights: bool = False) -> EmittedModule:
@@ -44,6 +49,7 @@ def emit(graph: Graph, bindings: dict[str, int] | None = None, inline_weights: b
         env[id(v)] = Val(f"%in_{v.name}", types[id(v)])
         args.append(f"{env[id(v)].name}: {tensor_type(types[id(v)])}")
     weights: dict[str, Val] = {}
+    checks: list[Val] = []
     for node in graph.nodes:
         if node.op == "const":
             w = _weight(b, graph, node, spec, weights, inline_weights, args)
@@ -63,7 +69,10 @@ def emit(graph: Graph, bindings: dict[str, int] | None = None, inline_weights: b
             if tuple(r.shape) != tuple(t.shape) or r.dtype is not t.dtype:
                 raise IRError(f"stablehlo: the lowering of {node.label} made {r.type}, the node's type is {t}")
             env[id(v)] = dataclasses.replace(r, known=spec.known.get(id(v)))
-    rets = [env[id(v)] for v in graph.outputs]
+        if node.op in CHECKED_OPS:
+            x, idx = (env[id(v)] for v in node.inputs[:2])
+            checks.append(first_bad_index(b, x.type, idx, indexed_dims(node.op, attrs, len(x.shape), idx.shape)))
+    rets = [env[id(v)] for v in graph.outputs] + checks
     out_types = ", ".join(tensor_type(v.type) for v in rets)
     sizes = ", ".join(f"{k}={v}" for k, v in sorted((bindings or {}).items()))
     header = [f"// leptonc graph @{graph.name}" + (f", specialized to {sizes}" if sizes else "")]
@@ -76,7 +85,13 @@ def emit(graph: Graph, bindings: dict[str, int] | None = None, inline_weights: b
         "}",
         ""])
     return EmittedModule(text, tuple(v.name for v in graph.inputs), () if inline_weights else tuple(weights),
-                         tuple(types[id(v)] for v in graph.inputs), tuple(v.type for v in rets))
+                         tuple(types[id(v)] for v in graph.inputs), tuple(v.type for v in rets[:len(graph.outputs)]),
+                         index_checks(graph))
+
+
+def index_checks(graph: Graph) -> tuple[str, ...]:
+    """The nodes (as index errors name them) whose index records the module returns after the outputs."""
+    return tuple(site(n) for n in graph.nodes if n.op in CHECKED_OPS)
 
 
 def _check_storage_only(node: Node) -> None:

@@ -17,6 +17,32 @@ def wrap_negative_tuples(b: Builder, idx: Val, sizes) -> Val:
     return b.select(neg, b.binary("add", idx, bound), idx)
 
 
+NO_ERROR = 2**63 - 1
+
+
+def first_bad_index(b: Builder, data: TensorType, idx: Val, dims: tuple[int, ...]) -> Val:
+    """[position, index, dim, dim size] of the first element of idx out of range for its dim of data
+    (ir/indices.py: element p indexes dims[p % len(dims)]), as a tensor<4xi64>; position NO_ERROR when none.
+    XLA clamps gather indices and drops scatter updates out of range, so the module returns this and the
+    runtime raises."""
+    k, n = len(dims), int(np.prod(idx.shape, dtype=np.int64))
+    if n == 0 or k == 0:
+        return b.constant(np.array([NO_ERROR, 0, 0, 0], np.int64))
+    t = TensorType(DType.i64, (n // k, k))
+    flat = b.reshape(b.convert(idx, DType.i64), t.shape)
+    size = b.broadcast_in_dim(b.constant(np.array([data.shape[d] for d in dims], np.int64)), t.shape, [1])
+    bad = b.binary("or", b.compare(flat, b.unary("negate", size), "LT"), b.compare(flat, size, "GE"))
+    pos = b.binary("add", b.binary("multiply", b.iota(t, 0), b.full(k, t)), b.iota(t, 1))
+    first = b.reduce(b.select(bad, pos, b.full(NO_ERROR, t)), b.scalar(NO_ERROR, DType.i64), [0, 1], "minimum")
+    hit = b.compare(pos, b.broadcast_in_dim(first, t.shape, []), "EQ")
+    dim = b.binary("add", b.iota(t, 1), b.full(dims[0], t))  # an index tuple's dims are consecutive
+
+    def at_first(v: Val) -> Val:
+        return b.reshape(b.reduce(b.select(hit, v, b.full(0, t)), b.scalar(0, DType.i64), [0, 1], "add"), (1,))
+
+    return b.concatenate([b.reshape(first, (1,)), at_first(flat), at_first(dim), at_first(size)], 0)
+
+
 @lowers("gather_nd")
 def gather_nd(b: Builder, node, args, out, attrs):
     """out[b..., i..., rest] = x[b..., idx[b..., i..., :], rest]: batch coordinates come from iotas."""
