@@ -158,7 +158,12 @@ def _cmd_compile(args) -> int:
     return 0
 
 
+RANDOM_INPUT_BYTES = 1 << 30  # the largest random input `leptonc run` makes
+
+
 def _run_inputs(cm, specs: list[str], seed: int):
+    import math
+
     import numpy as np
 
     from .ir import dims as D
@@ -188,6 +193,9 @@ def _run_inputs(cm, specs: list[str], seed: int):
             continue
         shape = [D.evaluate(d, {s: bindings.get(s, 1) for s in D.symbols(d)}) for d in x["shape"]]
         dtype = np.dtype(DType.parse(x["dtype"]).numpy)
+        if math.prod(shape) * dtype.itemsize > RANDOM_INPUT_BYTES:
+            raise LeptoncError(f"input {x['name']}: a random {x['dtype']}{shape} takes more than "
+                               f"{RANDOM_INPUT_BYTES >> 20} MiB; give it with --input {x['name']}=FILE.npy")
         if dtype.kind == "f":
             arrays.append(rng.standard_normal(shape).astype(dtype))
         elif dtype.kind == "b":
@@ -199,6 +207,7 @@ def _run_inputs(cm, specs: list[str], seed: int):
 
 def _cmd_run(args) -> int:
     import os
+    import re
 
     import numpy as np
 
@@ -206,15 +215,21 @@ def _cmd_run(args) -> int:
     from .runtime.report import profile_text
 
     cm = leptonc.load(args.artifact)
+    names = [meta["name"] for meta in cm.signature["outputs"]]
+    if args.output_dir:
+        for name in names:  # (the IR's value names are plain already; this holds whatever loads)
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", ".."):
+                raise LeptoncError(f"--output-dir: output name {name!r} of {args.artifact} is not a plain file "
+                                   "name; refusing to write it")
     inputs = _run_inputs(cm, args.input or [], args.seed)
     outputs = cm.run(*inputs)
-    for meta, y in zip(cm.signature["outputs"], outputs):
+    for name, y in zip(names, outputs):
         stats = f"min {y.min():.6g} max {y.max():.6g} mean {y.astype(np.float64).mean():.6g}" \
             if y.size and y.dtype.kind in "fiu" else ""
-        print(f"%{meta['name']}: {y.dtype}{list(y.shape)} {stats}")
+        print(f"%{name}: {y.dtype}{list(y.shape)} {stats}")
         if args.output_dir:
             os.makedirs(args.output_dir, exist_ok=True)
-            np.save(os.path.join(args.output_dir, f"{meta['name']}.npy"), y)
+            np.save(os.path.join(args.output_dir, f"{name}.npy"), y)
     if args.profile:
         print(profile_text(cm, inputs))
     return 0
@@ -247,6 +262,44 @@ def _cmd_bench(args) -> int:
                                      threads=args.threads, progress=progress)
     print(bench.format_table([result], f"{args.model}, {args.threads} threads per system"))
     return 0
+
+
+def _cmd_trust(args) -> int:
+    from .runtime import trust
+
+    if args.action == "key":
+        key = trust.signing_key()
+        if key is None:
+            raise LeptoncError(f"cannot make a signing key in {trust.config_dir()} (is it writable?)")
+        print(trust.public_hex(key))
+    elif args.action == "list":
+        own = trust.own_key()
+        for key in trust.stored_keys():
+            print(key)
+        for key in sorted(trust.trusted_keys() - set(trust.stored_keys()) - {own}):
+            print(f"{key}  (from ${trust.ENV_KEYS})")
+        if own:
+            print(f"{own}  (this machine's own key)")
+    else:
+        if not args.key:
+            raise LeptoncError(f"leptonc trust {args.action} needs a key: 64 hex digits, or a file holding them")
+        done = (trust.add if args.action == "add" else trust.remove)(args.key)
+        key = trust.parse_key(args.key)
+        print(f"{'trusted' if args.action == 'add' else 'no longer trusted'}: {key}" if done else
+              f"{key} {'was trusted already' if args.action == 'add' else 'was not in the trust store'}")
+    return 0
+
+
+def _add_trust_verb(sub) -> None:
+    t = sub.add_parser("trust", help="the keys whose signed artifacts may run their own native code",
+                       description="leptonc runs an artifact's shipped library only when a trusted key signed it "
+                                   "(this machine's own key, the trust store, $LEPTONC_TRUSTED_KEYS); any other "
+                                   "artifact runs code built here from its IR, or not at all without a C compiler.")
+    t.add_argument("action", choices=("key", "list", "add", "remove"),
+                   help="key: print this machine's public key; list: the trusted keys; add/remove KEY: edit the "
+                        "trust store")
+    t.add_argument("key", nargs="?", help="a public key: 64 hex digits, or a file holding them")
+    t.set_defaults(run=_cmd_trust)
 
 
 def _add_backend_verbs(sub) -> None:
@@ -304,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     passes = sub.add_parser("passes", help="list every registered pass and pipeline, plugins included")
     passes.set_defaults(run=_cmd_passes)
     _add_backend_verbs(sub)
+    _add_trust_verb(sub)
     return p
 
 
