@@ -12,6 +12,7 @@ import difflib
 import importlib
 import inspect
 import pkgutil
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -140,6 +141,8 @@ class PassInfo:
 
 _PASSES: dict[str, PassInfo] = {}
 _loaded = False
+_loading = False
+_load_lock = threading.RLock()
 _origin = "builtin"
 # Modules of this package that hold the machinery, not passes.
 _INFRASTRUCTURE = {"registry", "pipeline", "manager", "plugins", "cli_args"}
@@ -197,21 +200,29 @@ def list_passes() -> list[PassInfo]:
 def load_passes() -> None:
     """Import the built-in pass modules of this package, then the plugins (once).
 
-    A module that fails to import is recorded like a failed plugin (see plugins.py).
+    A module that fails to import is recorded like a failed plugin (see plugins.py). Other threads wait
+    until every module is in; a lookup from a module being imported (the loading thread itself) returns
+    at once.
     """
-    global _loaded
+    global _loaded, _loading
     if _loaded:
         return
-    _loaded = True
-    from . import __path__ as package_path
-    from .plugins import load_plugins, record_failure
-    for mod in sorted(m.name for m in pkgutil.iter_modules(package_path)):
-        if mod not in _INFRASTRUCTURE:
-            try:
-                importlib.import_module(f"{__package__}.{mod}")
-            except Exception as e:  # one broken module must not take every pass down; it is reported
-                record_failure(mod, "built-in", e)
-    load_plugins()
+    with _load_lock:
+        if _loaded or _loading:
+            return
+        _loading = True
+        try:
+            from . import __path__ as package_path
+            from .plugins import load_plugins, record_failure
+            for mod in sorted(m.name for m in pkgutil.iter_modules(package_path)):
+                if mod not in _INFRASTRUCTURE:
+                    try:
+                        importlib.import_module(f"{__package__}.{mod}")
+                    except Exception as e:  # one broken module must not take every pass down; it is reported
+                        record_failure(mod, "built-in", e)
+            load_plugins()
+        finally:
+            _loading, _loaded = False, True
 
 
 @contextlib.contextmanager

@@ -4,28 +4,44 @@ The executor checks inputs against the signature (dtype, rank, symbol sizes),
 binds the symbols, places the intermediates in one arena (planned once per
 set of sizes and kept), allocates the outputs and calls `lep_run`. It needs
 numpy, the standard library and the BLAS wheel only.
+
+Any number of threads may run one executor at once: the weights are shared
+and only read, and each call takes an arena of its plan's size from a pool
+(a free list per plan) and gives it back after, so concurrent calls never
+share scratch memory and never wait for each other (ctypes lets go of the
+GIL during `lep_run`).
 """
 from __future__ import annotations
 
 import ctypes
 import os
+import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..ir.dtypes import DType
-from ..ir.errors import ShapeError
+from ..ir.errors import LeptoncError, ShapeError
 from ..ir.packing import stored
 from ..ir.types import TensorType
 from .memory import ALIGN, on_huge_pages, plan_buffers
 from .signature import bind_inputs
 
 _BLAS = None
+_BLAS_LOCK = threading.Lock()
+MAX_PLANS = 8  # sets of sizes whose plans (and pooled arenas) an executor keeps at once
+
+
+class RunError(LeptoncError):
+    """A run that cannot go ahead or that the model library refused (e.g. memory for its sizes)."""
 
 
 def load_blas() -> None:
     """Load OpenBLAS from the scipy-openblas32 wheel, globally, so that model libraries link to it."""
     global _BLAS
-    if _BLAS is None:
+    with _BLAS_LOCK:
+        if _BLAS is not None:
+            return
         import scipy_openblas32 as ob
 
         path = os.path.join(ob.get_lib_dir(), f"lib{ob.get_library()}.so")
@@ -50,7 +66,8 @@ class Executor:
         # i4 packed two per byte, in one buffer on huge pages
         self.weights = dict(zip(meta["weights"], on_huge_pages([stored(weights[name]) for name in meta["weights"]])))
         self._wptrs = _pointer_array(list(self.weights.values()))
-        self._plans: dict[tuple, tuple] = {}
+        self._plans: dict[tuple, Plan] = {}
+        self._lock = threading.Lock()  # guards _plans and the plans' pools, never a run
         self.kernel_names = [k["name"] for k in meta["kernels"]]
 
     def bind(self, inputs) -> tuple[list[np.ndarray], dict[str, int]]:
@@ -60,34 +77,46 @@ class Executor:
             raise ShapeError(f"symbols {missing} are not sizes of any input; cannot run")
         return arrays, bindings
 
-    def _plan(self, bindings: dict[str, int]):
+    def _plan(self, bindings: dict[str, int]) -> "Plan":
         key = tuple(bindings[s] for s in self.symbols)
-        plan = self._plans.get(key)
+        with self._lock:
+            plan = self._plans.get(key)
         if plan is None:
             offsets, total = plan_buffers(self.meta["buffers"], bindings)
-            raw = np.empty(total + ALIGN, dtype=np.uint8)
-            shift = (-raw.ctypes.data) % ALIGN
-            arena = raw[shift:shift + total]
-            off = np.array(offsets or [0], dtype=np.int64)
-            sym = np.array(key or (0,), dtype=np.int64)
-            out_shapes = [t.concrete(bindings) for t in self.output_types]
-            plan = (raw, arena, off, sym, out_shapes, total)
-            if len(self._plans) > 8:
-                self._plans.clear()
-            self._plans[key] = plan
+            plan = Plan(np.array(offsets or [0], dtype=np.int64), np.array(key or (0,), dtype=np.int64),
+                        [t.concrete(bindings) for t in self.output_types], total, bindings)
+            with self._lock:
+                if len(self._plans) >= MAX_PLANS:
+                    self._plans.clear()
+                plan = self._plans.setdefault(key, plan)  # a thread that planned the same sizes first wins
         return plan
 
     def run(self, inputs, profile: np.ndarray | None = None) -> list[np.ndarray]:
         arrays, bindings = self.bind(inputs)
-        _, arena, off, sym, out_shapes, _ = self._plan(bindings)
-        outs = [np.empty(s, dtype=t.dtype.numpy) for s, t in zip(out_shapes, self.output_types)]
+        plan = self._plan(bindings)
+        outs = [_allocate(s, t.dtype.numpy, f"output {i}", bindings)
+                for i, (s, t) in enumerate(zip(plan.out_shapes, self.output_types))]
         in_ptrs = _pointer_array(arrays)
         out_ptrs = _pointer_array(outs)
-        rc = self.lib.lep_run(in_ptrs, out_ptrs, self._wptrs, arena.ctypes.data, off.ctypes.data,
-                              sym.ctypes.data, None if profile is None else profile.ctypes.data)
+        arena = self._take_arena(plan)
+        try:
+            rc = self.lib.lep_run(in_ptrs, out_ptrs, self._wptrs, arena.ctypes.data, plan.offsets.ctypes.data,
+                                  plan.sym.ctypes.data, None if profile is None else profile.ctypes.data)
+        finally:
+            with self._lock:
+                plan.free.append(arena)
         if rc != 0:
-            raise RuntimeError(f"the model library returned error code {rc}")
+            raise run_error(self.meta, rc)
         return outs
+
+    def _take_arena(self, plan: "Plan") -> np.ndarray:
+        """A free arena of the plan's size from its pool, or a new one."""
+        with self._lock:
+            if plan.free:
+                return plan.free.pop()
+        raw = _allocate((plan.total + ALIGN,), np.uint8, "the arena of intermediates", plan.bindings)
+        shift = (-raw.ctypes.data) % ALIGN
+        return raw[shift:shift + plan.total]  # (keeps raw alive as its base)
 
     def profile(self, inputs, repeat: int = 10) -> list[tuple[str, float]]:
         """(kernel name, seconds per run) for every kernel: its median over `repeat` runs, so that a hiccup
@@ -97,6 +126,34 @@ class Executor:
         for times in runs:
             self.run(inputs, profile=times)
         return [(name, float(t)) for name, t in zip(self.kernel_names, np.median(runs, axis=0))]
+
+
+@dataclass
+class Plan:
+    """What a run at one set of symbol sizes needs besides its inputs: buffer offsets in the arena, the symbol
+    values, the output shapes, the arena size, and a pool of free arenas of that size."""
+
+    offsets: np.ndarray
+    sym: np.ndarray
+    out_shapes: list[tuple[int, ...]]
+    total: int
+    bindings: dict[str, int]
+    free: list[np.ndarray] = field(default_factory=list)
+
+
+def run_error(meta: dict, rc: int) -> LeptoncError:
+    """The error for a non-zero return code of `lep_run`."""
+    return RunError(f"the model library returned error code {rc}")
+
+
+def _allocate(shape: tuple[int, ...], dtype, what: str, bindings: dict[str, int]) -> np.ndarray:
+    """np.empty, or a RunError naming the sizes when that memory cannot be had."""
+    try:
+        return np.empty(shape, dtype=dtype)
+    except (MemoryError, ValueError) as e:
+        nbytes = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+        sizes = ", ".join(f"{k}={v}" for k, v in bindings.items()) or "static sizes"
+        raise RunError(f"cannot allocate {what} ({nbytes} bytes) at {sizes}: {type(e).__name__}") from None
 
 
 def _tensor_type(entry: dict) -> TensorType:

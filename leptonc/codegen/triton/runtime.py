@@ -281,7 +281,7 @@ class TritonModel(CompiledModel):
     def __init__(self, artifact: Artifact, allow_tf32: bool = False):
         ArtifactModel.__init__(self, artifact)  # the weights go to the GPU, not to a cpu library
         self.weights = safetensors.loads(artifact.weights_blob)
-        self.executor = TritonExecutor(self.manifest["program"], artifact.source, self.weights, allow_tf32)
+        self._executor = TritonExecutor(self.manifest["program"], artifact.source, self.weights, allow_tf32)
 
     @property
     def kernel_names(self) -> list[str]:
