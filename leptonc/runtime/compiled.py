@@ -161,19 +161,28 @@ def _link_or_copy(src: str, dst: str, *, link: bool) -> None:
     shutil.copyfile(src, dst)
 
 
-def load(path: str | os.PathLike):
-    """Load an artifact written by `save` (or `leptonc compile`), verifying it first."""
+def load(path: str | os.PathLike, *, trusted_keys=()):
+    """Load an artifact written by `save` (or `leptonc compile`), verifying it first.
+
+    What the artifact's IR determines (the program, its sizes, its source) is derived again from the IR
+    (derive.py). Its shipped library runs only when a trusted key signed it (trust.py; `trusted_keys`: more
+    public keys, in hex, to trust); otherwise the derived source is built with the local C compiler."""
+    from .derive import derive
+
     before = os.stat(path) if os.path.isfile(path) else None
-    art = read_artifact(path)
-    if art.manifest.get("target") == "stablehlo":
+    derived = derive(read_artifact(path), str(path))
+    art = derived.artifact
+    if art.manifest["target"] == "stablehlo":
         from .xla import XlaCompiledModel
 
         return XlaCompiledModel(art)
-    if art.manifest.get("target") == "triton":
+    if art.manifest["target"] == "triton":  # its kernel module is the derived one: Python, built by no compiler
         from ..codegen.triton.runtime import TritonModel
 
         return TritonModel(art)
-    cm = CompiledModel(art, library_for(art))
+    library = library_for(derived, str(path), trusted_keys)
+    art.library = library.read_bytes()  # what runs is what a later save writes (and signs)
+    cm = CompiledModel(art, library)
     stamp = _FileStamp.of(path, art.manifest)
     if before is not None and (before.st_ino, before.st_size, before.st_mtime_ns) == \
             (stamp.stat.st_ino, stamp.stat.st_size, stamp.stat.st_mtime_ns):
@@ -181,20 +190,39 @@ def load(path: str | os.PathLike):
     return cm
 
 
-def library_for(art: Artifact) -> Path:
-    """A path to a library this CPU can run: the shipped one, or one rebuilt from the shipped source."""
-    from ..codegen.cpu.build import cache_dir, cpu_features, find_compiler, build_library
+def library_for(derived, where: str, trusted_keys=()) -> Path:
+    """A library of the derived program that this CPU runs: the shipped one when a trusted key signed the
+    artifact, its source is the derived one and this CPU has the features it was built for; else the derived
+    source built here (the build cache keeps it by the source's hash), with a warning that says why."""
+    import tempfile
+    import warnings
 
+    from ..codegen.cpu.build import build_library, cache_dir, cpu_features, find_compiler
+    from .trust import trusted_keys as trusted
+
+    art = derived.artifact
     missing = sorted(set(art.manifest.get("cpu_features", ())) - set(cpu_features()))
-    if missing:
-        if find_compiler() is None:
-            raise ArtifactError(f"this CPU lacks {', '.join(missing)}, which the artifact's library needs, and "
-                                "no C compiler is available to rebuild it from the shipped source")
-        return build_library(art.source)[0]
-    digest = sha256(art.library)
-    path = cache_dir() / f"lib-{digest[:32]}.so"
-    if not path.exists() or sha256(path.read_bytes()) != digest:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(art.library)
-        os.replace(tmp, path)
-    return path
+    how = f"if you trust its author, `leptonc trust add {art.signer}` runs its own library"
+    if art.signer is None:
+        why, how = f"{where} is not signed", "ask its author for a signed one and trust their key"
+    elif art.signer not in trusted(trusted_keys):
+        why = f"{where} is signed by key {art.signer[:16]}..., which this machine does not trust"
+    elif not derived.as_shipped:
+        why, how = f"{where} holds code that this leptonc does not generate from its IR (another version?)", ""
+    elif missing:
+        why, how = f"this CPU lacks {', '.join(missing)}, which the library of {where} needs", ""
+    else:
+        digest = sha256(art.library)
+        path = cache_dir() / f"lib-{digest[:32]}.so"
+        if not path.exists() or sha256(path.read_bytes()) != digest:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(art.library)
+            os.replace(tmp, path)
+        return path
+    if find_compiler() is None:
+        raise ArtifactError(f"{why}, and no C compiler is available to build its code from its IR" +
+                            (f"; {how}" if how else ""))
+    warnings.warn(f"{why}: running code generated from its IR and built with the local C compiler" +
+                  (f" ({how})" if how else ""), stacklevel=3)
+    return build_library(art.source, drivers=derived.drivers)[0]
