@@ -208,7 +208,7 @@ def library_for(derived, where: str, trusted_keys=()) -> Path:
     elif art.signer not in trusted(trusted_keys):
         why = f"{where} is signed by key {art.signer[:16]}..., which this machine does not trust"
     elif not derived.as_shipped:
-        why, how = f"{where} holds code that this leptonc does not generate from its IR (another version?)", ""
+        why, how = f"the program in {where} is not the one this leptonc generates from its IR", ""
     elif missing:
         why, how = f"this CPU lacks {', '.join(missing)}, which the library of {where} needs", ""
     else:
