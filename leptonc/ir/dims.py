@@ -174,8 +174,23 @@ def same(a: Dim, b: Dim) -> bool:
 
 
 def compatible(a: Dim, b: Dim) -> bool:
-    """Could be equal at run time: same, or either side not a fixed int."""
-    return same(a, b) or not (isinstance(a, int) and isinstance(b, int))
+    """Equal at run time without a relation between sizes that the graph does not state: the same
+    polynomial, or either side "?" (known only at run time, and checked then). B against 768, or B
+    against C, is not: that would pin B (see `relation`) or tie two symbols, and is refused."""
+    return a == UNKNOWN or b == UNKNOWN or same(a, b)
+
+
+def relation(a: Dim, b: Dim) -> str:
+    """Why a == b cannot be assumed, for messages: the symbol it pins to a size ("B = 1"), or the tie
+    between sizes it needs ("B = C")."""
+    diff = _add(_poly(a) or {}, _scale(_poly(b) or {}, -1))
+    linear = [m for m in diff if m]
+    if len(linear) == 1 and len(linear[0]) == 1:
+        (sym,), c = linear[0], diff[linear[0]]
+        k = -diff.get((), 0)
+        size = f"{k // c}" if k % c == 0 and k // c >= 0 else f"{k}/{c}, which is no size"
+        return f"it pins the dynamic dim {sym} to {size} (compile with a fixed size for {sym})"
+    return f"it needs {a} = {b}, which no input states (give equal dims one symbol)"
 
 
 def evaluate(d: Dim, bindings: Mapping[str, int]) -> int:

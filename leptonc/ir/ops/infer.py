@@ -8,7 +8,8 @@ from ..types import TensorType
 
 
 def broadcast_shapes(*shapes) -> tuple:
-    """numpy broadcasting over dims that may be symbols."""
+    """numpy broadcasting over dims that may be symbols. A symbol meeting a fixed size other than 1 is
+    refused (it would hold for one size of the symbol only); two different symbols give "?"."""
     rank = max((len(s) for s in shapes), default=0)
     out = []
     for i in range(rank):
@@ -23,12 +24,23 @@ def broadcast_shapes(*shapes) -> tuple:
                 continue
             elif isinstance(dim, int) and isinstance(d, int):
                 raise ShapeError(f"shapes {' and '.join(str(list(x)) for x in shapes)} do not broadcast")
-            elif isinstance(d, int):
-                dim = d  # a symbol meeting a fixed size takes the fixed size
-            elif not isinstance(dim, int):
-                dim = D.UNKNOWN if not D.same(dim, d) else dim
+            elif D.UNKNOWN in (dim, d):
+                dim = d if isinstance(d, int) else dim  # "?" meeting a size takes it (checked at run time)
+            elif isinstance(dim, int) or isinstance(d, int):
+                sym, size = (d, dim) if isinstance(dim, int) else (dim, d)
+                raise ShapeError(f"shapes {' and '.join(str(list(x)) for x in shapes)} broadcast only if "
+                                 f"{sym} is {size} or 1: {D.relation(sym, size)}")
+            else:
+                dim = D.UNKNOWN
         out.append(dim)
     return tuple(out)
+
+
+def require_same(a, b, message: str) -> None:
+    """Dims a and b must be equal: refused when they differ, saying what the equality would ask of the
+    dynamic dims when a symbol is involved (see dims.compatible)."""
+    if not D.compatible(a, b):
+        raise ShapeError(message if isinstance(a, int) and isinstance(b, int) else f"{message}: {D.relation(a, b)}")
 
 
 def same_dtype(*types: TensorType) -> DType:

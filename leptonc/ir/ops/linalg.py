@@ -6,7 +6,7 @@ import numpy as np
 from .. import dims as D
 from ..registry import PURE, define_op
 from ..types import TensorType
-from .infer import broadcast_shapes, require, same_dtype
+from .infer import broadcast_shapes, require, require_same, same_dtype
 
 
 def _matmul_infer(a: TensorType, b: TensorType) -> TensorType:
@@ -14,8 +14,7 @@ def _matmul_infer(a: TensorType, b: TensorType) -> TensorType:
     require(a.rank >= 1 and b.rank >= 1, "matmul operands must have rank >= 1")
     sa = a.shape if a.rank > 1 else (1,) + a.shape
     sb = b.shape if b.rank > 1 else b.shape + (1,)
-    require(D.compatible(sa[-1], sb[-2]),
-            f"matmul contraction dims differ: {list(a.shape)} @ {list(b.shape)}")
+    require_same(sa[-1], sb[-2], f"matmul contraction dims differ: {list(a.shape)} @ {list(b.shape)}")
     batch = broadcast_shapes(sa[:-2], sb[:-2])
     out = batch + ((sa[-2],) if a.rank > 1 else ()) + ((sb[-1],) if b.rank > 1 else ())
     return TensorType(dtype, out)

@@ -12,7 +12,7 @@ from ..dtypes import DType
 from ..errors import IRError
 from ..registry import PURE, define_op
 from ..types import TensorType
-from .infer import broadcast_shapes, norm_axes, norm_axis, require, same_dtype
+from .infer import broadcast_shapes, norm_axes, norm_axis, require, require_same, same_dtype
 
 VIEW = PURE | {"view"}
 BIG = 2 ** 62
@@ -31,9 +31,8 @@ def const(name):
 def _reshape_infer(t: TensorType, shape) -> TensorType:
     require(all(d == D.UNKNOWN or not isinstance(d, int) or d >= 0 for d in shape),
             f"reshape target {list(shape)} has a negative dim (resolve -1 before building the op)")
-    if t.is_static and all(isinstance(d, int) for d in shape):
-        require(int(np.prod(t.shape)) == int(np.prod(shape)),
-                f"cannot reshape {list(t.shape)} ({int(np.prod(t.shape))} elements) to {list(shape)}")
+    have, want = D.product(t.shape), D.product(shape)
+    require_same(have, want, f"cannot reshape {t} ({have} elements) to {list(shape)} ({want} elements)")
     return t.with_shape(shape)
 
 
@@ -63,7 +62,9 @@ define_op("transpose", infer=_transpose_infer, attrs={"perm": "ints"}, traits=VI
 
 def _broadcast_to_infer(t: TensorType, shape) -> TensorType:
     require(len(shape) >= t.rank, f"cannot broadcast rank {t.rank} to rank {len(shape)}")
-    broadcast_shapes(t.shape, shape)
+    for d, s in zip(t.shape, shape[len(shape) - t.rank:]):
+        if d != 1:
+            require_same(d, s, f"cannot broadcast {t} to {list(shape)}")
     return t.with_shape(shape)
 
 
@@ -79,7 +80,7 @@ def _concat_infer(*ts: TensorType, axis) -> TensorType:
     for t in ts[1:]:
         for i, (a, b) in enumerate(zip(shape, t.shape)):
             if i != ax:
-                require(D.compatible(a, b), f"concat operands differ in dim {i}: {a} vs {b}")
+                require_same(a, b, f"concat operands differ in dim {i}: {a} vs {b}")
                 if not isinstance(a, int) and isinstance(b, int) or a == D.UNKNOWN:
                     shape[i] = b  # the operands agree at run time: keep the better known size
         shape[ax] = D.add(shape[ax], t.shape[ax])
