@@ -26,7 +26,8 @@ def test_compile_save_load_run(tmp_path):
     path = tmp_path / "cnn.lep"
     cm.save(path)
     with zipfile.ZipFile(path) as z:
-        assert sorted(z.namelist()) == ["graph.lir", "manifest.json", "model.mlir", "weights.safetensors"]
+        assert sorted(z.namelist()) == ["graph.lir", "manifest.json", "model.mlir", "signature.json",
+                                        "weights.safetensors"]
         assert z.read("model.mlir").decode() == cm.source
     loaded = leptonc.load(path)
     assert loaded.manifest["target"] == "stablehlo"

@@ -183,3 +183,181 @@ def test_a_model_that_ran_keeps_one_copy_of_its_weights_and_still_saves(saved, t
             assert np.shares_memory(cm.weights[name], w)
         cm.save(tmp_path / "again.lep")  # the loaded one copies its file, the fresh one writes its weights
         np.testing.assert_array_equal(leptonc.load(tmp_path / "again.lep")(x)[0], y[0])
+
+
+# -- manifests, headers and zips that lie ---------------------------------------------------------------------
+
+def _load_quietly(path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return leptonc.load(path)
+
+
+@pytest.mark.parametrize("lie", ["arena", "weights", "inputs", "kernels"])
+def test_a_manifest_that_lies_about_the_program_changes_nothing(saved, tmp_path, lie):
+    """Sizes that drive the arena, the order of the weights, the input signature: derived from the IR."""
+    edits = {"arena": lambda m: m["program"]["buffers"].append({"bytes": 1, "first": 0, "last": 0}),
+             "weights": lambda m: m["program"]["weights"].reverse(),
+             "inputs": lambda m: m["signature"]["inputs"][0].update(shape=[3, 1 << 20]),
+             "kernels": lambda m: m["program"]["kernels"].clear()}
+    bad = tmp_path / "lie.lep"
+    edit_manifest(saved, bad, edits[lie])  # hashes recomputed, unsigned
+    cm = _load_quietly(bad)
+    x = np.random.default_rng(2).standard_normal((3, 16)).astype(np.float32)
+    np.testing.assert_allclose(cm(x), leptonc.run_reference(small_graph(), x)[0], rtol=1e-5, atol=1e-6)
+    assert cm.manifest["program"] == leptonc.load(saved).manifest["program"]
+
+
+def _with_weights(saved, path, tensors: dict, header_edit=None):
+    from leptonc.runtime import safetensors
+
+    blob = safetensors.dumps(tensors)
+    if header_edit is not None:
+        n = int.from_bytes(blob[:8], "little")
+        header = json.loads(blob[8:8 + n])
+        header_edit(header)
+        text = json.dumps(header).encode()
+        blob = len(text).to_bytes(8, "little") + text + blob[8 + n:]
+    data = members(saved)
+    data["weights.safetensors"] = blob
+    write(path, data)
+
+
+def test_weights_smaller_than_the_program_reads_are_refused(saved, tmp_path):
+    from leptonc.runtime import safetensors
+
+    stored = safetensors.loads(members(saved)["weights.safetensors"])
+    small = {name: w[: len(w) // 2] for name, w in stored.items()}  # self-consistent, half the rows
+    _with_weights(saved, tmp_path / "small.lep", small)
+    with pytest.raises(ArtifactError, match="the program reads|IR's constant"):
+        _load_quietly(tmp_path / "small.lep")
+    _with_weights(saved, tmp_path / "missing.lep", {k: v for k, v in list(stored.items())[1:]})
+    with pytest.raises(ArtifactError, match="lacks"):
+        _load_quietly(tmp_path / "missing.lep")
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda h: h[next(iter(h))].update(data_offsets=[0, 1 << 40]), "outside the data"),
+    (lambda h: h[next(iter(h))].update(shape=[4]), "holds"),
+    (lambda h: h[list(h)[1]].update(data_offsets=[0, 32]), "overlap"),
+    (lambda h: h[next(iter(h))].update(shape=[-1]), "not a list of sizes"),
+    (lambda h: h[next(iter(h))].update(dtype="Q7"), "Q7"),
+    (lambda h: h.update(x=[1]), "expected dtype"),
+])
+def test_safetensors_headers_are_bounds_checked(saved, tmp_path, edit, message):
+    from leptonc.runtime import safetensors
+
+    stored = safetensors.loads(members(saved)["weights.safetensors"])
+    _with_weights(saved, tmp_path / "h.lep", dict(stored), edit)
+    with pytest.raises(ArtifactError, match=message):
+        _load_quietly(tmp_path / "h.lep")
+
+
+def test_a_huge_safetensors_header_length_is_refused():
+    from leptonc.ir.errors import LeptoncError
+    from leptonc.runtime import safetensors
+
+    with pytest.raises(LeptoncError, match="a header of"):
+        safetensors.loads((1 << 62).to_bytes(8, "little") + b"{}")
+
+
+def _zip_with(path, entries):
+    """A zip of (ZipInfo or name, bytes) entries, in order."""
+    with zipfile.ZipFile(path, "w") as z:
+        for info, data in entries:
+            z.writestr(info, data)
+
+
+def _bomb(saved, path, declared: int | None = None) -> None:
+    """The artifact with graph.lir replaced by 256 MiB of zeros deflated to about 256 KiB; `declared`: the
+    uncompressed size its headers state instead of the true one."""
+    info = zipfile.ZipInfo("graph.lir")
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w") as z:
+        for name, blob in members(saved).items():
+            if name != "graph.lir":
+                z.writestr(name, blob)
+        with z.open(info, "w") as f:
+            chunk = bytes(1 << 20)
+            for _ in range(256):
+                f.write(chunk)
+    if declared is not None:  # patch the size in the local header (offset 22) and the central one (24)
+        raw = bytearray(path.read_bytes())
+        with zipfile.ZipFile(path) as z:
+            local = z.getinfo("graph.lir").header_offset
+        central = raw.find(b"PK\x01\x02", raw.find(b"PK\x01\x02"))
+        while raw[central + 46:central + 46 + 9] != b"graph.lir":
+            central = raw.find(b"PK\x01\x02", central + 4)
+        raw[local + 22:local + 26] = raw[central + 24:central + 28] = declared.to_bytes(4, "little")
+        path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("declared", [None, 1000])
+def test_zip_bomb_is_refused_quickly_in_bounded_memory(saved, tmp_path, declared):
+    import time
+    import tracemalloc
+
+    bomb = tmp_path / "bomb.lep"
+    _bomb(saved, bomb, declared)
+    assert bomb.stat().st_size < 1 << 20
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(ArtifactError, match="zip bomb" if declared is None else "graph.lir"):
+        leptonc.load(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 32 << 20 and time.perf_counter() - start < 5
+
+
+def test_links_duplicates_and_unknown_members_are_refused(saved, tmp_path):
+    data = members(saved)
+    link = zipfile.ZipInfo("model.so")
+    link.external_attr = (0o120777 << 16)  # a symlink entry
+    _zip_with(tmp_path / "link.lep", [(n, d) for n, d in data.items() if n != "model.so"] + [(link, b"/etc/passwd")])
+    with pytest.raises(ArtifactError, match="not a plain file"):
+        leptonc.load(tmp_path / "link.lep")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (zipfile warns of the duplicate name)
+        _zip_with(tmp_path / "dup.lep", list(data.items()) + [("graph.lir", data["graph.lir"])])
+    with pytest.raises(ArtifactError, match="appears twice"):
+        leptonc.load(tmp_path / "dup.lep")
+    _zip_with(tmp_path / "extra.lep", list(data.items()) + [("model.mlir", b"")])
+    with pytest.raises(ArtifactError, match="unexpected members"):
+        leptonc.load(tmp_path / "extra.lep")
+    _zip_with(tmp_path / "dir.lep", list(data.items()) + [("lib/", b"")])
+    with pytest.raises(ArtifactError, match="unexpected member"):
+        leptonc.load(tmp_path / "dir.lep")
+
+
+@pytest.mark.parametrize("manifest,message", [
+    (b"[" * 100000 + b"]" * 100000, "unreadable manifest.json"),
+    (b"1" * 5000, "unreadable manifest.json|not a JSON object"),
+    (b"\xff\xfe", "unreadable manifest.json"),
+    (b"[]", "not a JSON object"),
+])
+def test_malformed_manifest_json(saved, tmp_path, manifest, message):
+    data = members(saved)
+    data["manifest.json"] = manifest
+    _zip_with(tmp_path / "m.lep", list(data.items()))
+    with pytest.raises(ArtifactError, match=message):
+        leptonc.load(tmp_path / "m.lep")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("target", 3), ("target", "gpu"), ("members", []), ("leptonc_version", None), ("signature", "x"),
+    ("example_bindings", {"B": -1}), ("example_bindings", {"B": 1 << 40}), ("program", None),
+    ("cpu_features", "avx2"), ("fusion_report", 1), ("accuracy", {"outputs": 3}), ("compiler", None),
+])
+def test_manifest_fields_of_the_wrong_type_are_named(saved, tmp_path, field, value):
+    bad = tmp_path / "f.lep"
+    edit_manifest(saved, bad, lambda m: m.update({field: value}))
+    with pytest.raises(ArtifactError, match=f"'{field}'|{field}|sha256"):
+        leptonc.load(bad)
+    edit_manifest(saved, bad, lambda m: m.pop(field, None))
+    if field not in ("accuracy", "example_bindings", "cpu_features"):  # (optional fields)
+        with pytest.raises(ArtifactError, match=f"'{field}'|sha256"):
+            leptonc.load(bad)
