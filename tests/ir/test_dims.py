@@ -31,7 +31,19 @@ def test_arithmetic():
 def test_equality_and_compatibility():
     assert D.same("B*S", "S*B")
     assert not D.same("?", "?")
-    assert D.compatible("B", 3) and not D.compatible(2, 3)
+    assert D.compatible("B*S", "S*B") and D.compatible("?", 3) and not D.compatible(2, 3)
+    assert not D.compatible("B", 3) and not D.compatible("B", "C")  # would pin B, or tie B to C
+
+
+def test_relation_names_the_pinned_size():
+    assert "pins the dynamic dim B to 1" in D.relation("8*B", 8)
+    assert "pins the dynamic dim B to 3/2, which is no size" in D.relation("2*B", 3)
+    assert "needs B = C" in D.relation("B", "C")
+
+
+def test_provably_negative():
+    assert D.provably_negative(-1) and D.provably_negative("-B - 1")
+    assert not D.provably_negative("B - 1") and not D.provably_negative(0) and not D.provably_negative("?")
 
 
 def test_evaluate():

@@ -370,6 +370,9 @@ class Importer:
             if getattr(e, "onnx_located", False):
                 raise
             raise _located(type(e)(f"{where}: {e}")) from None
+        except Exception as e:  # a malformed node that its mapping does not foresee
+            reason = str(e).splitlines()[0] if str(e) else ""
+            raise _located(LeptoncError(f"{where}: malformed node ({type(e).__name__}: {reason})")) from None
         finally:
             self._context.pop()
         if isinstance(outs, Value) or outs is None:

@@ -319,6 +319,8 @@ def pad(cx):
         axes = b.ints(axes_v) if axes_v is not None else tuple(range(rank))
     if pads is not None and value is not None and axes is not None:
         axes = [norm_axis(a, rank) for a in axes]
+        if len(pads) != 2 * len(axes):
+            raise LeptoncError(f"{len(pads)} pads for {len(axes)} axes (a begin and an end for each)")
         full = [0] * (2 * rank)
         for i, a in enumerate(axes):
             full[a], full[a + rank] = pads[i], pads[i + len(axes)]
