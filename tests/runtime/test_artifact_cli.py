@@ -101,3 +101,41 @@ def test_compile_the_example_with_dynamic_batch(tmp_path):
     r = leptonc("run", str(out), "--input", f"x={tmp_path / 'x.npy'}")
     assert r.returncode == 0, r.stderr
     assert "float32[5, 512]" in r.stdout
+
+
+def test_output_names_never_leave_the_output_dir(artifact, tmp_path):
+    """A manifest's output name is not believed (the names come from the IR); an IR name that is no plain
+    file name is refused."""
+    import warnings
+
+    from .artifact_tools import edit_manifest
+
+    bad = tmp_path / "bad.lep"
+    edit_manifest(artifact, bad, lambda m: m["signature"]["outputs"][0].update(name="../../evil"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = leptonc("run", str(bad), "--output-dir", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(tmp_path / "out") == ["y.npy"] and not (tmp_path.parent / "evil.npy").exists()
+    with pytest.raises(Exception, match="bad value name"):  # the IR has no such names
+        from leptonc.ir.parser import parse_ir
+
+        parse_ir(GRAPH.replace("%y", "%.."))
+
+
+def test_run_refuses_an_output_name_that_is_no_plain_file_name(artifact, tmp_path, monkeypatch, capsys):
+    """The CLI's own guard, whatever a loaded model says its outputs are called."""
+    import leptonc as api
+    from leptonc.cli import main
+
+    real = api.load
+
+    def renamed(path):
+        cm = real(path)
+        cm.manifest["signature"]["outputs"][0]["name"] = "../evil"
+        return cm
+
+    monkeypatch.setattr(api, "load", renamed)
+    assert main(["run", str(artifact), "--output-dir", str(tmp_path / "out")]) == 2
+    assert "not a plain file name" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "evil.npy").exists()
