@@ -7,6 +7,7 @@ size nobody knows before run time (data-dependent) and is equal to nothing.
 from __future__ import annotations
 
 import ast
+import functools
 from typing import Mapping, Union
 
 Dim = Union[int, str]
@@ -26,7 +27,8 @@ def _poly(d: Dim) -> _Poly | None:
     return _parse(d)
 
 
-def _parse(text: str) -> _Poly:
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> _Poly:  # (the dicts it returns are shared: nothing here edits a polynomial in place)
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError:
@@ -166,6 +168,12 @@ def provably_negative(d: Dim) -> bool:
     constant term is negative and whose other coefficients are not positive."""
     p = _poly(d)
     return p is not None and p.get((), 0) < 0 and all(c <= 0 for c in p.values())
+
+
+def may_be_negative(d: Dim) -> bool:
+    """Some sizes of its symbols make d negative: a coefficient (or the constant term) below zero."""
+    p = _poly(d)
+    return p is not None and any(c < 0 for c in p.values())
 
 
 def same(a: Dim, b: Dim) -> bool:

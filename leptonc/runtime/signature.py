@@ -1,4 +1,10 @@
-"""Checking run-time inputs against a graph signature and binding its symbolic dims."""
+"""Checking run-time inputs against a graph signature and binding its symbolic dims.
+
+Every check happens before any kernel runs: dtypes, ranks, each dim against its declared size or
+symbol (a symbol shared by several inputs, or appearing in an expression such as "S + 1", must agree
+everywhere), and, when the caller passes them, the dims of the graph's values that some sizes make
+negative (`signed_dims`: a conv or slice over "H - 2" is refused for H = 1, not run).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -8,22 +14,24 @@ from ..ir.errors import ShapeError
 from ..ir.types import TensorType
 
 
-def bind_inputs(names: list[str], types: list[TensorType], arrays) -> tuple[list[np.ndarray], dict[str, int]]:
-    """Check each array's dtype and shape against its declared type; return the arrays and symbol sizes."""
+def bind_inputs(names: list[str], types: list[TensorType], arrays,
+                signed: list[tuple[str, int, D.Dim]] = ()) -> tuple[list[np.ndarray], dict[str, int]]:
+    """Check each array's dtype and shape against its declared type; return the arrays and symbol sizes.
+
+    `signed` lists (value name, dim index, dim) of the graph's dims that may be negative (signed_dims);
+    sizes that make one negative are refused."""
     if len(arrays) != len(types):
         sig = ", ".join(f"{n}: {t}" for n, t in zip(names, types))
         raise ShapeError(f"expected {len(types)} inputs ({sig}), got {len(arrays)}")
-    out, bindings = [], {}
+    out = []
     for name, t, a in zip(names, types, arrays):
         a = np.asarray(a)
         if a.dtype != t.dtype.numpy:
             raise ShapeError(f"input '{name}' expects {t}, got a {a.dtype} array of shape {list(a.shape)}")
         if a.ndim != t.rank:
             raise ShapeError(f"input '{name}' expects {t} (rank {t.rank}), got shape {list(a.shape)}")
-        for d, n in zip(t.shape, a.shape):
-            if isinstance(d, str) and d != D.UNKNOWN and not D.symbols(d) - {d} and d not in bindings:
-                bindings[d] = n
         out.append(np.asarray(a, order="C"))  # (ascontiguousarray would make a 0-d array 1-d)
+    bindings, source = _bind(names, types, out)
     for name, t, a in zip(names, types, out):
         for i, (d, n) in enumerate(zip(t.shape, a.shape)):
             if d == D.UNKNOWN:
@@ -33,11 +41,69 @@ def bind_inputs(names: list[str], types: list[TensorType], arrays) -> tuple[list
             except KeyError as e:
                 raise ShapeError(f"input '{name}' dim {i} is {d}, whose symbol {e} no input binds") from None
             if want != n:
-                extra = f" ({d} = {want})" if isinstance(d, str) else ""
+                syms = sorted(D.symbols(d))
+                extra = "" if isinstance(d, int) else \
+                    f" ({', '.join(f'{s} = {bindings[s]}' for s in syms)}), as " \
+                    f"{' and '.join(f'{source[s]} binds {s}' for s in syms)}"
                 raise ShapeError(f"input '{name}' expects {t}, got shape {list(a.shape)}: "
                                  f"dim {i} must be {want}{extra}")
+    for value, i, d in signed:
+        try:
+            size = D.evaluate(d, bindings)
+        except KeyError:
+            continue
+        if size < 0:
+            sizes = ", ".join(f"{s} = {bindings[s]}" for s in sorted(D.symbols(d)))
+            raise ShapeError(f"inputs with {sizes} make dim {i} of %{value} ({d}) negative ({size}); "
+                             f"the model needs larger inputs")
     return out, bindings
 
+
+def _bind(names, types, arrays) -> tuple[dict[str, int], dict[str, str]]:
+    """Symbol sizes from the dims that are a symbol alone, then from those of the form c*S + k; and
+    for each symbol the input dim that bound it (for messages)."""
+    bindings: dict[str, int] = {}
+    source: dict[str, str] = {}
+    for linear in (False, True):
+        for name, t, a in zip(names, types, arrays):
+            for i, (d, n) in enumerate(zip(t.shape, a.shape)):
+                if isinstance(d, int) or d == D.UNKNOWN:
+                    continue
+                free = D.symbols(d) - set(bindings)
+                if len(free) != 1:
+                    continue
+                (s,) = free
+                if d == s:
+                    bindings[s] = n
+                elif linear:
+                    solved = _solve(d, s, n, bindings)
+                    if solved is None:
+                        continue
+                    bindings[s] = solved
+                else:
+                    continue
+                source[s] = f"input '{name}' dim {i}"
+    return bindings, source
+
+
+def _solve(d, s: str, n: int, bindings) -> int | None:
+    """The size of s that makes dim d (c*s + k once the other symbols are bound) equal n, if one."""
+    at0, at1 = D.evaluate(d, {**bindings, s: 0}), D.evaluate(d, {**bindings, s: 1})
+    c, k = at1 - at0, at0
+    if c <= 0 or (n - k) % c or D.evaluate(d, {**bindings, s: 2}) != k + 2 * c:
+        return None
+    return (n - k) // c if n >= k else None
+
+
+def signed_dims(values) -> list[tuple[str, int, D.Dim]]:
+    """(name, dim index, dim) of each symbolic dim of `values` (Values of a graph) that some sizes of its
+    symbols make negative, as "H - 2" after a 3x3 conv: what bind_inputs checks before a run."""
+    out = []
+    for v in values:
+        for i, d in enumerate(v.type.shape):
+            if isinstance(d, str) and d != D.UNKNOWN and D.may_be_negative(d):
+                out.append((v.name, i, d))
+    return out
 
 
 def example_bindings(graph_inputs, example_inputs) -> dict[str, int] | None:

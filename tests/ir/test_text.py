@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 import leptonc
 from leptonc.ir import DType, Graph, ParseError, TensorType, parse_ir, print_ir
+from tests.random_graphs import graphs
 
 MLP = """\
 graph @mlp(%x: f32[B, 4]) -> (f32[B, 2], i64[B]) {
@@ -115,3 +116,35 @@ def test_mutated_text_raises_only_parse_errors(text):
     except ParseError:
         return
     assert print_ir(parse_ir(print_ir(g))) == print_ir(g)
+
+
+_EDGE_TEXT = ["9" * 4300, "[" * 5000, "]" * 5000, "300", "-129", "256", "1e999", "1e39", "nan", "inf", "-inf",
+              "-B", "B - 9", "99999999999", "9223372036854775808", "-1", "0", "true", "u8", "i4", "f8e4m3fn",
+              "\x00", "\u00e9", "{", "}", "%", "@", ",", "]", "["]
+
+
+@st.composite
+def mutated_printed_graph(draw):
+    """A random graph's text with bytes deleted, inserted or replaced, or edge-case tokens spliced in."""
+    g = draw(graphs(max_steps=6))
+    text = print_ir(g, inline_limit=draw(st.sampled_from([0, 8, 64])))
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(text)))
+        j = min(len(text), i + draw(st.integers(0, 3)))
+        kind = draw(st.sampled_from(["delete", "byte", "edge"]))
+        new = "" if kind == "delete" else chr(draw(st.integers(0, 255))) if kind == "byte" else \
+            draw(st.sampled_from(_EDGE_TEXT))
+        text = text[:i] + new + text[j:]
+    return text, g.constants
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(mutated_printed_graph())
+def test_mutated_printed_graphs_raise_only_parse_errors(case):
+    text, constants = case
+    try:
+        g = parse_ir(text, constants)
+    except ParseError:
+        return
+    again = print_ir(g, inline_limit=0)
+    assert print_ir(parse_ir(again, g.constants), inline_limit=0) == again
