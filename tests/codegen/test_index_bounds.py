@@ -76,7 +76,7 @@ def test_reference_wraps_negative_indices_and_names_the_first_bad_one():
 
 
 @pytest.mark.parametrize("name,target", [(n, t) for n, (_, targets, _, _) in CASES.items() for t in targets])
-def test_targets_raise_the_reference_error_then_run_right(name, target, request):
+def test_targets_raise_the_reference_error_then_run_right(name, target, request, tmp_path):
     if target == "triton":
         pytest.importorskip("triton")
         request.getfixturevalue("triton_device")
@@ -84,13 +84,15 @@ def test_targets_raise_the_reference_error_then_run_right(name, target, request)
         pytest.importorskip("jax")
     graph, _, good, bad = CASES[name]
     cm = leptonc.compile(graph, target=target, quiet=True, cache=False)
+    cm.save(tmp_path / "m.lep")
     ref = leptonc.run_reference(graph, *good)
-    assert_matches_reference(cm.run(*good), ref)
-    for pos, indices, message in bad:
-        inputs = list(good)
-        inputs[pos] = indices
-        assert _message(cm.run, inputs) == message
-        assert_matches_reference(cm.run(*good), ref)  # nothing of the failed run lingers
+    for model in (cm, leptonc.load(tmp_path / "m.lep")):
+        assert_matches_reference(model.run(*good), ref)
+        for pos, indices, message in bad:
+            inputs = list(good)
+            inputs[pos] = indices
+            assert _message(model.run, inputs) == message
+            assert_matches_reference(model.run(*good), ref)  # nothing of the failed run lingers
 
 
 def test_torch_embedding_out_of_range_raises_like_torch():
