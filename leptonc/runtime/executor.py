@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir.dtypes import DType
-from ..ir.errors import LeptoncError, ShapeError
+from ..ir.errors import IndexRangeError, LeptoncError, ShapeError
 from ..ir.packing import stored
 from ..ir.types import TensorType
 from .memory import ALIGN, on_huge_pages, plan_buffers
@@ -106,7 +106,7 @@ class Executor:
             with self._lock:
                 plan.free.append(arena)
         if rc != 0:
-            raise run_error(self.meta, rc)
+            raise run_error(self.lib, self.meta, rc)
         return outs
 
     def _take_arena(self, plan: "Plan") -> np.ndarray:
@@ -141,8 +141,16 @@ class Plan:
     free: list[np.ndarray] = field(default_factory=list)
 
 
-def run_error(meta: dict, rc: int) -> LeptoncError:
-    """The error for a non-zero return code of `lep_run`."""
+def run_error(lib, meta: dict, rc: int) -> LeptoncError:
+    """The error for a non-zero return code of `lep_run`, read in the thread that ran it: 1 is an index out of
+    range, which `lep_last_error` describes (kernel, index, dim, dim size; codegen/cpu/program.py)."""
+    kernels = meta["kernels"]
+    if rc == 1 and hasattr(lib, "lep_last_error"):
+        record = (ctypes.c_int64 * 4)()
+        lib.lep_last_error(record)
+        kernel, index, dim, size = record
+        if 0 <= kernel < len(kernels):
+            return IndexRangeError(kernels[kernel].get("index_check", kernels[kernel]["name"]), index, dim, size)
     return RunError(f"the model library returned error code {rc}")
 
 
