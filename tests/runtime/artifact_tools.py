@@ -19,11 +19,12 @@ def write(path, data: dict[str, bytes], *, rehash: bool = True, key=None) -> Non
     `key` (an Ed25519 private key; None: unsigned, whatever `data` holds under signature.json)."""
     data = dict(data)
     data.pop(SIGNATURE, None)
-    if rehash and MANIFEST in data:
-        m = json.loads(data[MANIFEST])
-        if isinstance(m, dict) and isinstance(m.get("members"), dict):
-            m["members"] = {n: hashlib.sha256(data[n]).hexdigest() if n in data else h
-                            for n, h in m["members"].items()}
+    try:
+        m = json.loads(data[MANIFEST]) if rehash else None
+    except (KeyError, ValueError, RecursionError):  # (no manifest, or one that no reader parses: as it is)
+        m = None
+    if isinstance(m, dict) and isinstance(m.get("members"), dict):
+        m["members"] = {n: hashlib.sha256(data[n]).hexdigest() if n in data else h for n, h in m["members"].items()}
         data[MANIFEST] = json.dumps(m, indent=1, sort_keys=True).encode()
     if key is not None:
         signed = {"algorithm": "ed25519", "key": key.public_key().public_bytes_raw().hex(),
