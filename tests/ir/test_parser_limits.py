@@ -99,3 +99,16 @@ def test_operand_counts_and_attribute_domains_come_from_the_registry():
     assert "must be int (64-bit)" in _error(
         "graph @g(%x: f32[2]) -> (f32[2]) {\n  %y = cumsum(%x) {axis = 99999999999999999999} : f32[2]\n"
         "  return %y\n}")
+
+
+@pytest.mark.parametrize("op, ty, words", [
+    ('topk(%x) {k = -1, axis = 1}', "f32[3, ?], i64[3, ?]", "attribute 'k' must be >= 0"),
+    ('pad(%x) {pads = [0, -4, 0, 2], mode = "edge"}', "f32[3, 2]", "cannot pad axis 1, which holds no elements"),
+    ("tile(%x) {repeats = [-1, 1]}", "f32[?, 4]", "dim 0 (-3) is negative"),
+    ("split(%x) {axis = 1, sizes = [-1, 5]}", "f32[3, ?], f32[3, ?]", "dim 1 (-1) is negative"),
+])
+def test_attributes_that_would_give_negative_or_empty_sizes_are_refused(op, ty, words):
+    lhs = "%y, %z" if ", i64" in ty or ty.count("f32") == 2 else "%y"
+    text = f"graph @g(%x: f32[3, 4]) -> ({ty}) {{\n  {lhs} = {op} : {ty}\n  return {lhs}\n}}"
+    message = _error(text)
+    assert message.startswith("2:") and words in message, message

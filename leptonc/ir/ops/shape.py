@@ -10,7 +10,7 @@ import numpy as np
 from .. import dims as D
 from ..dtypes import DType
 from ..errors import IRError
-from ..registry import PURE, define_op
+from ..registry import PURE, Attr, define_op
 from ..types import TensorType
 from .infer import broadcast_shapes, norm_axes, norm_axis, require, require_same, same_dtype
 
@@ -138,6 +138,10 @@ def slice_(x, starts, ends, axes, steps):
 def _pad_infer(t: TensorType, pads, mode, value) -> TensorType:
     require(len(pads) == 2 * t.rank, f"pad needs {2 * t.rank} pads for rank {t.rank}, got {len(pads)}")
     require(mode in ("constant", "reflect", "edge", "wrap"), f"unknown pad mode {mode!r}")
+    for i, d in enumerate(t.shape):
+        kept = D.add(d, min(pads[i], 0) + min(pads[i + t.rank], 0))
+        require(mode == "constant" or max(pads[i], pads[i + t.rank]) <= 0 or not D.same(kept, 0),
+                f"pad mode {mode!r} cannot pad axis {i}, which holds no elements")
     return t.with_shape([D.add(d, pads[i] + pads[i + t.rank]) for i, d in enumerate(t.shape)])
 
 
@@ -257,7 +261,7 @@ def _topk_infer(t: TensorType, k, axis, largest, sorted) -> list:
 
 
 @define_op("topk", infer=_topk_infer,
-           attrs={"k": "int", "axis": ("int", -1), "largest": ("bool", True), "sorted": ("bool", True)})
+           attrs={"k": Attr("int", low=0), "axis": ("int", -1), "largest": ("bool", True), "sorted": ("bool", True)})
 def topk(x, k, axis, largest, sorted):
     """The k largest (or smallest) values along axis and their indices; ties keep the lower index."""
     key = -x if largest and x.dtype.kind != "u" else x
