@@ -129,6 +129,8 @@ class TritonExecutor:
                 self._graphs[captured[0]] = None
             try:
                 self._graphs[key] = CapturedRun(self, tensors)
+            except IndexRangeError:  # this run's indices, met by the launch before the recording
+                raise
             except Exception as e:  # noqa: BLE001 (a launch the graph cannot record: launch kernel by kernel)
                 warnings.warn(f"the triton target could not record its launches as a CUDA graph ({e}); "
                               "it launches kernel by kernel instead")
@@ -137,12 +139,14 @@ class TritonExecutor:
         return self._graphs[key].replay(tensors)
 
     def launch(self, tensors, timings: np.ndarray | None = None, checks: IndexChecks | None = None) -> list:
-        """Launch every kernel of the plan in turn (`timings`: add each kernel's seconds there); an index out of
-        range raises IndexRangeError after the plan (or, in a CUDA graph capture, after each replay: `checks`)."""
+        """Launch every kernel of the plan in turn (`timings`: add each kernel's seconds there). An index out of
+        range raises IndexRangeError after the plan; a caller that passes its own `checks` (a CUDA graph's, or
+        one that would rather wait for the GPU elsewhere) calls checks.raise_first() itself."""
         torch = self.torch
         bindings = self._bindings(tensors)
         sym = [bindings[s] for s in self.symbols]
         live: dict[int, object] = {}
+        own = checks is None
         checks = checks or IndexChecks(self)
         checks.start(bindings)
         for i, (step, launch) in enumerate(zip(self.meta["steps"], self.launchers)):
@@ -158,7 +162,7 @@ class TritonExecutor:
                 timings[i] += time.perf_counter() - start
             for b in step["free"]:
                 live.pop(b, None)
-        if not (self.device == "cuda" and torch.cuda.is_current_stream_capturing()):
+        if own:
             checks.raise_first()
         outs = []
         for o in self.meta["outputs"]:
