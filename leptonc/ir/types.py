@@ -34,14 +34,15 @@ class TensorType:
         return D.product(self.shape)
 
     def check(self, what: str) -> None:
-        """Raise ShapeError naming `what` when a dim is negative (for any size of its symbols) or the fixed
-        part of the shape holds more than MAX_ELEMENTS elements or MAX_BYTES bytes."""
+        """Raise ShapeError naming `what` when a dim is negative (for any size of its symbols) or the shape
+        holds more than MAX_ELEMENTS elements or MAX_BYTES bytes with every symbol 1."""
         for i, d in enumerate(self.shape):
             if D.provably_negative(d):
                 raise ShapeError(f"{what} {self}: dim {i} ({d}) is negative")
-        static = 1
+        static = 1  # the element count when every symbol is 1
         for d in self.shape:
-            static *= d if isinstance(d, int) else 1
+            static *= d if isinstance(d, int) else 1 if d == D.UNKNOWN else \
+                max(D.evaluate(d, dict.fromkeys(D.symbols(d), 1)), 1)
         if static > MAX_ELEMENTS or static * self.dtype.itemsize > MAX_BYTES:
             raise ShapeError(f"{what} {self}: too large ({static} elements; a tensor holds at most "
                              f"{MAX_ELEMENTS} elements and {MAX_BYTES} bytes)")

@@ -77,7 +77,7 @@ def test_initializer_whose_data_does_not_fit_its_dims_is_refused():
     m = _model([helper.make_node("Add", ["x", "w"], ["y"])], [_vi("x", [2, 3])], [_vi("y", None)], [w])
     _refused(m, "initializer 'w'", "does not fit its dims [4, 4]")
     m.graph.initializer[0].dims[:] = [2, -3]
-    _refused(m, "initializer 'w'", "negative dim")
+    _refused(m, "initializer 'w'", "dim 1 (-3) is negative")
     m.graph.initializer[0].dims[:] = [2 ** 40, 2 ** 40]
     _refused(m, "initializer 'w'", "too large")
 

@@ -1,7 +1,9 @@
 """ONNX ModelProto -> Graph.
 
 Loading: a path, bytes or an onnx.ModelProto; anything that does not parse as a model is one
-LeptoncError. Models older than opset 13 are converted to 13 with onnx.version_converter first.
+LeptoncError, and so is malformed content: a node whose inputs, outputs or attributes do not fit its
+op's ONNX schema (`check_schema`), tensor data that does not fill its dims, sparse indices out of range,
+or anything else a mapping cannot read, each naming the node or initializer. Models older than opset 13 are converted to 13 with onnx.version_converter first.
 
 Import walks the nodes in order and hands each to the mapping registered for its op type
 (`registry.onnx_op`); an op with no mapping whose ONNX schema defines a function body is expanded
@@ -226,9 +228,7 @@ def to_array(t, where: str = "") -> np.ndarray:
 
 
 def _check_size(dtype: DType, dims: tuple, where: str) -> None:
-    """Dims that are sizes (>= 0) of a tensor small enough to allocate."""
-    if any(d < 0 for d in dims):
-        raise LeptoncError(f"{where}negative dim in {list(dims)}")
+    """Dims that are sizes (>= 0) of a tensor small enough to allocate (TensorType.check)."""
     try:
         TensorType(dtype, dims).check("type")
     except LeptoncError as e:

@@ -287,7 +287,8 @@ def _lrn_infer(x: TensorType, size, alpha, beta, bias) -> TensorType:
 
 
 @define_op("lrn", infer=_lrn_infer, traits=STRUCTURED,
-           attrs={"size": Attr("int", low=1), "alpha": ("float", 1e-4), "beta": ("float", 0.75), "bias": ("float", 1.0)})
+           attrs={"size": Attr("int", low=1), "alpha": ("float", 1e-4), "beta": ("float", 0.75),
+                  "bias": ("float", 1.0)})
 def lrn(x, size, alpha, beta, bias):
     """Local response normalization across channels: x / (bias + alpha / size * sum of squares over the
     `size` channels around each one) ** beta."""
