@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from ..ir import dims as D
 from . import safetensors
 from .artifact import Artifact, ArtifactError, read_artifact, sha256, write_artifact
 from .executor import Executor
+from .files import copy_atomic, replacing
 from .memory import plan_buffers
 
 
@@ -45,21 +45,15 @@ class ArtifactModel:
         return outs[0] if len(outs) == 1 else outs
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the artifact to `path` (atomically); a copy of the file it came from, when that is unchanged."""
-        if self._file is not None and self._file.holds(self.manifest):
-            if os.path.abspath(path) != self._file.path:
-                tmp = f"{path}.{os.getpid()}.tmp"
-                _link_or_copy(self._file.path, tmp, link=self._file.shareable)
-                os.replace(tmp, path)
-        else:
-            write_artifact(path, self.artifact)
+        """Write the artifact to `path` atomically: a copy of the file it came from, when that is unchanged, else
+        written from memory. The saved file is always a file of its own (never a compile cache entry)."""
+        path = os.path.abspath(path)
+        if self._file is None or not self._file.holds(self.manifest):
+            with replacing(path) as tmp:
+                write_artifact(tmp, self.artifact)
+        elif path != self._file.path:
+            copy_atomic(self._file.path, path)
         self._file = _FileStamp.of(path, self.manifest)
-
-    def share_file(self) -> None:
-        """Mark the file this model was saved to or loaded from as replaced or deleted whole, never written in
-        place (a compile cache entry), so that later saves link it instead of copying it."""
-        if self._file is not None:
-            self._file.shareable = True
 
     @property
     def signature(self) -> dict:
@@ -129,12 +123,11 @@ class CompiledModel(ArtifactModel):
 
 
 class _FileStamp:
-    """A file as it was when it held an artifact: later saves copy it while it is unchanged. A shareable
-    file (a compile cache entry: replaced or deleted whole, never written in place) is linked, not copied."""
+    """A file as it was when it held an artifact: later saves copy it while it is unchanged (same inode, size,
+    and modification and change times)."""
 
     def __init__(self, path: str, stat: os.stat_result, manifest_json: str):
         self.path, self.stat, self.manifest_json = path, stat, manifest_json
-        self.shareable = False
 
     @classmethod
     def of(cls, path, manifest: dict) -> "_FileStamp":
@@ -145,20 +138,11 @@ class _FileStamp:
             now = os.stat(self.path)
         except OSError:
             return False
-        same = (now.st_ino, now.st_size, now.st_mtime_ns) == (self.stat.st_ino, self.stat.st_size,
-                                                             self.stat.st_mtime_ns)
-        return same and json.dumps(manifest, sort_keys=True) == self.manifest_json
+        return _identity(now) == _identity(self.stat) and json.dumps(manifest, sort_keys=True) == self.manifest_json
 
 
-def _link_or_copy(src: str, dst: str, *, link: bool) -> None:
-    """dst holds src's bytes: the same file under a second name when `link` and the file system allows it."""
-    if link:
-        try:
-            os.link(src, dst)
-            return
-        except OSError:  # another file system, or one without links
-            pass
-    shutil.copyfile(src, dst)
+def _identity(st: os.stat_result) -> tuple:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def load(path: str | os.PathLike, *, trusted_keys=()):

@@ -8,6 +8,7 @@ optimized IR and the weights; other sizes are emitted from the IR at load.
 """
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -27,7 +28,8 @@ from .signature import bind_inputs
 
 
 class XlaModel:
-    """A Graph run by XLA: a module per size binding, compiled on first use; weights stay on the device."""
+    """A Graph run by XLA: a module per size binding, compiled on first use; weights stay on the device. Any
+    number of threads may run it: modules and device weights are made under a lock, runs share nothing else."""
 
     def __init__(self, graph: Graph, inline_weights: bool = False, platform: str = "cpu"):
         self.graph = graph
@@ -37,6 +39,7 @@ class XlaModel:
         self._index_checks = index_checks(graph)
         self._compiled: dict[tuple, tuple[EmittedModule, XlaExecutable]] = {}
         self._weights_on_device: dict[str, object] = {}
+        self._lock = threading.RLock()
 
     def _key(self, bindings: dict[str, int]) -> tuple:
         return tuple(sorted((k, int(v)) for k, v in bindings.items() if k in self._symbols))
@@ -47,13 +50,15 @@ class XlaModel:
 
     def add_module(self, bindings: dict[str, int], module: EmittedModule) -> None:
         """Use an already emitted module (an artifact's) for these sizes."""
-        self._compiled[self._key(bindings)] = (module, XlaExecutable(module.text, self.platform))
+        with self._lock:
+            self._compiled[self._key(bindings)] = (module, XlaExecutable(module.text, self.platform))
 
     def _compile(self, bindings: dict[str, int]):
         key = self._key(bindings)
-        if key not in self._compiled:
-            self.add_module(dict(key), emit(self.graph, dict(key), self.inline_weights))
-        return self._compiled[key]
+        with self._lock:
+            if key not in self._compiled:
+                self.add_module(dict(key), emit(self.graph, dict(key), self.inline_weights))
+            return self._compiled[key]
 
     @property
     def compiled_sizes(self) -> list[dict[str, int]]:
@@ -73,9 +78,10 @@ class XlaModel:
     __call__ = run
 
     def _weight(self, exe: XlaExecutable, name: str):
-        if name not in self._weights_on_device:
-            self._weights_on_device[name] = exe.to_device(self.graph.constants[name])
-        return self._weights_on_device[name]
+        with self._lock:
+            if name not in self._weights_on_device:
+                self._weights_on_device[name] = exe.to_device(self.graph.constants[name])
+            return self._weights_on_device[name]
 
 
 def raise_index_error(checks: tuple[str, ...], records: list) -> None:

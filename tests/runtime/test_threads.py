@@ -137,3 +137,38 @@ def test_the_first_compile_of_a_process_from_several_threads(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "LEPTONC_CACHE_DIR": str(tmp_path)})
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def _small_mlp():
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8)).eval()
+    return module, (torch.randn(4, 16),)
+
+
+def _threads_agree(cm, shapes: list[tuple], calls: int) -> int:
+    """Mismatches of threads (one per shape) calling `cm` `calls` times each against the sequential results."""
+    rng = np.random.default_rng(1)
+    inputs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    expected = [cm(x) for x in inputs]
+    with ThreadPoolExecutor(len(shapes)) as pool:
+        return sum(pool.map(lambda t: sum(not np.array_equal(cm(inputs[t]), expected[t]) for _ in range(calls)),
+                            range(len(shapes))))
+
+
+def test_threads_sharing_a_triton_model(monkeypatch):
+    """On a GPU the third call at a size records a CUDA graph that later calls replay; under Triton's
+    interpreter (which keeps module state while a kernel runs) launches take turns."""
+    pytest.importorskip("triton")
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+    module, inputs = _small_mlp()
+    cm = leptonc.compile(module, inputs, target="triton", quiet=True)
+    assert _threads_agree(cm, [(4, 16)] * 4, calls=4) == 0
+
+
+def test_threads_sharing_a_stablehlo_model():
+    pytest.importorskip("jax")
+    module, inputs = _small_mlp()
+    graph = leptonc.import_torch(module, inputs, dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},))
+    cm = leptonc.compile(graph, target="stablehlo", quiet=True)
+    assert _threads_agree(cm, [(1 + t % 3, 16) for t in range(6)], calls=10) == 0  # sizes compiled at once

@@ -2,7 +2,9 @@
 
 Libraries are cached by the sha256 of (source, compiler version, flags, CPU
 features): the source is a function of the optimized IR and the options, so a
-second compile of the same model skips the C compiler.
+second compile of the same model skips the C compiler. Cache objects are
+written atomically and hashed again before each use (runtime/files.py): a
+damaged one is built again, with a warning.
 
 Hand-written drivers that do not depend on the model (the GEMM's blocking and
 micro-kernels) are compiled once per machine into an object file of the same
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ...ir.errors import LeptoncError
+from ...runtime.files import cache_dir, cached_object, copy_atomic, private_dir, store_object
 
 HERE = Path(__file__).parent
 # drivers compiled apart: name -> (source files, the macro prefix that switches a unit between holding the
@@ -38,14 +41,6 @@ KNOWN_FEATURES = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "bmi2", "avx
 
 class BuildError(LeptoncError):
     """The C compiler is missing or rejected generated code."""
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("LEPTONC_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "leptonc")
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def find_compiler() -> str | None:
@@ -93,15 +88,17 @@ def build_key(source: str, cc: str) -> str:
 
 def build_library(source: str, *, use_cache: bool = True, drivers: tuple[str, ...] = ()) -> tuple[Path, bool]:
     """Compile `source` into a shared library; returns (path, whether it came from the cache). `drivers` (names
-    of DRIVERS that the source holds) are linked from their once-per-machine objects instead of compiled again
-    (use_cache concerns the model's library only)."""
+    of DRIVERS that the source holds) are linked from their once-per-machine objects instead of compiled again.
+    Without use_cache the model's library is neither looked up in the cache nor stored there: it goes to a
+    private folder of this process."""
     cc = find_compiler()
     if cc is None:
         raise BuildError("no C compiler found (set CC, or install gcc or clang) to build for the cpu target")
     key = build_key(source + "\0drivers:" + ",".join(drivers), cc)
-    target = cache_dir() / f"{key[:32]}.so"
-    if use_cache and target.exists():
-        return target, True
+    if use_cache:
+        found = cached_object(cache_dir() / f"{key[:32]}.so")
+        if found is not None:
+            return found, True
     inc, lib_dir, _ = blas_paths()
     import scipy_openblas32 as ob
 
@@ -114,10 +111,11 @@ def build_library(source: str, *, use_cache: bool = True, drivers: tuple[str, ..
         objects = [str(_finish_driver(p)) for p in pending]
         _run([cc, *FLAGS, str(obj), *objects, "-o", str(out), f"-L{lib_dir}", f"-l{ob.get_library()}",
               f"-Wl,-rpath,{lib_dir}", "-lmvec", "-lm"], "generated code")
-        tmp_target = target.with_suffix(f".{os.getpid()}.tmp")
-        shutil.copyfile(out, tmp_target)
-        os.replace(tmp_target, target)
-    return target, False
+        if use_cache:
+            return store_object(cache_dir() / f"{key[:32]}.so", out), False
+        target = private_dir() / f"{key[:32]}.so"
+        copy_atomic(out, target)
+        return target, False
 
 
 def driver_source(name: str) -> str:
@@ -139,8 +137,9 @@ def _start_driver(cc: str, name: str, inc: str, tmp: Path) -> _Driver:
     compiles beside the model's source."""
     source = driver_source(name)
     obj = cache_dir() / f"driver-{name}-{build_key(source, cc)[:32]}.o"
-    if obj.exists():
-        return _Driver(name, obj)
+    found = cached_object(obj)
+    if found is not None:
+        return _Driver(name, found)
     src, built = tmp / f"{name}.c", tmp / f"{name}.o"
     src.write_text(source)
     cmd = [cc, *_object_flags(), f"-D{DRIVERS[name][1]}_SEPARATE", f"-I{inc}", str(src), "-o", str(built)]
@@ -154,9 +153,7 @@ def _finish_driver(d: _Driver) -> Path:
         _, err = d.proc.communicate()
         if d.proc.returncode != 0:
             raise BuildError(f"the C compiler failed on leptonc's {d.name} driver:\n{err[-4000:]}")
-        tmp_obj = d.obj.with_suffix(f".{os.getpid()}.tmp")
-        shutil.copyfile(d.built, tmp_obj)
-        os.replace(tmp_obj, d.obj)  # atomic: a build running beside this one reads a whole object or none
+        return store_object(d.obj, d.built)
     return d.obj
 
 

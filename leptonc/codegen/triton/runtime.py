@@ -13,11 +13,19 @@ plan as a CUDA graph (the first one compiles the kernels, which a capture
 cannot), and later runs at those sizes copy their inputs into the graph's
 own and replay it: one launch per run. `executor.cuda_graphs = False`
 launches kernel by kernel instead.
+
+Models may be called from any number of threads. Their launches go one
+thread at a time (one lock for the process): Triton's interpreter changes
+module state while it runs a kernel, and a CUDA graph capture must see no
+other launch. On a GPU the lock is held only while the work is queued (the
+kernels run one after another on the GPU's stream anyway), not while it
+runs and its results are copied back.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 import time
 import warnings
 
@@ -31,10 +39,11 @@ from ...runtime import safetensors
 from ...runtime.artifact import Artifact, sha256
 from ...runtime.compiled import ArtifactModel, CompiledModel
 from ...runtime.signature import bind_inputs
-from ..cpu.build import cache_dir
+from ...runtime.files import cache_dir, write_atomic
 from .texpr import TORCH_TYPES
 
 MAX_CUDA_GRAPHS = 8  # input sizes whose CUDA graphs a model keeps at once
+_LAUNCH_LOCK = threading.Lock()  # one thread at a time queues kernels (see the module's docstring)
 
 
 def device() -> str:
@@ -54,9 +63,7 @@ def load_module(source: str):
     digest = sha256(source.encode())[:32]
     path = cache_dir() / f"triton-{digest}.py"
     if not path.exists() or path.read_text() != source:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(source)
-        os.replace(tmp, path)
+        write_atomic(path, source)
     spec = importlib.util.spec_from_file_location(f"leptonc_triton_{digest}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -75,6 +82,7 @@ class TritonExecutor:
         self.allocated_at = [[b for b, buf in enumerate(meta["buffers"]) if buf["first"] == i]
                              for i in range(len(meta["steps"]))]
         self._module = None
+        self._load_lock = threading.Lock()
         self.cuda_graphs = True
         self._graphs: dict[tuple, CapturedRun | None] = {}  # input sizes -> their graph (None: run once)
 
@@ -83,16 +91,19 @@ class TritonExecutor:
         no GPU; running does)."""
         if self._module is not None:
             return
-        import torch
+        with self._load_lock:
+            if self._module is not None:
+                return
+            import torch
 
-        self.torch = torch
-        self.device = device()
-        module = load_module(self.source)
-        module.DOT_PRECISION = "tf32" if self.allow_tf32 and self.device == "cuda" else "ieee"
-        self.launchers = [getattr(module, "launch_" + name) for name in self.kernel_names]
-        self.weights = {name: _torch_tensor(torch, self.host_weights[name]).to(self.device)
-                        for name in self.meta["weights"]}
-        self._module = module
+            self.torch = torch
+            self.device = device()
+            module = load_module(self.source)
+            module.DOT_PRECISION = "tf32" if self.allow_tf32 and self.device == "cuda" else "ieee"
+            self.launchers = [getattr(module, "launch_" + name) for name in self.kernel_names]
+            self.weights = {name: _torch_tensor(torch, self.host_weights[name]).to(self.device)
+                            for name in self.meta["weights"]}
+            self._module = module
 
     @property
     def module(self):
@@ -117,6 +128,11 @@ class TritonExecutor:
         """Run on device tensors (contiguous, of the signature's dtypes); returns device tensors."""
         self.load()
         tensors = [t.contiguous() for t in tensors]
+        with _LAUNCH_LOCK:
+            return self._queue(tensors)
+
+    def _queue(self, tensors) -> list:
+        """Launch the plan, or replay (first recording) its CUDA graph at these sizes."""
         if self.device != "cuda" or not self.cuda_graphs:
             return self.launch(tensors)
         key = tuple((tuple(t.shape), t.dtype, t.device) for t in tensors)
@@ -200,9 +216,10 @@ class TritonExecutor:
         self.load()
         tensors = [_torch_tensor(self.torch, a).to(self.device) for a in arrays]
         times = np.zeros(len(self.kernel_names))
-        self.launch(tensors)
-        for _ in range(repeat):
-            self.launch(tensors, timings=times)
+        with _LAUNCH_LOCK:
+            self.launch(tensors)
+            for _ in range(repeat):
+                self.launch(tensors, timings=times)
         return [(name, t / repeat) for name, t in zip(self.kernel_names, times)]
 
     def arena_bytes(self, bindings: dict[str, int]) -> int:
