@@ -5,10 +5,14 @@ rule). Anything else is an error on every target, never a clamp: a run reports t
 range in the index tensor's row-major order, as an `IndexRangeError` naming the op and its result
 ("gather %emb: index 30522 is out of range for dim 0 of size 30522").
 
-The checked ops take the data as their first operand and the indices as their second. Element p of
+The gathers and scatters take the data as their first operand and the indices as their second. Element p of
 the flattened indices indexes data dim `dims[p % len(dims)]`: one dim (the axis) for gather,
 gather_elements and scatter_elements, the dims of an index tuple (the last index dim) for gather_nd
 and scatter_nd.
+
+tensor_scatter (a cache, its update, write indices) writes update step t of batch entry b at position
+idx[b] + t along its axis. In mode "linear" those positions must lie in [0, n), without wrapping, and
+an error names the first one outside, in (b, t) order; in mode "circular" every position wraps.
 """
 from __future__ import annotations
 
@@ -16,7 +20,12 @@ import numpy as np
 
 from .errors import IndexRangeError
 
-CHECKED_OPS = ("gather", "gather_elements", "scatter_elements", "gather_nd", "scatter_nd")
+CHECKED_OPS = ("gather", "gather_elements", "scatter_elements", "gather_nd", "scatter_nd", "tensor_scatter")
+
+
+def checks_indices(node) -> bool:
+    """Whether a run checks the node's indices (every target, in graph order)."""
+    return node.op in CHECKED_OPS and node.attrs.get("mode") != "circular"
 
 
 def indexed_dims(op: str, attrs: dict, data_rank: int, index_shape) -> tuple[int, ...]:
@@ -32,13 +41,30 @@ def site(node) -> str:
     return f"{node.op} %{node.outputs[0].name}"
 
 
-def check_indices(where: str, idx: np.ndarray, dims: tuple[int, ...], data_shape) -> None:
-    """Raise IndexRangeError for the first element of `idx` outside its dim of `data_shape`."""
+def write_positions(idx: np.ndarray, steps: int) -> np.ndarray:
+    """tensor_scatter's write positions: [b, t] = idx[b] + t."""
+    return idx.reshape(-1, 1).astype(np.int64) + np.arange(steps, dtype=np.int64)
+
+
+def check_node(node, attrs: dict, args: list[np.ndarray]) -> None:
+    """Raise IndexRangeError for the first index out of range of a node that checks_indices, run on `args`."""
+    if node.op == "tensor_scatter":
+        cache, update, idx = args
+        axis = attrs["axis"] % cache.ndim
+        check_indices(site(node), write_positions(idx, update.shape[axis]), (axis,), cache.shape, wraps=False)
+    else:
+        x, idx = args[:2]
+        check_indices(site(node), idx, indexed_dims(node.op, attrs, x.ndim, idx.shape), x.shape)
+
+
+def check_indices(where: str, idx: np.ndarray, dims: tuple[int, ...], data_shape, wraps: bool = True) -> None:
+    """Raise IndexRangeError for the first element of `idx` outside its dim of `data_shape` ([-n, n) when
+    negative indices wrap, else [0, n))."""
     if not dims or idx.size == 0:
         return
     sizes = np.array([data_shape[d] for d in dims], dtype=np.int64)
     flat = idx.reshape(-1, len(dims)).astype(np.int64)
-    bad = ((flat < -sizes) | (flat >= sizes)).ravel()
+    bad = ((flat < (-sizes if wraps else 0)) | (flat >= sizes)).ravel()
     if bad.any():
         p = int(np.argmax(bad))
         j = p % len(dims)

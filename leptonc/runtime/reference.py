@@ -8,7 +8,7 @@ import numpy as np
 from ..ir import dims as D
 from ..ir.errors import IRError, LeptoncError, ShapeError
 from ..ir.graph import Graph
-from ..ir.indices import CHECKED_OPS, check_indices, indexed_dims, site
+from ..ir.indices import check_node, checks_indices
 from ..ir.registry import get_op
 from .signature import bind_inputs
 
@@ -30,9 +30,8 @@ def run_reference(graph: Graph, *inputs, **named) -> list[np.ndarray]:
             opdef = get_op(node.op)
             attrs = opdef.resolve_shape_attrs(node.attrs, bindings, f"node {node.label}")
             args = [env[id(v)] for v in node.inputs]
-            if node.op in CHECKED_OPS:
-                check_indices(site(node), args[1], indexed_dims(node.op, attrs, args[0].ndim, args[1].shape),
-                              args[0].shape)
+            if checks_indices(node):
+                check_node(node, attrs, args)
             try:
                 with np.errstate(all="ignore"):
                     out = opdef.reference(*args, **attrs)

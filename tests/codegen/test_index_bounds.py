@@ -22,11 +22,13 @@ GATHER_ND = parse_ir("""graph @gather_nd(%x: f32[2, 4, 3], %k: i64[2, 2, 2]) -> 
   %nd = gather_nd(%x, %k) {batch_dims = 1} : f32[2, 2]
   return %nd
 }""")
-SCATTERS = parse_ir("""graph @scatters(%x: f32[4, 3], %i: i64[2, 3], %u: f32[2, 3], %n: i64[2, 1], %v: f32[2, 3])
-    -> (f32[4, 3], f32[4, 3]) {
+SCATTERS = parse_ir("""graph @scatters(%x: f32[4, 3], %i: i64[2, 3], %u: f32[2, 3], %n: i64[2, 1], %v: f32[2, 3],
+    %c: f32[2, 1, 6, 2], %w: f32[2, 1, 2, 2], %t: i64[2]) -> (f32[4, 3], f32[4, 3], f32[2, 1, 6, 2], f32[2, 1, 6, 2]) {
   %se = scatter_elements(%x, %i, %u) {axis = 0} : f32[4, 3]
   %sn = scatter_nd(%x, %n, %v) : f32[4, 3]
-  return %se, %sn
+  %kv = tensor_scatter(%c, %w, %t) {axis = -2, mode = "linear"} : f32[2, 1, 6, 2]
+  %ring = tensor_scatter(%c, %w, %t) {axis = -2, mode = "circular"} : f32[2, 1, 6, 2]
+  return %se, %sn, %kv, %ring
 }""")
 
 X53 = np.arange(15, dtype=np.float32).reshape(5, 3)
@@ -49,10 +51,14 @@ CASES = {
                    (1, np.array([[[0, 0], [-5, 0]], [[0, 0], [0, 0]]], np.int64),
                     "gather_nd %nd: index -5 is out of range for dim 1 of size 4")]),
     "scatters": (SCATTERS, ("stablehlo",),
-                 (X43, np.array([[0, -1, 2], [-4, 1, 3]], np.int64), U, np.array([[-1], [1]], np.int64), U),
+                 (X43, np.array([[0, -1, 2], [-4, 1, 3]], np.int64), U, np.array([[-1], [1]], np.int64), U,
+                  np.zeros((2, 1, 6, 2), np.float32), np.ones((2, 1, 2, 2), np.float32), np.array([0, 4], np.int64)),
                  [(1, np.array([[0, 1, 2], [4, 0, 0]], np.int64),
                    "scatter_elements %se: index 4 is out of range for dim 0 of size 4"),
-                  (3, np.array([[1], [-5]], np.int64), "scatter_nd %sn: index -5 is out of range for dim 0 of size 4")]),
+                  (3, np.array([[1], [-5]], np.int64), "scatter_nd %sn: index -5 is out of range for dim 0 of size 4"),
+                  # a cache write: positions t[b] + step, in [0, 6) without wrapping (mode circular wraps them)
+                  (7, np.array([1, 5], np.int64), "tensor_scatter %kv: index 6 is out of range for dim 2 of size 6"),
+                  (7, np.array([-1, 0], np.int64), "tensor_scatter %kv: index -1 is out of range for dim 2 of size 6")]),
 }
 
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 from ...ir.errors import IRError, LeptoncError
 from ...ir.graph import Graph, Node
-from ...ir.indices import CHECKED_OPS, indexed_dims, site
+from ...ir.indices import checks_indices, site
 from ...ir.registry import get_op
 from ...ir.types import TensorType
 from .. import check_dtypes
 from .builder import ELEMENT_TYPE, STORAGE_ONLY, Builder, Val, tensor_type
-from .index import first_bad_index
+from .index import index_record
 from .rules import rule_for
 from .specialize import Specialization, resolved_attrs, specialize
 
@@ -69,9 +69,8 @@ def emit(graph: Graph, bindings: dict[str, int] | None = None, inline_weights: b
             if tuple(r.shape) != tuple(t.shape) or r.dtype is not t.dtype:
                 raise IRError(f"stablehlo: the lowering of {node.label} made {r.type}, the node's type is {t}")
             env[id(v)] = dataclasses.replace(r, known=spec.known.get(id(v)))
-        if node.op in CHECKED_OPS:
-            x, idx = (env[id(v)] for v in node.inputs[:2])
-            checks.append(first_bad_index(b, x.type, idx, indexed_dims(node.op, attrs, len(x.shape), idx.shape)))
+        if checks_indices(node):
+            checks.append(index_record(b, node, [env[id(v)] for v in node.inputs], attrs))
     rets = [env[id(v)] for v in graph.outputs] + checks
     out_types = ", ".join(tensor_type(v.type) for v in rets)
     sizes = ", ".join(f"{k}={v}" for k, v in sorted((bindings or {}).items()))
@@ -91,7 +90,7 @@ def emit(graph: Graph, bindings: dict[str, int] | None = None, inline_weights: b
 
 def index_checks(graph: Graph) -> tuple[str, ...]:
     """The nodes (as index errors name them) whose index records the module returns after the outputs."""
-    return tuple(site(n) for n in graph.nodes if n.op in CHECKED_OPS)
+    return tuple(site(n) for n in graph.nodes if checks_indices(n))
 
 
 def _check_storage_only(node: Node) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir.dtypes import DType
+from ...ir.indices import indexed_dims
 from ...ir.types import TensorType
 from .builder import Builder, Val, dims_list, i64_array
 from .layout import scatter, scatter_elements, take_along_axis
@@ -20,9 +21,10 @@ def wrap_negative_tuples(b: Builder, idx: Val, sizes) -> Val:
 NO_ERROR = 2**63 - 1
 
 
-def first_bad_index(b: Builder, data: TensorType, idx: Val, dims: tuple[int, ...]) -> Val:
+def first_bad_index(b: Builder, data: TensorType, idx: Val, dims: tuple[int, ...], wraps: bool = True) -> Val:
     """[position, index, dim, dim size] of the first element of idx out of range for its dim of data
-    (ir/indices.py: element p indexes dims[p % len(dims)]), as a tensor<4xi64>; position NO_ERROR when none.
+    (ir/indices.py: element p indexes dims[p % len(dims)]; in [-n, n) when negative indices wrap, else in
+    [0, n)), as a tensor<4xi64>; position NO_ERROR when none.
     XLA clamps gather indices and drops scatter updates out of range, so the module returns this and the
     runtime raises."""
     k, n = len(dims), int(np.prod(idx.shape, dtype=np.int64))
@@ -31,7 +33,8 @@ def first_bad_index(b: Builder, data: TensorType, idx: Val, dims: tuple[int, ...
     t = TensorType(DType.i64, (n // k, k))
     flat = b.reshape(b.convert(idx, DType.i64), t.shape)
     size = b.broadcast_in_dim(b.constant(np.array([data.shape[d] for d in dims], np.int64)), t.shape, [1])
-    bad = b.binary("or", b.compare(flat, b.unary("negate", size), "LT"), b.compare(flat, size, "GE"))
+    low = b.unary("negate", size) if wraps else b.full(0, t)
+    bad = b.binary("or", b.compare(flat, low, "LT"), b.compare(flat, size, "GE"))
     pos = b.binary("add", b.binary("multiply", b.iota(t, 0), b.full(k, t)), b.iota(t, 1))
     first = b.reduce(b.select(bad, pos, b.full(NO_ERROR, t)), b.scalar(NO_ERROR, DType.i64), [0, 1], "minimum")
     hit = b.compare(pos, b.broadcast_in_dim(first, t.shape, []), "EQ")
@@ -41,6 +44,22 @@ def first_bad_index(b: Builder, data: TensorType, idx: Val, dims: tuple[int, ...
         return b.reshape(b.reduce(b.select(hit, v, b.full(0, t)), b.scalar(0, DType.i64), [0, 1], "add"), (1,))
 
     return b.concatenate([b.reshape(first, (1,)), at_first(flat), at_first(dim), at_first(size)], 0)
+
+
+def write_positions(b: Builder, idx: Val, steps: int) -> Val:
+    """tensor_scatter's write positions [batch, steps]: idx[b] + t (ir/indices.py)."""
+    t = TensorType(DType.i64, (idx.shape[0], steps))
+    return b.binary("add", b.broadcast_in_dim(b.convert(idx, DType.i64), t.shape, [0]), b.iota(t, 1))
+
+
+def index_record(b: Builder, node, args: list[Val], attrs: dict) -> Val:
+    """first_bad_index of a node that checks its indices (ir/indices.checks_indices)."""
+    if node.op == "tensor_scatter":
+        cache, upd, idx = args
+        axis = attrs["axis"] % len(cache.shape)
+        return first_bad_index(b, cache.type, write_positions(b, idx, upd.shape[axis]), (axis,), wraps=False)
+    x, idx = args[:2]
+    return first_bad_index(b, x.type, idx, indexed_dims(node.op, attrs, len(x.shape), idx.shape))
 
 
 @lowers("gather_nd")
