@@ -164,8 +164,9 @@ def load(path: str | os.PathLike, *, trusted_keys=()):
         from ..codegen.triton.runtime import TritonModel
 
         return TritonModel(art)
-    library = library_for(derived, str(path), trusted_keys)
-    art.library = library.read_bytes()  # what runs is what a later save writes (and signs)
+    library, built = library_for(derived, str(path), trusted_keys)
+    if built:
+        art.library = library.read_bytes()  # what runs is what a later save writes (and signs)
     cm = CompiledModel(art, library)
     stamp = _FileStamp.of(path, art.manifest)
     if before is not None and (before.st_ino, before.st_size, before.st_mtime_ns) == \
@@ -174,14 +175,15 @@ def load(path: str | os.PathLike, *, trusted_keys=()):
     return cm
 
 
-def library_for(derived, where: str, trusted_keys=()) -> Path:
-    """A library of the derived program that this CPU runs: the shipped one when a trusted key signed the
-    artifact, its source is the derived one and this CPU has the features it was built for; else the derived
-    source built here (the build cache keeps it by the source's hash), with a warning that says why."""
-    import tempfile
+def library_for(derived, where: str, trusted_keys=()) -> tuple[Path, bool]:
+    """A library of the derived program that this CPU runs, and whether it was built here: the shipped one when
+    a trusted key signed the artifact, its source is the derived one and this CPU has the features it was built
+    for; else the derived source built here (the build cache keeps it by the source's hash), with a warning
+    that says why."""
     import warnings
 
-    from ..codegen.cpu.build import build_library, cache_dir, cpu_features, find_compiler
+    from ..codegen.cpu.build import build_library, cpu_features, find_compiler
+    from .files import cache_dir, file_sha256, write_atomic
     from .trust import trusted_keys as trusted
 
     art = derived.artifact
@@ -198,15 +200,12 @@ def library_for(derived, where: str, trusted_keys=()) -> Path:
     else:
         digest = sha256(art.library)
         path = cache_dir() / f"lib-{digest[:32]}.so"
-        if not path.exists() or sha256(path.read_bytes()) != digest:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(art.library)
-            os.replace(tmp, path)
-        return path
+        if not path.exists() or file_sha256(path) != digest:
+            write_atomic(path, art.library)
+        return path, False
     if find_compiler() is None:
         raise ArtifactError(f"{why}, and no C compiler is available to build its code from its IR" +
                             (f"; {how}" if how else ""))
     warnings.warn(f"{why}: running code generated from its IR and built with the local C compiler" +
                   (f" ({how})" if how else ""), stacklevel=3)
-    return build_library(art.source, drivers=derived.drivers)[0]
+    return build_library(art.source, drivers=derived.drivers)[0], True
