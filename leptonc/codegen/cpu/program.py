@@ -196,8 +196,8 @@ class _Generator:
                 f.also.append(k.name)
             calls.append(f"  LEP_TIMED({i}, {f.kernel.name}(sym{''.join(', ' + a for a in args)}));")
             kernels_meta.append({"name": k.name, "kind": k.kind, "ops": k.describe_ops()})
-            if checks:
-                calls.append(f"  if (err.pos != INT64_MAX) return lep_index_failure({i}, &err);")
+            if checks:  # stop at the kernel that met an index out of range
+                calls[-1] += f"\n  if (err.pos != INT64_MAX) return lep_index_failure({i}, &err);"
                 kernels_meta[-1]["index_check"] = site(k.nodes[0])
         src = self._source([f.text() for f in funcs], calls, any("index_check" in m for m in kernels_meta))
         meta = {
