@@ -33,13 +33,12 @@ DEFAULT_LIMIT = 4 << 30
 def artifact_key(model, *, target: str, passes: str | None, dynamic_shapes, example_inputs) -> str | None:
     """The cache key of compiling `model` with these options; None when the model is not a file or bytes, when
     its external data cannot be hashed, or when no cache folder can be written."""
-    if isinstance(model, (str, os.PathLike)) and str(model).endswith(".onnx") and os.path.isfile(model):
-        model_digest = _model_digest(model)
-    elif isinstance(model, bytes):
-        model_digest = hashlib.sha256(model).hexdigest()  # (bytes load no external data)
-    else:
+    is_file = isinstance(model, (str, os.PathLike)) and str(model).endswith(".onnx") and os.path.isfile(model)
+    if not (is_file or isinstance(model, bytes)) or writable_cache_dir() is None:
         return None
-    if model_digest is None or writable_cache_dir() is None:
+    # (bytes load no external data)
+    model_digest = _model_digest(model) if is_file else hashlib.sha256(model).hexdigest()
+    if model_digest is None:
         return None
     from . import __version__
     from .codegen.cpu.build import FLAGS, compiler_version, cpu_features, find_compiler
@@ -150,7 +149,10 @@ def _file_digest(path, onnx_locations: bool = False) -> tuple[str, list[str]]:
 def _external_locations(path) -> list[str]:
     """The external-data locations that an ONNX file's tensors name (initializers, sparse initializers, node
     attributes, subgraphs and functions), sorted; none when the file does not parse (the import says why)."""
-    import onnx
+    from .ir.errors import optional_dependency
+
+    with optional_dependency("importing an ONNX model"):
+        import onnx
 
     model = onnx.ModelProto()
     try:
