@@ -298,7 +298,7 @@ class _Parser:
                 info = ml_dtypes.iinfo(dtype.numpy)
                 ok = not isinstance(x, float) and info.min <= x <= info.max
             else:
-                ok = math.isnan(x) or math.isinf(x) or abs(x) <= float(ml_dtypes.finfo(dtype.numpy).max)
+                ok = math.isnan(x) or math.isinf(x) or _within_float_range(x, dtype)
             if not ok:
                 raise self.error(f"constant value {x!r} is out of the range of {dtype}", tok)
         with np.errstate(all="ignore"):
@@ -335,6 +335,18 @@ class _Parser:
                 raise self.error(f"lists nested deeper than {MAX_DEPTH}", tok)
             return tuple(self.comma_list("]", lambda: self.attr_value(depth + 1)))
         raise self.error(f"expected an attribute value, found {tok!r}", tok)
+
+
+def _within_float_range(x: float, dtype: DType) -> bool:
+    """x is at most the dtype's largest value, or rounds to it (as -3.4028235e+38, the text of f32's
+    lowest, does)."""
+    info = ml_dtypes.finfo(dtype.numpy)
+    top = float(info.max)
+    if abs(x) <= top:
+        return True
+    with np.errstate(all="ignore"):
+        y = float(np.array(x).astype(dtype.numpy))
+    return abs(y) == top and abs(x - y) <= float(info.eps) * top
 
 
 def _leaves(value):

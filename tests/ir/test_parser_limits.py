@@ -46,6 +46,8 @@ def test_deep_nesting_is_a_parse_error():
     ("2", "bool[1]", "2 is out of the range of bool"),
     ("1e6", "f16[1]", "out of the range of f16"),
     ("1e39", "f32[1]", "out of the range of f32"),
+    ("3.5e38", "f32[1]", "out of the range of f32"),
+    ("1e30", "f4e2m1fn[1]", "out of the range of f4e2m1fn"),
     ("inf", "f8e4m3fn[1]", "inf is not a value of f8e4m3fn"),
     ("nan", "f4e2m1fn[1]", "nan is not a value of f4e2m1fn"),
     ("-1.0", "f8e8m0fnu[1]", "not a value of f8e8m0fnu"),
@@ -65,6 +67,8 @@ def test_constant_literals_outside_their_dtype_are_refused(values, ty, words):
     ("true, 0", "bool[2]", [True, False]),
     ("65504.0, -inf, nan", "f16[3]", [65504.0, -np.inf, np.nan]),
     ("448.0", "f8e4m3fn[1]", [448.0]),
+    ("-3.4028235e+38, 3.4028235e+38", "f32[2]", [np.finfo(np.float32).min, np.finfo(np.float32).max]),
+    ("6.5", "f4e2m1fn[1]", [6.0]),  # rounds to the largest value
 ])
 def test_constant_literals_at_the_edges_of_their_dtype_parse(values, ty, want):
     g = parse_ir(_const(values, ty))
