@@ -5,8 +5,9 @@ signature) and its source are a deterministic function of the optimized IR that 
 graph after the target's pipeline); so is the stablehlo target's module. `derive` runs the code generator
 on the IR again and returns the artifact with those fields and the source replaced by what it derived, after
 checking that the weights are exactly what the derived program reads (name, dtype, shape). A manifest that
-lies about sizes, or a source that is not the compiler's, therefore changes nothing that runs. Generating
-code costs a small fraction of a load (parsing the IR and generating C: about 0.1 s for BERT-base).
+lies about sizes, or a source that is not the compiler's, therefore changes nothing that runs. This costs a
+small part of a load: for BERT-base, 0.16 s (parsing the IR 0.10 s, generating C 0.04 s) against 0.9 s to
+read and hash its 436 MB.
 """
 from __future__ import annotations
 
