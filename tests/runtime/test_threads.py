@@ -44,15 +44,19 @@ def _stress(cm, item_shape: tuple, threads: int, calls: int) -> int:
     rng = np.random.default_rng(0)
     inputs = [[rng.standard_normal((1 + t % 4, *item_shape)).astype(np.float32) for _ in range(4)]
               for t in range(threads)]
-    expected = [[cm(x) for x in xs] for xs in inputs]
+    expected = [[cm.run(x) for x in xs] for xs in inputs]
     start = threading.Barrier(threads)
 
     def work(t: int) -> int:
         start.wait()
-        return sum(not np.array_equal(cm(inputs[t][i % 4]), expected[t][i % 4]) for i in range(calls))
+        return sum(not _same(cm.run(inputs[t][i % 4]), expected[t][i % 4]) for i in range(calls))
 
     with ThreadPoolExecutor(threads) as pool:
         return sum(pool.map(work, range(threads)))
+
+
+def _same(outs: list, expected: list) -> bool:
+    return len(outs) == len(expected) and all(np.array_equal(y, e) for y, e in zip(outs, expected))
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
@@ -149,9 +153,9 @@ def _threads_agree(cm, shapes: list[tuple], calls: int) -> int:
     """Mismatches of threads (one per shape) calling `cm` `calls` times each against the sequential results."""
     rng = np.random.default_rng(1)
     inputs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
-    expected = [cm(x) for x in inputs]
+    expected = [cm.run(x) for x in inputs]
     with ThreadPoolExecutor(len(shapes)) as pool:
-        return sum(pool.map(lambda t: sum(not np.array_equal(cm(inputs[t]), expected[t]) for _ in range(calls)),
+        return sum(pool.map(lambda t: sum(not _same(cm.run(inputs[t]), expected[t]) for _ in range(calls)),
                             range(len(shapes))))
 
 
