@@ -36,6 +36,7 @@ from pathlib import Path
 
 from ..ir.errors import LeptoncError
 from . import safetensors
+from .files import replacing
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -98,13 +99,8 @@ def write_artifact(path: str | os.PathLike, art: Artifact) -> None:
     if target == "cpu":  # only the cpu target ships a library
         payload["model.so"] = art.library
     hashes = {name: sha256(data) for name, data in payload.items()}
-    tmp = Path(f"{path}.{os.getpid()}.tmp")
-    try:
+    with replacing(path) as tmp:
         _write_members(tmp, art, payload, hashes)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
 
 
 def _write_members(tmp: Path, art: Artifact, payload: dict, hashes: dict) -> None:
