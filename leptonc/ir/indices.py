@@ -3,7 +3,9 @@
 An index i into a dim of size n is valid when -n <= i < n; a negative one counts from the end (ONNX's
 rule). Anything else is an error on every target, never a clamp: a run reports the first index out of
 range in the index tensor's row-major order, as an `IndexRangeError` naming the op and its result
-("gather %emb: index 30522 is out of range for dim 0 of size 30522").
+("gather %emb: index 30522 is out of range for dim 0 of size 30522"). The ops' numpy references check
+with `check_indices` (so constant folding never folds a bad index), the reference interpreter names
+the node, and each target checks in its own code.
 
 The gathers and scatters take the data as their first operand and the indices as their second. Element p of
 the flattened indices indexes data dim `dims[p % len(dims)]`: one dim (the axis) for gather,
@@ -44,17 +46,6 @@ def site(node) -> str:
 def write_positions(idx: np.ndarray, steps: int) -> np.ndarray:
     """tensor_scatter's write positions: [b, t] = idx[b] + t."""
     return idx.reshape(-1, 1).astype(np.int64) + np.arange(steps, dtype=np.int64)
-
-
-def check_node(node, attrs: dict, args: list[np.ndarray]) -> None:
-    """Raise IndexRangeError for the first index out of range of a node that checks_indices, run on `args`."""
-    if node.op == "tensor_scatter":
-        cache, update, idx = args
-        axis = attrs["axis"] % cache.ndim
-        check_indices(site(node), write_positions(idx, update.shape[axis]), (axis,), cache.shape, wraps=False)
-    else:
-        x, idx = args[:2]
-        check_indices(site(node), idx, indexed_dims(node.op, attrs, x.ndim, idx.shape), x.shape)
 
 
 def check_indices(where: str, idx: np.ndarray, dims: tuple[int, ...], data_shape, wraps: bool = True) -> None:

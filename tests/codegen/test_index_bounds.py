@@ -101,6 +101,21 @@ def test_targets_raise_the_reference_error_then_run_right(name, target, request,
             assert_matches_reference(model.run(*good), ref)  # nothing of the failed run lingers
 
 
+@pytest.mark.parametrize("target", ["cpu", "stablehlo"])
+def test_constant_indices_out_of_range_are_never_folded_into_rows(target):
+    """Folding evaluates the op's own reference, which checks too: the bad constant stays for the run to report."""
+    if target == "stablehlo":
+        pytest.importorskip("jax")
+    g = leptonc.Graph("folded")
+    x = g.add_input("x", leptonc.TensorType(leptonc.DType.f32, (3,)))
+    rows = g.add("gather", g.add_constant(X53, "table"), g.add_constant(np.array([1, -7], np.int64), "ids"), axis=0)
+    g.set_outputs([g.add("add", x, rows)])
+    message = f"gather %{rows.name}: index -7 is out of range for dim 0 of size 5"
+    assert _message(lambda *a: leptonc.run_reference(g, *a), [np.zeros(3, np.float32)]) == message
+    cm = leptonc.compile(g, target=target, quiet=True, cache=False)
+    assert _message(cm.run, [np.zeros(3, np.float32)]) == message
+
+
 def test_torch_embedding_out_of_range_raises_like_torch():
     torch = pytest.importorskip("torch")
     emb = torch.nn.Embedding(10, 4).eval()

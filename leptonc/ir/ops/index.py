@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import dims as D
 from ..dtypes import DType
+from ..indices import check_indices, write_positions
 from ..registry import define_op
 from ..types import TensorType
 from .infer import norm_axis, require
@@ -30,6 +31,7 @@ def gather_nd(x, idx, batch_dims):
     batch = x.shape[:b]
     nb = int(np.prod(batch)) if b else 1
     k = idx.shape[-1]
+    check_indices("gather_nd", idx, tuple(range(b, b + k)), x.shape)
     xs = x.reshape((nb,) + x.shape[b:])
     ids = idx.reshape((nb, -1, k)).astype(np.int64)
     ids = np.where(ids < 0, ids + np.array(x.shape[b:b + k], np.int64), ids)
@@ -53,6 +55,7 @@ def scatter_nd(x, idx, upd, reduction):
     """Copy of x with updates written (or combined) at the index tuples of idx's last dim."""
     out = x.copy()
     k = idx.shape[-1]
+    check_indices("scatter_nd", idx, tuple(range(k)), x.shape)
     ids = idx.reshape(-1, k).astype(np.int64)
     ids = np.where(ids < 0, ids + np.array(x.shape[:k], np.int64), ids)
     u = upd.reshape((ids.shape[0],) + x.shape[k:])
@@ -162,6 +165,8 @@ def tensor_scatter(cache, upd, idx, axis, mode):
     axis %= cache.ndim
     out = cache.copy()
     steps = upd.shape[axis]
+    if mode == "linear":
+        check_indices("tensor_scatter", write_positions(idx, steps), (axis,), cache.shape, wraps=False)
     pos = idx.reshape((-1,) + (1,) * (cache.ndim - 1)) + \
         np.arange(steps).reshape((1,) * axis + (steps,) + (1,) * (cache.ndim - axis - 1))
     if mode == "circular":

@@ -10,6 +10,7 @@ import numpy as np
 from .. import dims as D
 from ..dtypes import DType
 from ..errors import IRError
+from ..indices import check_indices
 from ..registry import PURE, Attr, define_op
 from ..types import TensorType
 from .infer import broadcast_shapes, norm_axes, norm_axis, require, require_same, same_dtype
@@ -168,7 +169,8 @@ def _gather_infer(t: TensorType, idx: TensorType, axis) -> TensorType:
 
 @define_op("gather", arity=2, infer=_gather_infer, attrs={"axis": ("int", 0)})
 def gather(x, idx, axis):
-    """Take slices of x along axis at the indices (negative indices count from the end)."""
+    """Take slices of x along axis at the indices (negative indices count from the end; ir/indices.py)."""
+    check_indices("gather", idx, (axis % x.ndim,), x.shape)
     idx = np.where(idx < 0, idx + x.shape[axis], idx)
     return np.take(x, idx, axis=axis)
 
@@ -182,6 +184,7 @@ def _gather_elements_infer(t: TensorType, idx: TensorType, axis) -> TensorType:
 @define_op("gather_elements", arity=2, infer=_gather_elements_infer, attrs={"axis": ("int", 0)})
 def gather_elements(x, idx, axis):
     """out[i][j][k] = x[idx[i][j][k]][j][k] for axis 0, and so on."""
+    check_indices("gather_elements", idx, (axis % x.ndim,), x.shape)
     idx = np.where(idx < 0, idx + x.shape[axis], idx)
     return np.take_along_axis(x, idx, axis=axis)
 
@@ -201,6 +204,7 @@ _UFUNC = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimu
            attrs={"axis": ("int", 0), "reduction": ("str", "none")})
 def scatter_elements(x, idx, upd, axis, reduction):
     """Copy of x with updates written (or combined) at the positions indices give along axis."""
+    check_indices("scatter_elements", idx, (axis % x.ndim,), x.shape)
     out = x.copy()
     idx = np.where(idx < 0, idx + x.shape[axis], idx)
     grid = list(np.indices(idx.shape, sparse=True))
