@@ -12,7 +12,7 @@ from ..ir import dims as D
 from . import safetensors
 from .artifact import Artifact, ArtifactError, read_artifact, sha256, write_artifact
 from .executor import Executor
-from .files import copy_atomic, replacing
+from .files import copy_atomic
 from .memory import plan_buffers
 
 
@@ -49,8 +49,7 @@ class ArtifactModel:
         written from memory. The saved file is always a file of its own (never a compile cache entry)."""
         path = os.path.abspath(path)
         if self._file is None or not self._file.holds(self.manifest):
-            with replacing(path) as tmp:
-                write_artifact(tmp, self.artifact)
+            write_artifact(path, self.artifact)
         elif path != self._file.path:
             copy_atomic(self._file.path, path)
         self._file = _FileStamp.of(path, self.manifest)
