@@ -11,9 +11,9 @@ import numpy as np
 
 from .. import dims as D
 from ..dtypes import DType
-from ..registry import PURE, define_op
+from ..registry import PURE, Attr, define_op
 from ..types import TensorType
-from .infer import require
+from .infer import PAD_MODES, require
 from .reduction import REDUCE_FNS
 
 Q = D.UNKNOWN
@@ -88,11 +88,10 @@ def _pad_infer(x, pads, value, axes, mode):
     _vector_len(pads, "pad_dynamic pads")
     _vector_len(axes, "pad_dynamic axes")
     require(value.rank == 0 or value.numel == 1, "pad_dynamic value must be one element")
-    require(mode in ("constant", "reflect", "edge", "wrap"), f"unknown pad mode {mode!r}")
     return _unknown(x, x.rank)
 
 
-@define_op("pad_dynamic", arity=4, infer=_pad_infer, attrs={"mode": ("str", "constant")})
+@define_op("pad_dynamic", arity=4, infer=_pad_infer, attrs={"mode": Attr("str", "constant", choices=PAD_MODES)})
 def pad_dynamic(x, pads, value, axes, mode):
     """Pad the listed axes (pads = begins then ends, negative pads crop) with run-time amounts."""
     from .shape import pad

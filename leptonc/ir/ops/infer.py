@@ -36,6 +36,9 @@ def broadcast_shapes(*shapes) -> tuple:
     return tuple(out)
 
 
+PAD_MODES = ("constant", "reflect", "edge", "wrap")
+
+
 def require_same(a, b, message: str) -> None:
     """Dims a and b must be equal: refused when they differ, saying what the equality would ask of the
     dynamic dims when a symbol is involved (see dims.compatible)."""

@@ -13,7 +13,7 @@ from ..errors import IRError
 from ..indices import check_indices
 from ..registry import PURE, Attr, define_op
 from ..types import TensorType
-from .infer import broadcast_shapes, norm_axes, norm_axis, require, require_same, same_dtype
+from .infer import PAD_MODES, broadcast_shapes, norm_axes, norm_axis, require, require_same, same_dtype
 
 VIEW = PURE | {"view"}
 BIG = 2 ** 62
@@ -138,7 +138,6 @@ def slice_(x, starts, ends, axes, steps):
 
 def _pad_infer(t: TensorType, pads, mode, value) -> TensorType:
     require(len(pads) == 2 * t.rank, f"pad needs {2 * t.rank} pads for rank {t.rank}, got {len(pads)}")
-    require(mode in ("constant", "reflect", "edge", "wrap"), f"unknown pad mode {mode!r}")
     for i, d in enumerate(t.shape):
         kept = D.add(d, min(pads[i], 0) + min(pads[i + t.rank], 0))
         require(mode == "constant" or max(pads[i], pads[i + t.rank]) <= 0 or not D.same(kept, 0),
@@ -147,7 +146,7 @@ def _pad_infer(t: TensorType, pads, mode, value) -> TensorType:
 
 
 @define_op("pad", infer=_pad_infer,
-           attrs={"pads": "ints", "mode": ("str", "constant"), "value": ("float", 0.0)})
+           attrs={"pads": "ints", "mode": Attr("str", "constant", choices=PAD_MODES), "value": ("float", 0.0)})
 def pad(x, pads, mode, value):
     """Pad (pads = all begins then all ends; negative pads crop) with a constant, reflect, edge or wrap."""
     r = x.ndim
