@@ -130,13 +130,15 @@ def _in_channels_first(fn, x, *operands, weight: bool = False, **attrs):
 @define_op("conv", arity=(2, 3), infer=_conv_infer, traits=STRUCTURED,
            attrs={**_CONV_ATTRS, "channels_last": ("bool", False)})
 def conv(x, w, *bias, strides, pads, dilations, group, channels_last=False):
-    """N-d convolution (cross-correlation) with groups; optional bias per output channel."""
+    """N-d convolution (cross-correlation) with groups; optional bias per output channel. Accumulates in f64:
+    as the truth it must not depend on how the machine's BLAS rounds f32 sums (a model whose channels are equal
+    in exact arithmetic keeps them equal)."""
     if channels_last:
         return _in_channels_first(conv, x, w, *bias, weight=True, strides=strides, pads=pads,
                                   dilations=dilations, group=group)
     nsp = x.ndim - 2
     strides, pads, dilations = _spatial(nsp, strides, pads, dilations)
-    acc = np.float64 if x.dtype == np.float64 else np.float32
+    acc = np.float64
     win = _windows(x.astype(acc), w.shape[2:], strides, pads, dilations)  # N, C, out..., k...
     n, c = x.shape[:2]
     cg, og = c // group, w.shape[0] // group
