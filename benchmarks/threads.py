@@ -1,6 +1,6 @@
 """Callers sharing one compiled model: calls per second of 1 thread and of 2 threads calling the same model.
 
-    python benchmarks/threads.py [--batch 64] [--hidden 2048] [--seconds 3] [--rounds 5] [--omp 1,2]
+    python benchmarks/threads.py [--batch 32] [--hidden 1024] [--seconds 1] [--rounds 5] [--omp 1,2]
 
 The model is an MLP (512 -> hidden -> hidden -> 512, ReLU) at a fixed batch, compiled for the cpu target. Each
 call takes a scratch arena from the model's pool, so callers share the weights and nothing they write, and the
@@ -8,7 +8,8 @@ library runs with the GIL let go: two callers run at once. Inside a call the ker
 libgomp gives every thread that opens a parallel region a team of its own, of omp_get_max_threads() threads
 (OMP_NUM_THREADS, else one per core), so k callers keep k times that many threads busy. Each OMP_NUM_THREADS
 of --omp runs in a fresh process (libgomp reads it once), taking 1 and 2 callers in turns for --rounds rounds
-of --seconds each; the table gives the median calls/s over the rounds and the ratio of 2 callers to 1.
+of --seconds each; the table gives the median calls/s over the rounds, the ratio of 2 callers to 1, and
+the cores the process kept busy (its CPU seconds per second: on a shared machine, what it was given).
 Writes benchmarks/results/<date>-threads-<cpu>.md.
 """
 from __future__ import annotations
@@ -48,6 +49,7 @@ def measure(batch: int, hidden: int, seconds: float, rounds: int) -> dict:
     cm(xs)
     one_call = time.perf_counter() - start
     rates: dict[int, list[float]] = {1: [], 2: []}
+    cores: dict[int, list[float]] = {1: [], 2: []}
     wrong = 0
     for _ in range(rounds):
         for callers in (1, 2):
@@ -66,22 +68,25 @@ def measure(batch: int, hidden: int, seconds: float, rounds: int) -> dict:
             for t in threads:
                 t.start()
             gate.wait()
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             time.sleep(seconds)
             stop.set()
             for t in threads:
                 t.join()
-            rates[callers].append(sum(counts) / (time.perf_counter() - t0))
+            wall = time.perf_counter() - t0
+            rates[callers].append(sum(counts) / wall)
+            cores[callers].append((time.process_time() - cpu0) / wall)
             wrong += sum(bad)
     return {"omp_threads": int(cm.executor.lib.omp_get_max_threads()), "ms_per_call": one_call * 1e3,
-            "one": float(np.median(rates[1])), "two": float(np.median(rates[2])), "wrong": wrong}
+            "one": float(np.median(rates[1])), "two": float(np.median(rates[2])),
+            "cores_one": float(np.median(cores[1])), "cores_two": float(np.median(cores[2])), "wrong": wrong}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--hidden", type=int, default=2048)
-    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--hidden", type=int, default=1024)
+    ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--omp", default="1,2", help="OMP_NUM_THREADS values, one process each")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -102,10 +107,11 @@ def main() -> None:
              "", f"{cpu_name()}, {os.cpu_count()} cores; `python benchmarks/threads.py --batch {args.batch} "
              f"--hidden {args.hidden} --seconds {args.seconds} --rounds {args.rounds} --omp {args.omp}`", "",
              "| OpenMP threads per call | ms per call (1 caller) | calls/s, 1 caller | calls/s, 2 callers | "
-             "2 callers / 1 | wrong results |", "|---|---|---|---|---|---|"]
+             "2 callers / 1 | cores busy, 1 caller | cores busy, 2 callers | wrong results |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['omp_threads']} | {r['ms_per_call']:.2f} | {r['one']:.1f} | {r['two']:.1f} | "
-                     f"{r['two'] / r['one']:.2f}x | {r['wrong']} |")
+                     f"{r['two'] / r['one']:.2f}x | {r['cores_one']:.2f} | {r['cores_two']:.2f} | {r['wrong']} |")
     text = "\n".join(lines) + "\n"
     print(text)
     cpu = "".join(c if c.isalnum() else "-" for c in cpu_name()).strip("-").lower()[:40]
