@@ -118,8 +118,12 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
     from .passes import run_pipeline
 
     progress = Progress(quiet)
-    key = compile_cache.artifact_key(model, target=target, passes=passes, dynamic_shapes=dynamic_shapes,
-                                     example_inputs=example_inputs) if cache and target == "cpu" else None
+
+    def cache_key() -> str | None:
+        return compile_cache.artifact_key(model, target=target, passes=passes, dynamic_shapes=dynamic_shapes,
+                                          example_inputs=example_inputs) if cache and target == "cpu" else None
+
+    key = cache_key()
     cm = compile_cache.load_entry(key) if key else None
     if cm is not None:
         progress.done(f"compiled: {len(cm.kernel_names)} kernels (from the compile cache)")
@@ -152,7 +156,7 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
     if passes:
         progress.stage("measuring the error of the passes against the fp32 graph")
         record_accuracy(cm, fp32_graph, passes, example_inputs, graph)
-    if key:
+    if key and cache_key() == key:  # (a model file written while it compiled: the result is not the key's)
         progress.stage("storing the artifact in the compile cache")
         compile_cache.store(key, cm)
     progress.done(done)

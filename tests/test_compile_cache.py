@@ -280,3 +280,21 @@ def test_processes_and_threads_compiling_into_one_cache_long(tmp_path, monkeypat
     """The same into an empty cache, four threads a process: the GEMM driver is built at once too."""
     monkeypatch.setenv("LEPTONC_CACHE_DIR", str(tmp_path / "cache"))
     _compile_at_once(tmp_path, processes=2, threads=4)
+
+
+def test_a_model_written_while_it_compiles_is_not_stored(tmp_path, counted_imports, monkeypatch):
+    """The entry would hold the old file's key and a compile of whatever the import read: it is not kept."""
+    path = str(tmp_path / "m.onnx")
+    _model(path, 1.0)
+    importing = api.import_graph
+
+    def import_then_write(*args, **kwargs):
+        graph = importing(*args, **kwargs)
+        _model(path, 2.0)  # the file changes after it was read
+        return graph
+
+    monkeypatch.setattr(api, "import_graph", import_then_write)
+    leptonc.compile(path, quiet=True)
+    assert list((tmp_path / "cache" / "artifacts").glob("*.lep")) == []
+    monkeypatch.setattr(api, "import_graph", importing)
+    np.testing.assert_array_equal(leptonc.compile(path, quiet=True)(X), _expected(2.0))
