@@ -176,6 +176,17 @@ def may_be_negative(d: Dim) -> bool:
     return p is not None and any(c < 0 for c in p.values())
 
 
+def signed_dims(values) -> list[tuple[str, int, Dim]]:
+    """(name, dim index, dim) of each symbolic dim of `values` (Values of a graph) that some sizes of its
+    symbols make negative, as "H - 2" after a 3x3 conv: what every runtime checks before a run (bind_inputs)."""
+    out = []
+    for v in values:
+        for i, d in enumerate(v.type.shape):
+            if isinstance(d, str) and d != UNKNOWN and may_be_negative(d):
+                out.append((v.name, i, d))
+    return out
+
+
 def same(a: Dim, b: Dim) -> bool:
     """Known to be equal (UNKNOWN is equal to nothing, itself included)."""
     return a != UNKNOWN and b != UNKNOWN and canonical(a) == canonical(b)

@@ -63,6 +63,7 @@ class Executor:
         self.input_types = [_tensor_type(x) for x in meta["inputs"]]
         self.output_types = [_tensor_type(x) for x in meta["outputs"]]
         self.symbols = list(meta["symbols"])
+        self.signed_dims = [tuple(x) for x in meta["signed_dims"]]
         # i4 packed two per byte, in one buffer on huge pages
         self.weights = dict(zip(meta["weights"], on_huge_pages([stored(weights[name]) for name in meta["weights"]])))
         self._wptrs = _pointer_array(list(self.weights.values()))
@@ -71,7 +72,7 @@ class Executor:
         self.kernel_names = [k["name"] for k in meta["kernels"]]
 
     def bind(self, inputs) -> tuple[list[np.ndarray], dict[str, int]]:
-        arrays, bindings = bind_inputs(self.input_names, self.input_types, inputs)
+        arrays, bindings = bind_inputs(self.input_names, self.input_types, inputs, self.signed_dims)
         missing = [s for s in self.symbols if s not in bindings]
         if missing:
             raise ShapeError(f"symbols {missing} are not sizes of any input; cannot run")

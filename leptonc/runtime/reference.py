@@ -20,7 +20,8 @@ def run_reference(graph: Graph, *inputs, **named) -> list[np.ndarray]:
     """
     if named:
         inputs = _order_named(graph, inputs, named)
-    arrays, bindings = bind_inputs([v.name for v in graph.inputs], [v.type for v in graph.inputs], inputs)
+    arrays, bindings = bind_inputs([v.name for v in graph.inputs], [v.type for v in graph.inputs], inputs,
+                                   D.signed_dims(v for n in graph.nodes for v in n.outputs))
     env: dict[int, np.ndarray] = {id(v): a for v, a in zip(graph.inputs, arrays)}
     last_use = _last_uses(graph)
     for step, node in enumerate(graph.nodes):

@@ -3,7 +3,7 @@
 Every check happens before any kernel runs: dtypes, ranks, each dim against its declared size or
 symbol (a symbol shared by several inputs, or appearing in an expression such as "S + 1", must agree
 everywhere), and, when the caller passes them, the dims of the graph's values that some sizes make
-negative (`signed_dims`: a conv or slice over "H - 2" is refused for H = 1, not run).
+negative (`dims.signed_dims`: a conv or slice over "H - 2" is refused for H = 1, not run).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def bind_inputs(names: list[str], types: list[TensorType], arrays,
                 signed: list[tuple[str, int, D.Dim]] = ()) -> tuple[list[np.ndarray], dict[str, int]]:
     """Check each array's dtype and shape against its declared type; return the arrays and symbol sizes.
 
-    `signed` lists (value name, dim index, dim) of the graph's dims that may be negative (signed_dims);
+    `signed` lists (value name, dim index, dim) of the graph's dims that may be negative (dims.signed_dims);
     sizes that make one negative are refused."""
     if len(arrays) != len(types):
         sig = ", ".join(f"{n}: {t}" for n, t in zip(names, types))
@@ -93,17 +93,6 @@ def _solve(d, s: str, n: int, bindings) -> int | None:
     if c <= 0 or (n - k) % c or D.evaluate(d, {**bindings, s: 2}) != k + 2 * c:
         return None
     return (n - k) // c if n >= k else None
-
-
-def signed_dims(values) -> list[tuple[str, int, D.Dim]]:
-    """(name, dim index, dim) of each symbolic dim of `values` (Values of a graph) that some sizes of its
-    symbols make negative, as "H - 2" after a 3x3 conv: what bind_inputs checks before a run."""
-    out = []
-    for v in values:
-        for i, d in enumerate(v.type.shape):
-            if isinstance(d, str) and d != D.UNKNOWN and D.may_be_negative(d):
-                out.append((v.name, i, d))
-    return out
 
 
 def example_bindings(graph_inputs, example_inputs) -> dict[str, int] | None:

@@ -17,6 +17,7 @@ from ..codegen.stablehlo import EmittedModule, XlaExecutable, emit
 from ..codegen.stablehlo.emit import index_checks
 from ..codegen.stablehlo.index import NO_ERROR
 from ..codegen.stablehlo.specialize import symbols_of
+from ..ir import dims as D
 from ..ir.errors import IndexRangeError
 from ..ir.graph import Graph
 from ..ir.parser import parse_ir
@@ -36,6 +37,7 @@ class XlaModel:
         self.inline_weights = inline_weights
         self.platform = platform
         self._symbols = symbols_of(graph)
+        self._signed_dims = D.signed_dims(v for n in graph.nodes for v in n.outputs)
         self._index_checks = index_checks(graph)
         self._compiled: dict[tuple, tuple[EmittedModule, XlaExecutable]] = {}
         self._weights_on_device: dict[str, object] = {}
@@ -67,7 +69,7 @@ class XlaModel:
 
     def run(self, *inputs) -> list[np.ndarray]:
         arrays, bindings = bind_inputs([v.name for v in self.graph.inputs], [v.type for v in self.graph.inputs],
-                                       inputs)
+                                       inputs, self._signed_dims)
         module, exe = self._compile(bindings)
         buffers = [exe.to_device(a) for a in arrays] + [self._weight(exe, n) for n in module.weights]
         results = exe.run_on_device(buffers)
@@ -108,8 +110,9 @@ class XlaCompiledModel(ArtifactModel):
 
     @classmethod
     def from_graph(cls, graph: Graph, manifest: dict, bindings: dict[str, int] | None) -> "XlaCompiledModel":
-        """Emit the module for `bindings` (each symbol 1 when None) and pack the artifact."""
-        bindings = {s: (bindings or {}).get(s, 1) for s in symbols_of(graph)}
+        """Emit the module for `bindings` (symbols they do not give: the smallest size that every dim allows)
+        and pack the artifact."""
+        bindings = _example_sizes(graph, bindings or {})
         module = emit(graph, bindings)
         def describe(values):
             return [{"name": v.name, "dtype": v.dtype.value, "shape": list(v.shape)} for v in values]
@@ -136,3 +139,15 @@ class XlaCompiledModel(ArtifactModel):
     def __repr__(self) -> str:
         ins = ", ".join(f"{v.name}: {v.type}" for v in self.graph.inputs)
         return f"<XlaCompiledModel target=stablehlo ({ins}) sizes compiled={self.model.compiled_sizes}>"
+
+
+def _example_sizes(graph: Graph, given: dict[str, int]) -> dict[str, int]:
+    """A size for every symbol of `graph`: the given one, else the smallest power of two (1, 2, 4, ...) for
+    which no dim of the graph is negative (a 3x3 conv over H needs H >= 2)."""
+    signed = D.signed_dims(v for n in graph.nodes for v in n.outputs)
+    size = 1
+    while True:
+        sizes = {s: given.get(s, size) for s in symbols_of(graph)}
+        if size >= 1 << 16 or all(D.evaluate(d, sizes) >= 0 for _, _, d in signed):
+            return sizes
+        size *= 2

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from leptonc.ir import DType, ShapeError, TensorType, parse_ir
-from leptonc.runtime.signature import bind_inputs, signed_dims
+from leptonc.ir.dims import signed_dims
+from leptonc.runtime.signature import bind_inputs
 
 
 def _f32(*shape):

@@ -78,6 +78,7 @@ class TritonExecutor:
         self.input_names = [x["name"] for x in meta["inputs"]]
         self.input_types = [_tensor_type(x) for x in meta["inputs"]]
         self.symbols = list(meta["symbols"])
+        self.signed_dims = [tuple(x) for x in meta["signed_dims"]]
         self.kernel_names = [s["kernel"] for s in meta["steps"]]
         self.allocated_at = [[b for b, buf in enumerate(meta["buffers"]) if buf["first"] == i]
                              for i in range(len(meta["steps"]))]
@@ -112,7 +113,7 @@ class TritonExecutor:
         return self._module
 
     def bind(self, inputs) -> tuple[list, dict[str, int]]:
-        arrays, bindings = bind_inputs(self.input_names, self.input_types, inputs)
+        arrays, bindings = bind_inputs(self.input_names, self.input_types, inputs, self.signed_dims)
         missing = [s for s in self.symbols if s not in bindings]
         if missing:
             raise ShapeError(f"symbols {missing} are not sizes of any input; cannot run")
