@@ -195,31 +195,11 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
 
 def _placed_layout(graph: Graph, name: str, arena) -> np.ndarray:
     """A weight laid out and placed in the arena (i4 stays where it is: the executor packs it)."""
+    from .codegen.cpu.layout import laid_out_weight
     from .ir.packing import is_i4
 
-    w = _laid_out(graph, name)
+    w = laid_out_weight(graph, name)
     return w if is_i4(w) else arena.place(w)
-
-
-def _laid_out(graph: Graph, name: str) -> np.ndarray:
-    """A weight as the generated code reads it: contiguous, stored transposed (matmul.TRANSPOSED), packed
-    into GEMM panels (matmul.PACKED; conv.CONV_PACKED and its layout for a conv's weight) or in the
-    layout of a quantized kernel (quantized.LAYOUT_MARK)."""
-    from .codegen.cpu.conv import CONV_PACKED, laid_out_conv_weight
-    from .codegen.cpu.matmul import PACKED, TRANSPOSED, pack_b
-    from .codegen.cpu.quantized import LAYOUT_MARK, lay_out
-
-    if CONV_PACKED in name:
-        base, layout = name.rsplit(CONV_PACKED, 1)
-        return laid_out_conv_weight(graph.constants[base], layout)
-    if name.endswith(PACKED):
-        return pack_b(graph.constants[name[:-len(PACKED)]])
-    if name.endswith(TRANSPOSED):
-        return np.ascontiguousarray(graph.constants[name[:-len(TRANSPOSED)]].swapaxes(-1, -2))
-    if LAYOUT_MARK in name:
-        base, spec = name.split(LAYOUT_MARK, 1)
-        return lay_out(spec, graph.constants[base])
-    return np.ascontiguousarray(graph.constants[name])
 
 
 __all__ = ["compile", "load", "import_graph", "Progress"]

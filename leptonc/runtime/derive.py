@@ -78,10 +78,11 @@ def ir_constants(ir_text: str, weights: dict[str, np.ndarray]) -> dict[str, np.n
 
 
 def _derive_cpu(art: Artifact, graph: Graph, weights: dict, where: str) -> Derived:
+    from ..codegen.cpu.layout import laid_out_weight
     from ..codegen.cpu.program import generate
 
     program = generate(graph)
-    _check_weights(graph, program.meta["weights"], weights, where, _cpu_layout)
+    _check_weights(graph, program.meta["weights"], weights, where, laid_out_weight)
     manifest = dict(art.manifest, program=program.meta, signature=_signature(program.meta),
                     fusion_report=program.plan.report())
     same = (program.meta, program.source) == (art.manifest["program"], art.source)
@@ -154,9 +155,3 @@ def _check_weights(graph: Graph, names, weights: dict, where: str, layout) -> No
         if memo[key] != (stored.dtype, stored.shape):
             raise ArtifactError(f"{where}: weight '{name}' is {stored.dtype}{list(stored.shape)}; the program "
                                 f"reads {memo[key][0]}{list(memo[key][1])}")
-
-
-def _cpu_layout(graph: Graph, name: str) -> np.ndarray:
-    from ..api import _laid_out
-
-    return _laid_out(graph, name)

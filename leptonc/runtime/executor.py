@@ -56,7 +56,10 @@ class Executor:
     def __init__(self, meta: dict, library_path: str, weights: dict[str, np.ndarray]):
         load_blas()
         self.meta = meta
-        self.lib = ctypes.CDLL(str(library_path))
+        try:
+            self.lib = ctypes.CDLL(str(library_path))
+        except OSError as e:  # a damaged or foreign library (a trusted author's broken build, say)
+            raise RunError(f"cannot load the model library {library_path}: {e}") from None
         self.lib.lep_run.restype = ctypes.c_int
         self.lib.lep_run.argtypes = [ctypes.c_void_p] * 7
         self.input_names = [x["name"] for x in meta["inputs"]]

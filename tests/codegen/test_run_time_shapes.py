@@ -39,3 +39,17 @@ def test_bind_inputs_without_the_graph_dims_checks_only_the_inputs():
     t = _graph().inputs[0]
     arrays, bindings = bind_inputs(["x"], [t.type], [np.ones((1, 1, 1, 5), np.float32)])
     assert bindings == {"H": 1, "W": 5}
+
+
+def test_a_saved_model_with_such_dims_loads_its_own_library(tmp_path, monkeypatch):
+    """The derived program equals the shipped one (the dims list survives JSON), so a model this machine
+    signed runs its shipped library: no rebuild, no warning."""
+    import warnings
+
+    monkeypatch.setenv("LEPTONC_HOME", str(tmp_path / "home"))
+    leptonc.compile(_graph(), quiet=True).save(tmp_path / "m.lep")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cm = leptonc.load(tmp_path / "m.lep")
+        with pytest.raises(ShapeError, match="negative"):
+            cm(np.ones((1, 1, 1, 5), np.float32))

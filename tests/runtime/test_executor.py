@@ -110,3 +110,13 @@ def test_profile_lists_every_kernel(softmax):
     rows = softmax.profile(np.ones((4, 5), np.float32), repeat=2)
     assert [name for name, _ in rows] == softmax.executor.kernel_names
     assert all(t >= 0 for _, t in rows)
+
+
+def test_a_library_that_does_not_load_is_a_run_error(tmp_path):
+    from leptonc.runtime.executor import Executor, RunError
+
+    junk = tmp_path / "model.so"
+    junk.write_bytes(b"not a shared library")
+    with pytest.raises(RunError, match="cannot load the model library"):
+        Executor({"inputs": [], "outputs": [], "symbols": [], "signed_dims": [], "weights": [], "kernels": []},
+                 junk, {})

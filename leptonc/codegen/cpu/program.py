@@ -209,7 +209,7 @@ class _Generator:
                         for b in self.buffers],
             "intermediates": [{"name": name, "bytes": b.nbytes} for b in self.buffers for name in b.values],
             "kernels": kernels_meta,
-            "signed_dims": D.signed_dims(v for n in self.graph.nodes for v in n.outputs),
+            "signed_dims": [list(s) for s in D.signed_dims(v for n in self.graph.nodes for v in n.outputs)],  # (JSON)
             "unfused": [{"producer": p.producer.label, "consumer": p.consumer.label, "reason": p.reason}
                         for p in self.plan.unfused],
         }

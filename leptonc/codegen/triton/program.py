@@ -112,7 +112,7 @@ class _Generator:
                               for b in self.buffers],
             "kernels": kernels,
             "index_checks": checks,
-            "signed_dims": D.signed_dims(v for n in self.graph.nodes for v in n.outputs),
+            "signed_dims": [list(s) for s in D.signed_dims(v for n in self.graph.nodes for v in n.outputs)],  # (JSON)
             "unfused": [{"producer": p.producer.label, "consumer": p.consumer.label, "reason": p.reason}
                         for p in self.plan.unfused],
         }
