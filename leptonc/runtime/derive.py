@@ -81,24 +81,26 @@ def _derive_cpu(art: Artifact, graph: Graph, weights: dict, where: str) -> Deriv
     from ..codegen.cpu.layout import laid_out_weight
     from ..codegen.cpu.program import generate
 
-    program = generate(graph)
-    _check_weights(graph, program.meta["weights"], weights, where, laid_out_weight)
-    manifest = dict(art.manifest, program=program.meta, signature=_signature(program.meta),
-                    fusion_report=program.plan.report())
-    same = (program.meta, program.source) == (art.manifest["program"], art.source)
-    return Derived(replace(art, manifest=manifest, source=program.source,
-                           weights={n: weights[n] for n in program.meta["weights"]}), program.drivers, same)
+    return _derive_program(art, graph, generate(graph), weights, where, layout=laid_out_weight)
 
 
 def _derive_triton(art: Artifact, graph: Graph, weights: dict, where: str) -> Derived:
     from ..codegen.triton.program import generate
 
-    program = generate(graph)
-    _check_weights(graph, program.meta["weights"], weights, where, None)
+    return _derive_program(art, graph, generate(graph), weights, where, layout=None)
+
+
+def _derive_program(art: Artifact, graph: Graph, program, weights: dict, where: str, *, layout) -> Derived:
+    """A kernel-program target's artifact with the program and source that codegen derived. The cpu target
+    stores weights in its kernels' layouts (checked with `layout`) and runs exactly the derived list of them."""
+    _check_weights(graph, program.meta["weights"], weights, where, layout)
     manifest = dict(art.manifest, program=program.meta, signature=_signature(program.meta),
                     fusion_report=program.plan.report())
     same = (program.meta, program.source) == (art.manifest["program"], art.source)
-    return Derived(replace(art, manifest=manifest, source=program.source), (), same)
+    derived = replace(art, manifest=manifest, source=program.source)
+    if layout is not None:
+        derived.weights = {n: weights[n] for n in program.meta["weights"]}
+    return Derived(derived, getattr(program, "drivers", ()), same)
 
 
 def _derive_stablehlo(art: Artifact, graph: Graph, weights: dict, where: str) -> Derived:
