@@ -62,8 +62,8 @@ def emit_attention(ctx: KernelContext, att: Kernel) -> Emitted:
              "mask = (rm[:, None] < M) & (rn[None, :] < N)",
              f"v_{_name(s_val)} = tl.dot(q, kt, input_precision=PRECISION).to({tltype(s_val.dtype)})"]
     rank = len(s_val.shape)
-    s_space.define(rank - 2, "rm[:, None]", True)
-    s_space.define(rank - 1, "rn[None, :]", True)
+    s_space.define(rank - 2, "rm[:, None]", True, axis=True)
+    s_space.define(rank - 1, "rn[None, :]", True, axis=True)
     s_space.flat = None
     s_space.mask = "mask"
     epilogue = TileEmitter(graph, s_space, ctx.names, {id(s_val): f"v_{_name(s_val)}"})
@@ -84,8 +84,8 @@ def emit_attention(ctx: KernelContext, att: Kernel) -> Emitted:
     body += ["o_mask = (rm[:, None] < M) & (re[None, :] < E)",
              f"v_{_name(o_val)} = (acc / l_i[:, None]).to({tltype(o_val.dtype)})"]
     ob = len(batch)
-    out_space.define(ob, "rm[:, None]", True)
-    out_space.define(ob + 1, "re[None, :]", True)
+    out_space.define(ob, "rm[:, None]", True, axis=True)
+    out_space.define(ob + 1, "re[None, :]", True, axis=True)
     out_space.flat = ("bid * M * E + " if batch else "") + "rm[:, None] * E + re[None, :]"
     out_space.mask = "o_mask"
     out = TileEmitter(graph, out_space, ctx.names, {id(o_val): f"v_{_name(o_val)}"})

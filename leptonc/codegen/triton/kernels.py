@@ -138,8 +138,8 @@ def emit_matmul(ctx: KernelContext, k: Kernel) -> Emitted:
     if batch:
         body.append("bid = tl.program_id(2)")
         space.unravel(range(len(batch)), "bid", False)
-    space.define(len(batch), "rm[:, None]", True)
-    space.define(len(batch) + 1, "rn[None, :]", True)
+    space.define(len(batch), "rm[:, None]", True, axis=True)
+    space.define(len(batch) + 1, "rn[None, :]", True, axis=True)
     a_off = _batch_offset(space, batch, a_shape, a_str)
     b_off = _batch_offset(space, batch, b_shape, b_str)
     a_tile = f"{_times('rm[:, None]', a_str[-2])} + {_times('rk[None, :]', a_str[-1])}"
@@ -256,13 +256,13 @@ def emit_conv(ctx: KernelContext, k: Kernel) -> Emitted:
                     ".to(tl.float32)")
     body.append("mask = (rp[:, None] < P) & (ro[None, :] < OG)")
     space = Space(out.shape, body, ctx.where)
-    space.define(0, "n[:, None]", True)
-    space.define(1, "oc[None, :]", True)
+    space.define(0, "n[:, None]", True, axis=True)
+    space.define(1, "oc[None, :]", True, axis=True)
     if nsp == 1:
-        space.define(2, "ow[:, None]", True)
+        space.define(2, "ow[:, None]", True, axis=True)
     else:
-        space.define(2, "oh[:, None]", True)
-        space.define(3, "ow[:, None]", True)
+        space.define(2, "oh[:, None]", True, axis=True)
+        space.define(3, "ow[:, None]", True, axis=True)
     space.flat = "n[:, None] * O * OH * OW + oc[None, :] * OH * OW + (rp % (OH * OW))[:, None]"
     space.mask = "mask"
     _epilogue(ctx, k, space, body, "acc")

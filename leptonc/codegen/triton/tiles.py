@@ -48,10 +48,14 @@ class Space:
         self.mask: str | None = None      # which tile elements lie inside the domain
         self._index: dict[int, tuple[str, bool]] = {}   # dim -> (expression, is a vector)
         self._rules: dict[int, tuple[str, bool]] = {}   # dim -> (definition, is a vector), defined lazily
+        self._axes: set[int] = set()      # dims indexed along an axis of a 2-D tile (`rm[:, None]`)
 
-    def define(self, dim: int, expr: str, vector: bool) -> None:
-        """Index of `dim` is `expr` (assigned to a variable when first used)."""
+    def define(self, dim: int, expr: str, vector: bool, axis: bool = False) -> None:
+        """Index of `dim` is `expr` (assigned to a variable when first used); `axis`: expr runs along one
+        axis of a 2-D tile, which every store's pointer must span even where the dim has extent 1."""
         self._rules[dim] = (expr, vector)
+        if axis:
+            self._axes.add(dim)
 
     def unravel(self, dims: range, linear: str, vector: bool) -> None:
         """The dims in `dims` are the row-major unravelling of the index `linear` over them."""
@@ -70,8 +74,11 @@ class Space:
             self._index[dim] = (name, vector)
         return self._index[dim]
 
-    def offset(self, shape, strides=None) -> tuple[str, bool]:
-        """(element offset, is a vector) of an operand of `shape` broadcast to the domain, with given strides."""
+    def offset(self, shape, strides=None, span_axes: bool = False) -> tuple[str, bool]:
+        """(element offset, is a vector) of an operand of `shape` broadcast to the domain, with given strides.
+        A dim of extent 1 adds nothing, except (times 0) a tile axis where `span_axes`: Triton broadcasts a
+        load's pointer to its mask but not a store's to its value, so a store's offset must have the tile's
+        shape (one query row of attention, a matmul of one row stored through a transpose)."""
         aligned = pad_left(shape, self.rank)
         if strides is None:
             if self.flat is not None and _same(aligned, self.domain):
@@ -80,11 +87,11 @@ class Space:
         strides = pad_left(strides, self.rank) if len(strides) < self.rank else strides
         terms, vector = [], False
         for d in range(self.rank):
-            if D.same(aligned[d], 1):
+            if D.same(aligned[d], 1) and not (span_axes and d in self._axes):
                 continue
             name, vec = self.index(d)
             vector |= vec
-            s = strides[d]
+            s = 0 if D.same(aligned[d], 1) else strides[d]
             terms.append(name if D.same(s, 1) else f"{name} * {tdim(s, self.where)}")
         return (" + ".join(terms) or "0"), vector
 
@@ -95,7 +102,7 @@ class Space:
         return f"tl.load({ptr} + {off})"
 
     def store(self, ptr: str, shape, value: str, strides=None) -> str:
-        off, vector = self.offset(shape, strides)
+        off, vector = self.offset(shape, strides, span_axes=True)
         if vector and self.mask is not None:
             return f"tl.store({ptr} + {off}, {value}, mask={self.mask})"
         return f"tl.store({ptr} + {off}, {value})"
