@@ -1,7 +1,7 @@
 """Each family of Triton kernel at degenerate sizes, against the reference (on the GPU, else by Triton's
 interpreter): attention over one token (a decode step, MobileViT's patch attention) and other short
 sequences, one key for many queries, and matmuls, row reductions, softmax and layer-norm rows, gathers and
-convolutions with one row, one column, a 1x1 output or an empty batch."""
+convolutions, pooling and data movement with one row, one column, a 1x1 output or an empty batch."""
 from __future__ import annotations
 
 import numpy as np
@@ -95,12 +95,41 @@ def test_gather_of_one_row_one_column_or_no_indices(shape, idx):
     check(g, normal(*shape), np.asarray(idx, np.int64))
 
 
-@pytest.mark.parametrize("hw,kernel,batch", [(3, 3, 2), (5, 1, 1), (1, 1, 2), (4, 3, 0)])
-def test_conv_to_a_1x1_output_a_1x1_kernel_and_an_empty_batch(hw, kernel, batch):
+@pytest.mark.parametrize("batch,cin,cout,hw,kernel", [(2, 3, 4, 3, 3), (1, 3, 4, 5, 1), (2, 3, 4, 1, 1), (1, 1, 1, 1, 1),
+                                                   (0, 3, 4, 4, 3)])
+def test_conv_to_a_1x1_output_a_1x1_kernel_one_channel_and_an_empty_batch(batch, cin, cout, hw, kernel):
     g = Graph("conv")
-    x = g.add_input("x", TensorType(DType.f32, (batch, 3, hw, hw)))
-    w = g.add_constant(normal(4, 3, kernel, kernel), "w")
-    y = g.add("conv", x, w, g.add_constant(normal(4), "b"), strides=(1, 1), dilations=(1, 1), pads=(0, 0, 0, 0),
+    x = g.add_input("x", TensorType(DType.f32, (batch, cin, hw, hw)))
+    w = g.add_constant(normal(cout, cin, kernel, kernel), "w")
+    y = g.add("conv", x, w, g.add_constant(normal(cout), "b"), strides=(1, 1), dilations=(1, 1), pads=(0, 0, 0, 0),
               group=1)
     g.set_outputs([g.add("relu", y)])
+    check(g, normal(batch, cin, hw, hw))
+
+
+@pytest.mark.parametrize("batch,hw", [(2, 3), (0, 4)])
+def test_pooling_to_a_1x1_output_and_over_an_empty_batch(batch, hw):
+    g = Graph("pool")
+    x = g.add_input("x", TensorType(DType.f32, (batch, 3, hw, hw)))
+    g.set_outputs([g.add("max_pool", x, kernel=(3, 3), strides=(1, 1), pads=(0, 0, 0, 0)),
+                   g.add("avg_pool", x, kernel=(3, 3), strides=(1, 1), pads=(0, 0, 0, 0), count_include_pad=False)])
     check(g, normal(batch, 3, hw, hw))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (0, 4)])
+def test_data_movement_of_one_element_and_of_none(shape):
+    g = Graph("moves")
+    x = g.add_input("x", TensorType(DType.f32, shape))
+    g.set_outputs([g.add("cumsum", x, axis=1), g.add("concat", x, g.add("neg", x), axis=0),
+                   g.add("transpose", x, perm=(1, 0)), g.add("tile", x, repeats=(2, 3))])
+    check(g, normal(*shape))
+
+
+def test_attention_over_an_empty_batch_and_over_no_queries():
+    g = Graph("empty")
+    q, k, v = (g.add_input(n, TensorType(DType.f32, (0, 3, 16))) for n in "qkv")
+    q0 = g.add_input("q0", TensorType(DType.f32, (2, 0, 16)))
+    k4, v4 = (g.add_input(n, TensorType(DType.f32, (2, 4, 16))) for n in ("k4", "v4"))
+    g.set_outputs([attention(g, q, k, v, 0.25), attention(g, q0, k4, v4, 0.25)])
+    cm = check(g, *(normal(0, 3, 16) for _ in range(3)), normal(2, 0, 16), normal(2, 4, 16), normal(2, 4, 16))
+    assert kinds(cm) == ["attention", "attention"]
