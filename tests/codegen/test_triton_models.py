@@ -15,7 +15,7 @@ from leptonc import import_torch  # noqa: E402
 from leptonc.ir.errors import LeptoncError  # noqa: E402
 from leptonc.runtime.report import inspect_text  # noqa: E402
 from tests.codegen.cpu_check import assert_matches_reference  # noqa: E402
-from tests.model_zoo import as_numpy, build, dynamic  # noqa: E402
+from tests.model_zoo import _gpt2, as_numpy, build, dynamic  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +37,19 @@ def test_model_matches_reference(name):
     kinds = [k["kind"] for k in cm.manifest["program"]["kernels"]]
     if name in ("bert_small", "gpt2_small"):
         assert kinds.count("attention") == 2  # one flash-attention kernel per layer
+
+
+def test_a_one_token_gpt2_step():
+    """Attention over a single token (a decode step without its cache; MobileViT's patch attention has the
+    same shape) in a one-layer GPT-2."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        module, inputs = _gpt2(1, 1, n_layer=1, n_embd=64, n_head=2, vocab_size=100, n_positions=16,
+                               bos_token_id=0, eos_token_id=0)
+    cm = compile_and_check(import_torch(module, inputs), as_numpy(inputs))
+    assert "attention" in [k["kind"] for k in cm.manifest["program"]["kernels"]]
 
 
 @pytest.mark.slow
