@@ -78,7 +78,7 @@ class Space:
         """(element offset, is a vector) of an operand of `shape` broadcast to the domain, with given strides.
         A dim of extent 1 adds nothing, except (times 0) a tile axis where `span_axes`: Triton broadcasts a
         load's pointer to its mask but not a store's to its value, so a store's offset must have the tile's
-        shape (one query row of attention, a matmul of one row stored through a transpose)."""
+        shape (attention over one query, written through the transpose that merges its heads)."""
         aligned = pad_left(shape, self.rank)
         if strides is None:
             if self.flat is not None and _same(aligned, self.domain):
