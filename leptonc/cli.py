@@ -34,7 +34,8 @@ def _cmd_ir(args) -> int:
         sizes = _parse_sizes(args.sizes)
         text = emit_module(graph, bindings={s: sizes.get(s, 1) for s in symbols_of(graph)})
     else:
-        text = to_dot(graph) if args.format == "dot" else print_ir(graph)
+        text = to_dot(graph) if args.format == "dot" else \
+            print_ir(graph, constants="inline" if args.constants else "summary")
     if args.output and args.output.endswith(".svg"):
         _write_svg(text if args.format == "dot" else to_dot(graph), args.output)
     elif args.output:
@@ -352,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     ir.add_argument("--emit", choices=("ir", "stablehlo"), default="ir",
                     help="print the graph as IR, or as the StableHLO module the stablehlo target compiles")
     ir.add_argument("--sizes", help="with --emit stablehlo: sizes of symbolic dims, e.g. B=8,S=128 (default 1)")
+    ir.add_argument("--constants", action="store_true",
+                    help="print every constant's values (default: those of up to 8 elements; the others by name, "
+                         "dtype and shape), so that the text parses back on its own as a .lir file")
     add_pass_arguments(ir)
     ir.set_defaults(run=_cmd_ir)
     passes = sub.add_parser("passes", help="list every registered pass and pipeline, plugins included")

@@ -4,6 +4,10 @@ A Graph owns its nodes (in topological order), its constants and the
 use-lists of its values. Passes edit it only through the helpers here
 (add, insert, replace_all_uses, set_input, erase), which keep the use-lists
 right, so no pass maintains them by hand.
+
+A node's `loc` names its source: the torch module path (encoder.layer.0.attention.query) or ONNX node name
+it was imported from, or None. It is provenance, not semantics: no pass compares it. A node that a rewrite
+adds in place of another (placed before or after it, or taking over its results' uses) takes its loc.
 """
 from __future__ import annotations
 
@@ -65,16 +69,18 @@ class Value:
 
 
 class Node:
-    """One op application: op name, operand Values, result Values, attributes (plain data)."""
+    """One op application: op name, operand Values, result Values, attributes (plain data), and its source
+    location (see the module docstring)."""
 
-    __slots__ = ("op", "inputs", "outputs", "attrs", "graph")
+    __slots__ = ("op", "inputs", "outputs", "attrs", "graph", "loc")
 
-    def __init__(self, op: str, attrs: dict | None = None):
+    def __init__(self, op: str, attrs: dict | None = None, loc: str | None = None):
         self.op = op
         self.inputs: list[Value] = []
         self.outputs: list[Value] = []
         self.attrs: dict = dict(attrs or {})
         self.graph: Graph | None = None
+        self.loc = loc
 
     @property
     def output(self) -> Value:
@@ -84,9 +90,10 @@ class Node:
 
     @property
     def label(self) -> str:
-        """How messages name this node: its results and op, e.g. '%h = matmul'."""
+        """How messages name this node: its results and op, and its source when known, e.g.
+        '%h = matmul' (from encoder.fc1)."""
         outs = ", ".join(f"%{v.name}" for v in self.outputs) or "(no results)"
-        return f"'{outs} = {self.op}'"
+        return f"'{outs} = {self.op}'" + (f" (from {self.loc})" if self.loc else "")
 
     def __repr__(self) -> str:
         return f"<Node {self.label}>"
@@ -121,15 +128,19 @@ class Graph:
 
     def add_node(self, op: str, inputs: Sequence[Value], attrs: dict | None = None, *,
                  names: Sequence[str] | None = None, types: Sequence[TensorType] | None = None,
-                 before: Node | None = None, after: Node | None = None) -> Node:
+                 before: Node | None = None, after: Node | None = None, loc: str | None = None) -> Node:
         """Create a node and place it (at the end, or before/after an anchor).
 
-        Result types are inferred from the op registry unless `types` is given.
+        Result types are inferred from the op registry unless `types` is given. The node's source is `loc`,
+        else the anchor's (a constant has none).
         """
         from .registry import get_op
 
         opdef = get_op(op)
-        node = Node(op, opdef.normalize_attrs(attrs or {}, op))
+        anchor = before if before is not None else after
+        if loc is None and anchor is not None and op != "const":
+            loc = anchor.loc
+        node = Node(op, opdef.normalize_attrs(attrs or {}, op), loc)
         if types is None:
             types = opdef.infer([v.type for v in inputs], node.attrs, where=f"op '{op}'")
         names = list(names) if names is not None else [op] * len(types)
@@ -143,9 +154,9 @@ class Graph:
         return node
 
     def add(self, op: str, *inputs: Value, name: str | None = None, before: Node | None = None,
-            after: Node | None = None, **attrs) -> Value:
+            after: Node | None = None, loc: str | None = None, **attrs) -> Value:
         """Add a one-result node and return its result: g.add("matmul", x, w)."""
-        return self.add_node(op, inputs, attrs, names=[name or op], before=before, after=after).output
+        return self.add_node(op, inputs, attrs, names=[name or op], before=before, after=after, loc=loc).output
 
     def add_constant(self, array, name: str | None = None, *, before: Node | None = None,
                      after: Node | None = None) -> Value:
@@ -188,9 +199,13 @@ class Graph:
         node.inputs[index] = value
 
     def replace_all_uses(self, old: Value, new: Value) -> None:
-        """Every use of `old` (graph outputs included) becomes a use of `new`."""
+        """Every use of `old` (graph outputs included) becomes a use of `new`; new's producer takes old's
+        source if it has none."""
         if old is new:
             return
+        src, dst = old.producer, new.producer
+        if src is not None and dst is not None and dst.loc is None and dst.op != "const":
+            dst.loc = src.loc
         for node, i in list(old.uses):
             node.inputs[i] = new
             new.uses.append((node, i))
@@ -242,7 +257,7 @@ class Graph:
             g.inputs.append(nv)
             vmap[id(v)] = nv
         for n in self.nodes:
-            nn = Node(n.op, n.attrs)
+            nn = Node(n.op, n.attrs, n.loc)
             nn.graph = g
             for i, v in enumerate(n.inputs):
                 nv = vmap[id(v)]

@@ -1,5 +1,9 @@
 """Parse IR text (the form printer.py writes) back into a Graph.
 
+The constants may follow the graph in a `constants { ... }` block (as print_ir writes them) or stand among
+the ops (as older text has them); a constant in the block is placed before every op. A statement may end
+with its source location, loc("...").
+
 Every problem, lexical, syntactic or semantic (unknown op, bad attribute,
 type that disagrees with inference), is a ParseError with line:column. Input
 is bounded: numbers up to MAX_NUMBER characters, lists nested up to MAX_DEPTH,
@@ -133,7 +137,8 @@ class _Parser:
         self.expect("->", "'->'")
         self.expect("(")
         result_types = self.comma_list(")", self.type)
-        self.expect("{")
+        body = self.expect("{")
+        end = self._constants_block(g, body)
         positions: dict[int, _Tok] = {}
         while not self.at("return"):
             start = self.tok
@@ -142,6 +147,8 @@ class _Parser:
         ret = self.next()
         outs = [] if self.at("}") else self._value_list()
         self.expect("}")
+        if end is not None:
+            self.i = end
         self.expect_kind("eof", "end of input after '}'")
         if len(outs) != len(result_types):
             raise self.error(f"graph returns {len(outs)} values but its signature lists {len(result_types)}", ret)
@@ -156,6 +163,28 @@ class _Parser:
             tok = positions.get(id(bad), ret)
             raise ParseError(str(e), tok.line, tok.col) from None
         return g
+
+    def _constants_block(self, g: Graph, body: _Tok) -> int | None:
+        """Parse the `constants { ... }` block that follows the graph body opened by `body`, if any, and come
+        back to the body; the index of the token after the block, or None when there is none."""
+        start, depth = self.i, 1
+        while depth and self.tok.kind != "eof":
+            tok = self.next()
+            if tok.kind == "punct" and tok.text in "{}":
+                depth += 1 if tok.text == "{" else -1
+        if depth or not self.at("constants"):
+            self.i = start
+            return None
+        self.next()
+        self.expect("{", "'{' after 'constants'")
+        while not self.at("}"):
+            targets = [self.expect_kind("value", "a constant like %w = const @name : f32[2]")]
+            self.expect("=")
+            op_tok = self.expect("const", "'const' (the constants block holds only constants)")
+            self.const(g, targets, op_tok)
+        self.next()
+        end, self.i = self.i, start
+        return end
 
     def _value_list(self) -> list[Value]:
         out = [self.use()]
@@ -236,8 +265,10 @@ class _Parser:
 
             self.comma_list("}", attr)
         types = self.result_types(len(targets))
+        loc = self.loc()
         try:
-            node = g.add_node(op_tok.text, operands, attrs, names=[t.text[1:] for t in targets], types=types)
+            node = g.add_node(op_tok.text, operands, attrs, names=[t.text[1:] for t in targets], types=types,
+                              loc=loc)
         except LeptoncError as e:
             raise self.error(str(e), op_tok) from None
         try:
@@ -247,6 +278,22 @@ class _Parser:
         for v, t in zip(node.outputs, targets):
             self._define(v, t, t.text[1:])
         return node
+
+    def loc(self) -> str | None:
+        """An optional trailing loc("source")."""
+        if not self.at("loc"):
+            return None
+        self.next()
+        self.expect("(", "'(' after 'loc'")
+        loc = self.string(self.expect_kind("string", 'a source name like "encoder.fc1"'))
+        self.expect(")", "')' after the source name")
+        return loc or None
+
+    def string(self, tok: _Tok) -> str:
+        try:
+            return json.loads(tok.text)
+        except ValueError as e:
+            raise self.error(f"bad string {tok.text}: {e}", tok) from None
 
     def result_types(self, n: int) -> list[TensorType]:
         self.expect(":", "':' and the result types")
@@ -320,7 +367,7 @@ class _Parser:
                 raise self.error(f"number {tok.text} is out of the range of f64 (write inf for infinity)", tok)
             return value
         if tok.kind == "string":
-            return json.loads(tok.text)
+            return self.string(tok)
         if tok.kind == "ident":
             words = {"true": True, "false": False, "none": None, "inf": float("inf"),
                      "-inf": float("-inf"), "nan": float("nan")}

@@ -1,14 +1,23 @@
-"""The text form of a graph. parse_ir(print_ir(g)) gives back an equal graph.
+"""The text form of a graph. parse_ir(print_ir(g), g.constants) gives back an equal graph.
 
     graph @mlp(%x: f32[B, 768]) -> (f32[B, 3072]) {
+      %h = matmul(%x, %w1) : f32[B, 3072] loc("encoder.fc1")
+      %y = mul(%h, %c) : f32[B, 3072] loc("encoder.fc1")
+      return %y
+    }
+    constants {  # 2 constants, 9.0 MiB
       %w1 = const @fc1.weight : f32[768, 3072]
-      %h = matmul(%x, %w1) : f32[B, 3072]
-      return %h
+      %c = const @scale [0.5] : f32[]
     }
 
-Attributes equal to their defaults are left out. Constants with at most
-`inline_limit` elements print their values, so small graphs are complete in
-text; bigger ones print only their name.
+The ops come first; the constants that they read follow in their own block,
+each as a summary (value name, constant name, dtype and shape). Attributes
+equal to their defaults are left out. A node's source (the torch module or
+ONNX node it was imported from) is its trailing loc("..."). With
+constants="summary" a constant of at most `inline_limit` elements prints its
+values, a bigger one only its name (parse_ir takes its array in
+`constants`); with constants="inline" every constant prints its values, so
+the text is complete on its own.
 """
 from __future__ import annotations
 
@@ -59,6 +68,11 @@ def _plain(arr: np.ndarray) -> np.ndarray:
     return arr.astype(np.float32 if dtype.is_float else np.int64)
 
 
+def format_loc(loc: str | None) -> str:
+    """A node's source as the text form writes it after the result types: ' loc("...")', or nothing."""
+    return f" loc({json.dumps(loc)})" if loc else ""
+
+
 def _format_node(node: Node, graph: Graph, inline_limit: int) -> str:
     from .registry import REQUIRED, get_op
 
@@ -79,15 +93,32 @@ def _format_node(node: Node, graph: Graph, inline_limit: int) -> str:
     if shown:
         attrs = " {" + ", ".join(f"{k} = {format_attr(v)}" for k, v in shown.items()) + "}"
     operands = ", ".join(f"%{v.name}" for v in node.inputs)
-    return f"{lhs} = {node.op}({operands}){attrs} : {types}"
+    return f"{lhs} = {node.op}({operands}){attrs} : {types}{format_loc(node.loc)}"
 
 
-def print_ir(graph: Graph, inline_limit: int = 8) -> str:
-    """The graph as IR text (see the module docstring for the form)."""
+def _size(nbytes: int) -> str:
+    if nbytes < 1024:
+        return f"{nbytes} bytes"
+    return f"{nbytes / 1024:.1f} KiB" if nbytes < 2**20 else f"{nbytes / 2**20:.1f} MiB"
+
+
+def print_ir(graph: Graph, inline_limit: int = 8, constants: str = "summary") -> str:
+    """The graph as IR text (see the module docstring for the form). constants: "summary" (values of those
+    with at most `inline_limit` elements) or "inline" (every constant's values)."""
+    if constants not in ("summary", "inline"):
+        raise ValueError(f"print_ir: constants must be 'summary' or 'inline', got {constants!r}")
+    limit = math.inf if constants == "inline" else inline_limit
     args = ", ".join(f"%{v.name}: {v.type}" for v in graph.inputs)
     results = ", ".join(str(v.type) for v in graph.outputs)
     lines = [f"graph @{graph.name}({args}) -> ({results}) {{"]
-    lines += ["  " + _format_node(n, graph, inline_limit) for n in graph.nodes]
+    lines += ["  " + _format_node(n, graph, limit) for n in graph.nodes if n.op != "const"]
     lines.append("  return " + ", ".join(f"%{v.name}" for v in graph.outputs))
     lines.append("}")
+    consts = [n for n in graph.nodes if n.op == "const"]
+    if consts:
+        names = {n.attrs["name"] for n in consts}
+        nbytes = sum(graph.constants[c].nbytes for c in names if c in graph.constants)
+        lines.append(f"constants {{  # {len(consts)} constant{'s' if len(consts) != 1 else ''}, {_size(nbytes)}")
+        lines += ["  " + _format_node(n, graph, limit) for n in consts]
+        lines.append("}")
     return "\n".join(lines) + "\n"

@@ -10,16 +10,18 @@ from tests.random_graphs import graphs
 
 MLP = """\
 graph @mlp(%x: f32[B, 4]) -> (f32[B, 2], i64[B]) {
-  %w = const @fc.weight [0.5, -1.0, 2.0, 0.25, 1e-05, inf, -0.0, 3.0] : f32[4, 2]
-  %h = matmul(%x, %w) : f32[B, 2]
-  %c = const @c [1.5] : f32[]
-  %s = mul(%h, %c) : f32[B, 2]
-  %r = relu(%s) : f32[B, 2]
+  %h = matmul(%x, %w) : f32[B, 2] loc("encoder.fc")
+  %s = mul(%h, %c) : f32[B, 2] loc("encoder.fc")
+  %r = relu(%s) : f32[B, 2] loc("encoder.act")
   %parts.0, %parts.1 = split(%r) {axis = 1, sizes = [1, 1]} : f32[B, 1], f32[B, 1]
   %i = argmax(%r) {axis = 1, keepdims = false} : i64[B]
-  %f = reshape(%parts.1) {shape = ["B", 1]} : f32[B, 1]
+  %f = reshape(%parts.1) {shape = ["B", 1]} : f32[B, 1] loc("head \\"odd\\" name")
   %cat = concat(%parts.0, %f) {axis = 1} : f32[B, 2]
   return %cat, %i
+}
+constants {  # 2 constants, 36 bytes
+  %w = const @fc.weight [0.5, -1.0, 2.0, 0.25, 1e-05, inf, -0.0, 3.0] : f32[4, 2]
+  %c = const @c [1.5] : f32[]
 }
 """
 
@@ -46,6 +48,44 @@ def test_named_constants_come_from_the_constants_dict():
         parse_ir(text)
     g2 = parse_ir(text, constants=g.constants)
     assert print_ir(g2) == text
+
+
+def test_ops_come_first_and_large_constants_as_a_summary():
+    g = Graph("big")
+    x = g.add_input("x", TensorType(DType.f32, (2, 16)))
+    w = g.add_constant(np.arange(64, dtype=np.float32).reshape(16, 4), "layer.w")
+    b = g.add_constant(np.ones(4, np.float32), "layer.b")
+    g.set_outputs([g.add("add", g.add("matmul", x, w, loc="layer"), b, loc="layer")])
+    text = print_ir(g)
+    lines = text.splitlines()
+    assert lines[1] == '  %matmul = matmul(%x, %layer.w) : f32[2, 4] loc("layer")'
+    assert lines[5:] == ["constants {  # 2 constants, 272 bytes", "  %layer.w = const @layer.w : f32[16, 4]",
+                         "  %layer.b = const @layer.b [1.0, 1.0, 1.0, 1.0] : f32[4]", "}"]
+    again = parse_ir(text, {"layer.w": g.constants["layer.w"]})
+    assert print_ir(again) == text and [n.loc for n in again.nodes if n.op != "const"] == ["layer", "layer"]
+    np.testing.assert_array_equal(again.constants["layer.w"], g.constants["layer.w"])
+    # every value inline: the text is complete on its own
+    full = print_ir(g, constants="inline")
+    assert "const @layer.w [0.0, 1.0, 2.0," in full
+    assert print_ir(parse_ir(full), constants="inline") == full
+    with pytest.raises(ValueError, match="'summary' or 'inline'"):
+        print_ir(g, constants="values")
+
+
+def test_constants_among_the_ops_still_parse():
+    """Text written before the constants block (artifacts store IR text) reads back the same."""
+    old = MLP.replace('  %h = matmul', '  %w = const @fc.weight [0.5, -1.0, 2.0, 0.25, 1e-05, inf, -0.0, 3.0] : '
+                      'f32[4, 2]\n  %h = matmul').replace('  %s = mul', '  %c = const @c [1.5] : f32[]\n  %s = mul')
+    old = old[:old.index("constants {")]
+    assert print_ir(parse_ir(old)) == MLP
+
+
+def test_the_constants_block_holds_only_constants():
+    bad = MLP.replace("  %c = const @c [1.5] : f32[]", "  %c = neg(%x) : f32[B, 4]")
+    with pytest.raises(ParseError, match="13:8: expected 'const'"):
+        parse_ir(bad)
+    with pytest.raises(ParseError, match="%w is defined twice"):
+        parse_ir(MLP.replace("  %s = mul", "  %w = neg(%x) : f32[B, 4]\n  %s = mul"))
 
 
 def test_every_dtype_and_symbolic_dims_round_trip():
