@@ -24,8 +24,15 @@ from .runtime.accuracy import record_accuracy
 from .runtime.compiled import CompiledModel, load
 from .runtime.signature import example_bindings
 
-TARGETS = ("cpu", "stablehlo", "triton")
+TARGETS = ("cpu", "triton", "stablehlo")
 CLEANUP_PIPELINE = "default"
+
+
+def check_target(target: str) -> str:
+    """`target` if it is a code generation target, else a LeptoncError that lists them and names the GPU one."""
+    if target not in TARGETS:
+        raise LeptoncError(f"unknown target {target!r} ({', '.join(TARGETS)}; a CUDA GPU is --target triton)")
+    return target
 
 
 class Progress:
@@ -112,8 +119,7 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
 
     With `cache`, compiling the same ONNX file (or bytes) with the same options again for the cpu target
     loads the artifact of the first compile (leptonc/cache.py); the C build cache serves every model."""
-    if target not in TARGETS:
-        raise LeptoncError(f"unknown target {target!r} (targets: {', '.join(TARGETS)})")
+    check_target(target)
     from . import cache as compile_cache
     from .passes import run_pipeline
 

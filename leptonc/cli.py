@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .api import TARGETS, check_target
 from .ir.errors import LeptoncError, optional_dependency
 from .passes.cli_args import add_pass_arguments
 
@@ -140,10 +141,10 @@ def _cmd_compile(args) -> int:
                          quiet=args.quiet)
     seconds = time.perf_counter() - t0
     cm.save(args.output)
-    if args.report and "accuracy" in cm.manifest:
-        from .runtime.accuracy import format_accuracy
+    if args.report:
+        from .runtime.accuracy import NOTHING_LOSSY, format_accuracy
 
-        print(format_accuracy(cm.manifest["accuracy"]))
+        print(format_accuracy(cm.manifest["accuracy"]) if "accuracy" in cm.manifest else NOTHING_LOSSY)
     if args.target == "stablehlo":
         if not args.quiet:
             sizes = ", ".join(f"{k}={v}" for k, v in cm.manifest["stablehlo"]["bindings"].items())
@@ -151,6 +152,9 @@ def _cmd_compile(args) -> int:
                   f", compiled in {seconds:.2f} s")
         return 0
     if args.stats:
+        print("leptonc: note: `compile --stats` is a deprecated spelling of --fusion-report (--stats is per-pass "
+              "statistics in `leptonc ir`)", file=sys.stderr)
+    if args.fusion_report or args.stats:
         print(cm.manifest["fusion_report"])
     arena, total = cm.memory_report()
     if not args.quiet:
@@ -307,14 +311,16 @@ def _add_backend_verbs(sub) -> None:
     c = sub.add_parser("compile", help="compile a model into an artifact (.lep)")
     c.add_argument("model", help="model.onnx, FILE.py:FUNCTION (torch module, example inputs) or graph.lir")
     c.add_argument("-o", "--output", required=True, help="the artifact to write (.lep)")
-    c.add_argument("--target", default="cpu", choices=("cpu", "stablehlo", "triton"),
+    c.add_argument("--target", default="cpu", type=_target, metavar="{" + ",".join(TARGETS) + "}",
                    help="code generation target: cpu (C), stablehlo (one StableHLO module, run by XLA), or "
                         "triton (Triton GPU kernels; runs on a CUDA GPU, or on the CPU with TRITON_INTERPRET=1)")
     c.add_argument("--passes", help="passes to run after the default cleanup pipeline, e.g. 'cse,dce'")
     c.add_argument("--dynamic", help="names for the leading dims of every input, e.g. batch,seq")
-    c.add_argument("--stats", action="store_true", help="print the fusion report")
+    c.add_argument("--fusion-report", action="store_true",
+                   help="print the fusion report: the kernels, their ops, and the pairs left unfused and why")
+    c.add_argument("--stats", action="store_true", help="deprecated spelling of --fusion-report")
     c.add_argument("--report", action="store_true",
-                   help="print the error lossy passes (quantize, mixed-precision) introduced against fp32")
+                   help="print the error lossy passes (quantize, mixed-precision, prune) introduced against fp32")
     c.add_argument("--quiet", action="store_true", help="no progress on stderr")
     c.set_defaults(run=_cmd_compile)
     r = sub.add_parser("run", help="run an artifact (random inputs from its signature unless given)")
@@ -333,6 +339,14 @@ def _add_backend_verbs(sub) -> None:
     b.add_argument("--runs", type=int, default=10)
     b.add_argument("--threads", type=int, default=2)
     b.set_defaults(run=_cmd_bench)
+
+
+def _target(name: str) -> str:
+    """--target's type: an unknown target is argparse's one-line error, with the hint of check_target."""
+    try:
+        return check_target(name)
+    except LeptoncError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,6 +1,9 @@
 """User errors on the command line: one line on stderr, exit 2; a traceback only with --debug."""
+import re
 import subprocess
 import sys
+
+import pytest
 
 
 def leptonc(*args):
@@ -25,3 +28,61 @@ def test_bad_model_spec(tmp_path):
     assert r.returncode == 2 and "must return (module, example_inputs)" in r.stderr
     r = leptonc("ir", f"{src}:missing")
     assert r.returncode == 2 and "has no function 'missing'" in r.stderr
+
+
+TINY = """graph @tiny(%x: f32[2, 4]) -> (f32[2, 4]) {
+  %w = const @w [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]] : f32[4, 4]
+  %y = matmul(%x, %w) : f32[2, 4]
+  return %y
+}
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEPTONC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LEPTONC_HOME", str(tmp_path / "home"))
+    (tmp_path / "tiny.lir").write_text(TINY)
+    return tmp_path
+
+
+def compile_tiny(d, capsys, *flags):
+    from leptonc import cli
+
+    rc = cli.main(["compile", str(d / "tiny.lir"), "-o", str(d / "tiny.lep"), "--quiet", *flags])
+    return rc, capsys.readouterr()
+
+
+def test_an_unknown_target_names_the_targets_and_the_gpu_one(capsys):
+    import leptonc
+    from leptonc import cli
+
+    hint = "unknown target 'gpu' (cpu, triton, stablehlo; a CUDA GPU is --target triton)"
+    with pytest.raises(SystemExit) as e:
+        cli.main(["compile", "m.onnx", "--target", "gpu", "-o", "x.lep"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and hint in err
+    with pytest.raises(leptonc.LeptoncError, match=re.escape(hint)):
+        leptonc.compile("m.onnx", target="gpu")
+
+
+def test_compile_prints_the_fusion_report_under_its_own_flag_and_the_old_one(tiny, capsys):
+    rc, out = compile_tiny(tiny, capsys, "--fusion-report")
+    assert rc == 0 and "1 kernels" in out.out and "[matmul]" in out.out and out.err == ""
+    rc, old = compile_tiny(tiny, capsys, "--stats")
+    assert rc == 0 and old.out == out.out
+    assert old.err.count("\n") == 1 and "deprecated spelling of --fusion-report" in old.err
+
+
+def test_report_says_when_no_lossy_pass_ran(tiny, capsys):
+    rc, out = compile_tiny(tiny, capsys, "--report")
+    assert rc == 0 and out.out.startswith("no lossy pass ran (quantize, mixed-precision, prune)")
+    rc, out = compile_tiny(tiny, capsys, "--report", "--passes", "quantize")
+    assert rc == 0 and "accuracy against the fp32 graph" in out.out and "no lossy pass" not in out.out
+
+
+def test_bf16_on_cpu_names_the_targets_that_run_it(tiny, capsys):
+    rc, out = compile_tiny(tiny, capsys, "--passes", "mixed-precision{dtype=bf16}")
+    assert rc == 2 and out.err.count("\n") == 1
+    assert "dtype bf16 is not supported by the cpu target" in out.err
+    assert "bf16 runs on the triton and stablehlo targets" in out.err

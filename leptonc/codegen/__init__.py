@@ -27,8 +27,11 @@ def check_dtypes(graph: Graph, target: str, supported, error: type[Exception]) -
     Targets call it before generating anything, so no lowering meets a dtype it has no mapping for."""
     def check(v, what: str):
         if v.dtype not in supported:
+            others = [t for t in targets_computing(v.dtype) if t != target]
+            elsewhere = f"; {v.dtype} runs on the {' and '.join(others)} target{'s' if len(others) > 1 else ''}" \
+                if others else ""
             raise error(f"{what}: dtype {v.dtype} is not supported by the {target} target "
-                        f"(supported: {', '.join(d.value for d in DType if d in supported)})")
+                        f"(supported: {', '.join(d.value for d in DType if d in supported)}{elsewhere})")
 
     for v in graph.inputs:
         check(v, f"graph input %{v.name}")
@@ -38,6 +41,16 @@ def check_dtypes(graph: Graph, target: str, supported, error: type[Exception]) -
                 check(v, node.label)
     for v in graph.outputs:
         check(v, f"graph output %{v.name}")
+
+
+def targets_computing(dtype: DType) -> list[str]:
+    """The targets whose generated code computes with `dtype` (each target's table of element types)."""
+    from .cpu.cexpr import C_TYPES
+    from .stablehlo.builder import ELEMENT_TYPE
+    from .triton.texpr import TL_TYPES
+
+    tables = {"cpu": C_TYPES, "triton": TL_TYPES, "stablehlo": ELEMENT_TYPE}
+    return [target for target, table in tables.items() if dtype in table]
 
 
 def symbol_var(name: str) -> str:

@@ -147,6 +147,10 @@ def within(report: dict) -> bool:
     return True
 
 
+NOTHING_LOSSY = ("no lossy pass ran (quantize, mixed-precision, prune): the compiled model computes the fp32 graph's "
+                 "function, so there is no error to report")
+
+
 def format_accuracy(report: dict) -> str:
     """The report as the table `leptonc compile --report` prints."""
     lines = [f"accuracy against the fp32 graph ({report['samples']} random inputs):",
@@ -187,4 +191,4 @@ def record_accuracy(cm, reference: Graph, passes: str | None, example_inputs=Non
     return report
 
 
-__all__ = ["format_accuracy", "head_outputs", "measure_accuracy", "record_accuracy", "sample_inputs", "within"]
+__all__ = ["NOTHING_LOSSY", "format_accuracy", "head_outputs", "measure_accuracy", "record_accuracy", "sample_inputs", "within"]

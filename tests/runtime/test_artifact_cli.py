@@ -42,7 +42,7 @@ def home(tmp_path_factory):
 def artifact(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
     (d / "tiny.lir").write_text(GRAPH)
-    r = leptonc("compile", str(d / "tiny.lir"), "-o", str(d / "tiny.lep"), "--stats")
+    r = leptonc("compile", str(d / "tiny.lir"), "-o", str(d / "tiny.lep"), "--fusion-report")
     assert r.returncode == 0, r.stderr
     assert "1 kernels" in r.stdout and "softmax" in r.stdout and "wrote" in r.stdout
     return d / "tiny.lep"
