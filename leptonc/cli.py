@@ -236,7 +236,7 @@ def _cmd_run(args) -> int:
             os.makedirs(args.output_dir, exist_ok=True)
             np.save(os.path.join(args.output_dir, f"{name}.npy"), y)
     if args.profile:
-        print(profile_text(cm, inputs))
+        sys.stdout.write(profile_text(cm, inputs))
     return 0
 
 

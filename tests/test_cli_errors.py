@@ -86,3 +86,19 @@ def test_bf16_on_cpu_names_the_targets_that_run_it(tiny, capsys):
     assert rc == 2 and out.err.count("\n") == 1
     assert "dtype bf16 is not supported by the cpu target" in out.err
     assert "bf16 runs on the triton and stablehlo targets" in out.err
+
+
+def test_profile_times_kernels_and_the_whole_run_in_the_same_runs(tiny, capsys):
+    from leptonc import cli
+
+    assert compile_tiny(tiny, capsys)[0] == 0
+    assert cli.main(["run", str(tiny / "tiny.lep"), "--profile"]) == 0
+    rows = {line[:48].strip(): line[48:].split() for line in capsys.readouterr().out.splitlines()[2:]}
+    ms = {name: float(v[0]) for name, v in rows.items()}
+    share = {name: float(v[1]) for name, v in rows.items()}
+    kernels = [name for name in rows if name.startswith("k0_")]
+    whole = "whole run (the median of 10)"
+    assert kernels and share[whole] == 100.0
+    assert ms["total of the kernels"] <= ms[whole]
+    assert share["total of the kernels"] + share["the call from Python around them"] == pytest.approx(100, abs=0.15)
+    assert sum(share[k] for k in kernels) == pytest.approx(share["total of the kernels"], abs=0.15)
