@@ -8,6 +8,8 @@ right, so no pass maintains them by hand.
 A node's `loc` names its source: the torch module path (encoder.layer.0.attention.query) or ONNX node name
 it was imported from, or None. It is provenance, not semantics: no pass compares it. A node that a rewrite
 adds in place of another (placed before or after it, or taking over its results' uses) takes its loc.
+Messages and generated code quote it, so it holds only letters, digits and _.:/@<>[]- and spaces (others
+become '_'), at most MAX_LOC characters.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from .errors import IRError
 from .types import TensorType
 
 _NAME_OK = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*$")
+_LOC_BAD = re.compile(r"[^A-Za-z0-9_.:/@<>\[\] -]")
+MAX_LOC = 200
 
 
 def _sanitize(hint: str, fallback: str) -> str:
@@ -72,7 +76,7 @@ class Node:
     """One op application: op name, operand Values, result Values, attributes (plain data), and its source
     location (see the module docstring)."""
 
-    __slots__ = ("op", "inputs", "outputs", "attrs", "graph", "loc")
+    __slots__ = ("op", "inputs", "outputs", "attrs", "graph", "_loc")
 
     def __init__(self, op: str, attrs: dict | None = None, loc: str | None = None):
         self.op = op
@@ -83,17 +87,29 @@ class Node:
         self.loc = loc
 
     @property
+    def loc(self) -> str | None:
+        return self._loc
+
+    @loc.setter
+    def loc(self, source: str | None) -> None:
+        self._loc = _LOC_BAD.sub("_", source[:MAX_LOC]) if source else None
+
+    @property
     def output(self) -> Value:
         if len(self.outputs) != 1:
             raise IRError(f"{self.label} has {len(self.outputs)} results, not one")
         return self.outputs[0]
 
     @property
+    def statement(self) -> str:
+        """Its results and op: %h = matmul."""
+        return f"{', '.join(f'%{v.name}' for v in self.outputs) or '(no results)'} = {self.op}"
+
+    @property
     def label(self) -> str:
         """How messages name this node: its results and op, and its source when known, e.g.
         '%h = matmul' (from encoder.fc1)."""
-        outs = ", ".join(f"%{v.name}" for v in self.outputs) or "(no results)"
-        return f"'{outs} = {self.op}'" + (f" (from {self.loc})" if self.loc else "")
+        return f"'{self.statement}'" + (f" (from {self.loc})" if self.loc else "")
 
     def __repr__(self) -> str:
         return f"<Node {self.label}>"

@@ -69,7 +69,7 @@ class Kernel:
         return self.nodes if self.kind == "loop" else self.nodes[1:]
 
     def describe_ops(self) -> list[str]:
-        return [n.label.strip("'") for n in self.absorbed + self.nodes]
+        return [n.statement for n in self.absorbed + self.nodes]
 
 
 @dataclass

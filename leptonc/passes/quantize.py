@@ -10,7 +10,9 @@ Every `matmul` whose right operand is a 2-D f32 constant [K, N] (a linear
 layer: torch Linear and ONNX MatMul import to this) is replaced: the weight
 is transposed to [N, K] (one row per output), quantized symmetrically
 (zero point 0, scale = max|w| / qmax over a channel or group, round half to
-even), and the matmul becomes `matmul_wq` (weight-only) or `matmul_w8a8`.
+even), and the matmul becomes `matmul_wq` (weight-only) or `matmul_w8a8`. The new constants are named
+after the layer's source (encoder.layer.0.attention.query.q8) when the frontend recorded it, else after
+the old weight.
 Matmuls of two activations (attention) and everything else stay f32. A
 weight whose K is not a multiple of the group size is quantized per channel.
 """
@@ -76,7 +78,7 @@ def quantize(graph: Graph, weights: str, per: str, group: int, activations: str)
         wt = np.ascontiguousarray(arr.T)
         g = group if per == "group" and wt.shape[1] % group == 0 else 0
         q, scale = quantize_weight(wt, dtype, g)
-        name = node.inputs[1].name
+        name = node.loc or node.inputs[1].name
         wq = graph.add_constant(q, f"{name}.q{'8' if dtype is DType.i8 else '4'}", before=node)
         sv = graph.add_constant(scale, f"{name}.scale", before=node)
         x = node.inputs[0]

@@ -9,7 +9,8 @@ Linear and ONNX MatMul import to this), or `matmul_wq(x, w, scale)` with an
 i8 weight [N, K] and a scale per output (quantize{weights=int8}). Its weight,
 seen as W [N, K] (one row per output), is what the passes prune and store
 sparse; an int8 weight stays int8 and keeps its scale. The name of a layer is
-the name of its weight constant.
+the name of its weight constant; the report names it by its source (the torch
+module path) when the frontend recorded one.
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def linear_layers(graph: Graph) -> list[LinearLayer]:
 
 
 def select_layers(layers: list[LinearLayer], skip: str, pass_name: str) -> list[LinearLayer]:
-    """The layers not named by `skip`: comma-separated weight names or result names (glob patterns),
+    """The layers not named by `skip`: comma-separated weight names, result names or sources (glob patterns),
     'first' and 'last' for the first and last linear layer, 'none' for no layer."""
     patterns = [p.strip() for p in skip.split(",") if p.strip() and p.strip() != "none"]
     skipped = set()
@@ -82,8 +83,8 @@ def select_layers(layers: list[LinearLayer], skip: str, pass_name: str) -> list[
             if layers:
                 skipped.add(id(layers[0 if p == "first" else -1]))
             continue
-        hits = [l for l in layers if fnmatch.fnmatchcase(l.name, p) or
-                fnmatch.fnmatchcase(l.node.output.name, p)]
+        hits = [l for l in layers if any(fnmatch.fnmatchcase(n, p) for n in (l.name, l.node.output.name,
+                                                                             l.node.loc or ""))]
         if not hits:
             names = ", ".join(l.name for l in layers[:6]) + (", ..." if len(layers) > 6 else "")
             raise PassError(f"{pass_name}: skip={p!r} names no linear layer (layers: {names or 'none'})")
@@ -178,7 +179,7 @@ def layer_table(graph: Graph) -> list[dict]:
         layer = dense.get(id(node))
         if layer is not None:
             w = layer.stored
-            rows.append({"name": layer.name, "shape": list(w.shape),
+            rows.append({"name": node.loc or layer.name, "shape": list(w.shape),
                          "format": "dense " + ("i8" if layer.scale is not None else "f32"), "sparsity": sparsity(w),
                          "bytes": int(w.nbytes + (layer.scale.nbytes if layer.scale is not None else 0))})
         elif node.op in SPARSE_MATMULS:
@@ -200,7 +201,7 @@ def _sparse_row(graph: Graph, node: Node) -> dict:
     fmt += " i8" if values is not None and values.dtype == np.int8 else ""
     nonzero = np.count_nonzero(values) if values is not None else 0
     total = n_out * k_in if isinstance(n_out, int) and isinstance(k_in, int) else 0
-    return {"name": name, "shape": [n_out, k_in], "format": fmt,
+    return {"name": node.loc or name, "shape": [n_out, k_in], "format": fmt,
             "sparsity": 1.0 - nonzero / total if total else 0.0,
             "bytes": int(sum(a.nbytes for a in arrays if a is not None))}
 

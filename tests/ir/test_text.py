@@ -15,7 +15,7 @@ graph @mlp(%x: f32[B, 4]) -> (f32[B, 2], i64[B]) {
   %r = relu(%s) : f32[B, 2] loc("encoder.act")
   %parts.0, %parts.1 = split(%r) {axis = 1, sizes = [1, 1]} : f32[B, 1], f32[B, 1]
   %i = argmax(%r) {axis = 1, keepdims = false} : i64[B]
-  %f = reshape(%parts.1) {shape = ["B", 1]} : f32[B, 1] loc("head \\"odd\\" name")
+  %f = reshape(%parts.1) {shape = ["B", 1]} : f32[B, 1] loc("/head/Reshape [1]: <x@y>")
   %cat = concat(%parts.0, %f) {axis = 1} : f32[B, 2]
   return %cat, %i
 }

@@ -365,8 +365,10 @@ class _Function:
     def text(self) -> str:
         k = self.kernel
         header = "\n".join(f" *   {op}" for op in k.describe_ops())
+        sources = list(dict.fromkeys(n.loc for n in k.absorbed + k.nodes if n.loc))  # (a loc has no "*")
+        source = f"\n * from {', '.join(sources)}" if sources else ""
         shared = f"\n * also runs kernels {', '.join(self.also)} (the same code)" if self.also else ""
-        return f"/* {k.name}: {k.kind} kernel; fused IR ops:\n{header}{shared}\n */\n{self.code}"
+        return f"/* {k.name}: {k.kind} kernel; fused IR ops:\n{header}{source}{shared}\n */\n{self.code}"
 
 
 def _same(a, b) -> bool:

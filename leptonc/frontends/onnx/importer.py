@@ -18,6 +18,7 @@ constants and dead nodes (the shape arithmetic that got folded) are removed.
 """
 from __future__ import annotations
 
+import ast
 import collections
 import math
 import os
@@ -375,6 +376,11 @@ class Importer:
             raise _located(LeptoncError(f"{where}: malformed node ({type(e).__name__}: {reason})")) from None
         finally:
             self._context.pop()
+        if not self._context:  # a node of the model itself: what it expanded to has its source
+            source = node_source(node)
+            for n in self.g.nodes[start:]:
+                if n.op != "const":
+                    n.loc = source
         if isinstance(outs, Value) or outs is None:
             outs = [outs]
         outs = list(outs)
@@ -747,6 +753,22 @@ class Importer:
         named = {n.attrs["name"] for n in g.nodes if n.op == "const"}
         for name in [k for k in g.constants if k not in named]:
             del g.constants[name]
+
+
+def node_source(node) -> str | None:
+    """What a node came from: the torch module path that torch.onnx.export recorded (the last of its
+    pkg.torch.onnx.name_scopes before the node's own name: encoder.layer.0.attention.query), else the node's
+    name."""
+    for prop in getattr(node, "metadata_props", ()):
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            try:
+                scopes = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                break
+            if isinstance(scopes, list) and len(scopes) >= 2 and isinstance(scopes[-2], str) and scopes[-2]:
+                return scopes[-2]
+            break
+    return node.name or None
 
 
 def check_schema(node, domain: str, version: int) -> None:

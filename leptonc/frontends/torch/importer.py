@@ -159,12 +159,17 @@ class _Importer:
                 f"{self.model}: ATen op '{name}' (node '{node.name}'{self.location(node)}) is not supported by "
                 f"the torch frontend. Supported ops (leptonc.frontends.torch.SUPPORTED_OPS): "
                 f"{', '.join(supported_ops())}")
+        start = len(self.g.nodes)
         try:
             result = handler(self, node, _bind(node))
         except LeptoncError as e:
             if str(e).startswith(self.model + ":"):
                 raise
             raise type(e)(f"{self.model}: node '{node.name}' ({name}{self.location(node)}): {e}") from None
+        source = module_path(node)
+        for n in self.g.nodes[start:]:
+            if n.op != "const":
+                n.loc = source
         self.env[node] = result
         self.check(node, result)
 
@@ -304,6 +309,14 @@ class _Importer:
         if isinstance(v.shape[axis], int):
             return self.scalar(v.shape[axis], DType.i64)
         return self.reshape(self.add("shape_of", v, start=axis, end=axis + 1), ())
+
+
+def module_path(node: torch.fx.Node) -> str | None:
+    """The path of the innermost module whose forward made this node (encoder.layer.0.attention.query), from
+    torch.export's nn_module_stack; None for the top module's own code."""
+    stack = node.meta.get("nn_module_stack") or {}
+    path = next(reversed(stack.values()))[0] if stack else ""
+    return path or None
 
 
 def _bind(node: torch.fx.Node) -> dict:
