@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from .dtypes import DType
+from .errors import LeptoncError
 from .graph import Graph, Node
 
 
@@ -68,7 +69,7 @@ def _plain(arr: np.ndarray) -> np.ndarray:
     return arr.astype(np.float32 if dtype.is_float else np.int64)
 
 
-def format_loc(loc: str | None) -> str:
+def _format_loc(loc: str | None) -> str:
     """A node's source as the text form writes it after the result types: ' loc("...")', or nothing."""
     return f" loc({json.dumps(loc)})" if loc else ""
 
@@ -93,7 +94,7 @@ def _format_node(node: Node, graph: Graph, inline_limit: int) -> str:
     if shown:
         attrs = " {" + ", ".join(f"{k} = {format_attr(v)}" for k, v in shown.items()) + "}"
     operands = ", ".join(f"%{v.name}" for v in node.inputs)
-    return f"{lhs} = {node.op}({operands}){attrs} : {types}{format_loc(node.loc)}"
+    return f"{lhs} = {node.op}({operands}){attrs} : {types}{_format_loc(node.loc)}"
 
 
 def _size(nbytes: int) -> str:
@@ -106,7 +107,7 @@ def print_ir(graph: Graph, inline_limit: int = 8, constants: str = "summary") ->
     """The graph as IR text (see the module docstring for the form). constants: "summary" (values of those
     with at most `inline_limit` elements) or "inline" (every constant's values)."""
     if constants not in ("summary", "inline"):
-        raise ValueError(f"print_ir: constants must be 'summary' or 'inline', got {constants!r}")
+        raise LeptoncError(f"print_ir: constants must be 'summary' or 'inline', got {constants!r}")
     limit = math.inf if constants == "inline" else inline_limit
     args = ", ".join(f"%{v.name}: {v.type}" for v in graph.inputs)
     results = ", ".join(str(v.type) for v in graph.outputs)

@@ -68,7 +68,7 @@ def test_ops_come_first_and_large_constants_as_a_summary():
     full = print_ir(g, constants="inline")
     assert "const @layer.w [0.0, 1.0, 2.0," in full
     assert print_ir(parse_ir(full), constants="inline") == full
-    with pytest.raises(ValueError, match="'summary' or 'inline'"):
+    with pytest.raises(leptonc.LeptoncError, match="'summary' or 'inline'"):
         print_ir(g, constants="values")
 
 
