@@ -85,5 +85,6 @@ def test_cpu_target_names_the_low_precision_op_it_lacks(passes):
     names the node making it, the dtype and the target."""
     module, inputs = build("mlp")
     low = passes.split("=")[1].rstrip("}")
-    with pytest.raises(LeptoncError, match=rf"'%[^']+ = \w+': dtype {low} is not supported by the cpu target"):
+    with pytest.raises(LeptoncError,
+                       match=rf"'%[^']+ = \w+' \(from fc1\): dtype {low} is not supported by the cpu target"):
         leptonc.compile(module, inputs, target="cpu", passes=passes, quiet=True)
