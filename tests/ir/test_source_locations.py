@@ -144,3 +144,21 @@ def test_leptonc_ir_prints_ops_first(tmp_path, capsys):
     assert cli.main(["ir", str(path), "--constants", "-o", str(tmp_path / "m.lir")]) == 0
     g = parse_ir((tmp_path / "m.lir").read_text())  # complete on its own
     np.testing.assert_array_equal(g.constants["W"], onnx.numpy_helper.to_array(onnx.load(path).graph.initializer[0]))
+
+
+def test_torch_import_errors_name_the_module():
+    class Bessel(torch.nn.Module):
+        def forward(self, x):
+            return torch.special.bessel_j0(x)
+
+    class Outer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.Sequential(torch.nn.ReLU(), Bessel())
+
+        def forward(self, x):
+            return self.encoder(x)
+
+    with pytest.raises(leptonc.LeptoncError, match=r"\(node 'special_bessel_j0', in encoder.1, at "
+                                                   r"\S*test_source_locations.py:\d+\)"):
+        leptonc.import_torch(Outer(), (torch.randn(3),))

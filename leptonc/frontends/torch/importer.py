@@ -174,14 +174,17 @@ class _Importer:
         self.check(node, result)
 
     def location(self, node: torch.fx.Node) -> str:
-        """', at file.py:123' for the model source line that made this node, when torch recorded it."""
+        """', in encoder.layer.0.attention, at file.py:123' for the module and the model source line that made
+        this node, as far as torch recorded them."""
+        module = module_path(node)
+        where = f", in {module}" if module else ""
         trace = node.meta.get("stack_trace") or ""
         lines = [ln.strip() for ln in trace.splitlines() if ln.strip().startswith("File ")]
         if not lines:
-            return ""
+            return where
         parts = lines[-1].split(",")
         file = parts[0][len("File "):].strip().strip('"')
-        return f", at {file}:{parts[1].strip().removeprefix('line ')}" if len(parts) > 1 else f", at {file}"
+        return where + (f", at {file}:{parts[1].strip().removeprefix('line ')}" if len(parts) > 1 else f", at {file}")
 
     def check(self, node: torch.fx.Node, result) -> None:
         """Compare the IR result with what torch says; fill in sizes inference left unknown."""
