@@ -137,8 +137,8 @@ class _Parser:
         self.expect("->", "'->'")
         self.expect("(")
         result_types = self.comma_list(")", self.type)
-        body = self.expect("{")
-        end = self._constants_block(g, body)
+        self.expect("{")
+        end = self._constants_block(g)
         positions: dict[int, _Tok] = {}
         while not self.at("return"):
             start = self.tok
@@ -164,9 +164,9 @@ class _Parser:
             raise ParseError(str(e), tok.line, tok.col) from None
         return g
 
-    def _constants_block(self, g: Graph, body: _Tok) -> int | None:
-        """Parse the `constants { ... }` block that follows the graph body opened by `body`, if any, and come
-        back to the body; the index of the token after the block, or None when there is none."""
+    def _constants_block(self, g: Graph) -> int | None:
+        """Parse the `constants { ... }` block that follows the graph body (which starts here), if any, and
+        come back to the body; the index of the token after the block, or None when there is none."""
         start, depth = self.i, 1
         while depth and self.tok.kind != "eof":
             tok = self.next()
