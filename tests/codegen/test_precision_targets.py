@@ -66,7 +66,7 @@ def test_low_precision_graph_runs(target, dtype):
 def test_triton_names_the_quantized_op_it_lacks(passes):
     pytest.importorskip("triton")
     module, inputs = build("mlp")
-    with pytest.raises(LeptoncError, match=r"(op 'matmul_(wq|w8a8)'|= matmul_wq': dtype i4) is not "
+    with pytest.raises(LeptoncError, match=r"(op 'matmul_(wq|w8a8)'|= matmul_wq' \(from fc1\): dtype i4) is not "
                                           r"supported by the triton target"):
         leptonc.compile(module, inputs, target="triton", passes=passes, quiet=True)
 
