@@ -191,4 +191,5 @@ def record_accuracy(cm, reference: Graph, passes: str | None, example_inputs=Non
     return report
 
 
-__all__ = ["NOTHING_LOSSY", "format_accuracy", "head_outputs", "measure_accuracy", "record_accuracy", "sample_inputs", "within"]
+__all__ = ["NOTHING_LOSSY", "format_accuracy", "head_outputs", "measure_accuracy", "record_accuracy", "sample_inputs",
+           "within"]
