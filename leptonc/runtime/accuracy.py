@@ -57,7 +57,10 @@ def _from_linear(graph: Graph, v: Value, budget: int = 24) -> bool:
 def sample_inputs(graph: Graph, count: int, example_inputs=None, seed: int = 0) -> list[list[np.ndarray]]:
     """`count` random input sets shaped like the examples (or the graph's inputs, symbols set to 1)."""
     rng = np.random.default_rng(seed)
-    examples = list(example_inputs) if example_inputs is not None else [None] * len(graph.inputs)
+    if example_inputs is None:
+        examples = [None] * len(graph.inputs)
+    else:  # (one input may come bare, as leptonc.compile takes it)
+        examples = list(example_inputs) if isinstance(example_inputs, (list, tuple)) else [example_inputs]
     specs = []
     for v, ex in zip(graph.inputs, examples):
         ex = None if ex is None else np.asarray(ex.detach().numpy() if hasattr(ex, "detach") else ex)
