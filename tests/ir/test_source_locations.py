@@ -162,3 +162,12 @@ def test_torch_import_errors_name_the_module():
     with pytest.raises(leptonc.LeptoncError, match=r"\(node 'special_bessel_j0', in encoder.1, at "
                                                    r"\S*test_source_locations.py:\d+\)"):
         leptonc.import_torch(Outer(), (torch.randn(3),))
+
+
+def test_cse_merges_nodes_that_differ_only_in_source():
+    g = Graph("g")
+    x = g.add_input("x", TensorType(DType.f32, (4,)))
+    g.set_outputs([g.add("exp", x, loc="a"), g.add("exp", x, loc="b")])
+    merged = run_pipeline(g, "cse")
+    assert [(n.op, n.loc) for n in merged.nodes] == [("exp", "a")] and merged.outputs[0] is merged.outputs[1]
+    assert merged.copy().nodes[0].loc == "a"
