@@ -133,6 +133,9 @@ def _cmd_compile(args) -> int:
 
     import leptonc
 
+    if args.stats:
+        print("leptonc: note: `compile --stats` is a deprecated spelling of --fusion-report (--stats is per-pass "
+              "statistics in `leptonc ir`)", file=sys.stderr)
     dynamic = [d.strip() for d in (args.dynamic or "").split(",") if d.strip()]
     _check_output(args.output)
     model, inputs, dyn = _compile_inputs(args.model, dynamic)
@@ -146,14 +149,13 @@ def _cmd_compile(args) -> int:
 
         print(format_accuracy(cm.manifest["accuracy"]) if "accuracy" in cm.manifest else NOTHING_LOSSY)
     if args.target == "stablehlo":
+        if args.fusion_report or args.stats:
+            print("no fusion report: the stablehlo target writes one module, and XLA fuses it on its own")
         if not args.quiet:
             sizes = ", ".join(f"{k}={v}" for k, v in cm.manifest["stablehlo"]["bindings"].items())
             print(f"wrote {args.output}: one StableHLO module" + (f" (specialized to {sizes})" if sizes else "") +
                   f", compiled in {seconds:.2f} s")
         return 0
-    if args.stats:
-        print("leptonc: note: `compile --stats` is a deprecated spelling of --fusion-report (--stats is per-pass "
-              "statistics in `leptonc ir`)", file=sys.stderr)
     if args.fusion_report or args.stats:
         print(cm.manifest["fusion_report"])
     arena, total = cm.memory_report()
