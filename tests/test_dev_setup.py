@@ -54,3 +54,21 @@ def test_a_failing_step_is_named_and_its_error_shown(tmp_path):
     assert run.stdout == f"leptonc: [1/4] creating {venv} ... "
     assert "Not a directory" in run.stderr or "File exists" in run.stderr, run.stderr
     assert run.stderr.rstrip().endswith("failed (the lines above say why); run 'bash dev example' again to retry")
+
+
+def test_the_slow_marker_help_names_what_pytest_accepts():
+    """The marker's help (pytest --markers) and the README name `-m slow` and `-m ""`, which pytest takes;
+    `--runslow`, which it rejects, appears in neither."""
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "pytest", "--markers"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    help_line = next(line for line in done.stdout.splitlines() if line.startswith("@pytest.mark.slow"))
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    assert "--runslow" not in help_line + readme
+    assert "-m slow" in help_line and "-m slow` runs only" in readme
+    for marks in ("slow", ""):
+        done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist", "-m", marks,
+                               "tests/test_dev_setup.py"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode in (0, 5), done.stdout + done.stderr  # 5: nothing collected under -m slow
