@@ -34,7 +34,8 @@ class MissingDependencyError(LeptoncError):
 
 
 # optional packages by import name -> the leptonc extra that installs them
-EXTRAS = {"onnx": "onnx", "torch": "torch", "jax": "xla", "jaxlib": "xla", "triton": "triton"}
+EXTRAS = {"onnx": "onnx", "torch": "torch", "jax": "xla", "jaxlib": "xla", "triton": "triton", "uvicorn": "serve",
+          "starlette": "serve", "prometheus_client": "serve"}
 
 
 @contextmanager
