@@ -309,6 +309,53 @@ def _add_trust_verb(sub) -> None:
     t.set_defaults(run=_cmd_trust)
 
 
+def _cmd_serve(args) -> int:
+    from .serve.app import ServeConfig, serve
+
+    for flag, value in (("--max-batch", args.max_batch), ("--max-queue", args.max_queue), ("--workers", args.workers)):
+        if value < 1:
+            raise LeptoncError(f"{flag} must be at least 1, got {value}")
+    if not args.max_delay_ms >= 0:
+        raise LeptoncError(f"--max-delay-ms must be 0 or more, got {args.max_delay_ms}")
+    for flag, value in (("--timeout-s", args.timeout_s), ("--max-body-mb", args.max_body_mb)):
+        if not value > 0:
+            raise LeptoncError(f"{flag} must be positive, got {value}")
+    serve(args.models, ServeConfig(host=args.host, port=args.port, max_batch=args.max_batch,
+                                   max_delay_ms=args.max_delay_ms, max_queue=args.max_queue,
+                                   timeout_s=args.timeout_s, workers=args.workers, max_body_mb=args.max_body_mb))
+    return 0
+
+
+def _add_serve_verb(sub) -> None:
+    import os
+
+    s = sub.add_parser(
+        "serve", help="serve artifacts over HTTP (KServe v2 / Open Inference Protocol, v1 predict, metrics)",
+        description="Serve compiled models over HTTP until SIGINT or SIGTERM (which finishes the accepted "
+                    "requests first). Routes: GET /v2/health/live, /v2/health/ready, /v2/models/NAME (metadata), "
+                    "/v2/models/NAME/ready; POST /v2/models/NAME/infer (JSON or binary tensor data); "
+                    "POST /v1/models/NAME:predict ({\"instances\": ...} or {\"inputs\": ...}); GET /metrics "
+                    "(Prometheus). Requests to a model whose inputs and outputs lead with one symbolic dim are "
+                    "batched along it. Needs the serve extra: pip install 'leptonc[serve]'.")
+    s.add_argument("models", nargs="+", metavar="MODEL",
+                   help="an artifact PATH.lep (served under its file stem), or NAME=PATH.lep")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    s.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    s.add_argument("--max-batch", type=int, default=32,
+                   help="most rows (summed batch dims of the requests) one batch runs (default 32; 1: no batching)")
+    s.add_argument("--max-delay-ms", type=float, default=2.0,
+                   help="how long the first request of a batch waits for others to join it (default 2)")
+    s.add_argument("--max-queue", type=int, default=256,
+                   help="requests that may wait per model; more are answered 503 with Retry-After (default 256)")
+    s.add_argument("--timeout-s", type=float, default=30.0,
+                   help="a request not answered in this many seconds is answered 504 (default 30)")
+    s.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="threads running the models (default: the number of cores)")
+    s.add_argument("--max-body-mb", type=float, default=64.0,
+                   help="largest request body in MiB; larger ones are answered 413 (default 64)")
+    s.set_defaults(run=_cmd_serve)
+
+
 def _add_backend_verbs(sub) -> None:
     c = sub.add_parser("compile", help="compile a model into an artifact (.lep)")
     c.add_argument("model", help="model.onnx, FILE.py:FUNCTION (torch module, example inputs) or graph.lir")
@@ -378,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     passes.set_defaults(run=_cmd_passes)
     _add_backend_verbs(sub)
     _add_trust_verb(sub)
+    _add_serve_verb(sub)
     return p
 
 
