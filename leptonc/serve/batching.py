@@ -67,6 +67,7 @@ class ModelQueue:
         loop = asyncio.get_running_loop()
         request = _Request(inputs, self.batchable, loop.create_future(), loop.time())
         self._pending.append(request)
+        self.metrics.queued.labels(self.name).set(len(self._pending))
         self._arrived.set()
         try:
             return await asyncio.wait_for(request.future, timeout_s)
@@ -82,6 +83,7 @@ class ModelQueue:
             except BaseException:
                 self._slots.release()
                 raise
+            self.metrics.queued.labels(self.name).set(len(self._pending))
             task = loop.create_task(self._run(batch, loop))
             self._running.add(task)
             task.add_done_callback(self._running.discard)

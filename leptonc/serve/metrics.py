@@ -10,7 +10,8 @@ _ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
 class Metrics:
-    """Requests and errors per model and protocol; time in the queue and in compute, and rows per batch."""
+    """Requests and errors per model and protocol; requests waiting, time in the queue and in compute, and rows
+    per batch."""
 
     def __init__(self):
         self.registry = prom.CollectorRegistry()
@@ -21,6 +22,7 @@ class Metrics:
                                    ["model", "protocol", "status"], registry=r)
         self.request_seconds = prom.Histogram("leptonc_request_seconds", "time from request to response",
                                               ["model", "protocol"], registry=r)
+        self.queued = prom.Gauge("leptonc_queued", "requests waiting for their batch", ["model"], registry=r)
         self.queue_seconds = prom.Histogram("leptonc_queue_seconds", "time a request waited for its batch",
                                             ["model"], registry=r)
         self.compute_seconds = prom.Histogram("leptonc_compute_seconds", "time a batch ran", ["model"], registry=r)
