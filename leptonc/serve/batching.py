@@ -38,7 +38,8 @@ class ModelQueue:
         self.name, self.model, self.pool, self.metrics = name, model, pool, metrics
         self.batchable = batch_symbol(model.signature) is not None
         self.max_batch, self.max_delay_s, self.max_queue = max_batch, max_delay_s, max_queue
-        self._pending: deque[_Request] = deque()
+        self._pending: deque[_Request] = deque()  # not yet in a batch
+        self._waiting = 0  # requests accepted and not yet running: the pending ones and the next batch's
         self._arrived = asyncio.Event()
         self._slots = asyncio.Semaphore(workers)
         self._running: set[asyncio.Task] = set()
@@ -56,9 +57,9 @@ class ModelQueue:
 
     async def submit(self, inputs: list[np.ndarray], timeout_s: float) -> list[np.ndarray]:
         """The model's outputs for these (checked) inputs: 503 when the queue is full, 504 past `timeout_s`."""
-        if len(self._pending) >= self.max_queue:
-            self._pending = deque(r for r in self._pending if not r.future.done())
-            if len(self._pending) >= self.max_queue:
+        if self._waiting >= self.max_queue:
+            self._pending = self._live(self._pending)
+            if self._waiting >= self.max_queue:
                 raise RequestError(f"model '{self.name}' is overloaded: {self.max_queue} requests wait already",
                                    503, {"retry-after": "1"})
         if self.batchable and len({a.shape[0] for a in inputs}) > 1:
@@ -67,7 +68,8 @@ class ModelQueue:
         loop = asyncio.get_running_loop()
         request = _Request(inputs, self.batchable, loop.create_future(), loop.time())
         self._pending.append(request)
-        self.metrics.queued.labels(self.name).set(len(self._pending))
+        self._waiting += 1
+        self.metrics.queued.labels(self.name).set(self._waiting)
         self._arrived.set()
         try:
             return await asyncio.wait_for(request.future, timeout_s)
@@ -83,7 +85,8 @@ class ModelQueue:
             except BaseException:
                 self._slots.release()
                 raise
-            self.metrics.queued.labels(self.name).set(len(self._pending))
+            self._waiting -= len(batch)
+            self.metrics.queued.labels(self.name).set(self._waiting)
             task = loop.create_task(self._run(batch, loop))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
@@ -91,8 +94,7 @@ class ModelQueue:
     async def _collect(self, loop) -> list[_Request]:
         """The next batch: the oldest live request, and those that can join it."""
         while True:
-            while self._pending and self._pending[0].future.done():  # timed out while waiting
-                self._pending.popleft()
+            self._pending = self._live(self._pending)
             if self._pending:
                 break
             self._arrived.clear()
@@ -104,9 +106,7 @@ class ModelQueue:
         deadline = first.queued_at + self.max_delay_s
         while True:
             kept = deque()
-            for r in self._pending:
-                if r.future.done():
-                    continue
+            for r in self._live(self._pending):
                 if r.key == first.key and rows + r.rows <= self.max_batch:
                     batch.append(r)
                     rows += r.rows
@@ -121,6 +121,12 @@ class ModelQueue:
                 await asyncio.wait_for(self._arrived.wait(), remaining)
             except asyncio.TimeoutError:
                 pass
+
+    def _live(self, requests: deque[_Request]) -> deque[_Request]:
+        """The requests not timed out yet; the others are no longer waiting."""
+        live = deque(r for r in requests if not r.future.done())
+        self._waiting -= len(requests) - len(live)
+        return live
 
     async def _run(self, batch: list[_Request], loop) -> None:
         try:
