@@ -137,7 +137,10 @@ class ModelQueue:
             if not live:
                 return
             start = time.perf_counter()
-            results = await loop.run_in_executor(self.pool, self._compute, [r.inputs for r in live])
+            try:
+                results = await loop.run_in_executor(self.pool, self._compute, [r.inputs for r in live])
+            except Exception as e:  # noqa: BLE001 (a bug of ours: these requests fail, the others go on)
+                results = [e] * len(live)
             self.metrics.compute_seconds.labels(self.name).observe(time.perf_counter() - start)
             self.metrics.batch_rows.labels(self.name).observe(sum(r.rows for r in live))
             for r, result in zip(live, results):

@@ -150,3 +150,18 @@ def test_metrics_count_per_model(client):
                  'leptonc_queue_seconds_count{model="mlp"}', 'leptonc_batch_rows_bucket{le="1.0",model="mlp"}',
                  'leptonc_queued{model="mlp"} 0.0']:
         assert line in text, line
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["a={mlp}", "a={pair}"], "two models are named 'a'"),
+    (["{mlp}", "--max-batch", "0"], "--max-batch must be at least 1"),
+    (["{mlp}", "--timeout-s", "-1"], "--timeout-s must be positive"),
+    (["missing.lep"], "missing.lep"),
+])
+def test_serve_command_errors_are_one_line(models, capsys, argv, message):
+    from leptonc.cli import main
+
+    _, paths = models
+    assert main(["serve", *(a.format(**paths) for a in argv)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("leptonc: error:") and message in err and err.count("\n") == 1

@@ -80,9 +80,10 @@ def test_batches_equal_unbatched_calls_per_row(models):
     xs = [rng.standard_normal((1 + i % 3, 16)).astype(np.float32) for i in range(24)]
     seqs = [rng.standard_normal((1 + i % 2, 3 + i % 3)).astype(np.float32) for i in range(12)]
     with LiveServer(loaded, ServeConfig(workers=1, max_batch=8, max_delay_ms=50)) as s:
-        with ThreadPoolExecutor(12) as pool:
-            mlp = list(pool.map(lambda x: _post(s.url, "/v1/models/mlp:predict", _v1(x)), xs))
-            seq = list(pool.map(lambda x: _post(s.url, "/v1/models/seq:predict", _v1(x)), seqs))
+        with ThreadPoolExecutor(16) as pool:
+            mlp = [pool.submit(_post, s.url, "/v1/models/mlp:predict", _v1(x)) for x in xs]
+            seq = [pool.submit(_post, s.url, "/v1/models/seq:predict", _v1(x)) for x in seqs]
+            mlp, seq = [f.result() for f in mlp], [f.result() for f in seq]
         batches = _metric(s.url, 'leptonc_batch_rows_count{model="mlp"}')
         rows = _metric(s.url, 'leptonc_batch_rows_sum{model="mlp"}')
     assert all(status == 200 for status, _, _ in mlp + seq)
