@@ -166,7 +166,7 @@ def make_app(models: dict, config: ServeConfig | None = None) -> "Starlette":
             Route(prefix + "/infer", answering("v2", infer_v2), methods=["POST"]),
         ]
     routes = [
-        Route("/v2/health/live", lambda r: JSONResponse({"live": True})),
+        Route("/v2/health/live", simple(lambda r: JSONResponse({"live": True}))),
         Route("/v2/health/ready", simple(ready)),
         Route("/v2", simple(server_metadata)),
         *model_routes,

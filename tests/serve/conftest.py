@@ -11,9 +11,6 @@ import pytest
 
 import leptonc
 
-pytest.importorskip("uvicorn")
-pytest.importorskip("starlette")
-
 MLP = """graph @mlp(%x: f32[B, 16]) -> (f32[B, 3]) {
   %w1 = const @w1 : f32[16, 32]
   %b1 = const @b1 : f32[32]

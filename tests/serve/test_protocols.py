@@ -8,15 +8,16 @@ import json
 import numpy as np
 import pytest
 
-from leptonc.serve import ServeConfig, make_app
+pytest.importorskip("uvicorn")
+testclient = pytest.importorskip("starlette.testclient")
 
-from starlette.testclient import TestClient  # noqa: E402 (after conftest's importorskip)
+from leptonc.serve import ServeConfig, make_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def client(models):
     loaded, _ = models
-    with TestClient(make_app(loaded, ServeConfig(workers=2, max_body_mb=0.01))) as c:
+    with testclient.TestClient(make_app(loaded, ServeConfig(workers=2, max_body_mb=0.01))) as c:
         yield c
 
 

@@ -18,11 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from leptonc.serve import ServeConfig
-
-from .conftest import Gate, LiveServer
-
+pytest.importorskip("uvicorn")
+pytest.importorskip("starlette")
 httpclient = pytest.importorskip("tritonclient.http")
+
+from leptonc.serve import ServeConfig  # noqa: E402
+
+from .conftest import Gate, LiveServer  # noqa: E402
 
 
 def _post(url: str, path: str, body: dict, timeout: float = 20) -> tuple[int, dict, dict]:
