@@ -17,9 +17,18 @@ from .protocol import RequestError, Signature
 
 with optional_dependency("leptonc serve"):
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
+
+
+_INLINE_BYTES = 1 << 16  # bodies up to this size are decoded and encoded on the event loop; larger ones on a thread
+
+
+async def _off_loop(size: int, fn, *args):
+    """fn(*args): on a thread when it handles more than _INLINE_BYTES, so that the event loop never waits long."""
+    return fn(*args) if size <= _INLINE_BYTES else await run_in_threadpool(fn, *args)
 
 
 @dataclass
@@ -120,17 +129,20 @@ def make_app(models: dict, config: ServeConfig | None = None) -> "Starlette":
         return route
 
     async def infer_v2(request: Request, name: str) -> Response:
-        header, arrays = protocol.decode_v2(await body(request), request.headers.get(protocol.HEADER_LENGTH))
-        sig = signatures[name]
+        data, sig = await body(request), signatures[name]
+        header, arrays = await _off_loop(len(data), protocol.decode_v2, data,
+                                         request.headers.get(protocol.HEADER_LENGTH))
         outputs = await queues[name].submit(sig.check(arrays), config.timeout_s)
-        content, headers = protocol.encode_v2(name, header, sig, outputs)
+        content, headers = await _off_loop(sum(y.nbytes for y in outputs), protocol.encode_v2, name, header, sig,
+                                           outputs)
         return Response(content, headers=headers)
 
     async def predict_v1(request: Request, name: str) -> Response:
-        sig = signatures[name]
-        arrays, rows = protocol.decode_v1(await body(request), sig)
+        data, sig = await body(request), signatures[name]
+        arrays, rows = await _off_loop(len(data), protocol.decode_v1, data, sig)
         outputs = await queues[name].submit(sig.check(arrays), config.timeout_s)
-        return Response(protocol.encode_v1(sig, outputs, rows), media_type="application/json")
+        content = await _off_loop(sum(y.nbytes for y in outputs), protocol.encode_v1, sig, outputs, rows)
+        return Response(content, media_type="application/json")
 
     def simple(handler):
         """A GET route whose RequestError is answered as JSON."""

@@ -166,3 +166,15 @@ def test_serve_command_errors_are_one_line(models, capsys, argv, message):
     assert main(["serve", *(a.format(**paths) for a in argv)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("leptonc: error:") and message in err and err.count("\n") == 1
+
+
+def test_large_bodies(models):
+    """Bodies past 64 KiB are decoded and encoded on a thread: the answer is the same."""
+    x = _x(8192)
+    with testclient.TestClient(make_app(models[0], ServeConfig(workers=1))) as client:
+        body, headers = _binary_body({"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
+                                                  "parameters": {"binary_data_size": x.nbytes}}]}, x.tobytes())
+        r = client.post("/v2/models/mlp/infer", content=body, headers=headers)
+        assert r.status_code == 200, r.text
+        (out,) = r.json()["outputs"]
+        assert np.array_equal(np.array(out["data"], np.float32).reshape(-1, 3), models[0]["mlp"](x))
