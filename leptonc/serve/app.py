@@ -68,11 +68,11 @@ def make_app(models: dict, config: ServeConfig | None = None) -> "Starlette":
     signatures = {name: Signature(name, m.signature) for name, m in models.items()}
     metrics = Metrics()
     queues: dict[str, ModelQueue] = {}
-    pool = ThreadPoolExecutor(config.workers, thread_name_prefix="leptonc-serve")
     max_body = int(config.max_body_mb * 2**20)
 
     @asynccontextmanager
     async def lifespan(app):
+        pool = ThreadPoolExecutor(config.workers, thread_name_prefix="leptonc-serve")
         for name, model in models.items():
             queues[name] = ModelQueue(name, model, pool, metrics, max_batch=config.max_batch,
                                       max_delay_s=config.max_delay_ms / 1000, max_queue=config.max_queue,
