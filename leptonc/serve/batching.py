@@ -2,7 +2,8 @@
 
 A model whose inputs and outputs all lead with one symbolic dim (its batch dim, `protocol.batch_symbol`) runs
 the requests that wait for it together: those of the same non-batch shapes and dtypes, up to `max_batch` rows,
-collected for at most `max_delay_s` after the first of them arrived. Their inputs are concatenated along the
+collected for at most `max_delay_s` after the first of them arrived (a request of more rows than
+`max_batch` runs alone). Their inputs are concatenated along the
 batch dim, the model runs once, and its outputs are split back by rows. Should a batch fail (one request's
 sizes the model refuses), each of its requests runs alone, so that only the bad one sees the error. Other
 models run one request at a time per worker. At most `workers` batches of a model run at once; while they do,
