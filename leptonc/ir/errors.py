@@ -35,7 +35,7 @@ class MissingDependencyError(LeptoncError):
 
 # optional packages by import name -> the leptonc extra that installs them
 EXTRAS = {"onnx": "onnx", "torch": "torch", "jax": "xla", "jaxlib": "xla", "triton": "triton", "uvicorn": "serve",
-          "starlette": "serve", "prometheus_client": "serve"}
+          "starlette": "serve", "prometheus_client": "serve", "ray": "ray"}
 
 
 @contextmanager
