@@ -45,19 +45,24 @@ class ServeConfig:
     max_body_mb: float = 64.0
 
 
-def load_models(specs: list[str]) -> dict:
-    """{name: model} for `PATH.lep` (named by its file stem) or `NAME=PATH.lep` specs."""
-    import leptonc
-
-    models = {}
+def model_paths(specs: list[str]) -> dict[str, str]:
+    """{name: path} for `PATH.lep` (named by its file stem) or `NAME=PATH.lep` specs."""
+    paths = {}
     for spec in specs:
         name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).stem, "", spec)
         if not name or "/" in name:
             raise LeptoncError(f"model spec {spec!r}: a model name is one path segment (NAME=PATH.lep)")
-        if name in models:
+        if name in paths:
             raise LeptoncError(f"two models are named {name!r}; name one of them with NAME=PATH.lep")
-        models[name] = leptonc.load(path)
-    return models
+        paths[name] = path
+    return paths
+
+
+def load_models(specs: list[str]) -> dict:
+    """{name: model} for `PATH.lep` (named by its file stem) or `NAME=PATH.lep` specs."""
+    import leptonc
+
+    return {name: leptonc.load(path) for name, path in model_paths(specs).items()}
 
 
 def make_app(models: dict, config: ServeConfig | None = None) -> "Starlette":

@@ -1,0 +1,108 @@
+"""Scale-out on Ray: ray_app's replicas answer v2 and v1 over Ray Serve's HTTP proxy, and Ray Data map_batches,
+both equal to in-process calls. One local Ray instance (2 CPUs) for the module, shut down at its end."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from leptonc.ir.errors import LeptoncError
+
+
+def test_ray_app_refuses_bad_arguments(models):
+    pytest.importorskip("ray.serve")
+    from leptonc.serve import ray_app
+
+    _, paths = models
+    with pytest.raises(LeptoncError, match="num_replicas must be a positive integer, got 0"):
+        ray_app([str(paths["mlp"])], num_replicas=0)
+    with pytest.raises(LeptoncError, match="max_batch must be at least 1"):
+        ray_app([str(paths["mlp"])], max_batch=0)
+    with pytest.raises(LeptoncError, match="two models are named 'mlp'"):
+        ray_app([str(paths["mlp"]), f"mlp={paths['seq']}"])
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray instance for this module; Serve and Ray are shut down at its end."""
+    ray = pytest.importorskip("ray")
+    serve = pytest.importorskip("ray.serve")
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is already connected in this process")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_serve_answers_v2_and_v1(models, ray_local):
+    from ray import serve
+
+    from leptonc.serve import ray_app
+
+    loaded, paths = models
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    app = ray_app([str(paths["mlp"]), f"twin={paths['pair']}"], num_replicas=2, max_batch=8,
+                  ray_actor_options={"num_cpus": 0.5})
+    serve.run(app, name="leptonc", route_prefix="/")
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=5) as r:
+                if r.status == 200:
+                    break
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        assert time.monotonic() < deadline, "the Ray Serve application did not become ready"
+        time.sleep(0.2)
+
+    x = np.random.default_rng(5).standard_normal((4, 16)).astype(np.float32)
+    (want,) = loaded["mlp"].run(x)
+    v2 = _post(f"{base}/v2/models/mlp/infer",
+               {"inputs": [{"name": "x", "shape": [4, 16], "datatype": "FP32", "data": x.ravel().tolist()}]})
+    assert v2["outputs"][0]["shape"] == [4, 3]
+    np.testing.assert_array_equal(np.float32(v2["outputs"][0]["data"]).reshape(4, 3), want)
+    for _ in range(4):  # requests spread over both replicas
+        v1 = _post(f"{base}/v1/models/mlp:predict", {"instances": x.tolist()})
+        np.testing.assert_array_equal(np.float32(v1["predictions"]), want)
+
+    a, b = np.ones((2, 3), np.float32), np.full((2, 3), 2.5, np.float32)
+    sums, products = loaded["pair"].run(a, b)
+    out = _post(f"{base}/v2/models/twin/infer", {"inputs": [
+        {"name": "a", "shape": [2, 3], "datatype": "FP32", "data": a.ravel().tolist()},
+        {"name": "b", "shape": [2, 3], "datatype": "FP32", "data": b.ravel().tolist()}]})["outputs"]
+    np.testing.assert_array_equal(np.float32(out[0]["data"]).reshape(2, 3), sums)
+    np.testing.assert_array_equal(np.float32(out[1]["data"]).reshape(2, 3), products)
+    serve.delete("leptonc")
+
+
+@pytest.mark.slow
+def test_ray_data_map_batches_equal_in_process(models, ray_local):
+    import leptonc.ray
+
+    loaded, paths = models
+    x = np.random.default_rng(6).standard_normal((50, 16)).astype(np.float32)
+    ds = ray_local.data.from_items([{"id": i, "x": row} for i, row in enumerate(x)])
+    rows = leptonc.ray.map_batches(ds, paths["mlp"], batch_size=16, num_cpus=0.5).take_all()
+    assert sorted(rows[0]) == ["id", "y"]  # the input column is replaced by the output, other columns kept
+    got = np.stack([r["y"] for r in sorted(rows, key=lambda r: r["id"])])
+    (want,) = loaded["mlp"].run(x)
+    np.testing.assert_array_equal(got, want)  # each row as computed alone, bit for bit
