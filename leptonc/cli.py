@@ -320,9 +320,19 @@ def _cmd_serve(args) -> int:
     for flag, value in (("--timeout-s", args.timeout_s), ("--max-body-mb", args.max_body_mb)):
         if not value > 0:
             raise LeptoncError(f"{flag} must be positive, got {value}")
-    serve(args.models, ServeConfig(host=args.host, port=args.port, max_batch=args.max_batch,
-                                   max_delay_ms=args.max_delay_ms, max_queue=args.max_queue,
-                                   timeout_s=args.timeout_s, workers=args.workers, max_body_mb=args.max_body_mb))
+    config = ServeConfig(host=args.host, port=args.port, max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
+                         max_queue=args.max_queue, timeout_s=args.timeout_s, workers=args.workers,
+                         max_body_mb=args.max_body_mb)
+    if not args.ray and (args.replicas is not None or args.address is not None):
+        raise LeptoncError("--replicas and --address need --ray")
+    if args.ray:
+        from .serve.ray_app import serve_on_ray
+
+        if args.replicas is not None and args.replicas < 1:
+            raise LeptoncError(f"--replicas must be at least 1, got {args.replicas}")
+        serve_on_ray(args.models, config, num_replicas=args.replicas or 1, address=args.address)
+    else:
+        serve(args.models, config)
     return 0
 
 
@@ -353,6 +363,13 @@ def _add_serve_verb(sub) -> None:
                    help="threads running the models (default: the number of cores)")
     s.add_argument("--max-body-mb", type=float, default=64.0,
                    help="largest request body in MiB; larger ones are answered 413 (default 64)")
+    s.add_argument("--ray", action="store_true",
+                   help="serve as Ray Serve replicas (the artifacts travel through Ray's object store); needs the "
+                        "ray extra: pip install 'leptonc[ray]'")
+    s.add_argument("--replicas", type=int, default=None, help="with --ray: how many replicas (default 1)")
+    s.add_argument("--address", default=None,
+                   help="with --ray: the Ray cluster to join ('auto': the one `ray start` began on this machine; "
+                        "HOST:6379: a head node); default: start a local Ray instance")
     s.set_defaults(run=_cmd_serve)
 
 

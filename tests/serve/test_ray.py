@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +26,28 @@ def test_ray_app_refuses_bad_arguments(models):
         ray_app([str(paths["mlp"])], max_batch=0)
     with pytest.raises(LeptoncError, match="two models are named 'mlp'"):
         ray_app([str(paths["mlp"]), f"mlp={paths['seq']}"])
+
+
+def test_missing_ray_is_one_line(models, monkeypatch):
+    import leptonc.ray
+    from leptonc.ir.errors import MissingDependencyError
+    from leptonc.serve import ray_app
+
+    _, paths = models
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
+    for call in (lambda: ray_app([str(paths["mlp"])]), lambda: leptonc.ray.map_batches([], paths["mlp"])):
+        with pytest.raises(MissingDependencyError, match=r"needs the 'ray' package.*pip install 'leptonc\[ray\]'"):
+            call()
+
+
+def test_cli_ray_flags_need_ray(models, capsys):
+    from leptonc.cli import main
+
+    _, paths = models
+    assert main(["serve", "--replicas", "2", str(paths["mlp"])]) == 2
+    assert "--replicas and --address need --ray" in capsys.readouterr().err
+    assert main(["serve", "--ray", "--replicas", "0", str(paths["mlp"])]) == 2
+    assert "--replicas must be at least 1, got 0" in capsys.readouterr().err
 
 
 def _post(url: str, body: dict) -> dict:
