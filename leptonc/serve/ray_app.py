@@ -19,7 +19,8 @@ def ray_app(paths_or_named, *, num_replicas: int | str = 1, autoscaling_config: 
     """A Ray Serve application serving the artifacts (`PATH.lep` or `NAME=PATH.lep`, as `leptonc serve` takes
     them): `serve.run(ray_app(["m.lep"], num_replicas=2))`. `autoscaling_config` (Ray Serve's) replaces
     `num_replicas`; `max_batch`/`max_delay_ms` override `config`'s; `ray_actor_options` sets each replica's
-    resources (Ray Serve's default: one CPU)."""
+    resources (Ray Serve's default: one CPU). The calling process owns the artifacts' bytes in the object
+    store: it stays connected to Ray while the application runs, so that replicas started later find them."""
     with optional_dependency("leptonc serve on Ray"):
         from ray import serve
 
@@ -65,7 +66,7 @@ def serve_on_ray(specs: list[str], config: ServeConfig, *, num_replicas: int = 1
         import ray
         from ray import serve
 
-    ray.init(address=address, include_dashboard=False if address is None else None)
+    ray.init(address=address or "local", include_dashboard=False if address is None else None)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

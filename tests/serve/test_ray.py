@@ -3,7 +3,9 @@ both equal to in-process calls. One local Ray instance (2 CPUs) for the module, 
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -50,10 +52,51 @@ def test_cli_ray_flags_need_ray(models, capsys):
     assert "--replicas must be at least 1, got 0" in capsys.readouterr().err
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(base: str, alive=lambda: True) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        assert alive() and time.monotonic() < deadline, "the Ray Serve application did not become ready"
+        time.sleep(0.2)
+
+
 def _post(url: str, body: dict) -> dict:
     request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as r:
         return json.loads(r.read())
+
+
+@pytest.mark.slow
+def test_cli_serve_ray_answers_then_stops_on_sigterm(models):
+    """`leptonc serve --ray` in its own process (its own local Ray instance, run before this module's)."""
+    pytest.importorskip("ray.serve")
+    loaded, paths = models
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "leptonc.cli", "serve", "--ray", "--replicas", "1",
+                             "--port", str(port), str(paths["mlp"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", alive=lambda: proc.poll() is None)
+        x = np.random.default_rng(7).standard_normal((2, 16)).astype(np.float32)
+        got = _post(f"http://127.0.0.1:{port}/v1/models/mlp:predict", {"instances": x.tolist()})["predictions"]
+        np.testing.assert_array_equal(np.float32(got), loaded["mlp"].run(x)[0])
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -78,24 +121,13 @@ def test_ray_serve_answers_v2_and_v1(models, ray_local):
     from leptonc.serve import ray_app
 
     loaded, paths = models
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     app = ray_app([str(paths["mlp"]), f"twin={paths['pair']}"], num_replicas=2, max_batch=8,
                   ray_actor_options={"num_cpus": 0.5})
     serve.run(app, name="leptonc", route_prefix="/")
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=5) as r:
-                if r.status == 200:
-                    break
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        assert time.monotonic() < deadline, "the Ray Serve application did not become ready"
-        time.sleep(0.2)
+    _wait_ready(base)
 
     x = np.random.default_rng(5).standard_normal((4, 16)).astype(np.float32)
     (want,) = loaded["mlp"].run(x)
