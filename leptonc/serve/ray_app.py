@@ -8,9 +8,20 @@ import threading
 from dataclasses import replace
 
 from ..ir.errors import LeptoncError, optional_dependency
-from .app import ServeConfig, make_app, model_paths
+from .app import ServeConfig, load_models, make_app, model_paths
+from .protocol import Signature
 
 APP_NAME = "leptonc"
+
+
+def _verified(specs: list[str]) -> dict[str, str]:
+    """{name: path} of the specs, each artifact loaded and its signature checked here (one-line errors), not
+    first in a replica."""
+    if not specs:
+        raise LeptoncError("leptonc serve on Ray needs at least one model")
+    for name, model in load_models(specs).items():
+        Signature(name, model.signature)
+    return model_paths(specs)
 
 
 def ray_app(paths_or_named, *, num_replicas: int | str = 1, autoscaling_config: dict | None = None,
@@ -34,10 +45,7 @@ def ray_app(paths_or_named, *, num_replicas: int | str = 1, autoscaling_config: 
                            f"{config.max_batch} and {config.max_delay_ms}")
     if autoscaling_config is None and not (isinstance(num_replicas, int) and num_replicas >= 1):
         raise LeptoncError(f"ray_app: num_replicas must be a positive integer, got {num_replicas!r}")
-    paths = model_paths(list(paths_or_named))
-    if not paths:
-        raise LeptoncError("ray_app needs at least one model")
-    shipped = {name: ship(path) for name, path in paths.items()}
+    shipped = {name: ship(path) for name, path in _verified(list(paths_or_named)).items()}
 
     @serve.deployment(name="leptonc")
     @serve.ingress()
@@ -66,6 +74,7 @@ def serve_on_ray(specs: list[str], config: ServeConfig, *, num_replicas: int = 1
         import ray
         from ray import serve
 
+    _verified(specs)  # before Ray starts
     ray.init(address=address or "local", include_dashboard=False if address is None else None)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -17,7 +17,7 @@ import pytest
 from leptonc.ir.errors import LeptoncError
 
 
-def test_ray_app_refuses_bad_arguments(models):
+def test_ray_app_refuses_bad_arguments(models, tmp_path):
     pytest.importorskip("ray.serve")
     from leptonc.serve import ray_app
 
@@ -28,6 +28,10 @@ def test_ray_app_refuses_bad_arguments(models):
         ray_app([str(paths["mlp"])], max_batch=0)
     with pytest.raises(LeptoncError, match="two models are named 'mlp'"):
         ray_app([str(paths["mlp"]), f"mlp={paths['seq']}"])
+    bad = tmp_path / "bad.lep"
+    bad.write_bytes(paths["mlp"].read_bytes()[:300])
+    with pytest.raises(LeptoncError, match="bad.lep: not a leptonc artifact"):  # here, not in a replica
+        ray_app([str(bad)])
 
 
 def test_missing_ray_is_one_line(models, monkeypatch):
