@@ -17,8 +17,9 @@ import pytest
 from leptonc.ir.errors import LeptoncError
 
 
-def test_ray_app_refuses_bad_arguments(models, tmp_path):
+def test_bad_arguments_are_refused_before_ray_starts(models, tmp_path):
     pytest.importorskip("ray.serve")
+    import leptonc.ray
     from leptonc.serve import ray_app
 
     _, paths = models
@@ -32,6 +33,10 @@ def test_ray_app_refuses_bad_arguments(models, tmp_path):
     bad.write_bytes(paths["mlp"].read_bytes()[:300])
     with pytest.raises(LeptoncError, match="bad.lep: not a leptonc artifact"):  # here, not in a replica
         ray_app([str(bad)])
+    with pytest.raises(LeptoncError, match="has no batch dim"):
+        leptonc.ray.map_batches(None, paths["pair"])
+    with pytest.raises(LeptoncError, match="batch_size must be at least 1, got 0"):
+        leptonc.ray.map_batches(None, paths["mlp"], batch_size=0)
 
 
 def test_missing_ray_is_one_line(models, monkeypatch):
