@@ -14,10 +14,10 @@ Systems:
 
 Usage: python benchmarks/serve.py [--models bert,resnet50] [--clients 16] [--seconds 10] [--systems ...]
 """
-from __future__ import annotations
 
 import argparse
 import http.client
+import inspect
 import json
 import os
 import socket
@@ -81,10 +81,10 @@ def build_model(name: str, workdir: Path) -> tuple[Path, Path]:
     wrapped = Wrapped().eval()
     onnx_path, lep_path = workdir / f"{name}.onnx", workdir / f"{name}.lep"
     if not onnx_path.exists():
-        names = [f"x{i}" for i in range(len(example))]
+        names, outputs = list(inspect.signature(wrapped.forward).parameters), ["last_hidden_state", "pooler_output"]
         with torch.no_grad():
-            torch.onnx.export(wrapped, example, str(onnx_path), input_names=names, opset_version=17, dynamo=False,
-                              dynamic_axes={n: {0: "batch"} for n in names})
+            torch.onnx.export(wrapped, example, str(onnx_path), input_names=names, output_names=outputs,
+                              opset_version=17, dynamo=False, dynamic_axes={n: {0: "batch"} for n in names + outputs})
     if not lep_path.exists():  # (from torch: the ONNX graph's shape arithmetic on the batch dim stays dynamic)
         pair = tuple(torch.cat([x, x]) for x in example)  # (torch.export takes a batch of 1 for a constant)
         leptonc.compile(wrapped, pair, dynamic_shapes=tuple({0: batch} for _ in pair), quiet=True).save(lep_path)
