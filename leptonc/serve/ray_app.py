@@ -75,7 +75,10 @@ def serve_on_ray(specs: list[str], config: ServeConfig, *, num_replicas: int = 1
         from ray import serve
 
     _verified(specs)  # before Ray starts
-    ray.init(address=address or "local", include_dashboard=False if address is None else None)
+    try:
+        ray.init(address=address or "local", include_dashboard=False if address is None else None)
+    except ConnectionError as e:
+        raise LeptoncError(f"--address {address}: {e}") from None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
