@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,40 +47,42 @@ DISTINCT_INPUTS = 8
 
 # ---- models -------------------------------------------------------------------------------------------------
 
+class _Pair(nn.Module):
+    """A transformers model taking its inputs by name and returning (last hidden state, pooled output)."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def pair(self, y):
+        return y.last_hidden_state, y.pooler_output
+
+
+class _Bert(_Pair):
+    def forward(self, input_ids, attention_mask):
+        return self.pair(self.inner(input_ids=input_ids, attention_mask=attention_mask))
+
+
+class _ResNet(_Pair):
+    def forward(self, pixel_values):
+        return self.pair(self.inner(pixel_values=pixel_values))
+
+
 def build_model(name: str, workdir: Path) -> tuple[Path, Path]:
     """(ONNX path, artifact path): the model (returning its last hidden state and pooled output) exported to ONNX
     and compiled by leptonc (cpu target), both with a symbolic batch dim, both files in `workdir`."""
-    import torch
-
     import leptonc
     from tests import model_zoo
 
     batch = torch.export.Dim("batch", min=1, max=64)
     if name == "bert":
         module, example = model_zoo.bert()
-
-        class Wrapped(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.inner = module
-
-            def forward(self, input_ids, attention_mask):
-                y = self.inner(input_ids=input_ids, attention_mask=attention_mask)
-                return y.last_hidden_state, y.pooler_output
+        wrapped = _Bert(module).eval()
     elif name == "resnet50":
         module, example = model_zoo.resnet50()
-
-        class Wrapped(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.inner = module
-
-            def forward(self, pixel_values):
-                y = self.inner(pixel_values=pixel_values)
-                return y.last_hidden_state, y.pooler_output
+        wrapped = _ResNet(module).eval()
     else:
         raise SystemExit(f"unknown model {name!r}: choose from bert, resnet50")
-    wrapped = Wrapped().eval()
     onnx_path, lep_path = workdir / f"{name}.onnx", workdir / f"{name}.lep"
     if not onnx_path.exists():
         names, outputs = list(inspect.signature(wrapped.forward).parameters), ["last_hidden_state", "pooler_output"]
