@@ -41,7 +41,7 @@ def signing_key(create: bool = True):
     path = config_dir() / KEY_FILE
     try:
         return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(path.read_text().strip()))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no key (a config path under a file cannot hold one)
         if not create:
             return None
     except (OSError, ValueError) as e:

@@ -214,3 +214,16 @@ def test_a_lying_manifest_signed_by_a_trusted_author_changes_nothing(saved, tmp_
         cm = leptonc.load(bad)
     np.testing.assert_allclose(cm(X), expected(), rtol=1e-5, atol=1e-6)
     assert cm.signature["inputs"][0]["shape"] == ["B", 16]
+
+
+def test_a_config_folder_that_cannot_exist_saves_unsigned_with_a_warning(tmp_path, monkeypatch):
+    """LEPTONC_HOME under a regular file (unwritable even for root): save warns and writes an unsigned artifact,
+    which loads through the regenerate path and runs right."""
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("LEPTONC_HOME", str(tmp_path / "file" / "home"))
+    path = tmp_path / "m.lep"
+    with pytest.warns(UserWarning, match="cannot make a signing key"):
+        leptonc.compile(small_graph(), quiet=True, cache=False).save(path)
+    with pytest.warns(UserWarning, match="is not signed"):
+        cm = leptonc.load(path)
+    np.testing.assert_allclose(cm(X), leptonc.run_reference(small_graph(), X)[0], rtol=1e-5, atol=1e-6)
