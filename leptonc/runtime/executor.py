@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir.dtypes import DType
-from ..ir.errors import IndexRangeError, LeptoncError, ShapeError
+from ..ir.errors import IndexRangeError, LeptoncError
 from ..ir.packing import stored
 from ..ir.types import TensorType
 from .memory import ALIGN, on_huge_pages, plan_buffers
@@ -76,10 +76,7 @@ class Executor:
         self.kernel_names = [k["name"] for k in meta["kernels"]]
 
     def bind(self, inputs) -> tuple[list[np.ndarray], dict[str, int]]:
-        arrays, bindings = bind_inputs(self.input_names, self.input_types, inputs, self.signed_dims)
-        missing = [s for s in self.symbols if s not in bindings]
-        if missing:
-            raise ShapeError(f"symbols {missing} are not sizes of any input; cannot run")
+        arrays, bindings = bind_inputs(self.input_names, self.input_types, inputs, self.signed_dims, self.symbols)
         return arrays, bindings
 
     def _plan(self, bindings: dict[str, int]) -> "Plan":

@@ -15,11 +15,12 @@ from ..ir.types import TensorType
 
 
 def bind_inputs(names: list[str], types: list[TensorType], arrays,
-                signed: list[tuple[str, int, D.Dim]] = ()) -> tuple[list[np.ndarray], dict[str, int]]:
+                signed: list[tuple[str, int, D.Dim]] = (), symbols: list[str] = ()
+                ) -> tuple[list[np.ndarray], dict[str, int]]:
     """Check each array's dtype and shape against its declared type; return the arrays and symbol sizes.
 
     `signed` lists (value name, dim index, dim) of the graph's dims that may be negative (dims.signed_dims);
-    sizes that make one negative are refused."""
+    sizes that make one negative are refused. `symbols` are those a program needs: each must be bound."""
     if len(arrays) != len(types):
         sig = ", ".join(f"{n}: {t}" for n, t in zip(names, types))
         raise ShapeError(f"expected {len(types)} inputs ({sig}), got {len(arrays)}")
@@ -47,6 +48,9 @@ def bind_inputs(names: list[str], types: list[TensorType], arrays,
                     f"{' and '.join(f'{source[s]} binds {s}' for s in syms)}"
                 raise ShapeError(f"input '{name}' expects {t}, got shape {list(a.shape)}: "
                                  f"dim {i} must be {want}{extra}")
+    missing = [s for s in symbols if s not in bindings]
+    if missing:
+        raise ShapeError(f"symbols {missing} are not sizes of any input; cannot run")
     for value, i, d in signed:
         try:
             size = D.evaluate(d, bindings)

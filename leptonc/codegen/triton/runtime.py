@@ -113,10 +113,7 @@ class TritonExecutor:
         return self._module
 
     def bind(self, inputs) -> tuple[list, dict[str, int]]:
-        arrays, bindings = bind_inputs(self.input_names, self.input_types, inputs, self.signed_dims)
-        missing = [s for s in self.symbols if s not in bindings]
-        if missing:
-            raise ShapeError(f"symbols {missing} are not sizes of any input; cannot run")
+        arrays, bindings = bind_inputs(self.input_names, self.input_types, inputs, self.signed_dims, self.symbols)
         return arrays, bindings
 
     def run(self, inputs) -> list[np.ndarray]:
