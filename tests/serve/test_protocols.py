@@ -144,6 +144,8 @@ def test_body_limit_is_413(client):
 def test_metrics_count_per_model(client):
     path, body = _infer("pair", [{"name": n, "shape": [2, 3], "datatype": "FP32", "data": [1] * 6} for n in "ab"])
     assert client.post(path, json=body).status_code == 200
+    mlp_path, mlp_body = _infer()
+    assert client.post(mlp_path, json=mlp_body).status_code == 200  # mlp metrics exist whatever ran before
     assert client.post("/v2/models/mlp/infer", content=b"{").status_code == 400
     text = client.get("/metrics").text
     for line in ['leptonc_requests_total{model="pair",protocol="v2"}', 'leptonc_errors_total{model="mlp",'
