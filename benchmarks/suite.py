@@ -1,4 +1,4 @@
-"""The CPU benchmark suite: fp32, random weights, batch 1 unless said."""
+"""The CPU benchmark suite: fp32, random weights, batch 1 unless said (the `_bN` entries: batch N)."""
 from __future__ import annotations
 
 import os
@@ -48,6 +48,16 @@ def gemv_chain():
     return GemvChain().eval(), (torch.randn(1, 4096),)
 
 
+def batched(build, batch: int):
+    """A model of the suite at another batch size: its batch-1 inputs repeated `batch` times (the work of a
+    batch does not depend on the values)."""
+    def build_batched():
+        module, inputs = build()
+        return module, tuple(x.repeat(batch, *[1] * (x.dim() - 1)) for x in inputs)
+    build_batched.__doc__ = f"At batch {batch}: {build.__doc__}"
+    return build_batched
+
+
 SUITE = {
     "mlp": mlp,
     "gemv_chain": gemv_chain,
@@ -56,4 +66,8 @@ SUITE = {
     "resnet50": model_zoo.resnet50,
     "mobilenet_v2": model_zoo.mobilenet_v2,
     "vit": model_zoo.vit,
+    "bert_b8": batched(model_zoo.bert, 8),
+    "bert_b32": batched(model_zoo.bert, 32),
+    "resnet50_b8": batched(model_zoo.resnet50, 8),
+    "resnet50_b32": batched(model_zoo.resnet50, 32),
 }
