@@ -114,20 +114,27 @@ def _onnx_input_shapes(model, dynamic_shapes) -> dict[str, list]:
 
 
 def compile(model, example_inputs=None, target: str = "cpu", passes: str | None = None, *,
-            dynamic_shapes=None, quiet: bool = False, cache: bool = True):
+            dynamic_shapes=None, quiet: bool = False, cache: bool = True, calibration=None):
     """Compile `model` for `target`; returns a callable compiled model (numpy in, numpy out).
+
+    `calibration` gives the passes that need real activations their samples: an iterable of input tuples
+    (numpy arrays) or the path of an .npz, one key per input (passes/calibration.py).
 
     With `cache`, compiling the same ONNX file (or bytes) with the same options again for the cpu target
     loads the artifact of the first compile (leptonc/cache.py); the C build cache serves every model."""
     check_target(target)
     from . import cache as compile_cache
     from .passes import run_pipeline
+    from .passes.calibration import calibrating, load_calibration
 
     progress = Progress(quiet)
+    if calibration is not None and not isinstance(calibration, (str, os.PathLike)):
+        calibration = list(calibration)  # (an iterator is read once, for the key and for the passes)
 
     def cache_key() -> str | None:
         return compile_cache.artifact_key(model, target=target, passes=passes, dynamic_shapes=dynamic_shapes,
-                                          example_inputs=example_inputs) if cache and target == "cpu" else None
+                                          example_inputs=example_inputs, calibration=calibration) \
+            if cache and target == "cpu" else None
 
     key = cache_key()
     cm = compile_cache.load_entry(key) if key else None
@@ -136,11 +143,13 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
         return cm
     progress.stage("importing the model")
     graph = import_graph(model, example_inputs, dynamic_shapes)
+    samples = load_calibration(calibration, graph) if calibration is not None else None
     progress.stage("running passes")
     pipeline = [CLEANUP_PIPELINE] + ([passes] if passes else [])
     fp32_graph = graph = run_pipeline(graph, CLEANUP_PIPELINE)
     if passes:
-        graph = run_pipeline(graph, passes)
+        with calibrating(samples):
+            graph = run_pipeline(graph, passes)
     if target == "stablehlo":
         from . import __version__
         from .runtime.xla import XlaCompiledModel

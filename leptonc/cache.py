@@ -30,7 +30,8 @@ from .runtime.files import writable_cache_dir, write_atomic
 DEFAULT_LIMIT = 4 << 30
 
 
-def artifact_key(model, *, target: str, passes: str | None, dynamic_shapes, example_inputs) -> str | None:
+def artifact_key(model, *, target: str, passes: str | None, dynamic_shapes, example_inputs,
+                 calibration=None) -> str | None:
     """The cache key of compiling `model` with these options; None when the model is not a file or bytes, when
     its external data cannot be hashed, or when no cache folder can be written."""
     is_file = isinstance(model, (str, os.PathLike)) and str(model).endswith(".onnx") and os.path.isfile(model)
@@ -45,7 +46,7 @@ def artifact_key(model, *, target: str, passes: str | None, dynamic_shapes, exam
 
     cc = find_compiler()
     parts = [model_digest, target, passes or "", repr(dynamic_shapes), _inputs_digest(example_inputs),
-             __version__, _leptonc_digest(), _package_version("onnx"), _plugins(),
+             _calibration_digest(calibration), __version__, _leptonc_digest(), _package_version("onnx"), _plugins(),
              f"{cc} {compiler_version(cc)}" if cc else "no compiler", " ".join(FLAGS), ",".join(cpu_features())]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
@@ -187,6 +188,18 @@ def _external_locations(path) -> list[str]:
     for fn in model.functions:
         nodes(fn.node)
     return sorted(found)
+
+
+def _calibration_digest(calibration) -> str:
+    """The hash of an .npz's bytes, or of every sample of an iterable; "none" without calibration."""
+    if calibration is None:
+        return "none"
+    if isinstance(calibration, (str, os.PathLike)):
+        return _file_digest(calibration)[0] if os.path.isfile(calibration) else f"missing {calibration}"
+    h = hashlib.sha256()
+    for sample in calibration:
+        h.update(_inputs_digest(sample if isinstance(sample, (tuple, list)) else (sample,)).encode())
+    return h.hexdigest()
 
 
 def _inputs_digest(example_inputs) -> str:

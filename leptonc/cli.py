@@ -141,7 +141,7 @@ def _cmd_compile(args) -> int:
     model, inputs, dyn = _compile_inputs(args.model, dynamic)
     t0 = time.perf_counter()
     cm = leptonc.compile(model, inputs, target=args.target, passes=args.passes, dynamic_shapes=dyn,
-                         quiet=args.quiet)
+                         quiet=args.quiet, calibration=args.calibration)
     seconds = time.perf_counter() - t0
     cm.save(args.output)
     if args.report:
@@ -382,6 +382,9 @@ def _add_backend_verbs(sub) -> None:
                         "triton (Triton GPU kernels; runs on a CUDA GPU, or on the CPU with TRITON_INTERPRET=1)")
     c.add_argument("--passes", help="passes to run after the default cleanup pipeline, e.g. 'cse,dce'")
     c.add_argument("--dynamic", help="names for the leading dims of every input, e.g. batch,seq")
+    c.add_argument("--calibration", metavar="DATA.npz",
+                   help="calibration samples for passes that need real activations (static int8, gptq, "
+                        "sparsegpt, wanda): one key per input, samples stacked on axis 0")
     c.add_argument("--fusion-report", action="store_true",
                    help="print the fusion report: the kernels, their ops, and the pairs left unfused and why")
     c.add_argument("--stats", action="store_true", help="deprecated spelling of --fusion-report")

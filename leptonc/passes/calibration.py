@@ -1,0 +1,163 @@
+"""Calibration data: real inputs for the passes that need activations (static int8 activations, GPTQ,
+SparseGPT and Wanda pruning, recovery).
+
+    cm = leptonc.compile(model, example_inputs, passes="quantize{weights=int4,method=gptq}", calibration=data)
+    leptonc compile model.onnx -o m.lep --passes ... --calibration data.npz
+
+`data` is an iterable of samples, each a tuple of numpy arrays in graph-input order (a sample may itself be a
+batch), or the path of an .npz file with one key per graph input, samples stacked on axis 0: an array of
+rank r + 1 for an input of rank r holds one sample per row of axis 0, and an array of rank r (a batch of
+samples) gives each row as a batch-1 sample. Each sample is checked against the graph's input types before
+any pass runs, so a wrong file fails with its key and shape named.
+
+A pass reads the data with `require_calibration(pass_name)` while the pipeline runs under
+`calibrating(data)`, and runs it through the graph as it stands with `observe(graph, values)`, which yields
+one list of arrays per sample (the values asked for), so that statistics accumulate in bounded memory.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir import dims as D
+from ..ir.errors import LeptoncError
+from ..ir.graph import Graph, Value
+from ..runtime.reference import run_reference
+from ..runtime.signature import bind_inputs
+from .registry import PassError
+
+MAX_SAMPLES = 100_000
+
+
+class CalibrationError(LeptoncError):
+    """Calibration data that does not fit the graph (missing input, wrong shape or dtype, empty)."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Calibration samples, each a tuple of arrays in graph-input order."""
+
+    samples: tuple[tuple[np.ndarray, ...], ...]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def digest(self) -> str:
+        """A hash of every sample's dtype, shape and bytes (part of the compile cache key)."""
+        h = hashlib.sha256()
+        for sample in self.samples:
+            for a in sample:
+                h.update(f"{a.dtype}{a.shape}".encode())
+                h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+
+    def observe(self, graph: Graph, values: list[Value]) -> Iterator[list[np.ndarray]]:
+        """Per sample, the arrays `values` of `graph` take when the reference interpreter runs the sample."""
+        outputs = list(graph.outputs)
+        try:
+            graph.set_outputs(outputs + list(values))
+            for sample in self.samples:
+                yield run_reference(graph, *sample)[len(outputs):]
+        finally:
+            graph.set_outputs(outputs)
+
+
+def load_calibration(data, graph: Graph) -> Calibration:
+    """Calibration samples for `graph` from an .npz path or an iterable of input tuples, checked against the
+    graph's inputs; a CalibrationError names the sample or key that does not fit."""
+    if isinstance(data, Calibration):
+        samples = list(data.samples)
+        where = "calibration"
+    elif isinstance(data, (str, os.PathLike)):
+        samples = _npz_samples(os.fspath(data), graph)
+        where = os.fspath(data)
+    else:
+        try:
+            samples = [tuple(np.asarray(a) for a in (s if isinstance(s, (tuple, list)) else (s,)))
+                       for s in _bounded(data)]
+        except TypeError:
+            raise CalibrationError(f"calibration: expected an iterable of input tuples (numpy arrays) or an "
+                                   f".npz path, got {type(data).__name__}") from None
+        where = "calibration"
+    if not samples:
+        raise CalibrationError(f"{where}: no calibration samples")
+    names, types = [v.name for v in graph.inputs], [v.type for v in graph.inputs]
+    signed = D.signed_dims(v for n in graph.nodes for v in n.outputs)
+    for i, sample in enumerate(samples):
+        try:
+            bind_inputs(names, types, sample, signed)
+        except LeptoncError as e:
+            raise CalibrationError(f"{where}: sample {i}: {e}") from None
+    return Calibration(tuple(tuple(np.ascontiguousarray(a) for a in s) for s in samples))
+
+
+def _bounded(data) -> list:
+    samples = []
+    for s in data:
+        samples.append(s)
+        if len(samples) > MAX_SAMPLES:
+            raise CalibrationError(f"calibration: more than {MAX_SAMPLES} samples")
+    return samples
+
+
+def _npz_samples(path: str, graph: Graph) -> list[tuple[np.ndarray, ...]]:
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise CalibrationError(f"--calibration {path}: not a readable .npz file ({e})") from None
+    with npz:
+        names = [v.name for v in graph.inputs]
+        missing, extra = [n for n in names if n not in npz.files], [k for k in npz.files if k not in names]
+        if missing or extra:
+            raise CalibrationError(f"--calibration {path}: keys {sorted(npz.files)} do not match the graph's "
+                                   f"inputs {names}" + (f" (missing {missing})" if missing else "") +
+                                   (f" (unknown {extra})" if extra else ""))
+        columns = []
+        for v in graph.inputs:
+            a = npz[v.name]
+            rank = v.type.rank
+            if a.ndim == rank + 1:
+                columns.append([a[i] for i in range(a.shape[0])])
+            elif a.ndim == rank and rank >= 1:
+                columns.append([a[i:i + 1] for i in range(a.shape[0])])
+            else:
+                raise CalibrationError(f"--calibration {path}: key {v.name!r} has shape {list(a.shape)}; input "
+                                       f"{v.name} is {v.type}: give samples stacked on axis 0 (rank {rank + 1})")
+    counts = {len(c) for c in columns}
+    if len(counts) > 1:
+        raise CalibrationError(f"--calibration {path}: the keys hold different numbers of samples "
+                               f"({dict(zip(names, (len(c) for c in columns)))})")
+    return list(zip(*columns))
+
+
+_CURRENT: contextvars.ContextVar[Calibration | None] = contextvars.ContextVar("leptonc_calibration", default=None)
+
+
+@contextlib.contextmanager
+def calibrating(calibration: Calibration | None):
+    """Passes run inside this block read `calibration` through require_calibration / current_calibration."""
+    token = _CURRENT.set(calibration)
+    try:
+        yield calibration
+    finally:
+        _CURRENT.reset(token)
+
+
+def current_calibration() -> Calibration | None:
+    """The calibration data of the compile running now, if it was given any."""
+    return _CURRENT.get()
+
+
+def require_calibration(pass_name: str) -> Calibration:
+    """The calibration data of the compile running now; a PassError naming `pass_name` when none was given."""
+    calibration = _CURRENT.get()
+    if calibration is None:
+        raise PassError(f"pass {pass_name} needs calibration data: leptonc.compile(..., calibration=samples or "
+                        "'data.npz'), or --calibration data.npz on the command line")
+    return calibration
