@@ -4,6 +4,12 @@
     prune{method=magnitude,sparsity=0.9,scope=global} one threshold over every pruned layer
     prune{method=nm,n=2,m=4}                          n of every m consecutive inputs of an output
     prune{method=block,block=1x8,sparsity=0.9}        whole BH x BW blocks of W [N, K], the smallest L2 norms
+    prune{method=sparsegpt,sparsity=0.5}              chosen and reconstructed on calibration data (SparseGPT)
+    prune{method=wanda,pattern=nm,n=2,m=4}            scored |w| * ||x|| on calibration data (Wanda)
+
+sparsegpt and wanda (obs_prune.py) need calibration data (compile(..., calibration=)) and take the mask's
+pattern from `pattern`: unstructured (sparsity), nm (n, m) or block (block, sparsity); `pattern` must be
+left as it is (auto) or match for magnitude, nm and block, which name theirs.
 
 W is a layer's weight as [N, K], one row per output (as torch stores it), so
 block=1x8 keeps or drops 8 consecutive inputs of one output and block=8x1 the
@@ -55,11 +61,14 @@ def parse_block(text: str) -> tuple[int, int]:
     return bh, bw
 
 
-@register_pass("prune", "zero the smallest weights of linear layers (magnitude, n:m or block) and run them on "
-                        "sparse kernels where faster",
+@register_pass("prune", "zero the least important weights of linear layers (magnitude, or sparsegpt/wanda on "
+                        "calibration data; unstructured, n:m or block) and run them on sparse kernels where faster",
                options={
-                   "method": Option(str, "magnitude", "what is pruned", choices=("magnitude", "nm", "block")),
-                   "sparsity": Option(float, 0.9, "fraction of weights zeroed (magnitude, block)"),
+                   "method": Option(str, "magnitude", "what is pruned",
+                                    choices=("magnitude", "nm", "block", "sparsegpt", "wanda")),
+                   "pattern": Option(str, "auto", "mask shape of sparsegpt and wanda (auto: unstructured)",
+                                     choices=("auto", "unstructured", "nm", "block")),
+                   "sparsity": Option(float, 0.9, "fraction of weights (or blocks) zeroed (unstructured, block)"),
                    "scope": Option(str, "layer", "the fraction holds per layer or over all layers together",
                                    choices=("layer", "global")),
                    "n": Option(int, 2, "weights kept in each group (nm)"),
@@ -69,39 +78,62 @@ def parse_block(text: str) -> tuple[int, int]:
                    "kernels": KERNELS,
                    "rows": ROWS,
                })
-def prune(graph: Graph, method: str, sparsity: float, scope: str, n: int, m: int, block: str, skip: str,
-          kernels: str, rows: int) -> bool:
+def prune(graph: Graph, method: str, pattern: str, sparsity: float, scope: str, n: int, m: int, block: str,
+          skip: str, kernels: str, rows: int) -> bool:
+    kind = _pattern_kind(method, pattern)
     if not 0.0 <= sparsity < 1.0:
         raise PassError(f"prune: sparsity must be in [0, 1), got {sparsity}")
     if rows < 0:
         raise PassError(f"prune: rows must be 0 (the graph's) or positive, got {rows}")
-    if method == "nm" and not 1 <= n <= m <= 256:
+    if kind == "nm" and not 1 <= n <= m <= 256:
         raise PassError(f"prune: n:m needs 1 <= n <= m <= 256, got {n}:{m}")
-    shape = parse_block(block) if method == "block" else (1, 1)
-    layers = [l for l in select_layers(linear_layers(graph), skip, "prune") if _fits(l, method, shape, m)]
+    shape = parse_block(block) if kind == "block" else (1, 1)
+    layers = [l for l in select_layers(linear_layers(graph), skip, "prune") if _fits(l, kind, shape, m)]
+    if method in ("sparsegpt", "wanda"):
+        from .obs_prune import Pattern, prune_calibrated
+
+        if scope != "layer":
+            raise PassError(f"prune: method={method} prunes each layer on its own (scope=layer), got scope={scope}")
+        prune_calibrated(graph, layers, method, Pattern(kind, sparsity, n, m, shape),
+                         lambda layer, w: _apply(graph, layer, w, kind, n, m, shape, kernels, rows))
+        return bool(layers)
     if method == "nm":
         masks = [_nm_mask(l.effective, n, m) for l in layers]
     else:
         scores = [_block_scores(l.effective, shape) for l in layers]
         masks = [_expand(k, shape) for k in _keep(scores, sparsity, scope)]
-    changed = False
     for layer, mask in zip(layers, masks):
-        pruned = np.where(mask, layer.stored, np.zeros((), layer.stored.dtype))
-        if method == "nm":
-            enc = encode_nm(pruned, n, m)
-        else:
-            enc = encode_bsr(pruned, shape)
-        if not lower_layer(graph, layer, enc, kernels, "prune", rows):
-            replace_weight(graph, layer, pruned)
-        changed = True
-    return changed
+        _apply(graph, layer, np.where(mask, layer.effective, np.float32(0)), kind, n, m, shape, kernels, rows)
+    return bool(layers)
 
 
-def _fits(layer: LinearLayer, method: str, shape: tuple[int, int], m: int) -> bool:
+def _pattern_kind(method: str, pattern: str) -> str:
+    """The mask's shape: unstructured, nm or block."""
+    named = {"nm": "nm", "block": "block", "magnitude": "unstructured"}.get(method)
+    if named is None:
+        return "unstructured" if pattern == "auto" else pattern
+    if pattern not in ("auto", named):
+        raise PassError(f"prune: method={method} prunes {named}; pattern={pattern} is for sparsegpt and wanda "
+                        f"(or method=nm, method=block)")
+    return named
+
+
+def _apply(graph: Graph, layer: LinearLayer, w: np.ndarray, kind: str, n: int, m: int, shape: tuple[int, int],
+           kernels: str, rows: int) -> None:
+    """Give `layer` its pruned weight w [N, K] (f32; an int8 layer's is put back on its grid), on the sparse
+    kernel of the pattern where `kernels` says so."""
+    pruned = w if layer.scale is None else \
+        np.clip(np.rint(w / layer.scale[:, None]), -127, 127).astype(np.int8)
+    enc = encode_nm(pruned, n, m) if kind == "nm" else encode_bsr(pruned, shape)
+    if not lower_layer(graph, layer, enc, kernels, "prune", rows):
+        replace_weight(graph, layer, pruned)
+
+
+def _fits(layer: LinearLayer, kind: str, shape: tuple[int, int], m: int) -> bool:
     n_out, k_in = layer.stored.shape
-    if method == "nm" and k_in % m:
+    if kind == "nm" and k_in % m:
         reason = f"its {k_in} inputs do not divide into groups of {m}"
-    elif method == "block" and (n_out % shape[0] or k_in % shape[1]):
+    elif kind == "block" and (n_out % shape[0] or k_in % shape[1]):
         reason = f"[{n_out}, {k_in}] does not divide into {shape[0]}x{shape[1]} blocks"
     else:
         return True
@@ -162,15 +194,17 @@ def removed_energy_bound(method: str, sparsity: float, n: int, m: int) -> float:
     return 1.0 - n / m if method == "nm" else sparsity
 
 
-def _tolerance(method: str, sparsity: float, scope: str, n: int, m: int, block: str, skip: str,
+def _tolerance(method: str, pattern: str, sparsity: float, scope: str, n: int, m: int, block: str, skip: str,
                kernels: str, rows: int) -> Tolerance:
     """A pruned layer keeps at least 1 - e of its weight energy (e = removed_energy_bound; a global
     threshold may take up to twice the average from one layer), so on isotropic inputs its output's SQNR
     is at least -10 log10(e) and its relative error at most sqrt(e). The model-level bound allows twice
     that loss (3 dB) for errors compounding through the layers; pruning without retraining promises
-    nothing about top-1 agreement."""
-    e = removed_energy_bound(method, sparsity, n, m)
-    if scope == "global":
+    nothing about top-1 agreement. sparsegpt and wanda spend weight energy where the calibration inputs are
+    small, so on other inputs they are allowed twice the energy, as a global threshold is."""
+    kind = _pattern_kind(method, pattern)
+    e = removed_energy_bound(kind if kind in ("nm", "block") else "magnitude", sparsity, n, m)
+    if scope == "global" or method in ("sparsegpt", "wanda"):
         e = 2 * e
     e = min(max(e, 1e-6), 1.0)
     return Tolerance(max_rel_error=2.0 * math.sqrt(e), min_sqnr_db=-10.0 * math.log10(2.0 * e), min_top1=0.0)
