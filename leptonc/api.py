@@ -9,6 +9,7 @@ is the default cleanup pipeline, then `passes`, then the target's lowering.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -20,8 +21,9 @@ import numpy as np
 from .ir.errors import LeptoncError, optional_dependency
 from .ir.graph import Graph
 from .ir.printer import print_ir
-from .runtime.accuracy import record_accuracy
-from .runtime.compiled import CompiledModel, load
+from .runtime.accuracy import accuracy_samples, record_accuracy, start_reference
+from .loader import load
+from .runtime.compiled import CompiledModel
 from .runtime.signature import example_bindings
 
 TARGETS = ("cpu", "triton", "stablehlo")
@@ -43,6 +45,7 @@ class Progress:
         self.start = time.perf_counter()
         self.shown = False
         self._timer: threading.Timer | None = None
+        self._counted = -math.inf
 
     def stage(self, text: str) -> None:
         self._cancel()
@@ -59,6 +62,13 @@ class Progress:
     def _show(self, text: str) -> None:
         self.shown = True
         print(f"leptonc: [{time.perf_counter() - self.start:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+    def count(self, text: str, done: int, total: int) -> None:
+        """A stage with a count ("text: done/total"), shown at most once a second."""
+        now = time.perf_counter()
+        if done in (0, total) or now - self._counted >= 1.0:
+            self._counted = now
+            self.stage(f"{text}: {done}/{total}")
 
     def done(self, text: str) -> None:
         self._cancel()
@@ -114,11 +124,15 @@ def _onnx_input_shapes(model, dynamic_shapes) -> dict[str, list]:
 
 
 def compile(model, example_inputs=None, target: str = "cpu", passes: str | None = None, *,
-            dynamic_shapes=None, quiet: bool = False, cache: bool = True, calibration=None):
+            dynamic_shapes=None, quiet: bool = False, cache: bool = True, calibration=None, accuracy=True):
     """Compile `model` for `target`; returns a callable compiled model (numpy in, numpy out).
 
     `calibration` gives the passes that need real activations their samples: an iterable of input tuples
     (numpy arrays) or the path of an .npz, one key per input (passes/calibration.py).
+
+    When `passes` hold a lossy pass, the compile measures its error against the fp32 graph (compiled too, in
+    parallel) on random inputs (runtime/accuracy.py): `accuracy` is their number (True: 256 for a model with a
+    classification or LM head, else 8), or False (0) to skip that check.
 
     With `cache`, compiling the same ONNX file (or bytes) with the same options again for the cpu target
     loads the artifact of the first compile (leptonc/cache.py); the C build cache serves every model."""
@@ -128,12 +142,14 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
     from .passes.calibration import calibrating, load_calibration
 
     progress = Progress(quiet)
+    accuracy_samples(accuracy)  # (a bad value fails before the model is imported)
     if calibration is not None and not isinstance(calibration, (str, os.PathLike)):
         calibration = list(calibration)  # (an iterator is read once, for the key and for the passes)
 
     def cache_key() -> str | None:
         return compile_cache.artifact_key(model, target=target, passes=passes, dynamic_shapes=dynamic_shapes,
-                                          example_inputs=example_inputs, calibration=calibration) \
+                                          example_inputs=example_inputs, calibration=calibration,
+                                          accuracy=accuracy) \
             if cache and target == "cpu" else None
 
     key = cache_key()
@@ -147,17 +163,18 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
     progress.stage("running passes")
     pipeline = [CLEANUP_PIPELINE] + ([passes] if passes else [])
     fp32_graph = graph = run_pipeline(graph, CLEANUP_PIPELINE)
+    fp32 = start_reference(fp32_graph, passes, accuracy, example_inputs, _fp32_build(cache, example_inputs))
     if passes:
         with calibrating(samples):
             graph = run_pipeline(graph, passes)
     if target == "stablehlo":
         from . import __version__
-        from .runtime.xla import XlaCompiledModel
+        from .codegen.stablehlo import compile_stablehlo
 
         progress.stage("emitting StableHLO")
         manifest = {"leptonc_version": __version__, "pipeline": ",".join(pipeline)}
         with optional_dependency("the stablehlo target"):
-            cm = XlaCompiledModel.from_graph(graph, manifest, example_bindings(graph.inputs, example_inputs))
+            cm = compile_stablehlo(graph, manifest, example_bindings(graph.inputs, example_inputs))
         done = "compiled"
     elif target == "triton":
         from .codegen.triton import compile_triton
@@ -168,9 +185,8 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
     else:
         cm = compile_cpu(graph, pipeline, progress, cache=cache, example_inputs=example_inputs)
         done = f"compiled: {len(cm.kernel_names)} kernels"
-    if passes:
-        progress.stage("measuring the error of the passes against the fp32 graph")
-        record_accuracy(cm, fp32_graph, passes, example_inputs, graph)
+    if fp32 is not None:
+        record_accuracy(cm, fp32, passes, graph, progress)
     if key and cache_key() == key:  # (a model file written while it compiled: the result is not the key's)
         progress.stage("storing the artifact in the compile cache")
         compile_cache.store(key, cm)
@@ -206,6 +222,16 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
     manifest["cpu_features"] = list(cpu_features())
     art = Artifact(manifest, print_ir(graph), b"", program.source, library.read_bytes(), weights=weights)
     return CompiledModel(art, library)
+
+
+def _fp32_build(cache: bool, example_inputs):
+    """What builds the fp32 reference of the accuracy check: the cpu target (None without a C compiler)."""
+    from .codegen.cpu.build import find_compiler
+
+    if find_compiler() is None:
+        return None
+    return lambda graph: compile_cpu(graph, [CLEANUP_PIPELINE], Progress(quiet=True), cache=cache,
+                                     example_inputs=example_inputs)
 
 
 def _placed_layout(graph: Graph, name: str, arena) -> np.ndarray:

@@ -31,8 +31,9 @@ DEFAULT_LIMIT = 4 << 30
 
 
 def artifact_key(model, *, target: str, passes: str | None, dynamic_shapes, example_inputs,
-                 calibration=None) -> str | None:
-    """The cache key of compiling `model` with these options; None when the model is not a file or bytes, when
+                 calibration=None, accuracy=True) -> str | None:
+    """The cache key of compiling `model` with these options (`accuracy`: the sample count of the accuracy
+    report a lossy compile stores in the artifact); None when the model is not a file or bytes, when
     its external data cannot be hashed, or when no cache folder can be written."""
     is_file = isinstance(model, (str, os.PathLike)) and str(model).endswith(".onnx") and os.path.isfile(model)
     if not (is_file or isinstance(model, bytes)) or writable_cache_dir() is None:
@@ -43,10 +44,12 @@ def artifact_key(model, *, target: str, passes: str | None, dynamic_shapes, exam
         return None
     from . import __version__
     from .codegen.cpu.build import FLAGS, compiler_version, cpu_features, find_compiler
+    from .runtime.accuracy import accuracy_samples
 
     cc = find_compiler()
     parts = [model_digest, target, passes or "", repr(dynamic_shapes), _inputs_digest(example_inputs),
-             _calibration_digest(calibration), __version__, _leptonc_digest(), _package_version("onnx"), _plugins(),
+             _calibration_digest(calibration), f"accuracy {accuracy_samples(accuracy)}", __version__,
+             _leptonc_digest(), _package_version("onnx"), _plugins(),
              f"{cc} {compiler_version(cc)}" if cc else "no compiler", " ".join(FLAGS), ",".join(cpu_features())]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
@@ -55,7 +58,7 @@ def load_entry(key: str):
     """The compiled model cached under `key`, marked as just used; None on a miss. An entry that fails
     verification (damaged on disk) is removed, with a warning, and counts as a miss."""
     from .runtime.artifact import ArtifactError
-    from .runtime.compiled import load
+    from .loader import load
 
     path = _entries() / f"{key[:40]}.lep"
     try:

@@ -20,6 +20,16 @@ def graph_symbols(graph: Graph) -> list[str]:
     return sorted(syms)
 
 
+def transposed_strides(node) -> list:
+    """Element strides, in a transpose's contiguous result, of its operand's dims."""
+    perm = node.attrs["perm"]
+    out = D.contiguous_strides(node.outputs[0].shape)
+    strides = [0] * len(perm)
+    for i, p in enumerate(perm):
+        strides[p] = out[i]
+    return strides
+
+
 def check_dtypes(graph: Graph, target: str, supported, error: type[Exception]) -> None:
     """Raise `error` (the target's UnsupportedError) for the first value whose dtype the target does not
     compute with: a graph input, an operand or result of a node (named by its label, which shows the op),

@@ -22,12 +22,18 @@ import numpy as np
 
 from .errors import IndexRangeError
 
+NO_INDEX_ERROR = 2**63 - 1  # the position a run's index record holds while no index was out of range
 CHECKED_OPS = ("gather", "gather_elements", "scatter_elements", "gather_nd", "scatter_nd", "tensor_scatter")
 
 
 def checks_indices(node) -> bool:
     """Whether a run checks the node's indices (every target, in graph order)."""
     return node.op in CHECKED_OPS and node.attrs.get("mode") != "circular"
+
+
+def checked_sites(graph) -> tuple[str, ...]:
+    """The nodes (as index errors name them) whose indices a run checks, in graph order."""
+    return tuple(site(n) for n in graph.nodes if checks_indices(n))
 
 
 def indexed_dims(op: str, attrs: dict, data_rank: int, index_shape) -> tuple[int, ...]:

@@ -4,53 +4,67 @@ XLA compiles static shapes, so a graph with symbolic dims is specialized: one
 module per binding of its symbols ("B" = 8), emitted and compiled on the first
 call at that size and cached. The artifact holds the module for the example
 sizes (what a TPU deployment hands to XLA, see docs/stablehlo.md), the
-optimized IR and the weights; other sizes are emitted from the IR at load.
+optimized IR and the weights; other sizes are emitted from the IR when first run.
+
+Emitting is code generation, which the runtime does not import: a model is
+given its `emit` function (codegen/stablehlo's, see its `xla_model` and
+`compiled_model`), called as emit(graph, bindings, inline_weights) and
+returning a module with `text` and `weights` (the constants @main takes after
+the inputs).
 """
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
-from ..codegen.stablehlo import EmittedModule, XlaExecutable, emit
-from ..codegen.stablehlo.emit import index_checks
-from ..codegen.stablehlo.index import NO_ERROR
-from ..codegen.stablehlo.specialize import symbols_of
 from ..ir import dims as D
 from ..ir.errors import IndexRangeError
 from ..ir.graph import Graph
+from ..ir.indices import NO_INDEX_ERROR, checked_sites
 from ..ir.parser import parse_ir
-from ..ir.printer import print_ir
 from . import safetensors
 from .artifact import Artifact
 from .compiled import ArtifactModel
 from .signature import bind_inputs
+from .xla_client import XlaExecutable
+
+
+@dataclass(frozen=True)
+class XlaModule:
+    """A StableHLO module and its calling convention: @main takes the graph inputs, then these constants."""
+
+    text: str
+    weights: tuple[str, ...]
 
 
 class XlaModel:
     """A Graph run by XLA: a module per size binding, compiled on first use; weights stay on the device. Any
     number of threads may run it: modules and device weights are made under a lock, runs share nothing else."""
 
-    def __init__(self, graph: Graph, inline_weights: bool = False, platform: str = "cpu"):
+    def __init__(self, graph: Graph, emit: Callable, inline_weights: bool = False, platform: str = "cpu"):
         self.graph = graph
+        self.emit = emit
         self.inline_weights = inline_weights
         self.platform = platform
-        self._symbols = symbols_of(graph)
+        self._symbols = {s for v in graph.inputs for d in v.shape for s in D.symbols(d)}
         self._signed_dims = D.signed_dims(v for n in graph.nodes for v in n.outputs)
-        self._index_checks = index_checks(graph)
-        self._compiled: dict[tuple, tuple[EmittedModule, XlaExecutable]] = {}
+        self._index_checks = checked_sites(graph)
+        self._compiled: dict[tuple, tuple[XlaModule, XlaExecutable]] = {}
         self._weights_on_device: dict[str, object] = {}
         self._lock = threading.RLock()
 
     def _key(self, bindings: dict[str, int]) -> tuple:
         return tuple(sorted((k, int(v)) for k, v in bindings.items() if k in self._symbols))
 
-    def module_for(self, bindings: dict[str, int]) -> EmittedModule:
+    def module_for(self, bindings: dict[str, int]) -> XlaModule:
         """The module for these sizes (emitted and compiled if not yet)."""
         return self._compile(bindings)[0]
 
-    def add_module(self, bindings: dict[str, int], module: EmittedModule) -> None:
+    def add_module(self, bindings: dict[str, int], module: XlaModule) -> None:
         """Use an already emitted module (an artifact's) for these sizes."""
         with self._lock:
             self._compiled[self._key(bindings)] = (module, XlaExecutable(module.text, self.platform))
@@ -59,7 +73,7 @@ class XlaModel:
         key = self._key(bindings)
         with self._lock:
             if key not in self._compiled:
-                self.add_module(dict(key), emit(self.graph, dict(key), self.inline_weights))
+                self.add_module(dict(key), self.emit(self.graph, dict(key), self.inline_weights))
             return self._compiled[key]
 
     @property
@@ -91,39 +105,21 @@ def raise_index_error(checks: tuple[str, ...], records: list) -> None:
     first_bad_index: position, index, dim, dim size) that found an index out of range."""
     for where, record in zip(checks, records):
         pos, index, dim, size = (int(x) for x in np.asarray(record))
-        if pos != NO_ERROR:
+        if pos != NO_INDEX_ERROR:
             raise IndexRangeError(where, index, dim, size)
 
 
 class XlaCompiledModel(ArtifactModel):
     """A compiled model of the stablehlo target; `cm.source` is the artifact's module (specialized to
-    manifest['stablehlo']['bindings'])."""
+    manifest['stablehlo']['bindings']), other sizes are emitted by `emit`."""
 
-    def __init__(self, artifact: Artifact, platform: str = "cpu"):
+    def __init__(self, artifact: Artifact, emit: Callable, platform: str = "cpu"):
         super().__init__(artifact)
         weights = safetensors.loads(artifact.weights_blob)
         self.graph = parse_ir(artifact.ir_text, weights)
-        self.model = XlaModel(self.graph, platform=platform)
+        self.model = XlaModel(self.graph, emit, platform=platform)
         meta = self.manifest["stablehlo"]
-        self.model.add_module(meta["bindings"], EmittedModule(
-            artifact.source, tuple(v.name for v in self.graph.inputs), tuple(meta["weights"]), (), ()))
-
-    @classmethod
-    def from_graph(cls, graph: Graph, manifest: dict, bindings: dict[str, int] | None) -> "XlaCompiledModel":
-        """Emit the module for `bindings` (symbols they do not give: the smallest size that every dim allows)
-        and pack the artifact."""
-        bindings = _example_sizes(graph, bindings or {})
-        module = emit(graph, bindings)
-        def describe(values):
-            return [{"name": v.name, "dtype": v.dtype.value, "shape": list(v.shape)} for v in values]
-
-        manifest = dict(manifest, target="stablehlo",
-                        signature={"inputs": describe(graph.inputs), "outputs": describe(graph.outputs),
-                                   "symbols": sorted(bindings)},
-                        example_bindings=bindings,
-                        stablehlo={"bindings": bindings, "weights": list(module.weights)})
-        art = Artifact(manifest, print_ir(graph), safetensors.dumps(dict(graph.constants)), module.text, b"")
-        return cls(art)
+        self.model.add_module(meta["bindings"], XlaModule(artifact.source, tuple(meta["weights"])))
 
     def run(self, *inputs) -> list[np.ndarray]:
         return self.model.run(*inputs)
@@ -139,15 +135,3 @@ class XlaCompiledModel(ArtifactModel):
     def __repr__(self) -> str:
         ins = ", ".join(f"{v.name}: {v.type}" for v in self.graph.inputs)
         return f"<XlaCompiledModel target=stablehlo ({ins}) sizes compiled={self.model.compiled_sizes}>"
-
-
-def _example_sizes(graph: Graph, given: dict[str, int]) -> dict[str, int]:
-    """A size for every symbol of `graph`: the given one, else the smallest power of two (1, 2, 4, ...) for
-    which no dim of the graph is negative (a 3x3 conv over H needs H >= 2)."""
-    signed = D.signed_dims(v for n in graph.nodes for v in n.outputs)
-    size = 1
-    while True:
-        sizes = {s: given.get(s, size) for s in symbols_of(graph)}
-        if size >= 1 << 16 or all(D.evaluate(d, sizes) >= 0 for _, _, d in signed):
-            return sizes
-        size *= 2

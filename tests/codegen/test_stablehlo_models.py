@@ -14,13 +14,14 @@ from leptonc.codegen.stablehlo import emit, emit_module  # noqa: E402
 from leptonc.codegen.stablehlo.verify import verify_module  # noqa: E402
 from leptonc.ir import DType, Graph, LeptoncError, TensorType  # noqa: E402
 from leptonc.runtime.reference import run_reference  # noqa: E402
+from leptonc.codegen.stablehlo import xla_model  # noqa: E402
 from leptonc.runtime.xla import XlaModel  # noqa: E402
 from tests.codegen.test_stablehlo_ops import check_close  # noqa: E402
 from tests.model_zoo import FULL, SMALL, as_numpy, build, dynamic  # noqa: E402
 
 
 def check_model(graph: Graph, inputs: list) -> XlaModel:
-    model = XlaModel(graph)
+    model = xla_model(graph)
     check_close(model(*inputs), run_reference(graph, *inputs))
     for sizes in model.compiled_sizes:
         verify_module(model.module_for(sizes).text)
@@ -95,8 +96,8 @@ def test_weights_are_arguments_unless_inlined():
     verify_module(inlined.text)
     x = np.random.default_rng(2).standard_normal((4, 8)).astype(np.float32)
     want = run_reference(g, x)
-    check_close(XlaModel(g)(x), want)
-    check_close(XlaModel(g, inline_weights=True)(x), want)
+    check_close(xla_model(g)(x), want)
+    check_close(xla_model(g, inline_weights=True)(x), want)
 
 
 def test_symbolic_graph_needs_sizes():
@@ -114,7 +115,7 @@ def test_other_float_dtypes(dtype):
     y = g.add("reduce_mean", g.add("exp", g.add("cast", h, dtype=DType.f32)), axes=(1,))
     g.set_outputs([g.add("cast", y, dtype=dtype), g.add("reduce_sum", h, axes=(0,))])
     arr = rng.standard_normal((4, 8)).astype(dtype.numpy)
-    got, want = XlaModel(g)(arr), run_reference(g, arr)
+    got, want = xla_model(g)(arr), run_reference(g, arr)
     for a, b in zip(got, want):
         assert a.dtype == b.dtype
         tol = 1e-4 if dtype is DType.f64 else 2e-2
@@ -130,4 +131,4 @@ def test_i4_and_bool_constants_are_exact():
     g.set_outputs([y])
     arr = np.arange(4, dtype=np.int32)
     for inline in (False, True):
-        np.testing.assert_array_equal(XlaModel(g, inline_weights=inline)(arr)[0], run_reference(g, arr)[0])
+        np.testing.assert_array_equal(xla_model(g, inline_weights=inline)(arr)[0], run_reference(g, arr)[0])

@@ -12,7 +12,7 @@ from leptonc.codegen.stablehlo.specialize import DATA_DEPENDENT  # noqa: E402
 from leptonc.codegen.stablehlo.verify import verify_module  # noqa: E402
 from leptonc.ir import DType, Graph, LeptoncError, TensorType, all_ops  # noqa: E402
 from leptonc.runtime.reference import run_reference  # noqa: E402
-from leptonc.runtime.xla import XlaModel  # noqa: E402
+from leptonc.codegen.stablehlo import xla_model  # noqa: E402
 
 RNG = np.random.default_rng(0)
 
@@ -325,7 +325,7 @@ def test_op_matches_reference(op, operands, attrs):
     g = graph_of(op, operands, **attrs)
     verify_module(emit_module(g))
     inputs = run_inputs(operands)
-    check_close(XlaModel(g)(*inputs), run_reference(g, *inputs))
+    check_close(xla_model(g)(*inputs), run_reference(g, *inputs))
 
 
 def test_every_registered_op_has_a_lowering():
@@ -377,7 +377,7 @@ def test_shape_arithmetic_is_known_per_size():
     batch = g.add("slice", g.add("shape_of", x), starts=(0,), ends=(1,), axes=(0,), steps=(1,))
     target = g.add("concat", batch, g.add_constant(np.array([-1]), "minus_one"), axis=0)
     g.set_outputs([g.add("reshape_dynamic", x, target)])
-    model = XlaModel(g)
+    model = xla_model(g)
     for n in (2, 5):
         arr = f32(n, 3, 4)
         check_close(model(arr), run_reference(g, arr))

@@ -175,7 +175,7 @@ def reference_outputs(cm, inputs):
     """The reference interpreter on the IR and weights `cm` loaded (packed GEMM weights unpacked again)."""
     import leptonc
     from leptonc.ir.parser import parse_ir
-    from leptonc.runtime.derive import ir_constants
+    from leptonc.codegen.derive import ir_constants
 
     weights = cm.artifact.weights if cm.artifact.weights is not None else cm.weights
     consts = ir_constants(cm.ir_text, weights)

@@ -26,8 +26,10 @@ from ...ir.dims import contiguous_strides
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
 from ...passes.fusion import Kernel, operand_layout
-from .cexpr import UnsupportedError, cnumel, ctype, elementwise_expr, literal, pow_const
-from .kernels import KernelContext, transposed_strides
+from ..kernel_body import constant_exponent
+from .cexpr import UnsupportedError, cnumel, ctype, elementwise_expr, literal
+from .. import transposed_strides
+from .kernels import KernelContext
 
 ATTENTION_SOURCE = Path(__file__).with_name("attention.c").read_text()
 
@@ -192,13 +194,8 @@ class _Tile:
                 + ["    " + s for s in loop] + ["  }", "}"])
 
     def _expr(self, n: Node, args: list[str]) -> str:
-        if n.op == "pow":
-            exp = self.ctx.graph.constant_of(n.inputs[1])
-            if exp is not None and exp.size == 1 and n.inputs[0].dtype.is_float:
-                fast = pow_const(args[0], float(exp.reshape(())), n.inputs[0].dtype)
-                if fast is not None:
-                    return fast
-        return elementwise_expr(n.op, n.attrs, args, [x.dtype for x in n.inputs], n.outputs[0].dtype)
+        return elementwise_expr(n.op, n.attrs, args, [x.dtype for x in n.inputs], n.outputs[0].dtype,
+                                constant_exponent(self.ctx.graph, n))
 
     def _operand(self, x: Value, pointers: list[str]) -> str:
         """x's element at (row0 + i, col0 + j) of the tile, broadcast to the domain."""

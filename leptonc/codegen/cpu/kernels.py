@@ -14,16 +14,6 @@ from ...ir.graph import Graph, Node, Value
 from .cexpr import UnsupportedError, cdim, cnumel, ctype, literal
 
 
-def transposed_strides(node: Node) -> list:
-    """Element strides, in a transpose's contiguous result, of its operand's dims."""
-    perm = node.attrs["perm"]
-    out = D.contiguous_strides(node.outputs[0].shape)
-    strides = [0] * len(perm)
-    for i, p in enumerate(perm):
-        strides[p] = out[i]
-    return strides
-
-
 def _arr(name: str, items, where: str) -> str:
     vals = ", ".join(cdim(x, where) for x in items) or "0"
     return f"const int64_t {name}[] = {{{vals}}};"

@@ -5,7 +5,7 @@ out of range, which the runtime raises (index.first_bad_index).
 
 Symbolic dims are specialized (specialize.py): the module is written for one
 binding of the symbols ("B" = 8), with every shape static, because XLA compiles
-static shapes. `XlaModel` in runner.py keeps one compiled module per binding.
+static shapes. `XlaModel` in leptonc/runtime/xla.py keeps one compiled module per binding.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ...ir.errors import IRError, LeptoncError
 from ...ir.graph import Graph, Node
-from ...ir.indices import checks_indices, site
+from ...ir.indices import checked_sites, checks_indices
 from ...ir.registry import get_op
 from ...ir.types import TensorType
 from .. import check_dtypes
@@ -90,7 +90,7 @@ def emit(graph: Graph, bindings: dict[str, int] | None = None, inline_weights: b
 
 def index_checks(graph: Graph) -> tuple[str, ...]:
     """The nodes (as index errors name them) whose index records the module returns after the outputs."""
-    return tuple(site(n) for n in graph.nodes if checks_indices(n))
+    return checked_sites(graph)
 
 
 def _check_storage_only(node: Node) -> None:

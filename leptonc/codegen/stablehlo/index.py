@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir.dtypes import DType
-from ...ir.indices import indexed_dims
+from ...ir.indices import NO_INDEX_ERROR as NO_ERROR, indexed_dims
 from ...ir.types import TensorType
 from .builder import Builder, Val, dims_list, i64_array
 from .layout import scatter, scatter_elements, take_along_axis
@@ -16,9 +16,6 @@ def wrap_negative_tuples(b: Builder, idx: Val, sizes) -> Val:
     bound = b.broadcast_in_dim(b.constant(np.asarray(sizes).astype(idx.dtype.numpy)), idx.shape, [len(idx.shape) - 1])
     neg = b.compare(idx, b.full(0, idx.type), "LT")
     return b.select(neg, b.binary("add", idx, bound), idx)
-
-
-NO_ERROR = 2**63 - 1
 
 
 def first_bad_index(b: Builder, data: TensorType, idx: Val, dims: tuple[int, ...], wraps: bool = True) -> Val:

@@ -4,8 +4,8 @@ program.py assembles one Python module of `@triton.jit` kernels and their
 launchers (kernels.py for each kind of kernel, attention.py for attention
 chains as one flash-attention kernel, tiles.py for fused elementwise code and
 reductions, texpr.py for the Triton spelling of each op, prelude.py for
-helpers and the block-size table) and a JSON launch plan; runtime.py runs
-the plan on torch tensors: on a CUDA GPU, or on the CPU with TRITON_INTERPRET=1.
+helpers and the block-size table) and a JSON launch plan; leptonc/runtime/triton.py
+runs the plan on torch tensors: on a CUDA GPU, or on the CPU with TRITON_INTERPRET=1.
 
 fp32 numerics: tl.dot runs with input_precision="ieee" by default, so outputs
 meet the project's fp32 tolerance. With allow_tf32 on a GPU, tl.dot uses TF32
@@ -27,7 +27,7 @@ def compile_triton(graph, pipeline: list[str], progress, *, example_inputs=None,
     from ...runtime.artifact import Artifact, program_manifest
     from ...runtime.signature import example_bindings
     from .program import generate
-    from .runtime import TritonModel
+    from ...runtime.triton import TritonModel
 
     graph = run_pipeline(graph, TARGET_PIPELINE)
     progress.stage("generating Triton kernels")

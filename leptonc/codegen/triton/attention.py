@@ -19,7 +19,7 @@ from __future__ import annotations
 from ...ir import dims as D
 from ...ir.graph import Value
 from ...passes.fusion import Kernel, operand_layout
-from ..cpu.kernels import transposed_strides
+from .. import transposed_strides
 from .kernels import Emitted, KernelContext, _batch_offset, _times
 from .texpr import tltype
 from .tiles import Space, TileEmitter

@@ -18,7 +18,7 @@ matmul) is one flash-attention kernel (attention.py). The launch plan
                         then the buffers that die there
     index_checks        one per kernel that reads positions from a tensor: the
                         op (where), the dims it indexes and their sizes, its step
-                        and which argument holds the indices (runtime.IndexChecks)
+                        and which argument holds the indices (runtime/triton.py: IndexChecks)
     kernels, unfused    what the fusion planner did, for reports
 
 Buffers are torch tensors allocated at their first kernel and dropped after
@@ -190,14 +190,3 @@ _TILE_VARIABLE = re.compile(r"\bv_\w+")
 
 def _entry(v: Value) -> dict:
     return {"name": v.name, "dtype": v.dtype.value, "shape": list(v.shape)}
-
-
-def kernel_sources(source: str) -> dict[str, str]:
-    """Each Triton function (header comment included) of a generated module, by the name of the first kernel
-    that runs it (its header names the kernels that share it)."""
-    out: dict[str, str] = {}
-    for chunk in source.split("\n\n\n"):
-        lines = chunk.strip("\n").splitlines()
-        if lines and lines[0].startswith("# k") and ": " in lines[0]:
-            out[lines[0][2:].split(":")[0]] = "\n".join(lines)
-    return out

@@ -31,17 +31,22 @@ import warnings
 
 import numpy as np
 
-from ...ir import dims as D
-from ...ir.dtypes import DType
-from ...ir.errors import IndexRangeError, LeptoncError, ShapeError
-from ...ir.types import TensorType
-from ...runtime import safetensors
-from ...runtime.artifact import Artifact, sha256
-from ...runtime.compiled import ArtifactModel, CompiledModel
-from ...runtime.signature import bind_inputs
-from ...runtime.files import cache_dir, write_atomic
-from .texpr import TORCH_TYPES
+from ..ir import dims as D
+from ..ir.dtypes import DType
+from ..ir.errors import IndexRangeError, LeptoncError, ShapeError
+from ..ir.indices import NO_INDEX_ERROR
+from ..ir.types import TensorType
+from . import safetensors
+from .artifact import Artifact, sha256
+from .compiled import ArtifactModel, CompiledModel
+from .files import cache_dir, write_atomic
+from .signature import bind_inputs
 
+TORCH_TYPES = {  # the torch dtype of each element type a triton program's buffers hold
+    DType.f32: "float32", DType.f16: "float16", DType.bf16: "bfloat16", DType.f64: "float64",
+    DType.i64: "int64", DType.i32: "int32", DType.i16: "int16", DType.i8: "int8", DType.u8: "uint8",
+    DType.bool: "bool",
+}
 MAX_CUDA_GRAPHS = 8  # input sizes whose CUDA graphs a model keeps at once
 _LAUNCH_LOCK = threading.Lock()  # one thread at a time queues kernels (see the module's docstring)
 
@@ -71,7 +76,7 @@ def load_module(source: str):
 
 
 class TritonExecutor:
-    """Runs one launch plan (`meta`, see program.py) with its kernel module and weights."""
+    """Runs one launch plan (`meta`, see codegen/triton/program.py) with its kernel module and weights."""
 
     def __init__(self, meta: dict, source: str, weights: dict[str, np.ndarray], allow_tf32: bool = False):
         self.meta, self.source, self.host_weights, self.allow_tf32 = meta, source, weights, allow_tf32
@@ -261,7 +266,7 @@ class IndexChecks:
     none); the run keeps each such kernel's index tensor, so that after the run the first bad index is
     reported as the reference interpreter reports it."""
 
-    NONE = 2**63 - 1
+    NONE = NO_INDEX_ERROR
 
     def __init__(self, executor: TritonExecutor):
         self.checks = executor.meta.get("index_checks", [])
@@ -314,9 +319,18 @@ class TritonModel(CompiledModel):
 
     def kernel_sources(self) -> dict[str, str]:
         """Each kernel's Triton source, by kernel name."""
-        from .program import kernel_sources
-
         return kernel_sources(self.artifact.source)
+
+
+def kernel_sources(source: str) -> dict[str, str]:
+    """Each Triton function (header comment included) of a generated module, by the name of the first kernel
+    that runs it (its header names the kernels that share it)."""
+    out: dict[str, str] = {}
+    for chunk in source.split("\n\n\n"):
+        lines = chunk.strip("\n").splitlines()
+        if lines and lines[0].startswith("# k") and ": " in lines[0]:
+            out[lines[0][2:].split(":")[0]] = "\n".join(lines)
+    return out
 
 
 def _tensor_type(entry: dict) -> TensorType:

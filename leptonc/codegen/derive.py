@@ -1,4 +1,5 @@
-"""An artifact's program derived again from its IR: what `load` runs, instead of what the manifest says.
+"""An artifact's program derived again from its IR: what `load` runs (loader.py), instead of what the manifest
+says.
 
 The program of the cpu and triton targets (kernels, buffers and their sizes, weights, input and output
 signature) and its source are a deterministic function of the optimized IR that the artifact stores (the
@@ -20,8 +21,8 @@ from ..ir.dtypes import DType
 from ..ir.errors import LeptoncError
 from ..ir.graph import Graph
 from ..ir.parser import parse_ir
-from . import safetensors
-from .artifact import Artifact, ArtifactError
+from ..runtime import safetensors
+from ..runtime.artifact import Artifact, ArtifactError
 
 # a constant printed by name only (print_ir writes small ones inline): its name and type
 _NAMED_CONST = re.compile(r"^ *%[A-Za-z0-9_.]+ = const @([A-Za-z0-9_.]+) : ([a-z0-9]+)\[([0-9, ]*)\]$", re.M)
@@ -60,7 +61,7 @@ def ir_constants(ir_text: str, weights: dict[str, np.ndarray]) -> dict[str, np.n
     """Arrays for the IR's named constants: the stored weight of that name, or the original of one stored
     transposed; else (a weight stored only in a kernel's layout) zeros of its type, which take no memory.
     The code generator reads no values of those but their type."""
-    from ..codegen.cpu.matmul import TRANSPOSED
+    from .cpu.matmul import TRANSPOSED
 
     out = {}
     for name, dtype, dims in _NAMED_CONST.findall(ir_text):
@@ -78,14 +79,14 @@ def ir_constants(ir_text: str, weights: dict[str, np.ndarray]) -> dict[str, np.n
 
 
 def _derive_cpu(art: Artifact, graph: Graph, weights: dict, where: str) -> Derived:
-    from ..codegen.cpu.layout import laid_out_weight
-    from ..codegen.cpu.program import generate
+    from .cpu.layout import laid_out_weight
+    from .cpu.program import generate
 
     return _derive_program(art, graph, generate(graph), weights, where, layout=laid_out_weight)
 
 
 def _derive_triton(art: Artifact, graph: Graph, weights: dict, where: str) -> Derived:
-    from ..codegen.triton.program import generate
+    from .triton.program import generate
 
     return _derive_program(art, graph, generate(graph), weights, where, layout=None)
 
@@ -104,8 +105,8 @@ def _derive_program(art: Artifact, graph: Graph, program, weights: dict, where: 
 
 
 def _derive_stablehlo(art: Artifact, graph: Graph, weights: dict, where: str) -> Derived:
-    from ..codegen.stablehlo import emit
-    from ..codegen.stablehlo.specialize import symbols_of
+    from .stablehlo import emit
+    from .stablehlo.specialize import symbols_of
 
     bindings = art.manifest["stablehlo"]["bindings"]
     symbols = sorted(symbols_of(graph))

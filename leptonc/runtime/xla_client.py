@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ir.errors import LeptoncError, optional_dependency
+from ..ir.errors import LeptoncError, optional_dependency
 
 
 def xla_client(platform: str = "cpu"):
