@@ -12,6 +12,24 @@ strs, shape (dims that may be symbols, resolved at run time), any. An attribute'
 domain narrows its kind: `low` (int, ints: the least value of each) and `choices`
 (str: the values allowed), e.g. `"strides": Attr("ints", (), low=1)`.
 
+Beside its traits, each op declares what the passes and targets need to know about it, so that none of
+them keeps a list of op names:
+  - `fusion`, its pattern kind (as TVM's OpPatternKind), what a fusion planner may do with it:
+      elemwise   each result element is a function of the operand elements at its index (broadcast);
+      broadcast  the result repeats its operand along some axes (broadcast_to);
+      injective  each result element is one operand element, picked by an index function (transpose,
+                 slice, concat, gather...);
+      reduce     a commutative reduction over static axes (reduce_sum, argmax...);
+      anchor     a contraction that takes an epilogue of elementwise ops on its output (matmul, conv);
+      opaque     none of these: it runs as a kernel of its own.
+    Left out, it follows the traits: elementwise -> elemwise, view -> injective, reduction -> reduce.
+  - `precision`, what mixed precision does with it: "low" (computes in bf16/f16 with f32 accumulation:
+    matmul, conv), "follow" (exact enough to stay in the low type when its operands are: data movement,
+    add, max...), "f32" (numerically sensitive: stays f32; the default).
+  - `layout`: "any" (commutes with any transpose of all of its operands: elementwise), "channels_last"
+    (runs NHWC itself: it has a channels_last attribute), else "fixed".
+  - samples (ir/samples.py): small operands and attributes that exercise it, for the conformance test.
+
 Every op's inference is checked the same way: the operand count against `arity`,
 and each result type against the size rules of TensorType.check (no negative
 dim, no tensor too large to allocate).
@@ -29,7 +47,11 @@ from .types import TensorType
 REQUIRED = object()
 ELEMENTWISE = frozenset({"elementwise", "pure"})
 PURE = frozenset({"pure"})
-KNOWN_TRAITS = {"elementwise", "reduction", "view", "pure", "commutative", "structured", "shape"}
+# cheap: as fast to recompute as to load (a code generator may recompute it rather than keep it in memory)
+KNOWN_TRAITS = {"elementwise", "reduction", "view", "pure", "commutative", "structured", "shape", "cheap"}
+FUSION_KINDS = ("elemwise", "broadcast", "injective", "reduce", "anchor", "opaque")
+PRECISIONS = ("low", "follow", "f32")
+LAYOUTS = ("any", "channels_last", "fixed")
 
 
 @dataclass(frozen=True)
@@ -59,9 +81,19 @@ class OpDef:
     doc: str = ""
     shape_attrs: tuple = field(default=())
     check: Callable | None = None  # check(operand arrays or None, operand types, attrs): contents of constants
+    fusion: str = "opaque"     # one of FUSION_KINDS
+    precision: str = "f32"     # one of PRECISIONS
+    layout: str = "fixed"      # one of LAYOUTS
 
     def has(self, trait: str) -> bool:
         return trait in self.traits
+
+    @property
+    def samples(self) -> list:
+        """Operands and attributes that exercise the op (ir/samples.py)."""
+        from .samples import samples_of
+
+        return samples_of(self.name)
 
     def normalize_attrs(self, attrs: dict, where: str) -> dict:
         """Check names against the schema, fill defaults, coerce to the declared kinds."""
@@ -114,17 +146,29 @@ class OpDef:
 _REGISTRY: dict[str, OpDef] = {}
 
 
-def define_op(name: str, *, infer: Callable, arity=1, attrs: dict | None = None,
-              traits=PURE, check: Callable | None = None) -> Callable:
+def define_op(name: str, *, infer: Callable, arity=1, attrs: dict | None = None, traits=PURE,
+              check: Callable | None = None, fusion: str | None = None, precision: str = "f32",
+              layout: str | None = None) -> Callable:
     """Register the decorated numpy function as the reference implementation of op `name`.
 
     `check(arrays, types, attrs)`, when given, checks the contents of operands that are constants (the
-    arrays; None for the others) and raises ShapeError naming what is wrong; the verifier calls it."""
+    arrays; None for the others) and raises ShapeError naming what is wrong; the verifier calls it.
+    `fusion`, `precision` and `layout` are described in the module docstring."""
     if isinstance(arity, int):
         arity = (arity, arity)
     unknown = set(traits) - KNOWN_TRAITS
     if unknown:
         raise ValueError(f"op '{name}': unknown traits {sorted(unknown)}")
+    if fusion is None:
+        fusion = "elemwise" if "elementwise" in traits else "injective" if "view" in traits else \
+            "reduce" if "reduction" in traits else "opaque"
+    if layout is None:
+        layout = "any" if "elementwise" in traits else "channels_last" if "channels_last" in (attrs or {}) \
+            else "fixed"
+    for what, value, allowed in (("fusion", fusion, FUSION_KINDS), ("precision", precision, PRECISIONS),
+                                 ("layout", layout, LAYOUTS)):
+        if value not in allowed:
+            raise ValueError(f"op '{name}': {what} must be one of {allowed}, got {value!r}")
     specs = {k: v if isinstance(v, Attr) else Attr(*v) if isinstance(v, tuple) else Attr(v)
              for k, v in (attrs or {}).items()}
 
@@ -133,7 +177,8 @@ def define_op(name: str, *, infer: Callable, arity=1, attrs: dict | None = None,
             raise ValueError(f"op '{name}' is defined twice")
         _REGISTRY[name] = OpDef(name, specs, infer, fn, frozenset(traits), tuple(arity),
                                 (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
-                                tuple(k for k, s in specs.items() if s.kind == "shape"), check)
+                                tuple(k for k, s in specs.items() if s.kind == "shape"), check,
+                                fusion, precision, layout)
         return fn
 
     return register

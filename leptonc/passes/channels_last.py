@@ -28,14 +28,12 @@ from ..ir.registry import get_op
 from .registry import register_pass
 from .rewrite import adopt_name, erase_dead
 
-LAYOUT_OPS = ("conv", "max_pool", "avg_pool")
-REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_prod", "reduce_max", "reduce_min")
-
 
 @register_pass("channels-last", "run conv and pooling channels-last (NHWC) with transposes only at the edges "
                                 "of conv regions (sunk through elementwise ops, reductions, pads, concat)")
 def channels_last(graph: Graph) -> bool:
-    converted = [n for n in list(graph.nodes) if n.op in LAYOUT_OPS and not n.attrs["channels_last"]
+    converted = [n for n in list(graph.nodes) if get_op(n.op).layout == "channels_last"
+                 and not n.attrs["channels_last"]
                  and n.inputs[0].type.rank >= 3]
     if not converted:
         return False
@@ -123,7 +121,7 @@ def _sink(graph: Graph, node: Node) -> None:
         return
     if len(node.outputs) == 1 and get_op(node.op).has("elementwise"):
         _sink_elementwise(graph, node)
-    elif node.op in REDUCTIONS:
+    elif get_op(node.op).fusion == "reduce" and "axes" in node.attrs:
         _sink_reduction(graph, node)
     elif node.op == "pad":
         _sink_axis_attrs(graph, node, lambda perm, a: {"pads": _permute_pairs(a["pads"], perm)})

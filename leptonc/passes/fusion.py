@@ -33,12 +33,24 @@ from typing import Callable
 from ..ir import dims as D
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node, Value
-from ..ir.ops.sparse import SPARSE_MATMULS
-from ..ir.registry import get_op
+from ..ir.registry import all_ops, get_op
 from .registry import register_pass
 
-REDUCTIONS = {"reduce_sum", "reduce_mean", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin"}
-ANCHORS = {"matmul", "conv", "matmul_wq", "matmul_w8a8", *SPARSE_MATMULS}  # take an epilogue of elementwise ops
+
+
+def is_reduction(op: str) -> bool:
+    """A reduction over static axes that a loop kernel computes (fusion kind "reduce")."""
+    return get_op(op).fusion == "reduce"
+
+
+def is_anchor(op: str) -> bool:
+    """An op that starts a kernel taking an epilogue of elementwise ops (fusion kind "anchor")."""
+    return get_op(op).fusion == "anchor"
+
+
+# The ops of each kind among those registered when this module loads, for code generators that test
+# membership in a loop.
+REDUCTIONS = frozenset(name for name, op in all_ops().items() if op.fusion == "reduce")
 SOFTMAX_OPS = ["reduce_max", "sub", "exp", "reduce_sum", "div"]
 ATTENTION_DTYPES = (DType.f32, DType.f16, DType.bf16)  # of scores and probabilities in a fused attention
 
@@ -133,12 +145,12 @@ def _fuse_round(graph: Graph) -> bool:
             new = graph.add("reshape", node.inputs[0], shape=node.output.shape, name=node.output.name, before=node)
             graph.replace_all_uses(node.output, new)  # the same memory with other dims: a view, like reshape
             changed = True
-        elif node.op in REDUCTIONS and _move_reduced_axes_last(graph, node):
+        elif is_reduction(node.op) and _move_reduced_axes_last(graph, node):
             changed = True
         elif node.op == "matmul" and min(v.type.rank for v in node.inputs) == 1:
             _matmul_as_2d(graph, node)
             changed = True
-        elif (get_op(node.op).has("elementwise") or node.op in REDUCTIONS) and _sink_reshape(graph, node):
+        elif (get_op(node.op).has("elementwise") or is_reduction(node.op)) and _sink_reshape(graph, node):
             changed = True
     return _drop_dead(graph) or changed
 
@@ -159,7 +171,7 @@ def _sink_reshape(graph: Graph, node: Node) -> bool:
         s = 0
         while s < min(len(X), len(Y)) and D.same(X[-1 - s], Y[-1 - s]):
             s += 1
-        if node.op in REDUCTIONS:
+        if is_reduction(node.op):
             k = len(_reduced_axes(node))
             if not _trailing(node) or k > s:
                 continue
@@ -347,7 +359,7 @@ class _Planner:
                 continue
             if id(node) in absorbed:
                 continue
-            if node.op in ANCHORS:
+            if is_anchor(node.op):
                 k = self._new(node.op, node, domain=node.output.shape)
                 for v in node.inputs:
                     p = v.producer
@@ -371,7 +383,7 @@ class _Planner:
         opdef = get_op(node.op)
         if opdef.has("elementwise"):
             return True
-        return node.op in REDUCTIONS and _trailing(node)
+        return is_reduction(node.op) and _trailing(node)
 
     def _new(self, kind: str, node: Node, domain=(), reduce_rank=0) -> Kernel:
         k = Kernel(kind, [node], tuple(domain), reduce_rank)
@@ -407,13 +419,13 @@ class _Planner:
             if reason is None:
                 k.nodes.append(node)
                 self.kernel_of[id(node)] = k
-                if node.op in REDUCTIONS:
+                if is_reduction(node.op):
                     k.reduce_rank = len(_reduced_axes(node))
             else:
                 self.reasons[(id(p), id(node))] = reason
         if id(node) in self.kernel_of:
             return
-        if node.op in REDUCTIONS:
+        if is_reduction(node.op):
             x = node.inputs[0]
             self._new("loop", node, domain=x.shape, reduce_rank=len(_reduced_axes(node)))
         else:
@@ -427,13 +439,13 @@ class _Planner:
             return "the producer's kernel is already read by an earlier-scheduled kernel"
         inside = [v for v in node.inputs if self._in_kernel(v, k)]
         dom = k.domain
-        if k.kind in ANCHORS:
-            if node.op in REDUCTIONS:
+        if k.anchor is not None and k.kind == k.anchor.op and is_anchor(k.kind):
+            if is_reduction(node.op):
                 return f"a reduction does not fuse into a {k.kind} epilogue"
             if not _same_shape(node.output.shape, dom):
                 return f"result shape {_fmt(node.output.shape)} differs from the {k.kind} output {_fmt(dom)}"
             return None
-        if node.op in REDUCTIONS:
+        if is_reduction(node.op):
             x = node.inputs[0]
             if not _same_shape(x.shape, dom) or not self._in_kernel(x, k):
                 return f"reduces {_fmt(x.shape)}, not the kernel domain {_fmt(dom)}"
@@ -572,7 +584,7 @@ class _Planner:
         return pairs
 
     def _why(self, src: Kernel, node: Node, k: Kernel) -> str:
-        if node.op in ANCHORS:
+        if is_anchor(node.op):
             return f"{node.op} starts its own kernel (its operands come from memory)"
         if not self._loop_op(node):
             return f"{node.op} is not an elementwise op or a reduction over trailing axes"

@@ -2,15 +2,16 @@
 
     mixed-precision{dtype=bf16}   or   mixed-precision{dtype=f16}
 
-The policy (that of torch.autocast and of XLA's bf16 normalization):
-  - matmul, conv and einsum over f32 operands run in the low type; their
+The policy (that of torch.autocast and of XLA's bf16 normalization), read from each op's `precision` in
+the registry:
+  - "low" (matmul, conv and einsum) over f32 operands run in the low type; their
     constant operands (the weights) are stored in it, other operands are cast
     down. Their reference and kernels accumulate in f32 and round the result.
-  - data movement and the cheap exact-enough elementwise ops (add, sub, mul,
+  - "follow": data movement and the cheap exact-enough elementwise ops (add, sub, mul,
     neg, relu, max, min, abs, where, reshape, transpose, slice, concat,
     gather, ...) stay in the low type when every float operand already is
     (or is a constant): a bias add right after a matmul, a head split.
-  - everything else stays f32: softmax, layer and RMS norms, every reduction,
+  - "f32", everything else, stays f32: softmax, layer and RMS norms, every reduction,
     exp/log/pow/sqrt/erf/tanh/div, and every op with an f32 operand; a
     low-precision value that reaches one is cast back to f32 there.
 Graph inputs and outputs keep their types. Casts are inserted only at the
@@ -21,12 +22,10 @@ from __future__ import annotations
 
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node, Value
+from ..ir.registry import get_op
 from .registry import Option, register_pass
 from .tolerance import Tolerance, declare_tolerance
 
-LOW_OPS = {"matmul", "conv", "einsum"}
-FOLLOW_OPS = {"add", "sub", "mul", "neg", "relu", "max", "min", "abs", "where", "reshape", "transpose",
-              "broadcast_to", "slice", "concat", "split", "pad", "gather"}
 
 
 class _Lowering:
@@ -42,9 +41,10 @@ class _Lowering:
         floats = [v for v in node.inputs if v.dtype.is_float]
         if not floats or not all(self._is_f32(v) for v in floats):
             return False
-        if node.op in LOW_OPS:
+        precision = get_op(node.op).precision
+        if precision == "low":
             return True
-        if node.op not in FOLLOW_OPS:
+        if precision != "follow":
             return False
         lowered = [v for v in floats if id(v) in self.low_of]
         return bool(lowered) and all(id(v) in self.low_of or self.graph.constant_of(v) is not None for v in floats)

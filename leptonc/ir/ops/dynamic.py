@@ -12,6 +12,7 @@ import numpy as np
 from .. import dims as D
 from ..dtypes import DType
 from ..registry import PURE, Attr, define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import PAD_MODES, require
 from .reduction import REDUCE_FNS
@@ -175,7 +176,7 @@ def _reduce_infer(x, axes, kind, keepdims, noop_with_empty_axes):
     return _unknown(x, 0 if n == 0 else x.rank - n)
 
 
-@define_op("reduce_dynamic", arity=2, infer=_reduce_infer, traits=PURE | {"reduction"},
+@define_op("reduce_dynamic", arity=2, infer=_reduce_infer, traits=PURE | {"reduction"}, fusion="opaque",
            attrs={"kind": "str", "keepdims": ("bool", True), "noop_with_empty_axes": ("bool", False)})
 def reduce_dynamic(x, axes, kind, keepdims, noop_with_empty_axes):
     """reduce_<kind> over run-time axes; no axes reduces everything (or nothing, if noop_with_empty_axes)."""
@@ -202,3 +203,34 @@ def cumulative_dynamic(x, axis, kind, exclusive, reverse):
 
     ax = int(np.asarray(axis).reshape(-1)[0]) % x.ndim
     return (cumsum if kind == "sum" else cumprod)(x, ax, exclusive, reverse)
+
+
+@op_samples
+def _samples(s):
+    return {
+        "reshape_dynamic": [s(s.f32(2, 3, 4), s.const(0, -1))],
+        "expand_dynamic": [s(s.f32(3, 1), s.const(2, 1, 4))],
+        "tile_dynamic": [s(s.f32(2, 3), s.const(2, 1))],
+        "slice_dynamic": [s(s.f32(6, 7), s.const(1, -1), s.const(5, -8), s.const(0, 1), s.const(2, -2))],
+        "pad_dynamic": [
+            s(s.f32(3, 4), s.const(1, 2, 0, -1), np.array([0.5], np.float32), s.const(0, 1)),
+            s(s.f32(3, 4), s.const(1, 2), np.array(0.0, np.float32), s.const(1), mode="reflect"),
+        ],
+        "full_dynamic": [s(s.const(2, 3), value=2.5, dtype="f32")],
+        "range_dynamic": [
+            s(s.scalar(1.0, np.float32), s.scalar(4.0, np.float32), s.scalar(0.75, np.float32)),
+            s(s.scalar(10), s.scalar(1), s.scalar(-3)),
+        ],
+        "topk_dynamic": [s(s.f32(3, 6), s.const(2))],
+        "squeeze_dynamic": [s(s.f32(2, 1, 4), s.const(1))],
+        "unsqueeze_dynamic": [s(s.f32(2, 4), s.const(0, 3))],
+        "split_dynamic": [s(s.f32(6, 2), s.const(2, 4), axis=0, num=2)],
+        "reduce_dynamic": [
+            s(s.f32(3, 4, 5), s.const(0, 2), kind="max", keepdims=False),
+            s(s.f32(3, 4), s.const(*()), kind="mean"),
+        ],
+        "cumulative_dynamic": [
+            s(s.f32(3, 4), s.scalar(1), kind="sum"),
+            s(s.f32(3, 4, low=0.5, high=1.5), s.scalar(-2), kind="prod", exclusive=True, reverse=True),
+        ],
+    }

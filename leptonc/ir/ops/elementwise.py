@@ -6,10 +6,12 @@ import numpy as np
 
 from ..dtypes import DType
 from ..registry import ELEMENTWISE, define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import broadcast, broadcast_shapes, compare, require, require_float, same_dtype
 
 COMMUTATIVE = ELEMENTWISE | {"commutative"}
+CHEAP = ELEMENTWISE | {"cheap"}
 
 
 def _special():
@@ -58,10 +60,10 @@ _FLOAT_UNARY = {
 for _name, _fn in _FLOAT_UNARY.items():
     define_op(_name, infer=_float_unary, traits=ELEMENTWISE)(_keep(_fn))
 
-define_op("neg", infer=_numeric_unary, traits=ELEMENTWISE)(np.negative)
-define_op("abs", infer=_numeric_unary, traits=ELEMENTWISE)(np.abs)
+define_op("neg", infer=_numeric_unary, traits=CHEAP, precision="follow")(np.negative)
+define_op("abs", infer=_numeric_unary, traits=CHEAP, precision="follow")(np.abs)
 define_op("sign", infer=_numeric_unary, traits=ELEMENTWISE)(_keep(np.sign))
-define_op("relu", infer=_numeric_unary, traits=ELEMENTWISE)(lambda x: np.maximum(x, np.zeros((), x.dtype)))
+define_op("relu", infer=_numeric_unary, traits=ELEMENTWISE, precision="follow")(lambda x: np.maximum(x, np.zeros((), x.dtype)))
 define_op("not", infer=lambda t: (require(t.dtype is DType.bool, "operand must be bool"), t)[1],
           traits=ELEMENTWISE)(np.logical_not)
 define_op("bitwise_not", infer=_int_or_bool_unary, traits=ELEMENTWISE)(np.invert)
@@ -90,12 +92,12 @@ def _div(a, b):
         return np.asarray(np.true_divide(a, b)).astype(a.dtype, copy=False)
 
 
-_BINARY = {
-    "add": (np.add, True), "sub": (np.subtract, False), "mul": (np.multiply, True),
-    "max": (np.maximum, True), "min": (np.minimum, True),
+_BINARY = {  # name: (numpy function, traits)
+    "add": (np.add, COMMUTATIVE | CHEAP), "sub": (np.subtract, CHEAP), "mul": (np.multiply, COMMUTATIVE | CHEAP),
+    "max": (np.maximum, COMMUTATIVE), "min": (np.minimum, COMMUTATIVE),
 }
-for _name, (_fn, _comm) in _BINARY.items():
-    define_op(_name, arity=2, infer=broadcast, traits=COMMUTATIVE if _comm else ELEMENTWISE)(
+for _name, (_fn, _traits) in _BINARY.items():
+    define_op(_name, arity=2, infer=broadcast, traits=_traits, precision="follow")(
         lambda a, b, _fn=_fn: np.asarray(_fn(a, b)).astype(a.dtype, copy=False))
 
 define_op("div", arity=2, infer=broadcast, traits=ELEMENTWISE)(_div)
@@ -158,7 +160,7 @@ def _where_infer(c: TensorType, a: TensorType, b: TensorType) -> TensorType:
     return TensorType(same_dtype(a, b), broadcast_shapes(c.shape, a.shape, b.shape))
 
 
-define_op("where", arity=3, infer=_where_infer, traits=ELEMENTWISE)(
+define_op("where", arity=3, infer=_where_infer, traits=ELEMENTWISE, precision="follow")(
     lambda c, a, b: np.where(c, a, b).astype(a.dtype, copy=False))
 
 
@@ -229,3 +231,91 @@ def to_f8e8m0(x: np.ndarray, saturate: bool, round: str) -> np.ndarray:
     code = np.where(bad, 0xFF, np.clip(e, -127, 127) + 127).astype(np.uint8)
     return code.view(ml_dtypes.float8_e8m0fnu)
 
+
+@op_samples
+def _samples(s):
+    return {
+        "exp": [s(s.f32(3, 4))],
+        "log": [s(s.f32(3, 4, low=0.1))],
+        "sqrt": [s(s.f32(3, 4, low=0.1))],
+        "sin": [s(s.f32(3, 4))],
+        "cos": [s(s.f32(3, 4))],
+        "tan": [s(s.f32(3, 4))],
+        "asin": [s(s.f32(5, low=-0.9, high=0.9))],
+        "acos": [s(s.f32(5, low=-0.9, high=0.9))],
+        "atan": [s(s.f32(3, 4))],
+        "sinh": [s(s.f32(3, 4))],
+        "cosh": [s(s.f32(3, 4))],
+        "tanh": [s(s.f32(3, 4))],
+        "asinh": [s(s.f32(3, 4))],
+        "acosh": [s(s.f32(5, low=1.1, high=4))],
+        "atanh": [s(s.f32(5, low=-0.9, high=0.9))],
+        "erf": [s(s.f32(3, 4))],
+        "sigmoid": [s(s.f32(3, 4))],
+        "rsqrt": [s(s.f32(3, 4, low=0.1))],
+        "reciprocal": [s(s.f32(3, 4, low=0.5))],
+        "floor": [s(s.f32(3, 4))],
+        "ceil": [s(s.f32(3, 4))],
+        "round": [s(s.f32(3, 4)), s(np.array([0.5, 1.5, 2.5, -0.5, -1.5, 2.4], np.float32))],
+        "neg": [s(s.f32(3, 4)), s(s.ints(6))],
+        "abs": [s(s.f32(3, 4)), s(s.ints(6))],
+        "sign": [s(s.f32(3, 4)), s(s.ints(6)), s(s.ints(6, low=0, dtype=np.uint8))],
+        "relu": [s(s.f32(3, 4)), s(s.ints(6, dtype=np.int32))],
+        "not": [s(s.bools(2, 3))],
+        "bitwise_not": [s(s.ints(6, dtype=np.int32))],
+        "isnan": [s(np.array([0.0, np.nan, np.inf, -1.0], np.float32))],
+        "isinf": [
+            s(np.array([0.0, np.nan, np.inf, -np.inf], np.float32)),
+            s(np.array([0.0, np.nan, np.inf, -np.inf], np.float32), detect_negative=False),
+        ],
+        "add": [s(s.f32(2, 3), s.f32(3))],
+        "sub": [s(s.f32(2, 1), s.f32(1, 3))],
+        "mul": [s(s.f32(2, 3), s.f32(2, 3))],
+        "max": [s(s.f32(4), s.f32(4))],
+        "min": [s(s.ints(4), s.ints(4))],
+        "div": [
+            s(s.f32(2, 3), s.f32(2, 3, low=0.5)),
+            s(s.ints(8), s.ints(8, low=1)),
+            s(s.ints(8), -s.ints(8, low=1)),
+        ],
+        "pow": [
+            s(s.f32(2, 3, low=0.1), s.f32(2, 3)),
+            s(s.f32(3, low=0.1), s.ints(3, low=0, high=3)),
+            s(s.ints(4, low=0, high=4), s.ints(4, low=0, high=4)),
+            s(s.ints(4, low=1, high=9), np.full(4, 0.5, np.float32)),
+        ],
+        "mod": [
+            s(s.ints(8), s.ints(8, low=1)),
+            s(s.ints(8), -s.ints(8, low=1)),
+            s(s.f32(8), s.f32(8, low=0.5)),
+            s(s.f32(8), s.f32(8, low=0.5), fmod=True),
+            s(s.ints(8), s.ints(8, low=1), fmod=True),
+        ],
+        "equal": [s(s.ints(6, low=0, high=3), s.ints(6, low=0, high=3))],
+        "less": [s(s.f32(2, 3), s.f32(3))],
+        "less_equal": [s(s.ints(6, low=0, high=3), s.ints(6, low=0, high=3))],
+        "greater": [s(s.f32(4), s.f32(4))],
+        "greater_equal": [s(s.ints(6, low=0, high=3, dtype=np.uint8), s.ints(6, low=0, high=3, dtype=np.uint8))],
+        "and": [s(s.bools(5), s.bools(5))],
+        "or": [s(s.bools(5), s.bools(1))],
+        "xor": [s(s.bools(5), s.bools(5))],
+        "bitwise_and": [s(s.ints(5, dtype=np.int32), s.ints(5, dtype=np.int32))],
+        "bitwise_or": [s(s.ints(5, low=0, dtype=np.uint8), s.ints(5, low=0, dtype=np.uint8))],
+        "bitwise_xor": [s(s.ints(5), s.ints(5))],
+        "bit_shift": [
+            s(s.ints(5, low=0, high=100, dtype=np.uint8), s.ints(5, low=0, high=4, dtype=np.uint8), direction="left"),
+            s(s.ints(5, low=-100, high=100, dtype=np.int32), s.ints(5, low=0, high=4, dtype=np.int32), direction="right"),
+            s(s.ints(5, low=0, high=200, dtype=np.uint8), s.ints(5, low=0, high=4, dtype=np.uint8), direction="right"),
+        ],
+        "where": [s(s.bools(2, 3), s.f32(2, 3), s.f32(3))],
+        "cast": [
+            s(s.f32(6) * 3, dtype="i32"),
+            s(np.array([0.0, np.nan, -1.5], np.float32), dtype="bool"),
+            s(s.ints(6), dtype="f32"),
+            s(s.bools(4), dtype="f32"),
+            s(s.f32(6), dtype="f16"),
+            s(s.f32(6), dtype="bf16"),
+            s(s.ints(6), dtype="bool"),
+            s(s.ints(6), dtype="i8"),
+        ],
+    }

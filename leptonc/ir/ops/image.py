@@ -10,6 +10,7 @@ import numpy as np
 from .. import dims as D
 from ..dtypes import DType
 from ..registry import PURE, define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import require, require_float
 
@@ -450,3 +451,42 @@ def _affine_dynamic_infer(theta: TensorType, size: TensorType, align_corners) ->
 def affine_grid_dynamic(theta, size, align_corners):
     """affine_grid with a run-time size."""
     return affine_grid_array(theta, [int(v) for v in size], align_corners)
+
+
+@op_samples
+def _samples(s):
+    return {
+        "resize": [
+            s(s.f32(1, 2, 4, 5), shape=(1, 2, 8, 10), scales=(1, 1, 2, 2)),
+            s(s.f32(1, 2, 4, 5), shape=(1, 2, 7, 3), scales=(0, 0, 0, 0), mode="linear"),
+            s(s.f32(2, 6, 6), shape=(2, 9, 4), scales=(1, 1.5, 0.6667), mode="cubic", coordinate_transformation_mode="align_corners"),
+            s(s.f32(1, 1, 5, 5), shape=(1, 1, 3, 3), scales=(0, 0, 0, 0), mode="linear", coordinate_transformation_mode="tf_crop_and_resize", roi=(0, 0, -0.2, 0.1, 1, 1, 0.8, 1.3), extrapolation_value=7.0),
+            s(s.ints(1, 1, 4, 4, low=0, high=255, dtype=np.uint8), shape=(1, 1, 6, 6), scales=(0, 0, 0, 0), mode="linear", antialias=True),
+        ],
+        "resize_dynamic": [
+            s(s.f32(1, 2, 4, 5), s.const(dtype=np.float32), s.const(1, 1, 2, 1.5, dtype=np.float32), s.const(), mode="linear"),
+            s(s.f32(1, 2, 4, 5), s.const(dtype=np.float32), s.const(dtype=np.float32), s.const(6, 6), axes=(2, 3), keep_aspect_ratio_policy="not_larger"),
+        ],
+        "grid_sample": [
+            s(s.f32(2, 3, 5, 6), s.f32(2, 4, 3, 2, low=-1.2, high=1.2)),
+            s(s.f32(1, 2, 5, 6), s.f32(1, 4, 3, 2, low=-1.2, high=1.2), mode="nearest", padding_mode="border"),
+            s(s.f32(1, 2, 5, 6), s.f32(1, 4, 3, 2, low=-1.5, high=1.5), mode="cubic", padding_mode="reflection", align_corners=True),
+            s(s.f32(1, 2, 5, 6), s.f32(1, 4, 3, 2, low=-1.5, high=1.5), mode="linear", padding_mode="reflection"),
+            s(s.f32(1, 2, 5, 6), s.f32(1, 4, 3, 2, low=-1.5, high=1.5), mode="cubic", padding_mode="border"),
+            s(s.f32(1, 2, 3, 4, 5), s.f32(1, 2, 3, 2, 3, low=-1, high=1)),
+        ],
+        "roi_align": [
+            s(s.f32(2, 3, 8, 9), np.array([[0, 0, 4, 4], [1.5, 2, 7.5, 6], [-2, -1, 3, 12]], np.float32), np.array([0, 1, 1]), output_height=2, output_width=3, sampling_ratio=2),
+            s(s.f32(1, 2, 6, 6), np.array([[1, 1, 10, 8], [0, 0, 2, 2]], np.float32), np.array([0, 0]), mode="max", output_height=3, output_width=2, sampling_ratio=3, spatial_scale=0.5, coordinate_transformation_mode="output_half_pixel"),
+        ],
+        "affine_grid": [
+            s(s.f32(2, 2, 3), size=(2, 3, 4, 5)),
+            s(s.f32(1, 3, 4), size=(1, 1, 2, 3, 4), align_corners=True),
+        ],
+        "affine_grid_dynamic": [s(s.f32(2, 2, 3), s.const(2, 3, 4, 5))],
+        "non_max_suppression": [
+            s(np.array([[[0, 0, 1, 1], [0, 0.1, 1, 1.1], [0, 2, 1, 3], [0, 10, 1, 11]]], np.float32),
+              np.array([[[0.9, 0.75, 0.6, 0.95]]], np.float32), s.scalar(2), s.scalar(0.5, np.float32),
+              s.scalar(0.0, np.float32)),
+        ],
+    }

@@ -8,6 +8,7 @@ from .. import dims as D
 from ..dtypes import DType
 from ..indices import check_indices, write_positions
 from ..registry import define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import norm_axis, require
 
@@ -24,7 +25,7 @@ def _gather_nd_infer(x: TensorType, idx: TensorType, batch_dims) -> TensorType:
     return x.with_shape(idx.shape[:-1] + x.shape[batch_dims + k:])
 
 
-@define_op("gather_nd", arity=2, infer=_gather_nd_infer, attrs={"batch_dims": ("int", 0)})
+@define_op("gather_nd", arity=2, infer=_gather_nd_infer, attrs={"batch_dims": ("int", 0)}, fusion="injective")
 def gather_nd(x, idx, batch_dims):
     """out[b..., i...] = x[b..., idx[b..., i..., :]...] (the first batch_dims dims are shared)."""
     b = batch_dims
@@ -173,3 +174,32 @@ def tensor_scatter(cache, upd, idx, axis, mode):
         pos = pos % cache.shape[axis]
     np.put_along_axis(out, np.broadcast_to(pos, upd.shape), upd, axis)
     return out
+
+
+@op_samples
+def _samples(s):
+    return {
+        "gather_nd": [
+            s(s.f32(4, 5, 3), s.ints(2, 6, 2, low=-4, high=4)),
+            s(s.f32(2, 4, 5), s.ints(2, 3, 1, low=0, high=4, dtype=np.int32), batch_dims=1),
+        ],
+        "scatter_nd": [
+            s(s.f32(4, 5), np.array([[0, 1], [3, -1]]), s.f32(2)),
+            s(s.f32(4, 5), np.array([[1], [1]]), s.f32(2, 5), reduction="add"),
+        ],
+        "reverse_sequence": [
+            s(s.f32(5, 3, 2), np.array([5, 2, 0])),
+            s(s.f32(3, 4), np.array([1, 4, 2], np.int32), batch_axis=0, time_axis=1),
+        ],
+        "trilu": [s(s.f32(2, 4, 5)), s(s.f32(4, 5), upper=False, diagonal=-1), s(s.f32(4, 5), np.array([2]))],
+        "cumprod": [
+            s(s.f32(3, 5, low=0.5, high=1.5), axis=1),
+            s(s.ints(4, 3, low=1, high=3), axis=0, exclusive=True, reverse=True),
+        ],
+        "tensor_scatter": [
+            s(s.f32(2, 6, 3), s.f32(2, 2, 3), np.array([1, 4])),
+            s(s.f32(2, 5, 3), s.f32(2, 3, 3), np.array([3, 0]), axis=1, mode="circular"),
+        ],
+        "nonzero": [s(np.array([[0.0, 1.5, 0.0], [-2.0, 0.0, 3.0]], np.float32))],
+        "unique": [s(np.array([3, 1, 3, 2, 1]), sorted=True), s(np.array([[1, 2], [1, 2], [0, 5]]), axis=0)],
+    }

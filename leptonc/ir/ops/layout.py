@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import PURE, define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import norm_axes, require
 
@@ -49,3 +50,16 @@ def _bitcast_infer(t: TensorType, dtype) -> TensorType:
 def bitcast(x, dtype):
     """The same bytes read as another dtype of the same width."""
     return np.asarray(x, order="C").view(dtype.numpy).reshape(x.shape)
+
+
+@op_samples
+def _samples(s):
+    return {
+        "squeeze": [s(s.f32(2, 1, 3, 1), axes=(1, -1))],
+        "unsqueeze": [s(s.f32(2, 3), axes=(0, -1))],
+        "bitcast": [
+            s(s.f32(2, 3), dtype="i32"),
+            s(s.ints(4, dtype=np.int32), dtype="f32"),
+            s(s.ints(4, low=0, high=3, dtype=np.uint8), dtype="i8"),
+        ],
+    }

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import dims as D
 from ..registry import PURE, define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import broadcast_shapes, require, require_same, same_dtype
 
@@ -20,7 +21,7 @@ def _matmul_infer(a: TensorType, b: TensorType) -> TensorType:
     return TensorType(dtype, out)
 
 
-@define_op("matmul", arity=2, infer=_matmul_infer, traits=PURE | {"structured"})
+@define_op("matmul", arity=2, infer=_matmul_infer, traits=PURE | {"structured"}, fusion="anchor", precision="low")
 def matmul(a, b):
     """a @ b; integer operands accumulate in their own type (as numpy does)."""
     if a.dtype.kind == "f" and a.dtype.itemsize < 4 or a.dtype.name == "bfloat16":
@@ -69,7 +70,8 @@ def _einsum_infer(*ts: TensorType, equation) -> TensorType:
     return TensorType(dtype, tuple(out))
 
 
-@define_op("einsum", arity=(1, None), infer=_einsum_infer, attrs={"equation": "str"}, traits=PURE | {"structured"})
+@define_op("einsum", arity=(1, None), infer=_einsum_infer, attrs={"equation": "str"}, traits=PURE | {"structured"},
+           precision="low")
 def einsum(*xs, equation):
     """numpy.einsum (low-precision floats accumulate in f32)."""
     dt = xs[0].dtype
@@ -88,3 +90,37 @@ def _det_infer(t: TensorType) -> TensorType:
 def det(x):
     """Determinant of the last two dims."""
     return np.asarray(np.linalg.det(x.astype(np.float64))).astype(x.dtype)
+
+
+@op_samples
+def _samples(s):
+    return {
+        "matmul": [
+            s(s.f32(3, 4), s.f32(4, 5)),
+            s(s.f32(2, 3, 4), s.f32(4, 5)),
+            s(s.f32(2, 3, 4), s.f32(2, 4, 5)),
+            s(s.f32(3, 4), s.f32(2, 4, 5)),
+            s(s.f32(2, 1, 3, 4), s.f32(5, 4, 2)),
+            s(s.f32(4), s.f32(4, 5)),
+            s(s.f32(2, 3, 4), s.f32(4)),
+            s(s.f32(4), s.f32(4)),
+            s(s.ints(3, 4, dtype=np.int32), s.ints(4, 2, dtype=np.int32)),
+        ],
+        "einsum": [
+            s(s.f32(2, 3, 4), s.f32(2, 4, 5), equation="bij,bjk->bik"),
+            s(s.f32(3, 4), s.f32(4, 5), equation="ij,jk"),
+            s(s.f32(4, 4), equation="ii->"),
+            s(s.f32(3, 4, 4), equation="bii->bi"),
+            s(s.f32(3, 4), equation="ij->ji"),
+            s(s.f32(2, 3), s.f32(3), s.f32(3, 4), equation="ij,j,jk->ik"),
+            s(s.f32(2, 1, 3, 4), s.f32(5, 4, 6), equation="...ij,...jk->...ik"),
+            s(s.f32(3), s.f32(4), equation="i,j->ij"),
+            s(s.f32(3, 5), s.f32(5), equation="ij,j"),
+        ],
+        "det": [
+            s(s.f32(3, 3)),
+            s(s.f32(2, 4, 4)),
+            s(np.array([[1, 2], [2, 4]], np.float32)),
+            s(np.array([[0, 1, 2], [1, 0, 3], [4, -3, 8]], np.float32)),
+        ],
+    }

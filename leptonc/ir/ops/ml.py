@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import PURE, define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import require, require_float
 
@@ -88,3 +89,20 @@ def tree_ensemble(x, nodes_splits, nodes_featureids, nodes_modes, nodes_truenode
     elif post_transform == 2:
         out = 1 / (1 + np.exp(-out))
     return out.astype(x.dtype)
+
+
+# one tree over 2 features: x0 <= 1 (a missing x0 goes true), then x1 in {2, 3} or x1 > 0
+_TREES = {"nodes_splits": (1.0, 0.0, 0.0), "nodes_featureids": (0, 1, 1), "nodes_modes": (0, 6, 3),
+          "nodes_truenodeids": (1, 0, 2), "nodes_falsenodeids": (2, 1, 3), "nodes_trueleafs": (0, 1, 1),
+          "nodes_falseleafs": (0, 1, 1), "leaf_targetids": (0, 1, 0, 1, 1), "leaf_weights": (1.0, 2.0, 3.0, 4.0, 5.0),
+          "tree_roots": (0,), "n_targets": 2, "missing_tracks_true": (1, 0, 0), "membership_values": (2.0, 3.0)}
+
+@op_samples
+def _samples(s):
+    return {
+        "tree_ensemble": [
+            s(np.array([[0.5, 2.0], [1.5, -1.0], [np.nan, 0.0], [3.0, 3.0]], np.float32), **_TREES),
+            s(s.f32(5, 2), **_TREES, aggregate_function=3, post_transform=1),
+            s(s.f32(5, 2), **_TREES, aggregate_function=0, post_transform=2),
+        ],
+    }

@@ -15,6 +15,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .. import dims as D
 from ..dtypes import DType
 from ..registry import PURE, Attr, define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import require, require_float, same_dtype
 
@@ -127,7 +128,7 @@ def _in_channels_first(fn, x, *operands, weight: bool = False, **attrs):
     return np.ascontiguousarray(np.transpose(y, channels_last_perm(rank)))
 
 
-@define_op("conv", arity=(2, 3), infer=_conv_infer, traits=STRUCTURED,
+@define_op("conv", arity=(2, 3), infer=_conv_infer, traits=STRUCTURED, fusion="anchor", precision="low",
            attrs={**_CONV_ATTRS, "channels_last": ("bool", False)})
 def conv(x, w, *bias, strides, pads, dilations, group, channels_last=False):
     """N-d convolution (cross-correlation) with groups; optional bias per output channel. Accumulates in f64:
@@ -451,3 +452,54 @@ def deform_conv(x, w, offset, *rest, strides, pads, dilations, group, offset_gro
     if bias is not None:
         y = y + bias.astype(np.float64).reshape(1, -1, 1, 1)
     return y.astype(x.dtype)
+
+
+@op_samples
+def _samples(s):
+    return {
+        "conv": [
+            s(s.f32(2, 3, 8, 8), s.f32(4, 3, 3, 3)),
+            s(s.f32(2, 3, 8, 8), s.f32(4, 3, 3, 3), s.f32(4), strides=(2, 1), pads=(1, 1, 0, 2)),
+            s(s.f32(1, 4, 9, 9), s.f32(6, 2, 3, 3), group=2, dilations=(2, 2), pads=(2, 2, 2, 2)),
+            s(s.f32(2, 4, 10), s.f32(4, 1, 3), s.f32(4), group=4, pads=(1, 1)),
+            s(s.f32(1, 2, 4, 5, 5), s.f32(3, 2, 2, 3, 3), strides=(1, 2, 2)),
+        ],
+        "max_pool": [
+            s(s.f32(2, 3, 8, 8), kernel=(2, 2), strides=(2, 2)),
+            s(s.f32(1, 2, 7, 7), kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1), ceil_mode=True),
+            s(s.ints(1, 2, 6, dtype=np.int32), kernel=(2,), dilations=(2,)),
+        ],
+        "avg_pool": [
+            s(s.f32(2, 3, 8, 8), kernel=(2, 2), strides=(2, 2)),
+            s(s.f32(1, 2, 7, 7), kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1)),
+            s(s.f32(1, 2, 7, 7), kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1), count_include_pad=True, ceil_mode=True),
+            s(s.f32(1, 2, 6, 6), kernel=(2, 2), strides=(2, 2), ceil_mode=True),
+        ],
+        "conv_transpose": [
+            s(s.f32(2, 3, 5, 5), s.f32(3, 4, 3, 3)),
+            s(s.f32(1, 4, 4, 5), s.f32(4, 3, 3, 2), s.f32(6), strides=(2, 3), pads=(1, 0, 2, 1), dilations=(1, 2), group=2, output_padding=(1, 2)),
+            s(s.f32(2, 2, 7), s.f32(2, 3, 4), strides=(2,), pads=(1, 1)),
+        ],
+        "lp_pool": [
+            s(s.f32(2, 3, 6, 6), kernel=(2, 2), strides=(2, 2)),
+            s(s.f32(1, 2, 7, 7), kernel=(3, 3), pads=(1, 1, 1, 1), p=3.0),
+        ],
+        "lrn": [s(s.f32(2, 5, 3, 3), size=3), s(s.f32(1, 6, 4), size=4, alpha=0.01, beta=0.5, bias=2.0)],
+        "max_pool_with_indices": [
+            s(s.f32(2, 3, 6, 6), kernel=(2, 2), strides=(2, 2)),
+            s(s.f32(1, 2, 5, 7), kernel=(3, 2), pads=(1, 0, 1, 1), storage_order=1),
+            s(np.zeros((1, 1, 4, 4), np.float32), kernel=(2, 2), strides=(2, 2)),
+        ],
+        "max_unpool": [
+            s(s.f32(1, 2, 2, 2), np.array([0, 3, 9, 15, 17, 22, 27, 31]).reshape(1, 2, 2, 2), output_shape=(1, 2, 4, 4)),
+        ],
+        "col2im": [
+            s(s.f32(2, 3 * 4, 9), image_shape=(4, 4), block_shape=(2, 2)),
+            s(s.f32(1, 2 * 6, 6), image_shape=(5, 5), block_shape=(2, 3), strides=(2, 2), pads=(1, 0, 1, 1), dilations=(1, 1)),
+        ],
+        "col2im_dynamic": [s(s.f32(2, 3 * 4, 9), s.const(4, 4), s.const(2, 2))],
+        "deform_conv": [
+            s(s.f32(2, 4, 6, 6), s.f32(6, 2, 3, 3), s.f32(2, 2 * 9 * 2, 4, 4), group=2, offset_group=2),
+            s(s.f32(1, 2, 5, 6), s.f32(3, 2, 2, 2), s.f32(1, 8, 5, 4, low=-3, high=3), s.f32(3), s.f32(1, 4, 5, 4, low=0, high=1), pads=(1, 0, 1, 0), strides=(1, 2), dilations=(1, 2), has_bias=True, has_mask=True),
+        ],
+    }

@@ -30,6 +30,7 @@ import numpy as np
 from .. import dims as D
 from ..dtypes import DType
 from ..registry import PURE, define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import norm_axis, require
 
@@ -155,7 +156,7 @@ def _matmul_wq_infer(x, w, scale, zero_point=None, *, group) -> TensorType:
 
 
 @define_op("matmul_wq", arity=(3, 4), infer=_matmul_wq_infer, attrs={"group": ("int", 0)},
-           traits=PURE | {"structured"})
+           traits=PURE | {"structured"}, fusion="anchor")
 def matmul_wq(x, w, scale, zero_point=None, *, group):
     """x @ dequantize(w).T: float activations, quantized weight [N, K] per output channel or per group."""
     axis = 1 if group else 0
@@ -209,9 +210,37 @@ def quantize_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, (amax / np.float32(127)).astype(np.float32)
 
 
-@define_op("matmul_w8a8", arity=3, infer=_matmul_w8a8_infer, traits=PURE | {"structured"})
+@define_op("matmul_w8a8", arity=3, infer=_matmul_w8a8_infer, traits=PURE | {"structured"}, fusion="anchor")
 def matmul_w8a8(x, w, scale):
     """x quantized per row to int8 on the fly, times an int8 weight [N, K], int32 accumulation, rescaled."""
     q, s = quantize_rows(x)
     acc = np.matmul(q.astype(np.int32), w.astype(np.int32).T)
     return (acc.astype(np.float32) * s * scale.astype(np.float32)).astype(np.float32)
+
+
+@op_samples
+def _samples(s):
+    return {
+        "quantize": [
+            s(s.f32(3, 4), np.array(0.05, np.float32), dtype="i8"),
+            s(s.f32(3, 4), s.f32(4, low=0.01, high=0.1), s.ints(4, low=100, high=150, dtype=np.uint8), dtype="u8", axis=1),
+            s(s.f32(4, 6), s.f32(4, 3, low=0.1, high=0.5), dtype="i4", axis=1, group=2),
+        ],
+        "dequantize": [
+            s(s.ints(3, 4, low=-128, high=128, dtype=np.int8), s.f32(3, low=0.01, high=0.1)),
+            s(s.ints(3, 4, low=0, high=256, dtype=np.uint8), np.array(0.1, np.float32), np.array(128, np.uint8)),
+            s(s.ints(2, 6, low=-128, high=128, dtype=np.int8), s.f32(2, 2, low=0.1, high=0.5), s.ints(2, 2, low=-3, high=3, dtype=np.int8), axis=1, group=3),
+        ],
+        "matmul_wq": [
+            s(s.f32(2, 3, 8), s.ints(5, 8, low=-128, high=128, dtype=np.int8), s.f32(5, low=0.01, high=0.1)),
+            s(s.f32(3, 8), s.ints(5, 8, low=0, high=16, dtype=np.uint8), s.f32(5, 2, low=0.01, high=0.1), s.ints(5, 2, low=6, high=10, dtype=np.uint8), group=4),
+        ],
+        "matmul_integer": [
+            s(s.ints(3, 4, low=0, high=256, dtype=np.uint8), s.ints(4, 5, low=-128, high=128, dtype=np.int8)),
+            s(s.ints(2, 3, 4, low=0, high=256, dtype=np.uint8), s.ints(4, 5, low=0, high=256, dtype=np.uint8), s.ints(3, low=0, high=256, dtype=np.uint8), np.array(7, np.uint8)),
+        ],
+        "matmul_w8a8": [
+            s(s.f32(2, 3, 8), s.ints(5, 8, low=-127, high=128, dtype=np.int8), s.f32(5, low=0.01, high=0.1)),
+            s(np.zeros((2, 8), np.float32), s.ints(5, 8, low=-127, high=128, dtype=np.int8), s.f32(5, low=0.01, high=0.1)),
+        ],
+    }

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..dtypes import DType
 from ..registry import define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import require
 
@@ -25,3 +26,10 @@ def dropout(x, ratio, training, seed):
         return x, np.ones(x.shape, np.bool_)
     mask = np.random.default_rng(seed).uniform(size=x.shape) >= r
     return (x * mask / np.asarray(1 - r, x.dtype)).astype(x.dtype), mask
+
+
+@op_samples
+def _samples(s):
+    return {
+        "dropout": [s(s.f32(2, 3), s.scalar(0.5, np.float32), s.scalar(False, np.bool_))],
+    }

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..dtypes import DType
 from ..registry import PURE, define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import norm_axes, norm_axis, require
 
@@ -80,3 +81,29 @@ def _arg(fn):
 _ARG = {"axis": ("int", 0), "keepdims": ("bool", True), "select_last_index": ("bool", False)}
 define_op("argmax", infer=_arg_infer, attrs=_ARG, traits=REDUCTION)(_arg(np.argmax))
 define_op("argmin", infer=_arg_infer, attrs=_ARG, traits=REDUCTION)(_arg(np.argmin))
+
+
+@op_samples
+def _samples(s):
+    return {
+        "reduce_sum": [
+            s(s.f32(3, 4, 5), axes=(0, 2)),
+            s(s.f32(3, 4), axes=(1,), keepdims=False),
+            s(s.f32(3, 4), axes=()),
+            s(s.ints(3, 4), axes=(-1,)),
+        ],
+        "reduce_mean": [s(s.f32(3, 4, 5), axes=(1,)), s(s.ints(3, 4), axes=(1,), keepdims=False)],
+        "reduce_prod": [s(s.f32(3, 4, low=0.5, high=1.5), axes=(0,))],
+        "reduce_max": [
+            s(s.f32(3, 4), axes=(1,)),
+            s(s.ints(3, 4), axes=(0, 1), keepdims=False),
+            s(s.bools(3, 4), axes=(1,)),
+        ],
+        "reduce_min": [s(s.f32(3, 4), axes=(0,))],
+        "argmax": [
+            s(s.f32(3, 5), axis=1),
+            s(np.array([[1, 3, 3, 0]], np.float32), axis=1),
+            s(np.array([[1, 3, 3, 0]], np.float32), axis=1, select_last_index=True),
+        ],
+        "argmin": [s(s.f32(3, 5), axis=0, keepdims=False), s(s.ints(4, 6), axis=-1)],
+    }

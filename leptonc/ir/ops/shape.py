@@ -12,6 +12,7 @@ from ..dtypes import DType
 from ..errors import IRError
 from ..indices import check_indices
 from ..registry import PURE, Attr, define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import PAD_MODES, broadcast_shapes, norm_axes, norm_axis, require, require_same, same_dtype
 
@@ -37,7 +38,7 @@ def _reshape_infer(t: TensorType, shape) -> TensorType:
     return t.with_shape(shape)
 
 
-@define_op("reshape", infer=_reshape_infer, attrs={"shape": "shape"}, traits=VIEW)
+@define_op("reshape", infer=_reshape_infer, attrs={"shape": "shape"}, traits=VIEW, precision="follow")
 def reshape(x, shape):
     """Same elements in row-major order, new shape."""
     return x.reshape(shape)
@@ -57,7 +58,7 @@ def _transpose_infer(t: TensorType, perm) -> TensorType:
     return t.with_shape([t.shape[p] for p in perm])
 
 
-define_op("transpose", infer=_transpose_infer, attrs={"perm": "ints"}, traits=VIEW)(
+define_op("transpose", infer=_transpose_infer, attrs={"perm": "ints"}, traits=VIEW, precision="follow")(
     lambda x, perm: np.transpose(x, perm))
 
 
@@ -69,7 +70,8 @@ def _broadcast_to_infer(t: TensorType, shape) -> TensorType:
     return t.with_shape(shape)
 
 
-define_op("broadcast_to", infer=_broadcast_to_infer, attrs={"shape": "shape"}, traits=VIEW)(
+define_op("broadcast_to", infer=_broadcast_to_infer, attrs={"shape": "shape"}, traits=VIEW, fusion="broadcast",
+          precision="follow")(
     lambda x, shape: np.array(np.broadcast_to(x, shape)))  # np.array, not ascontiguousarray: keeps rank 0
 
 
@@ -88,7 +90,8 @@ def _concat_infer(*ts: TensorType, axis) -> TensorType:
     return TensorType(dtype, shape)
 
 
-define_op("concat", arity=(1, None), infer=_concat_infer, attrs={"axis": "int"})(
+define_op("concat", arity=(1, None), infer=_concat_infer, attrs={"axis": "int"}, fusion="injective",
+          precision="follow")(
     lambda *xs, axis: np.concatenate(xs, axis=axis))
 
 
@@ -99,7 +102,8 @@ def _split_infer(t: TensorType, axis, sizes) -> list:
     return [t.with_shape(t.shape[:ax] + (s,) + t.shape[ax + 1:]) for s in sizes]
 
 
-@define_op("split", infer=_split_infer, attrs={"axis": "int", "sizes": "ints"})
+@define_op("split", infer=_split_infer, attrs={"axis": "int", "sizes": "ints"}, fusion="injective",
+           precision="follow")
 def split(x, axis, sizes):
     """Cut x along axis into pieces of the given sizes."""
     return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
@@ -126,7 +130,7 @@ def _slice_infer(t: TensorType, starts, ends, axes, steps) -> TensorType:
     return t.with_shape(shape)
 
 
-@define_op("slice", infer=_slice_infer, traits=VIEW,
+@define_op("slice", infer=_slice_infer, traits=VIEW, precision="follow",
            attrs={"starts": "ints", "ends": "ints", "axes": "ints", "steps": "ints"})
 def slice_(x, starts, ends, axes, steps):
     """x[start:end:step] on each listed axis (Python slice semantics, ends clamped)."""
@@ -145,7 +149,7 @@ def _pad_infer(t: TensorType, pads, mode, value) -> TensorType:
     return t.with_shape([D.add(d, pads[i] + pads[i + t.rank]) for i, d in enumerate(t.shape)])
 
 
-@define_op("pad", infer=_pad_infer,
+@define_op("pad", infer=_pad_infer, fusion="injective", precision="follow",
            attrs={"pads": "ints", "mode": Attr("str", "constant", choices=PAD_MODES), "value": ("float", 0.0)})
 def pad(x, pads, mode, value):
     """Pad (pads = all begins then all ends; negative pads crop) with a constant, reflect, edge or wrap."""
@@ -166,7 +170,8 @@ def _gather_infer(t: TensorType, idx: TensorType, axis) -> TensorType:
     return t.with_shape(t.shape[:ax] + idx.shape + t.shape[ax + 1:])
 
 
-@define_op("gather", arity=2, infer=_gather_infer, attrs={"axis": ("int", 0)})
+@define_op("gather", arity=2, infer=_gather_infer, attrs={"axis": ("int", 0)}, fusion="injective",
+           precision="follow")
 def gather(x, idx, axis):
     """Take slices of x along axis at the indices (negative indices count from the end; ir/indices.py)."""
     check_indices("gather", idx, (axis % x.ndim,), x.shape)
@@ -180,7 +185,8 @@ def _gather_elements_infer(t: TensorType, idx: TensorType, axis) -> TensorType:
     return t.with_shape(idx.shape)
 
 
-@define_op("gather_elements", arity=2, infer=_gather_elements_infer, attrs={"axis": ("int", 0)})
+@define_op("gather_elements", arity=2, infer=_gather_elements_infer, attrs={"axis": ("int", 0)},
+           fusion="injective")
 def gather_elements(x, idx, axis):
     """out[i][j][k] = x[idx[i][j][k]][j][k] for axis 0, and so on."""
     check_indices("gather_elements", idx, (axis % x.ndim,), x.shape)
@@ -220,7 +226,8 @@ def _tile_infer(t: TensorType, repeats) -> TensorType:
     return t.with_shape([D.mul(d, r) for d, r in zip(t.shape, repeats)])
 
 
-define_op("tile", infer=_tile_infer, attrs={"repeats": "ints"})(lambda x, repeats: np.tile(x, repeats))
+define_op("tile", infer=_tile_infer, attrs={"repeats": "ints"}, fusion="injective")(
+    lambda x, repeats: np.tile(x, repeats))
 
 
 @define_op("full", arity=0, infer=lambda shape, value, dtype: TensorType(dtype, shape),
@@ -290,3 +297,59 @@ def cumsum(x, axis, exclusive, reverse):
         out = np.concatenate([np.zeros_like(np.take(out, [0], axis=axis)),
                               np.take(out, np.arange(out.shape[axis] - 1), axis=axis)], axis=axis)
     return np.flip(out, axis) if reverse else out
+
+
+@op_samples
+def _samples(s):
+    return {
+        "reshape": [s(s.f32(2, 3, 4), shape=(6, 4))],
+        "transpose": [s(s.f32(2, 3, 4), perm=(2, 0, 1))],
+        "broadcast_to": [s(s.f32(3, 1), shape=(2, 3, 4))],
+        "concat": [s(s.f32(2, 3), s.f32(2, 1), s.f32(2, 2), axis=1), s(s.ints(1, 3), s.ints(2, 3), axis=-2)],
+        "split": [s(s.f32(6, 4), axis=0, sizes=(1, 2, 3))],
+        "slice": [
+            s(s.f32(6, 7), starts=(1, 0), ends=(5, 2 ** 62), axes=(0, 1), steps=(2, 1)),
+            s(s.f32(6, 7), starts=(-1,), ends=(-2 ** 62,), axes=(1,), steps=(-2,)),
+            s(s.f32(6, 7), starts=(4,), ends=(1,), axes=(0,), steps=(-1,)),
+            s(s.f32(6, 7), starts=(2,), ends=(-1,), axes=(-1,), steps=(1,)),
+        ],
+        "pad": [
+            s(s.f32(3, 4), pads=(1, 0, 2, 3)),
+            s(s.f32(3, 4), pads=(1, -1, 0, 2), value=1.5),
+            s(s.f32(3, 4), pads=(2, 1, 1, 3), mode="reflect"),
+            s(s.f32(2, 3), pads=(0, 5, 0, 4), mode="reflect"),
+            s(s.f32(3, 4), pads=(2, 1, 1, 3), mode="edge"),
+            s(s.f32(3, 4), pads=(2, -1, 1, 3), mode="wrap"),
+        ],
+        "gather": [
+            s(s.f32(5, 3), s.ints(2, 4, low=-5, high=5), axis=0),
+            s(s.f32(2, 5, 3), s.ints(4, low=-5, high=5, dtype=np.int32), axis=1),
+            s(s.f32(5, 3), s.ints(low=0, high=5), axis=0),
+        ],
+        "gather_elements": [
+            s(s.f32(3, 4), s.ints(3, 2, low=-4, high=4), axis=1),
+            s(s.f32(3, 4), s.ints(2, 4, low=0, high=3), axis=0),
+        ],
+        "scatter_elements": [
+            s(s.f32(3, 4), np.array([[0, 2], [1, 3], [3, 0]]), s.f32(3, 2), axis=1),
+            s(s.f32(3, 4), np.array([[0, 0], [1, 1], [3, 3]]), s.f32(3, 2), axis=1, reduction="add"),
+            s(s.f32(3, 4), np.array([[0, 1, 2, 0]]), s.f32(1, 4), axis=0, reduction="max"),
+        ],
+        "tile": [s(s.f32(2, 3), repeats=(2, 3)), s(s.ints(2, 1, 2), repeats=(1, 4, 2))],
+        "full": [s(shape=(2, 3), value=1.5, dtype="f32"), s(shape=(4,), value=7, dtype="i64")],
+        "range": [
+            s(start=1.0, limit=10.0, delta=2.5, dtype="f32"),
+            s(start=5.0, limit=0.0, delta=-1.0, dtype="i64"),
+        ],
+        "shape_of": [s(s.f32(2, 3, 4)), s(s.f32(2, 3, 4), start=1, end=-1)],
+        "topk": [
+            s(s.f32(3, 6), k=3),
+            s(s.f32(5, 2), k=2, axis=0, largest=False),
+            s(np.array([[1, 2, 2, 1, 3]], np.float32), k=4),
+        ],
+        "cumsum": [
+            s(s.f32(3, 5), axis=1),
+            s(s.ints(4, 3), axis=0, exclusive=True),
+            s(s.f32(3, 5), axis=-1, reverse=True, exclusive=True),
+        ],
+    }

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import dims as D
 from ..registry import PURE, define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import norm_axis, require, require_float
 
@@ -149,3 +150,24 @@ def mel_weight_matrix(num_mel_bins, dft_length, sample_rate, lower_hz, upper_hz,
     """A mel filter bank from run-time sizes and frequencies (see mel_weight_matrix_array)."""
     return mel_weight_matrix_array(*(np.asarray(a).reshape(-1)[0] for a in
                                      (num_mel_bins, dft_length, sample_rate, lower_hz, upper_hz)), dtype)
+
+
+@op_samples
+def _samples(s):
+    return {
+        "dft": [
+            s(s.f32(2, 8, 1), axis=1),
+            s(s.f32(3, 6, 2), axis=0, inverse=True),
+            s(s.f32(2, 8, 1), axis=1, onesided=True, length=6),
+            s(s.f32(2, 5, 2), axis=1, onesided=True, inverse=True),
+        ],
+        "dft_dynamic": [s(s.f32(4, 2, 2), s.scalar(5), s.scalar(0))],
+        "stft": [
+            s(s.f32(2, 20, 1), s.f32(8, low=0, high=1), step=4),
+            s(s.f32(1, 16, 2), step=3, length=6, onesided=False),
+        ],
+        "stft_dynamic": [s(s.f32(2, 20, 1), s.scalar(5), s.f32(6, low=0, high=1), s.scalar(0))],
+        "mel_weight_matrix": [
+            s(s.scalar(8), s.scalar(64), s.scalar(16000), s.scalar(0.0, np.float32), s.scalar(8000.0, np.float32), dtype="f32"),
+        ],
+    }

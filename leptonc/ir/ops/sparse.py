@@ -21,6 +21,7 @@ from .. import dims as D
 from .. import sparse as S
 from ..dtypes import DType
 from ..registry import PURE, define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import require
 
@@ -80,7 +81,8 @@ def _csr_check(arrays, types, attrs) -> None:
         S.check_bsr(values.reshape(-1, 1, 1), cols, rows, types[0].shape[-1])
 
 
-@define_op("matmul_csr", arity=(4, 5), infer=_csr_infer, check=_csr_check, traits=PURE | {"structured"})
+@define_op("matmul_csr", arity=(4, 5), infer=_csr_infer, check=_csr_check, traits=PURE | {"structured"},
+           fusion="anchor")
 def matmul_csr(x, values, cols, rows, scale=None):
     """x @ W.T for W [N, K] in CSR (values, column indices, row offsets); i8 values with a scale per row."""
     k = x.shape[-1]
@@ -105,7 +107,8 @@ def _bsr_check(arrays, types, attrs) -> None:
         S.check_bsr(values, cols, rows, types[0].shape[-1])
 
 
-@define_op("matmul_bsr", arity=(4, 5), infer=_bsr_infer, check=_bsr_check, traits=PURE | {"structured"})
+@define_op("matmul_bsr", arity=(4, 5), infer=_bsr_infer, check=_bsr_check, traits=PURE | {"structured"},
+           fusion="anchor")
 def matmul_bsr(x, values, cols, rows, scale=None):
     """x @ W.T for W [N, K] in blocks (values [blocks, BH, BW], block columns, block-row offsets)."""
     k = x.shape[-1]
@@ -135,7 +138,7 @@ def _nm_check(arrays, types, attrs) -> None:
 
 
 @define_op("matmul_nm", arity=(3, 4), infer=_nm_infer, check=_nm_check, attrs={"n": "int", "m": "int"},
-           traits=PURE | {"structured"})
+           traits=PURE | {"structured"}, fusion="anchor")
 def matmul_nm(x, values, meta, scale=None, *, n, m):
     """x @ W.T for W [N, K] keeping n of every m inputs of a row (values, packed index metadata)."""
     k = x.shape[-1]
@@ -143,3 +146,14 @@ def matmul_nm(x, values, meta, scale=None, *, n, m):
     return _product(x, _scaled(S.nm_to_dense(values, meta, n, m, k), scale))
 
 
+@op_samples
+def _samples(s):
+    return {
+        "matmul_csr": [
+            s(s.f32(2, 5), s.ints(5, dtype=np.int8), s.const(0, 3, 1, 2, 4, dtype=np.int32), s.const(0, 2, 2, 3, 5, dtype=np.int32), s.f32(4)),
+        ],
+        "matmul_bsr": [
+            s(s.f32(5, 8), s.f32(3, 2, 4), s.const(1, 0, 1, dtype=np.uint16), s.const(0, 1, 1, 3, dtype=np.int32)),
+        ],
+        "matmul_nm": [s(s.f32(3, 8), s.f32(3, 4), s.constant(np.full((3, 1), 0b11011000, np.uint8)), n=2, m=4)],
+    }

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..dtypes import DType
 from ..registry import PURE, define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import require
 
@@ -64,3 +65,14 @@ def tfidf_vectorizer(x, min_gram_length, max_gram_length, max_skip_count, mode, 
     else:
         out = freq
     return out.reshape((size,) if x.ndim == 1 else (rows.shape[0], size)).astype(np.float32)
+
+
+@op_samples
+def _samples(s):
+    return {
+        "tfidf_vectorizer": [
+            s(np.array([[1, 1, 3, 3, 3, 7], [8, 6, 7, 5, 6, 8]], np.int32), min_gram_length=2, max_gram_length=2, max_skip_count=0, mode="TF", ngram_counts=(0, 4), ngram_indexes=(0, 1, 2, 3, 4, 5, 6), pool=(2, 3, 5, 4, 5, 6, 7, 8, 6, 7)),
+            s(np.array([1, 1, 3, 3, 3, 7, 8, 6, 7, 5, 6, 8]), min_gram_length=1, max_gram_length=2, max_skip_count=3, mode="TFIDF", ngram_counts=(0, 4), ngram_indexes=(0, 1, 2, 3, 4, 5, 6), pool=(2, 3, 5, 4, 5, 6, 7, 8, 6, 7), weights=(2.0, 1.0, 3.0, 1.0, 0.5, 1.0, 4.0)),
+            s(np.array([[1, 1, 3, 3, 3, 7], [8, 6, 7, 5, 6, 8]]), min_gram_length=1, max_gram_length=2, max_skip_count=1, mode="IDF", ngram_counts=(0, 4), ngram_indexes=(0, 1, 2, 3, 4, 5, 6), pool=(2, 3, 5, 4, 5, 6, 7, 8, 6, 7)),
+        ],
+    }
