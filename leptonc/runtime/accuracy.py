@@ -1,28 +1,35 @@
-"""The error a lossy compile introduced: the compiled model against the fp32 graph on sample inputs.
+"""The error a lossy compile introduced: the compiled model against the fp32 model on sample inputs.
 
-    report = measure_accuracy(fp32_graph, compiled_model, tolerance, example_inputs)
+    reference = start_reference(fp32_graph, passes, accuracy, example_inputs, build=compile_fp32)
+    ...                                   # (the lossy model builds meanwhile)
+    report = measure_accuracy(fp32_graph, compiled_model, tolerance, fp32=reference)
     print(format_accuracy(report))
 
-For every float output it gives the max abs error, the max error relative to
-max(1, max|reference|) and the SQNR in dB (10 log10 of the reference's
-energy over the error's), over random inputs shaped like the examples (token
-ids within the embedding table they index). For outputs that are a
-classification or LM head (see `head_outputs`) it also gives the top-1
-agreement (argmax over the last axis) over 256 random inputs. The report says
-whether the errors are within the tolerance the passes declared.
+The fp32 reference is the graph before the lossy passes, compiled (`build`) or, without a C compiler, run by
+the reference interpreter; it builds and runs its samples in a thread while the lossy model builds. For
+every float output the report gives the max abs error, the max error relative to max(1, max|reference|) and
+the SQNR in dB (10 log10 of the reference's energy over the error's), over random inputs shaped like the
+examples (token ids within the embedding table they index). For outputs that are a classification or LM
+head (see `head_outputs`) it also gives the top-1 agreement (argmax over the last axis), over 256 random
+inputs by default. The report says whether the errors are within the tolerance the passes declared.
 """
 from __future__ import annotations
 
 import math
+import threading
+from functools import partial
 
 import numpy as np
 
+from ..ir.errors import LeptoncError
 from ..ir.graph import Graph, Value
 from ..ir.ops.sparse import SPARSE_MATMULS
 from .reference import run_reference
 
 HEAD_SAMPLES = 256
 SAMPLES = 8
+INTERPRETER_SAMPLES = 32  # the default count when the reference interpreter gives the fp32 outputs
+KEEP_BYTES = 256 << 20  # fp32 outputs computed ahead and kept for the comparison
 LINEAR_OPS = {"matmul", "matmul_wq", "matmul_w8a8", *SPARSE_MATMULS}
 # what may follow the linear layer of a head: its bias, a (log-)softmax, reshapes and casts
 HEAD_OPS = {"add", "sub", "exp", "log", "div", "reduce_max", "reduce_sum", "reshape", "cast"}
@@ -92,40 +99,142 @@ def _index_bound(graph: Graph, v: Value, example) -> int:
     return 2
 
 
-def measure_accuracy(reference: Graph, run, tolerance=None, example_inputs=None, *, samples: int | None = None,
-                     seed: int = 0) -> dict:
-    """Errors of `run` (a callable: input arrays -> outputs) against the fp32 graph `reference`."""
-    heads = head_outputs(reference)
-    count = samples or (HEAD_SAMPLES if heads else SAMPLES)
-    stats = [{"max_abs": 0.0, "ref_max": 0.0, "err2": 0.0, "ref2": 0.0, "agree": 0, "total": 0}
-             for _ in reference.outputs]
-    for inputs in sample_inputs(reference, count, example_inputs, seed):
-        want = run_reference(reference, *inputs)
-        got = run(*inputs)
-        got = got if isinstance(got, (list, tuple)) else [got]
+def accuracy_samples(accuracy) -> int | None:
+    """The sample count that `compile(..., accuracy=)` asks for: None for the default (True), 0 to skip the
+    check (False or 0), else the count. Anything else is a LeptoncError."""
+    if accuracy is True:
+        return None
+    if accuracy is False:
+        return 0
+    if isinstance(accuracy, (int, np.integer)) and accuracy >= 0:
+        return int(accuracy)
+    raise LeptoncError(f"accuracy={accuracy!r}: give True (the default sample count), False or 0 (no accuracy "
+                       "check) or a number of samples")
+
+
+def default_samples(graph: Graph) -> int:
+    """How many random inputs the check runs by default: HEAD_SAMPLES for a model with a head (top-1 agreement
+    needs many), else SAMPLES."""
+    return HEAD_SAMPLES if head_outputs(graph) else SAMPLES
+
+
+class Reference:
+    """The fp32 model's outputs on sample inputs, to measure a lossy model against.
+
+    `build` (graph -> callable) makes the fp32 model, the graph compiled without the lossy passes; without it
+    the reference interpreter runs the graph. `start` builds it and runs the samples in a thread, while the
+    lossy model builds; their outputs are kept (up to KEEP_BYTES) until `outputs` asks for them. The first
+    call of `outputs` stops that thread: the samples it had not reached run then, in turn with the lossy
+    model."""
+
+    def __init__(self, graph: Graph, inputs: list[list[np.ndarray]], build=None):
+        self.graph, self.inputs, self.build = graph, inputs, build
+        self.kind = "compiled" if build is not None else "reference interpreter"
+        self._run = None
+        self._kept: list[list[np.ndarray] | None] = [None] * len(inputs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> "Reference":
+        self._thread = threading.Thread(target=self._run_ahead, name="leptonc-fp32-reference", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run_ahead(self) -> None:
+        try:
+            kept = 0
+            for i, x in enumerate(self.inputs):
+                if self._stop.is_set() or kept >= KEEP_BYTES:
+                    return
+                self._kept[i] = self._call(x)
+                kept += sum(a.nbytes for a in self._kept[i])
+        except BaseException as e:  # noqa: BLE001 (raised in the caller's thread by `outputs`)
+            self._error = e
+
+    def _call(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if self._run is None:
+            self._run = self.build(self.graph) if self.build is not None else partial(run_reference, self.graph)
+        out = self._run(*inputs)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    def outputs(self, i: int) -> list[np.ndarray]:
+        """The fp32 outputs of sample `i` (each is handed out once: a kept one is then let go)."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+        out, self._kept[i] = self._kept[i], None
+        return out if out is not None else self._call(self.inputs[i])
+
+
+def start_reference(graph: Graph, passes: str | None, accuracy=True, example_inputs=None, build=None) \
+        -> Reference | None:
+    """The started Reference of a compile whose `passes` hold a lossy pass, on its sample inputs; None when no
+    pass is lossy or `accuracy` turns the check off. Without `build`, a default count is bounded to
+    INTERPRETER_SAMPLES (the reference interpreter is slow)."""
+    from ..passes.tolerance import tolerance_of
+
+    count = accuracy_samples(accuracy)
+    if not passes or count == 0 or tolerance_of(passes) is None:
+        return None
+    if count is None:
+        count = default_samples(graph) if build is not None else min(default_samples(graph), INTERPRETER_SAMPLES)
+    return Reference(graph, sample_inputs(graph, count, example_inputs), build).start()
+
+
+class ErrorStats:
+    """The errors of one model's outputs against the fp32 outputs, summed over samples (`add`); `entries` are
+    the report's rows, one per float output. A second lossy model compared on the same samples is one more
+    ErrorStats."""
+
+    def __init__(self, graph: Graph):
+        self.outputs, self.heads = graph.outputs, set(head_outputs(graph))
+        self.sums = [{"max_abs": 0.0, "ref_max": 0.0, "err2": 0.0, "ref2": 0.0, "agree": 0, "total": 0}
+                     for _ in graph.outputs]
+
+    def add(self, want: list[np.ndarray], got: list[np.ndarray]) -> None:
         for i, (r, y) in enumerate(zip(want, got)):
             if not np.issubdtype(r.dtype, np.floating) and r.dtype.name != "bfloat16":
                 continue
             r64, y64 = r.astype(np.float64), np.asarray(y).astype(np.float64)
-            s = stats[i]
+            s = self.sums[i]
             if r64.size:
                 s["max_abs"] = max(s["max_abs"], float(np.max(np.abs(y64 - r64))))
                 s["ref_max"] = max(s["ref_max"], float(np.max(np.abs(r64))))
             s["err2"] += float(np.sum((y64 - r64) ** 2))
             s["ref2"] += float(np.sum(r64 ** 2))
-            if i in heads:
+            if i in self.heads:
                 s["agree"] += int(np.sum(np.argmax(r64, axis=-1) == np.argmax(y64, axis=-1)))
                 s["total"] += int(np.prod(r64.shape[:-1]))
-    outputs = []
-    for i, (v, s) in enumerate(zip(reference.outputs, stats)):
-        if not v.dtype.is_float:
-            continue
-        entry = {"name": v.name, "max_abs_error": s["max_abs"],
+
+    def entries(self) -> list[dict]:
+        return [{"name": v.name, "max_abs_error": s["max_abs"],
                  "max_rel_error": s["max_abs"] / max(1.0, s["ref_max"]),
                  "sqnr_db": _sqnr(s["ref2"], s["err2"]),
-                 "top1_agreement": s["agree"] / s["total"] if i in heads and s["total"] else None}
-        outputs.append(entry)
-    report = {"samples": count, "outputs": outputs,
+                 "top1_agreement": s["agree"] / s["total"] if i in self.heads and s["total"] else None}
+                for i, (v, s) in enumerate(zip(self.outputs, self.sums)) if v.dtype.is_float]
+
+
+def measure_accuracy(reference: Graph, run, tolerance=None, example_inputs=None, *, samples: int | None = None,
+                     seed: int = 0, fp32: Reference | None = None, progress=None) -> dict:
+    """Errors of `run` (a callable: input arrays -> outputs) against the fp32 graph `reference`, on the inputs
+    and outputs of `fp32` (a started Reference), or else on `samples` random inputs through the reference
+    interpreter. `progress` (api.Progress) shows the count of samples done."""
+    if fp32 is None:
+        count = samples or default_samples(reference)
+        fp32 = Reference(reference, sample_inputs(reference, count, example_inputs, seed))
+    stats = ErrorStats(reference)
+    total = len(fp32.inputs)
+    for i, inputs in enumerate(fp32.inputs):
+        if progress is not None:
+            progress.count("measuring the error of the passes against the fp32 model", i, total)
+        want = fp32.outputs(i)
+        got = run(*inputs)
+        stats.add(want, list(got) if isinstance(got, (list, tuple)) else [got])
+    report = {"samples": total, "reference": fp32.kind, "outputs": stats.entries(),
               "tolerance": tolerance.as_dict() if tolerance is not None else None}
     report["within_tolerance"] = within(report) if tolerance is not None else None
     return report
@@ -154,9 +263,14 @@ NOTHING_LOSSY = ("no lossy pass ran (quantize, mixed-precision, prune): the comp
                  "function, so there is no error to report")
 
 
+REFERENCE_SOURCES = {"compiled": ", the fp32 graph compiled for the cpu target",
+                     "reference interpreter": ", the fp32 graph run by the reference interpreter"}
+
+
 def format_accuracy(report: dict) -> str:
     """The report as the table `leptonc compile --report` prints."""
-    lines = [f"accuracy against the fp32 graph ({report['samples']} random inputs):",
+    source = REFERENCE_SOURCES.get(report.get("reference"), "")
+    lines = [f"accuracy against the fp32 graph ({report['samples']} random inputs){source}:",
              f"  {'output':<24} {'max abs err':>12} {'max rel err':>12} {'SQNR dB':>9} {'top-1':>7}"]
     for o in report["outputs"]:
         top1 = f"{100 * o['top1_agreement']:6.1f}%" if o["top1_agreement"] is not None else f"{'-':>7}"
@@ -175,18 +289,17 @@ def format_accuracy(report: dict) -> str:
     return "\n".join(lines)
 
 
-def record_accuracy(cm, reference: Graph, passes: str | None, example_inputs=None, graph: Graph | None = None) \
+def record_accuracy(cm, fp32: Reference | None, passes: str, graph: Graph | None = None, progress=None) \
         -> dict | None:
-    """Measure a compiled model against the fp32 graph when `passes` hold a lossy pass, and record the
-    report in its manifest (`manifest["accuracy"]`, saved with the artifact), with the weight format and
-    sparsity of each linear layer of `graph` (the graph the passes made). Returns the report."""
+    """Measure a compiled model against `fp32` (start_reference's; None: no check) and record the report in
+    its manifest (`manifest["accuracy"]`, saved with the artifact), with the weight format and sparsity of
+    each linear layer of `graph` (the graph the passes made). Returns the report."""
     from ..passes.sparse_layers import layer_table
     from ..passes.tolerance import tolerance_of
 
-    tolerance = tolerance_of(passes) if passes else None
-    if tolerance is None:
+    if fp32 is None:
         return None
-    report = measure_accuracy(reference, cm, tolerance, example_inputs)
+    report = measure_accuracy(fp32.graph, cm, tolerance_of(passes), fp32=fp32, progress=progress)
     report["passes"] = passes
     if graph is not None:
         report["layers"] = layer_table(graph)
@@ -194,5 +307,5 @@ def record_accuracy(cm, reference: Graph, passes: str | None, example_inputs=Non
     return report
 
 
-__all__ = ["NOTHING_LOSSY", "format_accuracy", "head_outputs", "measure_accuracy", "record_accuracy", "sample_inputs",
-           "within"]
+__all__ = ["NOTHING_LOSSY", "ErrorStats", "Reference", "accuracy_samples", "default_samples", "format_accuracy",
+           "head_outputs", "measure_accuracy", "record_accuracy", "sample_inputs", "start_reference", "within"]
