@@ -141,13 +141,16 @@ def _cmd_compile(args) -> int:
     model, inputs, dyn = _compile_inputs(args.model, dynamic)
     t0 = time.perf_counter()
     cm = leptonc.compile(model, inputs, target=args.target, passes=args.passes, dynamic_shapes=dyn,
-                         quiet=args.quiet, calibration=args.calibration)
+                         quiet=args.quiet, calibration=args.calibration,
+                         accuracy=True if args.accuracy_samples is None else args.accuracy_samples)
     seconds = time.perf_counter() - t0
     cm.save(args.output)
     if args.report:
         from .runtime.accuracy import NOTHING_LOSSY, format_accuracy
 
-        print(format_accuracy(cm.manifest["accuracy"]) if "accuracy" in cm.manifest else NOTHING_LOSSY)
+        skipped = "no accuracy report: --accuracy-samples 0 skipped the check"
+        print(format_accuracy(cm.manifest["accuracy"]) if "accuracy" in cm.manifest
+              else skipped if args.accuracy_samples == 0 and args.passes else NOTHING_LOSSY)
     if args.target == "stablehlo":
         if args.fusion_report or args.stats:
             print("no fusion report: the stablehlo target writes one module, and XLA fuses it on its own")
@@ -388,6 +391,9 @@ def _add_backend_verbs(sub) -> None:
     c.add_argument("--fusion-report", action="store_true",
                    help="print the fusion report: the kernels, their ops, and the pairs left unfused and why")
     c.add_argument("--stats", action="store_true", help="deprecated spelling of --fusion-report")
+    c.add_argument("--accuracy-samples", type=_count, metavar="N",
+                   help="random inputs the accuracy check of lossy passes runs (default: 256 for a model with a "
+                        "classification or LM head, else 8; 0 skips the check)")
     c.add_argument("--report", action="store_true",
                    help="print the error lossy passes (quantize, mixed-precision, prune) introduced against fp32")
     c.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -408,6 +414,17 @@ def _add_backend_verbs(sub) -> None:
     b.add_argument("--runs", type=int, default=10)
     b.add_argument("--threads", type=int, default=2)
     b.set_defaults(run=_cmd_bench)
+
+
+def _count(text: str) -> int:
+    """A count >= 0 (argparse's one-line error otherwise)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ...)")
+    return n
 
 
 def _target(name: str) -> str:
