@@ -28,7 +28,9 @@ def _cmd_ir(args) -> int:
     from .passes.cli_args import run_passes_from_args
 
     graph = run_passes_from_args(_load_graph(args.model), args)
-    if args.emit == "stablehlo":
+    if args.emit in ("plan", "c", "triton"):
+        text = _emitted_program(graph, args)
+    elif args.emit == "stablehlo":
         from .codegen.stablehlo import emit_module
         from .codegen.stablehlo.specialize import symbols_of
 
@@ -45,6 +47,21 @@ def _cmd_ir(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _emitted_program(graph, args) -> str:
+    """--emit plan (the fusion plan of --target), c or triton (the generated code)."""
+    from .codegen.listing import KERNEL_TARGETS, lower, plan_text
+
+    target = args.target or ("triton" if args.emit == "triton" else "cpu")
+    if args.emit != "plan" and target != {"c": "cpu", "triton": "triton"}[args.emit]:
+        raise LeptoncError(f"--emit {args.emit} is the code of the {'cpu' if args.emit == 'c' else 'triton'} "
+                           f"target, not of --target {target}")
+    if target not in KERNEL_TARGETS:
+        raise LeptoncError(f"--emit plan: the {target} target has no fusion plan (XLA fuses its module; "
+                           f"see --emit stablehlo); plans exist for {', '.join(KERNEL_TARGETS)}")
+    lowered, program = lower(graph, target)
+    return plan_text(lowered, program.plan, target) if args.emit == "plan" else program.source
 
 
 def _parse_sizes(spec: str | None) -> dict[str, int]:
@@ -450,8 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
     ir.add_argument("model", help="model.onnx, or FILE.py:FUNCTION returning (torch module, example inputs)")
     ir.add_argument("-o", "--output", help="write to this file instead of stdout (.svg: render with Graphviz)")
     ir.add_argument("--format", choices=("text", "dot"), default="text", help="IR text, or Graphviz DOT")
-    ir.add_argument("--emit", choices=("ir", "stablehlo"), default="ir",
-                    help="print the graph as IR, or as the StableHLO module the stablehlo target compiles")
+    ir.add_argument("--emit", choices=("ir", "plan", "c", "triton", "stablehlo"), default="ir",
+                    help="print the graph as IR; the fusion plan of --target (its kernels and their ops); the C "
+                         "(cpu) or Triton code the target generates; or the StableHLO module")
+    ir.add_argument("--target", type=_target, help="with --emit plan: the target whose plan to print (default cpu)")
     ir.add_argument("--sizes", help="with --emit stablehlo: sizes of symbolic dims, e.g. B=8,S=128 (default 1)")
     ir.add_argument("--constants", action="store_true",
                     help="print every constant's values (default: those of up to 8 elements; the others by name, "

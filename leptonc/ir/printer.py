@@ -97,6 +97,11 @@ def _format_node(node: Node, graph: Graph, inline_limit: int) -> str:
     return f"{lhs} = {node.op}({operands}){attrs} : {types}{_format_loc(node.loc)}"
 
 
+def format_node(node: Node, graph: Graph, inline_limit: int = 8) -> str:
+    """One node's statement as print_ir writes it (without indent)."""
+    return _format_node(node, graph, inline_limit)
+
+
 def _size(nbytes: int) -> str:
     if nbytes < 1024:
         return f"{nbytes} bytes"
