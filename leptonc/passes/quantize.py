@@ -7,6 +7,9 @@
                                                   at run time), int8 x int8 -> int32 products
     quantize{weights=int4,group=128,method=gptq}  int4 weights chosen by GPTQ on the calibration data
                                                   (compile(..., calibration=)) instead of rounded to nearest
+    quantize{weights=int8,activations=int8-static,observer=minmax|percentile|mse[,smoothquant=0.5]}
+                                                  convs and linear layers W8A8 with uint8 activation scales
+                                                  from the calibration data (passes/quantize_static.py)
 
 Every `matmul` whose right operand is a 2-D f32 constant [K, N] (a linear
 layer: torch Linear and ONNX MatMul import to this) is replaced: the weight
@@ -27,6 +30,7 @@ from ..ir.graph import Graph, Node
 from ..ir.ops.quant import quantize_array
 from .calibration import require_calibration
 from .gptq import gptq_weight, quantize_sequentially
+from .quantize_static import quantize_static
 from .tolerance import Tolerance, declare_tolerance
 from .registry import Option, PassError, register_pass
 from .rewrite import replace_result
@@ -63,12 +67,18 @@ def _linear_weight(graph: Graph, node: Node) -> np.ndarray | None:
                                  choices=("auto", "channel", "group")),
                    "group": Option(int, 128, "inputs per scale when per=group"),
                    "activations": Option(str, "none", "activation quantization",
-                                         choices=("none", "int8-dynamic")),
+                                         choices=("none", "int8-dynamic", "int8-static")),
+                   "observer": Option(str, "minmax", "activations=int8-static: how an activation's range is "
+                                      "chosen from the calibration data (passes/observers.py)",
+                                      choices=("minmax", "percentile", "mse")),
+                   "smoothquant": Option(float, 0.0, "activations=int8-static: SmoothQuant's migration "
+                                         "strength alpha for linear layers (0: off)"),
                    "method": Option(str, "rtn", "how weights are chosen: rtn rounds to nearest, gptq "
                                     "minimises each layer's output error on the calibration data",
                                     choices=("rtn", "gptq")),
                })
-def quantize(graph: Graph, weights: str, per: str, group: int, activations: str, method: str) -> bool:
+def quantize(graph: Graph, weights: str, per: str, group: int, activations: str, method: str, observer: str,
+             smoothquant: float) -> bool:
     dtype = DType.i8 if weights == "int8" else DType.i4
     per = per if per != "auto" else ("channel" if dtype is DType.i8 else "group")
     if group <= 0:
@@ -77,6 +87,10 @@ def quantize(graph: Graph, weights: str, per: str, group: int, activations: str,
         raise PassError("quantize: activations=int8-dynamic needs weights=int8 and per=channel")
     if method == "gptq" and activations != "none":
         raise PassError("quantize: method=gptq quantizes weights only (activations=none)")
+    if activations == "int8-static":
+        if dtype is not DType.i8 or per != "channel":
+            raise PassError("quantize: activations=int8-static needs weights=int8 and per=channel")
+        return quantize_static(graph, observer, smoothquant)
     layers = [n for n in graph.nodes if n.graph is graph and _linear_weight(graph, n) is not None]
 
     def rewrite(node: Node, h: np.ndarray | None = None) -> None:
@@ -106,7 +120,7 @@ def _tolerance(weights: str, per: str, group: int, activations: str, **_) -> Tol
     """Bounds with a margin over the worst error measured on the real models of the test zoo (BERT-base and
     GPT-2 are the worst: int4 SQNR 11.3 dB in groups of 32, 9.7 dB in groups of 128, 8.4 dB per channel).
     GPTQ is held to round-to-nearest's bounds: it lowers the error on data like the calibration set."""
-    if activations == "int8-dynamic":
+    if activations in ("int8-dynamic", "int8-static"):
         return Tolerance(max_rel_error=0.15, min_sqnr_db=20.0, min_top1=0.9)
     if weights == "int8":
         return Tolerance(max_rel_error=0.1, min_sqnr_db=25.0, min_top1=0.9)

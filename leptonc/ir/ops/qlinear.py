@@ -1,0 +1,112 @@
+"""Statically quantized convolution and matmul: uint8 activations in, uint8 or f32 out (int8 W8A8).
+
+    qlinear_conv(x, x_scale, x_zero_point, w, w_scale, bias[, y_scale, y_zero_point])
+    qlinear_matmul(x, x_scale, x_zero_point, w, w_scale, bias[, y_scale, y_zero_point])
+
+as ONNX QLinearConv / QLinearMatMul with symmetric weights (no weight zero point):
+  - x is u8 with a per-tensor scale and zero point (x_scale f32 and x_zero_point u8 scalars): the real
+    value of x is (x - x_zero_point) * x_scale;
+  - w is i8, symmetric, one scale per output channel (w_scale f32 [O]); qlinear_conv's w is [O, C / group,
+    kernel...] (in both layouts), qlinear_matmul's is [N, K] (a linear layer's weight, one row per output);
+  - bias is i32 [O], in units of x_scale * w_scale (bias_real / (x_scale * w_scale), rounded);
+  - acc = sum of (x - x_zero_point) * w over the window or row, plus bias: exact, in int32;
+    v = f32(acc) * f32(x_scale * w_scale), rounded once;
+  - with y_scale and y_zero_point (f32 and u8 scalars) the result is u8:
+    clip(round_half_even(v / y_scale) + y_zero_point, 0, 255), so that the next quantized layer reads it as
+    it is (a relu between them is the clip at 0 when y_zero_point is 0); without them it is v, in f32.
+qlinear_conv takes conv's attributes (strides, pads, dilations, group) and `channels_last` (x and the result
+N, spatial..., C; padding reads as x_zero_point, a real 0).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dims as D
+from ..dtypes import DType
+from ..registry import PURE, define_op
+from ..types import TensorType
+from .infer import require
+from .nn import _CONV_ATTRS, _conv_infer, _permuted, channels_first_perm, channels_last_perm, conv
+
+STRUCTURED = PURE | {"structured"}
+
+
+def _check_params(op: str, x: TensorType, x_scale, x_zp, w: TensorType, w_scale, bias, y_params) -> TensorType:
+    """The result type's dtype after checking every operand but x's and w's shapes."""
+    require(x.dtype is DType.u8, f"{op} takes u8 activations, got {x.dtype}")
+    require(w.dtype is DType.i8, f"{op} takes an i8 weight, got {w.dtype}")
+    require(x_scale.dtype is DType.f32 and x_scale.rank == 0, f"{op}: x_scale must be an f32 scalar, got {x_scale}")
+    require(x_zp.dtype is DType.u8 and x_zp.rank == 0, f"{op}: x_zero_point must be a u8 scalar, got {x_zp}")
+    o = w.shape[0]
+    require(w_scale.dtype is DType.f32 and w_scale.rank == 1 and D.compatible(w_scale.shape[0], o),
+            f"{op}: w_scale must be f32 [{o}] (one per output channel), got {w_scale}")
+    require(bias.dtype is DType.i32 and bias.rank == 1 and D.compatible(bias.shape[0], o),
+            f"{op}: bias must be i32 [{o}], got {bias}")
+    if not y_params:
+        return DType.f32
+    require(len(y_params) == 2, f"{op}: y_scale comes with y_zero_point")
+    y_scale, y_zp = y_params
+    require(y_scale.dtype is DType.f32 and y_scale.rank == 0, f"{op}: y_scale must be an f32 scalar, got {y_scale}")
+    require(y_zp.dtype is DType.u8 and y_zp.rank == 0, f"{op}: y_zero_point must be a u8 scalar, got {y_zp}")
+    return DType.u8
+
+
+def requantize(acc: np.ndarray, x_scale, w_scale, y_params, channel_axis: int) -> np.ndarray:
+    """The result from the int32 sums `acc` (bias included): f32, or u8 with y_params = (y_scale, y_zero_point)."""
+    m = (np.float32(x_scale) * w_scale.astype(np.float32)).astype(np.float32)
+    shape = [1] * acc.ndim
+    shape[channel_axis] = -1
+    v = acc.astype(np.float32) * m.reshape(shape)
+    if not y_params:
+        return v
+    y_scale, y_zp = y_params
+    q = np.rint(v / np.float32(y_scale)) + np.float32(y_zp)
+    return np.clip(q, 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- qlinear_conv
+
+def _qlinear_conv_infer(x, x_scale, x_zp, w, w_scale, bias, *y_params, strides, pads, dilations, group,
+                        channels_last=False) -> TensorType:
+    dtype = _check_params("qlinear_conv", x, x_scale, x_zp, w, w_scale, bias, y_params)
+    xf = _permuted(x, channels_first_perm(x.rank)) if channels_last and x.rank >= 3 else x
+    y = _conv_infer(xf.with_dtype(DType.f32), w.with_dtype(DType.f32), strides=strides, pads=pads,
+                    dilations=dilations, group=group)
+    if channels_last:
+        y = _permuted(y, channels_last_perm(y.rank))
+    return y.with_dtype(dtype)
+
+
+@define_op("qlinear_conv", arity=(6, 8), infer=_qlinear_conv_infer, traits=STRUCTURED,
+           attrs={**_CONV_ATTRS, "channels_last": ("bool", False)})
+def qlinear_conv(x, x_scale, x_zp, w, w_scale, bias, *y_params, strides, pads, dilations, group,
+                 channels_last=False):
+    """Convolution of u8 activations (per-tensor scale and zero point) by i8 weights (a scale per output
+    channel) with an i32 bias, summed exactly; the result requantized to u8, or f32."""
+    rank = x.ndim
+    if channels_last:
+        x = np.transpose(x, channels_first_perm(rank))
+    xc = x.astype(np.float64) - float(x_zp)  # padding reads as 0: the zero point
+    acc = conv(xc, w.astype(np.float64), strides=strides, pads=pads, dilations=dilations, group=group)
+    acc = acc.astype(np.int64) + bias.astype(np.int64).reshape((1, -1) + (1,) * (rank - 2))
+    y = requantize(acc, x_scale, w_scale, y_params, 1)
+    return np.ascontiguousarray(np.transpose(y, channels_last_perm(rank)) if channels_last else y)
+
+
+# ---------------------------------------------------------------- qlinear_matmul
+
+def _qlinear_matmul_infer(x, x_scale, x_zp, w, w_scale, bias, *y_params) -> TensorType:
+    dtype = _check_params("qlinear_matmul", x, x_scale, x_zp, w, w_scale, bias, y_params)
+    require(x.rank >= 1 and w.rank == 2, f"qlinear_matmul takes x [..., K] and a weight [N, K], got {x} and {w}")
+    require(D.compatible(x.shape[-1], w.shape[1]),
+            f"qlinear_matmul contraction dims differ: x {list(x.shape)}, weight [N, K] = {list(w.shape)}")
+    return TensorType(dtype, tuple(x.shape[:-1]) + (w.shape[0],))
+
+
+@define_op("qlinear_matmul", arity=(6, 8), infer=_qlinear_matmul_infer, traits=STRUCTURED)
+def qlinear_matmul(x, x_scale, x_zp, w, w_scale, bias, *y_params):
+    """x [..., K] (u8, per-tensor scale and zero point) times an i8 weight [N, K] (a scale per output) plus an
+    i32 bias, summed exactly; the result requantized to u8, or f32."""
+    xc = x.astype(np.int64) - int(x_zp)
+    acc = np.matmul(xc, w.astype(np.int64).T) + bias.astype(np.int64)
+    return requantize(acc, x_scale, w_scale, y_params, acc.ndim - 1)
