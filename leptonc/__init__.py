@@ -3,7 +3,7 @@ optimize it, and run it (see README.md and DESIGN.md)."""
 from .ir import DType, Graph, LeptoncError, TensorType, parse_ir, print_ir, verify
 from .ir.errors import optional_dependency
 from .runtime.reference import run_reference
-from .api import compile, load  # noqa: E402,A004  (leptonc.compile shadows the builtin on purpose)
+from .api import compile, load, recover  # noqa: E402,A004  (leptonc.compile shadows the builtin on purpose)
 
 __version__ = "0.1.0"
 
@@ -25,4 +25,4 @@ def import_torch(module, example_inputs, dynamic_shapes=None) -> Graph:
 
 
 __all__ = ["DType", "Graph", "LeptoncError", "TensorType", "compile", "import_onnx", "load", "import_torch", "parse_ir",
-           "print_ir", "run_reference", "verify"]
+           "print_ir", "recover", "run_reference", "verify"]

@@ -23,6 +23,7 @@ from .ir.graph import Graph
 from .ir.printer import print_ir
 from .runtime.accuracy import accuracy_samples, record_accuracy, start_reference
 from .loader import load
+from .recover import Recovered, recover
 from .runtime.compiled import CompiledModel
 from .runtime.signature import example_bindings
 
@@ -243,4 +244,4 @@ def _placed_layout(graph: Graph, name: str, arena) -> np.ndarray:
     return w if is_i4(w) else arena.place(w)
 
 
-__all__ = ["compile", "load", "import_graph", "Progress"]
+__all__ = ["compile", "load", "recover", "Recovered", "import_graph", "Progress"]
