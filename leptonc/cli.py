@@ -90,6 +90,14 @@ def _write_svg(dot_text: str, path: str) -> None:
         raise LeptoncError(f"Graphviz `dot` failed on the graph: {done.stderr.strip()}")
 
 
+def _cmd_bisect(args) -> int:
+    from .bisect import bisect
+
+    result = bisect(_load_graph(args.model), passes=args.passes, target=args.target)
+    sys.stdout.write(str(result))
+    return 0 if result.culprit is None else 1
+
+
 def _cmd_passes(args) -> int:
     from .passes import list_passes, plugin_failures
 
@@ -479,6 +487,13 @@ def build_parser() -> argparse.ArgumentParser:
     ir.set_defaults(run=_cmd_ir)
     passes = sub.add_parser("passes", help="list every registered pass and pipeline, plugins included")
     passes.set_defaults(run=_cmd_passes)
+    bis = sub.add_parser("bisect", help="find the first pass, then the first kernel, whose result diverges from "
+                                        "the reference interpreter, and print a minimal IR reproducer (exit 1 "
+                                        "when something diverges)")
+    bis.add_argument("model", help="model.onnx, FILE.py:FUNCTION, or IR text (.lir); run on random inputs")
+    bis.add_argument("--passes", metavar="PIPELINE", help="passes after the cleanup pipeline, as compile takes them")
+    bis.add_argument("--target", type=_target, default="cpu", help="the target whose kernels to check (default cpu)")
+    bis.set_defaults(run=_cmd_bisect)
     _add_backend_verbs(sub)
     _add_trust_verb(sub)
     _add_serve_verb(sub)

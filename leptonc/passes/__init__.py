@@ -6,6 +6,10 @@ Running passes
     g = run_pipeline(g, "canonicalize,fold,cse,dce")          # returns the optimized graph (a copy)
     g = run_pipeline(g, "default", verify_each=True, dump_dir="dumps", stats=stats_list)
 
+Instruments run around every pass (instruments.py): verification, dumps,
+printing, timing, and `check_reference_each=inputs`, which stops at the first
+pass whose outputs on those inputs move beyond its declared tolerance.
+
 A pipeline is a string of pass names separated by commas; options go in
 braces: "quantize{weights=int8,per=channel}". Named pipelines expand to
 passes; `default` runs the cleanup passes until nothing changes.
@@ -39,12 +43,13 @@ interpreter on random graphs.
 Third-party passes register through the entry-point group `leptonc.passes`
 (see plugins.py and README "Writing a pass plugin").
 """
+from .instruments import Instrument, ReferenceCheck, ReferenceMismatch
 from .manager import PassManager, PassStat, format_stats, run_pipeline
 from .pipeline import Pipeline, PipelineEntry, parse_pipeline
 from .plugins import plugin_failures
 from .registry import (Option, Pass, PassError, PassInfo, PassResult, get_pass, list_passes, register_pass,
                        register_pipeline)
 
-__all__ = ["Option", "Pass", "PassError", "PassInfo", "PassManager", "PassResult", "PassStat", "Pipeline",
-           "PipelineEntry", "format_stats", "get_pass", "list_passes", "parse_pipeline", "plugin_failures",
-           "register_pass", "register_pipeline", "run_pipeline"]
+__all__ = ["Instrument", "Option", "Pass", "PassError", "PassInfo", "PassManager", "PassResult", "PassStat",
+           "Pipeline", "PipelineEntry", "ReferenceCheck", "ReferenceMismatch", "format_stats", "get_pass", "list_passes",
+           "parse_pipeline", "plugin_failures", "register_pass", "register_pipeline", "run_pipeline"]

@@ -1,0 +1,183 @@
+"""Finding what broke the numbers: the first pass, then the first kernel, whose result diverges from the
+reference interpreter, with a minimal IR reproducer.
+
+    result = leptonc.bisect(model, example_inputs, passes="quantize", target="cpu")
+    print(result)                 # what diverged, the first diverging value, the reproducer and how to run it
+    leptonc bisect model.onnx --passes quantize --target cpu
+
+1. Passes. The pipeline that `compile` runs (the cleanup pipeline, `passes`,
+   then the target's own passes) runs under a ReferenceCheck instrument
+   (passes/instruments.py): the reference interpreter on the example inputs
+   after every pass. The first pass whose outputs move beyond its tolerance
+   (the one it declares, or EXACT) is the culprit; the reproducer is the IR
+   before it, cut to what the diverging output needs.
+2. Kernels. When every pass holds, the graph is compiled for the target and
+   run; outputs within EXACT of the reference mean nothing diverges. Otherwise
+   each kernel of the target's fusion plan, in launch order, is compiled on
+   its own, its operands fed the values the reference interpreter computes for
+   them, and its results compared with the reference's: the first kernel out
+   of tolerance is the culprit, and its IR (the kernel's ops as a graph) is
+   the reproducer. The stablehlo target runs one XLA module: its culprit is
+   the module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .api import CLEANUP_PIPELINE, Progress, check_target, import_graph
+from .ir.errors import LeptoncError
+from .ir.graph import Graph
+from .ir.printer import print_ir
+from .passes import PassManager, ReferenceCheck, ReferenceMismatch, run_pipeline
+from .passes.instruments import EXACT, first_divergence
+from .runtime.reference import run_reference
+
+
+@dataclass
+class BisectResult:
+    """What `bisect` found: `culprit` is "pass", "kernel", "module" or None (nothing diverges)."""
+
+    culprit: str | None
+    name: str | None    # the pass (as a pipeline writes it) or the kernel
+    detail: str         # the first diverging value
+    reproducer: str     # IR text, constants inline, that reproduces it ("" when nothing diverges)
+    command: str        # the command line that shows it on the reproducer (saved as repro.lir)
+
+    def __str__(self) -> str:
+        if self.culprit is None:
+            return f"no divergence: {self.detail}\n"
+        return (f"first diverging {self.culprit}: {self.name}\n{self.detail}\n"
+                f"reproducer (save as repro.lir; `{self.command}`):\n{self.reproducer}")
+
+
+def bisect(model, example_inputs=None, passes: str | None = None, target: str = "cpu") -> BisectResult:
+    """Find the first pass, then the first kernel of `target`, whose result on `example_inputs` (default:
+    random inputs shaped like the model's, sizes 1) diverges from the reference interpreter; see the module
+    docstring."""
+    target = check_target(target)
+    graph = import_graph(model, example_inputs)
+    inputs = _inputs(graph, example_inputs)
+    pipelines = [",".join([CLEANUP_PIPELINE] + ([passes] if passes else [])), _target_pipeline(target)]
+    check = ReferenceCheck(inputs, keep_before=True)
+    stages = []
+    try:
+        for pipeline in filter(None, pipelines):
+            graph = PassManager(pipeline, instruments=[check]).run(graph)
+            stages.append(graph.copy())
+    except ReferenceMismatch as e:
+        reproducer = print_ir(_output_cone(e.before, e.output), constants="inline")
+        return BisectResult("pass", str(e.entry), e.problem, reproducer,
+                            f'leptonc ir repro.lir --passes "{e.entry}" --check-reference-each')
+    optimized = stages[0]  # what the target's compile starts from (it runs its own passes again)
+    want = run_reference(optimized, *inputs)
+    got = _compile(optimized, target, inputs).run(*inputs)
+    found = first_divergence(want, got, EXACT, [v.name for v in optimized.outputs])
+    if found is None:
+        return BisectResult(None, None, f"every pass and the {target} target agree with the reference interpreter "
+                                        f"(max rel error <= {EXACT.max_rel_error:g})", "", "")
+    if target == "stablehlo":
+        return BisectResult("module", "the XLA module", found[0], print_ir(optimized, constants="inline"),
+                            "leptonc bisect repro.lir --target stablehlo")
+    return _first_kernel(optimized, target, inputs, found[0])
+
+
+def _first_kernel(graph: Graph, target: str, inputs: list, whole: str) -> BisectResult:
+    from .codegen.listing import kernel_nodes, kernel_results, lower
+    from .passes.fusion import memory_operands
+
+    lowered, program = lower(graph, target)
+    values = _reference_values(lowered, inputs)
+    outputs = {id(v) for v in lowered.outputs}
+    for k in program.plan.kernels:
+        results = kernel_results(k, outputs)
+        operands = [v for v in memory_operands(k) if v.producer is None or v.producer.op != "const"]
+        sub = _subgraph(lowered, k.name, kernel_nodes(k), operands, results)
+        feed = [values[v.name] for v in operands]
+        got = _compile(sub, target, feed).run(*feed)
+        found = first_divergence([values[v.name] for v in results], got, EXACT, [v.name for v in results])
+        if found is not None:
+            return BisectResult("kernel", k.name, found[0], print_ir(sub, constants="inline"),
+                                f"leptonc bisect repro.lir --target {target}")
+    return BisectResult("kernel", None, f"the whole model diverges ({whole}), but no kernel does on its own: "
+                        "look at how kernels hand values to each other (buffers, layouts)",
+                        print_ir(lowered, constants="inline"), f"leptonc bisect repro.lir --target {target}")
+
+
+def _inputs(graph: Graph, example_inputs) -> list[np.ndarray]:
+    if example_inputs is None:
+        from .runtime.accuracy import sample_inputs
+
+        return sample_inputs(graph, 1)[0]
+    examples = list(example_inputs) if isinstance(example_inputs, (list, tuple)) else [example_inputs]
+    return [np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x) for x in examples]
+
+
+def _target_pipeline(target: str) -> str:
+    if target == "cpu":
+        from .codegen.cpu import TARGET_PIPELINE
+    elif target == "triton":
+        from .codegen.triton import TARGET_PIPELINE
+    else:
+        return ""
+    return TARGET_PIPELINE
+
+
+def _compile(graph: Graph, target: str, inputs: list):
+    """The compiled model of `graph` for `target` (its own passes only: the graph is optimized already)."""
+    progress = Progress(quiet=True)
+    if target == "cpu":
+        from .api import compile_cpu
+
+        return compile_cpu(graph, [], progress, example_inputs=inputs)
+    if target == "triton":
+        from .codegen.triton import compile_triton
+
+        return compile_triton(graph, [], progress, example_inputs=inputs)
+    from . import __version__
+    from .codegen.stablehlo import compile_stablehlo
+    from .runtime.signature import example_bindings
+
+    return compile_stablehlo(graph, {"leptonc_version": __version__, "pipeline": ""},
+                             example_bindings(graph.inputs, inputs))
+
+
+def _reference_values(graph: Graph, inputs: list) -> dict[str, np.ndarray]:
+    """Every value of `graph` (by name) as the reference interpreter computes it on `inputs`."""
+    probe = graph.copy()
+    values = [v for n in probe.nodes if n.op != "const" for v in n.outputs]
+    probe.set_outputs(values)
+    out = dict(zip((v.name for v in values), run_reference(probe, *inputs)))
+    out.update({v.name: x for v, x in zip(graph.inputs, inputs)})
+    return out
+
+
+def _subgraph(graph: Graph, name: str, nodes: list, operands: list, results: list) -> Graph:
+    """The nodes of one kernel as a graph: its operands (not constants) become inputs, its constants stay."""
+    sub = Graph(name)
+    env = {id(v): sub.add_input(v.name, v.type) for v in operands}
+    position = {id(n): i for i, n in enumerate(graph.nodes)}
+    for node in sorted(nodes, key=lambda n: position[id(n)]):
+        for v in node.inputs:
+            if id(v) not in env and v.producer is not None and v.producer.op == "const":
+                cname = v.producer.attrs["name"]
+                env[id(v)] = sub.add_constant(graph.constants[cname], cname)
+        made = sub.add_node(node.op, [env[id(v)] for v in node.inputs], dict(node.attrs),
+                            names=[v.name for v in node.outputs], types=[v.type for v in node.outputs], loc=node.loc)
+        env.update({id(v): w for v, w in zip(node.outputs, made.outputs)})
+    sub.set_outputs([env[id(v)] for v in results])
+    return sub
+
+
+def _output_cone(graph: Graph, output: int) -> Graph:
+    """`graph` with only its output `output` and what computes it."""
+    cone = graph.copy()
+    cone.set_outputs([cone.outputs[output]])
+    try:
+        return run_pipeline(cone, "dce")
+    except LeptoncError:
+        return graph
+
+
+__all__ = ["BisectResult", "bisect"]
