@@ -48,6 +48,34 @@ def gemv_chain():
     return GemvChain().eval(), (torch.randn(1, 4096),)
 
 
+def regnet():
+    """RegNetModel(RegNetConfig()) (RegNetY-4.0GF: grouped 3x3 convs, 64 channels a group, with
+    squeeze-excitation) on 1 x 3 x 224 x 224."""
+    from transformers import RegNetConfig, RegNetModel
+
+    torch.manual_seed(0)
+    return RegNetModel(RegNetConfig()).eval(), (torch.randn(1, 3, 224, 224),)
+
+
+def efficientnet():
+    """EfficientNetModel at B0's size (depthwise 3x3 and 5x5 convs, squeeze-excitation, SiLU) on
+    1 x 3 x 224 x 224."""
+    from transformers import EfficientNetConfig, EfficientNetModel
+
+    torch.manual_seed(0)
+    cfg = EfficientNetConfig(width_coefficient=1.0, depth_coefficient=1.0, image_size=224, hidden_dim=1280)
+    return EfficientNetModel(cfg).eval(), (torch.randn(1, 3, 224, 224),)
+
+
+def convnext():
+    """ConvNextModel(ConvNextConfig()) (ConvNeXt-T: depthwise 7x7 convs, channels-last LayerNorm and MLPs) on
+    1 x 3 x 224 x 224."""
+    from transformers import ConvNextConfig, ConvNextModel
+
+    torch.manual_seed(0)
+    return ConvNextModel(ConvNextConfig()).eval(), (torch.randn(1, 3, 224, 224),)
+
+
 def batched(build, batch: int):
     """A model of the suite at another batch size: its batch-1 inputs repeated `batch` times (the work of a
     batch does not depend on the values)."""
@@ -66,6 +94,9 @@ SUITE = {
     "resnet50": model_zoo.resnet50,
     "mobilenet_v2": model_zoo.mobilenet_v2,
     "vit": model_zoo.vit,
+    "regnet": regnet,
+    "efficientnet": efficientnet,
+    "convnext": convnext,
     "bert_b8": batched(model_zoo.bert, 8),
     "bert_b32": batched(model_zoo.bert, 32),
     "resnet50_b8": batched(model_zoo.resnet50, 8),
