@@ -67,7 +67,8 @@ def bisect(model, example_inputs=None, passes: str | None = None, target: str = 
             graph = PassManager(pipeline, instruments=[check]).run(graph)
             stages.append(graph.copy())
     except ReferenceMismatch as e:
-        reproducer = print_ir(_output_cone(e.before, e.output), constants="inline")
+        reproducer = print_ir(_smallest(e.before, str(e.entry), check.inputs_of(e.before), e.output),
+                              constants="inline")
         return BisectResult("pass", str(e.entry), e.problem, reproducer,
                             f'leptonc ir repro.lir --passes "{e.entry}" --check-reference-each')
     optimized = stages[0]  # what the target's compile starts from (it runs its own passes again)
@@ -170,14 +171,49 @@ def _subgraph(graph: Graph, name: str, nodes: list, operands: list, results: lis
     return sub
 
 
-def _output_cone(graph: Graph, output: int) -> Graph:
-    """`graph` with only its output `output` and what computes it."""
-    cone = graph.copy()
-    cone.set_outputs([cone.outputs[output]])
+def _smallest(graph: Graph, entry: str, inputs: list, output: int, tries: int = 64) -> Graph:
+    """A small graph on which pass `entry` still moves the outputs beyond its tolerance: `graph` cut to what its
+    output `output` needs, then cut above values (each made an input, fed the reference's value) while the
+    pass still diverges, nearest the output first, for at most `tries` cuts."""
+    values = _reference_values(graph, inputs)
+    best, _ = _cut(graph, [graph.outputs[output].name], None)
+    for name in [v.name for n in reversed(best.nodes) if n.op != "const" for v in n.outputs][:tries]:
+        trial, fed = _cut(best, [v.name for v in best.outputs], name)
+        if trial is None:
+            continue
+        values[fed] = values[name]
+        if _diverges(trial, entry, [values[v.name] for v in trial.inputs]):
+            best = trial
+    return best
+
+
+def _cut(graph: Graph, outputs: list[str], at: str | None) -> tuple[Graph | None, str | None]:
+    """(a copy of `graph` with these outputs, value `at` (when given) made an input, and what is left unused
+    removed, nodes and inputs; the new input's name). None when `at` is no longer in it or is an output."""
+    g = graph.copy()
+    by_name = {v.name: v for v in g.values()}
+    g.set_outputs([by_name[o] for o in outputs])
+    fed = None
+    if at is not None:
+        v = by_name.get(at)
+        if v is None or v.producer is None or at in outputs:
+            return None, None
+        new = g.add_input(at + "_in", v.type)
+        g.replace_all_uses(v, new)
+        fed = new.name
+    g = run_pipeline(g, "dce")
+    g.inputs = [x for x in g.inputs if x.uses]
+    return g, fed
+
+
+def _diverges(graph: Graph, entry: str, inputs: list) -> bool:
     try:
-        return run_pipeline(cone, "dce")
+        PassManager(entry, check_reference_each=inputs).run(graph.copy())
+    except ReferenceMismatch:
+        return True
     except LeptoncError:
-        return graph
+        return False
+    return False
 
 
 __all__ = ["BisectResult", "bisect"]

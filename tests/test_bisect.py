@@ -41,7 +41,8 @@ def test_bisect_names_the_broken_pass_and_a_reproducer_that_shows_it(tmp_path, c
     assert (result.culprit, result.name) == ("pass", "test-sub-to-add")
     assert result.detail.startswith("output 0 (")  # the first diverging value: its output, index and values
     repro = parse_ir(result.reproducer)
-    assert [v.name for v in repro.outputs] == ["d"]  # only the diverging output's cone
+    assert [v.name for v in repro.outputs] == ["d"]  # only the diverging output, cut above the broken op:
+    assert [n.op for n in repro.nodes if n.op != "const"] == ["sub"] and len(repro.inputs) == 1
     assert "exp" not in result.reproducer
     path = tmp_path / "repro.lir"
     path.write_text(result.reproducer)

@@ -204,6 +204,10 @@ class ReferenceCheck(Instrument):
             raise ReferenceMismatch(entry, tolerance, problem, output, self.before)
         self.outputs = outputs
 
+    def inputs_of(self, graph: Graph) -> list:
+        """The inputs this check feeds `graph` (a graph it saw: the same inputs, by position)."""
+        return self.inputs[:len(graph.inputs)]
+
     def _run(self, graph: Graph):
         start = time.perf_counter()
         try:
