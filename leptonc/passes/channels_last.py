@@ -60,6 +60,8 @@ def _to_channels_last(graph: Graph, node: Node) -> None:
     if node.op == "conv":
         operands.append(_weight_channels_last(graph, node.inputs[1], node))
         operands += node.inputs[2:]
+    else:  # the other operands of an op that keeps its weight's layout (qlinear_conv) stay as they are
+        operands += node.inputs[1:]
     new = graph.add_node(node.op, operands, {**node.attrs, "channels_last": True}, names=[node.output.name],
                          before=node)
     _replace(graph, node, new, channels_first_perm(rank))

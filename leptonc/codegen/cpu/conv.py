@@ -260,9 +260,10 @@ def _packed_floats(ctx: KernelContext, w: Value, out: Value, group: int) -> int:
 def emit_pool(ctx: KernelContext, node: Node) -> list[str]:
     _require_channels_last(ctx, node)
     x, out = node.inputs[0], node.outputs[0]
-    if not x.dtype.is_float:
+    if not x.dtype.is_float and (node.op != "max_pool" or x.dtype not in (DType.u8, DType.i8)):
         raise UnsupportedError(f"{ctx.where}: {node.op} over {x.dtype} is not supported by the cpu target")
     t = ctype(x.dtype, ctx.where)
+    lowest = "-INFINITY" if x.dtype.is_float else str(np.iinfo(x.dtype.numpy).min)
     nsp = x.type.rank - 2
     kernel = tuple(node.attrs["kernel"])
     lines, _, (_, _, phe, pwe) = _window(ctx, node, x, out, (1, kernel[0]) if nsp == 1 else kernel)
@@ -272,7 +273,7 @@ def emit_pool(ctx: KernelContext, node: Node) -> list[str]:
               "for (int64_t p = 0; p < win.N * win.OH * win.OW; ++p) {",
               "  const int64_t n = p / (win.OH * win.OW), oh = p / win.OW % win.OH, ow = p % win.OW;",
               f"  {t}* yp = {ctx.ptr(out)} + p * C;",
-              f"  for (int64_t c = 0; c < C; ++c) yp[c] = {'-INFINITY' if is_max else '0'};",
+              f"  for (int64_t c = 0; c < C; ++c) yp[c] = {lowest if is_max else '0'};",
               "  int64_t cnt = 0, cnt_pad = 0;",
               "  for (int64_t ki = 0; ki < win.KH; ++ki) {",
               "    const int64_t h = oh * win.sh - win.ph + ki * win.dh;",

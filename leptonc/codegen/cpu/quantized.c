@@ -576,3 +576,187 @@ static inline lep_i64 lep_qparam(lep_i64 i, int kind, lep_i64 C, lep_i64 inner, 
     if (kind == 1) return c;
     return ((i / (inner * C)) * (C / G) + c / G) * inner + i % inner;
 }
+
+/* ---------------------------------------------------------------- static W8A8: qlinear_conv, qlinear_matmul */
+
+/* Rows of uint8 activations (x, with a zero point) times int8 weights in the int8 layout above (one group:
+   the row sums after the steps), summed exactly in int32 per tile of rows by one panel of 16 channels:
+     AVX-512 VNNI: vpdpbusd, x as its unsigned operand as it is, 4 rows a tile;
+     AVX2: the 4 bytes of x of a step widened to 16-bit and broadcast, each 16 bytes of a step's weights (4
+       channels by 4 inputs) widened to 16-bit, vpmaddwd (pairs of products of at most 255 * 128: no
+       saturation, unlike vpmaddubsw), the pair sums added horizontally at the end; 2 rows a tile;
+     else plain C.
+   Then each sum becomes (acc - x_zero_point * rowsum + bias) in int64, times x_scale * w_scale in f32, and
+   is stored as f32 or requantized to uint8 (round half to even, clip), as ir/ops/qlinear.py defines it. */
+
+#if defined(LEP_VNNI)
+#define LEP_Q8_MB 4
+#elif defined(__AVX2__)
+#define LEP_Q8_MB 2
+#else
+#define LEP_Q8_MB 2
+#endif
+
+/* bytes of an int8 layout of N rows of K inputs, row sums included */
+static inline lep_i64 lep_q8_layout_bytes(lep_i64 N, lep_i64 K) {
+    const lep_i64 units = (N + LEP_PANEL * LEP_UNIT - 1) / (LEP_PANEL * LEP_UNIT);
+    return units * ((K + 3) / 4) * LEP_USTEP + units * LEP_UNIT * LEP_PANEL * (lep_i64)sizeof(int32_t);
+}
+
+/* the 4 bytes of step c of a row of K bytes, zeros past K */
+static inline uint32_t lep_q8_x4(const uint8_t* row, lep_i64 c, lep_i64 K) {
+    uint32_t x4 = 0;
+    memcpy(&x4, row + 4 * c, (size_t)lep_min(4, K - 4 * c));
+    return x4;
+}
+
+/* acc[m][j] = sum over k < K of a[m * lda + k] * w(channel j of the panel, k), for m < MB */
+static inline __attribute__((always_inline)) void lep_q8_tile(const int MB, const uint8_t* a, lep_i64 lda,
+                                                              lep_i64 K, const unsigned char* w,
+                                                              int32_t acc[LEP_Q8_MB][LEP_PANEL]) {
+    const lep_i64 steps = (K + 3) / 4, full = K / 4;
+#if defined(LEP_VNNI)
+    __m512i s[LEP_Q8_MB];
+    for (int m = 0; m < MB; ++m) s[m] = _mm512_setzero_si512();
+    for (lep_i64 c = 0; c < steps; ++c) {
+        const __m512i wv = _mm512_loadu_si512(w + c * LEP_USTEP);
+        for (int m = 0; m < MB; ++m) {
+            uint32_t x4;
+            if (c < full) memcpy(&x4, a + m * lda + 4 * c, 4);
+            else x4 = lep_q8_x4(a + m * lda, c, K);
+            s[m] = _mm512_dpbusd_epi32(s[m], _mm512_set1_epi32((int)x4), wv);
+        }
+    }
+    for (int m = 0; m < MB; ++m) _mm512_storeu_si512(acc[m], s[m]);
+#elif defined(__AVX2__)
+    __m256i s[LEP_Q8_MB][4];
+    for (int m = 0; m < MB; ++m)
+        for (int h = 0; h < 4; ++h) s[m][h] = _mm256_setzero_si256();
+    for (lep_i64 c = 0; c < steps; ++c) {
+        __m256i wv[4];
+        for (int h = 0; h < 4; ++h)
+            wv[h] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + c * LEP_USTEP + 16 * h)));
+        for (int m = 0; m < MB; ++m) {
+            uint32_t x4;
+            if (c < full) memcpy(&x4, a + m * lda + 4 * c, 4);
+            else x4 = lep_q8_x4(a + m * lda, c, K);
+            const __m256i xv = _mm256_cvtepu8_epi16(_mm_set1_epi32((int)x4));
+            for (int h = 0; h < 4; ++h) s[m][h] = _mm256_add_epi32(s[m][h], _mm256_madd_epi16(wv[h], xv));
+        }
+    }
+    for (int m = 0; m < MB; ++m) {  /* lanes 2i, 2i + 1 of s[m][h] are channel 4h + i: add them, in order */
+        const __m256i lo = _mm256_permute4x64_epi64(_mm256_hadd_epi32(s[m][0], s[m][1]), 0xD8);
+        const __m256i hi = _mm256_permute4x64_epi64(_mm256_hadd_epi32(s[m][2], s[m][3]), 0xD8);
+        _mm256_storeu_si256((__m256i*)acc[m], lo);
+        _mm256_storeu_si256((__m256i*)(acc[m] + 8), hi);
+    }
+#else
+    for (int m = 0; m < MB; ++m)
+        for (int j = 0; j < LEP_PANEL; ++j) acc[m][j] = 0;
+    for (lep_i64 c = 0; c < steps; ++c)
+        for (int m = 0; m < MB; ++m) {
+            const uint32_t x4 = lep_q8_x4(a + m * lda, c, K);
+            for (int j = 0; j < LEP_PANEL; ++j)
+                for (int i = 0; i < 4; ++i)
+                    acc[m][j] += (int32_t)((x4 >> (8 * i)) & 0xFF) * (int32_t)((const int8_t*)w)[c * LEP_USTEP + 4 * j + i];
+        }
+#endif
+}
+
+/* where and how a qlinear op stores its results: y[m * ldy + n] for the n < N channels of this call */
+struct lep_q8_out {
+    float xs; int32_t xz; const float* ws; const int32_t* bias; int u8; float ys; float yz; void* y; lep_i64 ldy;
+};
+
+static inline void lep_q8_store(const struct lep_q8_out* o, const int32_t* acc, const int32_t* rowsum, lep_i64 m,
+                                lep_i64 n0, lep_i64 nn) {
+    for (lep_i64 j = 0; j < nn; ++j) {
+        const lep_i64 n = n0 + j;
+        const int64_t t = (int64_t)acc[j] - (int64_t)o->xz * rowsum[j] + o->bias[n];
+        const float v = (float)t * (o->xs * o->ws[n]);
+        if (o->u8) {
+            float q = nearbyintf(v / o->ys) + o->yz;
+            q = q < 0.0f ? 0.0f : (q > 255.0f ? 255.0f : q);
+            ((uint8_t*)o->y)[m * o->ldy + n] = (uint8_t)q;
+        } else {
+            ((float*)o->y)[m * o->ldy + n] = v;
+        }
+    }
+}
+
+/* y = the M rows of a (lda bytes apart, K inputs) times the N-channel weights w, stored by o. A worksharing
+   loop: inside a parallel region its tiles are shared out among the threads. */
+static void lep_q8_gemm(const uint8_t* a, lep_i64 lda, lep_i64 M, lep_i64 K, const void* w, lep_i64 N,
+                        const struct lep_q8_out* o) {
+    const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL, steps = (K + 3) / 4;
+    const lep_i64 units = (P + LEP_UNIT - 1) / LEP_UNIT, blocks = (M + LEP_Q8_MB - 1) / LEP_Q8_MB;
+    const int32_t* rowsum = (const int32_t*)((const unsigned char*)w + units * steps * LEP_USTEP);
+    #pragma omp for schedule(static)
+    for (lep_i64 b = 0; b < blocks; ++b) {
+        const lep_i64 m0 = b * LEP_Q8_MB;
+        const int mb = (int)lep_min(LEP_Q8_MB, M - m0);
+        for (lep_i64 p = 0; p < P; ++p) {
+            int32_t acc[LEP_Q8_MB][LEP_PANEL];
+            const unsigned char* wp = lep_panel(w, steps, p);
+            switch (mb) {
+            case 1: lep_q8_tile(1, a + m0 * lda, lda, K, wp, acc); break;
+#if LEP_Q8_MB > 2
+            case 2: lep_q8_tile(2, a + m0 * lda, lda, K, wp, acc); break;
+            case 3: lep_q8_tile(3, a + m0 * lda, lda, K, wp, acc); break;
+#endif
+            default: lep_q8_tile(LEP_Q8_MB, a + m0 * lda, lda, K, wp, acc); break;
+            }
+            for (int m = 0; m < mb; ++m)
+                lep_q8_store(o, acc[m], rowsum + p * LEP_PANEL, m0 + m, p * LEP_PANEL,
+                             lep_min(LEP_PANEL, N - p * LEP_PANEL));
+        }
+    }
+}
+
+/* y[M, N] = qlinear_matmul(x[M, K], ...): ys NULL for an f32 result */
+static void lep_qlinear_matmul(const uint8_t* x, const float* xs, const uint8_t* xz, const void* w, const float* ws,
+                               const int32_t* bias, const float* ys, const uint8_t* yz, void* y, lep_i64 M,
+                               lep_i64 N, lep_i64 K) {
+    const struct lep_q8_out o = {xs[0], xz[0], ws, bias, ys != NULL, ys ? ys[0] : 1.0f, yz ? (float)yz[0] : 0.0f,
+                                 y, N};
+    #pragma omp parallel if (M * N * K > 65536)
+    lep_q8_gemm(x, K, M, K, w, N, &o);
+}
+
+/* qlinear_conv channels-last: x [B][H][W][C] uint8, y [B][OH][OW][O]; per group, the windows of each output
+   pixel gathered into rows of K = KH * KW * C / G bytes (kernel row, kernel column, channel; padding reads as
+   the zero point), then lep_q8_gemm with that group's weights (a 1x1 conv of stride 1 and one group reads x
+   as it is). scratch: B * OH * OW * ceil(K / 4) * 4 bytes. */
+static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* xz, const void* w, const float* ws,
+                             const int32_t* bias, const float* ys, const uint8_t* yz, void* y, lep_i64 B,
+                             lep_i64 H, lep_i64 W, lep_i64 C, lep_i64 OH, lep_i64 OW, lep_i64 O, lep_i64 KH,
+                             lep_i64 KW, lep_i64 sh, lep_i64 sw, lep_i64 dh, lep_i64 dw, lep_i64 ph, lep_i64 pw,
+                             lep_i64 G, uint8_t* scratch) {
+    const lep_i64 M = B * OH * OW, Cg = C / G, Og = O / G, K = KH * KW * Cg, ldq = (K + 3) / 4 * 4;
+    const int direct = KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && G == 1 && OH == H && OW == W;
+    const lep_i64 wbytes = lep_q8_layout_bytes(Og, K);
+    #pragma omp parallel if (M * O * K > 65536)
+    for (lep_i64 g = 0; g < G; ++g) {
+        if (!direct) {
+            #pragma omp for schedule(static)
+            for (lep_i64 p = 0; p < M; ++p) {
+                const lep_i64 n = p / (OH * OW), oh = p / OW % OH, ow = p % OW;
+                uint8_t* row = scratch + p * ldq;
+                for (lep_i64 kh = 0; kh < KH; ++kh) {
+                    const lep_i64 h = oh * sh - ph + kh * dh;
+                    for (lep_i64 kw = 0; kw < KW; ++kw) {
+                        const lep_i64 wi = ow * sw - pw + kw * dw;
+                        uint8_t* dst = row + (kh * KW + kw) * Cg;
+                        if (h < 0 || h >= H || wi < 0 || wi >= W) memset(dst, xz[0], (size_t)Cg);
+                        else memcpy(dst, x + ((n * H + h) * W + wi) * C + g * Cg, (size_t)Cg);
+                    }
+                }
+                for (lep_i64 k = K; k < ldq; ++k) row[k] = 0;
+            }  /* the loop's barrier: every row is gathered before the GEMM reads them */
+        }
+        const struct lep_q8_out o = {xs[0], xz[0], ws + g * Og, bias + g * Og, ys != NULL, ys ? ys[0] : 1.0f,
+                                     yz ? (float)yz[0] : 0.0f,
+                                     ys ? (void*)((uint8_t*)y + g * Og) : (void*)((float*)y + g * Og), O};
+        lep_q8_gemm(direct ? x : scratch, direct ? C : ldq, M, K, (const unsigned char*)w + g * wbytes, Og, &o);
+    }  /* (lep_q8_gemm's barrier: the next group's rows overwrite the scratch only after every tile is done) */
+}

@@ -1,4 +1,5 @@
-"""C kernels of the quantization ops (matmul_wq, matmul_w8a8, matmul_integer, quantize, dequantize).
+"""C kernels of the quantization ops (matmul_wq, matmul_w8a8, matmul_integer, quantize, dequantize, and the
+static W8A8 qlinear_conv and qlinear_matmul).
 
 The helpers live in quantized.c, which a model's source includes when one of
 these ops is in it (`uses_quantized`). The int8 and packed int4 weights stay
@@ -14,6 +15,7 @@ from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node
 from ...ir.ops.quant import RANGES
+from .. import window_2d
 from .cexpr import UnsupportedError, cnumel, ctype
 from .kernels import KernelContext
 
@@ -85,12 +87,22 @@ def lay_out_scale(scale: np.ndarray) -> np.ndarray:
 
 # A weight in a quantized kernel's layout is named <constant>^q<spec> (not a valid IR name, so it never
 # collides): spec "8g<group>" for int8 weights with row sums per group (0: per row), "4" for int4 weights,
-# "scale" for scales.
+# "scale" for scales, "c<groups>" for an int8 conv weight (lay_out_conv).
 LAYOUT_MARK = "^q"
+
+
+def lay_out_conv(w: np.ndarray, groups: int) -> np.ndarray:
+    """An int8 conv weight [O, C / groups, kernel...] as the int8 layout of each group's [O / groups, K] rows
+    (K in the order lep_qlinear_conv gathers a window: kernel row, kernel column, channel), one after another."""
+    rows = np.moveaxis(w, 1, -1).reshape(w.shape[0], -1)
+    og = w.shape[0] // groups
+    return np.concatenate([lay_out_i8(rows[g * og:(g + 1) * og], 0) for g in range(groups)])
 
 
 def lay_out(spec: str, array: np.ndarray) -> np.ndarray:
     """The array of a constant in the quantized layout `spec` (see LAYOUT_MARK)."""
+    if spec.startswith("c"):
+        return lay_out_conv(array, int(spec[1:]))
     if spec == "scale":
         return lay_out_scale(array)
     if spec == "4":
@@ -105,6 +117,10 @@ def laid_out_operands(node: Node) -> list[tuple[int, str]]:
         return [(1, f"{LAYOUT_MARK}{spec}"), (2, f"{LAYOUT_MARK}scale")]
     if node.op == "matmul_w8a8":
         return [(1, f"{LAYOUT_MARK}8g0"), (2, f"{LAYOUT_MARK}scale")]
+    if node.op == "qlinear_matmul":
+        return [(3, f"{LAYOUT_MARK}8g0")]
+    if node.op == "qlinear_conv":
+        return [(3, f"{LAYOUT_MARK}c{node.attrs['group']}")]
     return []
 
 
@@ -220,8 +236,49 @@ def emit_matmul_integer(ctx: KernelContext, node: Node) -> list[str]:
             "}"]
 
 
+MAX_QLINEAR_K = 66_000  # inputs summed per output: 255 * 128 * K stays within int32
+
+
+def _qlinear_params(ctx: KernelContext, node: Node, k) -> str:
+    """The C arguments x, x_scale, x_zero_point, w, w_scale, bias, y_scale, y_zero_point, y of a qlinear op."""
+    if not isinstance(k, int) or k > MAX_QLINEAR_K:
+        raise UnsupportedError(f"{ctx.where}: {node.op} sums {k} inputs per output; the cpu target sums up to "
+                               f"{MAX_QLINEAR_K} (int32), of a size known at compile time")
+    ins = node.inputs
+    y_params = f"{ctx.ptr(ins[6])}, {ctx.ptr(ins[7])}" if len(ins) == 8 else "NULL, NULL"
+    return (f"{ctx.ptr(ins[0])}, {ctx.ptr(ins[1])}, {ctx.ptr(ins[2])}, {_laid_out(ctx, node, 3)}, "
+            f"{ctx.ptr(ins[4])}, {ctx.ptr(ins[5])}, {y_params}, {ctx.ptr(node.output)}")
+
+
+def emit_qlinear_matmul(ctx: KernelContext, node: Node) -> list[str]:
+    x, w = node.inputs[0], node.inputs[3]
+    return [f"lep_qlinear_matmul({_qlinear_params(ctx, node, w.shape[1])}, {cnumel(x.shape[:-1], ctx.where)}, "
+            f"{ctx.d(w.shape[0])}, {ctx.d(w.shape[1])});"]
+
+
+def emit_qlinear_conv(ctx: KernelContext, node: Node) -> list[str]:
+    """Channels-last only (the channels-last pass, which the cpu lowering runs, converts it)."""
+    x, w, out = node.inputs[0], node.inputs[3], node.output
+    if not node.attrs["channels_last"]:
+        raise UnsupportedError(f"{ctx.where}: the cpu target computes qlinear_conv channels-last; run the "
+                               "channels-last pass before code generation (the cpu lowering pipeline does)")
+    nsp = x.type.rank - 2
+    (sh, sw), (dh, dw), pads = window_2d(node, nsp, ctx.where, "cpu", UnsupportedError, channels_last=True)
+    kh, kw = (1, w.shape[2]) if nsp == 1 else w.shape[2:]
+    hw = (lambda s: (1, s[1]) if nsp == 1 else (s[1], s[2]))
+    (h, wd), (oh, ow) = hw(x.shape), hw(out.shape)
+    group, d = node.attrs["group"], ctx.d
+    k = kh * kw * w.shape[1]  # a constant weight's dims
+    params = _qlinear_params(ctx, node, k)
+    ctx.scratch_bytes = D.mul(D.product(out.shape[:-1]), -(-k // 4) * 4)  # the gathered windows
+    return [f"lep_qlinear_conv({params}, {d(x.shape[0])}, {d(h)}, {d(wd)}, {d(x.shape[-1])}, {d(oh)}, {d(ow)}, "
+            f"{d(w.shape[0])}, {kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pads[0]}, {pads[1]}, {group}, "
+            "(uint8_t*)scratch);"]
+
+
 QUANTIZED_EMITTERS = {"matmul_wq": emit_matmul_wq, "matmul_w8a8": emit_matmul_w8a8, "quantize": emit_quantize,
-                      "dequantize": emit_dequantize, "matmul_integer": emit_matmul_integer}
+                      "dequantize": emit_dequantize, "matmul_integer": emit_matmul_integer,
+                      "qlinear_matmul": emit_qlinear_matmul, "qlinear_conv": emit_qlinear_conv}
 
 
 def uses_quantized(graph: Graph) -> bool:
