@@ -187,7 +187,7 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
         cm = compile_cpu(graph, pipeline, progress, cache=cache, example_inputs=example_inputs)
         done = f"compiled: {len(cm.kernel_names)} kernels"
     if fp32 is not None:
-        record_accuracy(cm, fp32, passes, graph, progress)
+        record_accuracy(cm, fp32, passes, graph, progress, samples.layer_error_rows() if samples else None)
     if key and cache_key() == key:  # (a model file written while it compiled: the result is not the key's)
         progress.stage("storing the artifact in the compile cache")
         compile_cache.store(key, cm)

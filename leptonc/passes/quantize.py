@@ -27,9 +27,9 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node
-from ..ir.ops.quant import quantize_array
-from .calibration import require_calibration
-from .gptq import gptq_weight, quantize_sequentially
+from ..ir.ops.quant import dequantize_array, quantize_array
+from .calibration import record_layer_error, require_calibration
+from .gptq import gptq_weight, output_error, quantize_sequentially
 from .quantize_static import quantize_static
 from .tolerance import Tolerance, declare_tolerance
 from .registry import Option, PassError, register_pass
@@ -97,8 +97,14 @@ def quantize(graph: Graph, weights: str, per: str, group: int, activations: str,
         """Replace the linear layer `node` by a quantized matmul (GPTQ when given its input Hessian h)."""
         wt = np.ascontiguousarray(_linear_weight(graph, node).T)
         g = group if per == "group" and wt.shape[1] % group == 0 else 0
-        q, scale = quantize_weight(wt, dtype, g) if h is None else gptq_weight(wt, h, dtype, g)
+        q, scale = quantize_weight(wt, dtype, g)
         name = node.loc or node.inputs[1].name
+        if h is not None:  # GPTQ, its error on the calibration data recorded beside round to nearest's
+            axis = 1 if g else 0
+            rtn_error = output_error(wt, dequantize_array(q, scale, None, axis, g), h)
+            q, scale = gptq_weight(wt, h, dtype, g)
+            record_layer_error(name, "gptq", output_error(wt, dequantize_array(q, scale, None, axis, g), h),
+                               "rtn", rtn_error)
         wq = graph.add_constant(q, f"{name}.q{'8' if dtype is DType.i8 else '4'}", before=node)
         sv = graph.add_constant(scale, f"{name}.scale", before=node)
         x = node.inputs[0]

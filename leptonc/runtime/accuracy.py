@@ -286,14 +286,20 @@ def format_accuracy(report: dict) -> str:
 
         lines += ["linear layers (weight format, fraction of zero weights, weight size):",
                   format_layer_table(report["layers"])]
+    if report.get("calibrated_layers"):
+        lines.append("error of each calibrated layer on the calibration data (error energy / output energy), "
+                     "beside its baseline's:")
+        lines += [f"  {c['layer']:<40} {c['method']} {c['error']:.3e}   {c['baseline']} {c['baseline_error']:.3e}"
+                  for c in report["calibrated_layers"]]
     return "\n".join(lines)
 
 
-def record_accuracy(cm, fp32: Reference | None, passes: str, graph: Graph | None = None, progress=None) \
-        -> dict | None:
+def record_accuracy(cm, fp32: Reference | None, passes: str, graph: Graph | None = None, progress=None,
+                    calibrated: list[dict] | None = None) -> dict | None:
     """Measure a compiled model against `fp32` (start_reference's; None: no check) and record the report in
     its manifest (`manifest["accuracy"]`, saved with the artifact), with the weight format and sparsity of
-    each linear layer of `graph` (the graph the passes made). Returns the report."""
+    each linear layer of `graph` (the graph the passes made) and the errors calibrated methods recorded per
+    layer on the calibration data (`calibrated`, Calibration.layer_error_rows). Returns the report."""
     from ..passes.sparse_layers import layer_table
     from ..passes.tolerance import tolerance_of
 
@@ -303,6 +309,8 @@ def record_accuracy(cm, fp32: Reference | None, passes: str, graph: Graph | None
     report["passes"] = passes
     if graph is not None:
         report["layers"] = layer_table(graph)
+    if calibrated:
+        report["calibrated_layers"] = calibrated
     cm.manifest["accuracy"] = report
     return report
 

@@ -13,6 +13,7 @@ from leptonc.passes import PassError, run_pipeline
 from leptonc.passes.calibration import calibrating, load_calibration
 from leptonc.passes.gptq import PERCDAMP, gptq_weight, output_error
 from leptonc.passes.quantize import quantize_weight
+from leptonc.runtime.accuracy import format_accuracy
 
 
 def correlated(rng, rows: int, k: int, seed: int = 0) -> np.ndarray:
@@ -112,7 +113,12 @@ def test_calibrated_compile_on_the_cpu_target_matches_the_reference_and_beats_ro
     passes = "quantize{weights=int4,group=32,method=gptq}"
     data = calibration_samples(8)
     cm = leptonc.compile(two_layers(), data[0], passes=passes, calibration=data, quiet=True, cache=False,
-                         accuracy=False)
+                         accuracy=8)
+    report = cm.manifest["accuracy"]
+    layers = report["calibrated_layers"]
+    assert [(c["method"], c["baseline"]) for c in layers] == [("gptq", "rtn")] * 2
+    assert all(0 < c["error"] < c["baseline_error"] for c in layers)
+    assert "error of each calibrated layer on the calibration data" in format_accuracy(report)
     with calibrating(load_calibration(data, two_layers())):
         gptq = run_pipeline(two_layers(), passes)
     rtn = run_pipeline(two_layers(), "quantize{weights=int4,group=32}")
