@@ -80,6 +80,17 @@ def map_batches(dataset, path: str | os.PathLike, *, batch_size: int = 256, conc
     if batch_symbol(signature) is None:
         raise LeptoncError(f"map_batches: model '{path}' has no batch dim (a symbolic dim leading every input and "
                            f"output), so its rows cannot be split into batches")
+    _check_columns(dataset, [t["name"] for t in signature["inputs"]], path)
     return dataset.map_batches(_Predict, batch_size=batch_size, batch_format="numpy", concurrency=concurrency,
                                fn_constructor_kwargs={"shipped": {"artifact": ship(path)}, "name": name},
                                **options)
+
+
+def _check_columns(dataset, names: list[str], path) -> None:
+    """A LeptoncError, before any worker starts, when the dataset's columns are known without running it and
+    lack one of the model's inputs (otherwise each worker checks its batches)."""
+    columns = dataset.columns(fetch_if_missing=False)
+    missing = [n for n in names if columns is not None and n not in columns]
+    if missing:
+        raise LeptoncError(f"map_batches: model '{path}' needs a column {missing[0]!r}; the dataset has "
+                           f"{sorted(columns)}")

@@ -170,3 +170,6 @@ def test_ray_data_map_batches_equal_in_process(models, ray_local):
     got = np.stack([r["y"] for r in sorted(rows, key=lambda r: r["id"])])
     (want,) = loaded["mlp"].run(x)
     np.testing.assert_array_equal(got, want)  # each row as computed alone, bit for bit
+    wrong = ray_local.data.from_items([{"id": i, "z": row} for i, row in enumerate(x)])
+    with pytest.raises(LeptoncError, match=r"needs a column 'x'; the dataset has \['id', 'z'\]"):
+        leptonc.ray.map_batches(wrong, paths["mlp"], batch_size=16)  # refused here, before any worker starts
