@@ -28,7 +28,8 @@ from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
 from ...passes.fusion import REDUCTIONS
-from .cexpr import UnsupportedError, cnumel, ctype, elementwise_expr, literal, pow_const
+from ..kernel_body import constant_exponent, reduction_identity
+from .cexpr import UnsupportedError, cnumel, ctype, elementwise_expr, literal
 
 CHUNK = 4096          # elements per parallel work item of an elementwise kernel
 CHEAP = {"add", "sub", "mul", "neg", "abs"}  # recomputed in a later stage rather than kept in memory
@@ -299,13 +300,8 @@ class LoopEmitter:
 
     def _expr(self, n: Node, spilled, in_loop: bool, local: set) -> str:
         args = [self._ref(n, v, spilled, in_loop, local) for v in n.inputs]
-        if n.op == "pow":
-            exp = self.graph.constant_of(n.inputs[1])
-            if exp is not None and exp.size == 1 and n.inputs[0].dtype.is_float:
-                fast = pow_const(args[0], float(exp.reshape(())), n.inputs[0].dtype)
-                if fast is not None:
-                    return fast
-        return elementwise_expr(n.op, n.attrs, args, [v.dtype for v in n.inputs], n.outputs[0].dtype)
+        return elementwise_expr(n.op, n.attrs, args, [v.dtype for v in n.inputs], n.outputs[0].dtype,
+                                constant_exponent(self.graph, n))
 
     def _assign(self, n: Node, spilled, in_loop: bool, local: set | None = None) -> str:
         v = n.outputs[0]
@@ -337,10 +333,7 @@ class LoopEmitter:
                 clauses.append(f"reduction(*:{acc})")
                 fin = acc
             elif n.op in ("reduce_max", "reduce_min"):
-                big = literal(float("inf"), x.dtype) if x.dtype.is_float else \
-                    literal(_int_limit(x.dtype, n.op == "reduce_min"), x.dtype)
-                inits.append(f"{t} {acc} = {'-' if n.op == 'reduce_max' else ''}{big};" if x.dtype.is_float
-                             else f"{t} {acc} = {big};")
+                inits.append(f"{t} {acc} = {literal(reduction_identity(n.op, x.dtype), x.dtype)};")
                 clauses.append(f"reduction({'max' if n.op == 'reduce_max' else 'min'}:{acc})")
                 if x.dtype.is_float:
                     inits.append(f"int nan_{acc} = 0;")
@@ -396,13 +389,6 @@ class LoopEmitter:
             v = n.outputs[0]
             body.append(f"const {ctype(v.dtype)} {self._var(v)} = {fin};")
             self._store_row_outputs(n, body)
-
-
-def _int_limit(dtype: DType, high: bool) -> int:
-    import numpy as np
-
-    info = np.iinfo(dtype.numpy)
-    return int(info.max if high else info.min)
 
 
 def epilogue_function(name: str, params: list[str], prologue: str, body: list[str]) -> str:

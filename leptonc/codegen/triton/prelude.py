@@ -1,4 +1,4 @@
-"""The head of every generated Triton module: imports and the math helpers Triton's core language lacks.
+"""The head of every generated Triton module: imports, block-size choices and the combine functions of reductions.
 
 `PRELUDE` is Triton source text (the generated module starts with it), kept
 here as a string so that the module is self-contained: an artifact's
@@ -58,60 +58,4 @@ lep_min = tl.standard._elementwise_min
 @triton.jit
 def lep_mul(a, b):
     return a * b
-
-
-@triton.jit
-def lep_sigmoid(x):
-    return 1.0 / (1.0 + tl.exp(-x))
-
-
-@triton.jit
-def lep_tanh(x):
-    """tanh(x) from one exp of -2|x| (no overflow, full f32 accuracy)."""
-    t = tl.exp(-2.0 * tl.abs(x))
-    y = (1.0 - t) / (1.0 + t)
-    return tl.where(x < 0, -y, y)
-
-
-@triton.jit
-def lep_asinh(x):
-    a = tl.abs(x)
-    y = tl.log(a + tl.sqrt_rn(a * a + 1.0))
-    return tl.where(x < 0, -y, y)
-
-
-@triton.jit
-def lep_rint(x):
-    """Round half to even, as numpy.round."""
-    f = tl.floor(x)
-    d = x - f
-    odd = (f - 2.0 * tl.floor(f * 0.5)) != 0
-    return tl.where(d > 0.5, f + 1.0, tl.where(d < 0.5, f, tl.where(odd, f + 1.0, f)))
-
-
-@triton.jit
-def lep_pow(a, b):
-    """a ** b for floats (IEEE pow): negative bases keep the sign of odd integral exponents and give NaN for
-    non-integral ones (except -inf); x ** 0 and 1 ** y are 1."""
-    m = tl.exp(b * tl.log(tl.abs(a)))
-    integral = tl.floor(b) == b
-    odd = (b - 2.0 * tl.floor(b * 0.5)) != 0
-    negative = tl.where(integral, tl.where(odd, -m, m), tl.where(a == -float("inf"), m, float("nan")))
-    y = tl.where(a < 0, negative, m)
-    return tl.where(b == 0, 1.0, tl.where(a == 1.0, 1.0, y))
-
-
-@triton.jit
-def lep_pymod_float(a, b):
-    """Python's a % b: the result takes the sign of b."""
-    return a - tl.floor(a / b) * b
-
-
-@triton.jit
-def lep_pymod_int(a, b):
-    """Python's a % b for integers (0 where b is 0, as numpy)."""
-    safe = tl.where(b == 0, 1, b)
-    r = a % safe
-    r = tl.where((r != 0) & ((r < 0) != (safe < 0)), r + safe, r)
-    return tl.where(b == 0, 0, r)
 '''

@@ -22,7 +22,8 @@ from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
 from ...passes.fusion import REDUCTIONS
 from ...ir.dims import contiguous_strides
-from .texpr import UnsupportedError, elementwise_expr, literal, pow_const, tdim, tltype
+from ..kernel_body import constant_exponent, elementwise, reduction_identity
+from .texpr import TRITON, UnsupportedError, literal, tdim, tltype
 
 
 
@@ -33,7 +34,6 @@ def _same(a, b) -> bool:
 def pad_left(shape, rank) -> tuple:
     return (1,) * (rank - len(shape)) + tuple(shape)
 
-HELPER_OPS = {"tanh", "round", "asinh", "sigmoid", "pow", "mod"}  # ops computed by the prelude's jit helpers
 
 
 class Space:
@@ -175,20 +175,20 @@ class TileEmitter:
                 self._store(v, var)
 
     def _expr(self, n: Node) -> str:
-        args = [self.ref(n, v) for v in n.inputs]
-        if n.op in HELPER_OPS:  # jit helpers take tensors: a literal operand becomes a 0-d tensor
-            args = [f"tl.full([], {a}, {tltype(v.dtype)})" if self._literal(v) == a else a
-                    for a, v in zip(args, n.inputs)]
-        if n.op == "pow" and n.inputs[0].dtype.is_float:
-            exp = self.graph.constant_of(n.inputs[1])
-            if exp is not None and exp.size == 1:
-                fast = pow_const(args[0], float(np.asarray(exp).reshape(())))
-                if fast is not None:
-                    return fast
+        # Triton's math takes tensors: a literal operand becomes a 0-d tensor of its dtype
+        args = [f"tl.full([], {a}, {tltype(v.dtype)})" if self._literal(v) == a else a
+                for a, v in zip((self.ref(n, v) for v in n.inputs), n.inputs)]
         try:
-            return elementwise_expr(n.op, n.attrs, args, [v.dtype for v in n.inputs], n.outputs[0].dtype)
+            return elementwise(TRITON, n.op, n.attrs, args, [v.dtype for v in n.inputs], n.outputs[0].dtype,
+                               constant_exponent(self.graph, n), self._bind)
         except UnsupportedError as e:
             raise UnsupportedError(f"{n.label}: {e}") from None
+
+    def _bind(self, expr: str, dtype: DType) -> str:
+        """A fresh variable holding expr (a subexpression a composite reads more than once)."""
+        name = self._fresh("t")
+        self.lines.append(f"{name} = {expr}")
+        return name
 
     def _reduction(self, n: Node) -> str:
         x = n.inputs[0]
@@ -197,38 +197,42 @@ class TileEmitter:
         mask = self.row_mask
         if dt is DType.bool:
             raise UnsupportedError(f"{n.label}: {n.op} over bool values is not supported by the triton target")
+        masked = f"tl.where({mask}, {xs}, {literal(reduction_identity(n.op, dt), dt)})"
         acc = "tl.float32" if dt in (DType.f16, DType.bf16) else None
         if n.op in ("reduce_sum", "reduce_mean"):
-            body = f"({xs}).to({acc})" if acc else xs
-            total = f"tl.reduce(tl.where({mask}, {body}, 0), 0, lep_add)"
+            total = f"tl.reduce({f'({masked}).to({acc})' if acc else masked}, 0, lep_add)"
             if n.op == "reduce_mean":
                 total = f"({total} / {self.row_size})"
             return f"({total}).to({tltype(n.outputs[0].dtype)})" if acc or not dt.is_float else total
         if n.op == "reduce_prod":
-            return f"tl.reduce(tl.where({mask}, {xs}, 1), 0, lep_mul)"
-        big = 'float("inf")' if dt.is_float else None
-        if n.op in ("reduce_max", "argmax"):
-            masked = f"tl.where({mask}, {xs}, {'-' + big if big else int(np.iinfo(dt.numpy).min)})"
-            return self._extreme(masked, "lep_max", dt) if n.op == "reduce_max" else self._arg(n, masked, "lep_max")
-        masked = f"tl.where({mask}, {xs}, {big or int(np.iinfo(dt.numpy).max)})"
-        return self._extreme(masked, "lep_min", dt) if n.op == "reduce_min" else self._arg(n, masked, "lep_min")
+            return f"tl.reduce({masked}, 0, lep_mul)"
+        combine = "lep_max" if n.op in ("reduce_max", "argmax") else "lep_min"
+        nan = self._nan_position(masked, n.attrs.get("select_last_index", False)) if dt.is_float else None
+        if n.op.startswith("reduce_"):
+            extreme = f"tl.reduce({masked}, 0, {combine})"
+            return f"tl.where({nan} >= 0, float(\"nan\"), {extreme})" if nan else extreme
+        return self._arg(n, masked, combine, nan)
 
-    def _extreme(self, masked: str, combine: str, dt: DType) -> str:
-        """The row's max or min; NaN when the row holds one (the combine functions ignore NaN)."""
-        if not dt.is_float:
-            return f"tl.reduce({masked}, 0, {combine})"
-        nan = self._fresh("nan")
-        self.lines.append(f"{nan} = tl.reduce((({masked}) != ({masked})).to(tl.int32), 0, lep_add) > 0")
-        return f"tl.where({nan}, float(\"nan\"), tl.reduce({masked}, 0, {combine}))"
+    def _nan_position(self, masked: str, last: bool) -> str:
+        """A scalar: the row position of the first NaN (the last, if `last`), -1 when the row holds none (the
+        combine functions ignore NaN; the reference's max and min are NaN, its argmax and argmin that position)."""
+        pos = self._fresh("nan")
+        where = f"tl.where(({masked}) != ({masked}), j, {'-1' if last else self.row_size})"
+        self.lines.append(f"{pos} = tl.reduce({where}, 0, {'lep_max' if last else 'lep_min'})")
+        if not last:
+            self.lines.append(f"{pos} = tl.where({pos} == {self.row_size}, -1, {pos})")
+        return pos
 
-    def _arg(self, n: Node, masked: str, combine: str) -> str:
-        """The first position of the row's extreme: the extreme, then the least index holding it (NaN is
-        skipped, where numpy would return the first NaN's position)."""
-        if n.attrs.get("select_last_index"):
-            raise UnsupportedError(f"{n.label}: {n.op} with select_last_index is not supported by the triton target")
+    def _arg(self, n: Node, masked: str, combine: str, nan: str | None) -> str:
+        """The first position of the row's extreme (the last, with select_last_index), or of its NaN."""
+        last = n.attrs.get("select_last_index", False)
         m = self._fresh("ext")
         self.lines.append(f"{m} = tl.reduce({masked}, 0, {combine})")
-        return f"tl.reduce(tl.where(({masked}) == {m}, j, {self.row_size}), 0, lep_min).to(tl.int64)"
+        hits = f"tl.where(({self.row_mask}) & (({masked}) == {m}), j, {'-1' if last else self.row_size})"
+        pos = f"tl.reduce({hits}, 0, {'lep_max' if last else 'lep_min'})"
+        if nan:
+            pos = f"tl.where({nan} >= 0, {nan}, {pos})"
+        return f"({pos}).to(tl.int64)"
 
     def _store(self, v: Value, var: str) -> None:
         ptr = self.names[id(v)]
