@@ -36,8 +36,10 @@ from typing import Callable
 
 import numpy as np
 
+from ..ir import dims
 from ..ir.dtypes import DType
 from ..ir.errors import LeptoncError
+from . import dim_expression
 
 # math functions of one float argument that a target may spell natively (each has a composite below, or is
 # required of every target)
@@ -55,6 +57,9 @@ class Ops:
 
     target = ""
     error: type[LeptoncError] = LeptoncError
+    TYPES: dict[DType, str] = {}   # the element type of each dtype the target computes with
+    DIM_CONSTANT = "{}"            # an integer constant in a size expression
+    DIM_MUL = "*"                  # the product in a size expression
     INFIX = ""         # a sym b in dtype, sym one of + - * / % & | ^ << >> (/, % truncate between integers)
     INT_DIV = "/"      # the truncating division of integers
     COMPARE = ""       # a sym b as a bool, sym one of == != < <= > >=
@@ -66,8 +71,24 @@ class Ops:
     SELECT = ""        # a where the bool c else b
     CONVERT = ""       # the plain conversion (never to bool; float to integer only in range)
 
-    def type_name(self, dtype: DType) -> str:
-        raise NotImplementedError
+    def type_name(self, dtype: DType, where: str = "") -> str:
+        try:
+            return self.TYPES[dtype]
+        except KeyError:
+            raise self.error(f"{where}: dtype {dtype} is not supported by the {self.target} target "
+                             f"(supported: {', '.join(d.value for d in self.TYPES)})") from None
+
+    def dim(self, d, where: str = "") -> str:
+        """A dim as an integer expression over the symbol variables."""
+        if isinstance(d, int):
+            return self.DIM_CONSTANT.format(d)
+        if d == dims.UNKNOWN:
+            raise self.error(f"{where}: a data-dependent dim ('?') is not supported by the {self.target} target")
+        text = dim_expression(d, self.DIM_CONSTANT.format, mul=self.DIM_MUL)
+        return text[1:-1] if len(dims.terms(d)) == 1 and "*" not in text else text
+
+    def numel(self, shape, where: str = "") -> str:
+        return self.dim(dims.product(shape), where)
 
     def literal(self, value, dtype: DType) -> str:
         raise NotImplementedError

@@ -5,10 +5,9 @@ import math
 
 import numpy as np
 
-from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.errors import LeptoncError
-from .. import dim_expression, symbol_var  # noqa: F401  (symbol_var is part of this module's API)
+from .. import symbol_var  # noqa: F401  (symbol_var is part of this module's API)
 from ..kernel_body import Ops, elementwise
 
 C_TYPES = {
@@ -21,27 +20,6 @@ C_TYPES = {
 
 class UnsupportedError(LeptoncError):
     """Something the cpu target cannot compile (names the node and what is missing)."""
-
-
-def ctype(dtype: DType, where: str = "") -> str:
-    try:
-        return C_TYPES[dtype]
-    except KeyError:
-        raise UnsupportedError(f"{where}: dtype {dtype} is not supported by the cpu target "
-                               f"(supported: {', '.join(d.value for d in C_TYPES)})") from None
-
-
-def cdim(d, where: str = "") -> str:
-    """A dim as a C int64 expression over the symbol variables."""
-    if isinstance(d, int):
-        return f"INT64_C({d})"
-    if d == D.UNKNOWN:
-        raise UnsupportedError(f"{where}: a data-dependent dim ('?') is not supported by the cpu target")
-    return dim_expression(d, lambda c: f"INT64_C({c})")
-
-
-def cnumel(shape, where: str = "") -> str:
-    return cdim(D.product(shape), where)
 
 
 def literal(value, dtype: DType) -> str:
@@ -88,7 +66,8 @@ class COps(Ops):
     SELECT = "(({c}) ? ({a}) : ({b}))"
     CONVERT = "(({t})({a}))"
 
-    type_name = staticmethod(ctype)
+    TYPES = C_TYPES
+    DIM_CONSTANT = "INT64_C({})"
     literal = staticmethod(literal)
 
     def function(self, name: str, args: list[str], dtype: DType) -> str | None:
@@ -102,6 +81,7 @@ class COps(Ops):
 
 
 C = COps()
+ctype, cdim, cnumel = C.type_name, C.dim, C.numel
 
 
 def elementwise_expr(op: str, attrs: dict, args: list[str], in_dtypes: list[DType], out: DType,

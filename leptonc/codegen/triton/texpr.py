@@ -6,10 +6,9 @@ import math
 
 import numpy as np
 
-from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.errors import LeptoncError
-from .. import dim_expression, symbol_var  # noqa: F401  (symbol_var is part of this module's API)
+from .. import symbol_var  # noqa: F401  (symbol_var is part of this module's API)
 from ..kernel_body import LOW_FLOATS, Ops
 
 TL_TYPES = {
@@ -27,28 +26,6 @@ TORCH_TYPES = {
 
 class UnsupportedError(LeptoncError):
     """Something the triton target cannot compile (names the node and what is missing)."""
-
-
-def tltype(dtype: DType, where: str = "") -> str:
-    try:
-        return TL_TYPES[dtype]
-    except KeyError:
-        raise UnsupportedError(f"{where}: dtype {dtype} is not supported by the triton target "
-                               f"(supported: {', '.join(d.value for d in TL_TYPES)})") from None
-
-
-def tdim(d, where: str = "") -> str:
-    """A dim as an integer expression over the kernel's symbol arguments."""
-    if isinstance(d, int):
-        return str(d)
-    if d == D.UNKNOWN:
-        raise UnsupportedError(f"{where}: a data-dependent dim ('?') is not supported by the triton target")
-    text = dim_expression(d, str, mul=" * ")
-    return text[1:-1] if len(D.terms(d)) == 1 and "*" not in text else text
-
-
-def tnumel(shape, where: str = "") -> str:
-    return tdim(D.product(shape), where)
 
 
 def literal(value, dtype: DType) -> str:
@@ -89,7 +66,8 @@ class TritonOps(Ops):
     SELECT = "tl.where({c}, {a}, {b}).to({t})"
     CONVERT = "({a}).to({t})"
 
-    type_name = staticmethod(tltype)
+    TYPES = TL_TYPES
+    DIM_MUL = " * "
     literal = staticmethod(literal)
 
     def function(self, name: str, args: list[str], dtype: DType) -> str | None:
@@ -104,3 +82,4 @@ class TritonOps(Ops):
 
 
 TRITON = TritonOps()
+tltype, tdim, tnumel = TRITON.type_name, TRITON.dim, TRITON.numel
