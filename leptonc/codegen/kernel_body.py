@@ -497,3 +497,12 @@ def reduction_identity(op: str, dtype: DType):
         return math.inf if high else -math.inf
     info = np.iinfo(dtype.numpy)
     return int(info.max if high else info.min)
+
+
+def pad_constant(ops: Ops, node, where: str) -> str:
+    """The value a pad writes outside its operand, in the target's language: constant mode is the one the
+    cpu and triton kernels compute (edge, reflect and wrap are an error naming the mode)."""
+    if node.attrs["mode"] != "constant":
+        raise ops.error(f"{where}: pad mode {node.attrs['mode']!r} is not supported by the {ops.target} target "
+                        "(constant is)")
+    return ops.literal(node.attrs["value"], node.outputs[0].dtype)

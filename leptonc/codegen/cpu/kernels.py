@@ -11,7 +11,8 @@ from __future__ import annotations
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
-from .cexpr import UnsupportedError, cdim, cnumel, ctype, literal
+from ..kernel_body import pad_constant
+from .cexpr import C, UnsupportedError, cdim, cnumel, ctype, literal
 
 
 def _arr(name: str, items, where: str) -> str:
@@ -191,9 +192,7 @@ def emit_split(ctx: KernelContext, node: Node) -> list[str]:
 
 def emit_pad(ctx: KernelContext, node: Node) -> list[str]:
     x, y = node.inputs[0], node.outputs[0]
-    if node.attrs["mode"] != "constant":
-        raise UnsupportedError(f"{ctx.where}: pad mode {node.attrs['mode']!r} is not supported by the cpu target "
-                               "(constant is)")
+    value = pad_constant(C, node, ctx.where)
     rank = x.type.rank
     pads = node.attrs["pads"]
     ctype(y.dtype, ctx.where)  # rejects a dtype the target lacks
@@ -206,7 +205,7 @@ def emit_pad(ctx: KernelContext, node: Node) -> list[str]:
         shape.append(D.sub(x.shape[a], max(-b, 0) + max(-e, 0)))
     lines = [f"const int64_t total = {cnumel(y.shape, ctx.where)};",
              "#pragma omp parallel for simd schedule(static) if (total > 65536)",
-             f"for (int64_t i = 0; i < total; ++i) {ctx.ptr(y)}[i] = {literal(node.attrs['value'], y.dtype)};"]
+             f"for (int64_t i = 0; i < total; ++i) {ctx.ptr(y)}[i] = {value};"]
     lines += _copy(f"{ctx.ptr(y)} + {ctx.d(dst_off)}", ys, f"{ctx.ptr(x)} + {ctx.d(src_off)}", xs, shape,
                    _es(y), ctx.where, "")
     return lines

@@ -35,7 +35,8 @@ from ...ir.graph import Graph, Node, Value
 from ...ir.indices import indexed_dims, site
 from ...passes.fusion import Kernel
 from ...ir.dims import contiguous_strides
-from .texpr import UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
+from ..kernel_body import pad_constant
+from .texpr import TRITON, UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
 from .tiles import Space, TileEmitter, pad_left
 
 
@@ -428,9 +429,7 @@ def emit_slice(ctx: KernelContext, node: Node) -> Emitted:
 
 def emit_pad(ctx: KernelContext, node: Node) -> Emitted:
     x, y = node.inputs[0], node.outputs[0]
-    if node.attrs["mode"] != "constant":
-        raise UnsupportedError(f"{ctx.where}: pad mode {node.attrs['mode']!r} is not supported by the triton "
-                               "target (constant is)")
+    value = pad_constant(TRITON, node, ctx.where)
     rank = x.type.rank
     pads = node.attrs["pads"]
 
@@ -443,7 +442,6 @@ def emit_pad(ctx: KernelContext, node: Node) -> Emitted:
         inside = " & ".join(["mask"] + conds)
         off = _gathered(space, x.shape, lambda a: f"({space.index(a)[0]} - {pads[a]})" if pads[a]
                         else space.index(a)[0])
-        value = literal(node.attrs["value"], y.dtype)
         body.append(space.store(ctx.ptr(y), y.shape, f"tl.load({ctx.ptr(x)} + {off}, mask={inside}, other={value})"))
 
     return _over(ctx, y, emit)
