@@ -1,0 +1,170 @@
+"""The pruning section of benchmarks/accuracy.py: calibrated one-shot pruning (SparseGPT, Wanda) against
+magnitude pruning on the trained byte-level LM, and block pruning plus distillation recovery
+(leptonc.recover) on the trained classifiers.
+
+    python benchmarks/accuracy.py --sections pruning [--quick]
+
+(a) LM (benchmarks/trained_lm.py): 50% unstructured and 2:4 of every linear layer but the output head, by
+    magnitude, Wanda and SparseGPT; held-out perplexity against our fp32 compile, and each compile's time
+    (the calibrated passes included).
+(b) digits CNN and breast-cancer MLP (benchmarks/trained_vision.py): 90% of each linear layer's weights
+    pruned in blocks (magnitude, SparseGPT), then recovered by distillation on the calibration split; test
+    accuracy against our fp32 compile, and the pruned model's speed against our dense fp32 one (sparse
+    kernels forced, one batch, medians of runs taken in turns). The prune pass prunes linear layers: the
+    CNN's convolutions stay dense, so the table gives the share of all its weights that was pruned.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+
+import numpy as np
+
+LM_PIPELINES = [
+    ("fp32", None),
+    ("50% magnitude", "prune{method=magnitude,sparsity=0.5,skip=last}"),
+    ("50% Wanda", "prune{method=wanda,sparsity=0.5,skip=last}"),
+    ("50% SparseGPT", "prune{method=sparsegpt,sparsity=0.5,skip=last}"),
+    ("2:4 magnitude", "prune{method=nm,n=2,m=4,skip=last}"),
+    ("2:4 Wanda", "prune{method=wanda,pattern=nm,n=2,m=4,skip=last}"),
+    ("2:4 SparseGPT", "prune{method=sparsegpt,pattern=nm,n=2,m=4,skip=last}"),
+]
+VISION_BATCH = 32
+
+
+def run(quick: bool = False) -> list[str]:
+    from leptonc.passes.sparse_layers import SparsityWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SparsityWarning)
+        return lm_section(quick) + vision_section(quick)
+
+
+# ---------------------------------------------------------------- (a) the LM
+
+def lm_section(quick: bool) -> list[str]:
+    import torch
+
+    import leptonc
+    from benchmarks.trained_lm import SEQ, byte_lm, perplexity
+
+    lm = byte_lm(d=32, layers=1, steps=20, batch=4, packages=("json",)) if quick else byte_lm()
+    batch = 8
+    calibration = lm.calibration(batch if quick else 64, batch=batch)
+    windows = 2 * batch if quick else 64
+    rows = []
+    for name, passes in LM_PIPELINES:
+        t0 = time.perf_counter()
+        cm = leptonc.compile(lm.module, tuple(torch.from_numpy(a) for a in calibration[0]), passes=passes,
+                             calibration=calibration if passes else None, quiet=True, cache=False, accuracy=False)
+        compile_s = time.perf_counter() - t0
+        rows.append((name, perplexity(cm, lm.eval_text, batch, limit=windows), compile_s))
+    base = rows[0][1]
+    lines = ["## Pruning the LM: SparseGPT and Wanda against magnitude", "",
+             f"The trained byte-level LM of the LM section; every linear layer but the output head pruned. "
+             f"Calibration: {len(calibration) * batch} training windows of {SEQ} bytes; perplexity over {windows} held-out "
+             "windows, on our cpu compile. Compile time includes the calibrated pass (SparseGPT and Wanda run "
+             "each calibration sample through the reference interpreter once per group of layers reading the "
+             "same input).", "",
+             "| pipeline | perplexity | vs fp32 | compile s |", "|---|---|---|---|"]
+    for name, ppl, compile_s in rows:
+        lines.append(f"| {name} | {ppl:.4f} | {(ppl / base - 1) * 100:+.2f}% | {compile_s:.1f} |")
+    by = {name: ppl for name, ppl, _ in rows}
+    lines.append("")
+    for pattern in ("50%", "2:4"):
+        mag = by[f"{pattern} magnitude"]
+        for method in ("Wanda", "SparseGPT"):
+            ppl = by[f"{pattern} {method}"]
+            lines.append(f"- {pattern} {method}: {(ppl / base - 1) * 100:+.2f}% over fp32 "
+                         f"({'within' if ppl <= 1.1 * base else 'NOT within'} 10%), "
+                         f"{'better' if ppl < mag else 'NOT better'} than magnitude ({(mag / base - 1) * 100:+.2f}%).")
+    return lines + [""]
+
+
+# ---------------------------------------------------------------- (b) the classifiers
+
+def vision_section(quick: bool) -> list[str]:
+    from benchmarks.trained_vision import digits_cnn, mlp_classifier
+
+    lines = ["## Block pruning plus distillation recovery on the classifiers", "",
+             "90% of each linear layer's weights pruned in blocks, one-shot (magnitude or SparseGPT on the "
+             "calibration split), then recovered by `leptonc.recover` (KL divergence to the fp32 model's logits on "
+             "the calibration split, Adam, masks fixed) and compiled with the same passes. Test accuracy of "
+             f"our cpu compile; time of one batch of {VISION_BATCH} against our dense fp32 compile (medians of runs "
+             "taken in turns, the machine shared: read it as a ratio).", ""]
+    for trained, block in ((digits_cnn(), "1x8"), (mlp_classifier(), "1x2")):
+        lines += _classifier_rows(trained, block, quick)
+    return lines
+
+
+def _classifier_rows(trained, block: str, quick: bool) -> list[str]:
+    import torch
+
+    import leptonc
+
+    cal = trained.calibration[:len(trained.calibration) // VISION_BATCH * VISION_BATCH]
+    calibration = [(cal[i:i + VISION_BATCH],) for i in range(0, len(cal), VISION_BATCH)]
+    example = (torch.from_numpy(calibration[0][0]),)
+    steps = 20 if quick else 400
+    prune = "prune{{method={method},{pattern}block={block},sparsity=0.9,skip=none,kernels=sparse}}"
+    rows = []
+    for name, passes, recover in [
+            ("fp32", None, False),
+            (f"90% {block} magnitude", prune.format(method="block", pattern="", block=block), False),
+            (f"90% {block} SparseGPT", prune.format(method="sparsegpt", pattern="pattern=block,", block=block), False),
+            (f"90% {block} magnitude + recovery", prune.format(method="block", pattern="", block=block), True),
+            (f"90% {block} SparseGPT + recovery",
+             prune.format(method="sparsegpt", pattern="pattern=block,", block=block), True)]:
+        t0 = time.perf_counter()
+        if recover:
+            r = leptonc.recover(trained.module, passes, calibration, steps=steps, loss="kl", lr=1e-3)
+            cm, note = r.compiled, f"{steps} steps, loss {r.losses[0]:.3f} -> {r.losses[-1]:.3f}"
+        else:
+            cm = leptonc.compile(trained.module, example, passes=passes, calibration=calibration if passes else None,
+                                 quiet=True, cache=False, accuracy=False)
+            note = ""
+        seconds = time.perf_counter() - t0
+        rows.append((name, cm, trained.accuracy(lambda x: _batched(cm, x)), seconds, note))
+    times = _timed_in_turns([r[1] for r in rows], calibration[0][0], runs=3 if quick else 30)
+    weights = sum(p.numel() for n, p in trained.module.named_parameters() if n.endswith("weight"))
+    linear = sum(m.weight.numel() for m in trained.module.modules() if isinstance(m, torch.nn.Linear))
+    base_acc, base_t = rows[0][2], times[0]
+    out = [f"### {trained.name}", "",
+           f"{weights} weights, {linear} of them ({linear / weights * 100:.0f}%) in linear layers: 90% of those "
+           f"pruned is {0.9 * linear / weights * 100:.0f}% of all. fp32 test accuracy {base_acc:.2f}% "
+           f"({len(trained.test_y)} samples).", "",
+           "| pipeline | test accuracy | vs fp32 | time vs dense fp32 | compile (+ recovery) s | recovery |",
+           "|---|---|---|---|---|---|"]
+    for (name, _, acc, seconds, note), t in zip(rows, times):
+        out.append(f"| {name} | {acc:.2f}% | {acc - base_acc:+.2f} | {t / base_t:.2f}x | {seconds:.1f} | {note} |")
+    best = max(rows[3:], key=lambda r: r[2])
+    out += ["", f"Best recovered: {best[0]}, {best[2] - base_acc:+.2f} points against fp32: "
+                f"{'within' if best[2] >= base_acc - 1.0 else 'NOT within'} 1 point.", ""]
+    return out
+
+
+def _batched(cm, x: np.ndarray) -> np.ndarray:
+    """cm (compiled for batches of VISION_BATCH) over every row of x, the last batch padded."""
+    out = []
+    for i in range(0, len(x), VISION_BATCH):
+        chunk = x[i:i + VISION_BATCH]
+        pad = VISION_BATCH - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
+        out.append(np.asarray(cm(chunk))[:VISION_BATCH - pad])
+    return np.concatenate(out)
+
+
+def _timed_in_turns(models, x: np.ndarray, runs: int) -> list[float]:
+    """Median seconds of one call of each model, each model once per round."""
+    for cm in models:
+        cm(x)
+    times = [[] for _ in models]
+    for _ in range(runs):
+        for i, cm in enumerate(models):
+            t0 = time.perf_counter()
+            for _ in range(20):
+                cm(x)
+            times[i].append((time.perf_counter() - t0) / 20)
+    return [statistics.median(t) for t in times]
