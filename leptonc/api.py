@@ -141,6 +141,8 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
     from . import cache as compile_cache
     from .passes import run_pipeline
     from .passes.calibration import calibrating, load_calibration
+    from .passes.sparse_layers import layer_table
+    from .passes.tolerance import tolerance_of
 
     progress = Progress(quiet)
     accuracy_samples(accuracy)  # (a bad value fails before the model is imported)
@@ -164,7 +166,8 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
     progress.stage("running passes")
     pipeline = [CLEANUP_PIPELINE] + ([passes] if passes else [])
     fp32_graph = graph = run_pipeline(graph, CLEANUP_PIPELINE)
-    fp32 = start_reference(fp32_graph, passes, accuracy, example_inputs, _fp32_build(cache, example_inputs))
+    tolerance = tolerance_of(passes) if passes else None
+    fp32 = start_reference(fp32_graph, tolerance, accuracy, example_inputs, _fp32_build(cache, example_inputs))
     if passes:
         with calibrating(samples):
             graph = run_pipeline(graph, passes)
@@ -187,7 +190,8 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
         cm = compile_cpu(graph, pipeline, progress, cache=cache, example_inputs=example_inputs)
         done = f"compiled: {len(cm.kernel_names)} kernels"
     if fp32 is not None:
-        record_accuracy(cm, fp32, passes, graph, progress, samples.layer_error_rows() if samples else None)
+        record_accuracy(cm, fp32, tolerance, passes, layer_table(graph), progress,
+                        samples.layer_error_rows() if samples else None)
     if key and cache_key() == key:  # (a model file written while it compiled: the result is not the key's)
         progress.stage("storing the artifact in the compile cache")
         compile_cache.store(key, cm)

@@ -50,15 +50,6 @@ def stage(module: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[1] in ALLOWED else None
 
 
-# imports that break the order and are yet to move, each with why it is still there
-PENDING = {
-    ("leptonc/runtime/accuracy.py", "leptonc.passes.tolerance"):
-        "the accuracy check of a lossy compile reads the passes' declared tolerance; it moves out of runtime",
-    ("leptonc/runtime/accuracy.py", "leptonc.passes.sparse_layers"):
-        "the accuracy report's table of linear layers; it moves out of runtime with the check",
-}
-
-
 def violations() -> list[str]:
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -67,8 +58,6 @@ def violations() -> list[str]:
             continue
         for target, line, _ in imports(path):
             there = stage(target)
-            if (str(path.relative_to(PACKAGE.parent)), target) in PENDING:
-                continue
             if target in ("leptonc", "leptonc.__version__"):
                 continue  # the package's version string, not a stage
             if there is None:

@@ -206,14 +206,5 @@ def _sparse_row(graph: Graph, node: Node) -> dict:
             "bytes": int(sum(a.nbytes for a in arrays if a is not None))}
 
 
-def format_layer_table(rows: list[dict]) -> str:
-    lines = [f"  {'layer':<40} {'[N, K]':>13} {'kernel':>12} {'zeros':>7} {'MiB':>8}"]
-    for r in rows:
-        shape = "x".join(str(d) for d in r["shape"])
-        lines.append(f"  {r['name'][-40:]:<40} {shape:>13} {r['format']:>12} {100 * r['sparsity']:6.1f}% "
-                     f"{r['bytes'] / 2**20:8.2f}")
-    return "\n".join(lines)
-
-
-__all__ = ["Encoding", "LinearLayer", "SparsityWarning", "encode_bsr", "encode_nm", "format_layer_table",
+__all__ = ["Encoding", "LinearLayer", "SparsityWarning", "encode_bsr", "encode_nm",
            "layer_table", "linear_layers", "lower_layer", "replace_weight", "select_layers", "sparsity"]

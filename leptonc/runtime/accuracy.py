@@ -170,15 +170,13 @@ class Reference:
         return out if out is not None else self._call(self.inputs[i])
 
 
-def start_reference(graph: Graph, passes: str | None, accuracy=True, example_inputs=None, build=None) \
-        -> Reference | None:
-    """The started Reference of a compile whose `passes` hold a lossy pass, on its sample inputs; None when no
-    pass is lossy or `accuracy` turns the check off. Without `build`, a default count is bounded to
+def start_reference(graph: Graph, tolerance, accuracy=True, example_inputs=None, build=None) -> Reference | None:
+    """The started Reference of a compile whose passes declare a `tolerance` (passes/tolerance.py's
+    tolerance_of: None when no pass is lossy), on its sample inputs; None when no pass is lossy or `accuracy`
+    turns the check off. Without `build`, a default count is bounded to
     INTERPRETER_SAMPLES (the reference interpreter is slow)."""
-    from ..passes.tolerance import tolerance_of
-
     count = accuracy_samples(accuracy)
-    if not passes or count == 0 or tolerance_of(passes) is None:
+    if tolerance is None or count == 0:
         return None
     if count is None:
         count = default_samples(graph) if build is not None else min(default_samples(graph), INTERPRETER_SAMPLES)
@@ -282,8 +280,6 @@ def format_accuracy(report: dict) -> str:
         lines.append(f"  {verdict} the declared tolerance: max rel err <= {tol['max_rel_error']:g}, "
                      f"SQNR >= {tol['min_sqnr_db']:g} dB, top-1 >= {100 * tol['min_top1']:g}%")
     if report.get("layers"):
-        from ..passes.sparse_layers import format_layer_table
-
         lines += ["linear layers (weight format, fraction of zero weights, weight size):",
                   format_layer_table(report["layers"])]
     if report.get("calibrated_layers"):
@@ -294,26 +290,34 @@ def format_accuracy(report: dict) -> str:
     return "\n".join(lines)
 
 
-def record_accuracy(cm, fp32: Reference | None, passes: str, graph: Graph | None = None, progress=None,
-                    calibrated: list[dict] | None = None) -> dict | None:
-    """Measure a compiled model against `fp32` (start_reference's; None: no check) and record the report in
-    its manifest (`manifest["accuracy"]`, saved with the artifact), with the weight format and sparsity of
-    each linear layer of `graph` (the graph the passes made) and the errors calibrated methods recorded per
-    layer on the calibration data (`calibrated`, Calibration.layer_error_rows). Returns the report."""
-    from ..passes.sparse_layers import layer_table
-    from ..passes.tolerance import tolerance_of
-
+def record_accuracy(cm, fp32: Reference | None, tolerance, passes: str, layers: list[dict] | None = None,
+                    progress=None, calibrated: list[dict] | None = None) -> dict | None:
+    """Measure a compiled model against `fp32` (start_reference's; None: no check), within the passes' declared
+    `tolerance`, and record the report in its manifest (`manifest["accuracy"]`, saved with the artifact), with
+    `layers` (passes/sparse_layers.py's layer_table of the graph the passes made: weight format and sparsity of
+    each linear layer) and the errors calibrated methods recorded per layer on the calibration data
+    (`calibrated`, Calibration.layer_error_rows). Returns the report."""
     if fp32 is None:
         return None
-    report = measure_accuracy(fp32.graph, cm, tolerance_of(passes), fp32=fp32, progress=progress)
+    report = measure_accuracy(fp32.graph, cm, tolerance, fp32=fp32, progress=progress)
     report["passes"] = passes
-    if graph is not None:
-        report["layers"] = layer_table(graph)
+    if layers is not None:
+        report["layers"] = layers
     if calibrated:
         report["calibrated_layers"] = calibrated
     cm.manifest["accuracy"] = report
     return report
 
 
+def format_layer_table(rows: list[dict]) -> str:
+    """The report's linear layers (passes/sparse_layers.py's layer_table) as a table."""
+    lines = [f"  {'layer':<40} {'[N, K]':>13} {'kernel':>12} {'zeros':>7} {'MiB':>8}"]
+    for r in rows:
+        shape = "x".join(str(d) for d in r["shape"])
+        lines.append(f"  {r['name'][-40:]:<40} {shape:>13} {r['format']:>12} {100 * r['sparsity']:6.1f}% "
+                     f"{r['bytes'] / 2**20:8.2f}")
+    return "\n".join(lines)
+
+
 __all__ = ["NOTHING_LOSSY", "ErrorStats", "Reference", "accuracy_samples", "default_samples", "format_accuracy",
-           "head_outputs", "measure_accuracy", "record_accuracy", "sample_inputs", "start_reference", "within"]
+           "format_layer_table", "head_outputs", "measure_accuracy", "record_accuracy", "sample_inputs", "start_reference", "within"]

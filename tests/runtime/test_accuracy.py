@@ -69,14 +69,14 @@ def test_accuracy_sets_or_skips_the_sample_count():
 def test_no_reference_without_a_lossy_pass_or_with_the_check_off():
     graph = head_graph()
     assert start_reference(graph, None) is None
-    assert start_reference(graph, "cse,dce") is None
-    assert start_reference(graph, INT8, accuracy=0) is None
+    assert start_reference(graph, tolerance_of("cse,dce")) is None
+    assert start_reference(graph, tolerance_of(INT8), accuracy=0) is None
 
 
 def test_the_interpreter_reference_bounds_the_default_count_but_not_a_given_one():
     graph = head_graph()
-    assert len(start_reference(graph, INT8).inputs) == INTERPRETER_SAMPLES
-    assert len(start_reference(graph, INT8, accuracy=40).inputs) == 40
+    assert len(start_reference(graph, tolerance_of(INT8)).inputs) == INTERPRETER_SAMPLES
+    assert len(start_reference(graph, tolerance_of(INT8), accuracy=40).inputs) == 40
 
 
 def test_the_reference_runs_its_samples_ahead_and_hands_each_out_once():
