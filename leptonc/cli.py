@@ -98,6 +98,14 @@ def _cmd_bisect(args) -> int:
     return 0 if result.culprit is None else 1
 
 
+def _cmd_ops(args) -> int:
+    from .ir import all_ops
+    from .ir.target_support import support_matrix
+
+    print(support_matrix(sorted(all_ops())))
+    return 0
+
+
 def _cmd_passes(args) -> int:
     from .passes import list_passes, plugin_failures
 
@@ -487,6 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     ir.set_defaults(run=_cmd_ir)
     passes = sub.add_parser("passes", help="list every registered pass and pipeline, plugins included")
     passes.set_defaults(run=_cmd_passes)
+    ops = sub.add_parser("ops", help="which registered ops each target compiles (yes, part, -), and why not")
+    ops.set_defaults(run=_cmd_ops)
     bis = sub.add_parser("bisect", help="find the first pass, then the first kernel, whose result diverges from "
                                         "the reference interpreter, and print a minimal IR reproducer (exit 1 "
                                         "when something diverges)")

@@ -24,6 +24,7 @@ import numpy as np
 from .. import dims as D
 from ..dtypes import DType
 from ..registry import PURE, define_op
+from ..samples import op_samples
 from ..types import TensorType
 from .infer import require
 from .nn import _CONV_ATTRS, _conv_infer, _permuted, channels_first_perm, channels_last_perm, conv
@@ -110,3 +111,25 @@ def qlinear_matmul(x, x_scale, x_zp, w, w_scale, bias, *y_params):
     xc = x.astype(np.int64) - int(x_zp)
     acc = np.matmul(xc, w.astype(np.int64).T) + bias.astype(np.int64)
     return requantize(acc, x_scale, w_scale, y_params, acc.ndim - 1)
+
+
+@op_samples
+def _samples(s):
+    def params(o):  # x_scale, x_zero_point, then (after w) w_scale and bias, as constants
+        return (s.scalar(0.05, np.float32), s.scalar(128, np.uint8)), \
+            (s.constant(s.f32(o, low=0.01, high=0.05)), s.constant(s.ints(o, low=-50, high=50, dtype=np.int32)))
+    y = (s.scalar(0.1, np.float32), s.scalar(3, np.uint8))
+    (xs, xz), (ws, b) = params(3)
+    conv_w = s.constant(s.ints(3, 2, 3, 3, low=-127, high=128, dtype=np.int8))
+    (mxs, mxz), (mws, mb) = params(5)
+    mm_w = s.constant(s.ints(5, 8, low=-127, high=128, dtype=np.int8))
+    return {
+        "qlinear_conv": [
+            s(s.ints(1, 2, 6, 6, low=0, high=256, dtype=np.uint8), xs, xz, conv_w, ws, b, pads=(1, 1, 1, 1)),
+            s(s.ints(1, 2, 6, 6, low=0, high=256, dtype=np.uint8), xs, xz, conv_w, ws, b, *y, strides=(2, 2)),
+        ],
+        "qlinear_matmul": [
+            s(s.ints(2, 3, 8, low=0, high=256, dtype=np.uint8), mxs, mxz, mm_w, mws, mb),
+            s(s.ints(4, 8, low=0, high=256, dtype=np.uint8), mxs, mxz, mm_w, mws, mb, *y),
+        ],
+    }

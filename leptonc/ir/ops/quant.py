@@ -231,16 +231,21 @@ def _samples(s):
             s(s.ints(3, 4, low=0, high=256, dtype=np.uint8), np.array(0.1, np.float32), np.array(128, np.uint8)),
             s(s.ints(2, 6, low=-128, high=128, dtype=np.int8), s.f32(2, 2, low=0.1, high=0.5), s.ints(2, 2, low=-3, high=3, dtype=np.int8), axis=1, group=3),
         ],
-        "matmul_wq": [
-            s(s.f32(2, 3, 8), s.ints(5, 8, low=-128, high=128, dtype=np.int8), s.f32(5, low=0.01, high=0.1)),
-            s(s.f32(3, 8), s.ints(5, 8, low=0, high=16, dtype=np.uint8), s.f32(5, 2, low=0.01, high=0.1), s.ints(5, 2, low=6, high=10, dtype=np.uint8), group=4),
+        "matmul_wq": [  # the weights and their scales are constants, as a quantize pass leaves them
+            s(s.f32(2, 3, 8), s.constant(s.ints(5, 8, low=-128, high=128, dtype=np.int8)),
+              s.constant(s.f32(5, low=0.01, high=0.1))),
+            s(s.f32(3, 8), s.constant(s.ints(5, 8, low=0, high=16, dtype=np.uint8)),
+              s.constant(s.f32(5, 2, low=0.01, high=0.1)), s.constant(s.ints(5, 2, low=6, high=10, dtype=np.uint8)),
+              group=4),
         ],
         "matmul_integer": [
             s(s.ints(3, 4, low=0, high=256, dtype=np.uint8), s.ints(4, 5, low=-128, high=128, dtype=np.int8)),
             s(s.ints(2, 3, 4, low=0, high=256, dtype=np.uint8), s.ints(4, 5, low=0, high=256, dtype=np.uint8), s.ints(3, low=0, high=256, dtype=np.uint8), np.array(7, np.uint8)),
         ],
         "matmul_w8a8": [
-            s(s.f32(2, 3, 8), s.ints(5, 8, low=-127, high=128, dtype=np.int8), s.f32(5, low=0.01, high=0.1)),
-            s(np.zeros((2, 8), np.float32), s.ints(5, 8, low=-127, high=128, dtype=np.int8), s.f32(5, low=0.01, high=0.1)),
+            s(s.f32(2, 3, 8), s.constant(s.ints(5, 8, low=-127, high=128, dtype=np.int8)),
+              s.constant(s.f32(5, low=0.01, high=0.1))),
+            s(np.zeros((2, 8), np.float32), s.constant(s.ints(5, 8, low=-127, high=128, dtype=np.int8)),
+              s.constant(s.f32(5, low=0.01, high=0.1))),
         ],
     }
