@@ -33,13 +33,15 @@ def test_emit_c_and_triton_print_the_generated_kernels(tmp_path, capsys):
 
     case = (LIT / "plan_cpu.lir").read_text().split("# -----")[0]
     path = tmp_path / "m.lir"
-    path.write_text(case)
+    path.write_text(case.replace("%m = matmul(%x, %w) : f32[B, 3]", '%m = matmul(%x, %w) : f32[B, 3] loc("enc.fc1")'))
     assert main(["ir", str(path), "--emit", "c"]) == 0
     c = capsys.readouterr().out
     assert "/* k0_matmul_add_relu: matmul kernel; fused IR ops:" in c and "#include" in c
+    assert " * from enc.fc1\n" in c  # the source of the kernel's ops, in its header
     assert main(["ir", str(path), "--emit", "triton"]) == 0
     tl = capsys.readouterr().out
     assert "# k0_matmul_add_relu: matmul kernel; fused IR ops:" in tl and "@triton.jit" in tl
+    assert "# from enc.fc1\n@triton.jit" in tl
 
 
 @pytest.mark.parametrize("argv, message", [

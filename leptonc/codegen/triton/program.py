@@ -175,7 +175,9 @@ class _Function:
 
     def text(self) -> list[str]:
         k = self.kernel
-        return [kernel_header(k.name, k.kind, k.describe_ops(), self.also) + self.jit, self.launcher]
+        sources = list(dict.fromkeys(n.loc for n in k.absorbed + k.nodes if n.loc))
+        source = f"# from {', '.join(sources)}\n" if sources else ""
+        return [kernel_header(k.name, k.kind, k.describe_ops(), self.also) + source + self.jit, self.launcher]
 
 
 def _local_names_numbered(code: str) -> str:
