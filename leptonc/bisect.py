@@ -12,7 +12,9 @@ reference interpreter, with a minimal IR reproducer.
    (the one it declares, or EXACT) is the culprit; the reproducer is the IR
    before it, cut to what the diverging output needs.
 2. Kernels. When every pass holds, the graph is compiled for the target and
-   run; outputs within EXACT of the reference mean nothing diverges. Otherwise
+   run; outputs within the target's tolerance of the reference (EXACT, or four
+   units in the last place of the narrowest float the graph computes in, when
+   it computes in one below f32) mean nothing diverges. Otherwise
    each kernel of the target's fusion plan, in launch order, is compiled on
    its own, its operands fed the values the reference interpreter computes for
    them, and its results compared with the reference's: the first kernel out
@@ -22,8 +24,9 @@ reference interpreter, with a minimal IR reproducer.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import ml_dtypes
 import numpy as np
 
 from .api import CLEANUP_PIPELINE, Progress, check_target, import_graph
@@ -32,6 +35,7 @@ from .ir.graph import Graph
 from .ir.printer import print_ir
 from .passes import PassManager, ReferenceCheck, ReferenceMismatch, run_pipeline
 from .passes.instruments import EXACT, first_divergence
+from .passes.tolerance import Tolerance
 from .runtime.reference import run_reference
 
 
@@ -74,10 +78,11 @@ def bisect(model, example_inputs=None, passes: str | None = None, target: str = 
     optimized = stages[0]  # what the target's compile starts from (it runs its own passes again)
     want = run_reference(optimized, *inputs)
     got = _compile(optimized, target, inputs).run(*inputs)
-    found = first_divergence(want, got, EXACT, [v.name for v in optimized.outputs])
+    tolerance = target_tolerance(optimized)
+    found = first_divergence(want, got, tolerance, [v.name for v in optimized.outputs])
     if found is None:
         return BisectResult(None, None, f"every pass and the {target} target agree with the reference interpreter "
-                                        f"(max rel error <= {EXACT.max_rel_error:g})", "", "")
+                                        f"(max rel error <= {tolerance.max_rel_error:g})", "", "")
     if target == "stablehlo":
         return BisectResult("module", "the XLA module", found[0], print_ir(optimized, constants="inline"),
                             "leptonc bisect repro.lir --target stablehlo")
@@ -97,13 +102,23 @@ def _first_kernel(graph: Graph, target: str, inputs: list, whole: str) -> Bisect
         sub = _subgraph(lowered, k.name, kernel_nodes(k), operands, results)
         feed = [values[v.name] for v in operands]
         got = _compile(sub, target, feed).run(*feed)
-        found = first_divergence([values[v.name] for v in results], got, EXACT, [v.name for v in results])
+        found = first_divergence([values[v.name] for v in results], got, target_tolerance(sub),
+                                 [v.name for v in results])
         if found is not None:
             return BisectResult("kernel", k.name, found[0], print_ir(sub, constants="inline"),
                                 f"leptonc bisect repro.lir --target {target}")
     return BisectResult("kernel", None, f"the whole model diverges ({whole}), but no kernel does on its own: "
                         "look at how kernels hand values to each other (buffers, layouts)",
                         print_ir(lowered, constants="inline"), f"leptonc bisect repro.lir --target {target}")
+
+
+def target_tolerance(graph: Graph) -> Tolerance:
+    """How far a target's result may be from the reference's: EXACT, or, when the graph computes in a float
+    narrower than f32, four units in the last place of the narrowest (a target may accumulate in another
+    order, and each rounding to the narrow type may then fall the other way)."""
+    eps = [float(ml_dtypes.finfo(v.dtype.numpy).eps) for v in graph.values()
+           if v.dtype.is_float and np.dtype(v.dtype.numpy).itemsize < 4]
+    return replace(EXACT, max_rel_error=max([EXACT.max_rel_error] + [4 * e for e in eps]))
 
 
 def _inputs(graph: Graph, example_inputs) -> list[np.ndarray]:
@@ -216,4 +231,4 @@ def _diverges(graph: Graph, entry: str, inputs: list) -> bool:
     return False
 
 
-__all__ = ["BisectResult", "bisect"]
+__all__ = ["BisectResult", "bisect", "target_tolerance"]

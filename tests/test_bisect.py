@@ -85,3 +85,13 @@ def test_bisect_cli_reports_no_divergence(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("no divergence")
     assert main(["bisect", str(path), "--passes", "test-sub-to-add"]) == 1
     assert "first diverging pass: test-sub-to-add" in capsys.readouterr().out
+
+
+def test_a_target_is_held_to_a_few_ulps_of_the_narrowest_float_it_computes_in():
+    from leptonc.bisect import target_tolerance
+    from leptonc.passes.instruments import EXACT
+
+    assert target_tolerance(parse_ir(MODEL)) == EXACT
+    bf16 = parse_ir("graph @g(%x: f32[4]) -> (f32[4]) {\n  %a = cast(%x) {dtype = bf16} : bf16[4]\n"
+                    "  %b = cast(%a) {dtype = f32} : f32[4]\n  return %b\n}\n")
+    assert target_tolerance(bf16).max_rel_error == 4 * 2.0**-7
