@@ -10,6 +10,9 @@ and only read, and each call takes an arena of its plan's size from a pool
 (a free list per plan) and gives it back after, so concurrent calls never
 share scratch memory and never wait for each other (ctypes lets go of the
 GIL during `lep_run`).
+
+A run's kernels take at most `threads` OpenMP threads (runtime/threads.py: the cores this process may use, or
+LEPTONC_NUM_THREADS; `set_threads` changes it), each kernel fewer when its work is small.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from ..ir.packing import stored
 from ..ir.types import TensorType
 from .memory import ALIGN, on_huge_pages, plan_buffers
 from .signature import bind_inputs
+from .threads import openmp_environment, pool_size
 
 _BLAS = None
 _BLAS_LOCK = threading.Lock()
@@ -58,9 +62,12 @@ class Executor:
         load_blas()
         self.meta = meta
         try:
-            self.lib = ctypes.CDLL(str(library_path))
+            with openmp_environment():  # libgomp reads its wait policy when the first library loads it
+                self.lib = ctypes.CDLL(str(library_path))
         except OSError as e:  # a damaged or foreign library (a trusted author's broken build, say)
             raise RunError(f"cannot load the model library {library_path}: {e}") from None
+        if hasattr(self.lib, "lep_set_threads"):  # (libraries built before threads per kernel have no pool)
+            self.set_threads(pool_size())
         self.lib.lep_run.restype = ctypes.c_int
         self.lib.lep_run.argtypes = [ctypes.c_void_p] * 7
         self.input_names = [x["name"] for x in meta["inputs"]]
@@ -74,6 +81,18 @@ class Executor:
         self._plans: dict[tuple, Plan] = {}
         self._lock = threading.Lock()  # guards _plans and the plans' pools, never a run
         self.kernel_names = [k["name"] for k in meta["kernels"]]
+
+    def set_threads(self, n: int | None) -> None:
+        """The most threads a run's kernels take (each takes fewer when its work is small); None: OpenMP's
+        count (OMP_NUM_THREADS, else one per CPU)."""
+        if n is not None and (not isinstance(n, int) or n < 1):
+            raise LeptoncError(f"threads must be a positive integer or None, not {n!r}")
+        self.lib.lep_set_threads(ctypes.c_int(n or 0))
+
+    @property
+    def threads(self) -> int:
+        """The most threads a run's kernels take."""
+        return int(self.lib.lep_threads())
 
     def bind(self, inputs) -> tuple[list[np.ndarray], dict[str, int]]:
         arrays, bindings = bind_inputs(self.input_names, self.input_types, inputs, self.signed_dims, self.symbols)
