@@ -108,22 +108,20 @@ def test_a_fresh_process_loads_libgomp_with_the_bounded_spin(tmp_path):
         "print('left in environ:', 'GOMP_SPINCOUNT' in os.environ)\n")
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env={**env, "OMP_DISPLAY_ENV": "verbose", "LEPTONC_CACHE_DIR": str(tmp_path)}, cwd=os.getcwd())
+                          env={**env, "OMP_DISPLAY_ENV": "verbose", "LEPTONC_CACHE_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"GOMP_SPINCOUNT = '{threads.SPIN_COUNT}'" in done.stderr
     assert "left in environ: False" in done.stdout
 
 
 @pytest.fixture(scope="module")
-def team():
+def team(tmp_path_factory):
     """lep_team of the generated source, compiled alone: (work ns, pool) -> threads."""
-    import tempfile
-
     cc = find_compiler()
     if cc is None:
         pytest.skip("no C compiler")
-    folder = tempfile.mkdtemp(prefix="leptonc-team-")
-    src, lib = os.path.join(folder, "team.c"), os.path.join(folder, "team.so")
+    folder = tmp_path_factory.mktemp("team")
+    src, lib = str(folder / "team.c"), str(folder / "team.so")
     with open(src, "w") as f:
         f.write("#include <omp.h>\n#include <stdint.h>\n" + THREADS_SOURCE
                 + "int team(double w, int pool) { return lep_team(w, pool); }\n")

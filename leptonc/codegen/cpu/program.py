@@ -359,7 +359,10 @@ GRAIN_NS = 25000   # a kernel takes one thread per this much estimated work
 
 THREADS_SOURCE = f"""static int lep_pool;
 void lep_set_threads(int n) {{ __atomic_store_n(&lep_pool, n, __ATOMIC_RELAXED); }}
-int lep_threads(void) {{ const int n = __atomic_load_n(&lep_pool, __ATOMIC_RELAXED); return n > 0 ? n : omp_get_max_threads(); }}
+int lep_threads(void) {{
+  const int n = __atomic_load_n(&lep_pool, __ATOMIC_RELAXED);
+  return n > 0 ? n : omp_get_max_threads();
+}}
 static inline int lep_team(double work_ns, int pool) {{
   const double n = work_ns / {GRAIN_NS:.1f};
   return n < 2 ? 1 : n >= pool ? pool : (int)n;
