@@ -244,6 +244,10 @@ def main(argv=None) -> int:
         if missing:
             p.error(f"unknown models {missing}; the suite has {list(SUITE)}")
         suite, runs, rounds = {m: SUITE[m] for m in names}, args.runs, args.rounds
+    command = "python benchmarks/contention.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cpu = "".join(c if c.isalnum() else "-" for c in cpu_name()).strip("-").lower()[:40]
+    out = args.out or os.path.join(ROOT, "benchmarks", "results",
+                                   f"{datetime.date.today().isoformat()}-contention-{cpu}.md")
     results = {}
     for name, build in suite.items():
         with tempfile.TemporaryDirectory(prefix="leptonc-contention-") as folder:
@@ -251,21 +255,17 @@ def main(argv=None) -> int:
             export(name, build, folder)
             print(f"{name}: timing", file=sys.stderr, flush=True)
             results[name] = measure(folder, systems, busy, runs, rounds)
-    command = "python benchmarks/contention.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    lines = ["# Speed on a busy machine: slowdown beside busy processes, and in one process with other systems", "",
-             f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
-             f"- cpu: {cpu_name()}, {os.cpu_count()} cores; `{command.strip()}`",
-             f"- load average (1, 5, 15 min) at the start: {', '.join(f'{x:.1f}' for x in LOAD_AT_START)}",
-             f"- medians of {rounds} x {runs} back-to-back calls per system and load, the systems in turns; "
-             "each system in its own process with its default threads", "",
-             *table(results, systems, busy), "", *summary(results, busy)]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    cpu = "".join(c if c.isalnum() else "-" for c in cpu_name()).strip("-").lower()[:40]
-    out = args.out or os.path.join(ROOT, "benchmarks", "results",
-                                   f"{datetime.date.today().isoformat()}-contention-{cpu}.md")
-    with open(out, "w") as f:
-        f.write(text)
+        lines = ["# Speed on a busy machine: slowdown beside busy processes, and in one process with other systems",
+                 "", f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
+                 f"- cpu: {cpu_name()}, {os.cpu_count()} cores; `{command.strip()}`",
+                 f"- load average (1, 5, 15 min) at the start: {', '.join(f'{x:.1f}' for x in LOAD_AT_START)}, "
+                 f"at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}",
+                 f"- medians of {rounds} x {runs} back-to-back calls per system and load, the systems in turns; "
+                 "each system in its own process with its default threads", "",
+                 *table(results, systems, busy), "", *summary(results, busy)]
+        with open(out, "w") as f:  # after each model: a long run that stops keeps what it measured
+            f.write("\n".join(lines) + "\n")
+    print(open(out).read())
     print("written to", out)
     return 0
 
