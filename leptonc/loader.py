@@ -11,7 +11,7 @@ import os
 import warnings
 from pathlib import Path
 
-from .codegen.cpu.build import build_library, cpu_features, find_compiler
+from .codegen.cpu import build
 from .codegen.derive import derive
 from .runtime.artifact import ArtifactError, read_artifact, sha256
 from .runtime.compiled import CompiledModel, _FileStamp
@@ -54,7 +54,7 @@ def library_for(derived, where: str, trusted_keys=()) -> tuple[Path, bool]:
     for; else the derived source built here (the build cache keeps it by the source's hash), with a warning
     that says why."""
     art = derived.artifact
-    missing = sorted(set(art.manifest.get("cpu_features", ())) - set(cpu_features()))
+    missing = sorted(set(art.manifest.get("cpu_features", ())) - set(build.cpu_features()))
     how = f"if you trust its author, `leptonc trust add {art.signer}` runs its own library"
     if art.signer is None:
         why, how = f"{where} is not signed", "ask its author for a signed one and trust their key"
@@ -70,9 +70,9 @@ def library_for(derived, where: str, trusted_keys=()) -> tuple[Path, bool]:
         if not path.exists() or file_sha256(path) != digest:
             write_atomic(path, art.library)
         return path, False
-    if find_compiler() is None:
+    if build.find_compiler() is None:
         raise ArtifactError(f"{why}, and no C compiler is available to build its code from its IR" +
                             (f"; {how}" if how else ""))
     warnings.warn(f"{why}: running code generated from its IR and built with the local C compiler" +
                   (f" ({how})" if how else ""), stacklevel=3)
-    return build_library(art.source, drivers=derived.drivers)[0], True
+    return build.build_library(art.source, drivers=derived.drivers)[0], True
