@@ -592,7 +592,7 @@ static inline lep_i64 lep_qparam(lep_i64 i, int kind, lep_i64 C, lep_i64 inner, 
 #if defined(LEP_VNNI)
 #define LEP_Q8_MB 4
 #elif defined(__AVX2__)
-#define LEP_Q8_MB 2
+#define LEP_Q8_MB 3
 #else
 #define LEP_Q8_MB 2
 #endif
@@ -638,7 +638,7 @@ static inline __attribute__((always_inline)) void lep_q8_tile(const int MB, cons
             wv[h] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + c * LEP_USTEP + 16 * h)));
         for (int m = 0; m < MB; ++m) {
             uint32_t x4;
-            if (c < full) memcpy(&x4, a + m * lda + 4 * c, 4);
+            if (__builtin_expect(c < full, 1)) memcpy(&x4, a + m * lda + 4 * c, 4);
             else x4 = lep_q8_x4(a + m * lda, c, K);
             const __m256i xv = _mm256_cvtepu8_epi16(_mm_set1_epi32((int)x4));
             for (int h = 0; h < 4; ++h) s[m][h] = _mm256_add_epi32(s[m][h], _mm256_madd_epi16(wv[h], xv));
@@ -668,20 +668,71 @@ struct lep_q8_out {
     float xs; int32_t xz; const float* ws; const int32_t* bias; int u8; float ys; float yz; void* y; lep_i64 ldy;
 };
 
-static inline void lep_q8_store(const struct lep_q8_out* o, const int32_t* acc, const int32_t* rowsum, lep_i64 m,
-                                lep_i64 n0, lep_i64 nn) {
-    for (lep_i64 j = 0; j < nn; ++j) {
-        const lep_i64 n = n0 + j;
-        const int64_t t = (int64_t)acc[j] - (int64_t)o->xz * rowsum[j] + o->bias[n];
-        const float v = (float)t * (o->xs * o->ws[n]);
-        if (o->u8) {
-            float q = nearbyintf(v / o->ys) + o->yz;
-            q = q < 0.0f ? 0.0f : (q > 255.0f ? 255.0f : q);
-            ((uint8_t*)o->y)[m * o->ldy + n] = (uint8_t)q;
-        } else {
-            ((float*)o->y)[m * o->ldy + n] = v;
+static inline lep_vf lep_vround(lep_vf v) {  /* to nearest, ties to even (as nearbyintf) */
+#if defined(__AVX512F__)
+    return (lep_vf)_mm512_roundscale_ps((__m512)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#elif defined(__AVX__)
+    __m256 h[2];
+    memcpy(h, &v, sizeof h);
+    for (int i = 0; i < 2; ++i) h[i] = _mm256_round_ps(h[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    memcpy(&v, h, sizeof v);
+    return v;
+#else
+    for (int j = 0; j < LEP_PANEL; ++j) v[j] = nearbyintf(v[j]);
+    return v;
+#endif
+}
+
+/* the results of row m for the nn channels from n0: off = bias - x_zero_point * rowsum and mul = x_scale *
+   w_scale of those channels (the emitter checked that acc + off cannot leave int32) */
+static inline void lep_q8_store(const struct lep_q8_out* o, const int32_t* acc, const int32_t* off, const float* mul,
+                                lep_i64 m, lep_i64 n0, lep_i64 nn) {
+    float* yf = (float*)o->y + m * o->ldy + n0;
+    uint8_t* yq = (uint8_t*)o->y + m * o->ldy + n0;
+#if defined(__AVX2__) && !defined(__AVX512F__)  /* two halves of 8 lanes (the generic 16-lane form spills) */
+    __m256i q[2];
+    float vf[LEP_PANEL];
+    for (int h = 0; h < 2; ++h) {
+        const __m256i t = _mm256_add_epi32(_mm256_loadu_si256((const __m256i*)(acc + 8 * h)),
+                                           _mm256_loadu_si256((const __m256i*)(off + 8 * h)));
+        const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(t), _mm256_loadu_ps(mul + 8 * h));
+        if (!o->u8) {
+            _mm256_storeu_ps(vf + 8 * h, v);
+            continue;
         }
+        __m256 r = _mm256_round_ps(_mm256_div_ps(v, _mm256_set1_ps(o->ys)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, _mm256_set1_ps(o->yz)), _mm256_setzero_ps()),
+                          _mm256_set1_ps(255.0f));
+        q[h] = _mm256_cvtps_epi32(r);
     }
+    if (!o->u8) {
+        memcpy(yf, vf, (size_t)lep_min(nn, LEP_PANEL) * sizeof(float));
+        return;
+    }
+    /* packed to 16-bit, then bytes: groups of 4 lanes come out as 0-3, 8-11, 4-7, 12-15 */
+    const __m256i p16 = _mm256_packus_epi32(q[0], q[1]);
+    const __m128i p8 = _mm_shuffle_epi32(_mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)),
+                                         _MM_SHUFFLE(3, 1, 2, 0));
+    if (nn >= LEP_PANEL) _mm_storeu_si128((__m128i*)yq, p8);
+    else memcpy(yq, &p8, (size_t)nn);
+#else
+    const lep_vf v = __builtin_convertvector(lep_vload_i(acc) + lep_vload_i(off), lep_vf) * lep_vload(mul);
+    if (!o->u8) {
+        lep_vstore(yf, v, nn);
+        return;
+    }
+    const lep_vf q = lep_vround(v / lep_vsplat(o->ys)) + lep_vsplat(o->yz), top = lep_vsplat(255.0f);
+    const lep_vi below = q < lep_vsplat(0.0f), above = q > top;  /* clipped to [0, 255] (0.0f is all zero bits) */
+    const lep_vi qi = __builtin_convertvector((lep_vf)(((lep_vi)q & ~below & ~above) | ((lep_vi)top & above)),
+                                             lep_vi);
+#if defined(__AVX512F__)
+    if (nn >= LEP_PANEL) {
+        _mm_storeu_si128((__m128i*)yq, _mm512_cvtusepi32_epi8((__m512i)qi));
+        return;
+    }
+#endif
+    for (lep_i64 j = 0; j < lep_min(nn, LEP_PANEL); ++j) yq[j] = (uint8_t)qi[j];
+#endif
 }
 
 /* y = the M rows of a (lda bytes apart, K inputs) times the N-channel weights w, stored by o. A worksharing
@@ -691,24 +742,31 @@ static void lep_q8_gemm(const uint8_t* a, lep_i64 lda, lep_i64 M, lep_i64 K, con
     const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL, steps = (K + 3) / 4;
     const lep_i64 units = (P + LEP_UNIT - 1) / LEP_UNIT, blocks = (M + LEP_Q8_MB - 1) / LEP_Q8_MB;
     const int32_t* rowsum = (const int32_t*)((const unsigned char*)w + units * steps * LEP_USTEP);
+    int32_t off[P][LEP_PANEL];  /* per channel: bias - x_zero_point * rowsum, x_scale * w_scale (per thread) */
+    float mul[P][LEP_PANEL];
+    for (lep_i64 n = 0; n < P * LEP_PANEL; ++n) {
+        off[n / LEP_PANEL][n % LEP_PANEL] = n < N ? o->bias[n] - o->xz * rowsum[n] : 0;
+        mul[n / LEP_PANEL][n % LEP_PANEL] = n < N ? o->xs * o->ws[n] : 0.0f;
+    }
     #pragma omp for schedule(static)
     for (lep_i64 b = 0; b < blocks; ++b) {
         const lep_i64 m0 = b * LEP_Q8_MB;
         const int mb = (int)lep_min(LEP_Q8_MB, M - m0);
         for (lep_i64 p = 0; p < P; ++p) {
+            const lep_i64 n0 = p * LEP_PANEL, nn = lep_min(LEP_PANEL, N - n0);
             int32_t acc[LEP_Q8_MB][LEP_PANEL];
             const unsigned char* wp = lep_panel(w, steps, p);
             switch (mb) {
             case 1: lep_q8_tile(1, a + m0 * lda, lda, K, wp, acc); break;
 #if LEP_Q8_MB > 2
             case 2: lep_q8_tile(2, a + m0 * lda, lda, K, wp, acc); break;
+#endif
+#if LEP_Q8_MB > 3
             case 3: lep_q8_tile(3, a + m0 * lda, lda, K, wp, acc); break;
 #endif
             default: lep_q8_tile(LEP_Q8_MB, a + m0 * lda, lda, K, wp, acc); break;
             }
-            for (int m = 0; m < mb; ++m)
-                lep_q8_store(o, acc[m], rowsum + p * LEP_PANEL, m0 + m, p * LEP_PANEL,
-                             lep_min(LEP_PANEL, N - p * LEP_PANEL));
+            for (int m = 0; m < mb; ++m) lep_q8_store(o, acc[m], off[p], mul[p], m0 + m, n0, nn);
         }
     }
 }
@@ -742,13 +800,21 @@ static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* x
             for (lep_i64 p = 0; p < M; ++p) {
                 const lep_i64 n = p / (OH * OW), oh = p / OW % OH, ow = p % OW;
                 uint8_t* row = scratch + p * ldq;
+                const lep_i64 w0 = ow * sw - pw, w1 = w0 + (KW - 1) * dw;
                 for (lep_i64 kh = 0; kh < KH; ++kh) {
                     const lep_i64 h = oh * sh - ph + kh * dh;
-                    for (lep_i64 kw = 0; kw < KW; ++kw) {
-                        const lep_i64 wi = ow * sw - pw + kw * dw;
-                        uint8_t* dst = row + (kh * KW + kw) * Cg;
-                        if (h < 0 || h >= H || wi < 0 || wi >= W) memset(dst, xz[0], (size_t)Cg);
-                        else memcpy(dst, x + ((n * H + h) * W + wi) * C + g * Cg, (size_t)Cg);
+                    uint8_t* dst = row + kh * KW * Cg;
+                    if (h >= 0 && h < H && w0 >= 0 && w1 < W && dw == 1 && G == 1) {
+                        /* the kernel row's pixels, one run of bytes */
+                        memcpy(dst, x + ((n * H + h) * W + w0) * C, (size_t)(KW * C));
+                        continue;
+                    }
+                    for (lep_i64 kw = 0; kw < KW; ++kw, dst += Cg) {
+                        const lep_i64 wi = w0 + kw * dw;
+                        if (h < 0 || h >= H || wi < 0 || wi >= W)
+                            for (lep_i64 c = 0; c < Cg; ++c) dst[c] = xz[0];
+                        else
+                            for (lep_i64 c = 0; c < Cg; ++c) dst[c] = x[((n * H + h) * W + wi) * C + g * Cg + c];
                     }
                 }
                 for (lep_i64 k = K; k < ldq; ++k) row[k] = 0;
@@ -757,6 +823,8 @@ static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* x
         const struct lep_q8_out o = {xs[0], xz[0], ws + g * Og, bias + g * Og, ys != NULL, ys ? ys[0] : 1.0f,
                                      yz ? (float)yz[0] : 0.0f,
                                      ys ? (void*)((uint8_t*)y + g * Og) : (void*)((float*)y + g * Og), O};
-        lep_q8_gemm(direct ? x : scratch, direct ? C : ldq, M, K, (const unsigned char*)w + g * wbytes, Og, &o);
+        /* the gathered rows are padded with zeros to whole steps: K = ldq reads them without a tail */
+        lep_q8_gemm(direct ? x : scratch, direct ? C : ldq, M, direct ? K : ldq, (const unsigned char*)w + g * wbytes,
+                    Og, &o);
     }  /* (lep_q8_gemm's barrier: the next group's rows overwrite the scratch only after every tile is done) */
 }

@@ -236,15 +236,18 @@ def emit_matmul_integer(ctx: KernelContext, node: Node) -> list[str]:
             "}"]
 
 
-MAX_QLINEAR_K = 66_000  # inputs summed per output: 255 * 128 * K stays within int32
-
-
-def _qlinear_params(ctx: KernelContext, node: Node, k) -> str:
-    """The C arguments x, x_scale, x_zero_point, w, w_scale, bias, y_scale, y_zero_point, y of a qlinear op."""
-    if not isinstance(k, int) or k > MAX_QLINEAR_K:
-        raise UnsupportedError(f"{ctx.where}: {node.op} sums {k} inputs per output; the cpu target sums up to "
-                               f"{MAX_QLINEAR_K} (int32), of a size known at compile time")
+def _qlinear_params(ctx: KernelContext, node: Node, k: int) -> str:
+    """The C arguments x, x_scale, x_zero_point, w, w_scale, bias, y_scale, y_zero_point, y of a qlinear op,
+    once it is known that its sums stay within int32: |sum of x * w| <= 255 * 128 * K, plus |bias - x_zero_point
+    * (row sum of w)| with a constant bias (the kernels add them in int32)."""
     ins = node.inputs
+    bias = ctx.graph.constant_of(ins[5])
+    bound = None if bias is None else \
+        int(np.abs(bias.astype(np.int64)).max(initial=0)) + 2 * 255 * 128 * k
+    if bound is None or bound >= 2**31:
+        raise UnsupportedError(f"{ctx.where}: {node.op} on the cpu target needs a constant bias and sums that "
+                               f"stay within int32 ({k} inputs per output, bias up to "
+                               f"{'?' if bias is None else int(np.abs(bias).max(initial=0))})")
     y_params = f"{ctx.ptr(ins[6])}, {ctx.ptr(ins[7])}" if len(ins) == 8 else "NULL, NULL"
     return (f"{ctx.ptr(ins[0])}, {ctx.ptr(ins[1])}, {ctx.ptr(ins[2])}, {_laid_out(ctx, node, 3)}, "
             f"{ctx.ptr(ins[4])}, {ctx.ptr(ins[5])}, {y_params}, {ctx.ptr(node.output)}")
