@@ -182,10 +182,12 @@ def prune_calibrated(graph: Graph, layers: list, method: str, pattern: Pattern, 
         x = todo[0].node.inputs[0]       # (read now: an earlier layer's lowering may have replaced it)
         group = [l for l in todo if l.node.inputs[0] is x]
         todo = [l for l in todo if l.node.inputs[0] is not x]
-        pending = [l for l in group if not pattern.is_met(l.effective)]
+        pending = []
         for layer in group:
-            if layer not in pending:
+            if pattern.is_met(layer.effective):
                 apply(layer, layer.effective)
+            else:
+                pending.append(layer)
         if not pending:
             continue
         stats = _input_stats(graph, calibration, x, full=method == "sparsegpt")
