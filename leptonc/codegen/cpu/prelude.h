@@ -134,45 +134,23 @@ static void lep_transpose_2d(char* dst, const char* src, int64_t B, int64_t R, i
 LEP_GEMM(lep_sgemm, float, scipy_cblas_sgemm, scipy_cblas_sgemv)
 LEP_GEMM(lep_dgemm, double, scipy_cblas_dgemm, scipy_cblas_dgemv)
 
-/* Integer division never traps: a zero divisor counts as 1 (x / 0 = x, x % 0 = 0), and a signed divisor of
-   -1 negates with wraparound (INT_MIN / -1 = INT_MIN, INT_MIN % -1 = 0) instead of running idiv, which faults. */
-#define LEP_INT_HELPERS(T)                                                              \
-    static inline T lep_idiv_##T(T a, T b) {                                            \
-        if (b == 0) return a;                                                           \
-        if ((T)-1 < 0 && b == (T)-1) return (T)(0 - (uint64_t)a);                       \
-        return (T)(a / b);                                                              \
-    }                                                                                   \
-    static inline T lep_fmod_##T(T a, T b) {                                            \
-        if (b == 0 || ((T)-1 < 0 && b == (T)-1)) return 0;                              \
-        return (T)(a % b);                                                              \
-    }                                                                                   \
-    static inline T lep_pymod_##T(T a, T b) {                                           \
-        T r = lep_fmod_##T(a, b);                                                       \
-        return (r != 0 && ((r < 0) != (b < 0))) ? (T)(r + b) : r;                      \
-    }                                                                                   \
+/* a ** b for integers (b < 0 gives 0, or 1 for a base of 1); the other integer and float ops are composed
+   inline by the kernel-body layer (codegen/kernel_body.py). */
+#define LEP_INT_POW(T)                                                                  \
     static inline T lep_ipow_##T(T a, T b) {                                            \
         T r = 1;                                                                        \
         if (b < 0) return a == 1 ? 1 : 0;                                               \
         while (b) { if (b & 1) r = (T)(r * a); a = (T)(a * a); b = (T)(b >> 1); }        \
         return r;                                                                       \
     }
-LEP_INT_HELPERS(int64_t)
-LEP_INT_HELPERS(int32_t)
-LEP_INT_HELPERS(int16_t)
-LEP_INT_HELPERS(int8_t)
-LEP_INT_HELPERS(uint8_t)
-LEP_INT_HELPERS(uint16_t)
-LEP_INT_HELPERS(uint32_t)
-LEP_INT_HELPERS(uint64_t)
-
-static inline float lep_pymod_float(float a, float b) {
-    float r = fmodf(a, b);
-    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
-}
-static inline double lep_pymod_double(double a, double b) {
-    double r = fmod(a, b);
-    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
-}
+LEP_INT_POW(int64_t)
+LEP_INT_POW(int32_t)
+LEP_INT_POW(int16_t)
+LEP_INT_POW(int8_t)
+LEP_INT_POW(uint8_t)
+LEP_INT_POW(uint16_t)
+LEP_INT_POW(uint32_t)
+LEP_INT_POW(uint64_t)
 
 /* The first index out of range a kernel met (program.py): its position in the index tensor (INT64_MAX while
    none), its value, the data dim it indexes and that dim's size. Threads keep the lowest position, so that
