@@ -5,6 +5,11 @@ use-lists of its values. Passes edit it only through the helpers here
 (add, insert, replace_all_uses, set_input, erase), which keep the use-lists
 right, so no pass maintains them by hand.
 
+The nodes are a doubly linked list with order keys: placing a node before or after another, erasing one,
+and asking which of two nodes comes first (`precedes`) take constant time (amortised), whatever the size
+of the graph. `graph.nodes` is the list of them in order, rebuilt after an edit when next read; a use-list
+edit costs the number of uses of that one value.
+
 A node's `loc` names its source: the torch module path (encoder.layer.0.attention.query) or ONNX node name
 it was imported from, or None. It is provenance, not semantics: no pass compares it. A node that a rewrite
 adds in place of another (placed before or after it, or taking over its results' uses) takes its loc.
@@ -76,7 +81,7 @@ class Node:
     """One op application: op name, operand Values, result Values, attributes (plain data), and its source
     location (see the module docstring)."""
 
-    __slots__ = ("op", "inputs", "outputs", "attrs", "graph", "_loc")
+    __slots__ = ("op", "inputs", "outputs", "attrs", "graph", "_loc", "_prev", "_next", "_key")
 
     def __init__(self, op: str, attrs: dict | None = None, loc: str | None = None):
         self.op = op
@@ -85,6 +90,9 @@ class Node:
         self.attrs: dict = dict(attrs or {})
         self.graph: Graph | None = None
         self.loc = loc
+        self._prev: Node | None = None
+        self._next: Node | None = None
+        self._key = 0  # increases along the graph's order
 
     @property
     def loc(self) -> str | None:
@@ -115,6 +123,9 @@ class Node:
         return f"<Node {self.label}>"
 
 
+_GAP = 1 << 20  # between the order keys of neighbours when they are (re)numbered
+
+
 class Graph:
     """Inputs, outputs, nodes in topological order, and named constants (the weights)."""
 
@@ -122,9 +133,103 @@ class Graph:
         self.name = name
         self.inputs: list[Value] = []
         self.outputs: list[Value] = []
-        self.nodes: list[Node] = []
         self.constants: dict[str, np.ndarray] = {}
         self._names: set[str] = set()
+        self._first: Node | None = None
+        self._last: Node | None = None
+        self._list: list[Node] | None = []  # the nodes in order; None after an edit, until next read
+        self._const_refs: dict[str, int] = {}  # constant name -> how many const nodes name it
+
+    # -- the node order --------------------------------------------------
+    @property
+    def nodes(self) -> list[Node]:
+        """The nodes in topological order (a list to read; edit the graph through its methods)."""
+        if self._list is None:
+            out, n = [], self._first
+            while n is not None:
+                out.append(n)
+                n = n._next
+            self._list = out
+        return self._list
+
+    @nodes.setter
+    def nodes(self, order: Sequence[Node]) -> None:
+        """Reorder the graph's nodes (the same nodes, or a subset whose dropped nodes are already unused)."""
+        for n in self.nodes:
+            n._prev = n._next = None
+            n.graph = None
+        self._first = self._last = None
+        self._const_refs = {}
+        for n in list(order):
+            self._link(n, None, None)
+
+    def previous(self, node: Node) -> Node | None:
+        """The node just before `node` (None for the first)."""
+        return node._prev
+
+    def nodes_between(self, start: Node | None, end: Node) -> list[Node]:
+        """The nodes after `start` (from the first node if None) and before `end`, in order."""
+        out, n = [], (start._next if start is not None else self._first)
+        while n is not None and n is not end:
+            out.append(n)
+            n = n._next
+        return out
+
+    def precedes(self, a: Node, b: Node) -> bool:
+        """Whether node a comes before node b (both in this graph)."""
+        return a._key < b._key
+
+    def _link(self, node: Node, before: Node | None, after: Node | None) -> None:
+        if before is not None:
+            after = before._prev
+        elif after is not None:
+            before = after._next
+        else:
+            after = self._last
+        node.graph = self
+        node._prev, node._next = after, before
+        if after is None:
+            self._first = node
+        else:
+            after._next = node
+        if before is None:
+            self._last = node
+        else:
+            before._prev = node
+        lo = after._key if after is not None else None
+        hi = before._key if before is not None else None
+        if lo is None:
+            node._key = (hi - _GAP) if hi is not None else 0
+        elif hi is None:
+            node._key = lo + _GAP
+        elif hi - lo > 1:
+            node._key = (lo + hi) // 2
+        else:
+            self._renumber()
+        self._list = None
+        if node.op == "const":
+            cname = node.attrs["name"]
+            self._const_refs[cname] = self._const_refs.get(cname, 0) + 1
+
+    def _renumber(self) -> None:
+        key, n = 0, self._first
+        while n is not None:
+            n._key = key
+            key += _GAP
+            n = n._next
+
+    def _unlink(self, node: Node) -> None:
+        if node._prev is None:
+            self._first = node._next
+        else:
+            node._prev._next = node._next
+        if node._next is None:
+            self._last = node._prev
+        else:
+            node._next._prev = node._prev
+        node._prev = node._next = None
+        node.graph = None
+        self._list = None
 
     # -- names -----------------------------------------------------------
     def unique_name(self, hint: str = "v") -> str:
@@ -192,25 +297,30 @@ class Graph:
         v.uses.append((node, index))
 
     def _place(self, node: Node, before: Node | None, after: Node | None) -> None:
-        node.graph = self
-        if before is not None:
-            self.nodes.insert(self.index(before), node)
-        elif after is not None:
-            self.nodes.insert(self.index(after) + 1, node)
-        else:
-            self.nodes.append(node)
+        for anchor in (before, after):
+            if anchor is not None and anchor.graph is not self:
+                raise IRError(f"{anchor.label} is not in graph @{self.name}")
+        self._link(node, before, after)
 
     def index(self, node: Node) -> int:
-        for i, n in enumerate(self.nodes):
-            if n is node:
-                return i
-        raise IRError(f"{node.label} is not in graph @{self.name}")
+        """The position of node in `nodes` (linear time after an edit; `precedes` compares in constant time)."""
+        if node.graph is not self:
+            raise IRError(f"{node.label} is not in graph @{self.name}")
+        return self.nodes.index(node)
+
+    def move_before(self, node: Node, anchor: Node) -> None:
+        """Move a node of this graph to just before another (its operands must still come first)."""
+        if node is anchor:
+            return
+        self._unlink(node)
+        if node.op == "const":
+            self._const_refs[node.attrs["name"]] -= 1
+        self._link(node, anchor, None)
 
     # -- editing ---------------------------------------------------------
     def set_input(self, node: Node, index: int, value: Value) -> None:
         """Make operand `index` of `node` be `value`."""
-        old = node.inputs[index]
-        old.uses = [(n, i) for n, i in old.uses if not (n is node and i == index)]
+        _drop_use(node.inputs[index], node, index)
         self._attach(node, index, value)
         node.inputs[index] = value
 
@@ -233,13 +343,16 @@ class Graph:
         for v in node.outputs:
             if v.uses or any(o is v for o in self.outputs):
                 raise IRError(f"cannot erase {node.label}: %{v.name} is still used")
+        if node.graph is not self:
+            raise IRError(f"{node.label} is not in graph @{self.name}")
         for i, v in enumerate(node.inputs):
-            v.uses = [(n, j) for n, j in v.uses if not (n is node and j == i)]
-        self.nodes.pop(self.index(node))
-        node.graph = None
+            _drop_use(v, node, i)
+        self._unlink(node)
         if node.op == "const":
             cname = node.attrs["name"]
-            if not any(n.op == "const" and n.attrs["name"] == cname for n in self.nodes):
+            self._const_refs[cname] -= 1
+            if not self._const_refs[cname]:
+                del self._const_refs[cname]
                 self.constants.pop(cname, None)
 
     # -- queries ---------------------------------------------------------
@@ -268,13 +381,13 @@ class Graph:
         g.constants = dict(self.constants)
         g._names = set(self._names)
         vmap: dict[int, Value] = {}
+        order = []
         for v in self.inputs:
             nv = Value(v.name, v.type)
             g.inputs.append(nv)
             vmap[id(v)] = nv
         for n in self.nodes:
             nn = Node(n.op, n.attrs, n.loc)
-            nn.graph = g
             for i, v in enumerate(n.inputs):
                 nv = vmap[id(v)]
                 nv.uses.append((nn, i))
@@ -282,7 +395,8 @@ class Graph:
             nn.outputs = [Value(v.name, v.type, nn) for v in n.outputs]
             for v, nv in zip(n.outputs, nn.outputs):
                 vmap[id(v)] = nv
-            g.nodes.append(nn)
+            order.append(nn)
+        g.nodes = order
         g.outputs = [vmap[id(v)] for v in self.outputs]
         return g
 
@@ -290,3 +404,13 @@ class Graph:
         from .printer import print_ir
 
         return print_ir(self)
+
+
+def _drop_use(v: Value, node: Node, index: int) -> None:
+    """Remove the use (node, index) from v's use-list."""
+    uses = v.uses
+    for k in range(len(uses) - 1, -1, -1):
+        n, i = uses[k]
+        if n is node and i == index:
+            del uses[k]
+            return

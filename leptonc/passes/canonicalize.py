@@ -13,13 +13,12 @@
 - zero padding of the spatial dims before a conv goes into the conv's pads;
 - commutative ops put a constant operand second, so that cse sees one form.
 
+Each rule is a pattern of the set `pattern_set("canonicalize")` (rewrite.py), which plugins may extend.
 A rewrite is made only when the replacement has exactly the old result's type.
 Values are kept exactly, with one exception that every ML compiler shares:
 x+0 becomes x, so where x is -0.0 the result is -0.0 instead of +0.0.
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 
@@ -27,44 +26,16 @@ from ..ir import dims as D
 from ..ir.graph import Graph, Node, Value
 from ..ir.ops.shape import BIG
 from .registry import register_pass
-from .rewrite import adopt_name, replace_result
+from .rewrite import pattern_set
 
-Rule = Callable[[Graph, Node], "Value | list[Value] | None"]
-_RULES: dict[str, list[Rule]] = {}
-
-
-def rule(*ops: str) -> Callable[[Rule], Rule]:
-    """Register a rewrite for nodes of these ops: it returns the value replacing the node's result
-    (a list, one per result, for a multi-result op), or None when it does not apply."""
-    def register(fn: Rule) -> Rule:
-        for op in ops:
-            _RULES.setdefault(op, []).append(fn)
-        return fn
-    return register
+CANONICAL = pattern_set("canonicalize")
+rule = CANONICAL.pattern
 
 
 @register_pass("canonicalize", "simplify identities (x*1, x+0, no-op casts/reshapes/slices), chains of "
                                "transposes and reshapes, transposes around matmul")
 def canonicalize(graph: Graph) -> bool:
-    changed, progress = False, True
-    while progress:
-        progress = False
-        for node in list(graph.nodes):
-            if node.graph is not graph:
-                continue
-            for fn in _RULES.get(node.op, ()):
-                new = fn(graph, node)
-                if new is not None:
-                    pairs = list(zip(node.outputs, new if isinstance(new, list) else [new]))
-                    for old, value in pairs:
-                        replace_result(graph, old, value)
-                    if node.graph is graph:  # an op that is not pure (dropout) is not erased as dead
-                        graph.erase(node)
-                        for old, value in pairs:
-                            adopt_name(old, value)
-                    progress = changed = True
-                    break
-    return changed
+    return CANONICAL.apply(graph)
 
 
 def _same_type(node: Node, v: Value) -> Value | None:
@@ -104,7 +75,7 @@ def _binary_identity(graph: Graph, node: Node) -> Value | None:
     return None
 
 
-@rule("add", "mul", "max", "min", "equal", "and", "or", "xor", "bitwise_and", "bitwise_or", "bitwise_xor")
+@rule(trait="commutative")
 def _constant_second(graph: Graph, node: Node) -> Value | None:
     a, b = node.inputs
     if graph.constant_of(a) is not None and graph.constant_of(b) is None:

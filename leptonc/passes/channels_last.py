@@ -88,7 +88,7 @@ def transpose(graph: Graph, v: Value, perm, before: Node) -> Value:
         return v
     for user, _ in v.uses:  # one transpose of a value serves all its users
         if user.op == "transpose" and tuple(user.attrs["perm"]) == perm and user.graph is graph \
-                and graph.index(user) < graph.index(before):
+                and graph.precedes(user, before):
             return user.output
     return graph.add("transpose", v, perm=perm, name=v.name + "_t", before=before)
 

@@ -9,6 +9,9 @@ when the tensor they measure is not constant.
 A dynamic op (reshape_dynamic, expand_dynamic, slice_dynamic, ...) whose
 shape-like operands become known turns into its static form (static_forms.py).
 
+The rewrite is a pattern rooted at every pure op, applied by the worklist
+driver of rewrite.py: a fold revisits just the users of what it replaced.
+
 The size cap: a result bigger than `max_elements` elements is materialized
 only when it is no bigger than its operands together (a transposed weight
 folds; a broadcast_to or full of a scalar into a big tensor does not).
@@ -21,8 +24,11 @@ from ..ir.graph import Graph, Node, Value
 from ..ir.registry import get_op
 from . import shape_values
 from .registry import Option, register_pass
-from .rewrite import adopt_name, refine_node_types, replace_result
+from .rewrite import Pattern, PatternSet, pattern_set, refine_node_types
 from .static_forms import refine_dynamic_type, static_form
+
+
+FOLD = pattern_set("fold")  # patterns plugins add; the pass puts its own first
 
 
 @register_pass("fold", "evaluate nodes with constant operands and shape arithmetic on known dims; "
@@ -30,44 +36,31 @@ from .static_forms import refine_dynamic_type, static_form
                options={"max_elements": Option(int, 1 << 16, "largest result that may grow beyond its operands")})
 def fold(graph: Graph, max_elements: int) -> bool:
     memo: dict = {}
-    changed = False
-    i = 0
-    while i < len(graph.nodes):  # nodes a rewrite inserts (at i) are visited too
-        node = graph.nodes[i]
-        if node.op == "const" or not get_op(node.op).has("pure"):
-            i += 1
-            continue
-        changed |= refine_node_types(node)  # operands may have learned their sizes from an earlier fold
-        new = _fold_node(graph, node, max_elements, memo)
-        if new:  # go on from the first new node (the rewrite may have erased nodes before i)
-            changed = True
-            i = min(graph.index(v.producer) for v in new)
-        else:
-            i += 1
-    return changed
+    rules = PatternSet("fold")
+    rules.add(Pattern("evaluate", lambda g, node: _fold_node(g, node, max_elements, memo), trait="pure"))
+    rules.include(FOLD)
+    return rules.apply(graph)
 
 
-def _fold_node(graph: Graph, node: Node, max_elements: int, memo: dict) -> list[Value]:
-    """Replace the node's used results by constants, or the node by its static form; return the new values."""
+def _fold_node(graph: Graph, node: Node, max_elements: int, memo: dict) -> list[Value] | None:
+    """The node's results as constants, or the node's static form; its own results when only their types
+    were refined (operands learned their sizes from an earlier fold); None when nothing changes."""
+    if node.op == "const":
+        return None
+    refined = refine_node_types(node)
     arrays = _evaluate(graph, node, max_elements) or _shape_arithmetic(graph, node, memo)
-    outputs = {id(v) for v in graph.outputs}
     if arrays is not None:
-        folded = [(v, graph.add_constant(arr, _folded_name(graph, node, v, outputs), before=node))
-                  for v, arr in zip(node.outputs, arrays) if arr is not None and (v.uses or id(v) in outputs)]
-        for v, const in folded:
-            replace_result(graph, v, const)
-        return [const for _, const in folded]
-    static = static_form(graph, node, memo)
-    if static is None:
-        if refine_dynamic_type(graph, node, memo):
-            return node.outputs
-        return []
-    pairs = list(zip(node.outputs, static))
-    for old, new in pairs:
-        replace_result(graph, old, new)
-    for old, new in pairs:  # results replaced before the node was erased get their names now
-        adopt_name(old, new)
-    return static
+        outputs = {id(v) for v in graph.outputs}
+        new = [graph.add_constant(arr, _folded_name(graph, node, v, outputs), before=node)
+               if arr is not None and (v.uses or id(v) in outputs) else v for v, arr in zip(node.outputs, arrays)]
+        if any(n is not v for n, v in zip(new, node.outputs)):
+            return new
+    else:
+        static = static_form(graph, node, memo)
+        if static is not None:
+            return static
+        refined |= refine_dynamic_type(graph, node, memo)
+    return node.outputs if refined else None
 
 
 def _folded_name(graph: Graph, node: Node, v: Value, outputs: set) -> str:

@@ -20,7 +20,10 @@ Reshapes are views: no kernel, the result shares its operand's memory.
 
 The registered pass `fuse` rewrites the graph into the form the planner
 groups best (reductions over trailing axes, composed transposes, no identity
-reshapes); `plan_fusion(graph)` then gives the kernels, in an order that
+reshapes, softmax as exp(x - max) / sum, a scale on q or k moved onto the
+scores), as the patterns of `pattern_set("fuse")` (rewrite.py), so that
+attention and softmax are recognised whichever equivalent form a model writes
+them in; `plan_fusion(graph)` then gives the kernels, in an order that
 respects every dependency, and for every producer/consumer pair left in
 different kernels the reason why.
 """
@@ -34,7 +37,9 @@ from ..ir import dims as D
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node, Value
 from ..ir.registry import all_ops, get_op
+from .canonicalize import CANONICAL
 from .registry import register_pass
+from .rewrite import erase_dead, pattern_set
 
 
 
@@ -112,56 +117,107 @@ class FusionPlan:
 
 # ---------------------------------------------------------------- the rewrites of the `fuse` pass
 
+FUSE = pattern_set("fuse")
+FUSE.include(CANONICAL, "no_op", "chain", "transpose_of_transpose", "as_reshape")
+
+
 @register_pass("fuse", "prepare kernels: reductions over trailing axes, reshapes sunk below elementwise ops, "
-                       "composed transposes/reshapes, squeeze/unsqueeze as reshapes")
+                       "composed transposes/reshapes, squeeze/unsqueeze as reshapes, softmax in its stable "
+                       "form, attention's scale in the scores' epilogue")
 def fuse(graph: Graph) -> bool:
-    changed = False
-    for _ in range(len(graph.nodes) + 1):  # each round moves a reshape later or removes a node
-        if not _fuse_round(graph):
-            break
-        changed = True
-    return changed
-
-
-def _fuse_round(graph: Graph) -> bool:
-    changed = False
-    for node in list(graph.nodes):
-        if node.graph is not graph:
-            continue
-        if node.op in ("reshape", "transpose") and _is_identity(node):
-            graph.replace_all_uses(node.output, node.inputs[0])
-            changed = True
-        elif node.op in ("reshape", "transpose") and node.inputs[0].producer is not None \
-                and node.inputs[0].producer.op == node.op:
-            inner = node.inputs[0].producer
-            if node.op == "transpose":
-                attrs = {"perm": tuple(inner.attrs["perm"][p] for p in node.attrs["perm"])}
-            else:
-                attrs = {"shape": node.attrs["shape"]}
-            new = graph.add(node.op, inner.inputs[0], name=node.output.name, before=node, **attrs)
-            graph.replace_all_uses(node.output, new)
-            changed = True
-        elif node.op in ("squeeze", "unsqueeze") and D.UNKNOWN not in node.output.shape:
-            new = graph.add("reshape", node.inputs[0], shape=node.output.shape, name=node.output.name, before=node)
-            graph.replace_all_uses(node.output, new)  # the same memory with other dims: a view, like reshape
-            changed = True
-        elif is_reduction(node.op) and _move_reduced_axes_last(graph, node):
-            changed = True
-        elif node.op == "matmul" and min(v.type.rank for v in node.inputs) == 1:
-            _matmul_as_2d(graph, node)
-            changed = True
-        elif (get_op(node.op).has("elementwise") or is_reduction(node.op)) and _sink_reshape(graph, node):
-            changed = True
+    changed = FUSE.apply(graph)
     return _drop_dead(graph) or changed
 
 
-def _sink_reshape(graph: Graph, node: Node) -> bool:
+@FUSE.pattern(fusion="reduce")
+def _reduce_trailing(graph: Graph, node: Node) -> Value | None:
+    return _move_reduced_axes_last(graph, node)
+
+
+@FUSE.pattern("matmul")
+def _matmul_of_vector(graph: Graph, node: Node) -> Value | None:
+    return _matmul_as_2d(graph, node) if min(v.type.rank for v in node.inputs) == 1 else None
+
+
+@FUSE.pattern(fusion="elemwise")
+@FUSE.pattern(fusion="reduce")
+def _reshape_later(graph: Graph, node: Node) -> Value | None:
+    return _sink_reshape(graph, node)
+
+
+@FUSE.pattern("div")
+def _stable_softmax(graph: Graph, node: Node) -> Value | None:
+    """exp(x) / sum(exp(x)) -> exp(x - max x) / sum(exp(x - max x)), over the same axes: the form the
+    planner fuses (and that attention is recognised in), and one that cannot overflow (where the first form
+    gives inf / inf = NaN, this one gives the softmax)."""
+    e, total = node.inputs
+    ex, red = e.producer, total.producer
+    if ex is None or red is None or ex.op != "exp" or red.op != "reduce_sum" or red.inputs[0] is not e \
+            or not red.attrs["keepdims"] or not e.dtype.is_float or not _only_read_by(graph, e, [node, red]):
+        return None
+    x = ex.inputs[0]
+    sub = x.producer
+    if sub is not None and sub.op == "sub" and sub.inputs[1].producer is not None \
+            and sub.inputs[1].producer.op == "reduce_max":
+        return None  # stable already
+    axes = red.attrs["axes"]
+    shifted = graph.add("sub", x, graph.add("reduce_max", x, axes=axes, keepdims=True, before=node), before=node)
+    e2 = graph.add("exp", shifted, name=e.name, before=node)
+    return graph.add("div", e2, graph.add("reduce_sum", e2, axes=axes, keepdims=True, name=total.name,
+                                          before=node), name=node.output.name, before=node)
+
+
+@FUSE.pattern("mul")
+def _times_reciprocal(graph: Graph, node: Node) -> Value | None:
+    """x * reciprocal(y) -> x / y (a softmax's normalisation written as a product)."""
+    for i in (0, 1):
+        r = node.inputs[1 - i].producer
+        if r is not None and r.op == "reciprocal" and len(r.output.uses) == 1:
+            out = graph.add("div", node.inputs[i], r.inputs[0], name=node.output.name, before=node)
+            if out.type == node.output.type:
+                return out
+            erase_dead(graph, out.producer)
+    return None
+
+
+@FUSE.pattern("matmul")
+def _scale_after_matmul(graph: Graph, node: Node) -> Value | None:
+    """matmul(a * c, b) -> matmul(a, b) * c for a scalar constant c (also c times b, through b's transpose,
+    and / c): attention scaled on q or k computes as one scaled on the scores, in the scores' epilogue.
+    Floats only: between integers, (a / c) @ b is not (a @ b) / c."""
+    if not node.output.dtype.is_float:
+        return None
+    for i in (0, 1):
+        v, through = node.inputs[i], None
+        if v.producer is not None and v.producer.op == "transpose" and len(v.uses) == 1:
+            through, v = v.producer, v.producer.inputs[0]
+        scale = v.producer
+        if scale is None or scale.op not in ("mul", "div") or len(v.uses) != 1:
+            continue
+        t, c = scale.inputs
+        if scale.op == "mul" and _scalar_constant(graph, t):
+            t, c = c, t
+        if not _scalar_constant(graph, c) or c.dtype is not node.output.dtype or c.type.rank > node.output.type.rank:
+            continue
+        if through is not None:
+            t = graph.add("transpose", t, perm=through.attrs["perm"], name=through.output.name, before=node)
+        operands = [t, node.inputs[1]] if i == 0 else [node.inputs[0], t]
+        mm = graph.add("matmul", *operands, name=node.output.name, before=node)
+        return graph.add(scale.op, mm, c, name=node.output.name, before=node)
+    return None
+
+
+def _scalar_constant(graph: Graph, v: Value) -> bool:
+    return graph.constant_of(v) is not None and v.type.numel == 1
+
+
+def _sink_reshape(graph: Graph, node: Node) -> Value | None:
     """op(reshape(x), c...) -> reshape(op(x, c'...)) when x has fewer dims: the op runs in x's shape, so
     that it can join the kernel that produced x (a matmul over flattened rows, say). Operands c map to
     x's shape by views; a reduction moves only when its axes lie in the dims both shapes share at the
     end. Moving only toward fewer dims makes the rewrite terminate."""
     if len(node.outputs) != 1:
-        return False
+        return None
     for v in node.inputs:
         r = v.producer
         if r is None or r.op != "reshape" or r.inputs[0].type.rank >= v.type.rank:
@@ -189,10 +245,8 @@ def _sink_reshape(graph: Graph, node: Node) -> bool:
                 continue
             attrs = node.attrs
         new = graph.add_node(node.op, inputs, attrs, names=[node.output.name], before=node).output
-        graph.replace_all_uses(node.output, graph.add("reshape", new, shape=node.output.shape,
-                                                      name=node.output.name, before=node))
-        return True
-    return False
+        return graph.add("reshape", new, shape=node.output.shape, name=node.output.name, before=node)
+    return None
 
 
 def _in_shape_of(graph: Graph, c: Value, X: tuple, Y: tuple, s: int, before: Node) -> Value | None:
@@ -213,13 +267,6 @@ def _in_shape_of(graph: Graph, c: Value, X: tuple, Y: tuple, s: int, before: Nod
     return graph.add("reshape", src, shape=target, name=c.name, before=before)
 
 
-def _is_identity(node: Node) -> bool:
-    if node.op == "transpose":
-        return tuple(node.attrs["perm"]) == tuple(range(len(node.attrs["perm"])))
-    a, b = node.inputs[0].shape, node.output.shape
-    return len(a) == len(b) and all(D.same(x, y) for x, y in zip(a, b))
-
-
 def _reduced_axes(node: Node) -> tuple:
     rank = node.inputs[0].type.rank
     if node.op in ("argmax", "argmin"):
@@ -227,18 +274,15 @@ def _reduced_axes(node: Node) -> tuple:
     return tuple(sorted(a % rank for a in node.attrs["axes"]))
 
 
-def _move_reduced_axes_last(graph: Graph, node: Node) -> bool:
+def _move_reduced_axes_last(graph: Graph, node: Node) -> Value | None:
     """Reduce over trailing axes only: transpose the reduced axes to the end, reshape the result back."""
     x = node.inputs[0]
     rank = x.type.rank
     axes = _reduced_axes(node)
     if not axes:
-        if node.op in ("argmax", "argmin"):
-            return False
-        graph.replace_all_uses(node.output, x)  # reducing over no axis is the identity
-        return True
+        return None if node.op in ("argmax", "argmin") else x  # reducing over no axis is the identity
     if axes == tuple(range(rank - len(axes), rank)):
-        return False
+        return None
     kept = tuple(i for i in range(rank) if i not in axes)
     moved = graph.add("transpose", x, perm=kept + axes, name=x.name + "_t", before=node)
     if node.op in ("argmax", "argmin"):
@@ -246,12 +290,10 @@ def _move_reduced_axes_last(graph: Graph, node: Node) -> bool:
     else:
         attrs = dict(node.attrs, axes=tuple(range(len(kept), rank)), keepdims=False)
     red = graph.add_node(node.op, [moved], attrs, names=[node.output.name + "_r"], before=node).output
-    result = graph.add("reshape", red, shape=node.output.shape, name=node.output.name, before=node)
-    graph.replace_all_uses(node.output, result)
-    return True
+    return graph.add("reshape", red, shape=node.output.shape, name=node.output.name, before=node)
 
 
-def _matmul_as_2d(graph: Graph, node: Node) -> None:
+def _matmul_as_2d(graph: Graph, node: Node) -> Value:
     """A matmul with a 1-D operand as one of matrices (numpy's promotion), reshaped back."""
     a, b = node.inputs
     if a.type.rank == 1:
@@ -259,8 +301,7 @@ def _matmul_as_2d(graph: Graph, node: Node) -> None:
     if b.type.rank == 1:
         b = graph.add("reshape", b, shape=b.shape + (1,), name=b.name + "_col", before=node)
     mm = graph.add("matmul", a, b, name=node.output.name + "_2d", before=node)
-    result = graph.add("reshape", mm, shape=node.output.shape, name=node.output.name, before=node)
-    graph.replace_all_uses(node.output, result)
+    return graph.add("reshape", mm, shape=node.output.shape, name=node.output.name, before=node)
 
 
 def _drop_dead(graph: Graph) -> bool:

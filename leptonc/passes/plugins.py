@@ -4,7 +4,8 @@
     my_passes = "my_package.passes"        # a module whose import registers passes
 
 Loading a plugin imports the entry point's target; its `@register_pass`
-decorators do the rest. A plugin that fails to import is recorded (with
+decorators do the rest. It may also add patterns to a built-in pass:
+`@pattern_set("canonicalize").pattern("my_op")` (rewrite.py). A plugin that fails to import is recorded (with
 its name and the error) and the other plugins still load; `leptonc passes`
 reports the failures, and so does the error for a pass name nobody registered.
 """

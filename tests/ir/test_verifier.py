@@ -23,7 +23,7 @@ def test_accepts_a_good_graph():
 
 def test_use_before_def_names_node_and_value():
     g, x, a, b = base()
-    g.nodes.reverse()
+    g.nodes = g.nodes[::-1]
     with pytest.raises(VerifyError, match=r"'%b = neg'.*use before def of %a"):
         verify(g)
 
@@ -76,7 +76,8 @@ def test_const_must_match_its_array():
 def test_node_of_another_graph():
     g, x, a, b = base()
     stranger = Node("neg")
-    g.nodes.append(stranger)
+    g.nodes = [*g.nodes, stranger]
+    stranger.graph = Graph("other")  # a corrupted graph: it lists a node that says it is another's
     with pytest.raises(VerifyError, match="does not belong"):
         verify(g)
 

@@ -63,3 +63,11 @@ def test_unknown_pass_mentions_the_broken_plugin(site, tmp_path):
     done = leptonc(site, "ir", str(case), "--passes", "from-broken-plugin")
     assert done.returncode == 2
     assert "unknown pass 'from-broken-plugin'" in done.stderr and "pass module 'broken'" in done.stderr
+
+
+def test_plugin_pattern_runs_in_canonicalize(site, tmp_path):
+    case = tmp_path / "case.lir"
+    case.write_text(CASE.replace("relu", "abs"))
+    done = leptonc(site, "ir", str(case), "--passes", "canonicalize", "--verify-each")
+    assert done.returncode == 0, done.stderr
+    assert "abs(%x)" in done.stdout and "abs(%a)" not in done.stdout

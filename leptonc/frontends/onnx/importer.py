@@ -33,6 +33,7 @@ from ...ir.graph import Graph, Value
 from ...ir.registry import get_op
 from ...ir.types import TensorType
 from ...ir.verifier import verify
+from ...passes.rewrite import Pattern, PatternSet
 from .registry import HANDLERS, NodeContext
 
 TARGET_OPSET = 13
@@ -696,63 +697,36 @@ class Importer:
 
     # -- the end: fold small constants, remove dead nodes ----------------------------------------
     def _fold(self) -> None:
-        """Store small all-constant results as constants (placed where the node that made them was)."""
-        g = self.g
-        placed: dict[int, list] = {}
-        for node in list(g.nodes):
-            if node.op == "const" or node.graph is not g:
-                continue
-            if not all(v.type.is_static and int(np.prod(v.shape)) <= FOLD_LIMIT for v in node.outputs):
-                continue
-            if not node.inputs and sum(int(np.prod(v.shape)) for v in node.outputs) > 64:
-                continue
-            if "pure" not in get_op(node.op).traits:
-                continue
-            values = [self.known(v, FOLD_LIMIT) for v in node.outputs]
-            if any(x is None for x in values):
-                continue
-            consts = []
-            for v, arr in zip(node.outputs, values):
-                c = g.add_constant(arr, v.name)  # appended; moved before `node` below
-                g.replace_all_uses(v, c)
-                self._known[id(c)] = (c, arr)
-                consts.append(c.producer)
-            placed[id(node)] = consts
-        if placed:
-            moved = {id(c) for cs in placed.values() for c in cs}
-            order = []
-            for node in g.nodes:
-                if id(node) in moved:
-                    continue
-                order.extend(placed.get(id(node), ()))
-                order.append(node)
-            g.nodes[:] = order
+        """Store small all-constant results as constants (placed where the node that made them was): a
+        pattern over every pure op, applied by the passes' rewrite driver."""
+        rules = PatternSet("import-fold")
+        rules.add(Pattern("known", self._folded, trait="pure"))
+        rules.apply(self.g)
+
+    def _folded(self, g: Graph, node) -> list | None:
+        """The node's results as constants when all are known and small, else None."""
+        if node.op == "const" or not all(v.type.is_static and int(np.prod(v.shape)) <= FOLD_LIMIT
+                                         for v in node.outputs):
+            return None
+        if not node.inputs and sum(int(np.prod(v.shape)) for v in node.outputs) > 64:
+            return None
+        values = [self.known(v, FOLD_LIMIT) for v in node.outputs]
+        if any(x is None for x in values):
+            return None
+        consts = [g.add_constant(arr, v.name, before=node) for v, arr in zip(node.outputs, values)]
+        for c, arr in zip(consts, values):
+            self._known[id(c)] = (c, arr)
+        return consts
 
     def _dce(self) -> None:
-        """Remove the nodes nothing (transitively) feeds a graph output from, and their constants.
-
-        One pass over the graph this importer is still building: erasing node by node through
-        Graph.erase scans the node list per node, which is quadratic on large models.
-        """
+        """Remove the nodes nothing (transitively) feeds a graph output from, and their constants."""
         g = self.g
         live = {id(v) for v in g.outputs}
-        keep: set[int] = set()
         for node in reversed(g.nodes):
             if any(id(v) in live for v in node.outputs):
-                keep.add(id(node))
                 live.update(id(v) for v in node.inputs)
-        dead = [n for n in g.nodes if id(n) not in keep]
-        if not dead:
-            return
-        dead_ids = {id(n) for n in dead}
-        for node in dead:
-            for v in node.inputs:
-                v.uses = [(n, i) for n, i in v.uses if id(n) not in dead_ids]
-            node.graph = None
-        g.nodes[:] = [n for n in g.nodes if id(n) in keep]
-        named = {n.attrs["name"] for n in g.nodes if n.op == "const"}
-        for name in [k for k in g.constants if k not in named]:
-            del g.constants[name]
+            else:
+                g.erase(node)  # its users, later in the order, are gone already
 
 
 def node_source(node) -> str | None:

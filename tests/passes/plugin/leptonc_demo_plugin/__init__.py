@@ -1,5 +1,7 @@
-"""A pass plugin as a third party would write it: its import registers one pass."""
+"""A pass plugin as a third party would write it: its import registers one pass, and adds a pattern to the
+built-in canonicalize pass."""
 from leptonc.passes import register_pass
+from leptonc.passes.rewrite import pattern_set
 
 
 @register_pass("demo-relu-relu", "relu(relu(x)) is relu(x)")
@@ -11,3 +13,10 @@ def relu_relu(graph):
             graph.set_input(node, 0, inner.inputs[0])
             changed = True
     return changed
+
+
+@pattern_set("canonicalize").pattern("abs")
+def abs_of_abs(graph, node):
+    """abs(abs(x)) is abs(x)."""
+    inner = node.inputs[0].producer
+    return node.inputs[0] if inner is not None and inner.op == "abs" else None
