@@ -20,7 +20,6 @@ from tests.codegen.cpu_check import assert_matches_reference
 KNOWN_BUGS = {
     ("triton", "cast", 5): "f32 -> bf16 truncates instead of rounding to nearest even (Triton's interpreter)",
     ("triton", "conv", 3): "1-d depthwise conv with bias crashes Triton's interpreter (mask dtype)",
-    ("triton", "sign", 2): "sign of u8 compares an unsigned tensor with -1",
 }
 
 

@@ -394,6 +394,8 @@ def _relu(k, at, a, dt, out):
 
 def _sign(k, at, a, dt, out):
     c, zero = k.o.compare, k.lit(0, dt)
+    if not dt.is_signed:
+        return k.where(c(">", a, zero), k.lit(1, dt), zero, dt)
     return k.where(c(">", a, zero), k.lit(1, dt), k.where(c("<", a, zero), k.lit(-1, dt), a, dt), dt)
 
 
@@ -424,7 +426,7 @@ _UNARY.update({
     "sigmoid": lambda k, at, a, dt, out: k.div(k.lit(1.0, dt), k.add(k.lit(1.0, dt), k.fn(
         "exp", k.o.negate(a, dt), dt), dt), dt),
     "neg": lambda k, at, a, dt, out: k.o.negate(a, dt),
-    "abs": lambda k, at, a, dt, out: k.fn("abs", a, dt) if dt.is_float else _abs(k, a, dt),
+    "abs": lambda k, at, a, dt, out: k.fn("abs", a, dt) if dt.is_float else _abs(k, a, dt) if dt.is_signed else a,
     "sign": _sign,
     "relu": _relu,
     "not": lambda k, at, a, dt, out: k.o.logical_not(a),

@@ -22,9 +22,8 @@ LACKS: dict[str, dict[str, str]] = {
                          "pad_dynamic", "resize_dynamic", "stft_dynamic", "topk_dynamic"), _RUNTIME_SIZED),
         **dict.fromkeys(("affine_grid", "bitcast", "col2im", "conv_transpose", "cumprod", "deform_conv", "det",
                          "dft", "einsum", "grid_sample", "lp_pool", "max_pool_with_indices", "max_unpool",
-                         "mel_weight_matrix", "resize", "reverse_sequence", "roi_align", "scatter_elements",
-                         "scatter_nd", "stft", "tensor_scatter", "tfidf_vectorizer", "topk", "tree_ensemble",
-                         "trilu"), _NO_KERNEL),
+                         "mel_weight_matrix", "resize", "reverse_sequence", "roi_align", "stft", "tensor_scatter",
+                         "tfidf_vectorizer", "topk", "tree_ensemble", "trilu"), _NO_KERNEL),
     },
     "triton": {
         **dict.fromkeys(("nonzero", "unique", "non_max_suppression"), _DATA_SIZED),

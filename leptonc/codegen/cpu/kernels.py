@@ -12,7 +12,7 @@ from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
 from ..kernel_body import pad_constant
-from .cexpr import C, UnsupportedError, cdim, cnumel, ctype, literal
+from .cexpr import C, UnsupportedError, cdim, cnumel, ctype, elementwise_expr, literal
 
 
 def _arr(name: str, items, where: str) -> str:
@@ -272,6 +272,74 @@ def emit_gather_nd(ctx: KernelContext, node: Node) -> list[str]:
     return lines
 
 
+_SCATTER_OPS = {"add": "add", "mul": "mul", "max": "max", "min": "min"}
+
+
+def _scatter_start(ctx: KernelContext, node: Node) -> tuple[list[str], str]:
+    """The copy of the data into the result that a scatter starts from, and the combine of its reduction as a
+    function of (the element there, the update) in C, with the reference's semantics (max and min propagate
+    NaN; add and mul of bools are or and and)."""
+    x, y = node.inputs[0], node.outputs[0]
+    reduction = node.attrs["reduction"]
+    if reduction == "none":
+        combine = "{u}"
+    else:
+        combine = elementwise_expr(_SCATTER_OPS[reduction], {}, ["{old}", "{u}"], [y.dtype, y.dtype], y.dtype)
+    copy = [f"if ((const void*){ctx.ptr(y)} != (const void*){ctx.ptr(x)}) memcpy({ctx.ptr(y)}, {ctx.ptr(x)}, "
+            f"(size_t)({cnumel(x.shape, ctx.where)} * {_es(y)}));"]
+    return copy, combine
+
+
+def emit_scatter_elements(ctx: KernelContext, node: Node) -> list[str]:
+    """One thread, in index order: repeated positions combine (or overwrite) in the reference's order."""
+    x, idx, upd, y = node.inputs[0], node.inputs[1], node.inputs[2], node.outputs[0]
+    rank = x.type.rank
+    axis = node.attrs["axis"] % rank
+    lines, combine = _scatter_start(ctx, node)
+    at = f"{ctx.ptr(y)}[off]"
+    return lines + ["{",
+                    "  " + _arr("ish", idx.shape, ctx.where),
+                    "  " + _arr("xst", D.contiguous_strides(x.shape), ctx.where),
+                    f"  const int64_t total = {cnumel(idx.shape, ctx.where)}, AX = {ctx.d(x.shape[axis])};",
+                    "  for (int64_t t = 0; t < total; ++t) {",
+                    f"    const int64_t v = (int64_t){ctx.ptr(idx)}[t], i = v < 0 ? v + AX : v;",
+                    f"    if (i < 0 || i >= AX) {{ lep_index_fault({ctx.index_fault()}, t, v, {axis}, AX); break; }}",
+                    "    int64_t rem = t, off = 0;",
+                    f"    for (int a = {rank - 1}; a >= 0; --a) {{",
+                    f"      off += (a == {axis} ? i : rem % ish[a]) * xst[a]; rem /= ish[a];",
+                    "    }",
+                    f"    {at} = {combine.format(old=at, u=f'{ctx.ptr(upd)}[t]')};",
+                    "  }",
+                    "}"]
+
+
+def emit_scatter_nd(ctx: KernelContext, node: Node) -> list[str]:
+    """One thread, in index order (as scatter_elements); each index tuple addresses a block of INNER elements."""
+    x, idx, upd, y = node.inputs[0], node.inputs[1], node.inputs[2], node.outputs[0]
+    k = idx.shape[-1]
+    lines, combine = _scatter_start(ctx, node)
+    at = f"{ctx.ptr(y)}[off + e]"
+    return lines + ["{",
+                    f"  const int64_t NI = {cnumel(idx.shape[:-1], ctx.where)}, "
+                    f"INNER = {cnumel(x.shape[k:], ctx.where)};",
+                    "  " + _arr("xd", x.shape[:k], ctx.where),
+                    "  " + _arr("xs", [D.product(x.shape[j + 1:]) for j in range(k)], ctx.where),
+                    "  int bad = 0;",
+                    "  for (int64_t t = 0; t < NI && !bad; ++t) {",
+                    "    int64_t off = 0;",
+                    f"    for (int64_t j = 0; j < {k}; ++j) {{",
+                    f"      const int64_t v = (int64_t){ctx.ptr(idx)}[t * {k} + j], i = v < 0 ? v + xd[j] : v;",
+                    f"      if (i < 0 || i >= xd[j]) {{ lep_index_fault({ctx.index_fault()}, t * {k} + j, v, j, xd[j]); "
+                    "bad = 1; break; }",
+                    "      off += i * xs[j];",
+                    "    }",
+                    "    if (bad) break;",
+                    "    for (int64_t e = 0; e < INNER; ++e) "
+                    f"{at} = {combine.format(old=at, u=f'{ctx.ptr(upd)}[t * INNER + e]')};",
+                    "  }",
+                    "}"]
+
+
 def emit_tile(ctx: KernelContext, node: Node) -> list[str]:
     x, y = node.inputs[0], node.outputs[0]
     rank = x.type.rank
@@ -331,5 +399,6 @@ EMITTERS = {
     "broadcast_to": emit_broadcast_to, "slice": emit_slice, "concat": emit_concat, "split": emit_split,
     "pad": emit_pad, "gather": emit_gather,
     "gather_elements": emit_gather_elements, "tile": emit_tile,
-    "gather_nd": emit_gather_nd, "full": emit_full, "shape_of": emit_shape_of, "cumsum": emit_cumsum,
+    "gather_nd": emit_gather_nd, "scatter_elements": emit_scatter_elements, "scatter_nd": emit_scatter_nd,
+    "full": emit_full, "shape_of": emit_shape_of, "cumsum": emit_cumsum,
 }
