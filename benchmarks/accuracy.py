@@ -1,6 +1,6 @@
 """Compression that keeps accuracy, measured on trained models: one report from every section.
 
-    python benchmarks/accuracy.py [--sections vision,lm,pruning] [--quick] [--threads 2] [--out DIR]
+    python benchmarks/accuracy.py [--sections vision,lm,pruning] [--quick] [--threads 2] [--out DIR] [--append]
 
 Each section is a module benchmarks/accuracy_<name>.py with a function
 
@@ -10,7 +10,8 @@ that trains (seeded, cached) or loads its models, measures them and returns its 
 markdown lines (a `## ...` heading, tables, and the figures' notes). A section whose module is missing is
 listed as not run; one that fails is reported with its error, so that the others still come out. `--quick`
 is the smoke test: tiny sizes and few runs, the report goes to --out (a temporary directory unless given)
-instead of benchmarks/results/. Writes benchmarks/results/<date>-accuracy-<cpu>.md.
+instead of benchmarks/results/. Writes benchmarks/results/<date>-accuracy-<cpu>.md; with --append, adds the
+sections to it (sections measured in separate runs).
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def main(argv=None) -> int:
     p.add_argument("--sections", default=",".join(SECTIONS))
     p.add_argument("--quick", action="store_true", help="smoke test: tiny sizes, report not under results/")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--append", action="store_true", help="add to today's report instead of replacing it")
     p.add_argument("--out", help="directory of the report (default: benchmarks/results, or a temporary one "
                                  "with --quick)")
     args = p.parse_args(argv)
@@ -62,10 +64,11 @@ def main(argv=None) -> int:
 
     command = " ".join(["python benchmarks/accuracy.py"] + list(argv if argv is not None else sys.argv[1:]))
     start = datetime.datetime.now(datetime.timezone.utc)
-    lines = [f"# Compression that keeps accuracy, trained models, on {cpu_name()}, {args.threads} threads", "",
-             f"`{command}` from {start:%H:%M} UTC, load average {os.getloadavg()[0]:.1f} at the start. "
-             "Timings are medians of runs taken in turns (each system once per round), so the load of a "
-             "shared machine falls on all systems alike; compare them as ratios.", ""]
+    title = [f"# Compression that keeps accuracy, trained models, on {cpu_name()}", ""]
+    lines = ([] if args.append else title) + [
+        f"`{command}` ({args.threads} threads) from {start:%H:%M} UTC, load average {os.getloadavg()[0]:.1f} at "
+        "the start. Timings are medians of runs taken in turns (each system once per round), so the load of a "
+        "shared machine falls on all systems alike; compare them as ratios.", ""]
     for s in sections:
         print(f"section {s} ...", file=sys.stderr, flush=True)
         lines += run_section(s, args.quick)
@@ -75,7 +78,7 @@ def main(argv=None) -> int:
     print(text)
     out = args.out or (tempfile.mkdtemp(prefix="leptonc-accuracy-") if args.quick else
                        os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
-    print("written to", write_results(text, out, "accuracy"))
+    print("written to", write_results(text, out, "accuracy", append=args.append))
     return 0
 
 
