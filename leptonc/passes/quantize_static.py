@@ -164,7 +164,8 @@ def _rewrite(graph: Graph, node: Node, layers: set, params: dict, quantized: dic
     if chain is not None and relu_ok:
         ops, reached = chain
         y_scale, y_zp = params[id(reached)]
-        operands += [_scalar(graph, y_scale, f"{name}.y_scale", node), _scalar(graph, y_zp, f"{name}.y_zero_point", node)]
+        operands += [_scalar(graph, y_scale, f"{name}.y_scale", node),
+                     _scalar(graph, y_zp, f"{name}.y_zero_point", node)]
     op = "qlinear_conv" if node.op == "conv" else "qlinear_matmul"
     attrs = {k: node.attrs[k] for k in ("strides", "pads", "dilations", "group")} if node.op == "conv" else {}
     y = graph.add_node(op, operands, attrs, names=[last.output.name + ("_q" if len(operands) == 8 else "")],

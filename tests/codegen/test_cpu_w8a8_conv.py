@@ -159,8 +159,8 @@ def _qlinear_graph() -> tuple[Graph, list[np.ndarray]]:
     xs, xz, ws, bias = _params(rng, 6, None)
     ys, yz = np.array(0.5, np.float32), np.array(9, np.uint8)
     xv = g.add_input("xm", TensorType(DType.u8, x.shape))
-    consts = [g.add_constant(a, f"m{j}") for j, a in enumerate((xs, xz, rng.integers(-127, 128, (6, 10)).astype(np.int8),
-                                                                 ws, bias, ys, yz))]
+    wq = rng.integers(-127, 128, (6, 10)).astype(np.int8)
+    consts = [g.add_constant(a, f"m{j}") for j, a in enumerate((xs, xz, wq, ws, bias, ys, yz))]
     outs.append(g.add("qlinear_matmul", xv, *consts))
     inputs.append(x)
     g.set_outputs(outs)

@@ -115,7 +115,8 @@ def test_cnn_keeps_uint8_between_layers_and_stays_close(observer):
     assert ops == ["quantize", "qlinear_conv", "qlinear_conv", "max_pool", "reshape", "qlinear_matmul"], ops
     assert [n.outputs[0].dtype for n in q.nodes if n.op in ("qlinear_conv", "max_pool")] == [DType.u8] * 3
     for (x,) in _samples(4, (2, 3, 9, 9), seed=9):
-        assert _sqnr(leptonc.run_reference(g, x)[0], leptonc.run_reference(q, x)[0]) > 20  # the pass's declared tolerance
+        # the pass's declared tolerance
+        assert _sqnr(leptonc.run_reference(g, x)[0], leptonc.run_reference(q, x)[0]) > 20
 
 
 def test_layers_whose_result_reaches_other_ops_return_f32():
@@ -161,7 +162,8 @@ def test_missing_calibration_is_a_pass_error():
 ])
 def test_bad_options_are_errors(passes, message):
     g = _cnn()
-    with calibrating(load_calibration(_samples(2, (2, 3, 9, 9)), g)), pytest.raises(leptonc.LeptoncError, match=message):
+    cal = load_calibration(_samples(2, (2, 3, 9, 9)), g)
+    with calibrating(cal), pytest.raises(leptonc.LeptoncError, match=message):
         run_pipeline(g, passes)
 
 

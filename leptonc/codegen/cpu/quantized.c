@@ -658,7 +658,8 @@ static inline __attribute__((always_inline)) void lep_q8_tile(const int MB, cons
             const uint32_t x4 = lep_q8_x4(a + m * lda, c, K);
             for (int j = 0; j < LEP_PANEL; ++j)
                 for (int i = 0; i < 4; ++i)
-                    acc[m][j] += (int32_t)((x4 >> (8 * i)) & 0xFF) * (int32_t)((const int8_t*)w)[c * LEP_USTEP + 4 * j + i];
+                    acc[m][j] += (int32_t)((x4 >> (8 * i)) & 0xFF) *
+                                 (int32_t)((const int8_t*)w)[c * LEP_USTEP + 4 * j + i];
         }
 #endif
 }
@@ -700,7 +701,8 @@ static inline void lep_q8_store(const struct lep_q8_out* o, const int32_t* acc, 
             _mm256_storeu_ps(vf + 8 * h, v);
             continue;
         }
-        __m256 r = _mm256_round_ps(_mm256_div_ps(v, _mm256_set1_ps(o->ys)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256 r = _mm256_round_ps(_mm256_div_ps(v, _mm256_set1_ps(o->ys)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, _mm256_set1_ps(o->yz)), _mm256_setzero_ps()),
                           _mm256_set1_ps(255.0f));
         q[h] = _mm256_cvtps_epi32(r);
@@ -711,8 +713,8 @@ static inline void lep_q8_store(const struct lep_q8_out* o, const int32_t* acc, 
     }
     /* packed to 16-bit, then bytes: groups of 4 lanes come out as 0-3, 8-11, 4-7, 12-15 */
     const __m256i p16 = _mm256_packus_epi32(q[0], q[1]);
-    const __m128i p8 = _mm_shuffle_epi32(_mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)),
-                                         _MM_SHUFFLE(3, 1, 2, 0));
+    const __m128i p8 = _mm_shuffle_epi32(
+        _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)), _MM_SHUFFLE(3, 1, 2, 0));
     if (nn >= LEP_PANEL) _mm_storeu_si128((__m128i*)yq, p8);
     else memcpy(yq, &p8, (size_t)nn);
 #else
