@@ -508,3 +508,12 @@ def pad_constant(ops: Ops, node, where: str) -> str:
         raise ops.error(f"{where}: pad mode {node.attrs['mode']!r} is not supported by the {ops.target} target "
                         "(constant is)")
     return ops.literal(node.attrs["value"], node.outputs[0].dtype)
+
+
+# scan op -> (the elementwise op that combines the running value with the next element, the starting value)
+SCANS = {"cumsum": ("add", 0), "cumprod": ("mul", 1)}
+
+
+def trilu_keeps(ops: Ops, row: str, col: str, diagonal: str, upper: bool) -> str:
+    """Whether trilu keeps the element at (row, col) of the last two dims (numpy.triu / tril from `diagonal`)."""
+    return ops.compare(">=" if upper else "<=", f"{col} - {row}", diagonal)

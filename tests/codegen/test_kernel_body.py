@@ -110,3 +110,15 @@ def test_integer_division_and_casts_out_of_range(target):
     bv = np.array([[-1, 2, 2, -2, 0, 0], [3, -1, -3, 1, 5, -5], [1, 1, 1, 1, 1, 1]], np.int32)
     fv = np.array([np.nan, 3e9, -3e9, 300.7, -2.5, 0.0], np.float32)
     _check(g, target, av, bv, fv)
+
+
+@pytest.mark.parametrize("exclusive,reverse", [(False, False), (True, False), (True, True)])
+def test_scans_and_triangles(target, exclusive, reverse):
+    g = Graph("scans")
+    x = g.add_input("x", TensorType(DType.f32, (3, 6)))
+    k = g.add_input("k", TensorType(DType.i64, (1,)))
+    g.set_outputs([g.add(op, x, axis=1, exclusive=exclusive, reverse=reverse) for op in ("cumsum", "cumprod")]
+                  + [g.add("trilu", x, k, upper=False), g.add("trilu", x, upper=True, diagonal=-1)])
+    xv = RNG.uniform(0.5, 1.5, (3, 6)).astype(np.float32)
+    xv[1, 2] = 0.0  # an exclusive product past a zero is not a quotient
+    _check(g, target, xv, np.array([1], np.int64))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
-from ..kernel_body import pad_constant
+from ..kernel_body import SCANS, pad_constant, trilu_keeps
 from .cexpr import C, UnsupportedError, cdim, cnumel, ctype, elementwise_expr, literal
 
 
@@ -370,23 +370,38 @@ def emit_shape_of(ctx: KernelContext, node: Node) -> list[str]:
     return [f"{ctx.ptr(y)}[{i}] = {ctx.d(dim)};" for i, dim in enumerate(dims)]
 
 
-def emit_cumsum(ctx: KernelContext, node: Node) -> list[str]:
+def emit_scan(ctx: KernelContext, node: Node) -> list[str]:
+    """cumsum and cumprod: one thread per line along the axis, the running value in a register."""
     x, y = node.inputs[0], node.outputs[0]
     axis = node.attrs["axis"] % x.type.rank
     t = ctype(y.dtype, ctx.where)
-    step = "-1" if node.attrs["reverse"] else "1"
+    combine, start = SCANS[node.op]
+    step = elementwise_expr(combine, {}, ["acc", "v"], [y.dtype, y.dtype], y.dtype)
     return [f"const int64_t OUTER = {cnumel(x.shape[:axis], ctx.where)}, AX = {ctx.d(x.shape[axis])}, "
             f"INNER = {cnumel(x.shape[axis + 1:], ctx.where)};",
             "#pragma omp parallel for schedule(static) if (OUTER * AX * INNER > 65536)",
             "for (int64_t oi = 0; oi < OUTER * INNER; ++oi) {",
             "  const int64_t base = (oi / INNER) * AX * INNER + oi % INNER;",
-            f"  {t} acc = 0;",
+            f"  {t} acc = {literal(start, y.dtype)};",
             "  for (int64_t s = 0; s < AX; ++s) {",
-            f"    const int64_t a = {step} > 0 ? s : AX - 1 - s;",
+            f"    const int64_t a = {'AX - 1 - s' if node.attrs['reverse'] else 's'};",
             f"    const {t} v = {ctx.ptr(x)}[base + a * INNER];",
-            (f"    {ctx.ptr(y)}[base + a * INNER] = acc; acc += v;" if node.attrs["exclusive"] else
-             f"    acc += v; {ctx.ptr(y)}[base + a * INNER] = acc;"),
+            (f"    {ctx.ptr(y)}[base + a * INNER] = acc; acc = {step};" if node.attrs["exclusive"] else
+             f"    acc = {step}; {ctx.ptr(y)}[base + a * INNER] = acc;"),
             "  }",
+            "}"]
+
+
+def emit_trilu(ctx: KernelContext, node: Node) -> list[str]:
+    x, y = node.inputs[0], node.outputs[0]
+    diagonal = f"(int64_t){ctx.ptr(node.inputs[1])}[0]" if len(node.inputs) > 1 else str(node.attrs["diagonal"])
+    keep = trilu_keeps(C, "i", "jj", "kk", node.attrs["upper"])
+    return [f"const int64_t R = {ctx.d(x.shape[-2])}, NC = {ctx.d(x.shape[-1])}, "
+            f"total = {cnumel(x.shape, ctx.where)}, kk = {diagonal};",
+            "#pragma omp parallel for schedule(static) if (total > 65536)",
+            "for (int64_t t = 0; t < total; ++t) {",
+            "  const int64_t jj = t % NC, i = t / NC % R;",
+            f"  {ctx.ptr(y)}[t] = {keep} ? {ctx.ptr(x)}[t] : {literal(0, y.dtype)};",
             "}"]
 
 
@@ -400,5 +415,6 @@ EMITTERS = {
     "pad": emit_pad, "gather": emit_gather,
     "gather_elements": emit_gather_elements, "tile": emit_tile,
     "gather_nd": emit_gather_nd, "scatter_elements": emit_scatter_elements, "scatter_nd": emit_scatter_nd,
-    "full": emit_full, "shape_of": emit_shape_of, "cumsum": emit_cumsum,
+    "full": emit_full, "shape_of": emit_shape_of, "cumsum": emit_scan,
+    "cumprod": emit_scan, "trilu": emit_trilu,
 }

@@ -35,7 +35,7 @@ from ...ir.graph import Graph, Node, Value
 from ...ir.indices import indexed_dims, site
 from ...passes.fusion import Kernel
 from ...ir.dims import contiguous_strides
-from ..kernel_body import pad_constant
+from ..kernel_body import SCANS, pad_constant, trilu_keeps
 from .texpr import TRITON, UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
 from .tiles import Space, TileEmitter, pad_left
 
@@ -501,22 +501,41 @@ def emit_shape_of(ctx: KernelContext, node: Node) -> Emitted:
     return _over(ctx, y, emit)
 
 
-def emit_cumsum(ctx: KernelContext, node: Node) -> Emitted:
-    """One program per line along the axis, the whole line in registers: tl.associative_scan."""
+def emit_scan(ctx: KernelContext, node: Node) -> Emitted:
+    """cumsum and cumprod: one program per line along the axis, the whole line in registers
+    (tl.associative_scan); an exclusive scan reads each element's predecessor along the scan."""
     x, y = node.inputs[0], node.outputs[0]
     axis = node.attrs["axis"] % x.type.rank
+    combine, start = SCANS[node.op]
     ax, inner = ctx.d(x.shape[axis]), ctx.numel(x.shape[axis + 1:])
+    reverse = node.attrs["reverse"]
+    src = ("a + 1" if reverse else "a - 1") if node.attrs["exclusive"] else "a"
     body = ["line = tl.program_id(0)",
             "a = tl.arange(0, BLOCK_A)",
             f"mask = a < {ax}",
-            f"offs = (line // {inner}) * {ax} * {inner} + line % {inner} + a * {inner}",
-            f"v = tl.load({ctx.ptr(x)} + offs, mask=mask, other=0)",
-            f"total = tl.associative_scan(v, 0, lep_add, reverse={node.attrs['reverse']})"]
-    if node.attrs["exclusive"]:
-        body.append("total = total - v")
-    body.append(f"tl.store({ctx.ptr(y)} + offs, total.to({tltype(y.dtype, ctx.where)}), mask=mask)")
+            f"base = (line // {inner}) * {ax} * {inner} + line % {inner}",
+            f"v = tl.load({ctx.ptr(x)} + base + ({src}) * {inner}, mask=mask & ({src} >= 0) & ({src} < {ax}), "
+            f"other={literal(start, x.dtype)})",
+            f"total = tl.associative_scan(v, 0, {'lep_add' if combine == 'add' else 'lep_mul'}, reverse={reverse})",
+            f"tl.store({ctx.ptr(y)} + base + a * {inner}, total.to({tltype(y.dtype, ctx.where)}), mask=mask)"]
     setup = [f"lines = {ctx.numel(x.shape[:axis])} * {inner}", f"BLOCK_A = row_block({ax})"]
     return Emitted(body, ["BLOCK_A"], setup, "(lines,)", guard="lines == 0")
+
+
+def emit_trilu(ctx: KernelContext, node: Node) -> Emitted:
+    x, y = node.inputs[0], node.outputs[0]
+    rank = x.type.rank
+
+    def emit(space: Space, body: list[str]) -> None:
+        diagonal = str(node.attrs["diagonal"])
+        if len(node.inputs) > 1:
+            body.append(f"kk = tl.load({ctx.ptr(node.inputs[1])}).to(tl.int64)")
+            diagonal = "kk"
+        keep = trilu_keeps(TRITON, space.index(rank - 2)[0], space.index(rank - 1)[0], diagonal, node.attrs["upper"])
+        value = f"tl.where({keep}, {space.load(ctx.ptr(x), x.shape)}, {literal(0, y.dtype)})"
+        body.append(space.store(ctx.ptr(y), y.shape, value))
+
+    return _over(ctx, y, emit)
 
 
 def emit_concat(ctx: KernelContext, node: Node) -> Emitted:
@@ -596,7 +615,8 @@ OP_EMITTERS = {
     "max_pool": emit_pool, "avg_pool": emit_pool, "transpose": emit_transpose, "broadcast_to": emit_broadcast_to,
     "slice": emit_slice, "pad": emit_pad, "gather": emit_gather, "gather_elements": emit_gather_elements,
     "concat": emit_concat, "split": emit_split, "tile": emit_tile, "full": emit_full, "range": emit_range,
-    "shape_of": emit_shape_of, "cumsum": emit_cumsum,
+    "shape_of": emit_shape_of, "cumsum": emit_scan,
+    "cumprod": emit_scan, "trilu": emit_trilu,
 }
 
 
