@@ -32,6 +32,7 @@ from ..ir.errors import LeptoncError
 from ..ir.graph import Graph, Value
 from ..runtime.reference import run_reference
 from ..runtime.signature import bind_inputs
+from .dce import dce
 from .registry import PassError
 
 MAX_SAMPLES = 100_000
@@ -78,14 +79,20 @@ class Calibration:
         return h.hexdigest()
 
     def observe(self, graph: Graph, values: list[Value]) -> Iterator[list[np.ndarray]]:
-        """Per sample, the arrays `values` of `graph` take when the reference interpreter runs the sample."""
-        outputs = list(graph.outputs)
-        try:
-            graph.set_outputs(outputs + list(values))
-            for sample in self.samples:
-                yield run_reference(graph, *sample)[len(outputs):]
-        finally:
-            graph.set_outputs(outputs)
+        """Per sample, the arrays `values` of `graph` take when the reference interpreter runs the sample
+        (only the part of the graph they depend on runs)."""
+        prefix = _computing(graph, values)
+        for sample in self.samples:
+            yield run_reference(prefix, *sample)
+
+
+def _computing(graph: Graph, values: list[Value]) -> Graph:
+    """A copy of `graph` whose outputs are `values`, without the nodes they do not depend on."""
+    prefix = graph.copy()
+    twin = {id(v): c for v, c in zip(graph.values(), prefix.values())}
+    prefix.set_outputs([twin[id(v)] for v in values])
+    dce(prefix)
+    return prefix
 
 
 def load_calibration(data, graph: Graph) -> Calibration:
