@@ -84,3 +84,13 @@ def test_case(case, run, tmp_path, capsys):
     for want, got in zip(expected, run_reference(after, *inputs)):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol, equal_nan=True)
 
+
+
+def test_every_builtin_pass_has_text_tests():
+    """Each pass and pipeline leptonc itself registers runs in the RUN line of some case of tests/passes/lit."""
+    from leptonc.passes import list_passes, parse_pipeline
+
+    tested = {e.name for p in lit_cases() for e in parse_pipeline(_pipeline(shlex.split(p.values[1])))}
+    builtin = {p.name for p in list_passes() if p.origin == "builtin" and not p.name.startswith("test-")
+               and (p.is_pipeline or getattr(p.impl, "__module__", "").startswith("leptonc."))}
+    assert builtin - tested == set()
