@@ -140,17 +140,26 @@ def _section(model: Trained, runs: int) -> list[str]:
         t1 = timed({k: r["call1"] for k, r in rows.items()}, runs)
         tb = timed({k: r["callb"] for k, r in rows.items()}, max(3, runs // 4))
     fp32 = model.accuracy(rows["leptonc fp32"]["predict"])
+    labels = {k: np.argmax(np.asarray(r["predict"](x)), axis=-1) for k, r in rows.items()}
     base1, baseb = t1["leptonc fp32"], tb["leptonc fp32"]
     lines = [f"### {model.name}: {len(x)} test samples, {len(model.calibration)} calibration samples", "",
-             "| pipeline | accuracy % | vs fp32 (points) | artifact KiB | batch 1: wall us | CPU us | CPU vs our fp32 "
+             "| pipeline | accuracy % | vs fp32 (points) | answers unlike fp32's | artifact KiB | batch 1: wall us | CPU us | CPU vs our fp32 "
              f"| batch {batch}: wall ms | CPU ms | CPU vs our fp32 | compile s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         acc = model.accuracy(r["predict"])
         (w1, c1), (wb, cb) = t1[name], tb[name]
-        lines.append(f"| {name} | {acc:.2f} | {acc - fp32:+.2f} | {r['size'] / 1024:.1f} | {w1 * 1e3:.0f} | "
+        flips = int(np.sum(labels[name] != labels["leptonc fp32"]))
+        lines.append(f"| {name} | {acc:.2f} | {acc - fp32:+.2f} | {flips} | {r['size'] / 1024:.1f} | {w1 * 1e3:.0f} | "
                      f"{c1 * 1e3:.0f} | {base1[1] / c1:.2f}x | {wb:.2f} | {cb:.2f} | {baseb[1] / cb:.2f}x | "
                      f"{r['compile']} |")
+    ours, ort = "leptonc W8A8 static, minmax", "onnxruntime quantize_static (QDQ)"
+    accs = {k: model.accuracy(rows[k]["predict"]) for k in (ours, ort)}
+    lines += ["", f"W8A8 static (min-max) against the acceptance: {accs[ours] - fp32:+.2f} points from fp32 (bound: "
+              f"0.5), {accs[ours] - accs[ort]:+.2f} against ONNX Runtime quantize_static on the same calibration "
+              f"samples; CPU time per call {base1[1] / t1[ours][1]:.2f}x (batch 1) and {baseb[1] / tb[ours][1]:.2f}x "
+              f"(batch {batch}) our fp32's speed, {t1[ort][1] / t1[ours][1]:.2f}x and {tb[ort][1] / tb[ours][1]:.2f}x "
+              "ONNX Runtime quantize_static's."]
     return lines + ["", "Passes: " + "; ".join(f"{k}: `{r['passes']}`" for k, r in rows.items() if r["passes"]) + ".",
                     ""]
 
