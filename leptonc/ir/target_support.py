@@ -30,7 +30,7 @@ LACKS: dict[str, dict[str, str]] = {
         **dict.fromkeys(("affine_grid_dynamic", "col2im_dynamic", "cumulative_dynamic", "dft_dynamic",
                          "pad_dynamic", "resize_dynamic", "stft_dynamic", "topk_dynamic"), _RUNTIME_SIZED),
         **dict.fromkeys(("affine_grid", "bitcast", "col2im", "conv_transpose", "deform_conv",
-                         "dequantize", "det", "dft", "einsum", "gather_nd", "grid_sample", "lp_pool", "lrn",
+                         "dequantize", "det", "dft", "einsum", "grid_sample", "lp_pool",
                          "matmul_csr", "matmul_integer", "matmul_nm", "matmul_w8a8", "matmul_wq",
                          "max_pool_with_indices", "max_unpool", "mel_weight_matrix", "quantize", "resize",
                          "reverse_sequence", "roi_align", "scatter_elements", "scatter_nd", "stft",

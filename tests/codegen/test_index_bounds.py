@@ -44,7 +44,7 @@ CASES = {
                  (1, np.array([30522], np.int64), "gather %emb: index 30522 is out of range for dim 0 of size 5"),
                  (2, np.array([[0, 1], [2, 0], [0, 0], [3, -4], [0, 5]], np.int64),
                   "gather_elements %ge: index 3 is out of range for dim 1 of size 3")]),
-    "gather_nd": (GATHER_ND, ("cpu", "stablehlo"),
+    "gather_nd": (GATHER_ND, ("cpu", "triton", "stablehlo"),
                   (X243, np.array([[[3, -1], [-4, 0]], [[1, 2], [0, -3]]], np.int64)),
                   [(1, np.array([[[3, 1], [0, 0]], [[1, 3], [4, 0]]], np.int64),
                     "gather_nd %nd: index 3 is out of range for dim 2 of size 3"),
@@ -205,3 +205,21 @@ def test_integer_division_by_zero_and_int_min_by_minus_one_never_trap(target, dt
             pytest.importorskip("jax")
         got = leptonc.compile(graph, target=target, quiet=True, cache=False).run(a, b)
     assert [g.tolist() for g in got] == expected
+
+
+@pytest.mark.parametrize("target", ["cpu", "triton"])
+def test_a_bad_index_in_a_matrix_of_indices_is_named(target, request):
+    """The record slot of a kernel is one int64 whatever the rank of its index tensor (triton's positions are
+    a sum of index terms)."""
+    if target == "triton":
+        pytest.importorskip("triton")
+        request.getfixturevalue("triton_device")
+    g = parse_ir("""graph @rows(%x: f32[5, 3], %i: i64[2, 3]) -> (f32[2, 3, 3]) {
+  %rows = gather(%x, %i) {axis = 0} : f32[2, 3, 3]
+  return %rows
+}""")
+    cm = leptonc.compile(g, target=target, quiet=True, cache=False)
+    bad = np.array([[0, 1, 2], [3, 4, 5]], np.int64)
+    assert _message(cm.run, [X53, bad]) == "gather %rows: index 5 is out of range for dim 0 of size 5"
+    good = np.array([[0, 1, 2], [3, 4, -5]], np.int64)
+    assert_matches_reference(cm.run(X53, good), leptonc.run_reference(g, X53, good))

@@ -35,7 +35,7 @@ from ...ir.graph import Graph, Node, Value
 from ...ir.indices import indexed_dims, site
 from ...passes.fusion import Kernel
 from ...ir.dims import contiguous_strides
-from ..kernel_body import SCANS, pad_constant, trilu_keeps
+from ..kernel_body import SCANS, elementwise, pad_constant, trilu_keeps
 from .texpr import TRITON, UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
 from .tiles import Space, TileEmitter, pad_left
 
@@ -59,16 +59,17 @@ class KernelContext:
         self.graph, self.names, self.where = graph, names, where
         self.index_check: dict | None = None
 
-    def index_fault(self, node: Node, positions: str, indices: str) -> str:
+    def index_fault(self, node: Node, positions: str, indices: str, which: int = 0) -> str:
         """A statement that records, in the run's index error slot of this kernel (an int64 the runtime reads
         after the run, see runtime.IndexChecks), the lowest position in `positions` whose index of `indices`
-        is out of range (ir/indices.py) for the node's indexed dim; the emitter then keeps its loads in range."""
+        is out of range (ir/indices.py) for the node's `which`-th indexed dim; the emitter then keeps its
+        loads in range."""
         x, idx = node.inputs[0], node.inputs[1]
         dims = indexed_dims(node.op, node.attrs, x.type.rank, idx.shape)
         self.index_check = {"where": site(node), "dims": list(dims), "sizes": [x.shape[d] for d in dims]}
-        n = self.d(x.shape[dims[0]])
+        n = self.d(x.shape[dims[which]])
         bad = f"mask & (({indices} < -{n}) | ({indices} >= {n}))"
-        return f"tl.atomic_min(err + 0 * {positions}, ({positions}).to(tl.int64), mask={bad})"
+        return f"tl.atomic_min(err + 0 * ({positions}), ({positions}).to(tl.int64), mask={bad})"
 
     def ptr(self, v: Value) -> str:
         return self.names[id(v)]
@@ -488,6 +489,65 @@ def emit_gather_elements(ctx: KernelContext, node: Node) -> Emitted:
     return _over(ctx, y, emit)
 
 
+def emit_gather_nd(ctx: KernelContext, node: Node) -> Emitted:
+    """Each result element reads its index tuple (k loads), then the data element it names."""
+    x, idx, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    b, k = node.attrs["batch_dims"], idx.shape[-1]
+    tuples = idx.type.rank - 1 - b  # result dims [b, b + tuples) run over the index tuples
+
+    def emit(space: Space, body: list[str]) -> None:
+        tuple_at = _gathered(space, idx.shape[:-1], lambda a: space.index(a)[0])
+        for j in range(k):
+            size, at = ctx.d(x.shape[b + j]), f"(({tuple_at}) * {k} + {j})"
+            body += [f"g{j} = tl.load({ctx.ptr(idx)} + {at}, mask=mask, other=0).to(tl.int64)",
+                     ctx.index_fault(node, at, f"g{j}", j),
+                     f"g{j} = tl.where(g{j} < 0, g{j} + {size}, g{j})",
+                     f"g{j} = tl.where((g{j} >= 0) & (g{j} < {size}), g{j}, 0)"]
+
+        def index_of(a):
+            if a < b:
+                return space.index(a)[0]
+            if a < b + k:
+                return f"g{a - b}"
+            return space.index(a - k + tuples)[0]
+        body.append(space.store(ctx.ptr(y), y.shape,
+                                f"tl.load({ctx.ptr(x)} + {_gathered(space, x.shape, index_of)}, mask=mask)"))
+
+    return _over(ctx, y, emit)
+
+
+def emit_lrn(ctx: KernelContext, node: Node) -> Emitted:
+    """Local response normalization over channels: x / (bias + alpha / size * sum of x^2 in the window)^beta."""
+    x, y = node.inputs[0], node.outputs[0]
+    if not x.dtype.is_float:
+        raise UnsupportedError(f"{ctx.where}: lrn over {x.dtype} is not supported by the triton target")
+    size = node.attrs["size"]
+    lo = (size - 1) // 2
+    chans = ctx.d(x.shape[1])
+
+    def emit(space: Space, body: list[str]) -> None:
+        c = space.index(1)[0]
+        plane = ctx.numel(x.shape[2:])
+        body += [f"xc = {space.load(ctx.ptr(x), x.shape)}.to(tl.float32)",
+                 "acc = tl.full([BLOCK], 0.0, tl.float32)",
+                 f"for w in tl.static_range({size}):",
+                 f"    cc = {c} + w - {lo}",
+                 f"    v = tl.load({ctx.ptr(x)} + f + (w - {lo}) * {plane}, mask=mask & (cc >= 0) & (cc < {chans}), "
+                 "other=0.0).to(tl.float32)",
+                 "    acc += v * v"]
+        scale = literal(node.attrs["alpha"] / size, DType.f32)
+        base = f"({literal(node.attrs['bias'], DType.f32)} + {scale} * acc)"
+
+        def bind(expr: str, dtype: DType) -> str:
+            body.append(f"t{len(body)} = {expr}")
+            return f"t{len(body) - 1}"
+        denom = elementwise(TRITON, "pow", {}, [base, literal(node.attrs["beta"], DType.f32)], [DType.f32, DType.f32],
+                            DType.f32, float(node.attrs["beta"]), bind)
+        body.append(space.store(ctx.ptr(y), y.shape, f"(xc / {denom}).to({tltype(y.dtype, ctx.where)})"))
+
+    return _over(ctx, y, emit)
+
+
 def emit_shape_of(ctx: KernelContext, node: Node) -> Emitted:
     x, y = node.inputs[0], node.outputs[0]
     dims = x.shape[slice(node.attrs["start"], node.attrs["end"])]
@@ -616,7 +676,7 @@ OP_EMITTERS = {
     "slice": emit_slice, "pad": emit_pad, "gather": emit_gather, "gather_elements": emit_gather_elements,
     "concat": emit_concat, "split": emit_split, "tile": emit_tile, "full": emit_full, "range": emit_range,
     "shape_of": emit_shape_of, "cumsum": emit_scan,
-    "cumprod": emit_scan, "trilu": emit_trilu,
+    "cumprod": emit_scan, "trilu": emit_trilu, "gather_nd": emit_gather_nd, "lrn": emit_lrn,
 }
 
 
