@@ -63,10 +63,22 @@ def _bias_add(graph: Graph, node: Node) -> tuple[Node | None, np.ndarray | None]
     return user, b.reshape(n)
 
 
+def _fed_by_layer(x: Value, layers: set) -> bool:
+    """Whether x is a layer's result (after its bias add) through relu, max_pool and reshape: a value the
+    layers can pass on in uint8."""
+    p = x.producer
+    while p is not None and p.op in THROUGH:
+        p = p.inputs[0].producer
+    if p is not None and p.op == "add":
+        return any(v.producer is not None and id(v.producer) in layers for v in p.inputs)
+    return p is not None and id(p) in layers
+
+
 def _smooth(graph: Graph, cal: Calibration, layers: list[Node], alpha: float) -> None:
-    """SmoothQuant's migration for the linear layers whose input is a graph input or an f32 value that no
-    other layer reads in uint8: x / s before the layer, s * W in it."""
-    linear = [n for n in layers if n.op == "matmul"]
+    """SmoothQuant's migration for the linear layers whose input is not another layer's result (a graph
+    input, a layer norm's...): x / s before the layer, s * W in it."""
+    ids = {id(n) for n in layers}
+    linear = [n for n in layers if n.op == "matmul" and not _fed_by_layer(n.inputs[0], ids)]
     if not linear:
         return
     xs = list({id(n.inputs[0]): n.inputs[0] for n in linear}.values())

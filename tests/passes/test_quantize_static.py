@@ -175,3 +175,14 @@ def test_compiles_with_calibration_and_matches_the_reference_exactly():
     q = _quantized(g, samples, "mse")
     for (x,) in _samples(3, (2, 3, 9, 9), seed=4):
         np.testing.assert_array_equal(cm(x), leptonc.run_reference(q, x)[0])
+
+
+def test_smoothquant_leaves_layers_fed_by_layers_in_uint8():
+    g = Graph("mlp")
+    x = g.add_input("x", TensorType(DType.f32, (4, 8)))
+    rng = np.random.default_rng(0)
+    h = g.add("relu", g.add("matmul", x, g.add_constant(rng.normal(0, 1, (8, 8)).astype(np.float32))))
+    g.set_outputs([g.add("matmul", h, g.add_constant(rng.normal(0, 1, (8, 3)).astype(np.float32)))])
+    q = _quantized(g, _samples(8, (4, 8)), extra=",smoothquant=0.5")
+    ops = [n.op for n in q.nodes if n.op != "const"]
+    assert ops == ["mul", "quantize", "qlinear_matmul", "qlinear_matmul"], ops  # the first layer's input only
