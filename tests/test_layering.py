@@ -4,6 +4,9 @@ inside a function, read with ast.
     ir         <- passes <- codegen          (codegen also packs artifacts: it may import runtime)
     ir         <- runtime                    (the runtime runs artifacts: it imports only the IR)
     ir, passes <- frontends
+
+and the targets of codegen (cpu, triton, stablehlo) import nothing of each other: what they share lives in
+codegen itself (the kernel-body layer, codegen/__init__.py).
 """
 from __future__ import annotations
 
@@ -69,6 +72,20 @@ def violations() -> list[str]:
 
 def test_stages_import_one_way():
     assert violations() == []
+
+
+TARGETS = ("cpu", "triton", "stablehlo")
+
+
+def test_codegen_targets_share_through_codegen_only():
+    found = []
+    for target in TARGETS:
+        for path in sorted((PACKAGE / "codegen" / target).rglob("*.py")):
+            for module, line, _ in imports(path):
+                parts = module.split(".")
+                if parts[1:2] == ["codegen"] and len(parts) > 2 and parts[2] in TARGETS and parts[2] != target:
+                    found.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}")
+    assert found == []
 
 
 @pytest.mark.parametrize("source, expected", [
