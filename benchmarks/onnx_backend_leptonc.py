@@ -3,6 +3,11 @@ benchmarks/onnx_backend_ort.py, so the two pass counts compare.
 
     .venv/bin/python benchmarks/onnx_backend_leptonc.py [--node] [--pytorch] [--light] [-j N]
                      [--write-failures tests/frontends/onnx_node_failures.txt]
+    .venv/bin/python benchmarks/onnx_backend_leptonc.py --compiled cpu [--compiled triton] [--every N] [-j N]
+
+--compiled TARGET runs the node cases as a user would on that target (import, compile, run), beside the
+reference interpreter and ONNX Runtime on the same cases (every N-th case in name order with --every), and
+prints each count and the compiled targets' most common reasons.
 
 --write-failures rewrites the committed list of failing node cases (one line each, with the reason)
 that tests/frontends/test_onnx_node.py holds leptonc to.
@@ -38,7 +43,12 @@ def main(argv=None) -> int:
     p.add_argument("-j", type=int, default=os.cpu_count() or 1, help="processes")
     p.add_argument("--write-failures", metavar="FILE")
     p.add_argument("--ort-passes", type=int, default=1727, help="ORT's node pass count, for the file header")
+    p.add_argument("--compiled", action="append", choices=("cpu", "triton", "stablehlo"), default=[],
+                   help="node cases compiled for this target")
+    p.add_argument("--every", type=int, default=1, help="with --compiled: every N-th node case")
     args = p.parse_args(argv)
+    if args.compiled:
+        _compiled(args.compiled, args.every, args.j)
     if args.node:
         t = time.time()
         with tempfile.TemporaryDirectory() as tmp:
@@ -70,6 +80,33 @@ def main(argv=None) -> int:
             r = oc.run_light(name)
             print(f"light_{name}: {r} ({time.time() - t:.1f} s)")
     return 0
+
+
+def _compiled(targets: list[str], every: int, processes: int) -> None:
+    import collections
+
+    from onnx_backend_ort import run_case
+
+    if "triton" in targets:
+        os.environ.setdefault("TRITON_INTERPRET", "1")  # no GPU: Triton's interpreter runs the kernels
+    with tempfile.TemporaryDirectory() as tmp:
+        node_dir = oc.generate_node_cases(tmp)
+        dirs = oc.node_case_dirs(node_dir)[::every]
+        runs = {}
+        for name in ["ONNX Runtime", "reference"] + targets:
+            t = time.time()
+            if name == "ONNX Runtime":
+                runs[name] = {os.path.basename(d): run_case(d) for d in dirs}
+            else:
+                runs[name] = oc.run_node_suite(node_dir, processes, target=None if name == "reference" else name,
+                                               every=every)
+            print(f"node, every {every}: {name} passes {sum(r == 'pass' for r in runs[name].values())} of "
+                  f"{len(runs[name])} ({time.time() - t:.0f} s)", flush=True)
+    for target in targets:
+        reasons = collections.Counter(oc.short_reason(r)[:90] for r in runs[target].values() if r != "pass")
+        print(f"{target}: most common reasons")
+        for reason, n in reasons.most_common(25):
+            print(f"  {n:4d}  {reason}")
 
 
 if __name__ == "__main__":

@@ -124,9 +124,9 @@ def convert_to_13(model):
     return version_converter.convert_version(model, 13) if version < 13 else model
 
 
-def run_leptonc(case_dir: str, convert: bool = False) -> str:
-    """Import a case's model with leptonc, run it in the reference interpreter and compare:
-    "pass", or one line naming why not."""
+def run_leptonc(case_dir: str, convert: bool = False, target: str | None = None) -> str:
+    """Import a case's model with leptonc, run it in the reference interpreter (or compiled for `target`, as a
+    user would: compile, then run) and compare: "pass", or one line naming why not."""
     import leptonc
 
     try:
@@ -134,8 +134,10 @@ def run_leptonc(case_dir: str, convert: bool = False) -> str:
         if c.non_tensor:
             return "skip: sequence/optional-typed graph input or output (not supported by the IR)"
         g = leptonc.import_onnx(c.model_path)
+        run = (lambda *xs: leptonc.run_reference(g, *xs)) if target is None else \
+            leptonc.compile(g, target=target, quiet=True, cache=False).run
         for inputs, expected in c.data_sets:
-            got = leptonc.run_reference(g, *inputs)
+            got = run(*inputs)
             assert_similar(expected, got, c.rtol, c.atol)
         return "pass"
     except Exception as e:
@@ -154,16 +156,20 @@ def short_reason(result: str) -> str:
     return text[:160]
 
 
-def run_node_suite(node_dir: str, processes: int = 1) -> dict:
-    """{case name: "pass" or why not} for every node case under node_dir."""
-    dirs = node_case_dirs(node_dir)
+def run_node_suite(node_dir: str, processes: int = 1, target: str | None = None, every: int = 1) -> dict:
+    """{case name: "pass" or why not} for every node case under node_dir (every `every`-th one, in name order),
+    run by the reference interpreter or compiled for `target`."""
+    import functools
+
+    dirs = node_case_dirs(node_dir)[::every]
+    run = functools.partial(run_leptonc, target=target)
     if processes > 1:
         import multiprocessing
 
         with multiprocessing.Pool(processes) as pool:
-            results = pool.map(run_leptonc, dirs, chunksize=16)
+            results = pool.map(run, dirs, chunksize=16)
     else:
-        results = [run_leptonc(d) for d in dirs]
+        results = [run(d) for d in dirs]
     return {os.path.basename(d): r for d, r in zip(dirs, results)}
 
 
