@@ -25,9 +25,13 @@ sign rules of IEEE pow, Python's mod from fmod. Composites that need an
 argument more than once bind it (`Ops.bind`) where the target can hold a
 statement, so nothing is computed twice.
 
-Adding an elementwise op: its registry entry (ir/ops/*), then a line in
-`_LOWERINGS` composing it from primitives, or a name in `FUNCTIONS` plus the
-spelling in each target's function table.
+Adding an elementwise op: its registry entry (ir/ops/*), then one line in
+`_UNARY` or `_BINARY` composing it from primitives (no target line), or a
+name in `FUNCTIONS` with a composite here plus, for a target that has the
+function natively, one entry in that target's function table.
+
+Data movement shares its index rules here too: the pad constant, the kept
+triangle of trilu, the combine and start of the scans (`SCANS`).
 """
 from __future__ import annotations
 
