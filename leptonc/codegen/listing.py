@@ -14,6 +14,7 @@ can differ.
 """
 from __future__ import annotations
 
+from ..ir.errors import LeptoncError
 from ..ir.graph import Graph, Node, Value
 from ..ir.printer import format_node
 from ..passes.fusion import FusionPlan, Kernel, memory_operands
@@ -33,7 +34,7 @@ def lower(graph: Graph, target: str):
         from .triton import TARGET_PIPELINE
         from .triton.program import generate
     else:
-        raise ValueError(f"the fusion plan is that of a kernel target ({', '.join(KERNEL_TARGETS)}), not {target!r}")
+        raise LeptoncError(f"a fusion plan is that of a kernel target ({', '.join(KERNEL_TARGETS)}), not {target!r}")
     lowered = run_pipeline(graph, TARGET_PIPELINE)
     return lowered, generate(lowered)
 
