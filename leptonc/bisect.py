@@ -96,19 +96,30 @@ def _first_kernel(graph: Graph, target: str, inputs: list, whole: str) -> Bisect
     lowered, program = lower(graph, target)
     values = _reference_values(lowered, inputs)
     outputs = {id(v) for v in lowered.outputs}
+    alone = []  # kernels that do not compile on their own
     for k in program.plan.kernels:
         results = kernel_results(k, outputs)
         operands = [v for v in memory_operands(k) if v.producer is None or v.producer.op != "const"]
         sub = _subgraph(lowered, k.name, kernel_nodes(k), operands, results)
         feed = [values[v.name] for v in operands]
-        got = _compile(sub, target, feed).run(*feed)
-        found = first_divergence([values[v.name] for v in results], got, target_tolerance(sub),
-                                 [v.name for v in results])
+        try:
+            compiled = _compile(sub, target, feed)
+        except LeptoncError as e:
+            alone.append(f"{k.name} ({e})")
+            continue
+        try:
+            got = compiled.run(*feed)
+        except LeptoncError as e:  # the reference ran these values without an error
+            found = (f"it fails where the reference does not: {e}", 0)
+        else:
+            found = first_divergence([values[v.name] for v in results], got, target_tolerance(sub),
+                                     [v.name for v in results])
         if found is not None:
             return BisectResult("kernel", k.name, found[0], print_ir(sub, constants="inline"),
                                 f"leptonc bisect repro.lir --target {target}")
+    skipped = f"; kernels that do not compile alone, so were not checked: {', '.join(alone)}" if alone else ""
     return BisectResult("kernel", None, f"the whole model diverges ({whole}), but no kernel does on its own: "
-                        "look at how kernels hand values to each other (buffers, layouts)",
+                        f"look at how kernels hand values to each other (buffers, layouts){skipped}",
                         print_ir(lowered, constants="inline"), f"leptonc bisect repro.lir --target {target}")
 
 
