@@ -66,7 +66,7 @@ class Ops:
     DIM_MUL = "*"                  # the product in a size expression
     INFIX = ""         # a sym b in dtype, sym one of + - * / % & | ^ << >> (/, % truncate between integers)
     INT_DIV = "/"      # the truncating division of integers
-    COMPARE = ""       # a sym b as a bool, sym one of == != < <= > >=
+    COMPARE = "(({a}) {sym} ({b}))"  # a sym b as a bool, sym one of == != < <= > >=
     AND = OR = ""      # the operators of two bools
     NOT = ""           # the negation of a bool
     INVERT = ""        # bitwise not of an integer

@@ -57,7 +57,6 @@ class COps(Ops):
     error = UnsupportedError
 
     INFIX = "(({t})(({a}) {sym} ({b})))"
-    COMPARE = "(({a}) {sym} ({b}))"
     AND, OR = "&&", "||"
     NOT = "(!({a}))"
     INVERT = "(({t})~({a}))"

@@ -57,7 +57,6 @@ class TritonOps(Ops):
 
     INFIX = "(({a}) {sym} ({b}))"
     INT_DIV = "//"
-    COMPARE = "(({a}) {sym} ({b}))"
     AND, OR = "&", "|"
     NOT = "(({a}) == 0)"
     INVERT = "(~({a}))"
