@@ -15,11 +15,12 @@ reference interpreter, with a minimal IR reproducer.
    run; outputs within the target's tolerance of the reference (EXACT, or four
    units in the last place of the narrowest float the graph computes in, when
    it computes in one below f32) mean nothing diverges. Otherwise
-   each kernel of the target's fusion plan, in launch order, is compiled on
-   its own, its operands fed the values the reference interpreter computes for
-   them, and its results compared with the reference's: the first kernel out
-   of tolerance is the culprit, and its IR (the kernel's ops as a graph) is
-   the reproducer. The stablehlo target runs one XLA module: its culprit is
+   each kernel of the target's fusion plan runs on the values the reference
+   interpreter computes for its operands (all kernels side by side in one
+   compile, each reading its operands as inputs of its own; if that finds
+   none, each kernel compiled alone), and its results are compared with the
+   reference's: the first kernel in launch order out of tolerance is the
+   culprit, and its IR (the kernel's ops as a graph) is the reproducer. The stablehlo target runs one XLA module: its culprit is
    the module.
 """
 from __future__ import annotations
@@ -90,17 +91,40 @@ def bisect(model, example_inputs=None, passes: str | None = None, target: str = 
 
 
 def _first_kernel(graph: Graph, target: str, inputs: list, whole: str) -> BisectResult:
+    """Each kernel of the plan on the reference's values of its operands: all of them side by side in one
+    compile first (each kernel's operands are inputs of its own, so no kernel reads another's result), then,
+    when that finds none, each kernel compiled alone."""
     from .codegen.listing import kernel_nodes, kernel_results, lower
     from .passes.fusion import memory_operands
 
     lowered, program = lower(graph, target)
     values = _reference_values(lowered, inputs)
     outputs = {id(v) for v in lowered.outputs}
+    parts = [(k, kernel_nodes(k), [v for v in memory_operands(k) if v.producer is None or v.producer.op != "const"],
+              kernel_results(k, outputs)) for k in program.plan.kernels]
+
+    def culprit(k, nodes, operands, results, found) -> BisectResult:
+        sub = _subgraph(lowered, k.name, [(nodes, operands, results)])
+        return BisectResult("kernel", k.name, found[0], print_ir(sub, constants="inline"),
+                            f"leptonc bisect repro.lir --target {target}")
+
+    together = _subgraph(lowered, "kernels", [p[1:] for p in parts])
+    feed = [values[v.name] for v in together.inputs]
+    try:
+        got = _compile(together, target, feed).run(*feed)
+    except LeptoncError:
+        got = None  # (checked one by one below)
+    if got is not None:
+        at = 0
+        for k, nodes, operands, results in parts:
+            found = first_divergence([values[v.name] for v in results], got[at:at + len(results)],
+                                     target_tolerance(together), [v.name for v in results])
+            if found is not None:
+                return culprit(k, nodes, operands, results, found)
+            at += len(results)
     alone = []  # kernels that do not compile on their own
-    for k in program.plan.kernels:
-        results = kernel_results(k, outputs)
-        operands = [v for v in memory_operands(k) if v.producer is None or v.producer.op != "const"]
-        sub = _subgraph(lowered, k.name, kernel_nodes(k), operands, results)
+    for k, nodes, operands, results in parts:
+        sub = _subgraph(lowered, k.name, [(nodes, operands, results)])
         feed = [values[v.name] for v in operands]
         try:
             compiled = _compile(sub, target, feed)
@@ -108,15 +132,12 @@ def _first_kernel(graph: Graph, target: str, inputs: list, whole: str) -> Bisect
             alone.append(f"{k.name} ({e})")
             continue
         try:
-            got = compiled.run(*feed)
+            found = first_divergence([values[v.name] for v in results], compiled.run(*feed),
+                                     target_tolerance(sub), [v.name for v in results])
         except LeptoncError as e:  # the reference ran these values without an error
             found = (f"it fails where the reference does not: {e}", 0)
-        else:
-            found = first_divergence([values[v.name] for v in results], got, target_tolerance(sub),
-                                     [v.name for v in results])
         if found is not None:
-            return BisectResult("kernel", k.name, found[0], print_ir(sub, constants="inline"),
-                                f"leptonc bisect repro.lir --target {target}")
+            return culprit(k, nodes, operands, results, found)
     skipped = f"; kernels that do not compile alone, so were not checked: {', '.join(alone)}" if alone else ""
     return BisectResult("kernel", None, f"the whole model diverges ({whole}), but no kernel does on its own: "
                         f"look at how kernels hand values to each other (buffers, layouts){skipped}",
@@ -180,20 +201,34 @@ def _reference_values(graph: Graph, inputs: list) -> dict[str, np.ndarray]:
     return out
 
 
-def _subgraph(graph: Graph, name: str, nodes: list, operands: list, results: list) -> Graph:
-    """The nodes of one kernel as a graph: its operands (not constants) become inputs, its constants stay."""
+def _subgraph(graph: Graph, name: str, parts: list) -> Graph:
+    """Kernels of `graph` as one graph, side by side: `parts` holds (nodes, operands, results) per kernel; the
+    operands (not constants) of each are inputs (one per value, shared by the kernels that read it), its
+    constants stay, and the graph's outputs are every kernel's results in turn."""
     sub = Graph(name)
-    env = {id(v): sub.add_input(v.name, v.type) for v in operands}
     position = {id(n): i for i, n in enumerate(graph.nodes)}
-    for node in sorted(nodes, key=lambda n: position[id(n)]):
-        for v in node.inputs:
-            if id(v) not in env and v.producer is not None and v.producer.op == "const":
-                cname = v.producer.attrs["name"]
-                env[id(v)] = sub.add_constant(graph.constants[cname], cname)
-        made = sub.add_node(node.op, [env[id(v)] for v in node.inputs], dict(node.attrs),
-                            names=[v.name for v in node.outputs], types=[v.type for v in node.outputs], loc=node.loc)
-        env.update({id(v): w for v, w in zip(node.outputs, made.outputs)})
-    sub.set_outputs([env[id(v)] for v in results])
+    inputs: dict[str, object] = {}  # (made first, so that they keep their names)
+    for _, operands, _ in parts:
+        for v in operands:
+            if v.name not in inputs:
+                inputs[v.name] = sub.add_input(v.name, v.type)
+    constants: dict[str, object] = {}
+    outputs = []
+    for nodes, operands, results in parts:
+        env = {id(v): inputs[v.name] for v in operands}
+        for node in sorted(nodes, key=lambda n: position[id(n)]):
+            for v in node.inputs:
+                if id(v) not in env and v.producer is not None and v.producer.op == "const":
+                    cname = v.producer.attrs["name"]
+                    if cname not in constants:
+                        constants[cname] = sub.add_constant(graph.constants[cname], cname)
+                    env[id(v)] = constants[cname]
+            made = sub.add_node(node.op, [env[id(v)] for v in node.inputs], dict(node.attrs),
+                                names=[v.name for v in node.outputs], types=[v.type for v in node.outputs],
+                                loc=node.loc)
+            env.update({id(v): w for v, w in zip(node.outputs, made.outputs)})
+        outputs += [env[id(v)] for v in results]
+    sub.set_outputs(outputs)
     return sub
 
 

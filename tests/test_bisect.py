@@ -2,6 +2,8 @@
 kernel whose generated code is really wrong (a codegen expression patched here)."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -72,8 +74,13 @@ def test_bisect_names_the_kernel_whose_code_is_wrong(monkeypatch):
         return f"({code} + 1.0f)" if op == "exp" else code
 
     monkeypatch.setattr(loops, "elementwise_expr", wrong_exp)
+    bisect_module = sys.modules["leptonc.bisect"]  # (leptonc.bisect is the function)
+    compiled = []
+    real = bisect_module._compile
+    monkeypatch.setattr(bisect_module, "_compile", lambda g, *a: compiled.append(g.name) or real(g, *a))
     result = leptonc.bisect(parse_ir(MODEL), [X], target="cpu")
     assert result.culprit == "kernel" and "exp" in result.name
+    assert compiled == ["model", "kernels"]  # the whole model, then every kernel side by side in one compile
     kernel = parse_ir(result.reproducer)
     assert [n.op for n in kernel.nodes] == ["exp"]  # the kernel alone, its operand an input
 
