@@ -45,16 +45,22 @@ class BisectResult:
     """What `bisect` found: `culprit` is "pass", "kernel", "module" or None (nothing diverges)."""
 
     culprit: str | None
-    name: str | None    # the pass (as a pipeline writes it) or the kernel
-    detail: str         # the first diverging value
-    reproducer: str     # IR text, constants inline, that reproduces it ("" when nothing diverges)
-    command: str        # the command line that shows it on the reproducer (saved as repro.lir)
+    name: str | None             # the pass (as a pipeline writes it) or the kernel
+    detail: str                  # the first diverging value
+    graph: Graph | None = None   # the reproducer (None when nothing diverges)
+    command: str = ""            # the command line that shows it on the reproducer saved as repro.lir
+
+    @property
+    def reproducer(self) -> str:
+        """The reproducer as IR text that runs on its own (every constant inline); "" when nothing diverges."""
+        return print_ir(self.graph, constants="inline") if self.graph is not None else ""
 
     def __str__(self) -> str:
         if self.culprit is None:
             return f"no divergence: {self.detail}\n"
         return (f"first diverging {self.culprit}: {self.name}\n{self.detail}\n"
-                f"reproducer (save as repro.lir; `{self.command}`):\n{self.reproducer}")
+                f"reproducer (large constants by name; `leptonc bisect ... -o repro.lir` or `.reproducer` has them "
+                f"all), then `{self.command}`:\n{print_ir(self.graph)}")
 
 
 def bisect(model, example_inputs=None, passes: str | None = None, target: str = "cpu") -> BisectResult:
@@ -72,8 +78,7 @@ def bisect(model, example_inputs=None, passes: str | None = None, target: str = 
             graph = PassManager(pipeline, instruments=[check]).run(graph)
             stages.append(graph.copy())
     except ReferenceMismatch as e:
-        reproducer = print_ir(_smallest(e.before, str(e.entry), check.inputs_of(e.before), e.output),
-                              constants="inline")
+        reproducer = _smallest(e.before, str(e.entry), check.inputs_of(e.before), e.output)
         return BisectResult("pass", str(e.entry), e.problem, reproducer,
                             f'leptonc ir repro.lir --passes "{e.entry}" --check-reference-each')
     optimized = stages[0]  # what the target's compile starts from (it runs its own passes again)
@@ -83,9 +88,9 @@ def bisect(model, example_inputs=None, passes: str | None = None, target: str = 
     found = first_divergence(want, got, tolerance, [v.name for v in optimized.outputs])
     if found is None:
         return BisectResult(None, None, f"every pass and the {target} target agree with the reference interpreter "
-                                        f"(max rel error <= {tolerance.max_rel_error:g})", "", "")
+                                        f"(max rel error <= {tolerance.max_rel_error:g})")
     if target == "stablehlo":
-        return BisectResult("module", "the XLA module", found[0], print_ir(optimized, constants="inline"),
+        return BisectResult("module", "the XLA module", found[0], optimized,
                             "leptonc bisect repro.lir --target stablehlo")
     return _first_kernel(optimized, target, inputs, found[0])
 
@@ -105,7 +110,7 @@ def _first_kernel(graph: Graph, target: str, inputs: list, whole: str) -> Bisect
 
     def culprit(k, nodes, operands, results, found) -> BisectResult:
         sub = _subgraph(lowered, k.name, [(nodes, operands, results)])
-        return BisectResult("kernel", k.name, found[0], print_ir(sub, constants="inline"),
+        return BisectResult("kernel", k.name, found[0], sub,
                             f"leptonc bisect repro.lir --target {target}")
 
     together = _subgraph(lowered, "kernels", [p[1:] for p in parts])
@@ -141,7 +146,7 @@ def _first_kernel(graph: Graph, target: str, inputs: list, whole: str) -> Bisect
     skipped = f"; kernels that do not compile alone, so were not checked: {', '.join(alone)}" if alone else ""
     return BisectResult("kernel", None, f"the whole model diverges ({whole}), but no kernel does on its own: "
                         f"look at how kernels hand values to each other (buffers, layouts){skipped}",
-                        print_ir(lowered, constants="inline"), f"leptonc bisect repro.lir --target {target}")
+                        lowered, f"leptonc bisect repro.lir --target {target}")
 
 
 def target_tolerance(graph: Graph) -> Tolerance:

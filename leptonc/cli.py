@@ -95,6 +95,9 @@ def _cmd_bisect(args) -> int:
 
     result = bisect(_load_graph(args.model), passes=args.passes, target=args.target)
     sys.stdout.write(str(result))
+    if args.output and result.graph is not None:
+        with open(args.output, "w") as f:
+            f.write(result.reproducer)
     return 0 if result.culprit is None else 1
 
 
@@ -503,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     bis.add_argument("model", help="model.onnx, FILE.py:FUNCTION, or IR text (.lir); run on random inputs")
     bis.add_argument("--passes", metavar="PIPELINE", help="passes after the cleanup pipeline, as compile takes them")
     bis.add_argument("--target", type=_target, default="cpu", help="the target whose kernels to check (default cpu)")
+    bis.add_argument("-o", "--output", metavar="FILE.lir", help="write the reproducer there, every constant inline")
     bis.set_defaults(run=_cmd_bisect)
     _add_backend_verbs(sub)
     _add_trust_verb(sub)

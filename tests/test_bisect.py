@@ -90,8 +90,10 @@ def test_bisect_cli_reports_no_divergence(tmp_path, capsys):
     path.write_text(MODEL)
     assert main(["bisect", str(path)]) == 0
     assert capsys.readouterr().out.startswith("no divergence")
-    assert main(["bisect", str(path), "--passes", "test-sub-to-add"]) == 1
+    repro = tmp_path / "repro.lir"
+    assert main(["bisect", str(path), "--passes", "test-sub-to-add", "-o", str(repro)]) == 1
     assert "first diverging pass: test-sub-to-add" in capsys.readouterr().out
+    assert [n.op for n in parse_ir(repro.read_text()).nodes if n.op != "const"] == ["sub"]
 
 
 def test_a_target_is_held_to_a_few_ulps_of_the_narrowest_float_it_computes_in():
