@@ -115,8 +115,9 @@ def test_a_fresh_process_loads_libgomp_with_the_bounded_spin(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def team(tmp_path_factory):
-    """lep_team of the generated source, compiled alone: (work ns, pool) -> threads."""
+def threads_lib(tmp_path_factory):
+    """The thread decisions of the generated source, compiled alone: team(work ns, pool) -> threads,
+    watch(seconds, work ns) -> whether kernels now run on one thread, reset()."""
     cc = find_compiler()
     if cc is None:
         pytest.skip("no C compiler")
@@ -124,11 +125,34 @@ def team(tmp_path_factory):
     src, lib = str(folder / "team.c"), str(folder / "team.so")
     with open(src, "w") as f:
         f.write("#include <omp.h>\n#include <stdint.h>\n" + THREADS_SOURCE
-                + "int team(double w, int pool) { return lep_team(w, pool); }\n")
+                + "int team(double w, int pool) { return lep_team(w, pool); }\n"
+                  "static double rate;\n"
+                  "int watch(double s, double w) { lep_watch(&rate, s, w); return lep_solo(); }\n"
+                  "void reset(void) { rate = 0; lep_solo_until = 0; }\n")
     subprocess.run([cc, "-O2", "-fopenmp", "-shared", "-fPIC", src, "-o", lib], check=True)
     so = ctypes.CDLL(lib)
     so.team.argtypes = [ctypes.c_double, ctypes.c_int]
-    return so.team
+    so.watch.argtypes = [ctypes.c_double, ctypes.c_double]
+    return so
+
+
+@pytest.fixture
+def team(threads_lib):
+    return threads_lib.team
+
+
+def test_a_stalled_kernel_sends_the_library_to_one_thread(threads_lib):
+    """A kernel on several threads far slower than its best (per unit of work, so other sizes do not count) and
+    by more than a scheduler's hiccup means the OS did not run a thread: kernels then run on one."""
+    watch = threads_lib.watch
+    threads_lib.reset()
+    assert not watch(1e-3, 1e5)   # the first time is the best so far
+    assert not watch(2.5e-3, 1e5)  # slower, within STALL_FACTOR
+    assert not watch(4e-3, 4e5)   # four times the work in four times the time
+    assert watch(20e-3, 1e5)      # twenty times its best: a stall
+    threads_lib.reset()
+    assert not watch(10e-6, 1e4)
+    assert not watch(200e-6, 1e4)  # twenty times, but 0.2 ms: not a scheduler's time slice
 
 
 def test_one_thread_per_grain_of_work_at_most_the_pool(team):
