@@ -20,8 +20,8 @@ dim size); `meta["kernels"][i]["index_check"]` names the op. The record a run's 
 `lep_run`'s stack, so concurrent runs never share it.
 
 Each kernel runs on one OpenMP thread per GRAIN_NS of its estimated work (`work_ns`, from its sizes), at most
-the pool that `lep_set_threads` sets (0: OpenMP's own count); `lep_run` gives the caller's OpenMP thread count
-back when it returns.
+the pool that `lep_set_threads` sets (0: OpenMP's own count), and on one thread for a while after a kernel on
+several stalled (THREADS_SOURCE); `lep_run` gives the caller's OpenMP thread count back when it returns.
 """
 from __future__ import annotations
 
