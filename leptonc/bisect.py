@@ -274,7 +274,7 @@ def _cut(graph: Graph, outputs: list[str], at: str | None) -> tuple[Graph | None
 
 def _diverges(graph: Graph, entry: str, inputs: list) -> bool:
     try:
-        PassManager(entry, check_reference_each=inputs).run(graph.copy())
+        PassManager(entry, instruments=[ReferenceCheck(inputs)]).run(graph.copy())
     except ReferenceMismatch:
         return True
     except LeptoncError:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -162,9 +161,12 @@ class PrintIR(Instrument):
 class ReferenceMismatch(PassError):
     """A pass moved the graph's outputs beyond its tolerance (ReferenceCheck)."""
 
-    def __init__(self, entry: PipelineEntry, tolerance: Tolerance, problem: str, output: int, before: Graph | None):
+    def __init__(self, entry: PipelineEntry, tolerance: Tolerance, problem: str, output: int, before: Graph | None,
+                 saved: str | None = None):
+        where = f"\nthe IR before the pass is in {saved}; `leptonc bisect {saved} --passes \"{entry}\"` cuts it " \
+                "down to what diverges" if saved else ""
         super().__init__(f"pass '{entry}' moved the outputs beyond its tolerance (max rel error "
-                         f"{tolerance.max_rel_error:g}): {problem}")
+                         f"{tolerance.max_rel_error:g}): {problem}{where}")
         self.entry, self.problem, self.output, self.before = entry, problem, output, before
 
 
@@ -172,14 +174,15 @@ class ReferenceCheck(Instrument):
     """The reference interpreter on `inputs` before the first pass and after every pass that changed the graph;
     raises ReferenceMismatch at the first pass whose outputs move beyond its tolerance, naming it and the first
     diverging value. With keep_before, the mismatch carries a copy of the graph from before the pass
-    (`.before`)."""
+    (`.before`); with a `report_dir` ("" for the temporary folder) that graph is also written there, constants
+    inline, and the error names the file."""
 
-    def __init__(self, inputs, keep_before: bool = False):
+    def __init__(self, inputs, keep_before: bool = False, report_dir: str | None = None):
         self.inputs = list(inputs)
-        self.keep_before = keep_before
+        self.keep_before = keep_before or report_dir is not None
+        self.report_dir = report_dir
         self.outputs: list | LeptoncError | None = None
         self.before: Graph | None = None
-        self.seconds = 0.0  # time spent in the reference interpreter
 
     def run_started(self, graph: Graph) -> None:
         self.outputs = self._run(graph)
@@ -201,7 +204,14 @@ class ReferenceCheck(Instrument):
             found = first_divergence(self.outputs, outputs, tolerance, [v.name for v in graph.outputs])
             problem, output = found if found else (None, None)
         if problem is not None:
-            raise ReferenceMismatch(entry, tolerance, problem, output, self.before)
+            saved = None
+            if self.report_dir is not None:
+                directory = self.report_dir or tempfile.gettempdir()
+                os.makedirs(directory, exist_ok=True)
+                fd, saved = tempfile.mkstemp(prefix=f"leptonc_before_{entry.name}_", suffix=".lir", dir=directory)
+                with os.fdopen(fd, "w") as f:
+                    f.write(print_ir(self.before, constants="inline"))
+            raise ReferenceMismatch(entry, tolerance, problem, output, self.before, saved)
         self.outputs = outputs
 
     def inputs_of(self, graph: Graph) -> list:
@@ -209,13 +219,10 @@ class ReferenceCheck(Instrument):
         return self.inputs[:len(graph.inputs)]
 
     def _run(self, graph: Graph):
-        start = time.perf_counter()
         try:
             return [np.asarray(y) for y in run_reference(graph, *self.inputs)]
         except LeptoncError as e:
             return e
-        finally:
-            self.seconds += time.perf_counter() - start
 
 
 def relative_error(want: np.ndarray, got: np.ndarray) -> float:

@@ -46,7 +46,7 @@ class PassManager:
         if print_ir_after_all or print_ir_after:
             self.instruments.append(PrintIR(print_ir_after_all, print_ir_after, out))
         if check_reference_each is not None:
-            self.instruments.append(ReferenceCheck(check_reference_each))
+            self.instruments.append(ReferenceCheck(check_reference_each, report_dir=report_dir or dump_dir or ""))
         self.instruments += list(instruments)
         self.unconverged: list[str] = []  # fixpoint pipelines still changing the graph at their last round
 

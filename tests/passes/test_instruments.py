@@ -65,6 +65,17 @@ def test_the_reference_check_passes_exact_passes_and_names_a_broken_one():
         PassManager("canonicalize,test-exp-to-neg", check_reference_each=[X]).run(parse_ir(SMALL))
 
 
+def test_a_mismatch_saves_the_ir_before_the_pass_and_bisect_cuts_it_down(tmp_path, capsys):
+    from leptonc.cli import main
+
+    with pytest.raises(ReferenceMismatch) as e:
+        PassManager("test-exp-to-neg", check_reference_each=[X], report_dir=str(tmp_path)).run(parse_ir(SMALL))
+    saved = str(e.value).split("the IR before the pass is in ")[1].split(";")[0]
+    assert saved.startswith(str(tmp_path)) and parse_ir(open(saved).read()).op_counts()["exp"] == 1
+    assert main(["bisect", saved, "--passes", "test-exp-to-neg"]) == 1
+    assert "first diverging pass: test-exp-to-neg" in capsys.readouterr().out
+
+
 def test_the_reference_check_refuses_inputs_the_graph_cannot_run():
     with pytest.raises(PassError, match="before any pass"):
         PassManager("dce", check_reference_each=[np.zeros(3, np.float32)]).run(parse_ir(SMALL))
