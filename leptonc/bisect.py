@@ -10,7 +10,9 @@ reference interpreter, with a minimal IR reproducer.
    (passes/instruments.py): the reference interpreter on the example inputs
    after every pass. The first pass whose outputs move beyond its tolerance
    (the one it declares, or EXACT) is the culprit; the reproducer is the IR
-   before it, cut to what the diverging output needs.
+   before it, cut to what the diverging output needs, ending at the earliest
+   value that still diverges and starting below the values it need not
+   recompute.
 2. Kernels. When every pass holds, the graph is compiled for the target and
    run; outputs within the target's tolerance of the reference (EXACT, or four
    units in the last place of the narrowest float the graph computes in, when
@@ -239,10 +241,16 @@ def _subgraph(graph: Graph, name: str, parts: list) -> Graph:
 
 def _smallest(graph: Graph, entry: str, inputs: list, output: int, tries: int = 64) -> Graph:
     """A small graph on which pass `entry` still moves the outputs beyond its tolerance: `graph` cut to what its
-    output `output` needs, then cut above values (each made an input, fed the reference's value) while the
-    pass still diverges, nearest the output first, for at most `tries` cuts."""
+    output `output` needs; then ending at the earliest value whose own cone still diverges; then cut above
+    values (each made an input, fed the reference's value) while the pass still diverges, nearest the output
+    first. At most `tries` trials each way."""
     values = _reference_values(graph, inputs)
     best, _ = _cut(graph, [graph.outputs[output].name], None)
+    for name in [v.name for n in best.nodes if n.op != "const" for v in n.outputs][:tries]:
+        trial, _ = _cut(best, [name], None)
+        if _diverges(trial, entry, [values[v.name] for v in trial.inputs]):
+            best = trial
+            break
     for name in [v.name for n in reversed(best.nodes) if n.op != "const" for v in n.outputs][:tries]:
         trial, fed = _cut(best, [v.name for v in best.outputs], name)
         if trial is None:

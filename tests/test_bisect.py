@@ -104,3 +104,27 @@ def test_a_target_is_held_to_a_few_ulps_of_the_narrowest_float_it_computes_in():
     bf16 = parse_ir("graph @g(%x: f32[4]) -> (f32[4]) {\n  %a = cast(%x) {dtype = bf16} : bf16[4]\n"
                     "  %b = cast(%a) {dtype = f32} : f32[4]\n  return %b\n}\n")
     assert target_tolerance(bf16).max_rel_error == 4 * 2.0**-7
+
+
+def test_bisect_names_a_broken_pass_of_an_installed_plugin(tmp_path):
+    """The plugin under tests/passes/plugin/leptonc_wrong_plugin, installed with its entry point as pip would
+    leave it, in a fresh leptonc process."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    info = tmp_path / "leptonc_wrong_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: leptonc-wrong-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[leptonc.passes]\nwrong = leptonc_wrong_plugin\n")
+    case = tmp_path / "case.lir"
+    case.write_text("graph @g(%x: f32[2, 4]) -> (f32[2, 4]) {\n  %a = relu(%x) : f32[2, 4]\n"
+                    "  %b = relu(%a) : f32[2, 4]\n  %c = exp(%b) : f32[2, 4]\n  return %c\n}\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(root / "tests/passes/plugin"), str(root)]))
+    done = subprocess.run([sys.executable, "-m", "leptonc.cli", "bisect", str(case), "--passes", "wrong-relu-relu"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.startswith("first diverging pass: wrong-relu-relu\noutput 0 (%c)")
+    repro = done.stdout.split("--check-reference-each`:\n")[1]  # the IR before the pass, cut to what diverges:
+    assert "%b = relu(%a)" in repro and "exp" not in repro
