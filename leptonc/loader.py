@@ -14,7 +14,7 @@ from pathlib import Path
 from .codegen.cpu import build
 from .codegen.derive import derive
 from .runtime.artifact import ArtifactError, read_artifact, sha256
-from .runtime.compiled import CompiledModel, _FileStamp
+from .runtime.compiled import CompiledModel, FileStamp
 from .runtime.files import cache_dir, file_sha256, write_atomic
 from .runtime.trust import trusted_keys as trusted
 
@@ -41,7 +41,7 @@ def load(path: str | os.PathLike, *, trusted_keys=()):
     if built:
         art.library = library.read_bytes()  # what runs is what a later save writes (and signs)
     cm = CompiledModel(art, library)
-    stamp = _FileStamp.of(path, art.manifest)
+    stamp = FileStamp.of(path, art.manifest)
     if before is not None and (before.st_ino, before.st_size, before.st_mtime_ns) == \
             (stamp.stat.st_ino, stamp.stat.st_size, stamp.stat.st_mtime_ns):
         cm._file = stamp  # unchanged while it was read and verified

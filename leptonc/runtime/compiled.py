@@ -20,7 +20,7 @@ class ArtifactModel:
     or a list when the model has several outputs), `cm.run(...)` (always a list), `cm.save(path)`, and
     its manifest, signature, source and IR text."""
 
-    _file: "_FileStamp | None" = None  # a file that holds exactly this artifact (saved or loaded)
+    _file: "FileStamp | None" = None  # a file that holds exactly this artifact (saved or loaded)
 
     def __init__(self, artifact: Artifact):
         self.artifact = artifact
@@ -51,7 +51,7 @@ class ArtifactModel:
             write_artifact(path, self.artifact)
         elif path != self._file.path:
             copy_atomic(self._file.path, path)
-        self._file = _FileStamp.of(path, self.manifest)
+        self._file = FileStamp.of(path, self.manifest)
 
     @property
     def signature(self) -> dict:
@@ -120,7 +120,7 @@ class CompiledModel(ArtifactModel):
         return f"<CompiledModel target={self.manifest['target']} ({ins}) kernels={len(self.kernel_names)}>"
 
 
-class _FileStamp:
+class FileStamp:
     """A file as it was when it held an artifact: later saves copy it while it is unchanged (same inode, size,
     and modification and change times)."""
 
@@ -128,7 +128,7 @@ class _FileStamp:
         self.path, self.stat, self.manifest_json = path, stat, manifest_json
 
     @classmethod
-    def of(cls, path, manifest: dict) -> "_FileStamp":
+    def of(cls, path, manifest: dict) -> "FileStamp":
         return cls(os.path.abspath(path), os.stat(path), json.dumps(manifest, sort_keys=True))
 
     def holds(self, manifest: dict) -> bool:
