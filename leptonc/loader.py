@@ -44,7 +44,7 @@ def load(path: str | os.PathLike, *, trusted_keys=()):
     stamp = FileStamp.of(path, art.manifest)
     if before is not None and (before.st_ino, before.st_size, before.st_mtime_ns) == \
             (stamp.stat.st_ino, stamp.stat.st_size, stamp.stat.st_mtime_ns):
-        cm._file = stamp  # unchanged while it was read and verified
+        cm.held_by(stamp)  # unchanged while it was read and verified
     return cm
 
 

@@ -53,6 +53,10 @@ class ArtifactModel:
             copy_atomic(self._file.path, path)
         self._file = FileStamp.of(path, self.manifest)
 
+    def held_by(self, stamp: "FileStamp") -> None:
+        """Record that the file of `stamp` holds exactly this artifact: a later save copies it."""
+        self._file = stamp
+
     @property
     def signature(self) -> dict:
         return self.manifest["signature"]
