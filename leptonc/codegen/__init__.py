@@ -1,5 +1,7 @@
 """Code generation: one subpackage per target (cpu: C source built into a shared library;
-triton: Triton kernels; stablehlo: one StableHLO module), and what the targets share."""
+triton: Triton kernels; stablehlo: one StableHLO module), and what the targets share (here, kernel_body.py;
+the targets import nothing of each other). listing.py prints a target's fusion plan and code; derive.py
+generates an artifact's program again from its IR, for loading."""
 from __future__ import annotations
 
 import re
