@@ -75,12 +75,11 @@ def gptq_weight(w: np.ndarray, h: np.ndarray, dtype: DType, group: int = 0) -> t
     """(quantized weight [N, K], f32 scale [N] or [N, K / group]) of a weight stored [N, K] whose layer
     saw inputs with Hessian h [K, K]; the same layout as quantize.quantize_weight."""
     n, k = w.shape
-    lo, hi = RANGES[dtype]
-    qmax = hi
+    lo, hi = RANGES[dtype]  # scales map max|w| to hi (symmetric)
     u = _inverse_cholesky(h)
     W = w.astype(np.float64)
     q = np.zeros((n, k), np.int32)
-    scale = np.zeros((n, k // group), np.float32) if group else _scale(W, qmax)
+    scale = np.zeros((n, k // group), np.float32) if group else _scale(W, hi)
     s = None if group else scale.astype(np.float64)
     block = group * -(-BLOCK // group) if group else BLOCK
     for b1 in range(0, k, block):
@@ -91,7 +90,7 @@ def gptq_weight(w: np.ndarray, h: np.ndarray, dtype: DType, group: int = 0) -> t
         for i in range(b2 - b1):
             j = b1 + i
             if group and j % group == 0:
-                scale[:, j // group] = _scale(wb[:, i:i + group], qmax)
+                scale[:, j // group] = _scale(wb[:, i:i + group], hi)
                 s = scale[:, j // group].astype(np.float64)
             col = wb[:, i]
             qc = np.clip(np.rint(col / s), lo, hi)
@@ -112,7 +111,7 @@ def output_error(w: np.ndarray, wq: np.ndarray, h: np.ndarray) -> float:
     return float(np.einsum("nk,kl,nl->", d, h, d)) / total if total > 0 else 0.0
 
 
-def _waves(graph: Graph, pending: list[Node]) -> list[Node]:
+def _next_wave(graph: Graph, pending: list[Node]) -> list[Node]:
     """The pending layers whose input no other pending layer feeds (the graph's nodes are in order)."""
     waiting = {id(n) for n in pending}
     tainted: set[int] = set()
@@ -129,7 +128,7 @@ def quantize_sequentially(graph: Graph, layers: list[Node], cal: Calibration,
     rewrites each layer of the wave."""
     pending = list(layers)
     while pending:
-        wave = _waves(graph, pending)
+        wave = _next_wave(graph, pending)
         inputs = list({id(n.inputs[0]): n.inputs[0] for n in wave}.values())
         hs = hessian(cal, graph, inputs)
         for node in wave:
