@@ -7,8 +7,8 @@ right, so no pass maintains them by hand.
 
 The nodes are a doubly linked list with order keys: placing a node before or after another, erasing one,
 and asking which of two nodes comes first (`precedes`) take constant time (amortised), whatever the size
-of the graph. `graph.nodes` is the list of them in order, rebuilt after an edit when next read; a use-list
-edit costs the number of uses of that one value.
+of the graph. `graph.nodes` is the list of them in order, rebuilt after an edit when next read. A value's
+use-list (Uses) adds and drops a use in constant time too.
 
 A node's `loc` names its source: the torch module path (encoder.layer.0.attention.query) or ONNX node name
 it was imported from, or None. It is provenance, not semantics: no pass compares it. A node that a rewrite
@@ -46,6 +46,37 @@ def _fresh(base: str, taken) -> str:
     return name
 
 
+class Uses:
+    """The uses of a value: (user node, operand index) pairs, in the order they were made. Adding or removing
+    one takes constant time however many there are (a weight or a scalar constant may have thousands);
+    iterating, indexing and len read it like a list."""
+
+    __slots__ = ("_by_key",)
+
+    def __init__(self, uses=()):
+        self._by_key: dict[tuple[int, int], tuple] = {}
+        for use in uses:
+            self.append(use)
+
+    def append(self, use: tuple) -> None:
+        self._by_key[(id(use[0]), use[1])] = use
+
+    def discard(self, node: "Node", index: int) -> None:
+        self._by_key.pop((id(node), index), None)
+
+    def __iter__(self):
+        return iter(tuple(self._by_key.values()))  # a snapshot: the loop body may edit the uses
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def __getitem__(self, i):
+        return tuple(self._by_key.values())[i]
+
+    def __repr__(self) -> str:
+        return f"Uses({list(self._by_key.values())!r})"
+
+
 class Value:
     """One SSA value: its type, the node that produces it (None for graph inputs) and its uses."""
 
@@ -55,7 +86,7 @@ class Value:
         self.name = name
         self.type = type
         self.producer = producer
-        self.uses: list[tuple[Node, int]] = []  # (user node, operand index)
+        self.uses = Uses()  # (user node, operand index) pairs
 
     @property
     def dtype(self) -> DType:
@@ -320,7 +351,7 @@ class Graph:
     # -- editing ---------------------------------------------------------
     def set_input(self, node: Node, index: int, value: Value) -> None:
         """Make operand `index` of `node` be `value`."""
-        _drop_use(node.inputs[index], node, index)
+        node.inputs[index].uses.discard(node, index)
         self._attach(node, index, value)
         node.inputs[index] = value
 
@@ -335,7 +366,7 @@ class Graph:
         for node, i in list(old.uses):
             node.inputs[i] = new
             new.uses.append((node, i))
-        old.uses = []
+        old.uses = Uses()
         self.outputs = [new if o is old else o for o in self.outputs]
 
     def erase(self, node: Node) -> None:
@@ -346,7 +377,7 @@ class Graph:
         if node.graph is not self:
             raise IRError(f"{node.label} is not in graph @{self.name}")
         for i, v in enumerate(node.inputs):
-            _drop_use(v, node, i)
+            v.uses.discard(node, i)
         self._unlink(node)
         if node.op == "const":
             cname = node.attrs["name"]
@@ -404,13 +435,3 @@ class Graph:
         from .printer import print_ir
 
         return print_ir(self)
-
-
-def _drop_use(v: Value, node: Node, index: int) -> None:
-    """Remove the use (node, index) from v's use-list."""
-    uses = v.uses
-    for k in range(len(uses) - 1, -1, -1):
-        n, i = uses[k]
-        if n is node and i == index:
-            del uses[k]
-            return

@@ -53,6 +53,23 @@ def test_erase_keeps_order_uses_and_constants():
         g.erase(a.producer)
 
 
+def test_uses_of_a_shared_value_drop_one_at_a_time_in_order():
+    g = Graph()
+    x = g.add_input("x", f32(3))
+    c = g.add_constant(np.ones(3, np.float32), "w")
+    ys = [g.add("mul", x, c) for _ in range(5)]
+    g.set_outputs(ys[::2])
+    for y in ys[1::2]:
+        g.erase(y.producer)
+    assert list(c.uses) == [(ys[0].producer, 1), (ys[2].producer, 1), (ys[4].producer, 1)]
+    assert len(c.uses) == 3 and c.uses[0] == (ys[0].producer, 1) and c.uses[-1] == (ys[4].producer, 1)
+    g.set_input(ys[2].producer, 1, x)  # mul(x, x): two uses of x by one node
+    assert [(n.output.name, i) for n, i in x.uses] == [(ys[0].name, 0), (ys[2].name, 0), (ys[4].name, 0),
+                                                       (ys[2].name, 1)]
+    assert len(c.uses) == 2
+    verify(g)
+
+
 def _chain(ops):
     g = Graph()
     x = g.add_input("x", f32(2, 3))
