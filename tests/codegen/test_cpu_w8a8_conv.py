@@ -27,8 +27,9 @@ void qconv(const uint8_t* x, const float* xs, const uint8_t* xz, const void* w, 
 { lep_qlinear_conv(x, xs, xz, w, ws, bias, ys, yz, y, B, H, W, C, OH, OW, O, KH, KW, sh, sw, dh, dw, ph, pw, G,
                    scratch); }
 void qmatmul(const uint8_t* x, const float* xs, const uint8_t* xz, const void* w, const float* ws,
-             const int32_t* bias, const float* ys, const uint8_t* yz, void* y, int64_t M, int64_t N, int64_t K)
-{ lep_qlinear_matmul(x, xs, xz, w, ws, bias, ys, yz, y, M, N, K); }
+             const int32_t* bias, const float* ys, const uint8_t* yz, void* y, int64_t M, int64_t N, int64_t K,
+             void* scratch)
+{ lep_qlinear_matmul(x, xs, xz, w, ws, bias, ys, yz, y, M, N, K, scratch); }
 """
 
 ISAS = {"native": ("-march=native", ()), "avx2": ("-march=haswell", ("avx2", "fma")), "plain": ("-march=x86-64", ())}
@@ -104,7 +105,8 @@ def _run_conv(lib, operands, attrs, u8: bool) -> np.ndarray:
     ref = qlinear_conv(*operands[:6], *((ys, yz) if u8 else ()), **attrs)
     _, oh, ow, _ = ref.shape
     k = kh * kw * c // attrs["group"]
-    scratch = np.zeros(b * oh * ow * -(-k // 4) * 4 + 64, np.uint8)
+    channels = attrs["group"] * -(-(o // attrs["group"]) // 16) * 16 * 8  # each group's off and mul
+    scratch = np.zeros(channels + b * oh * ow * -(-k // 4) * 4, np.uint8)
     y = np.zeros(ref.shape, ref.dtype)
     laid = lay_out_conv(wq, attrs["group"])
     (sh, sw), (dh, dw), pads = attrs["strides"], attrs["dilations"], attrs["pads"]
@@ -136,7 +138,8 @@ def test_qlinear_matmul_kernel_matches_the_reference(lib, m, k, n):
         ref = qlinear_matmul(x, xs, xz, wq, ws, bias, *y_params)
         y = np.zeros(ref.shape, ref.dtype)
         lib.qmatmul(_p(x), _p(xs), _p(xz), _p(laid), _p(ws), _p(bias),
-                               *((_p(ys), _p(yz)) if y_params else (None, None)), _p(y), *_i64(m, n, k))
+                               *((_p(ys), _p(yz)) if y_params else (None, None)), _p(y), *_i64(m, n, k),
+                               _p(np.zeros(-(-n // 16) * 16 * 8, np.uint8)))
         np.testing.assert_array_equal(y, ref)
 
 

@@ -664,10 +664,22 @@ static inline __attribute__((always_inline)) void lep_q8_tile(const int MB, cons
 #endif
 }
 
-/* where and how a qlinear op stores its results: y[m * ldy + n] for the n < N channels of this call */
+/* where and how a qlinear op stores its results: y[m * ldy + n] for the n < N channels of this call, from
+   off[n] = bias - x_zero_point * rowsum and mul[n] = x_scale * w_scale (lep_q8_channels, padded to panels) */
 struct lep_q8_out {
-    float xs; int32_t xz; const float* ws; const int32_t* bias; int u8; float ys; float yz; void* y; lep_i64 ldy;
+    const int32_t* off; const float* mul; int u8; float ys; float yz; void* y; lep_i64 ldy;
 };
+
+/* off and mul of the N channels of weights w (K inputs), zeros up to whole panels; N + 15 entries each at most */
+static void lep_q8_channels(const void* w, lep_i64 K, lep_i64 N, float xs, int32_t xz, const float* ws,
+                            const int32_t* bias, int32_t* off, float* mul) {
+    const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL, units = (P + LEP_UNIT - 1) / LEP_UNIT;
+    const int32_t* rowsum = (const int32_t*)((const unsigned char*)w + units * ((K + 3) / 4) * LEP_USTEP);
+    for (lep_i64 n = 0; n < P * LEP_PANEL; ++n) {
+        off[n] = n < N ? bias[n] - xz * rowsum[n] : 0;
+        mul[n] = n < N ? xs * ws[n] : 0.0f;
+    }
+}
 
 static inline lep_vf lep_vround(lep_vf v) {  /* to nearest, ties to even (as nearbyintf) */
 #if defined(__AVX512F__)
@@ -742,14 +754,7 @@ static inline void lep_q8_store(const struct lep_q8_out* o, const int32_t* acc, 
 static void lep_q8_gemm(const uint8_t* a, lep_i64 lda, lep_i64 M, lep_i64 K, const void* w, lep_i64 N,
                         const struct lep_q8_out* o) {
     const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL, steps = (K + 3) / 4;
-    const lep_i64 units = (P + LEP_UNIT - 1) / LEP_UNIT, blocks = (M + LEP_Q8_MB - 1) / LEP_Q8_MB;
-    const int32_t* rowsum = (const int32_t*)((const unsigned char*)w + units * steps * LEP_USTEP);
-    int32_t off[P][LEP_PANEL];  /* per channel: bias - x_zero_point * rowsum, x_scale * w_scale (per thread) */
-    float mul[P][LEP_PANEL];
-    for (lep_i64 n = 0; n < P * LEP_PANEL; ++n) {
-        off[n / LEP_PANEL][n % LEP_PANEL] = n < N ? o->bias[n] - o->xz * rowsum[n] : 0;
-        mul[n / LEP_PANEL][n % LEP_PANEL] = n < N ? o->xs * o->ws[n] : 0.0f;
-    }
+    const lep_i64 blocks = (M + LEP_Q8_MB - 1) / LEP_Q8_MB;
     #pragma omp for schedule(static)
     for (lep_i64 b = 0; b < blocks; ++b) {
         const lep_i64 m0 = b * LEP_Q8_MB;
@@ -768,17 +773,20 @@ static void lep_q8_gemm(const uint8_t* a, lep_i64 lda, lep_i64 M, lep_i64 K, con
 #endif
             default: lep_q8_tile(LEP_Q8_MB, a + m0 * lda, lda, K, wp, acc); break;
             }
-            for (int m = 0; m < mb; ++m) lep_q8_store(o, acc[m], off[p], mul[p], m0 + m, n0, nn);
+            for (int m = 0; m < mb; ++m) lep_q8_store(o, acc[m], o->off + n0, o->mul + n0, m0 + m, n0, nn);
         }
     }
 }
 
-/* y[M, N] = qlinear_matmul(x[M, K], ...): ys NULL for an f32 result */
+/* y[M, N] = qlinear_matmul(x[M, K], ...): ys NULL for an f32 result; scratch: the channels' off and mul */
 static void lep_qlinear_matmul(const uint8_t* x, const float* xs, const uint8_t* xz, const void* w, const float* ws,
                                const int32_t* bias, const float* ys, const uint8_t* yz, void* y, lep_i64 M,
-                               lep_i64 N, lep_i64 K) {
-    const struct lep_q8_out o = {xs[0], xz[0], ws, bias, ys != NULL, ys ? ys[0] : 1.0f, yz ? (float)yz[0] : 0.0f,
-                                 y, N};
+                               lep_i64 N, lep_i64 K, void* scratch) {
+    const lep_i64 padded = (N + LEP_PANEL - 1) / LEP_PANEL * LEP_PANEL;
+    int32_t* off = (int32_t*)scratch;
+    float* mul = (float*)(off + padded);
+    lep_q8_channels(w, K, N, xs[0], xz[0], ws, bias, off, mul);
+    const struct lep_q8_out o = {off, mul, ys != NULL, ys ? ys[0] : 1.0f, yz ? (float)yz[0] : 0.0f, y, N};
     #pragma omp parallel if (M * N * K > 65536)
     lep_q8_gemm(x, K, M, K, w, N, &o);
 }
@@ -786,7 +794,8 @@ static void lep_qlinear_matmul(const uint8_t* x, const float* xs, const uint8_t*
 /* qlinear_conv channels-last: x [B][H][W][C] uint8, y [B][OH][OW][O]; per group, the windows of each output
    pixel gathered into rows of K = KH * KW * C / G bytes (kernel row, kernel column, channel; padding reads as
    the zero point), then lep_q8_gemm with that group's weights (a 1x1 conv of stride 1 and one group reads x
-   as it is). scratch: B * OH * OW * ceil(K / 4) * 4 bytes. */
+   as it is). scratch: each group's channels' off and mul (lep_q8_channels), then B * OH * OW * ceil(K / 4) * 4
+   bytes of rows. */
 static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* xz, const void* w, const float* ws,
                              const int32_t* bias, const float* ys, const uint8_t* yz, void* y, lep_i64 B,
                              lep_i64 H, lep_i64 W, lep_i64 C, lep_i64 OH, lep_i64 OW, lep_i64 O, lep_i64 KH,
@@ -794,7 +803,13 @@ static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* x
                              lep_i64 G, uint8_t* scratch) {
     const lep_i64 M = B * OH * OW, Cg = C / G, Og = O / G, K = KH * KW * Cg, ldq = (K + 3) / 4 * 4;
     const int direct = KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && G == 1 && OH == H && OW == W;
-    const lep_i64 wbytes = lep_q8_layout_bytes(Og, K);
+    const lep_i64 wbytes = lep_q8_layout_bytes(Og, K), padded = (Og + LEP_PANEL - 1) / LEP_PANEL * LEP_PANEL;
+    int32_t* off = (int32_t*)scratch;
+    float* mul = (float*)(off + G * padded);
+    for (lep_i64 g = 0; g < G; ++g)
+        lep_q8_channels((const unsigned char*)w + g * wbytes, K, Og, xs[0], xz[0], ws + g * Og, bias + g * Og,
+                        off + g * padded, mul + g * padded);
+    scratch = (uint8_t*)(mul + G * padded);
     #pragma omp parallel if (M * O * K > 65536)
     for (lep_i64 g = 0; g < G; ++g) {
         if (!direct) {
@@ -822,7 +837,7 @@ static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* x
                 for (lep_i64 k = K; k < ldq; ++k) row[k] = 0;
             }  /* the loop's barrier: every row is gathered before the GEMM reads them */
         }
-        const struct lep_q8_out o = {xs[0], xz[0], ws + g * Og, bias + g * Og, ys != NULL, ys ? ys[0] : 1.0f,
+        const struct lep_q8_out o = {off + g * padded, mul + g * padded, ys != NULL, ys ? ys[0] : 1.0f,
                                      yz ? (float)yz[0] : 0.0f,
                                      ys ? (void*)((uint8_t*)y + g * Og) : (void*)((float*)y + g * Og), O};
         /* the gathered rows are padded with zeros to whole steps: K = ldq reads them without a tail */

@@ -253,10 +253,17 @@ def _qlinear_params(ctx: KernelContext, node: Node, k: int) -> str:
             f"{ctx.ptr(ins[4])}, {ctx.ptr(ins[5])}, {y_params}, {ctx.ptr(node.output)}")
 
 
+def _channel_bytes(outputs: int) -> int:
+    """Scratch bytes of the per-channel offsets and multipliers of `outputs` channels (lep_q8_channels)."""
+    return -(-outputs // PANEL) * PANEL * 8
+
+
 def emit_qlinear_matmul(ctx: KernelContext, node: Node) -> list[str]:
     x, w = node.inputs[0], node.inputs[3]
-    return [f"lep_qlinear_matmul({_qlinear_params(ctx, node, w.shape[1])}, {cnumel(x.shape[:-1], ctx.where)}, "
-            f"{ctx.d(w.shape[0])}, {ctx.d(w.shape[1])});"]
+    params = _qlinear_params(ctx, node, w.shape[1])
+    ctx.scratch_bytes = _channel_bytes(w.shape[0])
+    return [f"lep_qlinear_matmul({params}, {cnumel(x.shape[:-1], ctx.where)}, {ctx.d(w.shape[0])}, "
+            f"{ctx.d(w.shape[1])}, scratch);"]
 
 
 def emit_qlinear_conv(ctx: KernelContext, node: Node) -> list[str]:
@@ -273,7 +280,8 @@ def emit_qlinear_conv(ctx: KernelContext, node: Node) -> list[str]:
     group, d = node.attrs["group"], ctx.d
     k = kh * kw * w.shape[1]  # a constant weight's dims
     params = _qlinear_params(ctx, node, k)
-    ctx.scratch_bytes = D.mul(D.product(out.shape[:-1]), -(-k // 4) * 4)  # the gathered windows
+    ctx.scratch_bytes = D.add(group * _channel_bytes(w.shape[0] // group),  # then the gathered windows
+                              D.mul(D.product(out.shape[:-1]), -(-k // 4) * 4))
     return [f"lep_qlinear_conv({params}, {d(x.shape[0])}, {d(h)}, {d(wd)}, {d(x.shape[-1])}, {d(oh)}, {d(ow)}, "
             f"{d(w.shape[0])}, {kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pads[0]}, {pads[1]}, {group}, "
             "(uint8_t*)scratch);"]
