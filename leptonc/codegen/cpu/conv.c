@@ -32,50 +32,45 @@ static inline void lep_conv_window_at(const lep_conv_rows* a, int64_t p, int64_t
     *xn = a->x + n * g->H * g->W * g->C + a->c0;
 }
 
+/* Packs A by runs: the columns that one row reads from consecutive input floats. A run is a kernel row's KW * CG
+ * floats when the group takes every channel and the width dilation is 1, else one tap's CG channels (a grouped or
+ * dilated conv); the part of a run in the padding is zero. */
 static void lep_conv_pack_a(const void* ctx, int64_t m0, int64_t m1, int64_t k0, int64_t kc, float* Ap) {
     const lep_conv_rows* a = (const lep_conv_rows*)ctx;
     const lep_window* g = a->g;
     const int64_t C = g->C, CG = a->CG, KW = g->KW, RW = KW * CG, k1 = k0 + kc;
-    const int runs = g->dw == 1 && CG == C;  /* the taps of one kernel row are one run of x */
+    const int64_t TW = g->dw == 1 && CG == C ? KW : 1, RL = TW * CG;  /* taps per run, and its columns */
     for (int64_t i0 = m0; i0 < m1; i0 += LEP_GEMM_MR) {
         const int64_t mr = m1 - i0 < LEP_GEMM_MR ? m1 - i0 : LEP_GEMM_MR;
         int64_t hb[LEP_GEMM_MR], wb[LEP_GEMM_MR];
         const float* xn[LEP_GEMM_MR];
         for (int64_t i = 0; i < mr; ++i) lep_conv_window_at(a, a->row0 + i0 + i, hb + i, wb + i, xn + i);
-        for (int64_t kh = k0 / RW; kh * RW < k1; ++kh) {  /* the part [s0, s1) of kernel row kh in [k0, k1) */
-            const int64_t s0 = kh * RW > k0 ? kh * RW : k0, s1 = (kh + 1) * RW < k1 ? (kh + 1) * RW : k1;
+        for (int64_t q = k0 / RL; q * RL < k1; ++q) {  /* the part [s0, s1) of run q in [k0, k1) */
+            const int64_t r0 = q * RL, kh = r0 / RW, kw0 = r0 % RW / CG;
+            const int64_t s0 = r0 > k0 ? r0 : k0, s1 = r0 + RL < k1 ? r0 + RL : k1;
             float* dst = Ap + (s0 - k0) * mr;  /* element k of row i at dst[(k - s0) * mr + i] */
             const float* src[LEP_GEMM_MR];     /* element k of row i at src[i][k - s0], when inside */
             int64_t v0[LEP_GEMM_MR], v1[LEP_GEMM_MR], inside = 0;
             for (int64_t i = 0; i < mr; ++i) {
-                const int64_t h = hb[i] + kh * g->dh;
+                const int64_t h = hb[i] + kh * g->dh, w = wb[i] + kw0 * g->dw;  /* the run's first tap */
                 v0[i] = v1[i] = s1;
                 src[i] = xn[i];
-                if (h < 0 || h >= g->H || !runs) continue;
-                const int64_t lo = wb[i] < 0 ? -wb[i] : 0, hi = g->W - wb[i] < KW ? g->W - wb[i] : KW;
-                v0[i] = kh * RW + lo * CG;
-                v1[i] = kh * RW + (hi > lo ? hi : lo) * CG;
+                if (h < 0 || h >= g->H) continue;
+                const int64_t lo = w < 0 ? -w : 0, hi = g->W - w < TW ? g->W - w : TW;  /* its taps inside */
+                v0[i] = r0 + lo * CG;
+                v1[i] = r0 + (hi > lo ? hi : lo) * CG;
                 v0[i] = v0[i] < s0 ? s0 : v0[i] > s1 ? s1 : v0[i];
                 v1[i] = v1[i] < v0[i] ? v0[i] : v1[i] > s1 ? s1 : v1[i];
-                src[i] = xn[i] + (h * g->W + wb[i]) * C + (s0 - kh * RW);
+                src[i] = xn[i] + (h * g->W + w) * C + (s0 - r0);
                 inside += v0[i] == s0 && v1[i] == s1;
             }
-            if (inside == LEP_GEMM_MR) {  /* the whole panel inside the input: a transpose of 8 runs */
+            if (inside == LEP_GEMM_MR) {  /* the whole panel inside the input: a transpose of MR runs */
                 for (int64_t k = 0; k < s1 - s0; ++k)
                     #pragma GCC unroll 16
                     for (int i = 0; i < LEP_GEMM_MR; ++i) dst[k * LEP_GEMM_MR + i] = src[i][k];
                 continue;
             }
             for (int64_t i = 0; i < mr; ++i) {
-                const int64_t h = hb[i] + kh * g->dh;
-                if (!runs && h >= 0 && h < g->H) {  /* tap by tap */
-                    for (int64_t k = s0; k < s1; ++k) {
-                        const int64_t kw = (k - kh * RW) / CG, iw = wb[i] + kw * g->dw;
-                        dst[(k - s0) * mr + i] = iw >= 0 && iw < g->W ?
-                            xn[i][(h * g->W + iw) * C + (k - kh * RW) % CG] : 0.0f;
-                    }
-                    continue;
-                }
                 for (int64_t k = s0; k < v0[i]; ++k) dst[(k - s0) * mr + i] = 0.0f;
                 for (int64_t k = v0[i]; k < v1[i]; ++k) dst[(k - s0) * mr + i] = src[i][k - s0];
                 for (int64_t k = v1[i]; k < s1; ++k) dst[(k - s0) * mr + i] = 0.0f;
@@ -385,6 +380,22 @@ static int64_t lep_conv_task_pixels(int64_t P, int64_t target) {
     int64_t tasks = (P + target - 1) / target;
     tasks = (tasks + nt - 1) / nt * nt;
     return (P + tasks - 1) / tasks;
+}
+
+/* Output pixels of one task of a grouped convolution, whose tasks are (a block of pixels, a group): blocks of
+ * about `target` pixels, as many as make the task count a multiple of the thread count. */
+static int64_t lep_conv_group_task_pixels(int64_t P, int64_t G, int64_t target) {
+    const int64_t nt = omp_get_max_threads();
+    int64_t a = G, b = nt;
+    while (b) {  /* a = gcd(G, nt) */
+        const int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    const int64_t step = nt / a;  /* G * blocks is a multiple of nt when blocks is one of step */
+    int64_t blocks = (P + target - 1) / target;
+    blocks = (blocks + step - 1) / step * step;
+    return (P + blocks - 1) / blocks;
 }
 
 /* 16 floats at any address: a vector of the target's widest kind (one zmm, two ymm, ...). */

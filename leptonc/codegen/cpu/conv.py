@@ -14,14 +14,15 @@ Input x[N, H, W, C], output y[N, OH, OW, O], weight w[KH, KW, C / group, O]
   and kernel row, its run of KW * C input floats (lep_conv_view_a; runs that
   touch the padding are copied with their zeros), or, when the runs are not
   contiguous (groups, dilation), pack A from x (implicit im2col,
-  lep_conv_pack_a); with many pixels each task takes a block of them, so that
-  its part of A stays in cache. A conv over few input channels (an image)
-  reads its input channels-first, through the transpose into channels-last
-  that the fusion plan lets it absorb (`reads_channels_first`): the
-  transpose is never computed, and A is packed straight from the NCHW input
-  (lep_conv_pack_a_cf), its K ordered (channel, kernel row, kernel column) so
-  that 8 neighbouring output pixels read 8 evenly spaced floats of one input
-  row;
+  lep_conv_pack_a, a tap's CG channels at a time); with many pixels each task
+  takes a block of them, so that its part of A stays in cache, and a grouped
+  conv's tasks are (a block of pixels, a group), in one parallel loop. A
+  conv over few input channels (an image) reads its input channels-first,
+  through the transpose into channels-last that the fusion plan lets it
+  absorb (`reads_channels_first`): the transpose is never computed, and A
+  is packed straight from the NCHW input (lep_conv_pack_a_cf), its K ordered
+  (channel, kernel row, kernel column) so that 8 neighbouring output pixels
+  read 8 evenly spaced floats of one input row;
 - pooling loops over output pixels with the channels innermost (vectorized).
 """
 from __future__ import annotations
@@ -233,6 +234,14 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
                   f"{bias_g}, {clamp_p}, {yp} + p0 * O + gi * OG, O, {ep}, {ep_ctx}, gi * OG);",
                   "  }"]
         return lines
+    if node.attrs["group"] > 1:  # a task per block of pixels and group: one parallel loop, not one per group
+        return lines + [
+            f"const int64_t MB = lep_conv_group_task_pixels(P, G, {BLOCK_ROWS});",
+            "#pragma omp parallel for collapse(2) schedule(static)",
+            "for (int64_t p0 = 0; p0 < P; p0 += MB)",
+            "  for (int64_t gi = 0; gi < G; ++gi) {",
+            *gemm("    ", "(p0 + MB < P ? MB : P - p0)", "p0"),
+            "  }"]
     return lines + [
         f"if (P < {BLOCKED_MIN_ROWS} * omp_get_max_threads()) {{  /* few pixels: the GEMM splits the threads */",
         "  for (int64_t gi = 0; gi < G; ++gi) {",
