@@ -9,7 +9,9 @@ Both read the layer's inputs on the calibration data (require_calibration): Spar
 Hessian H = X^T X of the layer's reconstruction error ||XW^T - XW'^T||^2 over every row of x, Wanda the
 squared L2 norm of each input (H's diagonal). Layers are pruned in graph order, each observed through the
 graph with the layers before it already pruned (layers reading the same x are observed together), so that
-a layer's reconstruction sees the errors of the ones before it.
+a layer's reconstruction sees the errors of the ones before it; sequential=false observes every layer on
+the unpruned graph in one run of the calibration data (one run instead of one per group: faster, and
+blind to the errors of the layers before).
 
 SparseGPT (Frantar & Alistarh, 2023), per layer with W [N, K]: H is dampened (1% of its mean diagonal),
 inverted, and the upper Cholesky factor U of H^-1 taken; columns are visited in blocks of 128. At the start
@@ -173,39 +175,51 @@ def sparsegpt(w: np.ndarray, h: np.ndarray, pattern: Pattern) -> np.ndarray:
 
 # ---------------------------------------------------------------- the pass
 
-def prune_calibrated(graph: Graph, layers: list, method: str, pattern: Pattern, apply) -> None:
+def prune_calibrated(graph: Graph, layers: list, method: str, pattern: Pattern, apply, sequential: bool = True) \
+        -> None:
     """Prune `layers` (sparse_layers.LinearLayer, graph order) by `method` (sparsegpt or wanda) on the
-    calibration data; `apply(layer, w)` gives a layer its pruned f32 weight W [N, K]."""
+    calibration data; `apply(layer, w)` gives a layer its pruned f32 weight W [N, K]. Sequential: each group
+    of layers reading the same x is observed with the layers before it pruned (one run of the calibration
+    data per group); else all on the unpruned graph's activations, in one run."""
     calibration = require_calibration(f"prune{{method={method}}}")
-    todo = list(layers)
+    full = method == "sparsegpt"
+    todo = []
+    for layer in layers:
+        if pattern.is_met(layer.effective):
+            apply(layer, layer.effective)
+        else:
+            todo.append(layer)
+    if not sequential:
+        xs = list({id(l.node.inputs[0]): l.node.inputs[0] for l in todo}.values())
+        stats = dict(zip(map(id, xs), _input_stats(graph, calibration, xs, full)))
+        for layer, h in [(l, stats[id(l.node.inputs[0])]) for l in todo]:
+            apply(layer, _pruned(layer.effective, h, method, pattern))
+        return
     while todo:
         x = todo[0].node.inputs[0]       # (read now: an earlier layer's lowering may have replaced it)
         group = [l for l in todo if l.node.inputs[0] is x]
         todo = [l for l in todo if l.node.inputs[0] is not x]
-        pending = []
+        (h,) = _input_stats(graph, calibration, [x], full)
         for layer in group:
-            if pattern.is_met(layer.effective):
-                apply(layer, layer.effective)
-            else:
-                pending.append(layer)
-        if not pending:
-            continue
-        stats = _input_stats(graph, calibration, x, full=method == "sparsegpt")
-        for layer in pending:
-            w = layer.effective
-            if method == "sparsegpt":
-                apply(layer, sparsegpt(w, stats, pattern))
-            else:
-                apply(layer, np.where(wanda_mask(w, stats, pattern), w, np.zeros((), w.dtype)))
+            apply(layer, _pruned(layer.effective, h, method, pattern))
 
 
-def _input_stats(graph: Graph, calibration, x: Value, full: bool) -> np.ndarray:
-    """X^T X [K, K] (full) or the sum of squares of each column [K] of x's rows over the calibration data."""
-    k = x.shape[-1]
-    acc = np.zeros((k, k) if full else k, np.float64)
-    for (a,) in calibration.observe(graph, [x]):
-        rows = np.asarray(a, np.float64).reshape(-1, k)
-        acc += rows.T @ rows if full else np.einsum("ij,ij->j", rows, rows)
-    if not np.isfinite(acc).all():
-        raise PassError(f"prune: the calibration data gives inf or nan at the input of a layer ({x.name})")
-    return acc
+def _pruned(w: np.ndarray, stats: np.ndarray, method: str, pattern: Pattern) -> np.ndarray:
+    if method == "sparsegpt":
+        return sparsegpt(w, stats, pattern)
+    return np.where(wanda_mask(w, stats, pattern), w, np.zeros((), w.dtype))
+
+
+def _input_stats(graph: Graph, calibration, xs: list[Value], full: bool) -> list[np.ndarray]:
+    """Per value of `xs`, X^T X [K, K] (full) or the sum of squares of each column [K] of its rows over the
+    calibration data."""
+    ks = [x.shape[-1] for x in xs]
+    accs = [np.zeros((k, k) if full else k, np.float64) for k in ks]
+    for arrays in calibration.observe(graph, xs):
+        for acc, a, k in zip(accs, arrays, ks):
+            rows = np.asarray(a, np.float64).reshape(-1, k)
+            acc += rows.T @ rows if full else np.einsum("ij,ij->j", rows, rows)
+    for acc, x in zip(accs, xs):
+        if not np.isfinite(acc).all():
+            raise PassError(f"prune: the calibration data gives inf or nan at the input of a layer ({x.name})")
+    return accs

@@ -74,12 +74,14 @@ def parse_block(text: str) -> tuple[int, int]:
                    "n": Option(int, 2, "weights kept in each group (nm)"),
                    "m": Option(int, 4, "inputs per group (nm)"),
                    "block": Option(str, "1x8", "block shape ROWSxCOLS of W [N, K] (block)"),
+                   "sequential": Option(bool, True, "sparsegpt, wanda: each layer observed with the layers "
+                                        "before it pruned (false: all on the unpruned graph, one run)"),
                    "skip": SKIP,
                    "kernels": KERNELS,
                    "rows": ROWS,
                })
 def prune(graph: Graph, method: str, pattern: str, sparsity: float, scope: str, n: int, m: int, block: str,
-          skip: str, kernels: str, rows: int) -> bool:
+          sequential: bool, skip: str, kernels: str, rows: int) -> bool:
     kind = _pattern_kind(method, pattern)
     if not 0.0 <= sparsity < 1.0:
         raise PassError(f"prune: sparsity must be in [0, 1), got {sparsity}")
@@ -95,7 +97,7 @@ def prune(graph: Graph, method: str, pattern: str, sparsity: float, scope: str, 
         if scope != "layer":
             raise PassError(f"prune: method={method} prunes each layer on its own (scope=layer), got scope={scope}")
         prune_calibrated(graph, layers, method, Pattern(kind, sparsity, n, m, shape),
-                         lambda layer, w: _apply(graph, layer, w, kind, n, m, shape, kernels, rows))
+                         lambda layer, w: _apply(graph, layer, w, kind, n, m, shape, kernels, rows), sequential)
         return bool(layers)
     if method == "nm":
         masks = [_nm_mask(l.effective, n, m) for l in layers]
@@ -194,8 +196,8 @@ def removed_energy_bound(method: str, sparsity: float, n: int, m: int) -> float:
     return 1.0 - n / m if method == "nm" else sparsity
 
 
-def _tolerance(method: str, pattern: str, sparsity: float, scope: str, n: int, m: int, block: str, skip: str,
-               kernels: str, rows: int) -> Tolerance:
+def _tolerance(method: str, pattern: str, sparsity: float, scope: str, n: int, m: int, block: str,
+               sequential: bool, skip: str, kernels: str, rows: int) -> Tolerance:
     """A pruned layer keeps at least 1 - e of its weight energy (e = removed_energy_bound; a global
     threshold may take up to twice the average from one layer), so on isotropic inputs its output's SQNR
     is at least -10 log10(e) and its relative error at most sqrt(e). The model-level bound allows twice

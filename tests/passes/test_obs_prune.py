@@ -12,7 +12,7 @@ import leptonc
 from leptonc.ir.ops.sparse import SPARSE_MATMULS
 from leptonc.passes import PassError, run_pipeline
 from leptonc.passes.calibration import calibrating, load_calibration
-from leptonc.passes.obs_prune import DAMP
+from leptonc.passes.obs_prune import DAMP, Pattern, sparsegpt
 from leptonc.passes.sparse_layers import SparsityWarning, linear_layers
 from leptonc.runtime.reference import run_reference
 from tests.codegen.test_quantized import linear_chain
@@ -137,6 +137,18 @@ def test_compiled_sparsegpt_model_matches_the_reference():
     pruned = prune(graph, "prune{method=sparsegpt,pattern=nm,n=2,m=4,skip=none,kernels=dense}", data)
     x = data[1][0]
     np.testing.assert_allclose(cm(x), run_reference(pruned, x)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_sequential_false_prunes_every_layer_on_the_unpruned_activations():
+    graph, data = linear_chain(K, [48, 32], (32,)), correlated()
+    hidden = linear_layers(graph)[1].node.inputs[0]
+    x2 = np.concatenate([acts[0] for acts in load_calibration(data, graph).observe(graph, [hidden])])
+    passes = "prune{method=sparsegpt,sparsity=0.5,skip=none,kernels=dense,sequential=%s}"
+    w1, w2 = weights(graph)
+    at_once, in_turn = weights(prune(graph, passes % "false", data)), weights(prune(graph, passes % "true", data))
+    np.testing.assert_array_equal(at_once[0], in_turn[0])        # (the first layer sees the same x either way)
+    np.testing.assert_array_equal(at_once[1], sparsegpt(w2, x2.T.astype(np.float64) @ x2, Pattern("unstructured", 0.5)))
+    assert not np.array_equal(at_once[1], in_turn[1])
 
 
 @pytest.mark.parametrize("method", ["sparsegpt", "wanda", "magnitude"])
