@@ -13,6 +13,9 @@ any pass runs, so a wrong file fails with its key and shape named.
 A pass reads the data with `require_calibration(pass_name)` while the pipeline runs under
 `calibrating(data)`, and runs it through the graph as it stands with `observe(graph, values)`, which yields
 one list of arrays per sample (the values asked for), so that statistics accumulate in bounded memory.
+A pass that rewrites linear layers from their inputs' statistics (GPTQ, SparseGPT, Wanda) walks them with
+`waves(graph, layers, statistic)`: wave by wave, each observed in one run of the samples through the graph
+with the earlier waves already rewritten.
 A calibrated method records each layer's error on the data beside its plain baseline's with
 `record_layer_error`; the compile's accuracy report prints them.
 """
@@ -22,7 +25,7 @@ import contextlib
 import contextvars
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -93,6 +96,63 @@ def _computing(graph: Graph, values: list[Value]) -> Graph:
     prefix.set_outputs([twin[id(v)] for v in values])
     dce(prefix)
     return prefix
+
+
+def gram(rows: np.ndarray) -> np.ndarray:
+    """X^T X [K, K] of rows X [R, K] (float64): GPTQ's and SparseGPT's Hessian, summed over samples."""
+    return rows.T @ rows
+
+
+def column_squares(rows: np.ndarray) -> np.ndarray:
+    """The sum of squares of each column [K] of rows X [R, K] (float64): Wanda's input norms squared."""
+    return np.einsum("ij,ij->j", rows, rows)
+
+
+def waves(graph: Graph, layers: list, statistic: Callable[[np.ndarray], np.ndarray], *, pass_name: str,
+          sequential: bool = True, node: Callable = lambda layer: layer) -> Iterator[list[tuple]]:
+    """Walk the linear layers `layers` of `graph` (`node(layer)` is a layer's node, input x first, in the
+    graph's nodes) in waves, yielding per wave the list of (layer, statistic of its x over the calibration
+    data). `statistic(rows)` maps a sample's x as float64 rows [R, K] to an array that sums over samples.
+    The caller rewrites the wave's layers before asking for the next wave. Sequential, a wave holds the
+    pending layers whose x no pending layer feeds (with every layer in it, the layers reading the same x),
+    observed in one run of the samples through the graph as it stands: each layer sees the rewritten
+    layers before it, in as few runs as the graph's depth allows. Not sequential: one wave, all layers
+    observed on the graph as given."""
+    calibration = require_calibration(pass_name)
+    pending = list(layers)
+    while pending:
+        wave = _next_wave(graph, pending, node) if sequential else pending
+        xs = list({id(node(l).inputs[0]): node(l).inputs[0] for l in wave}.values())
+        stats = dict(zip(map(id, xs), _accumulate(calibration, graph, xs, statistic, pass_name)))
+        yield [(l, stats[id(node(l).inputs[0])]) for l in wave]
+        pending = [l for l in pending if all(l is not w for w in wave)]
+
+
+def _next_wave(graph: Graph, pending: list, node: Callable) -> list:
+    """The pending layers whose x no pending layer feeds (graph.nodes is in topological order)."""
+    waiting = {id(node(l)) for l in pending}
+    tainted: set[int] = set()
+    for n in graph.nodes:
+        if id(n) in waiting or any(id(v) in tainted for v in n.inputs):
+            tainted.update(id(v) for v in n.outputs)
+    return [l for l in pending if id(node(l).inputs[0]) not in tainted]
+
+
+def _accumulate(calibration: Calibration, graph: Graph, xs: list[Value], statistic: Callable,
+                pass_name: str) -> list[np.ndarray]:
+    """`statistic` of each value of `xs` summed over the calibration samples (one run of them)."""
+    accs: list = [None] * len(xs)
+    for arrays in calibration.observe(graph, xs):
+        for i, a in enumerate(arrays):
+            s = statistic(np.asarray(a, np.float64).reshape(-1, a.shape[-1]))
+            if accs[i] is None:
+                accs[i] = s
+            else:
+                accs[i] += s
+    for acc, x in zip(accs, xs):
+        if not np.isfinite(acc).all():
+            raise PassError(f"{pass_name}: the calibration data gives inf or nan at the input of a layer ({x.name})")
+    return accs
 
 
 def load_calibration(data, graph: Graph) -> Calibration:

@@ -26,24 +26,13 @@ from collections.abc import Callable
 import numpy as np
 
 from ..ir.dtypes import DType
-from ..ir.graph import Graph, Node, Value
+from ..ir.graph import Graph, Node
 from ..ir.ops.quant import RANGES
-from .calibration import Calibration
+from .calibration import gram, waves
 from .registry import PassError
 
 PERCDAMP = 0.01
 BLOCK = 128
-
-
-def hessian(cal: Calibration, graph: Graph, inputs: list[Value]) -> dict[Value, np.ndarray]:
-    """H = 2 X^T X (float64 [K, K]) of each value in `inputs` (its last axis is K) over the calibration
-    samples, accumulated one sample at a time."""
-    hs = {v: np.zeros((v.shape[-1],) * 2) for v in inputs}
-    for acts in cal.observe(graph, list(inputs)):
-        for v, a in zip(inputs, acts):
-            x = np.asarray(a, np.float64).reshape(-1, a.shape[-1])
-            hs[v] += 2.0 * (x.T @ x)
-    return hs
 
 
 def _inverse_cholesky(h: np.ndarray) -> np.ndarray:
@@ -111,26 +100,10 @@ def output_error(w: np.ndarray, wq: np.ndarray, h: np.ndarray) -> float:
     return float(np.einsum("nk,kl,nl->", d, h, d)) / total if total > 0 else 0.0
 
 
-def _next_wave(graph: Graph, pending: list[Node]) -> list[Node]:
-    """The pending layers whose input no other pending layer feeds (the graph's nodes are in order)."""
-    waiting = {id(n) for n in pending}
-    tainted: set[int] = set()
-    for node in graph.nodes:
-        if id(node) in waiting or any(id(v) in tainted for v in node.inputs):
-            tainted.update(id(v) for v in node.outputs)
-    return [n for n in pending if id(n.inputs[0]) not in tainted]
-
-
-def quantize_sequentially(graph: Graph, layers: list[Node], cal: Calibration,
-                          quantize_layer: Callable[[Node, np.ndarray], None]) -> None:
-    """GPTQ the linear layers `layers` of graph wave by wave: per wave, one run of the calibration samples
-    through the graph as it stands gives each distinct input's Hessian, then `quantize_layer(node, h)`
-    rewrites each layer of the wave."""
-    pending = list(layers)
-    while pending:
-        wave = _next_wave(graph, pending)
-        inputs = list({id(n.inputs[0]): n.inputs[0] for n in wave}.values())
-        hs = hessian(cal, graph, inputs)
-        for node in wave:
-            quantize_layer(node, hs[node.inputs[0]])
-        pending = [n for n in pending if all(n is not w for w in wave)]
+def quantize_sequentially(graph: Graph, layers: list[Node], quantize_layer: Callable[[Node, np.ndarray], None]) \
+        -> None:
+    """GPTQ the linear layers `layers` of graph wave by wave (calibration.waves): `quantize_layer(node, h)`
+    rewrites each layer given its input's Hessian H = 2 X^T X on the calibration data."""
+    for wave in waves(graph, layers, gram, pass_name="quantize{method=gptq}"):
+        for node, xtx in wave:
+            quantize_layer(node, 2.0 * xtx)

@@ -33,8 +33,8 @@ import math
 
 import numpy as np
 
-from ..ir.graph import Graph, Value
-from .calibration import require_calibration
+from ..ir.graph import Graph
+from .calibration import column_squares, gram, waves
 from .registry import PassError
 
 COLUMN_BLOCK = 128      # SparseGPT's lazy-update block of columns
@@ -178,48 +178,23 @@ def sparsegpt(w: np.ndarray, h: np.ndarray, pattern: Pattern) -> np.ndarray:
 def prune_calibrated(graph: Graph, layers: list, method: str, pattern: Pattern, apply, sequential: bool = True) \
         -> None:
     """Prune `layers` (sparse_layers.LinearLayer, graph order) by `method` (sparsegpt or wanda) on the
-    calibration data; `apply(layer, w)` gives a layer its pruned f32 weight W [N, K]. Sequential: each group
-    of layers reading the same x is observed with the layers before it pruned (one run of the calibration
-    data per group); else all on the unpruned graph's activations, in one run."""
-    calibration = require_calibration(f"prune{{method={method}}}")
-    full = method == "sparsegpt"
+    calibration data; `apply(layer, w)` gives a layer its pruned f32 weight W [N, K]. Sequential: wave by wave
+    (calibration.waves), each layer observed with the layers before it pruned; else all on the unpruned
+    graph's activations, in one run."""
     todo = []
     for layer in layers:
         if pattern.is_met(layer.effective):
             apply(layer, layer.effective)
         else:
             todo.append(layer)
-    if not sequential:
-        xs = list({id(l.node.inputs[0]): l.node.inputs[0] for l in todo}.values())
-        stats = dict(zip(map(id, xs), _input_stats(graph, calibration, xs, full)))
-        for layer, h in [(l, stats[id(l.node.inputs[0])]) for l in todo]:
-            apply(layer, _pruned(layer.effective, h, method, pattern))
-        return
-    while todo:
-        x = todo[0].node.inputs[0]       # (read now: an earlier layer's lowering may have replaced it)
-        group = [l for l in todo if l.node.inputs[0] is x]
-        todo = [l for l in todo if l.node.inputs[0] is not x]
-        (h,) = _input_stats(graph, calibration, [x], full)
-        for layer in group:
-            apply(layer, _pruned(layer.effective, h, method, pattern))
+    statistic = gram if method == "sparsegpt" else column_squares
+    for wave in waves(graph, todo, statistic, pass_name=f"prune{{method={method}}}", sequential=sequential,
+                      node=lambda layer: layer.node):
+        for layer, stats in wave:
+            apply(layer, _pruned(layer.effective, stats, method, pattern))
 
 
 def _pruned(w: np.ndarray, stats: np.ndarray, method: str, pattern: Pattern) -> np.ndarray:
     if method == "sparsegpt":
         return sparsegpt(w, stats, pattern)
     return np.where(wanda_mask(w, stats, pattern), w, np.zeros((), w.dtype))
-
-
-def _input_stats(graph: Graph, calibration, xs: list[Value], full: bool) -> list[np.ndarray]:
-    """Per value of `xs`, X^T X [K, K] (full) or the sum of squares of each column [K] of its rows over the
-    calibration data."""
-    ks = [x.shape[-1] for x in xs]
-    accs = [np.zeros((k, k) if full else k, np.float64) for k in ks]
-    for arrays in calibration.observe(graph, xs):
-        for acc, a, k in zip(accs, arrays, ks):
-            rows = np.asarray(a, np.float64).reshape(-1, k)
-            acc += rows.T @ rows if full else np.einsum("ij,ij->j", rows, rows)
-    for acc, x in zip(accs, xs):
-        if not np.isfinite(acc).all():
-            raise PassError(f"prune: the calibration data gives inf or nan at the input of a layer ({x.name})")
-    return accs
