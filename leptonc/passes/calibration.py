@@ -116,34 +116,103 @@ def waves(graph: Graph, layers: list, statistic: Callable[[np.ndarray], np.ndarr
     The caller rewrites the wave's layers before asking for the next wave. Sequential, a wave holds the
     pending layers whose x no pending layer feeds (with every layer in it, the layers reading the same x),
     observed in one run of the samples through the graph as it stands: each layer sees the rewritten
-    layers before it, in as few runs as the graph's depth allows. Not sequential: one wave, all layers
-    observed on the graph as given."""
+    layers before it, in as few runs as the graph's depth allows. A run starts from the values the
+    previous run left that no pending layer feeds (kept per sample: the activations at that cut), so the
+    graph is not run again from its inputs every wave. Not sequential: one wave, all layers observed on
+    the graph as given."""
     calibration = require_calibration(pass_name)
     pending = list(layers)
+    cut = _Cut()
     while pending:
         wave = _next_wave(graph, pending, node) if sequential else pending
         xs = list({id(node(l).inputs[0]): node(l).inputs[0] for l in wave}.values())
-        stats = dict(zip(map(id, xs), _accumulate(calibration, graph, xs, statistic, pass_name)))
+        rest = [l for l in pending if all(l is not w for w in wave)]
+        keep = _cut_values(graph, [node(l) for l in pending]) if rest else []
+        kept: list[list[np.ndarray]] = []
+        runs = (kept.append(a[len(xs):]) or a[:len(xs)] for a in cut.run(calibration, graph, xs + keep))
+        stats = dict(zip(map(id, xs), _accumulate(runs, xs, statistic, pass_name)))
+        cut = _Cut(graph, keep, kept)
         yield [(l, stats[id(node(l).inputs[0])]) for l in wave]
-        pending = [l for l in pending if all(l is not w for w in wave)]
+        pending = rest
 
 
 def _next_wave(graph: Graph, pending: list, node: Callable) -> list:
-    """The pending layers whose x no pending layer feeds (graph.nodes is in topological order)."""
-    waiting = {id(node(l)) for l in pending}
+    """The pending layers whose x no pending layer feeds."""
+    tainted = _downstream(graph, [node(l) for l in pending])
+    return [l for l in pending if id(node(l).inputs[0]) not in tainted]
+
+
+def _downstream(graph: Graph, nodes: list) -> set[int]:
+    """The ids of the values that `nodes` feed (graph.nodes is in topological order)."""
+    waiting = {id(n) for n in nodes}
     tainted: set[int] = set()
     for n in graph.nodes:
         if id(n) in waiting or any(id(v) in tainted for v in n.inputs):
             tainted.update(id(v) for v in n.outputs)
-    return [l for l in pending if id(node(l).inputs[0]) not in tainted]
+    return tainted
 
 
-def _accumulate(calibration: Calibration, graph: Graph, xs: list[Value], statistic: Callable,
-                pass_name: str) -> list[np.ndarray]:
-    """`statistic` of each value of `xs` summed over the calibration samples (one run of them)."""
+def _cut_values(graph: Graph, pending: list) -> list[Value]:
+    """The values no pending layer feeds (constants aside) that a node fed by a pending layer reads: with
+    them, every value the pending layers feed can be computed without running the graph's start again."""
+    tainted = _downstream(graph, pending)
+    waiting = {id(n) for n in pending}
+    cut: dict[int, Value] = {}
+    for n in graph.nodes:
+        if id(n) in waiting or any(id(v) in tainted for v in n.outputs):
+            for v in n.inputs:
+                if id(v) not in tainted and (v.producer is None or v.producer.op != "const"):
+                    cut.setdefault(id(v), v)
+    return list(cut.values())
+
+
+class _Cut:
+    """Per sample, the arrays of some values of a graph, with each value's lineage (the nodes, their inputs
+    and constants it was computed from) so that a later run reuses them only while that lineage is intact."""
+
+    def __init__(self, graph: Graph | None = None, values: list[Value] = (), arrays: list[list] = ()):
+        self.values, self.arrays = list(values), list(arrays)
+        memo: dict[int, int] = {}
+        self.lineage = [_lineage(graph, v, memo) for v in self.values]
+        # the lineage names nodes and constants by identity: they are held so that no identity is reused
+        self.held = (list(graph.nodes), list(graph.constants.values())) if graph is not None else ()
+
+    def run(self, calibration: Calibration, graph: Graph, outputs: list[Value]) -> Iterator[list[np.ndarray]]:
+        """Per sample, the arrays of `outputs`, computed from the kept values whose lineage is intact."""
+        memo: dict[int, int] = {}
+        valid = [i for i, v in enumerate(self.values) if _lineage(graph, v, memo) == self.lineage[i]]
+        prefix = graph.copy()
+        twin = {id(v): c for v, c in zip(graph.values(), prefix.values())}
+        prefix.set_outputs([twin[id(v)] for v in outputs])
+        for i in valid:
+            v = twin[id(self.values[i])]
+            prefix.replace_all_uses(v, prefix.add_input(v.name, v.type))
+        dce(prefix)
+        for s, sample in enumerate(calibration.samples):
+            yield run_reference(prefix, *sample, *(self.arrays[s][i] for i in valid))
+
+
+def _lineage(graph: Graph, v: Value, memo: dict[int, int]) -> int:
+    """A hash of a value's computation: its producer's identity, op, attributes and result index and its
+    inputs' lineages (a constant's array by identity; a graph input by its own)."""
+    if id(v) not in memo:
+        n = v.producer
+        if n is None:
+            memo[id(v)] = hash(("input", id(v)))
+        elif n.op == "const":
+            memo[id(v)] = hash(("const", id(n), id(graph.constants.get(n.attrs["name"]))))
+        else:
+            memo[id(v)] = hash((id(n), n.op, repr(n.attrs), n.outputs.index(v),
+                                tuple(_lineage(graph, u, memo) for u in n.inputs)))
+    return memo[id(v)]
+
+
+def _accumulate(arrays: Iterator[list[np.ndarray]], xs: list[Value], statistic: Callable, pass_name: str) \
+        -> list[np.ndarray]:
+    """`statistic` of each value of `xs` summed over the samples (`arrays`: per sample, one per value)."""
     accs: list = [None] * len(xs)
-    for arrays in calibration.observe(graph, xs):
-        for i, a in enumerate(arrays):
+    for sample in arrays:
+        for i, a in enumerate(sample):
             s = statistic(np.asarray(a, np.float64).reshape(-1, a.shape[-1]))
             if accs[i] is None:
                 accs[i] = s

@@ -6,8 +6,8 @@ import leptonc
 from leptonc.ir import TensorType
 from leptonc.ir.dtypes import DType
 from leptonc.ir.graph import Graph
-from leptonc.passes.calibration import (CalibrationError, calibrating, load_calibration,
-                                        require_calibration)
+from leptonc.passes.calibration import (CalibrationError, calibrating, column_squares, gram, load_calibration,
+                                        require_calibration, waves)
 from leptonc.passes.registry import PassError, register_pass
 
 SEEN = []
@@ -98,3 +98,49 @@ def test_compile_passes_calibration_to_the_passes_and_checks_it(tmp_path):
         leptonc.compile(mlp(), (data[0][0],), passes="test-calibrated", quiet=True)
     with pytest.raises(CalibrationError, match="sample 0"):
         leptonc.compile(mlp(), (data[0][0],), passes="test-calibrated", calibration=[(np.zeros(3),)], quiet=True)
+
+
+def residual_layers() -> Graph:
+    """x -> relu -> r; l1 = r @ w1, l2 = erf(l1) @ w2 + r, then l3a and l3b both read l2."""
+    rng = np.random.default_rng(1)
+    g = Graph()
+    x = g.add_input("x", TensorType(DType.f32, ("batch", 4)))
+    r = g.add("relu", x)
+    w = [g.add_constant(rng.standard_normal((4, 4)).astype(np.float32), f"w{i}") for i in range(4)]
+    l2 = g.add("add", g.add("matmul", g.add("erf", g.add("matmul", r, w[0])), w[1]), r)
+    g.set_outputs([g.add("matmul", l2, w[2]), g.add("matmul", l2, w[3])])
+    return g
+
+
+@pytest.mark.parametrize("upstream_changed", [False, True])
+def test_waves_observe_each_wave_on_the_graph_as_rewritten(upstream_changed):
+    g = residual_layers()
+    layers = [n for n in g.nodes if n.op == "matmul"]
+    cal = load_calibration(samples(4, rows=3), g)
+    seen = []
+    with calibrating(cal):
+        for wave in waves(g, layers, gram, pass_name="test"):
+            seen.append(len(wave))
+            for node, stat in wave:
+                (x,) = zip(*cal.observe(g, [node.inputs[0]]))
+                rows = [np.asarray(a, np.float64).reshape(-1, 4) for a in x]
+                np.testing.assert_array_equal(stat, sum(r.T @ r for r in rows))
+                w = g.constant_of(node.inputs[1])
+                g.set_input(node, 1, g.add_constant(w * np.float32(0.5), before=node))
+            if upstream_changed and len(seen) == 1:  # a rewrite that also changes what the kept relu computes
+                relu = next(n for n in g.nodes if n.op == "relu")
+                g.set_input(relu, 0, g.add("neg", g.inputs[0], before=relu))
+    assert seen == [1, 1, 2]
+
+
+def test_waves_at_once_and_column_squares():
+    g = residual_layers()
+    layers = [n for n in g.nodes if n.op == "matmul"]
+    cal = load_calibration(samples(2), g)
+    with calibrating(cal):
+        (wave,) = waves(g, layers, column_squares, pass_name="test", sequential=False)
+        for node, stat in wave:
+            rows = [np.asarray(a, np.float64) for (a,) in cal.observe(g, [node.inputs[0]])]
+            np.testing.assert_array_equal(stat, sum((r * r).sum(axis=0) for r in rows))
+    with pytest.raises(PassError, match="pass test needs calibration data"):
+        next(waves(g, layers, gram, pass_name="test"))
