@@ -7,11 +7,10 @@ Wanda (|w| times the input's L2 norm, no update), for prune{method=sparsegpt|wan
 
 Both read the layer's inputs on the calibration data (require_calibration): SparseGPT accumulates the
 Hessian H = X^T X of the layer's reconstruction error ||XW^T - XW'^T||^2 over every row of x, Wanda the
-squared L2 norm of each input (H's diagonal). Layers are pruned in graph order, each observed through the
-graph with the layers before it already pruned (layers reading the same x are observed together), so that
-a layer's reconstruction sees the errors of the ones before it; sequential=false observes every layer on
-the unpruned graph in one run of the calibration data (one run instead of one per group: faster, and
-blind to the errors of the layers before).
+squared L2 norm of each input (H's diagonal). Layers are pruned wave by wave (calibration.waves), each
+observed through the graph with the layers before it already pruned, so that a layer's reconstruction sees
+the errors of the ones before it; sequential=false observes every layer on the unpruned graph in one run
+of the calibration data (blind to the errors of the layers before).
 
 SparseGPT (Frantar & Alistarh, 2023), per layer with W [N, K]: H is dampened (1% of its mean diagonal),
 inverted, and the upper Cholesky factor U of H^-1 taken; columns are visited in blocks of 128. At the start
