@@ -81,11 +81,9 @@ def test_report_says_when_no_lossy_pass_ran(tiny, capsys):
     assert rc == 0 and "accuracy against the fp32 graph" in out.out and "no lossy pass" not in out.out
 
 
-def test_bf16_on_cpu_names_the_targets_that_run_it(tiny, capsys):
+def test_bf16_on_cpu_computes_in_f32_between_roundings(tiny, capsys):
     rc, out = compile_tiny(tiny, capsys, "--passes", "mixed-precision{dtype=bf16}")
-    assert rc == 2 and out.err.count("\n") == 1
-    assert "dtype bf16 is not supported by the cpu target" in out.err
-    assert "bf16 runs on the triton and stablehlo targets" in out.err
+    assert rc == 0, out.err
 
 
 def test_profile_times_kernels_and_the_whole_run_in_the_same_runs(tiny, capsys):

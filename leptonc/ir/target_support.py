@@ -48,7 +48,6 @@ LACKS: dict[str, dict[str, str]] = {
 # op -> the forms the target refuses (it compiles the others)
 PARTLY: dict[str, dict[str, str]] = {
     "cpu": {
-        "cast": "to or from f16 and bf16 (the triton and stablehlo targets run them)",
         "conv": "over 3 spatial dims (1 or 2 run)",
         "matmul_integer": "other than [..., M, K] times a 2-d b with a per-tensor zero point",
         "matmul_wq": "weights with a zero point (symmetric weights run)",

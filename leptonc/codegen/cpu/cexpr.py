@@ -15,7 +15,10 @@ C_TYPES = {
     DType.i16: "int16_t", DType.i8: "int8_t", DType.u8: "uint8_t", DType.u16: "uint16_t",
     DType.u32: "uint32_t", DType.u64: "uint64_t", DType.bool: "uint8_t",
     DType.i4: "uint8_t",  # packed two per byte (leptonc/ir/packing.py); only the quantized kernels read it
+    # stored as their bits; only casts to and from f32 read them (passes/widen_half.py widens the rest)
+    DType.f16: "uint16_t", DType.bf16: "uint16_t",
 }
+_HALF_NAMES = {DType.f16: "f16", DType.bf16: "bf16"}
 
 
 class UnsupportedError(LeptoncError):
@@ -68,6 +71,20 @@ class COps(Ops):
     TYPES = C_TYPES
     DIM_CONSTANT = "INT64_C({})"
     literal = staticmethod(literal)
+
+    def convert(self, a: str, src: DType, dst: DType) -> str:
+        """f16 and bf16 convert through f32 with prelude.h's lep_<half>_to_f32 and lep_f32_to_<half> (round to
+        nearest even, NaN and inf kept)."""
+        if src in _HALF_NAMES and dst is not src:
+            wide = f"lep_{_HALF_NAMES[src]}_to_f32({a})"
+            return wide if dst is DType.f32 else self.convert(wide, DType.f32, dst)
+        if dst in _HALF_NAMES and src is not dst:
+            narrow = a if src is DType.f32 else self.convert(a, src, DType.f32)
+            return f"lep_f32_to_{_HALF_NAMES[dst]}({narrow})"
+        return super().convert(a, src, dst)
+
+    def computes(self, dtype: DType) -> bool:
+        return dtype not in _HALF_NAMES
 
     def function(self, name: str, args: list[str], dtype: DType) -> str | None:
         spelled = ", ".join(f"({a})" if len(args) > 1 else a for a in args)

@@ -22,6 +22,60 @@ extern float cosf(float);
 #pragma omp declare simd notinbranch
 extern float powf(float, float);
 
+/* f16 and bf16, stored as their bits, to and from f32: round to nearest even, inf kept, NaN stays a quiet
+   NaN with its sign and leading payload bits. F16C's instructions where the CPU has them. */
+#if defined(__F16C__)
+#include <immintrin.h>
+static inline float lep_f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+static inline uint16_t lep_f32_to_f16(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+#else
+static inline float lep_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7fffu, u;
+    float f;
+    if (em < 0x400u) {                          /* zero or subnormal: em * 2^-24, exact */
+        f = (float)em * 0x1p-24f;
+        memcpy(&u, &f, 4);
+        u |= sign;
+    } else if (em >= 0x7c00u) {                 /* inf or NaN */
+        u = sign | 0x7f800000u | ((em & 0x3ffu) << 13);
+    } else {
+        u = sign | ((em << 13) + ((127u - 15u) << 23));
+    }
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline uint16_t lep_f32_to_f16(float f) {
+    uint32_t x, a;
+    memcpy(&x, &f, 4);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    a = x & 0x7fffffffu;
+    if (a > 0x7f800000u) return sign | 0x7e00u | (uint16_t)((a >> 13) & 0x3ffu);   /* NaN, made quiet */
+    if (a >= 0x47800000u) return sign | 0x7c00u;                                  /* >= 2^16, or inf */
+    if (a < 0x38800000u) {                      /* below 2^-14: a subnormal f16; the FPU rounds the sum */
+        float v, half = 0.5f;
+        memcpy(&v, &a, 4);
+        v += half;
+        memcpy(&a, &v, 4);
+        return sign | (uint16_t)(a - 0x3f000000u);
+    }
+    a += ((uint32_t)(15 - 127) << 23) + 0xfffu + ((a >> 13) & 1u);               /* rebias, round to even */
+    return sign | (uint16_t)(a >> 13);
+}
+#endif
+
+static inline float lep_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline uint16_t lep_f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);      /* NaN, made quiet */
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
 /* Per-thread scratch for kernels that keep a row between loops; 64-byte aligned. */
 static inline void* lep_scratch(size_t bytes) {
     void* p = NULL;

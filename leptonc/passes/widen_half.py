@@ -1,0 +1,113 @@
+"""widen-half: compute f16 and bf16 in f32, for a target whose kernels have no half-precision arithmetic.
+
+Every f16 or bf16 value inside the graph becomes f32; the graph's inputs and
+outputs keep their types:
+  - a half graph input is cast to f32 once, where the graph starts;
+  - a half graph output is cast from f32 where the graph ends;
+  - a half constant is stored in f32 (exact: every half value is an f32);
+  - an op that made a half result computes in f32 on the widened operands (a
+    `dtype` attribute naming the half type names f32), and its result is rounded
+    to the half type and back (two casts), so that each value is the one the
+    op's own type gives, as the reference computes it; data movement (the
+    injective and broadcast fusion kinds) copies values that are already
+    exact and is not rounded;
+  - a `cast` to a half type stays, followed by a cast back to f32: the rounding
+    it asks for is kept.
+Afterwards the only ops that see a half value are casts between it and f32 (and
+`bitcast`, which reinterprets the bits of its half operand or result: it keeps
+them, between casts). The cpu target runs this pass in its lowering pipeline,
+so that its matmul, conv and pooling kernels never meet 16-bit storage.
+"""
+from __future__ import annotations
+
+from ..ir.dtypes import DType
+from ..ir.graph import Graph, Node, Value
+from ..ir.registry import get_op
+from .registry import PassError, register_pass
+from .rewrite import adopt_name
+
+HALF = (DType.f16, DType.bf16)
+_EXACT_KINDS = ("injective", "broadcast")  # each result element is an operand element: nothing to round
+
+
+def _redirect(graph: Graph, old: Value, new: Value, skip: Node | None = None) -> None:
+    """Every use of `old` by a node (not graph outputs, and not `skip`) becomes a use of `new`."""
+    for node, i in list(old.uses):
+        if node is not skip:
+            graph.set_input(node, i, new)
+
+
+def _widen(graph: Graph, v: Value, after: Node | None) -> Value:
+    """An f32 copy of half value v, placed after its producer (or first in the graph, for an input)."""
+    first = graph.nodes[0] if after is None else None
+    up = graph.add("cast", v, dtype=DType.f32, name=f"{v.name}.f32", before=first, after=after)
+    _redirect(graph, v, up, skip=up.producer)
+    return up
+
+
+def _round_trip(graph: Graph, v: Value, old: Value) -> Value:
+    """f32 value v, computed in place of half value `old`, rounded to old's type and widened back: the uses
+    of v move to the widened value (named as `old` was), and a graph output v to the rounded one."""
+    down = graph.add("cast", v, dtype=old.dtype, name=f"{old.name}.{old.dtype}", after=v.producer)
+    graph.outputs = [down if o is v else o for o in graph.outputs]
+    if len(v.uses) == 1:
+        return down
+    up = graph.add("cast", down, dtype=DType.f32, name=old.name, after=down.producer)
+    _redirect(graph, v, up, skip=down.producer)
+    return up
+
+
+def _recompute(graph: Graph, node: Node) -> None:
+    """Rebuild a node that made a half result so that it computes in f32, rounding each half result."""
+    opdef = get_op(node.op)
+    attrs = {k: (DType.f32 if opdef.attrs[k].kind == "dtype" and v in HALF else v) for k, v in node.attrs.items()}
+    new = graph.add_node(node.op, node.inputs, attrs, names=[v.name for v in node.outputs], before=node)
+    exact = opdef.fusion in _EXACT_KINDS
+    renamed = []
+    for old, nv in zip(node.outputs, new.outputs):
+        if old.dtype in HALF and nv.dtype is not DType.f32:
+            raise PassError(f"widen-half: {node.label} still makes {nv.dtype} from widened operands")
+        _redirect(graph, old, nv)
+        graph.outputs = [nv if o is old else o for o in graph.outputs]
+        renamed.append((old, _round_trip(graph, nv, old) if old.dtype in HALF and not exact else nv))
+    graph.erase(node)
+    for old, nv in renamed:
+        adopt_name(old, nv)
+
+
+@register_pass("widen-half", "compute f16 and bf16 values in f32 (rounded to their type after each op); "
+                             "graph inputs and outputs keep their types")
+def widen_half(graph: Graph) -> bool:
+    out_types = [v.dtype for v in graph.outputs]
+    if not any(v.dtype in HALF for v in graph.values()):
+        return False
+    for v in graph.inputs:
+        if v.dtype in HALF and v.uses:
+            _widen(graph, v, None)
+    for node in list(graph.nodes):
+        if node.op == "const":
+            array = graph.constant_of(node.output)
+            if node.output.dtype in HALF:
+                wide = graph.add_constant(array.astype("float32"), f"{node.attrs['name']}.f32", before=node)
+                graph.replace_all_uses(node.output, wide)
+                graph.erase(node)
+        elif node.op == "bitcast":
+            for i, v in enumerate(node.inputs):
+                if v.dtype is DType.f32 and v.producer is not None and v.producer.op == "cast" \
+                        and v.producer.inputs[0].dtype in HALF:
+                    graph.set_input(node, i, v.producer.inputs[0])
+            if node.output.dtype in HALF:
+                _widen(graph, node.output, node)
+        elif node.op == "cast":
+            if node.output.dtype in HALF:
+                _widen(graph, node.output, node)
+        elif any(v.dtype in HALF for v in node.outputs):
+            _recompute(graph, node)
+    for i, (v, dtype) in enumerate(zip(graph.outputs, out_types)):
+        if v.dtype is not dtype:
+            source = v.producer
+            if source is not None and source.op == "cast" and source.inputs[0].dtype is dtype:
+                graph.outputs[i] = source.inputs[0]   # the rounding already made it
+            else:
+                graph.outputs[i] = graph.add("cast", v, dtype=dtype, name=f"{v.name}.{dtype}", after=source)
+    return True
