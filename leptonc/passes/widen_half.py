@@ -37,15 +37,16 @@ def _redirect(graph: Graph, old: Value, new: Value, skip: Node | None = None) ->
             graph.set_input(node, i, new)
 
 
-def _widen(graph: Graph, v: Value, after: Node | None) -> Value:
+def _widen(graph: Graph, v: Value, after: Node | None, was: dict) -> Value:
     """An f32 copy of half value v, placed after its producer (or first in the graph, for an input)."""
     first = graph.nodes[0] if after is None else None
     up = graph.add("cast", v, dtype=DType.f32, name=f"{v.name}.f32", before=first, after=after)
     _redirect(graph, v, up, skip=up.producer)
+    was[id(up)] = v.dtype
     return up
 
 
-def _round_trip(graph: Graph, v: Value, old: Value) -> Value:
+def _round_trip(graph: Graph, v: Value, old: Value, was: dict) -> Value:
     """f32 value v, computed in place of half value `old`, rounded to old's type and widened back: the uses
     of v move to the widened value (named as `old` was), and a graph output v to the rounded one."""
     down = graph.add("cast", v, dtype=old.dtype, name=f"{old.name}.{old.dtype}", after=v.producer)
@@ -54,10 +55,11 @@ def _round_trip(graph: Graph, v: Value, old: Value) -> Value:
         return down
     up = graph.add("cast", down, dtype=DType.f32, name=old.name, after=down.producer)
     _redirect(graph, v, up, skip=down.producer)
+    was[id(up)] = old.dtype
     return up
 
 
-def _recompute(graph: Graph, node: Node) -> None:
+def _recompute(graph: Graph, node: Node, was: dict) -> None:
     """Rebuild a node that made a half result so that it computes in f32, rounding each half result."""
     opdef = get_op(node.op)
     attrs = {k: (DType.f32 if opdef.attrs[k].kind == "dtype" and v in HALF else v) for k, v in node.attrs.items()}
@@ -69,7 +71,9 @@ def _recompute(graph: Graph, node: Node) -> None:
             raise PassError(f"widen-half: {node.label} still makes {nv.dtype} from widened operands")
         _redirect(graph, old, nv)
         graph.outputs = [nv if o is old else o for o in graph.outputs]
-        renamed.append((old, _round_trip(graph, nv, old) if old.dtype in HALF and not exact else nv))
+        if old.dtype in HALF:
+            was[id(nv)] = old.dtype
+        renamed.append((old, _round_trip(graph, nv, old, was) if old.dtype in HALF and not exact else nv))
     graph.erase(node)
     for old, nv in renamed:
         adopt_name(old, nv)
@@ -81,28 +85,29 @@ def widen_half(graph: Graph) -> bool:
     out_types = [v.dtype for v in graph.outputs]
     if not any(v.dtype in HALF for v in graph.values()):
         return False
+    was: dict[int, DType] = {}   # id of an f32 value -> the half type of the value it stands for
     for v in graph.inputs:
         if v.dtype in HALF and v.uses:
-            _widen(graph, v, None)
+            _widen(graph, v, None, was)
     for node in list(graph.nodes):
         if node.op == "const":
-            array = graph.constant_of(node.output)
             if node.output.dtype in HALF:
+                array = graph.constant_of(node.output)
                 wide = graph.add_constant(array.astype("float32"), f"{node.attrs['name']}.f32", before=node)
+                was[id(wide)] = node.output.dtype
                 graph.replace_all_uses(node.output, wide)
                 graph.erase(node)
-        elif node.op == "bitcast":
+        elif node.op == "bitcast":   # its bits are those of the half values: narrow (exactly) what was half
             for i, v in enumerate(node.inputs):
-                if v.dtype is DType.f32 and v.producer is not None and v.producer.op == "cast" \
-                        and v.producer.inputs[0].dtype in HALF:
-                    graph.set_input(node, i, v.producer.inputs[0])
+                if id(v) in was:
+                    graph.set_input(node, i, graph.add("cast", v, dtype=was[id(v)], before=node))
             if node.output.dtype in HALF:
-                _widen(graph, node.output, node)
+                _widen(graph, node.output, node, was)
         elif node.op == "cast":
             if node.output.dtype in HALF:
-                _widen(graph, node.output, node)
+                _widen(graph, node.output, node, was)
         elif any(v.dtype in HALF for v in node.outputs):
-            _recompute(graph, node)
+            _recompute(graph, node, was)
     for i, (v, dtype) in enumerate(zip(graph.outputs, out_types)):
         if v.dtype is not dtype:
             source = v.producer

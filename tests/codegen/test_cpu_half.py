@@ -188,3 +188,17 @@ def test_widen_half_keeps_the_reference_values(half):
     for got, want in zip(leptonc.run_reference(run_pipeline(g, "widen-half"), *inputs),
                          leptonc.run_reference(g, *inputs)):
         _assert_close(got, want, half, ulps=1.0)
+
+
+def test_widen_half_keeps_the_bits_a_bitcast_reads():
+    """A bitcast of half values (the graph's, an op's, a constant's) reads their bits, not the f32 ones."""
+    g = Graph("bits")
+    x = g.add_input("x", TensorType(DType.i16, (5,)))
+    y = g.add("exp", g.add("bitcast", x, dtype=DType.f16))
+    c = g.add_constant(np.array([1, 2, 3, 4, 5], np.float16), "c")
+    g.set_outputs([y, g.add("bitcast", y, dtype=DType.i16), g.add("bitcast", c, dtype=DType.i16)])
+    widened = run_pipeline(g, "widen-half")
+    x_bits = np.array([15360, 0, -1024, 100, 31744], np.int16)
+    for got, want in zip(leptonc.run_reference(widened, x_bits),
+                         leptonc.run_reference(g, x_bits)):
+        _same_bits(got, want)
