@@ -128,9 +128,14 @@ def waves(graph: Graph, layers: list, statistic: Callable[[np.ndarray], np.ndarr
         xs = list({id(node(l).inputs[0]): node(l).inputs[0] for l in wave}.values())
         rest = [l for l in pending if all(l is not w for w in wave)]
         keep = _cut_values(graph, [node(l) for l in pending]) if rest else []
-        kept: list[list[np.ndarray]] = []
-        runs = (kept.append(a[len(xs):]) or a[:len(xs)] for a in cut.run(calibration, graph, xs + keep))
-        stats = dict(zip(map(id, xs), _accumulate(runs, xs, statistic, pass_name)))
+        kept: list[list[np.ndarray]] = []  # per sample, the arrays of `keep`
+
+        def observed():
+            for arrays in cut.run(calibration, graph, xs + keep):
+                kept.append(arrays[len(xs):])
+                yield arrays[:len(xs)]
+
+        stats = dict(zip(map(id, xs), _accumulate(observed(), xs, statistic, pass_name)))
         cut = _Cut(graph, keep, kept)
         yield [(l, stats[id(node(l).inputs[0])]) for l in wave]
         pending = rest
