@@ -1,9 +1,9 @@
 """f16 and bf16 on the cpu target: values computed in f32 (the widen-half pass), casts in C.
 
 Casts between f32 and the half types match numpy / ml_dtypes bit for bit (round to nearest even, ties,
-subnormals, overflow to inf, NaN), with F16C and with the portable bit code. Models with half inputs,
-weights and outputs (an MLP, a conv, elementwise chains) match the reference interpreter, which computes
-in each op's dtype, within a few units in the last place of the half type."""
+subnormals, overflow to inf, NaN). Models with half inputs, weights and outputs (an MLP, a conv,
+elementwise chains) match the reference interpreter, which computes in each op's dtype, within a few
+units in the last place of the half type."""
 from __future__ import annotations
 
 import ml_dtypes
@@ -11,20 +11,11 @@ import numpy as np
 import pytest
 
 import leptonc
-from leptonc.codegen.cpu import build
 from leptonc.ir import DType, Graph, TensorType
 from leptonc.passes import run_pipeline
 
 HALVES = [DType.f16, DType.bf16]
 ULP = {DType.f16: 2.0 ** -10, DType.bf16: 2.0 ** -7}
-
-
-@pytest.fixture(params=["native", "portable"])
-def cast_code(request, monkeypatch):
-    """The F16C instructions where the CPU has them (native), or the portable bit code (-mno-f16c)."""
-    if request.param == "portable":
-        monkeypatch.setattr(build, "FLAGS", build.FLAGS + ["-mno-f16c"])
-    return request.param
 
 
 def _cast_graph(src: DType, dst: DType, n: int) -> Graph:
@@ -66,7 +57,7 @@ def _same_bits(got: np.ndarray, want: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("half", HALVES, ids=str)
-def test_cast_from_f32_is_bit_exact(half, cast_code):
+def test_cast_from_f32_is_bit_exact(half):
     x = np.concatenate([_special_f32(), _random_f32(1 << 16)])
     with np.errstate(over="ignore"):
         want = x.astype(half.numpy)
@@ -75,7 +66,7 @@ def test_cast_from_f32_is_bit_exact(half, cast_code):
 
 
 @pytest.mark.parametrize("half", HALVES, ids=str)
-def test_cast_to_f32_is_bit_exact_for_every_half_value(half, cast_code):
+def test_cast_to_f32_is_bit_exact_for_every_half_value(half):
     x = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(half.numpy)
     got = leptonc.compile(_cast_graph(half, DType.f32, x.size), quiet=True).run(x)[0]
     _same_bits(got, x.astype(np.float32))

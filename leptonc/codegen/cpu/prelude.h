@@ -23,12 +23,9 @@ extern float cosf(float);
 extern float powf(float, float);
 
 /* f16 and bf16, stored as their bits, to and from f32: round to nearest even, inf kept, NaN stays a quiet
-   NaN with its sign and leading payload bits. F16C's instructions where the CPU has them. */
-#if defined(__F16C__)
-#include <immintrin.h>
-static inline float lep_f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
-static inline uint16_t lep_f32_to_f16(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
-#else
+   NaN with its sign and leading payload bits. Bit code rather than F16C's scalar _cvtss_sh/_cvtsh_ss: the
+   compiler vectorizes it, with the loop around it (the scalar intrinsics kept a fused epilogue scalar,
+   its tanhf included: an f16 MLP ran 3.3x its f32 time with them, 1.1-1.3x with this). */
 static inline float lep_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7fffu, u;
     float f;
@@ -61,7 +58,6 @@ static inline uint16_t lep_f32_to_f16(float f) {
     a += ((uint32_t)(15 - 127) << 23) + 0xfffu + ((a >> 13) & 1u);               /* rebias, round to even */
     return sign | (uint16_t)(a >> 13);
 }
-#endif
 
 static inline float lep_bf16_to_f32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
