@@ -9,8 +9,8 @@ outputs keep their types:
     `dtype` attribute naming the half type names f32), and its result is rounded
     to the half type and back (two casts), so that each value is the one the
     op's own type gives, as the reference computes it; data movement (the
-    injective and broadcast fusion kinds) copies values that are already
-    exact and is not rounded;
+    injective and broadcast fusion kinds, without a float attribute such as
+    pad's value) copies values that are already exact and is not rounded;
   - a `cast` to a half type stays, followed by a cast back to f32: the rounding
     it asks for is kept.
 Afterwards the only ops that see a half value are casts between it and f32 (and
@@ -28,6 +28,7 @@ from .rewrite import adopt_name
 
 HALF = (DType.f16, DType.bf16)
 _EXACT_KINDS = ("injective", "broadcast")  # each result element is an operand element: nothing to round
+# (unless a float attribute supplies some, as pad's value)
 
 
 def _redirect(graph: Graph, old: Value, new: Value, skip: Node | None = None) -> None:
@@ -64,7 +65,8 @@ def _recompute(graph: Graph, node: Node, was: dict) -> None:
     opdef = get_op(node.op)
     attrs = {k: (DType.f32 if opdef.attrs[k].kind == "dtype" and v in HALF else v) for k, v in node.attrs.items()}
     new = graph.add_node(node.op, node.inputs, attrs, names=[v.name for v in node.outputs], before=node)
-    exact = opdef.fusion in _EXACT_KINDS
+    exact = opdef.fusion in _EXACT_KINDS and not any(opdef.attrs[k].kind in ("float", "floats", "any")
+                                                     for k in node.attrs)   # a pad value is rounded too
     renamed = []
     for old, nv in zip(node.outputs, new.outputs):
         if old.dtype in HALF and nv.dtype is not DType.f32:

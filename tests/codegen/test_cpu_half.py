@@ -153,7 +153,8 @@ def test_elementwise_chains_mixing_half_types_and_f32():
     rounded = g.add("mul", g.add("cast", g.add("cast", c, dtype=DType.f16), dtype=DType.f32), c)
     mixed = g.add("where", g.add("greater", a, g.add_constant(np.float16(0), "z")),
                   g.add("cast", s, dtype=DType.f32), c)
-    g.set_outputs([s, a, rounded, mixed, g.add("neg", t)])
+    padded = g.add("pad", t, pads=(0, 1, 0, 2), value=0.1)   # the pad value is rounded to f16 too
+    g.set_outputs([s, a, rounded, mixed, g.add("neg", t), g.add("cast", padded, dtype=DType.f32)])
     _no_half_arithmetic(g)
     inputs = [rng.standard_normal((4, 33)).astype(np.float16), rng.standard_normal((4, 33)).astype(ml_dtypes.bfloat16),
               (rng.standard_normal((4, 33)) * 1000).astype(np.float32)]
@@ -164,6 +165,7 @@ def test_elementwise_chains_mixing_half_types_and_f32():
     _same_bits(got[2], want[2])
     _assert_close(got[3], want[3], DType.bf16)
     _same_bits(got[4], want[4])
+    _same_bits(got[5], want[5])
 
 
 @pytest.mark.parametrize("half", HALVES, ids=str)
