@@ -465,6 +465,10 @@ def elementwise(ops: Ops, op: str, attrs: dict, args: list[str], in_dtypes: list
     `exponent`: pow's exponent when it is a constant (x**2 becomes x * x); `bind`: where the emitter can
     hold a statement, a function naming a subexpression (else Ops.bind)."""
     k = _Body(ops, bind)
+    if DType.i4 in in_dtypes:  # an i4 element is stored in a byte with its high bits clear: sign-extend it
+        args = [ops.convert(f"(((({a}) & 15) ^ 8) - 8)", DType.i8, DType.i8) if d is DType.i4 else a
+                for a, d in zip(args, in_dtypes)]
+        in_dtypes = [DType.i8 if d is DType.i4 else d for d in in_dtypes]
     if op not in ("cast", "where") and any(d in LOW_FLOATS and not ops.computes(d) for d in in_dtypes):
         wide = [ops.convert(a, d, DType.f32) if d in LOW_FLOATS else a for a, d in zip(args, in_dtypes)]
         result = elementwise(ops, op, attrs, wide, [DType.f32 if d in LOW_FLOATS else d for d in in_dtypes],

@@ -195,3 +195,18 @@ def test_widen_half_keeps_the_bits_a_bitcast_reads():
     for got, want in zip(leptonc.run_reference(widened, x_bits),
                          leptonc.run_reference(g, x_bits)):
         _same_bits(got, want)
+
+
+@pytest.mark.parametrize("op, out", [("cast", DType.f32), ("cast", DType.i8), ("add", DType.i4), ("less", DType.bool)])
+def test_i4_operands_are_sign_extended(op, out):
+    """An i4 element sits in a byte with its high bits clear: -8 must read as -8, not 8."""
+    g = Graph()
+    x = g.add_input("x", TensorType(DType.i4, (8,)))
+    y = g.add_input("y", TensorType(DType.i4, (8,)))
+    r = g.add("cast", x, dtype=out) if op == "cast" else g.add(op, x, y)
+    g.set_outputs([r])
+    a = np.array([-8, -7, -1, 0, 1, 3, 7, -3]).astype(ml_dtypes.int4)
+    b = np.array([-8, 1, -1, 7, 7, -8, 1, 2]).astype(ml_dtypes.int4)
+    want = leptonc.run_reference(g, a, b)[0]
+    got = leptonc.compile(g, (a, b), quiet=True, cache=False)(a, b)
+    np.testing.assert_array_equal(np.asarray(got).astype(np.float32), want.astype(np.float32))
