@@ -165,3 +165,13 @@ def test_cast_attributes_print_and_parse():
     assert 'cast(%x) {dtype = f8e8m0fnu, saturate = true, round = "up"} : f8e8m0fnu[2]' in text
     assert "cast(%x) {dtype = f8e5m2} : f8e5m2[2]" in text
     assert print_ir(parse_ir(text)) == text
+
+
+@pytest.mark.parametrize("dtype", [DType.bf16, DType.f8e4m3fn])
+def test_max_pool_reference_pads_ml_dtypes_floats_with_a_value_that_never_wins(dtype):
+    from leptonc.ir.ops.nn import max_pool
+
+    x = (np.random.default_rng(0).standard_normal((1, 2, 5, 5)) - 4).astype(dtype.numpy)  # all below zero
+    got = max_pool(x, [2, 2], [2, 2], [1, 1, 1, 1], [1, 1], 0)
+    want = max_pool(x.astype(np.float32), [2, 2], [2, 2], [1, 1, 1, 1], [1, 1], 0)
+    np.testing.assert_array_equal(got.astype(np.float32), want)

@@ -9,6 +9,7 @@ the same numbers.
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -183,6 +184,16 @@ def _ceil_extra(x, kernel, strides, pads, dilations, ceil_mode):
 _POOL_ATTRS = {"kernel": Attr("ints", low=1), **_WINDOW_ATTRS, "ceil_mode": ("bool", False)}
 
 
+def _lowest(dtype: np.dtype):
+    """A padding value that never wins a max: -inf, or the lowest finite value of a float without inf
+    (ml_dtypes' f8 types), or the lowest integer."""
+    if dtype.kind == "f":
+        return -np.inf
+    if dtype.kind == "V":  # ml_dtypes floats (bf16, f8)
+        return -np.inf if np.isinf(np.array(np.inf).astype(dtype)) else ml_dtypes.finfo(dtype).min
+    return np.iinfo(dtype).min
+
+
 @define_op("max_pool", infer=_pool_infer, attrs={**_POOL_ATTRS, "channels_last": ("bool", False)},
            traits=STRUCTURED)
 def max_pool(x, kernel, strides, pads, dilations, ceil_mode, channels_last=False):
@@ -192,7 +203,7 @@ def max_pool(x, kernel, strides, pads, dilations, ceil_mode, channels_last=False
                                   ceil_mode=ceil_mode)
     nsp = x.ndim - 2
     strides, pads, dilations = _spatial(nsp, strides, pads, dilations)
-    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    low = _lowest(x.dtype)
     extra = _ceil_extra(x, kernel, strides, pads, dilations, ceil_mode)
     win = _windows(x, kernel, strides, pads, dilations, pad_value=low, extra_end=extra)
     return np.ascontiguousarray(win.max(axis=tuple(range(-nsp, 0))))
@@ -317,7 +328,7 @@ def max_pool_with_indices(x, kernel, strides, pads, dilations, ceil_mode, storag
     with storage_order=1); the first maximum of a window wins."""
     nsp = x.ndim - 2
     strides, pads, dilations = _spatial(nsp, strides, pads, dilations)
-    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    low = _lowest(x.dtype)
     extra = _ceil_extra(x, kernel, strides, pads, dilations, ceil_mode)
     win = _windows(x, kernel, strides, pads, dilations, pad_value=low, extra_end=extra)
     out_sp = win.shape[2:2 + nsp]
