@@ -12,11 +12,12 @@ held-out files.
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
 
 import numpy as np
+
+from leptonc.bench import median_seconds_in_turns
 
 BATCH = 8
 PIPELINES = [
@@ -54,7 +55,7 @@ def run(quick: bool = False) -> list[str]:
             cm.save(path)
             rows.append((name, cm, perplexity(lambda ids: cm(ids), lm.eval_text, BATCH, limit=windows),
                          os.path.getsize(path), compile_s))
-    times = _timed_in_turns([r[1] for r in rows], x, runs=3 if quick else 15)
+    times = median_seconds_in_turns([r[1] for r in rows], x, runs=3 if quick else 15)
     base_ppl, base_size, base_t = rows[0][2], rows[0][3], times[0]
     lines = ["## LM: weight-only int8/int4, round to nearest vs GPTQ", "",
              f"Byte-level transformer LM ({_describe(lm.module)}), trained seeded on {len(lm.train_text) / 1e6:.2f} MB "
@@ -89,14 +90,3 @@ def _describe(module) -> str:
     return f"{len(module.blocks)} layers, d={d}, {module.blocks[0].heads} heads, {params / 1e6:.2f} M parameters"
 
 
-def _timed_in_turns(models, x: np.ndarray, runs: int) -> list[float]:
-    """Median seconds of one call of each model, each model once per round."""
-    for cm in models:
-        cm(x)
-    times = [[] for _ in models]
-    for _ in range(runs):
-        for i, cm in enumerate(models):
-            t0 = time.perf_counter()
-            cm(x)
-            times[i].append(time.perf_counter() - t0)
-    return [statistics.median(t) for t in times]

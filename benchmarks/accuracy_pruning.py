@@ -15,11 +15,12 @@ magnitude pruning on the trained byte-level LM, and block pruning plus distillat
 """
 from __future__ import annotations
 
-import statistics
 import time
 import warnings
 
 import numpy as np
+
+from leptonc.bench import median_seconds_in_turns
 
 LM_PIPELINES = [
     ("fp32", None),
@@ -127,7 +128,7 @@ def _classifier_rows(trained, block: str, quick: bool) -> list[str]:
             note = ""
         seconds = time.perf_counter() - t0
         rows.append((name, cm, trained.accuracy(lambda x: _batched(cm, x)), seconds, note))
-    times = _timed_in_turns([r[1] for r in rows], calibration[0][0], runs=3 if quick else 30)
+    times = median_seconds_in_turns([r[1] for r in rows], calibration[0][0], runs=3 if quick else 30, calls=20)
     weights = sum(p.numel() for n, p in trained.module.named_parameters() if n.endswith("weight"))
     linear = sum(m.weight.numel() for m in trained.module.modules() if isinstance(m, torch.nn.Linear))
     base_acc, base_t = rows[0][2], times[0]
@@ -157,15 +158,3 @@ def _batched(cm, x: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _timed_in_turns(models, x: np.ndarray, runs: int) -> list[float]:
-    """Median seconds of one call of each model, each model once per round."""
-    for cm in models:
-        cm(x)
-    times = [[] for _ in models]
-    for _ in range(runs):
-        for i, cm in enumerate(models):
-            t0 = time.perf_counter()
-            for _ in range(20):
-                cm(x)
-            times[i].append((time.perf_counter() - t0) / 20)
-    return [statistics.median(t) for t in times]

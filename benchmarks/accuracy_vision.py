@@ -22,7 +22,7 @@ import numpy as np
 import leptonc
 from benchmarks.precision import artifact_bytes
 from benchmarks.trained_vision import Trained, digits_cnn, mlp_classifier
-from leptonc.bench import PAUSE_S
+from leptonc.bench import PAUSE_S, ort_session
 
 STATIC = "quantize{{weights=int8,activations=int8-static,observer={}}}"
 OBSERVERS = ("minmax", "percentile", "mse")
@@ -49,16 +49,6 @@ def timed(systems: dict, runs: int, warmup: int = 3) -> dict[str, tuple[float, f
             wall[name].append((time.perf_counter() - t0) * 1e3)
             cpu[name].append((time.process_time() - c0) * 1e3)
     return {k: (float(np.median(wall[k])), float(np.median(cpu[k]))) for k in systems}
-
-
-def _ort_session(path: str, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
 def _export(module, example: np.ndarray, path: str) -> None:
@@ -133,7 +123,7 @@ def _section(model: Trained, runs: int) -> list[str]:
                           size=artifact_bytes(m1), compile=f"{secs:.2f}", passes=passes or "")
     with tempfile.TemporaryDirectory(prefix="leptonc-accuracy-vision-") as tmp:
         for name, (p1, pb) in _ort_models(model, batch, tmp).items():
-            s1, sb = _ort_session(p1, _threads()), _ort_session(pb, _threads())
+            s1, sb = ort_session(p1, _threads()), ort_session(pb, _threads())
             rows[name] = dict(call1=lambda s1=s1: s1.run(None, {"x": one}), callb=lambda sb=sb: sb.run(None, {"x": x}),
                               predict=lambda a, sb=sb: sb.run(None, {"x": a})[0], size=os.path.getsize(p1),
                               compile="", passes="")

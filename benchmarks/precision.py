@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import leptonc  # noqa: E402
-from leptonc.bench import PAUSE_S, cpu_name, write_results  # noqa: E402
+from leptonc.bench import PAUSE_S, cpu_name, ort_session, write_results  # noqa: E402
 from leptonc.ir import DType, Graph, TensorType  # noqa: E402
 
 INT8 = "quantize{weights=int8,per=channel}"
@@ -107,16 +107,6 @@ def bench_gemv(runs: int) -> list[str]:
 
 # ---------------------------------------------------------------- BERT-base W8A8 vs ONNX Runtime
 
-def _ort_session(path: str, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-
-
 def bench_bert(runs: int, threads: int) -> list[str]:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -129,7 +119,7 @@ def bench_bert(runs: int, threads: int) -> list[str]:
     fp32_path, q_path = os.path.join(tmp, "bert.onnx"), os.path.join(tmp, "bert-qdynamic.onnx")
     torch.onnx.export(module, inputs, fp32_path, dynamo=True, verbose=False)
     quantize_dynamic(fp32_path, q_path, weight_type=QuantType.QInt8)
-    ort32, ortq = _ort_session(fp32_path, threads), _ort_session(q_path, threads)
+    ort32, ortq = ort_session(fp32_path, threads), ort_session(q_path, threads)
     feed = {i.name: a for i, a in zip(ort32.get_inputs(), np_inputs)}
     graph = leptonc.api.import_graph(module, inputs)
     lep32 = leptonc.compile(graph, np_inputs, quiet=True)

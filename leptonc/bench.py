@@ -178,16 +178,10 @@ def prepare_system(system: str, module, inputs: tuple, threads: int):
                 return compiled(*inputs)
         return run, seconds
     if system == "onnxruntime":
-        import onnxruntime as ort
-
         path = os.path.join(tempfile.mkdtemp(prefix="leptonc-bench-"), "model.onnx")
         torch.onnx.export(module, inputs, path, dynamo=True, verbose=False)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         t0 = time.perf_counter()
-        session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        session = ort_session(path, threads)
         seconds = time.perf_counter() - t0
         feed = {i.name: a for i, a in zip(session.get_inputs(), np_inputs)}
         return (lambda: session.run(None, feed)), seconds
@@ -200,6 +194,31 @@ def prepare_system(system: str, module, inputs: tuple, threads: int):
         seconds = time.perf_counter() - t0
         return (lambda: cm(*np_inputs)), seconds
     raise ValueError(f"unknown system {system!r} (known: {', '.join(SYSTEMS)})")
+
+
+def ort_session(path: str, threads: int):
+    """An ONNX Runtime CPU session with every graph optimization, `threads` intra-op threads, one inter-op."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def median_seconds_in_turns(models, x, runs: int, calls: int = 1) -> list[float]:
+    """Median seconds of one call of each model on x, the models taking turns (`calls` calls a turn)."""
+    for model in models:
+        model(x)
+    times = [[] for _ in models]
+    for _ in range(runs):
+        for i, model in enumerate(models):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                model(x)
+            times[i].append((time.perf_counter() - t0) / calls)
+    return [statistics.median(t) for t in times]
 
 
 def cpu_notes() -> list[str]:
