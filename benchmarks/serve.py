@@ -1,7 +1,7 @@
 """Serving under load: `leptonc serve` with batching on and off, against a FastAPI app calling ONNX Runtime.
 
 A closed loop on loopback: C client threads each send a request, wait for its answer, check it against the
-reference output for that request's input (the compiled model called in-process; DESIGN.md's tolerance,
+reference output for that request's input (the compiled model called in-process; docs/design.md's tolerance,
 max|y - ref| <= 1e-4 * max(1, max|ref|)), and send the next, for T seconds. Every system runs alone in its own
 server process (127.0.0.1, a free port), one after the other, and is killed at the end of its window. All
 clients speak the same request: KServe v2 with binary tensor data, all outputs asked for as binary.
@@ -147,7 +147,7 @@ def encode_response(names: list[str], arrays: list[np.ndarray]) -> tuple[bytes, 
 
 
 def close_enough(y: np.ndarray, ref: np.ndarray) -> bool:
-    """DESIGN.md's tolerance: max|y - ref| <= 1e-4 * max(1, max|ref|)."""
+    """docs/design.md's tolerance: max|y - ref| <= 1e-4 * max(1, max|ref|)."""
     return y.shape == ref.shape and float(np.max(np.abs(y - ref))) <= 1e-4 * max(1.0, float(np.max(np.abs(ref))))
 
 

@@ -8,14 +8,8 @@ from leptonc.ir import parse_ir
 from leptonc.passes import Instrument, PassError, PassManager, ReferenceMismatch, register_pass
 from leptonc.passes.instruments import EXACT, first_divergence, relative_error
 
-SMALL = """graph @g(%x: f32[4]) -> (f32[4]) {
-  %one = const @one [1.0] : f32[]
-  %a = mul(%x, %one) : f32[4]
-  %b = exp(%a) : f32[4]
-  %dead = neg(%x) : f32[4]
-  return %b
-}
-"""
+from .test_manager import SMALL
+
 X = np.array([0.5, -1.0, 2.0, 0.0], np.float32)
 
 

@@ -17,13 +17,6 @@ TL_TYPES = {
     DType.u8: "tl.uint8", DType.bool: "tl.int1",
 }
 
-TORCH_TYPES = {
-    DType.f32: "float32", DType.f16: "float16", DType.bf16: "bfloat16", DType.f64: "float64",
-    DType.i64: "int64", DType.i32: "int32", DType.i16: "int16", DType.i8: "int8", DType.u8: "uint8",
-    DType.bool: "bool",
-}
-
-
 class UnsupportedError(LeptoncError):
     """Something the triton target cannot compile (names the node and what is missing)."""
 
