@@ -20,8 +20,8 @@ dim size); `meta["kernels"][i]["index_check"]` names the op. The record a run's 
 `lep_run`'s stack, so concurrent runs never share it.
 
 Each kernel runs on one OpenMP thread per GRAIN_NS of its estimated work (`work_ns`, from its sizes), at most
-the pool that `lep_set_threads` sets (0: OpenMP's own count), and on one thread for a while after a kernel on
-several stalled (THREADS_SOURCE); `lep_run` gives the caller's OpenMP thread count back when it returns.
+the pool that `lep_set_threads` sets (0: OpenMP's own count), and, with LEPTONC_STALL_WATCH=1, on one thread
+for a while after a kernel on several stalled (THREADS_SOURCE); `lep_run` gives the caller's OpenMP thread count back when it returns.
 """
 from __future__ import annotations
 
@@ -351,17 +351,19 @@ class _Generator:
 
 
 # Threads per kernel: the runtime sets the pool (lep_set_threads; 0 = OpenMP's own count), and each kernel runs on
-# one thread per GRAIN_NS of its estimated work, at most the pool. A kernel on several threads that takes
-# STALL_FACTOR times its best time per unit of work, and STALL_S more, waited for a thread that the OS did not
-# run (other work holds the cores): the library then runs every kernel on one thread for SOLO_S before it tries
-# several again. lep_run gives the caller's OpenMP thread count back when it returns (a caller's own parallel
+# one thread per GRAIN_NS of its estimated work, at most the pool. With LEPTONC_STALL_WATCH=1, a kernel on several
+# threads that takes STALL_FACTOR times its best time per unit of work, and STALL_S more, waited for a thread that
+# the OS did not run (other work holds the cores): the library then runs every kernel on one thread for SOLO_S
+# before it tries several again. The watch is off by default: on an idle machine it also caught ordinary slow
+# calls, and mlp and gpt2 then ran at half speed for whole benchmark runs. lep_run gives the caller's OpenMP thread count back when it returns (a caller's own parallel
 # code, torch's say, keeps its setting).
 MAC_NS = 0.025     # estimated single-thread ns per multiply-add of a matmul or convolution
 ELEMENT_NS = 0.5   # per element of a loop's domain or of an op's output
 GRAIN_NS = 25000   # a kernel takes one thread per this much estimated work
 STALL_FACTOR, STALL_S, SOLO_S = 3.0, 0.0005, 1.0
 
-THREADS_SOURCE = f"""static int lep_pool;
+THREADS_SOURCE = f"""#include <stdlib.h>
+static int lep_pool;
 void lep_set_threads(int n) {{ __atomic_store_n(&lep_pool, n, __ATOMIC_RELAXED); }}
 int lep_threads(void) {{
   const int n = __atomic_load_n(&lep_pool, __ATOMIC_RELAXED);
@@ -376,6 +378,18 @@ static inline int lep_solo(void) {{
   double until;
   __atomic_load(&lep_solo_until, &until, __ATOMIC_RELAXED);
   return until > 0 && omp_get_wtime() < until;
+}}
+/* whether LEPTONC_STALL_WATCH=1 turned the stall watch on (off by default: on an idle machine it mistook
+   ordinary slow calls for stalls and halved the speed of GEMM-bound models) */
+static inline int lep_watching(void) {{
+  static int on = -1;
+  int v = __atomic_load_n(&on, __ATOMIC_RELAXED);
+  if (v < 0) {{
+    const char* e = getenv("LEPTONC_STALL_WATCH");
+    v = e != NULL && e[0] == '1';
+    __atomic_store_n(&on, v, __ATOMIC_RELAXED);
+  }}
+  return v;
 }}
 /* after a kernel ran `seconds` on several threads: its best seconds per unit of work in *best, or a stall */
 static inline void lep_watch(double* best, double seconds, double work_ns) {{
@@ -396,7 +410,7 @@ THREADS_SOURCE += r"""#define LEP_TEAM(i, work, call)                           
         const double w_ = (work);                                  \
         const int t_ = lep_solo() ? 1 : lep_team(w_, pool);        \
         omp_set_num_threads(t_);                                   \
-        if (t_ > 1) {                                              \
+        if (t_ > 1 && lep_watching()) {                            \
             const double s_ = omp_get_wtime();                     \
             call;                                                  \
             lep_watch(&lep_rate[i], omp_get_wtime() - s_, w_);     \
