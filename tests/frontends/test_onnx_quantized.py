@@ -106,9 +106,12 @@ def test_matmul_integer(zero_points):
 
 
 def test_qlinear_matmul():
-    a = RNG.integers(0, 255, (3, 8)).astype(np.uint8)
+    # a below 128: ORT's AVX2 kernels without VNNI add u8 x s8 pairs in int16, which saturates for larger a
+    # (the draw then depended on which tests ran first in the worker)
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 128, (3, 8)).astype(np.uint8)
     inits = {"as": np.array(0.02, np.float32), "az": np.array(120, np.uint8),
-             "b": RNG.integers(-128, 127, (8, 5)).astype(np.int8), "bs": np.array(0.01, np.float32),
+             "b": rng.integers(-128, 127, (8, 5)).astype(np.int8), "bs": np.array(0.01, np.float32),
              "bz": np.array(0, np.int8), "ys": np.array(0.5, np.float32), "yz": np.array(128, np.uint8)}
     m = _single_node("QLinearMatMul", {"a": a}, inits, [("y", TensorProto.UINT8)])
     _check(m, {"a": a}, {"matmul_integer", "dequantize", "quantize"}, atol=1)  # ORT rounds its requantization
