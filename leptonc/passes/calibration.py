@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -71,15 +70,6 @@ class Calibration:
 
     def __len__(self) -> int:
         return len(self.samples)
-
-    def digest(self) -> str:
-        """A hash of every sample's dtype, shape and bytes (part of the compile cache key)."""
-        h = hashlib.sha256()
-        for sample in self.samples:
-            for a in sample:
-                h.update(f"{a.dtype}{a.shape}".encode())
-                h.update(np.ascontiguousarray(a).tobytes())
-        return h.hexdigest()
 
     def observe(self, graph: Graph, values: list[Value]) -> Iterator[list[np.ndarray]]:
         """Per sample, the arrays `values` of `graph` take when the reference interpreter runs the sample
