@@ -24,8 +24,9 @@
  *     of the team, concurrently with each other; an epilogue reads and writes its own block only (and, at
  *     the same positions, arrays of C's shape; broadcast operands freely). Typical blocks: up to 16 rows
  *     by up to 512 columns.
- *   - Threads: the OpenMP pool, split so that each thread gets an even share of rows x columns; inside a
- *     parallel region (or for small products) it runs on the calling thread alone.
+ *   - Threads: the OpenMP team, C cut into tiles of rows x panels that the threads take as they go (a few per
+ *     thread); inside a parallel region (or for small products) it runs on the calling thread alone. The
+ *     result is the same bits whatever the number of threads.
  *   - K = 0 gives C = 0 (then the epilogue). M = 0 or N = 0 does nothing.
  *
  * Packed layout (the same on every ISA, so packed weights in an artifact stay valid where its library is
@@ -33,8 +34,8 @@
  * floats, element (k, 32p + c) at Bp[(p * K + k) * 32 + c]; columns past N are zero. ceil(N / 32) panels,
  * lep_packed_size(K, N) floats in all.
  *
- * Inside (BLIS-style): each thread owns a rectangle of C (rows x whole panels). For each block of KC of
- * the K dim it packs its rows of A into micro-panels of MR rows (k-major), then, for each group of NCP
+ * Inside (BLIS-style): each tile is a rectangle of C (rows x whole panels). For each block of KC of
+ * the K dim its thread packs its rows of A into micro-panels of MR rows (k-major), then, for each group of NCP
  * panels (a KC x NCP*32 block of B that stays in L2), runs the register-blocked micro-kernel (MR rows x 32
  * columns, accumulators in registers, the A micro-panel in L1) across the group, and hands the finished
  * MR-row strip of the group to the epilogue. Few rows (a GEMV and the like) take K in one block, so each
@@ -422,14 +423,19 @@ static void lep_a_pack(const lep_a_rows* a, int64_t m0, int64_t m1, int64_t k0, 
     else lep_pack_a(a->A, a->lda, m0, m1, k0, kc, Ap);
 }
 
-/* C[m0:m1, panels p0:p1] (+ bias, clamped) on the calling thread. */
-static void lep_gemm_block(int64_t m0, int64_t m1, int64_t p0, int64_t p1, int64_t N, int64_t K, const lep_a_rows* a,
-                           const float* Bp, const float* bias, const float* clamp, float* C, int64_t ldc,
-                           lep_epilogue ep, const void* ctx) {
+/* K's block for a product of M rows: a product of few rows (a GEMV and the like) takes K whole, so that B streams
+   once. From M, never from a thread's share of it: the blocks of K set the order of each element's sum, which
+   must not depend on how the rows are shared out. */
+static inline int64_t lep_gemm_kc(int64_t M, int64_t K) {
+    return M <= LEP_GEMM_MR && K * M <= LEP_GEMM_L1_FLOATS ? K : LEP_GEMM_KC;
+}
+
+/* C[m0:m1, panels p0:p1] (+ bias, clamped) on the calling thread, K in blocks of KC. */
+static void lep_gemm_block(int64_t m0, int64_t m1, int64_t p0, int64_t p1, int64_t N, int64_t K, int64_t KC,
+                           const lep_a_rows* a, const float* Bp, const float* bias, const float* clamp, float* C,
+                           int64_t ldc, lep_epilogue ep, const void* ctx) {
     const int64_t rows = m1 - m0;
     if (rows <= 0 || p1 <= p0) return;
-    int64_t KC = LEP_GEMM_KC;
-    if (rows <= LEP_GEMM_MR && K * rows <= LEP_GEMM_L1_FLOATS) KC = K;  /* few rows: B streams once, whole */
     /* a small B (a convolution's, mostly) stays in L2 whole: each strip runs across all the panels at once, so
        that its epilogue gets whole rows of the block while they are in L1 */
     const int64_t ncp = (p1 - p0) * LEP_GEMM_NR * (K < KC ? K : KC) <= LEP_GEMM_L2_FLOATS ? p1 - p0 : LEP_GEMM_NCP;
@@ -480,8 +486,8 @@ static void lep_gemm_block(int64_t m0, int64_t m1, int64_t p0, int64_t p1, int64
 
 /* ------------------------------------------------------------------ the split over threads */
 
-/* Threads along rows (tm) and along panels (tn), tm * tn = nt, minimizing the largest share: its
-   multiply-adds (rows rounded to MR, panels whole) plus a charge for the A and B bytes it reads. */
+/* Tiles along rows (tm) and along panels (tn), tm * tn = nt, minimizing the largest tile: its multiply-adds
+   (rows rounded to MR, panels whole) plus a charge for the A and B bytes it reads. */
 static void lep_gemm_grid(int64_t M, int64_t P, int64_t K, int nt, int* tm_out, int* tn_out) {
     const int64_t mb = (M + LEP_GEMM_MR - 1) / LEP_GEMM_MR;
     double best = -1.0;
@@ -498,30 +504,38 @@ static void lep_gemm_grid(int64_t M, int64_t P, int64_t K, int nt, int* tm_out, 
     }
 }
 
+#ifndef LEP_GEMM_TILES_PER_THREAD
+#define LEP_GEMM_TILES_PER_THREAD 4 /* tiles a thread takes on average: a thread the OS stops holds up one only */
+#endif
+#define LEP_GEMM_TILE_MACS 262144.0 /* the fewest multiply-adds worth a tile of its own (~7 us) */
+
+/* The product on the team: C cut into tiles (rows x panels) that the threads, the calling one too, take one at a
+   time as they finish the last, so that a thread the OS runs late (other work holds the core) leaves its tiles
+   to the others instead of making them wait. Each element is computed by one tile, in the same order whatever the
+   tiles: the result does not depend on the number of threads. */
 LEP_GEMM_ENTRY void lep_gemm_a(int64_t M, int64_t N, int64_t K, const lep_a_rows* a, const float* Bp,
                                const float* bias, const float* clamp, float* C, int64_t ldc, lep_epilogue ep,
                                const void* ctx) {
     if (M <= 0 || N <= 0) return;
-    const int64_t P = (N + LEP_GEMM_NR - 1) / LEP_GEMM_NR;
+    const int64_t P = (N + LEP_GEMM_NR - 1) / LEP_GEMM_NR, KC = lep_gemm_kc(M, K);
+    const double macs = (double)M * (double)N * (double)K;
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if ((double)M * (double)N * (double)K < 131072.0) nt = 1;
+    if (macs < 131072.0) nt = 1;
     if (nt == 1) {
-        lep_gemm_block(0, M, 0, P, N, K, a, Bp, bias, clamp, C, ldc, ep, ctx);
+        lep_gemm_block(0, M, 0, P, N, K, KC, a, Bp, bias, clamp, C, ldc, ep, ctx);
         return;
     }
-    int tm = 1, tn = nt;
-    lep_gemm_grid(M, P, K, nt, &tm, &tn);
+    const double most = macs / LEP_GEMM_TILE_MACS;
+    const int tiles = most < nt ? nt : most < nt * LEP_GEMM_TILES_PER_THREAD ? (int)most : nt * LEP_GEMM_TILES_PER_THREAD;
+    int tm = 1, tn = tiles;
+    lep_gemm_grid(M, P, K, tiles, &tm, &tn);
     const int64_t mb = (M + LEP_GEMM_MR - 1) / LEP_GEMM_MR;
-    #pragma omp parallel num_threads(nt)
-    {
-        const int t = omp_get_thread_num(), n = omp_get_num_threads();
-        if (n == nt) {
-            const int ti = t / tn, tj = t % tn;
-            const int64_t r0 = mb * ti / tm * LEP_GEMM_MR, r1 = mb * (ti + 1) / tm * LEP_GEMM_MR;
-            lep_gemm_block(r0, r1 < M ? r1 : M, P * tj / tn, P * (tj + 1) / tn, N, K, a, Bp, bias, clamp, C, ldc, ep, ctx);
-        } else if (t == 0) {  /* the runtime gave fewer threads than asked: one does it all */
-            lep_gemm_block(0, M, 0, P, N, K, a, Bp, bias, clamp, C, ldc, ep, ctx);
-        }
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int t = 0; t < tm * tn; ++t) {  /* row-major: tiles taken one after the other share their rows of A */
+        const int ti = t / tn, tj = t % tn;
+        const int64_t r0 = mb * ti / tm * LEP_GEMM_MR, r1 = mb * (ti + 1) / tm * LEP_GEMM_MR;
+        lep_gemm_block(r0, r1 < M ? r1 : M, P * tj / tn, P * (tj + 1) / tn, N, K, KC, a, Bp, bias, clamp, C, ldc,
+                       ep, ctx);
     }
 }
 

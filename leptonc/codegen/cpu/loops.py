@@ -1,7 +1,8 @@
 """C for the loop part of a kernel: fused elementwise ops and trailing-axis reductions.
 
 The domain splits into rows (the outer dims) and a row of N elements (the
-inner dims). Rows run in parallel (OpenMP); inside a row, ops run in stages:
+inner dims). Rows run in parallel (OpenMP, in chunks of rows that the threads
+take as they go: prelude.h's lep_grain); inside a row, ops run in stages:
 a loop over the row's N elements (`#pragma omp simd`, reductions as simd
 reductions) or scalar code between loops (what follows a reduction). So a
 softmax reads its row once per stage while the row sits in cache, and a
@@ -136,11 +137,12 @@ class LoopEmitter:
             out.append("const int64_t CH = N, NCH = 1;")
         else:
             out.append(f"const int64_t CH = N < {CHUNK} ? (N > 0 ? N : 1) : {CHUNK}, NCH = (N + CH - 1) / CH;")
+        out.append("const int GRAIN = lep_grain(R * NCH, CH);")
         out.append(f"#pragma omp parallel if (R * N > {PARALLEL_MIN})")
         out.append("{")
         for vid, (t, name) in spilled.items():
             out.append(f"  {t}* {name} = ({t}*)lep_scratch((size_t)N * sizeof({t}));")
-        out.append("  #pragma omp for schedule(static)")
+        out.append("  #pragma omp for schedule(dynamic, GRAIN)")
         out.append("  for (int64_t it = 0; it < R * NCH; ++it) {")
         out.append("    const int64_t r = it / NCH, j0 = (it % NCH) * CH, j1 = j0 + CH < N ? j0 + CH : N;")
         out.append("    (void)j0; (void)j1;")

@@ -81,6 +81,20 @@ static inline void* lep_scratch(size_t bytes) {
 
 static inline int64_t lep_max1(int64_t x) { return x > 1 ? x : 1; }
 
+/* Items of a parallel loop that a thread takes at a time (`schedule(dynamic, lep_grain(items, size))`, `size`
+   elements an item), called before the parallel region: about LEP_CHUNKS_PER_THREAD chunks per thread of the
+   team, so that a thread the OS runs late (other work holds the core) leaves its chunks to the others, and at
+   least LEP_CHUNK_ELEMENTS elements a chunk, so that taking one costs nothing next to running it. Which thread
+   runs an item never changes what it computes: the results are the same bits whatever the chunks. */
+#define LEP_CHUNKS_PER_THREAD 8
+#define LEP_CHUNK_ELEMENTS 4096
+static inline int lep_grain(int64_t items, int64_t size) {
+    const int64_t fewest = (LEP_CHUNK_ELEMENTS + lep_max1(size) - 1) / lep_max1(size);
+    const int64_t even = items / ((int64_t)LEP_CHUNKS_PER_THREAD * omp_get_max_threads());
+    const int64_t n = even > fewest ? even : fewest;
+    return n < 1 ? 1 : n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
 /* Python slice semantics: the first index and the count of x[start:end:step] over a dim of size d. */
 static inline int64_t lep_slice(int64_t d, int64_t start, int64_t end, int64_t step, int64_t* first) {
     if (step > 0) {
@@ -103,7 +117,8 @@ static void lep_copy(char* dst, const int64_t* dstride, const char* src, const i
     for (int a = 0; a < rank - 1; ++a) outer *= shape[a];
     const int64_t n = shape[rank - 1], ds = dstride[rank - 1], ss = sstride[rank - 1];
     if (outer == 0 || n == 0) return;
-    #pragma omp parallel for schedule(static) if (outer * n > 65536)
+    const int grain = lep_grain(outer, n);
+    #pragma omp parallel for schedule(dynamic, grain) if (outer * n > 65536)
     for (int64_t o = 0; o < outer; ++o) {
         int64_t rem = o, doff = 0, soff = 0;
         for (int a = rank - 2; a >= 0; --a) {
@@ -136,7 +151,8 @@ static void lep_copy(char* dst, const int64_t* dstride, const char* src, const i
     }
 static void lep_transpose_2d(char* dst, const char* src, int64_t B, int64_t R, int64_t S, size_t es) {
     const int64_t tr = (R + LEP_TILE - 1) / LEP_TILE, ts = (S + LEP_TILE - 1) / LEP_TILE;
-    #pragma omp parallel for schedule(static) if (B * R * S > 32768)
+    const int grain = lep_grain(B * tr * ts, LEP_TILE * LEP_TILE);
+    #pragma omp parallel for schedule(dynamic, grain) if (B * R * S > 32768)
     for (int64_t t = 0; t < B * tr * ts; ++t) {
         const int64_t b = t / (tr * ts), r0 = t / ts % tr * LEP_TILE, s0 = t % ts * LEP_TILE;
         const int64_t r1 = r0 + LEP_TILE < R ? r0 + LEP_TILE : R, s1 = s0 + LEP_TILE < S ? s0 + LEP_TILE : S;
