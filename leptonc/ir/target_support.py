@@ -31,7 +31,7 @@ LACKS: dict[str, dict[str, str]] = {
                          "pad_dynamic", "resize_dynamic", "stft_dynamic", "topk_dynamic"), _RUNTIME_SIZED),
         **dict.fromkeys(("affine_grid", "bitcast", "col2im", "conv_transpose", "deform_conv",
                          "dequantize", "det", "dft", "einsum", "grid_sample", "lp_pool",
-                         "matmul_csr", "matmul_integer", "matmul_nm", "matmul_w8a8", "matmul_wq",
+                         "conv_bsr", "matmul_csr", "matmul_integer", "matmul_nm", "matmul_w8a8", "matmul_wq",
                          "max_pool_with_indices", "max_unpool", "mel_weight_matrix", "quantize", "resize",
                          "reverse_sequence", "roi_align", "scatter_elements", "scatter_nd", "stft",
                          "tensor_scatter", "tfidf_vectorizer", "topk", "tree_ensemble"), _NO_KERNEL),
@@ -41,7 +41,7 @@ LACKS: dict[str, dict[str, str]] = {
     "stablehlo": {
         **dict.fromkeys(("nonzero", "unique", "non_max_suppression"),
                         "its result size depends on the data, and XLA needs static shapes"),
-        **dict.fromkeys(("qlinear_conv", "qlinear_matmul"), _CPU_ONLY),
+        **dict.fromkeys(("conv_bsr", "qlinear_conv", "qlinear_matmul"), _CPU_ONLY),
     },
 }
 

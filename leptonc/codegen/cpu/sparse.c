@@ -553,3 +553,139 @@ static inline __attribute__((always_inline)) void lep_nm_share(
             lep_nm_share(x, M, K, N, vals, i8, meta, scale, y, scratch, ep, ctx, N_, M_, BITS);            \
         }                                                                                                 \
     } while (0)
+
+/* ---------------------------------------------------------------- sparse convolution (conv_bsr) */
+
+/* y[B, O, OH, OW] = conv(x[B, C, H, W]) channels-first, the weight stored as W [O, CG * KH * KW] in BSR (a
+   block row within one group of OG = O / G outputs). No im2col: each image is copied once, zero padded,
+   into scratch (unless the conv has no padding), and a stored column k of W (channel c, tap kh, kw) is an
+   offset into its group's channels, off[k] = (c * HP + kh * DH) * WP + kw * DW, so that output pixel
+   (oh, ow) reads xp[off[k] + oh * SH * WP + ow * SW]. A tile is RB rows of a block row times V output
+   rows times one vector of output columns (masked at the row's end): each load of x serves RB outputs,
+   each broadcast weight V vectors. Threads take (image, block row) pairs; the bias starts the sums, and
+   the fused ops run on each finished block row of an image. */
+
+#if defined(LEP_SP_AVX512)
+static inline lep_spv lep_spv_loadn(const float* p, int n) {
+    return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+}
+static inline void lep_spv_storen(float* p, lep_spv v, int n) {
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), v);
+}
+#elif LEP_SP_VW == 8
+static inline __m256i lep_sp_mask8(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline lep_spv lep_spv_loadn(const float* p, int n) { return _mm256_maskload_ps(p, lep_sp_mask8(n)); }
+static inline void lep_spv_storen(float* p, lep_spv v, int n) { _mm256_maskstore_ps(p, lep_sp_mask8(n), v); }
+#else
+static inline lep_spv lep_spv_loadn(const float* p, int n) { (void)n; return *p; }
+static inline void lep_spv_storen(float* p, lep_spv v, int n) { (void)n; *p = v; }
+#endif
+
+/* n <= VW output columns' inputs, SW apart */
+static inline __attribute__((always_inline)) lep_spv lep_sp_conv_load(const float* p, int n, const int SW) {
+    if (SW == 1) return n == LEP_SP_VW ? lep_spv_load(p) : lep_spv_loadn(p, n);
+    float t[LEP_SP_VW];
+    for (int l = 0; l < LEP_SP_VW; ++l) t[l] = l < n ? p[l * SW] : 0.0f;
+    return lep_spv_load(t);
+}
+
+/* outputs i0 .. i0 + RB of block row r (yo: the row's first output plane) at rows oh0 .. oh0 + V, columns
+   ow0 .. ow0 + n */
+static inline __attribute__((always_inline)) void lep_conv_bsr_tile(
+        const float* xg, const int64_t* off, int64_t WP, int64_t oh0, int64_t ow0, int n, int64_t b0, int64_t b1,
+        int i0, const float* vals, const void* cols, int i32, const float* bias, float* yo, int64_t OH,
+        int64_t OW, const int BH, const int BW, const int RB, const int V, const int SH, const int SW) {
+    lep_spv acc[8 * 6];  /* RB * V of them in use */
+    for (int i = 0; i < RB; ++i)
+        for (int v = 0; v < V; ++v) acc[i * V + v] = bias ? lep_spv_set1(bias[i0 + i]) : lep_spv_zero();
+    const float* xo = xg + oh0 * SH * WP + ow0 * SW;
+    for (int64_t b = b0; b < b1; ++b) {
+        const int64_t* ok = off + lep_sp_col(cols, b, i32) * BW;
+        for (int j = 0; j < BW; ++j) {
+            lep_spv xv[6];
+            for (int v = 0; v < V; ++v) xv[v] = lep_sp_conv_load(xo + ok[j] + v * SH * WP, n, SW);
+            for (int i = 0; i < RB; ++i) {
+                const lep_spv w = lep_spv_set1(vals[(b * BH + i0 + i) * BW + j]);
+                for (int v = 0; v < V; ++v) acc[i * V + v] = lep_spv_fma(w, xv[v], acc[i * V + v]);
+            }
+        }
+    }
+    for (int i = 0; i < RB; ++i)
+        for (int v = 0; v < V; ++v) {
+            float* yp = yo + ((i0 + i) * OH + oh0 + v) * OW + ow0;
+            if (n == LEP_SP_VW) lep_spv_store(yp, acc[i * V + v]); else lep_spv_storen(yp, acc[i * V + v], n);
+        }
+}
+
+/* rows a block row's tile holds: RB outputs of the block (up to 8), V output rows (RB * V + V + 1 registers) */
+#define LEP_CONV_RB(BH) ((BH) <= 8 ? (BH) : (BH) % 8 == 0 ? 8 : (BH) % 4 == 0 ? 4 : (BH) % 2 == 0 ? 2 : 1)
+#define LEP_CONV_V(RB) ((RB) == 1 ? 6 : (RB) == 2 ? 4 : (RB) <= 4 ? 2 : 1)
+
+static inline __attribute__((always_inline)) void lep_conv_bsr_share(
+        const float* x, int64_t B, int64_t C, int64_t H, int64_t W, int64_t O, int64_t OH, int64_t OW,
+        const float* vals, const void* cols, int i32, const int32_t* rows, const float* bias, float* y,
+        void* scratch, lep_sp_epilogue ep, const void* ctx, const int KH, const int KW, const int SH, const int SW,
+        const int PT, const int PL, const int PB, const int PR, const int DH, const int DW, const int G,
+        const int BH, const int BW) {
+    const int64_t CG = C / G, OG = O / G, K = CG * KH * KW, HP = H + PT + PB, WP = W + PL + PR, nbr = O / BH;
+    const int padded = PT || PL || PB || PR;
+    int64_t* off = (int64_t*)scratch;
+    float* xpad = (float*)(off + K);
+    #pragma omp for schedule(static)
+    for (int64_t k = 0; k < K; ++k) {
+        const int64_t c = k / (KH * KW), t = k % (KH * KW);
+        off[k] = (c * HP + t / KW * DH) * WP + t % KW * DW;
+    }
+    if (padded) {
+        #pragma omp for schedule(static)
+        for (int64_t bc = 0; bc < B * C; ++bc) {
+            float* dst = xpad + bc * HP * WP;
+            const float* src = x + bc * H * W;
+            for (int64_t h = 0; h < HP; ++h) {
+                float* d = dst + h * WP;
+                if (h < PT || h >= PT + H) {
+                    for (int64_t w = 0; w < WP; ++w) d[w] = 0.0f;
+                    continue;
+                }
+                for (int64_t w = 0; w < PL; ++w) d[w] = 0.0f;
+                for (int64_t w = 0; w < W; ++w) d[PL + w] = src[(h - PT) * W + w];
+                for (int64_t w = PL + W; w < WP; ++w) d[w] = 0.0f;
+            }
+        }
+    }
+    const float* xs = padded ? xpad : x;
+    const int RB = LEP_CONV_RB(BH), V = LEP_CONV_V(RB);
+    const lep_sp_out out = {y, OW, ep, ctx};
+    #pragma omp for schedule(static)
+    for (int64_t task = 0; task < B * nbr; ++task) {
+        const int64_t img = task / nbr, r = task % nbr, o0 = r * BH;
+        const float* xg = xs + (img * C + o0 / OG * CG) * HP * WP;
+        float* yo = y + (img * O + o0) * OH * OW;
+        const float* bo = bias ? bias + o0 : NULL;
+        for (int i0 = 0; i0 < BH; i0 += RB)
+            for (int64_t ow0 = 0; ow0 < OW; ow0 += LEP_SP_VW) {
+                const int n = OW - ow0 < LEP_SP_VW ? (int)(OW - ow0) : LEP_SP_VW;
+                int64_t oh0 = 0;
+                for (; oh0 + V <= OH; oh0 += V)
+                    lep_conv_bsr_tile(xg, off, WP, oh0, ow0, n, rows[r], rows[r + 1], i0, vals, cols, i32, bo, yo,
+                                      OH, OW, BH, BW, RB, V, SH, SW);
+                for (; oh0 < OH; ++oh0)
+                    lep_conv_bsr_tile(xg, off, WP, oh0, ow0, n, rows[r], rows[r + 1], i0, vals, cols, i32, bo, yo,
+                                      OH, OW, BH, BW, RB, 1, SH, SW);
+            }
+        lep_sp_finish(&out, (img * O + o0) * OH, (img * O + o0 + BH) * OH, 0, OW);
+    }
+}
+
+#define LEP_CONV_BSR(x, B, C, H, W, O, OH, OW, vals, cols, i32, rows, bias, y, scratch, ep, ctx, KH, KW, SH, SW,   \
+                     PT, PL, PB, PR, DH, DW, G, BH, BW)                                                      \
+    do {                                                                                                  \
+        const int64_t work_ = (int64_t)(rows)[(O) / (BH)] * (BH) * (BW) * (B) * (OH) * (OW);             \
+        if ((B) > 0 && (O) > 0 && (OH) > 0 && (OW) > 0) {                                                 \
+            _Pragma("omp parallel if (work_ > 65536)")                                                    \
+            lep_conv_bsr_share(x, B, C, H, W, O, OH, OW, vals, cols, i32, rows, bias, y, scratch, ep, ctx,  \
+                               KH, KW, SH, SW, PT, PL, PB, PR, DH, DW, G, BH, BW);                        \
+        }                                                                                                 \
+    } while (0)

@@ -1,4 +1,5 @@
-"""C kernels of the sparse matmuls (matmul_csr, matmul_bsr, matmul_nm): calls into sparse.c.
+"""C kernels of the sparse matmuls (matmul_csr, matmul_bsr, matmul_nm) and the sparse convolution (conv_bsr):
+calls into sparse.c.
 
 The model's source includes sparse.c when one of these ops is in it
 (`uses_sparse`). A sparse matmul is the anchor of its kernel, like a dense
@@ -7,7 +8,10 @@ epilogue on each block of the output as soon as it is finished, while it is
 in cache. The weight's components are read as the IR stores
 them (they are laid out for these kernels when the pass makes them); the
 block shape and N:M pattern are literals of the call, so the C compiler
-specializes the loops to them.
+specializes the loops to them. conv_bsr (1-d or 2-d, channels-first) runs
+directly on its input, its fused ops on each finished block row of an image
+(a run of whole output rows); its window (kernel, strides, pads, dilations,
+groups) is literals of the call too.
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ from ...ir import dims as D
 from ...ir import sparse as S
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node
-from .cexpr import cnumel
+from .. import spatial_hw, window_2d
+from .cexpr import UnsupportedError, cnumel
 from .kernels import KernelContext
 
 SPARSE_SOURCE = Path(__file__).with_name("sparse.c").read_text()
@@ -65,7 +70,29 @@ def emit_matmul_nm(ctx: KernelContext, node: Node) -> list[str]:
     return lines
 
 
-SPARSE_EMITTERS = {"matmul_csr": emit_matmul_blocks, "matmul_bsr": emit_matmul_blocks, "matmul_nm": emit_matmul_nm}
+def emit_conv_bsr(ctx: KernelContext, node: Node) -> list[str]:
+    x, values, cols, rows = node.inputs[:4]
+    nsp = x.type.rank - 2
+    (sh, sw), (dh, dw), pads = window_2d(node, nsp, ctx.where, "cpu", UnsupportedError)
+    pt, pl, pb, pr = (pads[0], pads[1], pads[2], pads[3]) if nsp == 2 else pads
+    kh, kw = (1, node.attrs["kernel"][0]) if nsp == 1 else node.attrs["kernel"]
+    (h, w), (oh, ow) = spatial_hw(x.shape, nsp), spatial_hw(node.output.shape, nsp)
+    bh, bw = values.shape[1:]
+    group, c = node.attrs["group"], x.shape[1]
+    k = c // group * kh * kw
+    padded = D.mul(D.mul(D.mul(x.shape[0], c), D.add(h, pt + pb)), D.add(w, pl + pr)) if pt or pl or pb or pr else 0
+    ctx.scratch_bytes = D.add(8 * k, D.mul(padded, 4))
+    bias = ctx.ptr(node.inputs[4]) if len(node.inputs) > 4 else "NULL"
+    return [f"const int64_t B = {ctx.d(x.shape[0])}, H = {ctx.d(h)}, W = {ctx.d(w)}, OH = {ctx.d(oh)}, "
+            f"OW = {ctx.d(ow)};",
+            f"LEP_CONV_BSR({ctx.ptr(x)}, B, {c}, H, W, {node.output.shape[1]}, OH, OW, {ctx.ptr(values)}, "
+            f"{ctx.ptr(cols)}, {int(cols.dtype is DType.i32)}, {ctx.ptr(rows)}, {bias}, {ctx.ptr(node.output)}, "
+            f"scratch, {ctx.tile_epilogue()}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, {pb}, {pr}, {dh}, {dw}, {group}, "
+            f"{bh}, {bw});"]
+
+
+SPARSE_EMITTERS = {"matmul_csr": emit_matmul_blocks, "matmul_bsr": emit_matmul_blocks, "matmul_nm": emit_matmul_nm,
+                   "conv_bsr": emit_conv_bsr}
 
 
 def uses_sparse(graph: Graph) -> bool:

@@ -3,6 +3,11 @@
     matmul_csr(x, values [nnz], cols [nnz], rows [N + 1] [, scale [N]])
     matmul_bsr(x, values [nnzb, BH, BW], cols [nnzb], rows [N / BH + 1] [, scale [N]])
     matmul_nm(x, values [N, K / M * N_], meta u8 [N, ...] [, scale [N]]) {n = N_, m = M}
+    conv_bsr(x [N, C, spatial...], values, cols, rows [, bias [O]]) {kernel, strides, pads, dilations, group}
+
+conv_bsr is a convolution (channels-first, as conv) whose weight [O, C / group, kernel...] is stored as
+W [O, C / group * prod(kernel)] in BSR (the weight reshaped, K ordered channel, kernel...); a block row
+lies within one group.
 
 The weight's components are constants in practice (the sparsify and prune
 passes make them), laid out as ir/sparse.py describes: CSR, BSR with the
@@ -20,13 +25,14 @@ import numpy as np
 from .. import dims as D
 from .. import sparse as S
 from ..dtypes import DType
-from ..registry import PURE, define_op
+from ..registry import PURE, Attr, define_op, get_op
 from ..samples import op_samples
 from ..types import TensorType
 from .infer import require
 
 INDEX_DTYPES = (DType.u16, DType.i32)
 SPARSE_MATMULS = ("matmul_csr", "matmul_bsr", "matmul_nm")
+SPARSE_CONVS = ("conv_bsr",)
 
 
 def _common(op: str, x: TensorType, values: TensorType, scale: TensorType | None, n) -> TensorType:
@@ -146,6 +152,54 @@ def matmul_nm(x, values, meta, scale=None, *, n, m):
     return _product(x, _scaled(S.nm_to_dense(values, meta, n, m, k), scale))
 
 
+# ---------------------------------------------------------------- sparse convolution
+
+def _conv_bsr_infer(x, values, cols, rows, *bias, kernel, strides, pads, dilations, group) -> TensorType:
+    require(x.dtype is DType.f32 and x.rank == len(kernel) + 2 and len(kernel) >= 1,
+            f"conv_bsr takes f32 activations [N, C, spatial...] of rank {len(kernel) + 2}, got {x}")
+    require(values.dtype is DType.f32 and values.rank == 3 and all(isinstance(d, int) and d > 0
+                                                                   for d in values.shape[1:]),
+            f"conv_bsr values must be f32 [blocks, BH, BW] with a static block shape, got {values}")
+    _offsets("conv_bsr", cols, rows, values.shape[0])
+    bh, bw = values.shape[1:]
+    c = x.shape[1]
+    require(isinstance(c, int) and c % group == 0, f"conv_bsr: {c} input channels do not divide into {group} groups")
+    k = c // group * int(np.prod(kernel))
+    require(k % bw == 0, f"conv_bsr: K = {k} (C / group * kernel) is not a multiple of the block width {bw}")
+    o = (rows.shape[0] - 1) * bh
+    require(o % group == 0 and (o // group) % bh == 0,
+            f"conv_bsr: {o} outputs in {group} groups do not divide into block rows of {bh}")
+    if bias:
+        require(bias[0].dtype is DType.f32 and bias[0].rank == 1 and D.compatible(bias[0].shape[0], o),
+                f"conv_bsr bias must be f32 [{o}], got {bias[0]}")
+    dense_w = TensorType(DType.f32, (o, c // group) + tuple(kernel))
+    return get_op("conv").infer_fn(x, dense_w, *bias, strides=strides, pads=pads,
+                                dilations=dilations, group=group)
+
+
+def _conv_bsr_check(arrays, types, attrs) -> None:
+    values, cols, rows = arrays[1:4]
+    if values is not None and cols is not None and rows is not None:
+        S.check_bsr(values, cols, rows, _conv_k(types[0].shape[1], attrs))
+
+
+def _conv_k(channels: int, attrs) -> int:
+    return channels // attrs["group"] * int(np.prod(attrs["kernel"]))
+
+
+@define_op("conv_bsr", arity=(4, 5), infer=_conv_bsr_infer, check=_conv_bsr_check, traits=PURE | {"structured"},
+           attrs={"kernel": Attr("ints", low=1), "strides": Attr("ints", (), low=1), "pads": Attr("ints", (), low=0),
+                  "dilations": Attr("ints", (), low=1), "group": Attr("int", 1, low=1)},
+           fusion="anchor")
+def conv_bsr(x, values, cols, rows, *bias, kernel, strides, pads, dilations, group):
+    """conv(x, W) for a weight W [O, C / group, kernel...] stored as BSR of W [O, C / group * prod(kernel)]."""
+    k = _conv_k(x.shape[1], {"kernel": kernel, "group": group})
+    S.check_bsr(values, cols, rows, k)
+    w = S.bsr_to_dense(values, cols, rows, k).astype(np.float32)
+    w = w.reshape((w.shape[0], x.shape[1] // group) + tuple(kernel))
+    return get_op("conv").reference(x, w, *bias, strides=strides, pads=pads, dilations=dilations, group=group)
+
+
 @op_samples
 def _samples(s):
     return {
@@ -156,4 +210,8 @@ def _samples(s):
             s(s.f32(5, 8), s.f32(3, 2, 4), s.const(1, 0, 1, dtype=np.uint16), s.const(0, 1, 1, 3, dtype=np.int32)),
         ],
         "matmul_nm": [s(s.f32(3, 8), s.f32(3, 4), s.constant(np.full((3, 1), 0b11011000, np.uint8)), n=2, m=4)],
+        "conv_bsr": [
+            s(s.f32(2, 2, 5, 6), s.f32(3, 2, 3), s.const(0, 2, 1, dtype=np.uint16), s.const(0, 1, 3, dtype=np.int32),
+              s.f32(4), kernel=(3, 3), strides=(1, 2), pads=(1, 0, 1, 1), dilations=(), group=2),
+        ],
     }
