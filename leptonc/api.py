@@ -171,7 +171,15 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
     if passes:
         with calibrating(samples):
             graph = run_pipeline(graph, passes)
-    if target == "stablehlo":
+    from .specialize import needs_specializing, specializing_model
+
+    if needs_specializing(graph, target):  # dynamic ops: a program per value of their shape operands
+        from . import __version__
+
+        progress.stage("specializing on the shape operands of the example inputs")
+        cm = specializing_model(graph, target, pipeline, example_inputs, cache=cache, leptonc_version=__version__)
+        done = f"compiled: specialized on {', '.join(cm.manifest['specialized_on']) or 'the sizes'} per call"
+    elif target == "stablehlo":
         from . import __version__
         from .codegen.stablehlo import compile_stablehlo
 

@@ -27,7 +27,10 @@ def load(path: str | os.PathLike, *, trusted_keys=()):
     `trusted_keys`: more public keys, in hex, to trust); otherwise the derived source is built with the local
     C compiler."""
     before = os.stat(path) if os.path.isfile(path) else None
-    derived = derive(read_artifact(path), str(path))
+    art = read_artifact(path)
+    if "specialized_on" in art.manifest:
+        return _specializing(art, str(path))
+    derived = derive(art, str(path))
     art = derived.artifact
     if art.manifest["target"] == "stablehlo":
         from .codegen.stablehlo import compiled_model
@@ -46,6 +49,25 @@ def load(path: str | os.PathLike, *, trusted_keys=()):
             (stamp.stat.st_ino, stamp.stat.st_size, stamp.stat.st_mtime_ns):
         cm.held_by(stamp)  # unchanged while it was read and verified
     return cm
+
+
+def _specializing(art, where: str):
+    """The model of an artifact that holds a graph with dynamic ops and no program (leptonc/specialize.py): every
+    specialization is generated from its IR and built here, so no shipped code runs, whoever signed it."""
+    from .ir.errors import LeptoncError
+    from .ir.parser import parse_ir
+    from .runtime import safetensors
+    from .specialize import loaded_model
+
+    if art.manifest["target"] == "cpu" and build.find_compiler() is None:
+        raise ArtifactError(f"{where} is specialized at run time, and no C compiler is available to build it")
+    try:
+        graph = parse_ir(art.ir_text, safetensors.loads(art.weights_blob))
+        return loaded_model(art, graph)
+    except ArtifactError:
+        raise
+    except LeptoncError as e:
+        raise ArtifactError(f"{where}: leptonc cannot specialize the artifact's IR: {e}") from None
 
 
 def library_for(derived, where: str, trusted_keys=()) -> tuple[Path, bool]:

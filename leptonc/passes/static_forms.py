@@ -17,7 +17,9 @@ import numpy as np
 from ..ir import dims as D
 from ..ir.errors import LeptoncError
 from ..ir.graph import Graph, Node, Value
+from ..ir.ops.dynamic import SHAPE_OPERANDS
 from ..ir.ops.shape import resolve_reshape
+from ..ir.registry import get_op
 from . import shape_values
 
 Builder = Callable[[Graph, Node, Callable], "tuple[str, list, dict] | None"]
@@ -48,6 +50,64 @@ def static_form(graph: Graph, node: Node, memo: dict) -> list[Value] | None:
     if plan is None:
         return None
     return _materialize(graph, node, plan)
+
+
+def refusal(graph: Graph, node: Node, names: dict[str, str] | None = None) -> str:
+    """Why `node`, its shape-like operands known, has no static form: a line naming it, the operand values and
+    the reason the static op or the reference implementation gives. `names` maps operand names to those to
+    show (the values a constant replaced)."""
+    names = names or {}
+    known = {i: graph.constant_of(node.inputs[i]) for i in SHAPE_OPERANDS.get(node.op, ()) if i < len(node.inputs)}
+    shown = ", ".join(f"operand {i} (%{names.get(node.inputs[i].name, node.inputs[i].name)}) = {_show(a)}"
+                      for i, a in known.items())
+    build = _FORMS.get(node.op)
+    if build is None:
+        return f"{node.label}: no static form is known for it ({shown})"
+    if any(a is None for a in known.values()):
+        missing = [f"operand {i} (%{node.inputs[i].name})" for i, a in known.items() if a is None]
+        return f"{node.label}: {', '.join(missing)} is not known before run time"
+    why = _reference_refusal(graph, node) or "the static op refuses them"
+    try:
+        plan = build(graph, node, lambda i, ints=True: _values(graph, node, i))
+        if plan is not None:
+            op, inputs, attrs = plan
+            new = graph.add_node(op, inputs, attrs, before=node)
+            why = f"{op} gives {', '.join(str(v.type) for v in new.outputs)} for a result typed " \
+                  f"{', '.join(str(v.type) for v in node.outputs)}"
+            graph.erase(new)
+    except LeptoncError as e:
+        why = str(e)
+    return f"{node.label}: no static form for {shown}: {why}"
+
+
+def _reference_refusal(graph: Graph, node: Node) -> str | None:
+    """What the op's reference implementation says of these operands (zeros for the data), if it refuses."""
+    if not all(v.type.is_static for v in node.inputs):
+        return None
+    args = [graph.constant_of(v) if graph.constant_of(v) is not None else np.zeros(v.shape, v.dtype.numpy)
+            for v in node.inputs]
+    try:
+        with np.errstate(all="ignore"):
+            get_op(node.op).reference(*args, **node.attrs)
+    except Exception as e:  # noqa: BLE001  its message is the reason
+        return str(e)
+    return None
+
+
+def _values(graph: Graph, node: Node, i: int) -> tuple | None:
+    a = graph.constant_of(node.inputs[i])
+    return None if a is None else tuple(a.reshape(-1).tolist())
+
+
+def _show(a) -> str:
+    return "?" if a is None else str(a.reshape(-1).tolist() if a.ndim else a.item())
+
+
+def _axes(axes, rank: int) -> tuple | None:
+    """Axes in [-rank, rank) made non-negative; None when one is out of range (a refusal, never a wrap)."""
+    if not all(-rank <= a < rank for a in axes):
+        return None
+    return tuple(a % rank for a in axes)
 
 
 def refine_dynamic_type(graph: Graph, node: Node, memo: dict) -> bool:
@@ -146,8 +206,9 @@ def _slice(graph, node, known):
     if any(p is None for p in parts):
         return None
     starts, ends, axes, steps = parts
-    rank = node.inputs[0].type.rank
-    axes = tuple(a % rank for a in axes)
+    axes = _axes(axes, node.inputs[0].type.rank)
+    if axes is None or 0 in steps:
+        return None
     return ("slice", [node.inputs[0]], {"starts": starts, "ends": ends, "axes": axes, "steps": steps})
 
 
@@ -159,8 +220,11 @@ def _pad(graph, node, known):
         return None
     x = node.inputs[0]
     rank = x.type.rank
+    axes = _axes(axes, rank)
+    if axes is None or len(pads) != 2 * len(axes):
+        return None
     full = [0] * (2 * rank)
-    for i, a in enumerate(a % rank for a in axes):
+    for i, a in enumerate(axes):
         full[a], full[a + rank] = pads[i], pads[i + len(axes)]
     v = np.asarray(value).reshape(-1)
     fill = float(v[0]) if v.size else 0.0
@@ -172,7 +236,7 @@ def _pad(graph, node, known):
 @form("topk_dynamic")
 def _topk(graph, node, known):
     k = known(1)
-    if k is None or len(k) != 1:
+    if k is None or len(k) != 1 or _axes((node.attrs["axis"],), node.inputs[0].type.rank) is None:
         return None
     return ("topk", [node.inputs[0]], {"k": k[0], "axis": node.attrs["axis"], "largest": node.attrs["largest"],
                                        "sorted": node.attrs["sorted"]})
@@ -182,9 +246,10 @@ def _topk(graph, node, known):
 def _squeeze(graph, node, known):
     axes = known(1)
     x = node.inputs[0]
-    if axes is None:
+    axes = None if axes is None else _axes(axes, x.type.rank)
+    if axes is None or any(x.shape[a] != 1 for a in axes):
         return None
-    drop = {a % x.type.rank for a in axes}
+    drop = set(axes)
     return ("reshape", [x], {"shape": tuple(d for i, d in enumerate(x.shape) if i not in drop)})
 
 
@@ -195,7 +260,9 @@ def _unsqueeze(graph, node, known):
     if axes is None:
         return None
     rank = x.type.rank + len(axes)
-    ones = {a % rank for a in axes}
+    ones = _axes(axes, rank)
+    if ones is None or len(set(ones)) != len(ones):
+        return None
     dims = iter(x.shape)
     return ("reshape", [x], {"shape": tuple(1 if i in ones else next(dims) for i in range(rank))})
 
@@ -216,5 +283,31 @@ def _reduce(graph, node, known):
         if node.attrs["noop_with_empty_axes"]:
             return None  # the result is x itself: fold leaves that to canonicalize's type-exact rewrite
         axes = tuple(range(x.type.rank))
-    axes = tuple(sorted({a % max(x.type.rank, 1) for a in axes}))
+    axes = _axes(axes, max(x.type.rank, 1))
+    if axes is None:
+        return None
+    axes = tuple(sorted(set(axes)))
     return (f"reduce_{node.attrs['kind']}", [x], {"axes": axes, "keepdims": node.attrs["keepdims"]})
+
+
+@form("cumulative_dynamic")
+def _cumulative(graph, node, known):
+    axis = known(1)
+    axis = None if axis is None or len(axis) != 1 else _axes(axis, node.inputs[0].type.rank)
+    if axis is None:
+        return None
+    op = "cumsum" if node.attrs["kind"] == "sum" else "cumprod"
+    return (op, [node.inputs[0]], {"axis": axis[0], "exclusive": node.attrs["exclusive"],
+                                   "reverse": node.attrs["reverse"]})
+
+
+@form("range_dynamic")
+def _range(graph, node, known):
+    values = [graph.constant_of(v) for v in node.inputs]
+    if any(v is None for v in values):
+        return None
+    start, limit, delta = (np.asarray(v).reshape(-1)[0].item() for v in values)
+    if any(float(v) != v for v in (start, limit, delta)):
+        return None  # an integer a float attribute cannot hold exactly
+    return ("range", [], {"start": float(start), "limit": float(limit), "delta": float(delta),
+                          "dtype": node.outputs[0].dtype})

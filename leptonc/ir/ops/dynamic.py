@@ -19,6 +19,34 @@ from .reduction import REDUCE_FNS
 
 Q = D.UNKNOWN
 
+# Each dynamic op (here and in image.py, signal.py, nn.py): the operands that its static form takes as
+# attributes, and the static op(s) it becomes once they are known (passes/static_forms.py). A target that
+# plans sizes before run time specializes a graph on the values of these operands (runtime/specialized.py).
+SHAPE_OPERANDS: dict[str, tuple[int, ...]] = {
+    "reshape_dynamic": (1,), "expand_dynamic": (1,), "tile_dynamic": (1,), "slice_dynamic": (1, 2, 3, 4),
+    "pad_dynamic": (1, 2, 3), "full_dynamic": (0,), "range_dynamic": (0, 1, 2), "topk_dynamic": (1,),
+    "squeeze_dynamic": (1,), "unsqueeze_dynamic": (1,), "split_dynamic": (1,), "reduce_dynamic": (1,),
+    "cumulative_dynamic": (1,), "resize_dynamic": (1, 2, 3), "affine_grid_dynamic": (1,),
+    "col2im_dynamic": (1, 2), "dft_dynamic": (1, 2), "stft_dynamic": (1, 3),
+}
+STATIC_OPS: dict[str, tuple[str, ...]] = {
+    "reshape_dynamic": ("reshape",), "expand_dynamic": ("broadcast_to",), "tile_dynamic": ("tile",),
+    "slice_dynamic": ("slice",), "pad_dynamic": ("pad",), "full_dynamic": ("full",), "range_dynamic": ("range",),
+    "topk_dynamic": ("topk",), "squeeze_dynamic": ("reshape",), "unsqueeze_dynamic": ("reshape",),
+    "split_dynamic": ("split",), "reduce_dynamic": tuple(f"reduce_{k}" for k in REDUCE_FNS),
+    "cumulative_dynamic": ("cumsum", "cumprod"), "resize_dynamic": ("resize",),
+    "affine_grid_dynamic": ("affine_grid",), "col2im_dynamic": ("col2im",), "dft_dynamic": ("dft",),
+    "stft_dynamic": ("stft",),
+}
+
+
+def checked_axes(axes, rank: int, what: str) -> tuple:
+    """Axes in [-rank, rank) made non-negative; any other is a ValueError naming `what`."""
+    bad = [a for a in axes if not -rank <= a < rank]
+    if bad:
+        raise ValueError(f"{what} {bad[0]} is out of range for rank {rank}")
+    return tuple(a % rank for a in axes)
+
 
 def _ints(a) -> tuple:
     return tuple(int(v) for v in np.asarray(a).reshape(-1))
@@ -78,10 +106,10 @@ def _slice_infer(x, starts, ends, axes, steps):
 def slice_dynamic(x, starts, ends, axes, steps):
     """x[start:end:step] on each listed axis, bounds given at run time (Python slice semantics)."""
     index = [slice(None)] * x.ndim
-    for s, e, a, st in zip(_ints(starts), _ints(ends), _ints(axes), _ints(steps)):
+    for s, e, a, st in zip(_ints(starts), _ints(ends), checked_axes(_ints(axes), x.ndim, "slice axis"), _ints(steps)):
         if st == 0:
             raise ValueError("slice step 0")
-        index[a % x.ndim] = slice(s, e, st)
+        index[a] = slice(s, e, st)
     return np.asarray(x[tuple(index)], order="C")
 
 
@@ -97,7 +125,7 @@ def pad_dynamic(x, pads, value, axes, mode):
     """Pad the listed axes (pads = begins then ends, negative pads crop) with run-time amounts."""
     from .shape import pad
 
-    pads, axes = _ints(pads), [a % x.ndim for a in _ints(axes)]
+    pads, axes = _ints(pads), checked_axes(_ints(axes), x.ndim, "pad axis")
     full = [0] * (2 * x.ndim)
     for i, a in enumerate(axes):
         full[a], full[a + x.ndim] = pads[i], pads[i + len(axes)]
@@ -139,12 +167,16 @@ def topk_dynamic(x, k, axis, largest, sorted):
     """topk with a run-time k."""
     from .shape import topk
 
-    return topk(x, int(np.asarray(k).reshape(-1)[0]), axis % x.ndim, largest, sorted)
+    k = int(np.asarray(k).reshape(-1)[0])
+    (axis,) = checked_axes((axis,), x.ndim, "topk axis")
+    if not 0 <= k <= x.shape[axis]:
+        raise ValueError(f"topk k={k} is outside [0, {x.shape[axis]}]")
+    return topk(x, k, axis, largest, sorted)
 
 
 define_op("squeeze_dynamic", arity=2, traits=PURE | {"view"},
           infer=lambda x, a: _unknown(x, x.rank - _vector_len(a, "squeeze_dynamic axes")))(
-    lambda x, axes: np.squeeze(x, tuple(a % x.ndim for a in _ints(axes))))
+    lambda x, axes: np.squeeze(x, checked_axes(_ints(axes), x.ndim, "squeeze axis")))
 
 
 @define_op("unsqueeze_dynamic", arity=2, traits=PURE | {"view"},
@@ -152,7 +184,7 @@ define_op("squeeze_dynamic", arity=2, traits=PURE | {"view"},
 def unsqueeze_dynamic(x, axes):
     """Insert size-1 dims at run-time axes (of the result)."""
     rank = x.ndim + len(_ints(axes))
-    return np.expand_dims(x, tuple(sorted(a % rank for a in _ints(axes))))
+    return np.expand_dims(x, tuple(sorted(checked_axes(_ints(axes), rank, "unsqueeze axis"))))
 
 
 def _split_infer(x, sizes, axis, num):
@@ -164,8 +196,12 @@ def _split_infer(x, sizes, axis, num):
 
 @define_op("split_dynamic", arity=2, infer=_split_infer, attrs={"axis": "int", "num": "int"})
 def split_dynamic(x, sizes, axis, num):
-    """Cut x along axis into pieces of run-time sizes."""
-    return tuple(np.split(x, np.cumsum(_ints(sizes))[:-1], axis=axis))
+    """Cut x along axis into pieces of run-time sizes (non-negative, adding up to the dim)."""
+    sizes = _ints(sizes)
+    (axis,) = checked_axes((axis,), x.ndim, "split axis")
+    if min(sizes, default=0) < 0 or sum(sizes) != x.shape[axis]:
+        raise ValueError(f"split sizes {list(sizes)} do not cut dim {axis} of size {x.shape[axis]}")
+    return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
 
 
 def _reduce_infer(x, axes, kind, keepdims, noop_with_empty_axes):
@@ -180,7 +216,7 @@ def _reduce_infer(x, axes, kind, keepdims, noop_with_empty_axes):
            attrs={"kind": "str", "keepdims": ("bool", True), "noop_with_empty_axes": ("bool", False)})
 def reduce_dynamic(x, axes, kind, keepdims, noop_with_empty_axes):
     """reduce_<kind> over run-time axes; no axes reduces everything (or nothing, if noop_with_empty_axes)."""
-    axes = tuple(sorted({a % max(x.ndim, 1) for a in _ints(axes)}))
+    axes = tuple(sorted(set(checked_axes(_ints(axes), max(x.ndim, 1), "reduce axis"))))
     if not axes:
         if noop_with_empty_axes:
             return x
@@ -201,7 +237,7 @@ def cumulative_dynamic(x, axis, kind, exclusive, reverse):
     from .index import cumprod
     from .shape import cumsum
 
-    ax = int(np.asarray(axis).reshape(-1)[0]) % x.ndim
+    (ax,) = checked_axes(_ints(axis), x.ndim, "cumulative axis")
     return (cumsum if kind == "sum" else cumprod)(x, ax, exclusive, reverse)
 
 

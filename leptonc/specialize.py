@@ -1,0 +1,167 @@
+"""Compiling a graph with dynamic ops for a target that plans sizes before run time: the specializing model
+(runtime/specialized.py) wired to this package's passes and code generators.
+
+    cm = specializing_model(graph, "cpu", pipeline, example_inputs)   # at compile time (api.py)
+    cm = loaded_model(artifact, graph)                                 # at load time (loader.py)
+
+Each specialization is the graph with the probed shape-like operands replaced by their values (and, when
+the probe reads sizes, the input sizes bound), cleaned up by the default pipeline (fold turns each dynamic op
+into its static twin, passes/static_forms.py), then lowered as any graph of the target. Values that no static
+form accepts are a LeptoncError naming the node and the operand.
+
+The artifact of a specializing model holds its graph and weights, no program: every specialization, also
+after loading, is generated from that IR and built here (so the library that runs is always built locally).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .ir import dims as D
+from .ir.errors import LeptoncError
+from .ir.graph import Graph
+from .ir.ops.dynamic import SHAPE_OPERANDS, STATIC_OPS
+from .ir.printer import print_ir
+from .ir.registry import get_op
+from .ir.target_support import LACKS
+from .runtime import safetensors
+from .runtime.artifact import Artifact
+from .runtime.specialized import ShapeProbe, SpecializingModel, dynamic_nodes
+
+CLEANUP_PIPELINE = "default"
+
+
+def needs_specializing(graph: Graph, target: str) -> bool:
+    """Whether `graph` (after cleanup and the user's passes) compiles for `target` as a specializing model:
+    it has dynamic ops left (the stablehlo target specializes to sizes on its own, so for it: dynamic ops
+    whose operands read the values of graph inputs)."""
+    if target != "stablehlo":
+        return bool(dynamic_nodes(graph))
+    try:
+        return bool(dynamic_nodes(graph)) and ShapeProbe(graph).reads_values
+    except LeptoncError:
+        return False  # the emitter's own refusal says what it lacks
+
+
+def specializing_model(graph: Graph, target: str, pipeline: list[str], example_inputs=None, *,
+                       cache: bool = True, leptonc_version: str = "") -> SpecializingModel:
+    """The specializing model of `graph` (after cleanup and the user's passes) for `target`; the example
+    inputs' specialization is built now. Refuses, naming the node, a dynamic op the target cannot specialize
+    (its static twin is an op the target lacks, or an operand is computed from data)."""
+    _check_static_twins(graph, target)
+    art = Artifact(_manifest(graph, target, pipeline, leptonc_version), print_ir(graph),
+                   safetensors.dumps(dict(graph.constants)), "", b"")
+    cm = SpecializingModel(art, graph, builder(target, pipeline, cache))
+    if example_inputs is not None:
+        cm.specialize(*_numpy_inputs(example_inputs))
+    return cm
+
+
+def loaded_model(artifact: Artifact, graph: Graph) -> SpecializingModel:
+    """The specializing model of a loaded artifact (its specializations built here from its IR)."""
+    target = artifact.manifest["target"]
+    _check_static_twins(graph, target)
+    return SpecializingModel(artifact, graph, builder(target, [artifact.manifest["pipeline"]], True))
+
+
+def builder(target: str, pipeline: list[str], cache: bool = True):
+    """build(graph, values, bindings) -> the compiled model of one specialization for `target`."""
+    def build(graph: Graph, values: dict[str, np.ndarray], bindings: dict[str, int] | None):
+        special = specialized_graph(graph, values, bindings)
+        return _lower(special, target, pipeline, cache, bindings)
+    return build
+
+
+def specialized_graph(graph: Graph, values: dict[str, np.ndarray], bindings: dict[str, int] | None) -> Graph:
+    """`graph` with the named values replaced by constants (and the input sizes bound, when given), cleaned
+    up so that every dynamic op is static; a LeptoncError naming the node and operand it cannot make static."""
+    from .passes import run_pipeline
+
+    g = graph.copy()
+    named = {v.name: v for v in g.values()}
+    if bindings:
+        for v in g.inputs:
+            v.type = v.type.with_shape(v.type.concrete(bindings))
+    first = g.nodes[0] if g.nodes else None
+    shown = {}
+    for name, array in values.items():
+        constant = g.add_constant(array, f"{name}_value", before=first)
+        g.replace_all_uses(named[name], constant)
+        shown[constant.name] = name
+    _retype(g, bindings or {})
+    g = run_pipeline(g, CLEANUP_PIPELINE, inplace=True)
+    left = dynamic_nodes(g)
+    if left:
+        from .passes.static_forms import refusal
+
+        raise LeptoncError(refusal(g, left[0], shown))
+    return g
+
+
+def _retype(graph: Graph, bindings: dict[str, int]) -> None:
+    """Infer every node's result types again from its operands' (now more precise) types, keeping a size the
+    old type knew and the new one does not (range_dynamic's [S], say)."""
+    for node in graph.nodes:
+        if node.op == "const":
+            continue
+        types = get_op(node.op).infer([v.type for v in node.inputs], node.attrs, where=node.label)
+        for v, t in zip(node.outputs, types):
+            old = v.shape if len(v.shape) == t.rank else (D.UNKNOWN,) * t.rank
+            v.type = t.with_shape(tuple(_known(new, was, bindings) for new, was in zip(t.shape, old)))
+
+
+def _known(new, old, bindings):
+    if new != D.UNKNOWN or old == D.UNKNOWN:
+        return new
+    if isinstance(old, int) or not D.symbols(old) <= set(bindings):
+        return old
+    return D.evaluate(old, bindings)
+
+
+def _check_static_twins(graph: Graph, target: str) -> None:
+    lacks = LACKS.get(target, {})
+    for node in dynamic_nodes(graph):
+        twins = STATIC_OPS[node.op]
+        if all(op in lacks for op in twins):
+            raise LeptoncError(f"{node.label}: the {target} target runs it as {' or '.join(twins)} once its "
+                               f"operands are known, and lacks that op ({lacks[twins[0]]})")
+
+
+def _lower(graph: Graph, target: str, pipeline: list[str], cache: bool, bindings):
+    from .api import Progress, compile_cpu
+
+    if target == "cpu":
+        return compile_cpu(graph, pipeline, Progress(quiet=True), cache=cache)
+    if target == "triton":
+        from .codegen.triton import compile_triton
+
+        return compile_triton(graph, pipeline, Progress(quiet=True))
+    from .codegen.stablehlo import compile_stablehlo
+
+    return compile_stablehlo(graph, {"pipeline": ",".join(pipeline)}, bindings)
+
+
+def _manifest(graph: Graph, target: str, pipeline: list[str], version: str) -> dict:
+    def describe(values):
+        return [{"name": v.name, "dtype": v.dtype.value, "shape": list(v.shape)} for v in values]
+
+    symbols = sorted({s for v in graph.inputs for d in v.shape for s in D.symbols(d)})
+    manifest = {"leptonc_version": version, "target": target, "pipeline": ",".join(pipeline),
+                "signature": {"inputs": describe(graph.inputs), "outputs": describe(graph.outputs),
+                              "symbols": symbols},
+                "specialized_on": list(dict.fromkeys(name for node in dynamic_nodes(graph)
+                                                     for name in _operand_names(graph, node)))}
+    if target == "stablehlo":
+        manifest["stablehlo"] = {"bindings": {}, "weights": []}
+    else:
+        manifest.update(compiler="", program={}, fusion_report="")
+    return manifest
+
+
+def _operand_names(graph: Graph, node) -> list[str]:
+    return [node.inputs[i].name for i in SHAPE_OPERANDS[node.op]
+            if i < len(node.inputs) and graph.constant_of(node.inputs[i]) is None]
+
+
+def _numpy_inputs(example_inputs) -> list[np.ndarray]:
+    inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    return [a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a) for a in inputs]
