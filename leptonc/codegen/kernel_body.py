@@ -30,7 +30,7 @@ Adding an elementwise op: its registry entry (ir/ops/*), then one line in
 name in `FUNCTIONS` with a composite here plus, for a target that has the
 function natively, one entry in that target's function table.
 
-Data movement shares its index rules here too: the pad constant, the kept
+Data movement shares its index rules here too: the pad constant and the position each pad mode reads, the kept
 triangle of trilu, the combine and start of the scans (`SCANS`).
 """
 from __future__ import annotations
@@ -516,6 +516,26 @@ def pad_constant(ops: Ops, node, where: str) -> str:
         raise ops.error(f"{where}: pad mode {node.attrs['mode']!r} is not supported by the {ops.target} target "
                         "(constant is)")
     return ops.literal(node.attrs["value"], node.outputs[0].dtype)
+
+
+def pad_source_index(ops: Ops, mode: str, j: str, m: str) -> str:
+    """The position that pad mode `mode` (edge, reflect, wrap) reads along an axis of m > 0 kept elements, for
+    position j counted from the first of them (j < 0 or j >= m lies in the padding), as numpy.pad does: edge
+    repeats the border element, wrap repeats the axis, reflect mirrors it without repeating the border (with
+    period 2m - 2, however wide the padding). Integer expressions in i64."""
+    i64, c = DType.i64, ops.compare
+    if mode == "edge":
+        last = ops.infix("-", m, "1", i64)
+        return ops.select(c("<", j, "0"), "0", ops.select(c(">", j, last), last, j, i64), i64)
+    if mode == "wrap":
+        r = ops.bind(ops.infix("%", j, m, i64), i64)
+        return ops.select(c("<", r, "0"), ops.infix("+", r, m, i64), r, i64)
+    if mode == "reflect":
+        period = ops.bind(ops.select(c(">", m, "1"), ops.infix("-", ops.infix("*", "2", m, i64), "2", i64), "1", i64),
+                          i64)
+        a = ops.bind(ops.infix("%", ops.select(c("<", j, "0"), ops.negate(j, i64), j, i64), period, i64), i64)
+        return ops.select(c(">=", a, m), ops.infix("-", period, a, i64), a, i64)
+    raise ops.error(f"unknown pad mode {mode!r}")
 
 
 # scan op -> (the elementwise op that combines the running value with the next element, the starting value)

@@ -19,11 +19,11 @@ LACKS: dict[str, dict[str, str]] = {
     "cpu": {
         **dict.fromkeys(("nonzero", "unique", "non_max_suppression"), _DATA_SIZED),
         **dict.fromkeys(("affine_grid_dynamic", "col2im_dynamic", "cumulative_dynamic", "dft_dynamic",
-                         "pad_dynamic", "resize_dynamic", "stft_dynamic", "topk_dynamic"), _RUNTIME_SIZED),
+                         "stft_dynamic"), _RUNTIME_SIZED),
         **dict.fromkeys(("affine_grid", "bitcast", "col2im", "conv_transpose", "deform_conv", "det",
                          "dft", "einsum", "grid_sample", "lp_pool", "max_pool_with_indices", "max_unpool",
-                         "mel_weight_matrix", "resize", "reverse_sequence", "roi_align", "stft", "tensor_scatter",
-                         "tfidf_vectorizer", "topk", "tree_ensemble"), _NO_KERNEL),
+                         "mel_weight_matrix", "roi_align", "stft", "tensor_scatter",
+                         "tfidf_vectorizer", "tree_ensemble"), _NO_KERNEL),
     },
     "triton": {
         **dict.fromkeys(("nonzero", "unique", "non_max_suppression"), _DATA_SIZED),
@@ -52,7 +52,6 @@ PARTLY: dict[str, dict[str, str]] = {
         "matmul_integer": "other than [..., M, K] times a 2-d b with a per-tensor zero point",
         "matmul_wq": "weights with a zero point (symmetric weights run)",
         "max_pool": "over integers other than i8 and u8",
-        "pad": "modes edge, reflect and wrap (constant runs)",
         "quantize": "to i4 (i8 and u8 run)",
         "reduce_max": "over bool",
     },

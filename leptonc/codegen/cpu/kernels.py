@@ -11,7 +11,7 @@ from __future__ import annotations
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
-from ..kernel_body import SCANS, pad_constant, trilu_keeps
+from ..kernel_body import SCANS, pad_constant, pad_source_index, trilu_keeps
 from .cexpr import C, UnsupportedError, cdim, cnumel, ctype, elementwise_expr, literal
 
 
@@ -192,6 +192,8 @@ def emit_split(ctx: KernelContext, node: Node) -> list[str]:
 
 def emit_pad(ctx: KernelContext, node: Node) -> list[str]:
     x, y = node.inputs[0], node.outputs[0]
+    if node.attrs["mode"] != "constant":
+        return _emit_pad_mode(ctx, node)
     value = pad_constant(C, node, ctx.where)
     rank = x.type.rank
     pads = node.attrs["pads"]
@@ -209,6 +211,30 @@ def emit_pad(ctx: KernelContext, node: Node) -> list[str]:
     lines += _copy(f"{ctx.ptr(y)} + {ctx.d(dst_off)}", ys, f"{ctx.ptr(x)} + {ctx.d(src_off)}", xs, shape,
                    _es(y), ctx.where, "")
     return lines
+
+
+def _emit_pad_mode(ctx: KernelContext, node: Node) -> list[str]:
+    """Pad modes edge, reflect and wrap: each result element reads the position the mode's index function
+    (kernel_body.pad_source_index) gives on each axis of the cropped operand."""
+    x, y = node.inputs[0], node.outputs[0]
+    rank, pads = x.type.rank, node.attrs["pads"]
+    ctype(y.dtype, ctx.where)
+    xs = D.contiguous_strides(x.shape)
+    lines = [f"const int64_t total = {cnumel(y.shape, ctx.where)};",
+             "#pragma omp parallel for schedule(static) if (total > 65536)",
+             "for (int64_t t = 0; t < total; ++t) {",
+             "  int64_t rem = t, off = 0;"]
+    for a in reversed(range(rank)):
+        b, e = pads[a], pads[a + rank]
+        lines.append(f"  {{ const int64_t i = rem % {ctx.d(y.shape[a])}; rem /= {ctx.d(y.shape[a])};")
+        if max(b, e) > 0:
+            kept = D.sub(x.shape[a], max(-b, 0) + max(-e, 0))
+            src = pad_source_index(C, node.attrs["mode"], "j", "m")
+            lines.append(f"    const int64_t j = i - {max(b, 0)}, m = {ctx.d(kept)}; "
+                         f"off += ({max(-b, 0)} + {src}) * {ctx.d(xs[a])}; }}")
+        else:
+            lines.append(f"    off += (i + {max(-b, 0)}) * {ctx.d(xs[a])}; }}")
+    return lines + [f"  {ctx.ptr(y)}[t] = {ctx.ptr(x)}[off];", "}"]
 
 
 def emit_gather(ctx: KernelContext, node: Node) -> list[str]:
@@ -405,6 +431,100 @@ def emit_trilu(ctx: KernelContext, node: Node) -> list[str]:
             "}"]
 
 
+def _topk_before(dtype: DType, largest: bool, a: str, b: str) -> str:
+    """Whether element a comes before element b in topk's order (the reference sorts stably by -x for the
+    largest, by x for the smallest, NaN last; the negation wraps for signed integers)."""
+    if dtype.is_float:
+        return f"(({a}) {'>' if largest else '<'} ({b}) || (({b}) != ({b}) && ({a}) == ({a})))"
+    if largest and dtype.is_signed:
+        return C.compare("<", C.negate(a, dtype), C.negate(b, dtype))
+    return C.compare(">" if largest else "<", a, b)
+
+
+def emit_topk(ctx: KernelContext, node: Node) -> list[str]:
+    """Per line along the axis, the first k positions of a stable sort: insertion into the k best for a small
+    k, else a bottom-up merge sort of the whole line."""
+    x, (values, indices) = node.inputs[0], node.outputs
+    if x.dtype is DType.bool:
+        raise UnsupportedError(f"{ctx.where}: topk over bool is not supported by the cpu target (the reference "
+                               "refuses it too)")
+    t = ctype(x.dtype, ctx.where)
+    axis, k = node.attrs["axis"] % x.type.rank, node.attrs["k"]
+
+    def before(a: str, b: str) -> str:
+        return _topk_before(x.dtype, node.attrs["largest"], f"xl[({a}) * INNER]", f"xl[({b}) * INNER]")
+
+    if k <= 16:
+        select = ["    int64_t n = 0;",
+                  "    for (int64_t i = 0; i < AX; ++i) {",
+                  f"      if (n == K && !{before('i', 'ord[K - 1]')}) continue;",
+                  "      int64_t p = n < K ? n : K - 1;",
+                  f"      while (p > 0 && {before('i', 'ord[p - 1]')}) {{ ord[p] = ord[p - 1]; --p; }}",
+                  "      ord[p] = i; n += n < K;",
+                  "    }",
+                  "    const int64_t* best = ord;"]
+    else:
+        select = ["    int64_t *a = ord, *b = ord + AX;",
+                  "    for (int64_t i = 0; i < AX; ++i) a[i] = i;",
+                  "    for (int64_t w = 1; w < AX; w *= 2) {",
+                  "      for (int64_t lo = 0; lo < AX; lo += 2 * w) {",
+                  "        const int64_t mid = lo + w < AX ? lo + w : AX, hi = lo + 2 * w < AX ? lo + 2 * w : AX;",
+                  "        int64_t i = lo, j = mid, o = lo;",
+                  f"        while (i < mid && j < hi) b[o++] = {before('a[j]', 'a[i]')} ? a[j++] : a[i++];",
+                  "        while (i < mid) b[o++] = a[i++];",
+                  "        while (j < hi) b[o++] = a[j++];",
+                  "      }",
+                  "      int64_t* swap = a; a = b; b = swap;",
+                  "    }",
+                  "    const int64_t* best = a;"]
+    store = []
+    if id(values) in ctx.names:
+        store.append(f"{ctx.ptr(values)}[out + j * INNER] = xl[best[j] * INNER];")
+    if id(indices) in ctx.names:
+        store.append(f"{ctx.ptr(indices)}[out + j * INNER] = best[j];")
+    head = [f"const int64_t OUTER = {cnumel(x.shape[:axis], ctx.where)}, AX = {ctx.d(x.shape[axis])}, "
+            f"INNER = {cnumel(x.shape[axis + 1:], ctx.where)}, K = {k};",
+            "if (K > 0) {",
+            "  #pragma omp parallel if (OUTER * INNER * AX > 16384)",
+            "  {",
+            f"  int64_t* ord = (int64_t*)lep_scratch((size_t)({'K' if k <= 16 else '2 * AX'}) * sizeof(int64_t));",
+            "  #pragma omp for schedule(static)",
+            "  for (int64_t line = 0; line < OUTER * INNER; ++line) {",
+            f"    const {t}* xl = {ctx.ptr(x)} + (line / INNER) * AX * INNER + line % INNER;",
+            "    const int64_t out = (line / INNER) * K * INNER + line % INNER;"]
+    return head + select + [f"    for (int64_t j = 0; j < K; ++j) {{ {' '.join(store)} }}",
+                            "  }", "  free(ord);", "  }", "}"]
+
+
+def emit_reverse_sequence(ctx: KernelContext, node: Node) -> list[str]:
+    """out[b, t] = x[b, lens[b] - 1 - t] for t < lens[b], else x[b, t] (over batch and time axes); a length
+    past the time axis is an index error naming it, as the reference's read out of range is."""
+    x, lens, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    rank = x.type.rank
+    ba, ta = node.attrs["batch_axis"] % rank, node.attrs["time_axis"] % rank
+    return ["{",
+            "  " + _arr("ysh", x.shape, ctx.where),
+            "  " + _arr("xst", D.contiguous_strides(x.shape), ctx.where),
+            f"  const int64_t total = {cnumel(x.shape, ctx.where)}, NB = {ctx.d(x.shape[ba])}, "
+            f"T = {ctx.d(x.shape[ta])};",
+            "  for (int64_t b = 0; b < NB; ++b) {",
+            f"    const int64_t v = (int64_t){ctx.ptr(lens)}[b];",
+            f"    if (v > T) {{ lep_index_fault({ctx.index_fault()}, b, v, {ta}, T); return; }}",
+            "  }",
+            "  #pragma omp parallel for schedule(static) if (total > 65536)",
+            "  for (int64_t t = 0; t < total; ++t) {",
+            "    int64_t rem = t, off = 0, tb = 0, tt = 0;",
+            f"    for (int a = {rank - 1}; a >= 0; --a) {{",
+            "      const int64_t i = rem % ysh[a]; rem /= ysh[a];",
+            f"      if (a == {ba}) tb = i;",
+            f"      if (a == {ta}) tt = i; else off += i * xst[a];",
+            "    }",
+            f"    const int64_t len = (int64_t){ctx.ptr(lens)}[tb];",
+            f"    {ctx.ptr(y)}[t] = {ctx.ptr(x)}[off + (tt < len ? len - 1 - tt : tt) * xst[{ta}]];",
+            "  }",
+            "}"]
+
+
 def _es(v: Value) -> int:
     return int(v.dtype.itemsize)
 
@@ -416,5 +536,5 @@ EMITTERS = {
     "gather_elements": emit_gather_elements, "tile": emit_tile,
     "gather_nd": emit_gather_nd, "scatter_elements": emit_scatter_elements, "scatter_nd": emit_scatter_nd,
     "full": emit_full, "shape_of": emit_shape_of, "cumsum": emit_scan,
-    "cumprod": emit_scan, "trilu": emit_trilu,
+    "cumprod": emit_scan, "trilu": emit_trilu, "topk": emit_topk, "reverse_sequence": emit_reverse_sequence,
 }
