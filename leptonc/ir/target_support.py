@@ -10,7 +10,8 @@ from __future__ import annotations
 TARGETS = ("cpu", "triton", "stablehlo")
 
 _DATA_SIZED = "its result size depends on the data, and the target plans every buffer before run time"
-_RUNTIME_SIZED = "its sizes or axes arrive as a run-time operand; the target plans sizes before run time"
+_STATIC_LACKS = "the target runs it as its static twin once its sizes are known (a program per value), and " \
+    "lacks that op"
 _NO_KERNEL = "no kernel for it yet (the stablehlo target runs it)"
 _CPU_ONLY = "no kernel for it yet (the cpu target runs it)"
 
@@ -18,8 +19,7 @@ _CPU_ONLY = "no kernel for it yet (the cpu target runs it)"
 LACKS: dict[str, dict[str, str]] = {
     "cpu": {
         **dict.fromkeys(("nonzero", "unique", "non_max_suppression"), _DATA_SIZED),
-        **dict.fromkeys(("affine_grid_dynamic", "col2im_dynamic", "cumulative_dynamic", "dft_dynamic",
-                         "stft_dynamic"), _RUNTIME_SIZED),
+        **dict.fromkeys(("affine_grid_dynamic", "col2im_dynamic", "dft_dynamic", "stft_dynamic"), _STATIC_LACKS),
         **dict.fromkeys(("affine_grid", "bitcast", "col2im", "conv_transpose", "deform_conv", "det",
                          "dft", "einsum", "grid_sample", "lp_pool", "max_pool_with_indices", "max_unpool",
                          "mel_weight_matrix", "roi_align", "stft", "tensor_scatter",
@@ -27,8 +27,8 @@ LACKS: dict[str, dict[str, str]] = {
     },
     "triton": {
         **dict.fromkeys(("nonzero", "unique", "non_max_suppression"), _DATA_SIZED),
-        **dict.fromkeys(("affine_grid_dynamic", "col2im_dynamic", "cumulative_dynamic", "dft_dynamic",
-                         "pad_dynamic", "resize_dynamic", "stft_dynamic", "topk_dynamic"), _RUNTIME_SIZED),
+        **dict.fromkeys(("affine_grid_dynamic", "col2im_dynamic", "dft_dynamic", "resize_dynamic", "stft_dynamic",
+                         "topk_dynamic"), _STATIC_LACKS),
         **dict.fromkeys(("affine_grid", "bitcast", "col2im", "conv_transpose", "deform_conv",
                          "dequantize", "det", "dft", "einsum", "grid_sample", "lp_pool",
                          "conv_bsr", "matmul_csr", "matmul_integer", "matmul_nm", "matmul_w8a8", "matmul_wq",
@@ -60,6 +60,7 @@ PARTLY: dict[str, dict[str, str]] = {
         "matmul": "over integers (floating-point types run)",
         "max_pool": "over integers",
         "pad": "modes edge, reflect and wrap (constant runs)",
+        "pad_dynamic": "modes edge, reflect and wrap (constant runs)",
         "pow": "of an integer by an integer",
         "reduce_max": "over bool",
     },

@@ -18,6 +18,7 @@ from ..ir import dims as D
 from ..ir.errors import LeptoncError
 from ..ir.graph import Graph, Node, Value
 from ..ir.ops.dynamic import SHAPE_OPERANDS
+from ..ir.ops.image import resize_dynamic_params
 from ..ir.ops.shape import resolve_reshape
 from ..ir.registry import get_op
 from . import shape_values
@@ -311,3 +312,54 @@ def _range(graph, node, known):
         return None  # an integer a float attribute cannot hold exactly
     return ("range", [], {"start": float(start), "limit": float(limit), "delta": float(delta),
                           "dtype": node.outputs[0].dtype})
+
+
+@form("resize_dynamic")
+def _resize(graph, node, known):
+    x = node.inputs[0]
+    roi, scales, sizes = (graph.constant_of(v) for v in node.inputs[1:])
+    if roi is None or scales is None or sizes is None or not x.type.is_static:
+        return None
+    axes = node.attrs["axes"]
+    if axes and _axes(axes, x.type.rank) is None:
+        return None
+    shape, sc, roi = resize_dynamic_params(x.shape, roi, scales, sizes, axes, node.attrs["keep_aspect_ratio_policy"])
+    if not all(sc) or min(shape) < 0:
+        return None
+    modes = {k: v for k, v in node.attrs.items() if k not in ("axes", "keep_aspect_ratio_policy")}
+    return ("resize", [x], {"shape": tuple(shape), "scales": tuple(float(s) for s in sc),
+                            "roi": tuple(float(r) for r in roi), **modes})
+
+
+@form("affine_grid_dynamic")
+def _affine_grid(graph, node, known):
+    size = known(1)
+    return None if size is None else ("affine_grid", [node.inputs[0]],
+                                      {"size": size, "align_corners": node.attrs["align_corners"]})
+
+
+@form("col2im_dynamic")
+def _col2im(graph, node, known):
+    image, block = known(1), known(2)
+    if image is None or block is None:
+        return None
+    return ("col2im", [node.inputs[0]], {"image_shape": image, "block_shape": block, **node.attrs,
+                                         "pads": node.attrs["pads"] or (0,) * (2 * len(image))})
+
+
+@form("dft_dynamic")
+def _dft(graph, node, known):
+    length, axis = known(1), known(2)
+    if length is None or axis is None or len(length) != 1 or len(axis) != 1:
+        return None
+    return ("dft", [node.inputs[0]], {"axis": axis[0], "length": length[0], **node.attrs})
+
+
+@form("stft_dynamic")
+def _stft(graph, node, known):
+    step, length = known(1), known(3)
+    window = node.inputs[2]
+    if step is None or length is None or len(step) != 1 or len(length) != 1 or not window.type.is_static:
+        return None
+    operands = [node.inputs[0]] + ([window] if window.type.numel else [])
+    return ("stft", operands, {"step": step[0], "length": length[0], "onesided": node.attrs["onesided"]})

@@ -244,10 +244,13 @@ def cumulative_dynamic(x, axis, kind, exclusive, reverse):
 @op_samples
 def _samples(s):
     return {
-        "reshape_dynamic": [s(s.f32(2, 3, 4), s.const(0, -1))],
+        "reshape_dynamic": [s(s.f32(2, 3, 4), s.const(0, -1)),
+                            s(s.f32(2, 3, 4), np.array([4, -1], np.int64))],  # a run-time shape: specialized
         "expand_dynamic": [s(s.f32(3, 1), s.const(2, 1, 4))],
         "tile_dynamic": [s(s.f32(2, 3), s.const(2, 1))],
-        "slice_dynamic": [s(s.f32(6, 7), s.const(1, -1), s.const(5, -8), s.const(0, 1), s.const(2, -2))],
+        "slice_dynamic": [s(s.f32(6, 7), s.const(1, -1), s.const(5, -8), s.const(0, 1), s.const(2, -2)),
+                          s(s.f32(6, 7), np.array([-2], np.int64), np.array([0], np.int64), np.array([1], np.int64),
+                            np.array([-1], np.int64))],
         "pad_dynamic": [
             s(s.f32(3, 4), s.const(1, 2, 0, -1), np.array([0.5], np.float32), s.const(0, 1)),
             s(s.f32(3, 4), s.const(1, 2), np.array(0.0, np.float32), s.const(1), mode="reflect"),
@@ -256,6 +259,7 @@ def _samples(s):
         "range_dynamic": [
             s(s.scalar(1.0, np.float32), s.scalar(4.0, np.float32), s.scalar(0.75, np.float32)),
             s(s.scalar(10), s.scalar(1), s.scalar(-3)),
+            s(np.array(2, np.int64), np.array(11, np.int64), np.array(3, np.int64)),
         ],
         "topk_dynamic": [s(s.f32(3, 6), s.const(2))],
         "squeeze_dynamic": [s(s.f32(2, 1, 4), s.const(1))],
@@ -264,9 +268,11 @@ def _samples(s):
         "reduce_dynamic": [
             s(s.f32(3, 4, 5), s.const(0, 2), kind="max", keepdims=False),
             s(s.f32(3, 4), s.const(*()), kind="mean"),
+            s(s.f32(3, 4, 5), np.array([-1, 0], np.int64), kind="sum"),
         ],
         "cumulative_dynamic": [
             s(s.f32(3, 4), s.scalar(1), kind="sum"),
             s(s.f32(3, 4, low=0.5, high=1.5), s.scalar(-2), kind="prod", exclusive=True, reverse=True),
+            s(s.f32(3, 4), np.array(0, np.int64), kind="sum", reverse=True),
         ],
     }
