@@ -282,7 +282,7 @@ def _reduce(graph, node, known):
         return None
     if not axes:
         if node.attrs["noop_with_empty_axes"]:
-            return None  # the result is x itself: fold leaves that to canonicalize's type-exact rewrite
+            return ("reshape", [x], {"shape": x.shape})  # x itself (a view that canonicalize then drops)
         axes = tuple(range(x.type.rank))
     axes = _axes(axes, max(x.type.rank, 1))
     if axes is None:

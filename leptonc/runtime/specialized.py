@@ -59,9 +59,8 @@ class ShapeProbe:
             if any(self._has_symbolic_type(v) for v in [node.inputs[0], *node.outputs]) and graph.inputs:
                 self.reads_sizes = True  # its static form may need the sizes bound (a reshape of [B, S])
             for i, v in zip(SHAPE_OPERANDS[node.op], operands):
-                if graph.constant_of(v) is None and all(v is not w for w in self.values):
-                    self._trace(v, node, i, needed)
-                    self.values.append(v)
+                if graph.constant_of(v) is None:
+                    self._add(v, node, i, needed)
         self.nodes = [n for n in graph.nodes if id(n) in needed]
         self.reads_sizes = self.reads_sizes and any(
             not isinstance(d, int) for v in graph.inputs for d in v.shape)
@@ -70,37 +69,58 @@ class ShapeProbe:
     def _has_symbolic_type(v: Value) -> bool:
         return any(not isinstance(d, int) and d != D.UNKNOWN for d in v.shape)
 
-    def _trace(self, value: Value, user: Node, index: int, needed: set) -> None:
-        """Mark the nodes computing `value` (operand `index` of `user`), refusing data on the way."""
+    def _add(self, value: Value, user: Node, index: int, needed: set) -> None:
+        """Probe `value` (operand `index` of `user`): read it, marking the nodes computing it. When it reads the
+        size of a value that only the dynamic ops' specializations size (a "?" dim), the graph inputs it reads are
+        probed instead: with those and the input sizes fixed, fold computes it once the graph is specialized."""
+        nodes, inputs, later = self._trace(value, user, index)
+        if later:
+            self.reads_sizes = True
+            for v in inputs:
+                self._probe(v)
+        else:
+            needed |= nodes
+            self._probe(value)
+
+    def _probe(self, v: Value) -> None:
+        if all(v is not w for w in self.values):
+            self.values.append(v)
+
+    def _trace(self, value: Value, user: Node, index: int) -> tuple[set[int], list[Value], bool]:
+        """(the nodes computing `value`, the graph inputs it reads, whether it reads a size known only once the
+        graph is specialized), refusing data on the way."""
         def refuse(why: str):
             return LeptoncError(f"{user.label}: operand {index} (%{value.name}) {why}; a target that plans sizes "
                                 f"before run time specializes only on sizes and axes computed from small tensors")
 
+        nodes: set[int] = set()
+        inputs: list[Value] = []
+        later = False
         stack = [value]
         while stack:
             v = stack.pop()
             node = v.producer
-            if node is not None and id(node) in needed:
+            if node is not None and id(node) in nodes or any(v is w for w in inputs):
                 continue
             too_big = v.type.is_static and v.type.numel > MAX_ELEMENTS
             if node is None:
                 if too_big or not (v.type.is_static or v.dtype.is_int):
                     raise refuse(f"reads graph input %{v.name} ({v.type}), which is data, not a size")
                 self.reads_values = True
+                inputs.append(v)
                 continue
-            needed.add(id(node))
+            nodes.add(id(node))
             if node.op == "const":
                 continue
             if node.op == "shape_of":
-                x = node.inputs[0]
-                dims = x.shape[slice(node.attrs["start"], node.attrs["end"])]
-                if D.UNKNOWN in dims:
-                    raise refuse(f"is computed from the size of %{x.name} ({x.type}), known only at run time")
+                dims = node.inputs[0].shape[slice(node.attrs["start"], node.attrs["end"])]
+                later |= D.UNKNOWN in dims
                 self.reads_sizes |= any(not isinstance(d, int) for d in dims)
                 continue
             if not get_op(node.op).has("pure") or too_big:
                 raise refuse(f"is computed by {node.label} from data, not from sizes")
             stack.extend(node.inputs)
+        return nodes, inputs, later
 
     def read(self, inputs: list[np.ndarray], bindings: dict[str, int]) -> tuple[tuple, dict[str, np.ndarray]]:
         """(the key of the specialization these inputs need, the probed operands' values by name)."""

@@ -253,7 +253,7 @@ def _samples(s):
                             np.array([-1], np.int64))],
         "pad_dynamic": [
             s(s.f32(3, 4), s.const(1, 2, 0, -1), np.array([0.5], np.float32), s.const(0, 1)),
-            s(s.f32(3, 4), s.const(1, 2), np.array(0.0, np.float32), s.const(1), mode="reflect"),
+            s(s.f32(3, 4), s.const(1, 2), s.scalar(0.0, np.float32), s.const(1), mode="reflect"),
         ],
         "full_dynamic": [s(s.const(2, 3), value=2.5, dtype="f32")],
         "range_dynamic": [
