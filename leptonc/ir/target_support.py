@@ -19,11 +19,10 @@ _CPU_ONLY = "no kernel for it yet (the cpu target runs it)"
 LACKS: dict[str, dict[str, str]] = {
     "cpu": {
         **dict.fromkeys(("nonzero", "unique", "non_max_suppression"), _DATA_SIZED),
-        **dict.fromkeys(("affine_grid_dynamic", "col2im_dynamic", "dft_dynamic", "stft_dynamic"), _STATIC_LACKS),
-        **dict.fromkeys(("affine_grid", "bitcast", "col2im", "conv_transpose", "deform_conv", "det",
-                         "dft", "einsum", "grid_sample", "lp_pool", "max_pool_with_indices", "max_unpool",
-                         "mel_weight_matrix", "roi_align", "stft", "tensor_scatter",
-                         "tfidf_vectorizer", "tree_ensemble"), _NO_KERNEL),
+        **dict.fromkeys(("col2im_dynamic", "dft_dynamic", "stft_dynamic"), _STATIC_LACKS),
+        **dict.fromkeys(("bitcast", "col2im", "conv_transpose", "deform_conv", "det", "dft", "einsum",
+                         "lp_pool", "max_pool_with_indices", "max_unpool", "mel_weight_matrix", "stft",
+                         "tensor_scatter", "tfidf_vectorizer", "tree_ensemble"), _NO_KERNEL),
     },
     "triton": {
         **dict.fromkeys(("nonzero", "unique", "non_max_suppression"), _DATA_SIZED),

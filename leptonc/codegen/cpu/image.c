@@ -165,4 +165,191 @@ static double* lep_resize(double* data, const int64_t* in_shape, const int64_t* 
     return cur;
 }
 
+/* rint(v) (half to even) as an index; NaN and values past the int64 range give INT64_MIN. */
+static inline int64_t lep_rint_index(double v) {
+    double f = nearbyint(v);
+    return (f == f && f >= -9.2233720368547758e18 && f < 9.2233720368547758e18) ? (int64_t)f : INT64_MIN;
+}
+
+/* The larger of a and b, NaN if either is (numpy's max). */
+static inline double lep_nanmax(double a, double b) { return a != a ? a : (b != b || b > a) ? b : a; }
+
+static inline double lep_clamp(double v, double lo, double hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* c folded into [lo, hi] by reflection at both ends (grid_sample's _reflect). */
+static double lep_reflect(double c, double lo, double hi) {
+    const double span = hi - lo;
+    if (span <= 0) return lo;
+    c = fabs(c - lo);
+    const double flips = floor(c / span), rest = c - flips * span;
+    return fmod(flips, 2.0) == 0 ? lo + rest : hi - rest;
+}
+
+enum { LEP_GS_LINEAR, LEP_GS_NEAREST, LEP_GS_CUBIC };
+enum { LEP_GS_ZEROS, LEP_GS_BORDER, LEP_GS_REFLECTION };
+
+/* grid_sample over nsp (1 to 3) spatial dims: x (N, C, in_sp...), grid (N, P, nsp) with the innermost dim's
+   coordinate first, y (N, C, P). Each output point's taps (position in x's spatial block, weight, inside)
+   are found once and applied to every channel. */
+static void lep_grid_sample(const double* x, const double* grid, double* y, int64_t N, int64_t C, int nsp,
+                            const int64_t* in_sp, int64_t P, int mode, int padding, int align) {
+    int64_t S = 1;
+    for (int d = 0; d < nsp; ++d) S *= in_sp[d];
+    const double A = -0.75;
+    #pragma omp parallel for schedule(static) if (N * P * C > 16384)
+    for (int64_t q = 0; q < N * P; ++q) {
+        const int64_t n = q / P, p = q % P;
+        int64_t size[3], base[3], off[64];
+        double c[3], frac[3], w[64], cw[3][4];
+        unsigned char ok[64];
+        for (int i = 0; i < nsp; ++i) {
+            size[i] = in_sp[nsp - 1 - i];
+            const double g = grid[q * nsp + i], sz = (double)size[i];
+            double ci = align ? (g + 1) / 2 * (sz - 1) : ((g + 1) * sz - 1) / 2;
+            if (padding == LEP_GS_BORDER) ci = lep_clamp(ci, 0, sz - 1);
+            else if (padding == LEP_GS_REFLECTION)
+                ci = align ? lep_reflect(ci, 0, sz - 1) : lep_clamp(lep_reflect(ci, -0.5, sz - 0.5), 0, sz - 1);
+            c[i] = ci;
+        }
+        int taps = 1, width = 1;
+        if (mode == LEP_GS_LINEAR) {
+            width = 2;
+            for (int i = 0; i < nsp; ++i) { base[i] = lep_floor_index(c[i]); frac[i] = c[i] - (double)base[i]; }
+        } else if (mode == LEP_GS_CUBIC) {
+            width = 4;
+            for (int i = 0; i < nsp; ++i) {
+                const double f = floor(c[i]), t = c[i] - f, t1 = t + 1, t2 = 1 - t;
+                base[i] = lep_floor_index(c[i]);
+                if (base[i] != INT64_MIN) base[i] -= 1;
+                cw[i][0] = ((A * t1 - 5 * A) * t1 + 8 * A) * t1 - 4 * A;
+                cw[i][1] = ((A + 2) * t - (A + 3)) * t * t + 1;
+                cw[i][2] = ((A + 2) * t2 - (A + 3)) * t2 * t2 + 1;
+                cw[i][3] = ((A * (t2 + 1) - 5 * A) * (t2 + 1) + 8 * A) * (t2 + 1) - 4 * A;
+            }
+        }
+        for (int i = 0; i < nsp; ++i) taps *= width;
+        for (int t = 0; t < taps; ++t) {
+            double wt = 1.0;
+            int64_t at = 0;
+            int inside = 1;
+            for (int d = 0; d < nsp; ++d) {  /* x's spatial dims, outermost first: grid coordinate nsp - 1 - d */
+                const int i = nsp - 1 - d;
+                int span = 1;
+                for (int e = i + 1; e < nsp; ++e) span *= width;
+                const int k = (t / span) % width;  /* the corner's digit for coordinate i (coordinate 0 slowest) */
+                int64_t j;
+                if (mode == LEP_GS_NEAREST) j = lep_rint_index(c[i]);
+                else j = base[i] == INT64_MIN ? INT64_MIN : base[i] + k;
+                if (mode == LEP_GS_CUBIC && padding == LEP_GS_BORDER) {
+                    j = j < 0 ? 0 : j > size[i] - 1 ? size[i] - 1 : j;
+                } else if (mode == LEP_GS_CUBIC && padding == LEP_GS_REFLECTION) {
+                    const double r = align ? lep_reflect((double)j, 0, (double)(size[i] - 1))
+                                           : lep_reflect((double)j, -0.5, (double)size[i] - 0.5);
+                    j = lep_rint_index(r);
+                    j = j < 0 ? 0 : j > size[i] - 1 ? size[i] - 1 : j;
+                }
+                inside = inside && j >= 0 && j < size[i];
+                at = at * in_sp[d] + (j < 0 ? 0 : j >= size[i] ? size[i] - 1 : j);
+            }
+            for (int i = 0; i < nsp && mode != LEP_GS_NEAREST; ++i) {  /* the weight, coordinate 0 first */
+                int span = 1;
+                for (int e = i + 1; e < nsp; ++e) span *= width;
+                const int k = (t / span) % width;
+                wt = wt * (mode == LEP_GS_LINEAR ? (k ? frac[i] : 1 - frac[i]) : cw[i][k]);
+            }
+            off[t] = at; w[t] = wt; ok[t] = (unsigned char)inside;
+        }
+        for (int64_t ch = 0; ch < C; ++ch) {
+            const double* xc = x + (n * C + ch) * S;
+            double acc;
+            if (mode == LEP_GS_NEAREST) {
+                acc = ok[0] ? xc[off[0]] : 0.0;
+            } else {
+                acc = 0.0;
+                for (int t = 0; t < taps; ++t) acc = acc + (ok[t] ? xc[off[t]] : 0.0) * w[t];
+            }
+            y[(n * C + ch) * P + p] = acc;
+        }
+    }
+}
+
+/* affine_grid: out (N, sizes..., nsp) = theta (N, nsp, nsp + 1) applied to each output position's normalized
+   coordinates (x innermost first) and 1. */
+static void lep_affine_grid(const double* theta, double* out, int64_t N, int nsp, const int64_t* sizes, int align) {
+    int64_t P = 1;
+    for (int d = 0; d < nsp; ++d) P *= sizes[d];
+    for (int64_t q = 0; q < N * P; ++q) {
+        const int64_t n = q / P;
+        int64_t rem = q % P;
+        double b[4];
+        for (int d = nsp - 1; d >= 0; --d) {  /* sizes[d] is coordinate nsp - 1 - d */
+            const int64_t s = sizes[d], i = rem % s;
+            rem /= s;
+            double v;
+            if (align) v = s == 1 ? -1.0 : i == s - 1 ? 1.0 : (double)i * (2.0 / (double)(s - 1)) + -1.0;  /* linspace */
+            else v = ((double)i * 2 + 1) / (double)s - 1;
+            b[nsp - 1 - d] = v;
+        }
+        b[nsp] = 1.0;
+        for (int j = 0; j < nsp; ++j) {
+            const double* t = theta + (n * nsp + j) * (nsp + 1);
+            double acc = b[0] * t[0];
+            for (int k = 1; k <= nsp; ++k) acc = acc + b[k] * t[k];
+            out[q * nsp + j] = acc;
+        }
+    }
+}
+
+/* roi_align over x (N, C, H, W): out (R, C, OH, OW), the average (or max) of bilinear samples over a grid of
+   each bin of each region. batch[r] must lie in [-N, N) (negative counts from the end); else the region's
+   position goes to *bad_roi and nothing more is computed. */
+static void lep_roi_align(const double* x, const double* rois, const int64_t* batch, double* out, int64_t N,
+                          int64_t C, int64_t H, int64_t W, int64_t R, int64_t OH, int64_t OW, int max_mode,
+                          int64_t sampling_ratio, double spatial_scale, double offset, int64_t* bad_roi) {
+    *bad_roi = -1;
+    for (int64_t r = 0; r < R; ++r)
+        if (batch[r] < -N || batch[r] >= N) { *bad_roi = r; return; }
+    #pragma omp parallel for schedule(static) if (R * C * OH * OW > 4096)
+    for (int64_t r = 0; r < R; ++r) {
+        const double x1 = rois[r * 4] * spatial_scale - offset, y1 = rois[r * 4 + 1] * spatial_scale - offset;
+        const double x2 = rois[r * 4 + 2] * spatial_scale - offset, y2 = rois[r * 4 + 3] * spatial_scale - offset;
+        double rw = x2 - x1, rh = y2 - y1;
+        if (offset == 0) { rw = rw > 1.0 ? rw : 1.0; rh = rh > 1.0 ? rh : 1.0; }
+        const double bh = rh / (double)OH, bw = rw / (double)OW;
+        int64_t gh = sampling_ratio > 0 ? sampling_ratio : (int64_t)ceil(rh / (double)OH);
+        int64_t gw = sampling_ratio > 0 ? sampling_ratio : (int64_t)ceil(rw / (double)OW);
+        gh = gh > 1 ? gh : 1; gw = gw > 1 ? gw : 1;
+        const int64_t b = batch[r] < 0 ? batch[r] + N : batch[r];
+        for (int64_t ch = 0; ch < C; ++ch) {
+            const double* img = x + (b * C + ch) * H * W;
+            for (int64_t oh = 0; oh < OH; ++oh) for (int64_t ow = 0; ow < OW; ++ow) {
+                double acc = 0.0;
+                int first = 1;
+                for (int64_t iy = 0; iy < gh; ++iy) for (int64_t ix = 0; ix < gw; ++ix) {
+                    const double yy = y1 + (double)oh * bh + ((double)iy + 0.5) * bh / (double)gh;
+                    const double xx = x1 + (double)ow * bw + ((double)ix + 0.5) * bw / (double)gw;
+                    double val = 0.0;
+                    if (yy >= -1.0 && yy <= (double)H && xx >= -1.0 && xx <= (double)W) {
+                        double yc = yy > 0 ? yy : 0, xc = xx > 0 ? xx : 0;
+                        int64_t y0 = (int64_t)floor(yc), x0 = (int64_t)floor(xc), y1i, x1i;
+                        if (y0 >= H - 1) { y0 = y1i = H - 1; yc = (double)y0; } else y1i = y0 + 1;
+                        if (x0 >= W - 1) { x0 = x1i = W - 1; xc = (double)x0; } else x1i = x0 + 1;
+                        const double ly = yc - (double)y0, lx = xc - (double)x0, hy = 1 - ly, hx = 1 - lx;
+                        const double t[4] = {hy * hx * img[y0 * W + x0], hy * lx * img[y0 * W + x1i],
+                                             ly * hx * img[y1i * W + x0], ly * lx * img[y1i * W + x1i]};
+                        if (max_mode) {
+                            val = lep_nanmax(lep_nanmax(t[0], t[1]), lep_nanmax(t[2], t[3]));
+                        } else {
+                            val = 0.0 + t[0] + t[1] + t[2] + t[3];
+                        }
+                    }
+                    acc = !max_mode ? acc + val : first ? val : lep_nanmax(acc, val);
+                    first = 0;
+                }
+                out[((r * C + ch) * OH + oh) * OW + ow] = max_mode ? acc : acc / (double)(gh * gw);
+            }
+        }
+    }
+}
+
 #pragma GCC pop_options
