@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import ml_dtypes
 import numpy as np
 
 from ..ir import dims
@@ -370,6 +371,18 @@ def pow_const(k: _Body, base: str, exponent: float, dt: DType) -> str | None:
 
 # ---------------------------------------------------------------- casts
 
+def _saturated(k: _Body, a, src: DType, dst: DType) -> str:
+    """`a` clamped to the finite range of 8-bit float dst (infinities too; NaN stays NaN), as a cast with
+    `saturate` first does; an integer `a` as an f64."""
+    if not src.is_float:
+        a, src = k.o.convert(a, src, DType.f64), DType.f64
+    top = float(ml_dtypes.finfo(dst.numpy).max)
+    a = k.bind(a, src)
+    c = k.o.compare
+    return k.where(c(">", a, k.lit(top, src)), k.lit(top, src), k.where(c("<", a, k.lit(-top, src)),
+                                                                         k.lit(-top, src), a, src), src)
+
+
 def _cast(k: _Body, a, src: DType, dst: DType) -> str:
     if dst is src:
         return a
@@ -437,7 +450,8 @@ _UNARY.update({
     "bitwise_not": lambda k, at, a, dt, out: k.o.logical_not(a) if dt is DType.bool else k.o.invert(a, dt),
     "isnan": lambda k, at, a, dt, out: k.isnan(a),
     "isinf": _isinf,
-    "cast": lambda k, at, a, dt, out: _cast(k, a, dt, out),
+    "cast": lambda k, at, a, dt, out: _cast(k, _saturated(k, a, dt, out) if at.get("saturate") else a,
+                                            DType.f64 if at.get("saturate") and not dt.is_float else dt, out),
 })
 _BINARY = {
     "add": _arith("+", "|"), "sub": _arith("-", "^"), "mul": _arith("*", "&"),
@@ -465,10 +479,9 @@ def elementwise(ops: Ops, op: str, attrs: dict, args: list[str], in_dtypes: list
     `exponent`: pow's exponent when it is a constant (x**2 becomes x * x); `bind`: where the emitter can
     hold a statement, a function naming a subexpression (else Ops.bind)."""
     k = _Body(ops, bind)
-    if DType.i4 in in_dtypes:  # an i4 element is stored in a byte with its high bits clear: sign-extend it
-        args = [ops.convert(f"(((({a}) & 15) ^ 8) - 8)", DType.i8, DType.i8) if d is DType.i4 else a
-                for a, d in zip(args, in_dtypes)]
-        in_dtypes = [DType.i8 if d is DType.i4 else d for d in in_dtypes]
+    if any(d.is_packed and d.is_int for d in in_dtypes):  # a sub-byte integer is the code in a byte's low bits
+        args = [_unpacked_int(ops, a, d) if d.is_packed and d.is_int else a for a, d in zip(args, in_dtypes)]
+        in_dtypes = [_BYTE_OF.get(d, d) for d in in_dtypes]
     if op not in ("cast", "where") and any(d in LOW_FLOATS and not ops.computes(d) for d in in_dtypes):
         wide = [ops.convert(a, d, DType.f32) if d in LOW_FLOATS else a for a, d in zip(args, in_dtypes)]
         result = elementwise(ops, op, attrs, wide, [DType.f32 if d in LOW_FLOATS else d for d in in_dtypes],
@@ -486,6 +499,17 @@ def elementwise(ops: Ops, op: str, attrs: dict, args: list[str], in_dtypes: list
     if op in _BINARY and len(args) == 2:
         return _BINARY[op](k, attrs, args[0], args[1], dt, in_dtypes[1], out)
     raise ops.unsupported(f"elementwise op '{op}'")
+
+
+_BYTE_OF = {DType.i4: DType.i8, DType.i2: DType.i8, DType.u4: DType.u8, DType.u2: DType.u8}
+
+
+def _unpacked_int(ops: Ops, a: str, dtype: DType) -> str:
+    """A sub-byte integer's code (in the low bits of a byte, the high bits any) as an i8 or u8: masked, and
+    sign-extended for the signed ones."""
+    mask, top = (1 << dtype.bits) - 1, 1 << (dtype.bits - 1)
+    code = f"(({a}) & {mask})"
+    return ops.convert(f"(({code} ^ {top}) - {top})" if dtype.is_signed else code, _BYTE_OF[dtype], _BYTE_OF[dtype])
 
 
 def constant_exponent(graph, node) -> float | None:

@@ -1,7 +1,8 @@
-"""widen-half: compute f16 and bf16 in f32, for a target whose kernels have no half-precision arithmetic.
+"""widen-half: compute the narrow floats in f32, for a target whose kernels have no arithmetic in them.
 
-Every f16 or bf16 value inside the graph becomes f32; the graph's inputs and
-outputs keep their types:
+The narrow floats are f16, bf16, the 8-bit floats f8e4m3fn, f8e4m3fnuz, f8e5m2
+and f8e5m2fnuz, and f4e2m1fn ("half" below). Every such value inside the graph
+becomes f32; the graph's inputs and outputs keep their types:
   - a half graph input is cast to f32 once, where the graph starts;
   - a half graph output is cast from f32 where the graph ends;
   - a half constant is stored in f32 (exact: every half value is an f32);
@@ -15,8 +16,13 @@ outputs keep their types:
     it asks for is kept.
 Afterwards the only ops that see a half value are casts between it and f32 (and
 `bitcast`, which reinterprets the bits of its half operand or result: it keeps
-them, between casts). The cpu target runs this pass in its lowering pipeline,
-so that its matmul, conv and pooling kernels never meet 16-bit storage.
+them, between casts).
+
+A constant of a sub-byte integer type (i4, u4, i2, u2) that an elementwise op
+reads is stored one per byte, as i8 or u8, and cast to its type where it is
+read: such a weight would be stored packed (ir/packing.py), and only the
+quantized kernels read packed weights. The cpu target runs this pass in its lowering pipeline,
+so that its matmul, conv and pooling kernels never meet 16-bit (or narrower) storage.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ from ..ir.registry import get_op
 from .registry import PassError, register_pass
 from .rewrite import adopt_name
 
-HALF = (DType.f16, DType.bf16)
+HALF = (DType.f16, DType.bf16, DType.f8e4m3fn, DType.f8e4m3fnuz, DType.f8e5m2, DType.f8e5m2fnuz, DType.f4e2m1fn)
 _EXACT_KINDS = ("injective", "broadcast")  # each result element is an operand element: nothing to round
 # (unless a float attribute supplies some, as pad's value)
 
@@ -81,12 +87,33 @@ def _recompute(graph: Graph, node: Node, was: dict) -> None:
         adopt_name(old, nv)
 
 
-@register_pass("widen-half", "compute f16 and bf16 values in f32 (rounded to their type after each op); "
-                             "graph inputs and outputs keep their types")
+def _unpack_constant(graph: Graph, node: Node) -> bool:
+    """A sub-byte integer constant that elementwise ops or the graph's outputs read, as a one-per-byte constant
+    cast to its type for them."""
+    v = node.output
+    readers = [(u, i) for u, i in v.uses if get_op(u.op).has("elementwise")]
+    outputs = [i for i, o in enumerate(graph.outputs) if o is v]
+    if not (v.dtype.is_packed and v.dtype.is_int and (readers or outputs)):
+        return False
+    byte = DType.i8 if v.dtype.is_signed else DType.u8
+    wide = graph.add_constant(graph.constant_of(v).astype(byte.numpy), f"{node.attrs['name']}.{byte}", before=node)
+    narrow = graph.add("cast", wide, dtype=v.dtype, name=v.name, before=node)
+    for u, i in readers:
+        graph.set_input(u, i, narrow)
+    for i in outputs:
+        graph.outputs[i] = narrow
+    if not v.uses:
+        graph.erase(node)
+    return True
+
+
+@register_pass("widen-half", "compute f16, bf16, 8- and 4-bit float values in f32 (rounded to their type after "
+                             "each op); graph inputs and outputs keep their types")
 def widen_half(graph: Graph) -> bool:
     out_types = [v.dtype for v in graph.outputs]
+    unpacked = [_unpack_constant(graph, n) for n in list(graph.nodes) if n.op == "const"]
     if not any(v.dtype in HALF for v in graph.values()):
-        return False
+        return any(unpacked)
     was: dict[int, DType] = {}   # id of an f32 value -> the half type of the value it stands for
     for v in graph.inputs:
         if v.dtype in HALF and v.uses:

@@ -14,11 +14,25 @@ C_TYPES = {
     DType.f32: "float", DType.f64: "double", DType.i64: "int64_t", DType.i32: "int32_t",
     DType.i16: "int16_t", DType.i8: "int8_t", DType.u8: "uint8_t", DType.u16: "uint16_t",
     DType.u32: "uint32_t", DType.u64: "uint64_t", DType.bool: "uint8_t",
-    DType.i4: "uint8_t",  # packed two per byte (leptonc/ir/packing.py); only the quantized kernels read it
-    # stored as their bits; only casts to and from f32 read them (passes/widen_half.py widens the rest)
+    # the sub-byte integers: one per byte, the code in its low bits, as numpy holds them (kernel_body.py reads
+    # them masked); a weight is packed (leptonc/ir/packing.py), which only the quantized kernels read
+    DType.i4: "uint8_t", DType.u4: "uint8_t", DType.i2: "uint8_t", DType.u2: "uint8_t",
+    # the narrow floats, stored as their bits (one per byte for the 8- and 4-bit ones); only casts to and from
+    # f32 read them (passes/widen_half.py computes the rest in f32)
     DType.f16: "uint16_t", DType.bf16: "uint16_t",
+    **dict.fromkeys((DType.f8e4m3fn, DType.f8e4m3fnuz, DType.f8e5m2, DType.f8e5m2fnuz, DType.f4e2m1fn), "uint8_t"),
 }
 _HALF_NAMES = {DType.f16: "f16", DType.bf16: "bf16"}
+# narrow.h's format of each 8- and 4-bit float: exponent bits, mantissa bits, bias, kind
+NARROW_FORMATS = {DType.f8e4m3fn: (4, 3, 7, "LEP_FN"), DType.f8e4m3fnuz: (4, 3, 8, "LEP_FNUZ"),
+                  DType.f8e5m2: (5, 2, 15, "LEP_IEEE"), DType.f8e5m2fnuz: (5, 2, 16, "LEP_FNUZ"),
+                  DType.f4e2m1fn: (2, 1, 1, "LEP_F4")}
+
+
+def c_itemsize(dtype: DType) -> int:
+    """Bytes of one element in the buffers of generated code: a sub-byte type takes a byte (only weights are
+    packed)."""
+    return max(1, int(dtype.itemsize))
 
 
 class UnsupportedError(LeptoncError):
@@ -74,7 +88,16 @@ class COps(Ops):
 
     def convert(self, a: str, src: DType, dst: DType) -> str:
         """f16 and bf16 convert through f32 with prelude.h's lep_<half>_to_f32 and lep_f32_to_<half> (round to
-        nearest even, NaN and inf kept)."""
+        nearest even, NaN and inf kept), the 8- and 4-bit floats with narrow.h's (from f64, so that an f64 is
+        rounded once); a sub-byte integer keeps its code in the low bits of its byte."""
+        if src in NARROW_FORMATS and dst is not src:
+            wide = f"lep_narrow_to_f32({a}, {', '.join(map(str, NARROW_FORMATS[src]))})"
+            return wide if dst is DType.f32 else self.convert(wide, DType.f32, dst)
+        if dst in NARROW_FORMATS and src is not dst:
+            wide = a if src in (DType.f32, DType.f64) else self.convert(a, src, DType.f32)
+            return f"lep_narrow_from_f64((double)({wide}), {', '.join(map(str, NARROW_FORMATS[dst]))})"
+        if dst.is_packed and src is not dst:
+            return f"((uint8_t)(({super().convert(a, src, DType.i64)}) & {(1 << dst.bits) - 1}))"
         if src in _HALF_NAMES and dst is not src:
             wide = f"lep_{_HALF_NAMES[src]}_to_f32({a})"
             return wide if dst is DType.f32 else self.convert(wide, DType.f32, dst)
@@ -84,7 +107,7 @@ class COps(Ops):
         return super().convert(a, src, dst)
 
     def computes(self, dtype: DType) -> bool:
-        return dtype not in _HALF_NAMES
+        return dtype not in _HALF_NAMES and dtype not in NARROW_FORMATS
 
     def function(self, name: str, args: list[str], dtype: DType) -> str | None:
         spelled = ", ".join(f"({a})" if len(args) > 1 else a for a in args)

@@ -33,7 +33,7 @@ from ...ir.graph import Graph, Node, Value
 from ...ir.indices import site
 from .. import check_dtypes, graph_symbols
 from ...passes.fusion import FusionPlan, Kernel, memory_operands, plan_fusion, view_root
-from .cexpr import C_TYPES, UnsupportedError, cdim, cnumel, ctype, symbol_var
+from .cexpr import C_TYPES, UnsupportedError, c_itemsize, cdim, cnumel, ctype, symbol_var
 from .attention import ATTENTION_SOURCE, emit_attention
 from .conv import CONV_EMITTERS, CONV_SOURCE, conv_weight_layout, emit_conv, reads_channels_first, uses_conv
 from .image import IMAGE_EMITTERS, IMAGE_SOURCE, uses_image
@@ -43,7 +43,7 @@ from .matmul import GEMM_SOURCE, PACKED, TRANSPOSED, emit_matmul, packed_weight,
 from .quantized import QUANTIZED_EMITTERS, QUANTIZED_SOURCE, laid_out_operands, uses_quantized
 from .sparse import SPARSE_EMITTERS, SPARSE_SOURCE, uses_sparse
 
-PRELUDE = (Path(__file__).with_name("prelude.h")).read_text()
+PRELUDE = "".join(Path(__file__).with_name(f).read_text() for f in ("prelude.h", "narrow.h"))
 
 
 @dataclass
@@ -151,7 +151,7 @@ class _Generator:
                 return
 
     def _new_buffer(self, v: Value, first: int, last: int) -> None:
-        nbytes = D.mul(D.product(v.shape), int(v.dtype.itemsize))
+        nbytes = D.mul(D.product(v.shape), c_itemsize(v.dtype))
         self.buffer_of[id(v)] = len(self.buffers)
         self.storage[id(v)] = f"arena + off[{len(self.buffers)}]"
         self.buffers.append(Buffer(nbytes, first, last, [v.name]))
@@ -331,7 +331,7 @@ class _Generator:
         for j, v in self.output_copies:
             root = view_root(v)
             nbytes = cnumel(v.shape, v.name)
-            copies.append(f"  memcpy(out[{j}], {self._pointer(root)}, (size_t)({nbytes}) * {int(v.dtype.itemsize)});")
+            copies.append(f"  memcpy(out[{j}], {self._pointer(root)}, (size_t)({nbytes}) * {c_itemsize(v.dtype)});")
         unpack = "".join(f"  const int64_t {symbol_var(s)} = sym[{i}]; (void){symbol_var(s)};\n"
                          for i, s in enumerate(self.symbols))
         prelude = PRELUDE + (QUANTIZED_SOURCE if uses_quantized(self.graph) else "") \

@@ -24,7 +24,7 @@ def _reduce_infer(t: TensorType, axes, keepdims) -> TensorType:
 
 
 def _extreme(dtype: np.dtype, low: bool):
-    if dtype.kind == "f" or dtype.name == "bfloat16":
+    if DType.from_numpy(dtype).is_float:
         return -np.inf if low else np.inf
     if dtype.kind == "b":
         return not low
@@ -37,7 +37,7 @@ def _reducer(fn, accumulate_wide: bool, initial=None):
         if not axes:
             return x
         axes = tuple(a % x.ndim for a in axes)
-        src = x.astype(np.float64) if accumulate_wide and (x.dtype.kind == "f" or x.dtype.name == "bfloat16") else x
+        src = x.astype(np.float64) if accumulate_wide and DType.from_numpy(x.dtype).is_float else x
         kw = {}
         if initial is not None and any(x.shape[a] == 0 for a in axes):
             kw["initial"] = initial(x.dtype)
