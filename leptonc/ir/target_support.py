@@ -21,8 +21,8 @@ LACKS: dict[str, dict[str, str]] = {
         **dict.fromkeys(("nonzero", "unique", "non_max_suppression"), _DATA_SIZED),
         **dict.fromkeys(("col2im_dynamic", "dft_dynamic", "stft_dynamic"), _STATIC_LACKS),
         **dict.fromkeys(("bitcast", "col2im", "conv_transpose", "deform_conv", "det", "dft", "einsum",
-                         "lp_pool", "max_pool_with_indices", "max_unpool", "mel_weight_matrix", "stft",
-                         "tensor_scatter", "tfidf_vectorizer", "tree_ensemble"), _NO_KERNEL),
+                         "mel_weight_matrix", "stft", "tensor_scatter", "tfidf_vectorizer", "tree_ensemble"),
+                        _NO_KERNEL),
     },
     "triton": {
         **dict.fromkeys(("nonzero", "unique", "non_max_suppression"), _DATA_SIZED),

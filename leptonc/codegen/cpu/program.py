@@ -40,6 +40,7 @@ from .image import IMAGE_EMITTERS, IMAGE_SOURCE, uses_image
 from .kernels import EMITTERS, KernelContext
 from .loops import LoopEmitter, epilogue_args, epilogue_function
 from .matmul import GEMM_SOURCE, PACKED, TRANSPOSED, emit_matmul, packed_weight, stored_transposed, uses_gemm
+from .pooling import POOLING_EMITTERS
 from .quantized import QUANTIZED_EMITTERS, QUANTIZED_SOURCE, laid_out_operands, uses_quantized
 from .sparse import SPARSE_EMITTERS, SPARSE_SOURCE, uses_sparse
 
@@ -295,7 +296,8 @@ class _Generator:
         elif k.kind != "loop":  # a single op, or a quantized or sparse matmul with its epilogue
             op = k.nodes[0].op
             emitter = EMITTERS.get(op) or CONV_EMITTERS.get(op) or QUANTIZED_EMITTERS.get(op) \
-                or SPARSE_EMITTERS.get(op) or IMAGE_EMITTERS.get(op)
+                or SPARSE_EMITTERS.get(op) or IMAGE_EMITTERS.get(op) \
+                or POOLING_EMITTERS.get(op)
             if emitter is None:
                 raise UnsupportedError(f"{where}: op '{k.nodes[0].op}' is not supported by the cpu target")
             body += emitter(ctx, k.nodes[0])
