@@ -35,9 +35,12 @@ from .. import check_dtypes, graph_symbols
 from ...passes.fusion import FusionPlan, Kernel, memory_operands, plan_fusion, view_root
 from .cexpr import C_TYPES, UnsupportedError, c_itemsize, cdim, cnumel, ctype, symbol_var
 from .attention import ATTENTION_SOURCE, emit_attention
+from .bitcast import BITCAST_EMITTERS
 from .conv import CONV_EMITTERS, CONV_SOURCE, conv_weight_layout, emit_conv, reads_channels_first, uses_conv
+from .conv_transpose import CONV_TRANSPOSE_EMITTERS
 from .image import IMAGE_EMITTERS, IMAGE_SOURCE, uses_image
 from .kernels import EMITTERS, KernelContext
+from .linalg import LINALG_EMITTERS
 from .loops import LoopEmitter, epilogue_args, epilogue_function
 from .matmul import GEMM_SOURCE, PACKED, TRANSPOSED, emit_matmul, packed_weight, stored_transposed, uses_gemm
 from .pooling import POOLING_EMITTERS
@@ -297,7 +300,8 @@ class _Generator:
             op = k.nodes[0].op
             emitter = EMITTERS.get(op) or CONV_EMITTERS.get(op) or QUANTIZED_EMITTERS.get(op) \
                 or SPARSE_EMITTERS.get(op) or IMAGE_EMITTERS.get(op) \
-                or POOLING_EMITTERS.get(op)
+                or POOLING_EMITTERS.get(op) or CONV_TRANSPOSE_EMITTERS.get(op) or LINALG_EMITTERS.get(op) \
+                or BITCAST_EMITTERS.get(op)
             if emitter is None:
                 raise UnsupportedError(f"{where}: op '{k.nodes[0].op}' is not supported by the cpu target")
             body += emitter(ctx, k.nodes[0])

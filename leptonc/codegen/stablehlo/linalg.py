@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ...ir.dtypes import DType
+from ...ir.ops.linalg import einsum_terms
 from ...ir.types import TensorType
 from .builder import Builder, Val, dims_list
 from .layout import slice_axis, take_along_axis
@@ -56,20 +57,6 @@ def dot(b: Builder, lhs: Val, rhs: Val, batch: tuple[list, list], contract: tupl
                f"rhs_contracting_dimensions = {dims_list(contract[1])}"]
     return b.op1("stablehlo.dot_general", [lhs, rhs], lhs.type.with_shape(shape),
                  {"dot_dimension_numbers": f"#stablehlo.dot<{', '.join(fields)}>", "precision_config": PRECISION})
-
-
-def einsum_terms(equation: str, ranks) -> tuple[list[str], str]:
-    """The operand terms and the result term, with each "..." spelled as digits (one per dim)."""
-    lhs, arrow, rhs = equation.replace(" ", "").partition("->")
-    terms = lhs.split(",")
-    ell_ranks = [r - (len(t) - 3) for t, r in zip(terms, ranks) if "..." in t]
-    ell = "0123456789"[:max(ell_ranks, default=0)]
-    spelled = [t.replace("...", ell[len(ell) - (r - (len(t) - 3)):]) if "..." in t else t
-               for t, r in zip(terms, ranks)]
-    if arrow:
-        return spelled, rhs.replace("...", ell)
-    counts = {c: sum(t.count(c) for t in spelled) for t in spelled for c in t}
-    return spelled, ell + "".join(sorted(c for c, k in counts.items() if k == 1 and not c.isdigit()))
 
 
 def _sum_out(b: Builder, x: Val, term: str, letters) -> tuple[Val, str]:

@@ -42,6 +42,20 @@ def _einsum_parse(equation: str, ranks):
     return terms, rhs if "->" in eq else None
 
 
+def einsum_terms(equation: str, ranks) -> tuple[list[str], str]:
+    """The operand terms and the result term, with each "..." spelled as digits (one per dim)."""
+    lhs, arrow, rhs = equation.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    ell_ranks = [r - (len(t) - 3) for t, r in zip(terms, ranks) if "..." in t]
+    ell = "0123456789"[:max(ell_ranks, default=0)]
+    spelled = [t.replace("...", ell[len(ell) - (r - (len(t) - 3)):]) if "..." in t else t
+               for t, r in zip(terms, ranks)]
+    if arrow:
+        return spelled, rhs.replace("...", ell)
+    counts = {c: sum(t.count(c) for t in spelled) for t in spelled for c in t}
+    return spelled, ell + "".join(sorted(c for c, k in counts.items() if k == 1 and not c.isdigit()))
+
+
 def _einsum_infer(*ts: TensorType, equation) -> TensorType:
     dtype = same_dtype(*ts)
     terms, rhs = _einsum_parse(equation, [t.rank for t in ts])

@@ -1,0 +1,80 @@
+"""The C body of conv_transpose (1 to 3 spatial dims; groups, strides, pads, dilations, output padding).
+
+Input x[N, C, in...], weight w[C, O / group, k...], output y[N, O, out...], channels first. Each output
+element gathers what the transposed convolution scatters into it: y[n, o, p] is the bias plus the sum,
+over the input channels c of o's group and the kernel taps t, of x[n, c, i] * w[c, o', t] for the input
+position i with i * stride + t * dilation - pad = p in every spatial dim (only taps where that i is whole
+and inside the input count). Gathering lets threads split the output (one (n, o) plane each) without two
+writing one element. Accumulation is in the element type's own precision (f32 or f64), as the reference
+does; auto_pad and output_shape arrive as pads and output_padding from the importer.
+"""
+from __future__ import annotations
+
+from ...ir.dtypes import DType
+from ...ir.graph import Node
+from .cexpr import UnsupportedError, ctype
+from .kernels import KernelContext
+
+MAX_SPATIAL = 3
+
+
+def emit_conv_transpose(ctx: KernelContext, node: Node) -> list[str]:
+    x, w, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    bias = node.inputs[2] if len(node.inputs) > 2 else None
+    if y.dtype not in (DType.f32, DType.f64):
+        raise UnsupportedError(f"{ctx.where}: conv_transpose over {y.dtype} is not supported by the cpu target "
+                               "(f32 and f64 are)")
+    nsp = x.type.rank - 2
+    if nsp > MAX_SPATIAL:
+        raise UnsupportedError(f"{ctx.where}: conv_transpose over {nsp} spatial dims is not supported by the cpu "
+                               f"target (1 to {MAX_SPATIAL} are)")
+    strides = node.attrs["strides"] or (1,) * nsp
+    pads = node.attrs["pads"] or (0,) * (2 * nsp)
+    dilations = node.attrs["dilations"] or (1,) * nsp
+    unit = MAX_SPATIAL - nsp   # leading spatial dims of size 1 make every conv_transpose a 3-d one
+
+    def dims3(values, fill):
+        return ", ".join([str(fill)] * unit + [str(v) for v in values])
+
+    t = ctype(y.dtype, ctx.where)
+    group = node.attrs["group"]
+    return [f"const int64_t NB = {ctx.d(x.shape[0])}, C = {ctx.d(x.shape[1])}, O = {ctx.d(y.shape[1])}, "
+            f"G = {group}, CG = C / G, OG = O / G;",
+            f"const int64_t IN[3] = {{{dims3([ctx.d(d) for d in x.shape[2:]], 1)}}};",
+            f"const int64_t OUT[3] = {{{dims3([ctx.d(d) for d in y.shape[2:]], 1)}}};",
+            f"const int64_t K[3] = {{{dims3([ctx.d(d) for d in w.shape[2:]], 1)}}};",
+            f"const int64_t S[3] = {{{dims3(strides, 1)}}}, D[3] = {{{dims3(dilations, 1)}}}, "
+            f"P[3] = {{{dims3(pads[:nsp], 0)}}};",
+            "const int64_t IP = IN[0] * IN[1] * IN[2], OP = OUT[0] * OUT[1] * OUT[2], KP = K[0] * K[1] * K[2];",
+            "#pragma omp parallel for schedule(static) if (NB * O * OP * CG * KP > 32768)",
+            "for (int64_t no = 0; no < NB * O; ++no) {",
+            "  const int64_t n = no / O, o = no % O, g = o / OG, og = o % OG;",
+            f"  {t}* yp = {ctx.ptr(y)} + no * OP;",
+            f"  const {t} b = {f'{ctx.ptr(bias)}[o]' if bias is not None else '0'};",
+            "  for (int64_t p0 = 0; p0 < OUT[0]; ++p0)",
+            "  for (int64_t p1 = 0; p1 < OUT[1]; ++p1)",
+            "  for (int64_t p2 = 0; p2 < OUT[2]; ++p2) {",
+            f"    {t} acc = 0;",
+            "    for (int64_t t0 = 0; t0 < K[0]; ++t0) {",
+            "      const int64_t q0 = p0 + P[0] - t0 * D[0];",
+            "      if (q0 < 0 || q0 % S[0] || q0 / S[0] >= IN[0]) continue;",
+            "      for (int64_t t1 = 0; t1 < K[1]; ++t1) {",
+            "        const int64_t q1 = p1 + P[1] - t1 * D[1];",
+            "        if (q1 < 0 || q1 % S[1] || q1 / S[1] >= IN[1]) continue;",
+            "        for (int64_t t2 = 0; t2 < K[2]; ++t2) {",
+            "          const int64_t q2 = p2 + P[2] - t2 * D[2];",
+            "          if (q2 < 0 || q2 % S[2] || q2 / S[2] >= IN[2]) continue;",
+            "          const int64_t i = (q0 / S[0] * IN[1] + q1 / S[1]) * IN[2] + q2 / S[2];",
+            "          const int64_t tap = (t0 * K[1] + t1) * K[2] + t2;",
+            f"          const {t}* xp = {ctx.ptr(x)} + (n * C + g * CG) * IP + i;",
+            f"          const {t}* wp = {ctx.ptr(w)} + ((g * CG) * OG + og) * KP + tap;",
+            "          for (int64_t c = 0; c < CG; ++c) acc += xp[c * IP] * wp[c * OG * KP];",
+            "        }",
+            "      }",
+            "    }",
+            "    yp[(p0 * OUT[1] + p1) * OUT[2] + p2] = acc + b;",
+            "  }",
+            "}"]
+
+
+CONV_TRANSPOSE_EMITTERS = {"conv_transpose": emit_conv_transpose}
