@@ -98,12 +98,15 @@ def specialized_graph(graph: Graph, values: dict[str, np.ndarray], bindings: dic
 
 
 def _retype(graph: Graph, bindings: dict[str, int]) -> None:
-    """Infer every node's result types again from its operands' (now more precise) types, keeping a size the
-    old type knew and the new one does not (range_dynamic's [S], say)."""
+    """Infer every node's result types again from its operands' (now more precise) types and its attributes
+    at the bound sizes, keeping a size the old type knew and the new one does not (range_dynamic's [S], say)."""
     for node in graph.nodes:
         if node.op == "const":
             continue
-        types = get_op(node.op).infer([v.type for v in node.inputs], node.attrs, where=node.label)
+        opdef = get_op(node.op)
+        if bindings:  # symbolic shape attributes (a reshape to [1, S]) take the bound sizes
+            node.attrs = opdef.resolve_shape_attrs(node.attrs, bindings, node.label)
+        types = opdef.infer([v.type for v in node.inputs], node.attrs, where=node.label)
         for v, t in zip(node.outputs, types):
             old = v.shape if len(v.shape) == t.rank else (D.UNKNOWN,) * t.rank
             v.type = t.with_shape(tuple(_known(new, was, bindings) for new, was in zip(t.shape, old)))
