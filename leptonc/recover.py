@@ -6,8 +6,9 @@ module's outputs, then compile it with the same passes.
 
 1. The module is imported and compressed by `passes` on the calibration data, as compile does.
 2. Each linear layer of the compressed graph is read back as an f32 weight W [N, K] (its op applied to the
-   identity: sparse, int8 and int4 forms alike) and matched to the torch parameter it came from (the dense
-   weight, as the parameter or its transpose). A copy of the module takes those weights; their zeros become
+   identity: sparse, int8 and int4 forms alike), each convolution as W [O, C / group * kernel] (dense or
+   conv_bsr), and matched to the torch parameter it came from (the dense weight, as the parameter, its
+   transpose, or a conv's weight reshaped). A copy of the module takes those weights; their zeros become
    a fixed mask, and a quantized layer's weights are seen through the quantize pass's round-to-nearest rule
    (symmetric, scale = max|w| / qmax per output or group) with a straight-through estimator.
 3. The copy is trained (Adam, `steps` steps, one calibration sample a step, in turn) to match the dense
@@ -34,6 +35,7 @@ from .ir.errors import LeptoncError, optional_dependency
 from .ir.graph import Graph, Node
 from .ir.dtypes import DType
 from .ir.registry import get_op
+from .ir.sparse import bsr_to_dense
 
 LOSSES = ("kl", "mse")
 
@@ -55,7 +57,7 @@ class _Layer:
 
     owner: object            # the torch module holding the parameter
     attr: str                # its attribute name
-    transposed: bool         # parameter is W^T [K, N] (x @ P) rather than W [N, K] (nn.Linear)
+    transposed: bool         # parameter is W^T [K, N] (x @ P) rather than W [N, K] (nn.Linear) or W reshaped (conv)
     weight: np.ndarray       # W [N, K] after the passes, f32
     qmax: int                # 127 (int8), 7 (int4), 0 (f32)
     group: int               # inputs per scale, 0: one scale per output
@@ -134,7 +136,16 @@ def _relative(got, want) -> float:
 
 def layer_weight(graph: Graph, node: Node) -> np.ndarray:
     """The f32 weight W [N, K] a linear layer's node computes with, whatever its form (dense, sparse, int8,
-    int4): the node's op applied to the identity gives W^T."""
+    int4): the node's op applied to the identity gives W^T. A conv's (conv, conv_bsr): W [O, C / group *
+    kernel]."""
+    if node.op in ("conv", "conv_bsr"):
+        arrays = [graph.constant_of(v) for v in node.inputs[1:4 if node.op == "conv_bsr" else 2]]
+        if any(a is None for a in arrays):
+            raise LeptoncError(f"recover: conv {node.label} has no constant weight to read back")
+        if node.op == "conv":
+            return arrays[0].reshape(arrays[0].shape[0], -1).astype(np.float32)
+        k = node.inputs[0].shape[1] // node.attrs["group"] * int(np.prod(node.attrs["kernel"]))
+        return bsr_to_dense(*arrays, k).astype(np.float32)
     k = node.inputs[0].shape[-1]
     operands = [graph.constant_of(v) for v in node.inputs[1:]]
     if not isinstance(k, int) or any(a is None for a in operands):
@@ -152,12 +163,13 @@ def _grid(graph: Graph, node: Node) -> tuple[int, int]:
 def _match_layers(dense: Graph, compressed: Graph, student, torch) -> list[_Layer]:
     """Every linear layer of `dense`, its compressed form in `compressed` (the node with the same result
     name) and the parameter of `student` it came from (found by its source module, else by value)."""
+    from .passes.prune_conv import conv_layers
     from .passes.sparse_layers import linear_layers
 
     by_name = {n.output.name: n for n in compressed.nodes if n.outputs}
     params = dict(student.named_parameters())
     layers = []
-    for layer in linear_layers(dense):
+    for layer in linear_layers(dense) + conv_layers(dense):
         node = by_name.get(layer.node.output.name)
         if node is None:
             continue
@@ -171,7 +183,8 @@ def _match_layers(dense: Graph, compressed: Graph, student, torch) -> list[_Laye
 
 
 def _parameter(w: np.ndarray, loc: str | None, student, params: dict, torch):
-    """(module, attribute, transposed) of the parameter of `student` equal to W [N, K] or its transpose."""
+    """(module, attribute, transposed) of the parameter of `student` equal to W [N, K], its transpose, or (a
+    conv's) W reshaped."""
     candidates = []
     if loc:
         try:
@@ -182,7 +195,8 @@ def _parameter(w: np.ndarray, loc: str | None, student, params: dict, torch):
     candidates += list(params.items())
     for name, p in candidates:
         a = p.detach().numpy()
-        for transposed, view in ((False, a), (True, a.T if a.ndim == 2 else a)):
+        for transposed, view in ((False, a.reshape(a.shape[0], -1) if a.ndim > 2 else a),
+                                 (True, a.T if a.ndim == 2 else a)):
             if view.shape == w.shape and np.array_equal(view, w):
                 path, _, attr = name.rpartition(".")
                 return (student.get_submodule(path) if path else student), attr, transposed
@@ -203,10 +217,14 @@ def _fake_quant(w, qmax: int, group: int, torch):
     return w + (q - w).detach()
 
 
+def _as_parameter(layer: _Layer, w: np.ndarray) -> np.ndarray:
+    """W [N, K] (or a mask of it) in the layout of the layer's parameter."""
+    p = getattr(layer.owner, layer.attr)
+    return np.ascontiguousarray(w.T if layer.transposed else w.reshape(tuple(p.shape)))
+
+
 def _parametrization(layer: _Layer, torch):
-    mask = torch.from_numpy((layer.weight != 0).astype(np.float32))
-    if layer.transposed:
-        mask = mask.T.contiguous()
+    mask = torch.from_numpy(_as_parameter(layer, (layer.weight != 0).astype(np.float32)))
 
     class Compressed(torch.nn.Module):
         """The parameter as the passes leave it: masked, and on its quantization grid."""
@@ -215,9 +233,9 @@ def _parametrization(layer: _Layer, torch):
             p = p * mask
             if not layer.qmax:
                 return p
-            w = p.T if layer.transposed else p
+            w = p.T if layer.transposed else p.reshape(layer.weight.shape)
             w = _fake_quant(w, layer.qmax, layer.group, torch)
-            return w.T if layer.transposed else w
+            return w.T if layer.transposed else w.reshape(p.shape)
 
     return Compressed()
 
@@ -227,8 +245,7 @@ def _train(student, layers: list[_Layer], inputs, targets, steps: int, loss: str
 
     with torch.no_grad():
         for layer in layers:
-            w = torch.from_numpy(layer.weight.T.copy() if layer.transposed else layer.weight.copy())
-            getattr(layer.owner, layer.attr).copy_(w)
+            getattr(layer.owner, layer.attr).copy_(torch.from_numpy(_as_parameter(layer, layer.weight)))
     for layer in layers:
         parametrize.register_parametrization(layer.owner, layer.attr, _parametrization(layer, torch))
     student.train()

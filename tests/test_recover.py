@@ -65,3 +65,23 @@ def test_recovery_lowers_the_loss_keeps_the_mask_and_compiles_to_the_recovered_m
 def test_errors(call, message):
     with pytest.raises(leptonc.LeptoncError, match=message):
         call()
+
+
+def test_recovery_of_a_cnn_keeps_the_conv_masks_and_runs_the_sparse_conv():
+    torch.manual_seed(0)
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(2, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 16, 3, padding=1),
+                              torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(16 * 5 * 5, 8))
+    rng = np.random.default_rng(0)
+    data = [(rng.standard_normal((4, 2, 5, 5)).astype(np.float32),) for _ in range(4)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SparsityWarning)
+        r = leptonc.recover(cnn, "prune{method=sparsegpt,pattern=block,block=1x8,sparsity=0.75,skip=none,"
+                                 "kernels=sparse}", data, steps=40, lr=1e-2, loss="kl")
+    assert np.mean(r.losses[-4:]) < np.mean(r.losses[:4]), r.losses
+    conv = r.module[2].weight.detach().numpy().reshape(16, -1)
+    assert (conv.reshape(16, -1, 8) == 0).all(axis=2).mean() == 0.75   # whole 1x8 blocks of W [O, C * 3 * 3]
+    assert "conv_bsr(" in r.compiled.ir_text
+    assert r.mismatch < 1e-5
+    x = rng.standard_normal((4, 2, 5, 5)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(r.compiled(x), r.module(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)

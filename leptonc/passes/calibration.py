@@ -99,10 +99,14 @@ def column_squares(rows: np.ndarray) -> np.ndarray:
 
 
 def waves(graph: Graph, layers: list, statistic: Callable[[np.ndarray], np.ndarray], *, pass_name: str,
-          sequential: bool = True, node: Callable = lambda layer: layer) -> Iterator[list[tuple]]:
+          sequential: bool = True, node: Callable = lambda layer: layer,
+          unfold: Callable = lambda layer: None) -> Iterator[list[tuple]]:
     """Walk the linear layers `layers` of `graph` (`node(layer)` is a layer's node, input x first, in the
     graph's nodes) in waves, yielding per wave the list of (layer, statistic of its x over the calibration
     data). `statistic(rows)` maps a sample's x as float64 rows [R, K] to an array that sums over samples.
+    A layer whose weight multiplies other rows than x's last axis (a convolution's windows) has
+    `unfold(layer)`: a function from x to the list of row matrices [R, K] (one per group), and its
+    statistic is the list of theirs.
     The caller rewrites the wave's layers before asking for the next wave. Sequential, a wave holds the
     pending layers whose x no pending layer feeds (with every layer in it, the layers reading the same x),
     observed in one run of the samples through the graph as it stands: each layer sees the rewritten
@@ -125,9 +129,13 @@ def waves(graph: Graph, layers: list, statistic: Callable[[np.ndarray], np.ndarr
                 kept.append(arrays[len(xs):])
                 yield arrays[:len(xs)]
 
-        stats = dict(zip(map(id, xs), _accumulate(observed(), xs, statistic, pass_name)))
+        index = {id(x): i for i, x in enumerate(xs)}
+        views = [(index[id(node(l).inputs[0])], unfold(l)) for l in wave]
+        distinct = list({(i, id(f)): (i, f) for i, f in views}.values())
+        stats = dict(zip(((i, id(f)) for i, f in distinct),
+                         _accumulate(observed(), xs, distinct, statistic, pass_name)))
         cut = _Cut(graph, keep, kept)
-        yield [(l, stats[id(node(l).inputs[0])]) for l in wave]
+        yield [(l, stats[i, id(f)]) for l, (i, f) in zip(wave, views)]
         pending = rest
 
 
@@ -202,20 +210,27 @@ def _lineage(graph: Graph, v: Value, memo: dict[int, int]) -> int:
     return memo[id(v)]
 
 
-def _accumulate(arrays: Iterator[list[np.ndarray]], xs: list[Value], statistic: Callable, pass_name: str) \
-        -> list[np.ndarray]:
-    """`statistic` of each value of `xs` summed over the samples (`arrays`: per sample, one per value)."""
-    accs: list = [None] * len(xs)
+def _accumulate(arrays: Iterator[list[np.ndarray]], xs: list[Value], views: list[tuple], statistic: Callable,
+                pass_name: str) -> list:
+    """`statistic` summed over the samples (`arrays`: per sample, one per value of `xs`) of each view (i, unfold)
+    of value xs[i]: of its rows [R, K] along the last axis (unfold None), or a list, of each of unfold's row
+    matrices."""
+    accs: list = [None] * len(views)
     for sample in arrays:
-        for i, a in enumerate(sample):
-            s = statistic(np.asarray(a, np.float64).reshape(-1, a.shape[-1]))
-            if accs[i] is None:
-                accs[i] = s
+        for v, (i, unfold) in enumerate(views):
+            a = np.asarray(sample[i], np.float64)
+            s = statistic(a.reshape(-1, a.shape[-1])) if unfold is None else [statistic(r) for r in unfold(a)]
+            if accs[v] is None:
+                accs[v] = s
+            elif unfold is None:
+                accs[v] += s
             else:
-                accs[i] += s
-    for acc, x in zip(accs, xs):
-        if not np.isfinite(acc).all():
-            raise PassError(f"{pass_name}: the calibration data gives inf or nan at the input of a layer ({x.name})")
+                for total, part in zip(accs[v], s):
+                    total += part
+    for acc, (i, _) in zip(accs, views):
+        if not all(np.isfinite(a).all() for a in (acc if isinstance(acc, list) else [acc])):
+            raise PassError(f"{pass_name}: the calibration data gives inf or nan at the input of a layer "
+                            f"({xs[i].name})")
     return accs
 
 

@@ -20,6 +20,10 @@ value and its error (w - q) / U_jj is spread over the columns after it (times U'
 at once and beyond it once per block. Block patterns score a block by the sum of its entries' scores.
 Inputs that are zero on every calibration sample score 0 (their weights go first).
 
+A convolution's W [O, C / group * kernel] multiplies its input's windows (prune_conv.py): its Hessian is
+that of the im2col rows, one per group, and each group's rows of W are pruned against their group's
+(the pruned count is exact per group).
+
 The pruned count is exact: round(sparsity * entries) per layer (blocks for block patterns), shared out over
 SparseGPT's column blocks and over Wanda's output rows (Wanda compares weights within an output row, or a
 row of blocks) by cumulative rounding. A layer whose weight already holds that many zeros in the pattern
@@ -176,8 +180,8 @@ def sparsegpt(w: np.ndarray, h: np.ndarray, pattern: Pattern) -> np.ndarray:
 
 def prune_calibrated(graph: Graph, layers: list, method: str, pattern: Pattern, apply, sequential: bool = True) \
         -> None:
-    """Prune `layers` (sparse_layers.LinearLayer, graph order) by `method` (sparsegpt or wanda) on the
-    calibration data; `apply(layer, w)` gives a layer its pruned f32 weight W [N, K]. Sequential: wave by wave
+    """Prune `layers` (sparse_layers.LinearLayer, prune_conv.ConvLayer; graph order) by `method` (sparsegpt or
+    wanda) on the calibration data; `apply(layer, w)` gives a layer its pruned f32 weight W [N, K]. Sequential: wave by wave
     (calibration.waves), each layer observed with the layers before it pruned; else all on the unpruned
     graph's activations, in one run."""
     todo = []
@@ -188,9 +192,14 @@ def prune_calibrated(graph: Graph, layers: list, method: str, pattern: Pattern, 
             todo.append(layer)
     statistic = gram if method == "sparsegpt" else column_squares
     for wave in waves(graph, todo, statistic, pass_name=f"prune{{method={method}}}", sequential=sequential,
-                      node=lambda layer: layer.node):
+                      node=lambda layer: layer.node, unfold=lambda layer: getattr(layer, "unfold", None)):
         for layer, stats in wave:
-            apply(layer, _pruned(layer.effective, stats, method, pattern))
+            w = layer.effective
+            if isinstance(stats, list):  # a conv: its groups' rows of W, each against its group's windows
+                parts = np.split(w, len(stats))
+                apply(layer, np.concatenate([_pruned(p, s, method, pattern) for p, s in zip(parts, stats)]))
+            else:
+                apply(layer, _pruned(w, stats, method, pattern))
 
 
 def _pruned(w: np.ndarray, stats: np.ndarray, method: str, pattern: Pattern) -> np.ndarray:

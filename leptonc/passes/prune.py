@@ -1,4 +1,4 @@
-"""prune: zero the least important weights of linear layers, and run them on sparse kernels.
+"""prune: zero the least important weights of linear layers and convolutions, and run them on sparse kernels.
 
     prune{method=magnitude,sparsity=0.9}              unstructured: the smallest |w| of each layer
     prune{method=magnitude,sparsity=0.9,scope=global} one threshold over every pruned layer
@@ -13,16 +13,21 @@ left as it is (auto) or match for magnitude, nm and block, which name theirs.
 
 W is a layer's weight as [N, K], one row per output (as torch stores it), so
 block=1x8 keeps or drops 8 consecutive inputs of one output and block=8x1 the
-same input of 8 consecutive outputs. The pruned fraction is exact per layer
+same input of 8 consecutive outputs. A convolution's weight [O, C / group,
+kernel...] is W [O, C / group * prod(kernel)] (prune_conv.py): 1x8 drops 8
+consecutive (channel, tap) inputs of an output channel, 8x1 one input tap of 8
+output channels; sparsegpt and wanda measure its input's windows (im2col).
+convs=false leaves convolutions dense. The pruned fraction is exact per layer
 (scope=layer) or over all pruned layers together (scope=global); ties go to
 the lower index. `skip` names layers to leave alone (weight or result names,
-glob patterns; `first` and `last` are the first and last linear layer), and
-layers whose shape does not divide into the blocks or groups are left alone
-with a warning. Int8 layers (quantize{weights=int8} before prune) are pruned
+glob patterns; `first` and `last` are the first and last layer, linear or
+conv), and layers whose shape does not divide into the blocks or groups are
+left alone with a warning. Int8 layers (quantize{weights=int8} before prune) are pruned
 on their dequantized magnitudes and stay int8.
 
 A pruned layer then runs on the sparse kernel of its method's format (CSR,
-BSR with the block shape, N:M) where the cost model (sparse_cost.py)
+BSR with the block shape, N:M; a conv on conv_bsr with the block shape, 1x1 for
+unstructured and N:M) where the cost model (sparse_cost.py)
 predicts it faster for the layer's rows of x (kernels=auto; the pass warns
 once per layer it keeps dense; `rows` plans for another batch than the
 graph's static one), always (kernels=sparse), or never (kernels=dense: the
@@ -39,8 +44,9 @@ import warnings
 import numpy as np
 
 from ..ir.graph import Graph
+from .prune_conv import ConvLayer, apply_conv, block_rows_fit, conv_layers
 from .registry import Option, PassError, register_pass
-from .sparse_layers import (LinearLayer, SparsityWarning, encode_bsr, encode_nm, linear_layers, lower_layer,
+from .sparse_layers import (SparsityWarning, encode_bsr, encode_nm, linear_layers, lower_layer,
                             replace_weight, select_layers)
 from .tolerance import Tolerance, declare_tolerance
 
@@ -61,7 +67,7 @@ def parse_block(text: str) -> tuple[int, int]:
     return bh, bw
 
 
-@register_pass("prune", "zero the least important weights of linear layers (magnitude, or sparsegpt/wanda on "
+@register_pass("prune", "zero the least important weights of linear layers and convs (magnitude, or sparsegpt/wanda on "
                         "calibration data; unstructured, n:m or block) and run them on sparse kernels where faster",
                options={
                    "method": Option(str, "magnitude", "what is pruned",
@@ -76,12 +82,13 @@ def parse_block(text: str) -> tuple[int, int]:
                    "block": Option(str, "1x8", "block shape ROWSxCOLS of W [N, K] (block)"),
                    "sequential": Option(bool, True, "sparsegpt, wanda: each layer observed with the layers "
                                         "before it pruned (false: all on the unpruned graph, one run)"),
+                   "convs": Option(bool, True, "prune convolutions too (false: linear layers only)"),
                    "skip": SKIP,
                    "kernels": KERNELS,
                    "rows": ROWS,
                })
 def prune(graph: Graph, method: str, pattern: str, sparsity: float, scope: str, n: int, m: int, block: str,
-          sequential: bool, skip: str, kernels: str, rows: int) -> bool:
+          sequential: bool, convs: bool, skip: str, kernels: str, rows: int) -> bool:
     kind = _pattern_kind(method, pattern)
     if not 0.0 <= sparsity < 1.0:
         raise PassError(f"prune: sparsity must be in [0, 1), got {sparsity}")
@@ -90,7 +97,7 @@ def prune(graph: Graph, method: str, pattern: str, sparsity: float, scope: str, 
     if kind == "nm" and not 1 <= n <= m <= 256:
         raise PassError(f"prune: n:m needs 1 <= n <= m <= 256, got {n}:{m}")
     shape = parse_block(block) if kind == "block" else (1, 1)
-    layers = [l for l in select_layers(linear_layers(graph), skip, "prune") if _fits(l, kind, shape, m)]
+    layers = [l for l in select_layers(_layers(graph, convs), skip, "prune") if _fits(l, kind, shape, m)]
     if method in ("sparsegpt", "wanda"):
         from .obs_prune import Pattern, prune_calibrated
 
@@ -120,10 +127,21 @@ def _pattern_kind(method: str, pattern: str) -> str:
     return named
 
 
-def _apply(graph: Graph, layer: LinearLayer, w: np.ndarray, kind: str, n: int, m: int, shape: tuple[int, int],
+def _layers(graph: Graph, convs: bool) -> list:
+    """The linear layers (and convs) of graph, in graph order."""
+    if not convs:
+        return linear_layers(graph)
+    order = {id(node): i for i, node in enumerate(graph.nodes)}
+    return sorted(linear_layers(graph) + conv_layers(graph), key=lambda l: order[id(l.node)])
+
+
+def _apply(graph: Graph, layer, w: np.ndarray, kind: str, n: int, m: int, shape: tuple[int, int],
            kernels: str, rows: int) -> None:
     """Give `layer` its pruned weight w [N, K] (f32; an int8 layer's is put back on its grid), on the sparse
     kernel of the pattern where `kernels` says so."""
+    if isinstance(layer, ConvLayer):
+        apply_conv(graph, layer, w, shape, kernels, "prune", rows)
+        return
     pruned = w if layer.scale is None else \
         np.clip(np.rint(w / layer.scale[:, None]), -127, 127).astype(np.int8)
     enc = encode_nm(pruned, n, m) if kind == "nm" else encode_bsr(pruned, shape)
@@ -131,12 +149,14 @@ def _apply(graph: Graph, layer: LinearLayer, w: np.ndarray, kind: str, n: int, m
         replace_weight(graph, layer, pruned)
 
 
-def _fits(layer: LinearLayer, kind: str, shape: tuple[int, int], m: int) -> bool:
+def _fits(layer, kind: str, shape: tuple[int, int], m: int) -> bool:
     n_out, k_in = layer.stored.shape
     if kind == "nm" and k_in % m:
         reason = f"its {k_in} inputs do not divide into groups of {m}"
     elif kind == "block" and (n_out % shape[0] or k_in % shape[1]):
         reason = f"[{n_out}, {k_in}] does not divide into {shape[0]}x{shape[1]} blocks"
+    elif kind == "block" and isinstance(layer, ConvLayer) and not block_rows_fit(layer, shape[0]):
+        reason = f"its {layer.group} groups of {n_out // layer.group} outputs do not divide into rows of {shape[0]}"
     else:
         return True
     warnings.warn(f"prune: layer {layer.name} is not pruned: {reason}", SparsityWarning, stacklevel=3)
@@ -197,7 +217,7 @@ def removed_energy_bound(method: str, sparsity: float, n: int, m: int) -> float:
 
 
 def _tolerance(method: str, pattern: str, sparsity: float, scope: str, n: int, m: int, block: str,
-               sequential: bool, skip: str, kernels: str, rows: int) -> Tolerance:
+               sequential: bool, convs: bool, skip: str, kernels: str, rows: int) -> Tolerance:
     """A pruned layer keeps at least 1 - e of its weight energy (e = removed_energy_bound; a global
     threshold may take up to twice the average from one layer), so on isotropic inputs its output's SQNR
     is at least -10 log10(e) and its relative error at most sqrt(e). The model-level bound allows twice
