@@ -286,7 +286,8 @@ static void lep_affine_grid(const double* theta, double* out, int64_t N, int nsp
             const int64_t s = sizes[d], i = rem % s;
             rem /= s;
             double v;
-            if (align) v = s == 1 ? -1.0 : i == s - 1 ? 1.0 : (double)i * (2.0 / (double)(s - 1)) + -1.0;  /* linspace */
+            if (align)  /* numpy.linspace(-1, 1, s) */
+                v = s == 1 ? -1.0 : i == s - 1 ? 1.0 : (double)i * (2.0 / (double)(s - 1)) + -1.0;
             else v = ((double)i * 2 + 1) / (double)s - 1;
             b[nsp - 1 - d] = v;
         }

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node
 from .cexpr import C, UnsupportedError, cnumel, ctype, elementwise_expr

@@ -1,0 +1,213 @@
+"""The cpu target's image, selection and pooling kernels against the reference interpreter: resize in every
+mode, coordinate transformation and rounding, topk with ties, NaN and integer extremes, the pad modes with
+pads wider than the axis, reverse_sequence, grid_sample, affine_grid, roi_align, lp_pool,
+max_pool_with_indices and max_unpool, on odd shapes; indices out of range are errors, as in the reference.
+
+Each test runs its cases side by side in one graph (one compile)."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import leptonc
+from leptonc.ir import LeptoncError
+from leptonc.ir.errors import IndexRangeError
+from leptonc.ir.samples import Sample, Sampler, sample_graph
+from tests.codegen.cpu_check import assert_matches_reference
+
+s = Sampler("test_cpu_image_ops")
+
+
+def _check(op: str, samples: list[Sample]) -> None:
+    cases = [(op, sample) for sample in samples]
+    graph, inputs, owned = sample_graph(cases, name=f"cpu_{op}")
+    want = leptonc.run_reference(graph, *inputs)
+    got = leptonc.compile(graph, quiet=True, accuracy=False).run(*inputs)
+    for sample, where in zip(samples, owned):
+        try:
+            assert_matches_reference(list(got[where]), list(want[where]))
+        except AssertionError as e:
+            raise AssertionError(f"{op} {sample.attrs}: {e}") from None
+
+
+_COORDS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
+           "tf_crop_and_resize")
+
+
+def _resize(x, shape, scales, **attrs) -> Sample:
+    if attrs.get("coordinate_transformation_mode") == "tf_crop_and_resize":
+        r = x.ndim
+        attrs = {"roi": (0.0,) * (r - 2) + (0.1, -0.2) + (1.0,) * (r - 2) + (0.8, 1.25), "extrapolation_value": -3.0,
+                 **attrs}
+    return s(x, shape=shape, scales=scales, **attrs)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
+def test_resize_every_coordinate_mode_up_and_down(mode):
+    x = s.f32(2, 3, 5, 7)
+    rounding = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil") if mode == "nearest" else ("floor",)
+    samples = []
+    for coords, nearest in itertools.product(_COORDS, rounding):
+        for shape, scales in (((2, 3, 9, 16), (1, 1, 1.8, 16 / 7)), ((2, 3, 3, 4), (0, 0, 0, 0)),
+                              ((2, 3, 1, 7), (1, 1, 0.2, 1)), ((2, 3, 10, 14), (1, 1, 2, 2))):
+            samples.append(_resize(x, shape, scales, mode=mode, coordinate_transformation_mode=coords,
+                                   nearest_mode=nearest))
+    _check("resize", samples)
+
+
+def test_resize_antialias_exclude_outside_cubic_a_and_integer_types():
+    x = s.f32(1, 2, 11, 9)
+    u8 = s.ints(1, 2, 11, 9, low=0, high=256, dtype=np.uint8)
+    i16 = s.ints(1, 2, 11, 9, low=-300, high=300, dtype=np.int16)
+    samples = []
+    for mode in ("linear", "cubic"):
+        for shape in ((1, 2, 4, 3), (1, 2, 5, 20), (1, 2, 2, 2)):
+            samples.append(s(x, shape=shape, scales=(0, 0, 0, 0), mode=mode, antialias=True))
+            samples.append(s(u8, shape=shape, scales=(0, 0, 0, 0), mode=mode, antialias=True))
+        samples.append(s(x, shape=(1, 2, 6, 13), scales=(0, 0, 0, 0), mode=mode, exclude_outside=True,
+                         cubic_coeff_a=-0.5))
+        samples.append(s(i16, shape=(1, 2, 17, 5), scales=(0, 0, 0, 0), mode=mode, cubic_coeff_a=-0.5))
+    samples.append(s(s.f32(3, 4).astype(np.float64), shape=(5, 9), scales=(0, 0), mode="cubic"))
+    samples.append(s(s.f32(1, 1, 4), shape=(1, 1, 4), scales=(1, 1, 1)))  # every axis kept as it is
+    samples.append(s(x, shape=(1, 2, 6, 3), scales=(0, 0, 0, 0), mode="nearest",
+                     coordinate_transformation_mode="pytorch_half_pixel", exclude_outside=True))
+    _check("resize", samples)
+
+
+def test_topk_ties_nan_extremes_and_both_selection_paths():
+    f = s.f32(3, 40, 5)
+    f[0, 3, :] = np.nan
+    f[1, :, 2] = 0.5          # ties: the lower index first
+    f[2, 7, 1] = -0.0
+    lo = np.iinfo(np.int64).min
+    ints = np.array([[3, lo, 7, 7, -2, lo, 9, 0], [1, 1, 1, 1, 1, 1, 1, 1]], np.int64)
+    u = np.array([[0, 2**63, 5, 2**64 - 1, 5, 1]], np.uint64)
+    i8 = s.ints(4, 9, low=-128, high=128, dtype=np.int8)
+    samples = []
+    for largest in (True, False):
+        for k in (0, 1, 5, 17, 40):  # k above 16 sorts the whole line
+            samples.append(s(f, k=k, axis=1, largest=largest))
+        samples += [s(f, k=5, axis=-1, largest=largest), s(f, k=2, axis=0, largest=largest),
+                    s(ints, k=8, largest=largest), s(ints, k=3, largest=largest), s(u, k=4, largest=largest),
+                    s(i8, k=6, largest=largest), s(i8, k=4, axis=0, largest=largest)]
+    _check("topk", samples)
+
+
+def test_pad_modes_wider_than_the_axis_and_with_crops():
+    x = s.f32(2, 3, 4)
+    one = s.f32(3, 1)
+    samples = []
+    for mode in ("edge", "reflect", "wrap"):
+        samples += [s(x, pads=(0, 2, 3, 0, 1, 2), mode=mode),
+                    s(x, pads=(1, 7, 9, 2, 8, 11), mode=mode),        # wider than each axis: repeated
+                    s(x, pads=(0, -1, 5, 1, 2, -2), mode=mode),       # crop one side, pad the other
+                    s(one, pads=(2, 3, 1, 4), mode=mode),
+                    s(s.ints(3, 5, dtype=np.int32), pads=(4, 1, 0, 6), mode=mode)]
+    _check("pad", samples)
+
+
+def test_reverse_sequence_lengths_from_zero_to_the_whole_axis():
+    x = s.f32(5, 4, 3)
+    _check("reverse_sequence", [s(x, np.array([0, 5, 2, 1])), s(x.transpose(1, 0, 2).copy(), np.array([3, 0, 5, 4],
+                                                                                                      np.int32),
+                                                                batch_axis=0, time_axis=1)])
+
+
+def _compiled_and_reference(op, sample):
+    graph, inputs, _ = sample_graph([(op, sample)])
+    return leptonc.compile(graph, quiet=True, accuracy=False), graph, inputs
+
+
+def test_reverse_sequence_length_past_the_axis_is_an_error():
+    cm, graph, inputs = _compiled_and_reference("reverse_sequence", s(s.f32(3, 2), np.array([1, 4])))
+    with pytest.raises(Exception):  # noqa: B017  the reference's read out of range
+        leptonc.run_reference(graph, *inputs)
+    with pytest.raises(IndexRangeError, match="index 4 is out of range for dim 0 of size 3"):
+        cm.run(*inputs)
+
+
+def test_grid_sample_every_mode_padding_and_alignment():
+    x2, x1, x3 = s.f32(2, 3, 5, 6), s.f32(1, 2, 7), s.f32(1, 2, 3, 4, 5)
+    g2 = s.f32(2, 4, 3, 2, low=-1.6, high=1.6)
+    g2[0, 0, 0] = (-1.0, 1.0)   # exactly on the corners and the center
+    g2[0, 0, 1] = (0.0, 0.0)
+    g2[1, 3, 2] = (1.0, -1.0)
+    samples = []
+    for mode, padding, align in itertools.product(("linear", "nearest", "cubic"), ("zeros", "border", "reflection"),
+                                                  (False, True)):
+        attrs = dict(mode=mode, padding_mode=padding, align_corners=align)
+        samples.append(s(x2, g2, **attrs))
+        samples.append(s(x1, s.f32(1, 5, 1, low=-1.4, high=1.4), **attrs))
+        if mode != "cubic":
+            samples.append(s(x3, s.f32(1, 2, 3, 2, 3, low=-1.3, high=1.3), **attrs))
+    _check("grid_sample", samples)
+
+
+def test_affine_grid_two_and_three_dims_and_unit_sizes():
+    samples = [s(s.f32(2, 2, 3), size=(2, 3, 4, 5)), s(s.f32(2, 2, 3), size=(2, 1, 1, 6), align_corners=True),
+               s(s.f32(1, 3, 4), size=(1, 1, 2, 3, 4)), s(s.f32(1, 3, 4), size=(1, 2, 3, 1, 2), align_corners=True)]
+    _check("affine_grid", samples)
+
+
+def test_roi_align_modes_and_adaptive_sampling():
+    x = s.f32(2, 3, 9, 11)
+    rois = np.array([[0, 0, 4, 4], [1.5, 2, 7.5, 6], [-2, -1, 3, 12], [3, 3, 3.2, 3.1], [5, 6, 1, 2]], np.float32)
+    batch = np.array([0, 1, -1, 0, 1])
+    samples = []
+    for mode, coords, ratio in itertools.product(("avg", "max"), ("half_pixel", "output_half_pixel"), (0, 2)):
+        samples.append(s(x, rois, batch, mode=mode, coordinate_transformation_mode=coords, sampling_ratio=ratio,
+                         output_height=3, output_width=2, spatial_scale=0.75))
+    _check("roi_align", samples)
+
+
+def test_roi_align_batch_index_out_of_range_is_an_error():
+    x = s.f32(2, 1, 4, 4)
+    cm, graph, inputs = _compiled_and_reference("roi_align", s(x, np.array([[0, 0, 2, 2]] * 2, np.float32),
+                                                               np.array([1, 2])))
+    with pytest.raises(Exception):  # noqa: B017  the reference's read out of range
+        leptonc.run_reference(graph, *inputs)
+    with pytest.raises(IndexRangeError, match="index 2 is out of range"):
+        cm.run(*inputs)
+
+
+def test_lp_pool_any_rank_padding_ceil_mode_and_dilation():
+    samples = [s(s.f32(2, 3, 7, 6), kernel=(3, 2), strides=(2, 2), pads=(1, 0, 1, 1), ceil_mode=True, p=1.0),
+               s(s.f32(1, 2, 9), kernel=(3,), dilations=(2,), p=3.0),
+               s(s.f32(1, 2, 4, 5, 6), kernel=(2, 2, 3), strides=(1, 2, 2)),
+               s(s.f32(1, 1, 5, 5).astype(np.float64), kernel=(2, 2), pads=(1, 1, 1, 1), p=2.5)]
+    _check("lp_pool", samples)
+
+
+def test_max_pool_with_indices_any_rank_nan_and_integers():
+    x = s.f32(2, 2, 7, 6)
+    x[0, 1, 2, 3] = np.nan
+    samples = [s(x, kernel=(3, 2), strides=(2, 2), pads=(1, 0, 1, 1), ceil_mode=True),
+               s(x, kernel=(2, 3), dilations=(2, 1), storage_order=1),
+               s(s.f32(1, 3, 10), kernel=(3,), strides=(3,), ceil_mode=True),
+               s(s.f32(1, 2, 4, 5, 3), kernel=(2, 2, 2), pads=(0, 1, 1, 1, 0, 0), storage_order=1),
+               s(s.ints(1, 2, 5, 5, dtype=np.int32), kernel=(2, 2)),
+               s(np.full((1, 1, 3, 3), -np.inf, np.float32), kernel=(2, 2), pads=(1, 1, 1, 1))]
+    _check("max_pool_with_indices", samples)
+
+
+def test_max_unpool_repeated_and_negative_indices():
+    idx = np.array([0, 3, 3, -1, 17, -32, 9, 31]).reshape(1, 2, 2, 2)
+    _check("max_unpool", [s(s.f32(1, 2, 2, 2), idx, output_shape=(1, 2, 4, 4)),
+                          s(s.ints(1, 2, 2, 2, dtype=np.int32), idx, output_shape=(2, 4, 2, 2))])
+
+
+def test_max_unpool_index_out_of_range_is_an_error():
+    cm, graph, inputs = _compiled_and_reference("max_unpool", s(s.f32(1, 1, 1, 2), np.array([[[[1, 16]]]]),
+                                                                output_shape=(1, 1, 4, 4)))
+    with pytest.raises(Exception):  # noqa: B017
+        leptonc.run_reference(graph, *inputs)
+    with pytest.raises(IndexRangeError, match="index 16 is out of range"):
+        cm.run(*inputs)
+
+
+def test_topk_over_bool_is_refused_with_the_node_named():
+    graph, _, _ = sample_graph([("topk", s(np.array([[True, False]]), k=1))])
+    with pytest.raises(LeptoncError, match="topk"):
+        leptonc.compile(graph, quiet=True, accuracy=False)
