@@ -1,0 +1,176 @@
+"""Dynamic ops whose sizes or axes arrive at run time: the cpu and triton targets specialize the graph on their
+values (runtime/specialized.py, leptonc/specialize.py), a program per value tuple, checked against the
+reference; values no static form accepts are a LeptoncError naming the node and the operand."""
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+import leptonc
+from leptonc.ir.errors import LeptoncError
+from leptonc.runtime.specialized import SpecializationCache, SpecializingModel
+from tests.codegen.cpu_check import assert_matches_reference
+
+# a run-time target shape and a run-time axis
+RESHAPE_CUMSUM = """graph @rc(%x: f32[2, 3, 4], %shape: i64[2], %axis: i64[]) -> (f32[?, ?]) {
+  %r = reshape_dynamic(%x, %shape) : f32[?, ?]
+  %c = cumulative_dynamic(%r, %axis) {kind = "sum"} : f32[?, ?]
+  return %c
+}
+"""
+# positions over a dynamic sequence length, as exported LLMs compute them
+POSITIONS = """graph @pos(%x: f32[B, S]) -> (f32[B, S]) {
+  %sh = shape_of(%x) : i64[2]
+  %i = const @i [1] : i64[]
+  %n = gather(%sh, %i) : i64[]
+  %z = const @z [0] : i64[]
+  %o = const @o [1] : i64[]
+  %r = range_dynamic(%z, %n, %o) : i64[S]
+  %f = cast(%r) {dtype = f32} : f32[S]
+  %y = add(%x, %f) : f32[B, S]
+  return %y
+}
+"""
+X = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+
+
+def _args(shape, axis):
+    return X, np.array(shape, np.int64), np.array(axis, np.int64)
+
+
+@pytest.fixture(params=["cpu", "triton"])
+def target(request):
+    if request.param == "triton":
+        request.getfixturevalue("triton_device")
+    return request.param
+
+
+def test_run_time_shape_and_axis_run_one_program_per_value(target):
+    graph = leptonc.parse_ir(RESHAPE_CUMSUM)
+    cm = leptonc.compile(graph, _args([6, 4], 1), target=target, quiet=True)
+    assert isinstance(cm, SpecializingModel) and len(cm.cache) == 1  # the example's, built at compile time
+    for shape, axis in [([6, 4], 1), ([4, -1], 0), ([3, 8], -1), ([24, 1], 0), ([6, 4], 1)]:
+        args = _args(shape, axis)
+        assert_matches_reference(cm.run(*args), leptonc.run_reference(graph, *args))
+    assert len(cm.cache) == 4
+
+
+@pytest.mark.parametrize("shape, axis, message", [
+    ([5, 5], 0, r"reshape_dynamic.*operand 1 \(%shape\) = \[5, 5\].*24 elements"),
+    ([6, 4], 2, r"cumulative_dynamic.*operand 1 \(%axis\) = 2.*out of range"),
+    ([-2, 12], 0, r"reshape_dynamic.*operand 1 \(%shape\) = \[-2, 12\]"),
+])
+def test_values_no_static_form_accepts_are_one_line_errors(shape, axis, message):
+    graph = leptonc.parse_ir(RESHAPE_CUMSUM)
+    cm = leptonc.compile(graph, target="cpu", quiet=True)
+    with pytest.raises(LeptoncError, match=message) as e:
+        cm(*_args(shape, axis))
+    assert "\n" not in str(e.value)
+    args = _args([6, 4], 1)
+    assert_matches_reference(cm.run(*args), leptonc.run_reference(graph, *args))  # the model still runs
+    with pytest.raises(LeptoncError, match="out of range"):  # and the reference refuses the axis too
+        leptonc.run_reference(graph, *_args([6, 4], 2))
+
+
+def test_sizes_computed_from_input_sizes_specialize_per_size(target):
+    graph = leptonc.parse_ir(POSITIONS)
+    cm = leptonc.compile(graph, target=target, quiet=True)
+    for b, s in [(1, 8), (2, 13), (1, 8)]:
+        x = np.random.default_rng(s).standard_normal((b, s)).astype(np.float32)
+        assert_matches_reference(cm.run(x), leptonc.run_reference(graph, x))
+    assert len(cm.cache) == 2
+
+
+def test_an_operand_computed_from_data_is_refused_at_compile_time():
+    text = """graph @d(%x: f32[128, 64]) -> (f32[?]) {
+  %m = reduce_max(%x) {axes = [0, 1], keepdims = false} : f32[]
+  %n = cast(%m) {dtype = i64} : i64[]
+  %s = unsqueeze(%n) {axes = [0]} : i64[1]
+  %y = reshape_dynamic(%x, %s) : f32[?]
+  return %y
+}
+"""
+    with pytest.raises(LeptoncError, match=r"reshape_dynamic.*operand 1 \(%s\) reads graph input %x"):
+        leptonc.compile(leptonc.parse_ir(text), target="cpu", quiet=True)
+
+
+def test_a_saved_specializing_model_loads_and_builds_its_programs_here(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEPTONC_HOME", str(tmp_path / "home"))
+    graph = leptonc.parse_ir(RESHAPE_CUMSUM)
+    leptonc.compile(graph, _args([6, 4], 1), quiet=True).save(tmp_path / "m.lep")
+    with zipfile.ZipFile(tmp_path / "m.lep") as z:
+        assert z.read("model.so") == b"" and z.read("model.c") == b""  # no shipped code to trust or not
+    cm = leptonc.load(tmp_path / "m.lep")
+    assert isinstance(cm, SpecializingModel) and cm.manifest["specialized_on"] == ["shape", "axis"]
+    args = _args([4, 6], 0)
+    assert_matches_reference(cm.run(*args), leptonc.run_reference(graph, *args))
+
+
+def test_the_cache_builds_each_key_once_and_keeps_the_most_recent():
+    cache = SpecializationCache(capacity=2)
+    builds = []
+
+    def build(key):
+        def run():
+            builds.append(key)
+            time.sleep(0.5)
+            return key
+        return run
+
+    threads = [threading.Thread(target=cache.get, args=("a", build("a"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert builds == ["a"]
+    cache.get("b", build("b"))
+    cache.get("a", build("a"))  # cached: "a" becomes the most recent
+    cache.get("c", build("c"))  # drops "b"
+    assert builds == ["a", "b", "c"] and cache.get("a", build("a")) == "a"
+    cache.get("b", build("b"))
+    assert builds == ["a", "b", "c", "b"]
+
+
+def test_a_cached_key_does_not_wait_for_another_build():
+    cache = SpecializationCache()
+    cache.get("ready", lambda: "ready")
+    started, release = threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        release.wait(10)
+        return "slow"
+
+    builder = threading.Thread(target=cache.get, args=("slow", slow))
+    builder.start()
+    started.wait(10)
+    assert cache.get("ready", lambda: "rebuilt") == "ready"  # while "slow" is still building
+    release.set()
+    builder.join()
+
+
+def test_a_failed_build_reaches_every_waiter_and_is_not_cached():
+    cache = SpecializationCache()
+    calls = []
+
+    def fail():
+        calls.append(1)
+        time.sleep(0.5)
+        raise LeptoncError("no static form")
+
+    errors = []
+
+    def ask():
+        try:
+            cache.get("k", fail)
+        except LeptoncError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 3 and len(calls) == 1 and len(cache) == 0
