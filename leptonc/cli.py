@@ -187,6 +187,12 @@ def _cmd_compile(args) -> int:
         skipped = "no accuracy report: --accuracy-samples 0 skipped the check"
         print(format_accuracy(cm.manifest["accuracy"]) if "accuracy" in cm.manifest
               else skipped if args.accuracy_samples == 0 and args.passes else NOTHING_LOSSY)
+    if "specialized_on" in cm.manifest:  # dynamic ops: its programs are built per value of their operands
+        if not args.quiet:
+            on = ", ".join(f"%{v}" for v in cm.manifest["specialized_on"]) or "the input sizes"
+            print(f"wrote {args.output}: specialized at run time on {on} (a program per value), "
+                  f"compiled in {seconds:.2f} s")
+        return 0
     if args.target == "stablehlo":
         if args.fusion_report or args.stats:
             print("no fusion report: the stablehlo target writes one module, and XLA fuses it on its own")
