@@ -112,3 +112,20 @@ def test_bitcast_keeps_the_bytes(src, dst):
     g = _one_op("bitcast", [x], dtype=DType.from_numpy(dst))
     got = leptonc.compile(g, quiet=True).run(x)[0]
     assert got.dtype == dst and np.array_equal(got.view(np.uint8), x.view(np.uint8))
+
+
+@pytest.mark.parametrize("x_shape, attrs", [
+    ((2, 12, 9), {"image_shape": (4, 4), "block_shape": (2, 2)}),
+    ((1, 12, 6), {"image_shape": (5, 5), "block_shape": (2, 3), "strides": (2, 2), "pads": (1, 0, 1, 1)}),
+    ((1, 8, 9), {"image_shape": (5, 5), "block_shape": (2, 2), "dilations": (2, 2)}),
+    ((1, 16, 16), {"image_shape": (3, 3, 4), "block_shape": (2, 2, 2), "strides": (1, 2, 1),
+                   "pads": (0, 0, 1, 0, 1, 0)}),
+], ids=lambda v: str(v))
+def test_col2im_matches_the_reference(x_shape, attrs):
+    x = np.random.default_rng(5).standard_normal(x_shape).astype(np.float32)
+    _check(_one_op("col2im", [x], **attrs), [x])
+
+
+def test_col2im_with_a_block_count_that_does_not_fit_is_an_error():
+    with pytest.raises(leptonc.LeptoncError, match="col2im: 9 blocks fit the image, the input has 8"):
+        _one_op("col2im", [np.zeros((1, 8, 8), np.float32)], image_shape=(4, 4), block_shape=(2, 2))

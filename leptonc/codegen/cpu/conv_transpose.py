@@ -1,4 +1,5 @@
-"""The C body of conv_transpose (1 to 3 spatial dims; groups, strides, pads, dilations, output padding).
+"""C bodies of the ops that sum sliding windows back: conv_transpose (1 to 3 spatial dims; groups, strides,
+pads, dilations, output padding) and col2im (any number of spatial dims).
 
 Input x[N, C, in...], weight w[C, O / group, k...], output y[N, O, out...], channels first. Each output
 element gathers what the transposed convolution scatters into it: y[n, o, p] is the bias plus the sum,
@@ -7,12 +8,15 @@ position i with i * stride + t * dilation - pad = p in every spatial dim (only t
 and inside the input count). Gathering lets threads split the output (one (n, o) plane each) without two
 writing one element. Accumulation is in the element type's own precision (f32 or f64), as the reference
 does; auto_pad and output_shape arrive as pads and output_padding from the importer.
+
+col2im gathers the same way: y[n, c, p] sums x[n, c * B + b, l] over the block offsets b and the block
+positions l that put offset b on image position p; it accumulates in double, as the reference does.
 """
 from __future__ import annotations
 
 from ...ir.dtypes import DType
 from ...ir.graph import Node
-from .cexpr import UnsupportedError, ctype
+from .cexpr import UnsupportedError, cnumel, ctype
 from .kernels import KernelContext
 
 MAX_SPATIAL = 3
@@ -77,4 +81,44 @@ def emit_conv_transpose(ctx: KernelContext, node: Node) -> list[str]:
             "}"]
 
 
-CONV_TRANSPOSE_EMITTERS = {"conv_transpose": emit_conv_transpose}
+def emit_col2im(ctx: KernelContext, node: Node) -> list[str]:
+    x, y = node.inputs[0], node.outputs[0]
+    if y.dtype not in (DType.f32, DType.f64):
+        raise UnsupportedError(f"{ctx.where}: col2im over {y.dtype} is not supported by the cpu target "
+                               "(f32 and f64 are)")
+    image, block = node.attrs["image_shape"], node.attrs["block_shape"]
+    nsp = len(image)
+    strides = node.attrs["strides"] or (1,) * nsp
+    pads = node.attrs["pads"] or (0,) * (2 * nsp)
+    dilations = node.attrs["dilations"] or (1,) * nsp
+    grid = [(image[i] + pads[i] + pads[i + nsp] - dilations[i] * (block[i] - 1) - 1) // strides[i] + 1
+            for i in range(nsp)]
+
+    def arr(values):
+        return "{" + ", ".join(str(v) for v in values) + "}"
+
+    t = ctype(y.dtype, ctx.where)
+    return [f"const int64_t NSP = {nsp}, IMG[] = {arr(image)}, BLK[] = {arr(block)}, GRID[] = {arr(grid)}, "
+            f"S[] = {arr(strides)}, P[] = {arr(pads[:nsp])}, D[] = {arr(dilations)};",
+            f"const int64_t NC = {cnumel(y.shape[:2], ctx.where)}, IP = {cnumel(image, ctx.where)}, "
+            f"B = {cnumel(block, ctx.where)}, L = {cnumel(grid, ctx.where)};",
+            "#pragma omp parallel for schedule(static) if (NC * IP * B > 32768)",
+            "for (int64_t np_ = 0; np_ < NC * IP; ++np_) {",
+            "  const int64_t nc = np_ / IP, p = np_ % IP;",
+            "  double acc = 0;",
+            "  for (int64_t b = 0; b < B; ++b) {",
+            "    int64_t l = 0, pr = p, br = b, inside = 1, scale = 1;",
+            "    for (int64_t d = NSP - 1; d >= 0 && inside; --d) {   /* the block position of offset b at p */",
+            "      const int64_t pd = pr % IMG[d], bd = br % BLK[d];",
+            "      const int64_t q = pd + P[d] - bd * D[d];",
+            "      inside = q >= 0 && q % S[d] == 0 && q / S[d] < GRID[d];",
+            "      l += (q / S[d]) * scale;",
+            "      pr /= IMG[d]; br /= BLK[d]; scale *= GRID[d];",
+            "    }",
+            f"    if (inside) acc += (double){ctx.ptr(x)}[(nc * B + b) * L + l];",
+            "  }",
+            f"  {ctx.ptr(y)}[np_] = ({t})acc;",
+            "}"]
+
+
+CONV_TRANSPOSE_EMITTERS = {"conv_transpose": emit_conv_transpose, "col2im": emit_col2im}

@@ -373,6 +373,10 @@ def _col2im_infer(x: TensorType, image_shape, block_shape, strides, pads, dilati
     require(len(block_shape) == nsp, "col2im: image and block shapes differ in rank")
     require(x.rank == 3, "col2im input must be (N, C * prod(block), L)")
     c = D.divide_exact(x.shape[1], int(np.prod(block_shape)))
+    strides, pads, dilations = _spatial(nsp, strides, pads, dilations)
+    blocks = int(np.prod([(image_shape[i] + pads[i] + pads[i + nsp] - dilations[i] * (block_shape[i] - 1) - 1)
+                          // strides[i] + 1 for i in range(nsp)]))
+    require(D.compatible(x.shape[2], blocks), f"col2im: {blocks} blocks fit the image, the input has {x.shape[2]}")
     return x.with_shape((x.shape[0], c, *image_shape))
 
 
