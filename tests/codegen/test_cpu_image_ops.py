@@ -211,3 +211,16 @@ def test_topk_over_bool_is_refused_with_the_node_named():
     graph, _, _ = sample_graph([("topk", s(np.array([[True, False]]), k=1))])
     with pytest.raises(LeptoncError, match="topk"):
         leptonc.compile(graph, quiet=True, accuracy=False)
+
+
+def test_pools_over_three_spatial_dims():
+    x = s.f32(2, 3, 5, 6, 7)
+    x[0, 1, 2, 3, 4] = np.nan
+    i32 = s.ints(1, 2, 4, 5, 6, low=-1000, high=1000, dtype=np.int32)
+    window = dict(kernel=(2, 3, 2), strides=(2, 1, 2), pads=(1, 0, 1, 0, 2, 1))
+    _check("max_pool", [s(x, **window), s(x, kernel=(3, 3, 3), dilations=(2, 1, 2), ceil_mode=True, strides=(2, 2, 3)),
+                        s(i32, **window)])
+    _check("avg_pool", [s(x, **window), s(x, count_include_pad=True, **window),
+                        s(x, kernel=(3, 2, 3), strides=(2, 2, 2), pads=(1, 1, 1, 1, 0, 1), ceil_mode=True),
+                        s(x, kernel=(3, 2, 3), strides=(2, 2, 2), pads=(1, 1, 1, 1, 0, 1), ceil_mode=True,
+                          count_include_pad=True)])

@@ -299,9 +299,9 @@ class _Generator:
             body += emit_attention(ctx, k)
         elif k.kind != "loop":  # a single op, or a quantized or sparse matmul with its epilogue
             op = k.nodes[0].op
-            emitter = EMITTERS.get(op) or CONV_EMITTERS.get(op) or QUANTIZED_EMITTERS.get(op) \
-                or SPARSE_EMITTERS.get(op) or IMAGE_EMITTERS.get(op) \
-                or POOLING_EMITTERS.get(op) or CONV_TRANSPOSE_EMITTERS.get(op) or LINALG_EMITTERS.get(op) \
+            emitter = EMITTERS.get(op) or POOLING_EMITTERS.get(op) or CONV_EMITTERS.get(op) \
+                or QUANTIZED_EMITTERS.get(op) or SPARSE_EMITTERS.get(op) or IMAGE_EMITTERS.get(op) \
+                or CONV_TRANSPOSE_EMITTERS.get(op) or LINALG_EMITTERS.get(op) \
                 or BITCAST_EMITTERS.get(op) or SIGNAL_EMITTERS.get(op)
             if emitter is None:
                 raise UnsupportedError(f"{where}: op '{k.nodes[0].op}' is not supported by the cpu target")
