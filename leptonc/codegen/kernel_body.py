@@ -542,23 +542,26 @@ def pad_constant(ops: Ops, node, where: str) -> str:
     return ops.literal(node.attrs["value"], node.outputs[0].dtype)
 
 
-def pad_source_index(ops: Ops, mode: str, j: str, m: str) -> str:
-    """The position that pad mode `mode` (edge, reflect, wrap) reads along an axis of m > 0 kept elements, for
-    position j counted from the first of them (j < 0 or j >= m lies in the padding), as numpy.pad does: edge
-    repeats the border element, wrap repeats the axis, reflect mirrors it without repeating the border (with
-    period 2m - 2, however wide the padding). Integer expressions in i64."""
+def pad_source_index(ops: Ops, mode: str, j: str, m) -> str:
+    """The position that pad mode `mode` (edge, reflect, wrap) reads along an axis of m > 0 kept elements (a
+    dim), for position j counted from the first of them (j < 0 or j >= m lies in the padding), as numpy.pad
+    does: edge repeats the border element, wrap repeats the axis, reflect mirrors it without repeating the
+    border (with period 2m - 2, however wide the padding). An integer expression in i64."""
     i64, c = DType.i64, ops.compare
+    n = ops.dim(m)
     if mode == "edge":
-        last = ops.infix("-", m, "1", i64)
+        last = ops.dim(dims.sub(m, 1))
         return ops.select(c("<", j, "0"), "0", ops.select(c(">", j, last), last, j, i64), i64)
     if mode == "wrap":
-        r = ops.bind(ops.infix("%", j, m, i64), i64)
-        return ops.select(c("<", r, "0"), ops.infix("+", r, m, i64), r, i64)
+        r = ops.bind(ops.infix("%", j, n, i64), i64)
+        return ops.select(c("<", r, "0"), ops.infix("+", r, n, i64), r, i64)
     if mode == "reflect":
-        period = ops.bind(ops.select(c(">", m, "1"), ops.infix("-", ops.infix("*", "2", m, i64), "2", i64), "1", i64),
-                          i64)
+        if isinstance(m, int):
+            period = str(max(2 * m - 2, 1))
+        else:
+            period = ops.bind(ops.select(c(">", n, "1"), ops.dim(dims.sub(dims.mul(2, m), 2)), "1", i64), i64)
         a = ops.bind(ops.infix("%", ops.select(c("<", j, "0"), ops.negate(j, i64), j, i64), period, i64), i64)
-        return ops.select(c(">=", a, m), ops.infix("-", period, a, i64), a, i64)
+        return ops.select(c(">=", a, n), ops.infix("-", period, a, i64), a, i64)
     raise ops.error(f"unknown pad mode {mode!r}")
 
 

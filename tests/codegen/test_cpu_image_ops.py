@@ -95,7 +95,7 @@ def test_topk_ties_nan_extremes_and_both_selection_paths():
     _check("topk", samples)
 
 
-def test_pad_modes_wider_than_the_axis_and_with_crops():
+def _pad_mode_samples() -> list[Sample]:
     x = s.f32(2, 3, 4)
     one = s.f32(3, 1)
     samples = []
@@ -105,7 +105,23 @@ def test_pad_modes_wider_than_the_axis_and_with_crops():
                     s(x, pads=(0, -1, 5, 1, 2, -2), mode=mode),       # crop one side, pad the other
                     s(one, pads=(2, 3, 1, 4), mode=mode),
                     s(s.ints(3, 5, dtype=np.int32), pads=(4, 1, 0, 6), mode=mode)]
-    _check("pad", samples)
+    return samples
+
+
+def test_pad_modes_wider_than_the_axis_and_with_crops():
+    _check("pad", _pad_mode_samples())
+
+
+def test_pad_modes_on_triton_read_the_same_index_function(monkeypatch):
+    pytest.importorskip("triton")
+    if not pytest.importorskip("torch").cuda.is_available():
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+    cases = [("pad", sample) for sample in _pad_mode_samples()]
+    graph, inputs, owned = sample_graph(cases, name="triton_pad")
+    want = leptonc.run_reference(graph, *inputs)
+    got = leptonc.compile(graph, target="triton", quiet=True, accuracy=False).run(*inputs)
+    for where in owned:
+        assert_matches_reference([np.asarray(a) for a in got[where]], list(want[where]))
 
 
 def test_reverse_sequence_lengths_from_zero_to_the_whole_axis():

@@ -228,10 +228,8 @@ def _emit_pad_mode(ctx: KernelContext, node: Node) -> list[str]:
         b, e = pads[a], pads[a + rank]
         lines.append(f"  {{ const int64_t i = rem % {ctx.d(y.shape[a])}; rem /= {ctx.d(y.shape[a])};")
         if max(b, e) > 0:
-            kept = D.sub(x.shape[a], max(-b, 0) + max(-e, 0))
-            src = pad_source_index(C, node.attrs["mode"], "j", "m")
-            lines.append(f"    const int64_t j = i - {max(b, 0)}, m = {ctx.d(kept)}; "
-                         f"off += ({max(-b, 0)} + {src}) * {ctx.d(xs[a])}; }}")
+            src = pad_source_index(C, node.attrs["mode"], "j", D.sub(x.shape[a], max(-b, 0) + max(-e, 0)))
+            lines.append(f"    const int64_t j = i - {max(b, 0)}; off += ({max(-b, 0)} + {src}) * {ctx.d(xs[a])}; }}")
         else:
             lines.append(f"    off += (i + {max(-b, 0)}) * {ctx.d(xs[a])}; }}")
     return lines + [f"  {ctx.ptr(y)}[t] = {ctx.ptr(x)}[off];", "}"]

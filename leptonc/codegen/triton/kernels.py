@@ -35,7 +35,7 @@ from ...ir.graph import Graph, Node, Value
 from ...ir.indices import indexed_dims, site
 from ...passes.fusion import Kernel
 from ...ir.dims import contiguous_strides
-from ..kernel_body import SCANS, elementwise, pad_constant, trilu_keeps
+from ..kernel_body import SCANS, elementwise, pad_constant, pad_source_index, trilu_keeps
 from .texpr import TRITON, UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
 from .tiles import Space, TileEmitter, pad_left
 
@@ -430,6 +430,8 @@ def emit_slice(ctx: KernelContext, node: Node) -> Emitted:
 
 def emit_pad(ctx: KernelContext, node: Node) -> Emitted:
     x, y = node.inputs[0], node.outputs[0]
+    if node.attrs["mode"] != "constant":
+        return _emit_pad_mode(ctx, node)
     value = pad_constant(TRITON, node, ctx.where)
     rank = x.type.rank
     pads = node.attrs["pads"]
@@ -444,6 +446,26 @@ def emit_pad(ctx: KernelContext, node: Node) -> Emitted:
         off = _gathered(space, x.shape, lambda a: f"({space.index(a)[0]} - {pads[a]})" if pads[a]
                         else space.index(a)[0])
         body.append(space.store(ctx.ptr(y), y.shape, f"tl.load({ctx.ptr(x)} + {off}, mask={inside}, other={value})"))
+
+    return _over(ctx, y, emit)
+
+
+def _emit_pad_mode(ctx: KernelContext, node: Node) -> Emitted:
+    """Pad modes edge, reflect and wrap: each element reads the position the mode's index function
+    (kernel_body.pad_source_index) gives on each axis of the cropped operand."""
+    x, y = node.inputs[0], node.outputs[0]
+    rank, pads = x.type.rank, node.attrs["pads"]
+
+    def emit(space: Space, body: list[str]) -> None:
+        def index_of(a):
+            b, e = pads[a], pads[a + rank]
+            i = space.index(a)[0]
+            if max(b, e) <= 0:
+                return f"({i} + {-b})" if b < 0 else i
+            kept = D.sub(x.shape[a], max(-b, 0) + max(-e, 0))
+            return f"({max(-b, 0)} + {pad_source_index(TRITON, node.attrs['mode'], f'({i} - {max(b, 0)})', kept)})"
+        off = _gathered(space, x.shape, index_of)
+        body.append(space.store(ctx.ptr(y), y.shape, f"tl.load({ctx.ptr(x)} + {off}, mask=mask)"))
 
     return _over(ctx, y, emit)
 
