@@ -133,6 +133,10 @@ class Ops:
         """Whether elementwise math runs in dtype itself (else in f32, rounded back)."""
         return True
 
+    def to_e8m0(self, a: str, src: DType, saturate: bool, round: str) -> str:
+        """`a` cast to f8e8m0fnu: the power of two that `round` picks from |a| (the `cast` op's rules)."""
+        raise self.unsupported("a cast to f8e8m0fnu")
+
     def bind(self, expr: str, dtype: DType) -> str:
         """A name for expr's value where the target can hold a statement; else expr itself."""
         return expr
@@ -383,6 +387,15 @@ def _saturated(k: _Body, a, src: DType, dst: DType) -> str:
                                                                          k.lit(-top, src), a, src), src)
 
 
+def _cast_op(k: _Body, attrs: dict, a, src: DType, dst: DType) -> str:
+    """The `cast` op: to f8e8m0fnu by the target's power-of-two rounding; with `saturate`, clamped first."""
+    if dst is DType.f8e8m0fnu and src is not dst:
+        return k.o.to_e8m0(a, src, attrs.get("saturate", False), attrs.get("round", "nearest"))
+    if attrs.get("saturate"):
+        return _cast(k, _saturated(k, a, src, dst), src if src.is_float else DType.f64, dst)
+    return _cast(k, a, src, dst)
+
+
 def _cast(k: _Body, a, src: DType, dst: DType) -> str:
     if dst is src:
         return a
@@ -450,8 +463,7 @@ _UNARY.update({
     "bitwise_not": lambda k, at, a, dt, out: k.o.logical_not(a) if dt is DType.bool else k.o.invert(a, dt),
     "isnan": lambda k, at, a, dt, out: k.isnan(a),
     "isinf": _isinf,
-    "cast": lambda k, at, a, dt, out: _cast(k, _saturated(k, a, dt, out) if at.get("saturate") else a,
-                                            DType.f64 if at.get("saturate") and not dt.is_float else dt, out),
+    "cast": lambda k, at, a, dt, out: _cast_op(k, at, a, dt, out),
 })
 _BINARY = {
     "add": _arith("+", "|"), "sub": _arith("-", "^"), "mul": _arith("*", "&"),

@@ -18,7 +18,8 @@ Afterwards the only ops that see a half value are casts between it and f32 (and
 `bitcast`, which reinterprets the bits of its half operand or result: it keeps
 them, between casts).
 
-A constant of a sub-byte integer type (i4, u4, i2, u2) that an elementwise op
+f8e8m0fnu is cast to and from and moved, never computed in (an op that does is
+an error). A constant of a sub-byte integer type (i4, u4, i2, u2) that an elementwise op
 reads is stored one per byte, as i8 or u8, and cast to its type where it is
 read: such a weight would be stored packed (ir/packing.py), and only the
 quantized kernels read packed weights. The cpu target runs this pass in its lowering pipeline,
@@ -87,6 +88,16 @@ def _recompute(graph: Graph, node: Node, was: dict) -> None:
         adopt_name(old, nv)
 
 
+def _no_math_in_scales(node: Node) -> None:
+    """f8e8m0fnu (powers of two, the scales of the MX formats) is cast to and from, and moved; an op that computes
+    in it is refused: numpy rounds its results by rules of its own, which no cast reproduces."""
+    if node.op in ("cast", "bitcast", "const", "where") or get_op(node.op).fusion in _EXACT_KINDS:
+        return
+    if any(v.dtype is DType.f8e8m0fnu for v in node.inputs + node.outputs):
+        raise PassError(f"widen-half: {node.label} computes in f8e8m0fnu, which the target only casts to and from "
+                        "and moves")
+
+
 def _unpack_constant(graph: Graph, node: Node) -> bool:
     """A sub-byte integer constant that elementwise ops or the graph's outputs read, as a one-per-byte constant
     cast to its type for them."""
@@ -111,6 +122,8 @@ def _unpack_constant(graph: Graph, node: Node) -> bool:
                              "each op); graph inputs and outputs keep their types")
 def widen_half(graph: Graph) -> bool:
     out_types = [v.dtype for v in graph.outputs]
+    for node in graph.nodes:
+        _no_math_in_scales(node)
     unpacked = [_unpack_constant(graph, n) for n in list(graph.nodes) if n.op == "const"]
     if not any(v.dtype in HALF for v in graph.values()):
         return any(unpacked)

@@ -1,9 +1,11 @@
-"""The 8- and 4-bit floats and the sub-byte integers on the cpu target.
+"""The 8- and 4-bit floats, f8e8m0fnu and the sub-byte integers on the cpu target.
 
 Casts between f32 (or f64) and each narrow float match ml_dtypes bit for bit, every code decoded and
 values of random bits, ties and the edges of each range encoded, with and without `saturate`; a model
 computing in a narrow float (widen-half: f32 between roundings) matches the reference interpreter
-exactly; the sub-byte integers read and write their codes as numpy holds them, and wrap as it does."""
+exactly; f8e8m0fnu casts by every rounding, saturating or not, as the reference, and an op computing in
+it is an error; the sub-byte integers read and write their codes as numpy holds them, and wrap as it
+does."""
 from __future__ import annotations
 
 import ml_dtypes
@@ -112,3 +114,29 @@ def test_sub_byte_integers_cast_and_wrap_as_numpy(dtype):
     for a, b in zip(got, want):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a.astype(np.int64), b.astype(np.int64))
+
+
+@pytest.mark.parametrize("saturate", [False, True], ids=["nan", "saturate"])
+@pytest.mark.parametrize("round", ["nearest", "up", "down"])
+def test_f8e8m0_casts_match_the_reference(round, saturate):
+    codes = _codes(DType.f8e8m0fnu)
+    got = leptonc.compile(_cast_graph(DType.f8e8m0fnu, DType.f32, codes.size), quiet=True).run(codes)[0]
+    assert np.array_equal(np.isnan(got), np.isnan(codes.astype(np.float32)))
+    assert np.array_equal(got[:-1], codes[:-1].astype(np.float32))
+    powers = np.ldexp(1.0, np.arange(-130, 131))
+    with np.errstate(over="ignore"):   # (the powers beyond f32's range are its infinities)
+        x = np.concatenate([powers, powers * 1.5, powers * 1.25, powers * 1.75, np.nextafter(powers * 1.5, 0),
+                            [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, 3.4e38], -powers[::7]]).astype(np.float32)
+    g = Graph("e8m0")
+    v = g.add_input("x", TensorType(DType.f32, x.shape))
+    g.set_outputs([g.add("cast", v, dtype=DType.f8e8m0fnu, round=round, saturate=saturate)])
+    np.testing.assert_array_equal(leptonc.compile(g, quiet=True).run(x)[0].view(np.uint8),
+                                  leptonc.run_reference(g, x)[0].view(np.uint8))
+
+
+def test_arithmetic_in_f8e8m0_is_an_error():
+    g = Graph("scales")
+    x = g.add_input("x", TensorType(DType.f8e8m0fnu, (4,)))
+    g.set_outputs([g.add("mul", x, x)])
+    with pytest.raises(leptonc.LeptoncError, match="computes in f8e8m0fnu"):
+        leptonc.compile(g, quiet=True)

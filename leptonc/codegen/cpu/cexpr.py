@@ -20,7 +20,8 @@ C_TYPES = {
     # the narrow floats, stored as their bits (one per byte for the 8- and 4-bit ones); only casts to and from
     # f32 read them (passes/widen_half.py computes the rest in f32)
     DType.f16: "uint16_t", DType.bf16: "uint16_t",
-    **dict.fromkeys((DType.f8e4m3fn, DType.f8e4m3fnuz, DType.f8e5m2, DType.f8e5m2fnuz, DType.f4e2m1fn), "uint8_t"),
+    **dict.fromkeys((DType.f8e4m3fn, DType.f8e4m3fnuz, DType.f8e5m2, DType.f8e5m2fnuz, DType.f4e2m1fn,
+                     DType.f8e8m0fnu), "uint8_t"),
 }
 _HALF_NAMES = {DType.f16: "f16", DType.bf16: "bf16"}
 # narrow.h's format of each 8- and 4-bit float: exponent bits, mantissa bits, bias, kind
@@ -90,6 +91,8 @@ class COps(Ops):
         """f16 and bf16 convert through f32 with prelude.h's lep_<half>_to_f32 and lep_f32_to_<half> (round to
         nearest even, NaN and inf kept), the 8- and 4-bit floats with narrow.h's (from f64, so that an f64 is
         rounded once); a sub-byte integer keeps its code in the low bits of its byte."""
+        if src is DType.f8e8m0fnu and dst is not src:
+            return self.convert(f"lep_e8m0_to_f32({a})", DType.f32, dst)
         if src in NARROW_FORMATS and dst is not src:
             wide = f"lep_narrow_to_f32({a}, {', '.join(map(str, NARROW_FORMATS[src]))})"
             return wide if dst is DType.f32 else self.convert(wide, DType.f32, dst)
@@ -107,7 +110,11 @@ class COps(Ops):
         return super().convert(a, src, dst)
 
     def computes(self, dtype: DType) -> bool:
-        return dtype not in _HALF_NAMES and dtype not in NARROW_FORMATS
+        return dtype not in _HALF_NAMES and dtype not in NARROW_FORMATS and dtype is not DType.f8e8m0fnu
+
+    def to_e8m0(self, a: str, src: DType, saturate: bool, round: str) -> str:
+        wide = a if src in (DType.f32, DType.f64) else self.convert(a, src, DType.f32)
+        return f"lep_e8m0_from_f64((double)({wide}), {int(saturate)}, {('nearest', 'up', 'down').index(round)})"
 
     def function(self, name: str, args: list[str], dtype: DType) -> str | None:
         spelled = ", ".join(f"({a})" if len(args) > 1 else a for a in args)

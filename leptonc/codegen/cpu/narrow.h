@@ -44,3 +44,27 @@ static inline uint8_t lep_narrow_from_f64(double x, int e, int m, int bias, int 
     if (r < ldexp(1.0, m)) return sign | (uint8_t)r;                               /* a subnormal */
     return sign | (uint8_t)(((ex + bias) << m) | ((unsigned)r - (1u << m)));
 }
+
+/* f8e8m0fnu, the shared scale of the MX formats: code c is 2^(c - 127), 0xFF is NaN. To it from |x|, as the
+   `cast` op: round picks the power (0 nearest, ties up; 1 up; 2 down); 0, inf and powers out of range are
+   NaN, or with `saturate` the nearest end (0 -> 2^-127, inf -> 2^127). */
+static inline float lep_e8m0_to_f32(uint8_t code) {
+    return code == 0xFF ? NAN : ldexpf(1.0f, (int)code - 127);
+}
+static inline uint8_t lep_e8m0_from_f64(double x, int saturate, int round) {
+    const double a = fabs(x);
+    if (isnan(a)) return 0xFF;
+    int e = 0;
+    if (isinf(a) || a == 0) {
+        if (!saturate) return 0xFF;
+        e = isinf(a) ? 127 : -127;
+    } else {
+        const double m = 2 * frexp(a, &e);   /* a = m * 2^(e - 1), m in [1, 2) */
+        e = e - 1 + (round == 1 ? m > 1 : round == 0 ? m >= 1.5 : 0);
+        if (e < -127 || e > 127) {
+            if (!saturate) return 0xFF;
+            e = e < -127 ? -127 : 127;
+        }
+    }
+    return (uint8_t)(e + 127);
+}
