@@ -23,7 +23,6 @@ from .ir.ops.dynamic import SHAPE_OPERANDS, STATIC_OPS
 from .ir.printer import print_ir
 from .ir.registry import get_op
 from .ir.target_support import LACKS
-from .runtime import safetensors
 from .runtime.artifact import Artifact
 from .runtime.specialized import ShapeProbe, SpecializingModel, dynamic_nodes
 
@@ -48,8 +47,8 @@ def specializing_model(graph: Graph, target: str, pipeline: list[str], example_i
     inputs' specialization is built now. Refuses, naming the node, a dynamic op the target cannot specialize
     (its static twin is an op the target lacks, or an operand is computed from data)."""
     _check_static_twins(graph, target)
-    art = Artifact(_manifest(graph, target, pipeline, leptonc_version), print_ir(graph),
-                   safetensors.dumps(dict(graph.constants)), "", b"")
+    art = Artifact(_manifest(graph, target, pipeline, leptonc_version), print_ir(graph), b"", "", b"",
+                   weights=dict(graph.constants))
     cm = SpecializingModel(art, graph, builder(target, pipeline, cache))
     if example_inputs is not None:
         cm.specialize(*_numpy_inputs(example_inputs))
@@ -58,9 +57,12 @@ def specializing_model(graph: Graph, target: str, pipeline: list[str], example_i
 
 def loaded_model(artifact: Artifact, graph: Graph) -> SpecializingModel:
     """The specializing model of a loaded artifact (its specializations built here from its IR)."""
-    target = artifact.manifest["target"]
+    m = artifact.manifest
+    target = m["target"]
     _check_static_twins(graph, target)
-    return SpecializingModel(artifact, graph, builder(target, [artifact.manifest["pipeline"]], True))
+    derived = _manifest(graph, target, [m["pipeline"]], m["leptonc_version"])  # what the IR says, not the file
+    artifact.manifest = dict(m, signature=derived["signature"], specialized_on=derived["specialized_on"])
+    return SpecializingModel(artifact, graph, builder(target, [m["pipeline"]], True))
 
 
 def builder(target: str, pipeline: list[str], cache: bool = True):

@@ -35,7 +35,7 @@ from .compiled import ArtifactModel
 from .signature import bind_inputs
 
 MAX_ELEMENTS = 4096  # the most elements of any value the probe computes: sizes and axes, never data
-CAPACITY = 16        # specializations kept per model
+CAPACITY = 8         # specializations kept per model (each holds its own laid-out weights)
 
 
 def dynamic_nodes(graph: Graph) -> list[Node]:
