@@ -59,7 +59,8 @@ def emit_dft(ctx: KernelContext, node: Node) -> list[str]:
     else:
         sign = "" if inverse else "-"
         lines += ["  for (int64_t j = 0; j < (N < L ? N : L); ++j) {",
-                  "    const double zr = (double)xl[j * INNER * CX], zi = CX == 2 ? (double)xl[j * INNER * CX + 1] : 0.0;",
+                  "    const double zr = (double)xl[j * INNER * CX], "
+                  "zi = CX == 2 ? (double)xl[j * INNER * CX + 1] : 0.0;",
                   "    const int64_t m = (j * k) % L;",
                   f"    const double c = tw[2 * m], s = {sign}tw[2 * m + 1];",
                   "    re += zr * c - zi * s; im += zr * s + zi * c;",
