@@ -1,4 +1,4 @@
-"""conv_transpose, einsum, det and bitcast on the cpu target against the reference interpreter.
+"""conv_transpose, col2im, deform_conv, einsum, det and bitcast on the cpu target against the reference.
 
 conv_transpose over 1, 2 and 3 spatial dims with groups, strides, pads, dilations, output padding and a
 bias, in f32, f64 and f16 (widened); einsum over transposes, diagonals, broadcast ellipses, three
@@ -129,3 +129,28 @@ def test_col2im_matches_the_reference(x_shape, attrs):
 def test_col2im_with_a_block_count_that_does_not_fit_is_an_error():
     with pytest.raises(leptonc.LeptoncError, match="col2im: 9 blocks fit the image, the input has 8"):
         _one_op("col2im", [np.zeros((1, 8, 8), np.float32)], image_shape=(4, 4), block_shape=(2, 2))
+
+
+@pytest.mark.parametrize("x_shape, w_shape, attrs", [
+    ((2, 4, 6, 6), (6, 2, 3, 3), {"group": 2, "offset_group": 2}),
+    ((1, 2, 5, 6), (3, 2, 2, 2), {"pads": (1, 0, 1, 0), "strides": (1, 2), "dilations": (1, 2)}),
+    ((1, 6, 5, 5), (4, 3, 3, 3), {"group": 2, "offset_group": 3, "pads": (1, 1, 1, 1)}),
+], ids=lambda v: str(v))
+@pytest.mark.parametrize("extras", [(), ("bias", "mask")], ids=["plain", "bias_mask"])
+def test_deform_conv_matches_the_reference(x_shape, w_shape, attrs, extras):
+    """Offsets up to 3 pixels either way, so that taps fall between pixels and outside the image."""
+    rng = np.random.default_rng(6)
+    g = Graph("deform")
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    s, p, dl = attrs.get("strides", (1, 1)), attrs.get("pads", (0, 0, 0, 0)), attrs.get("dilations", (1, 1))
+    out = [(x_shape[2 + i] + p[i] + p[i + 2] - dl[i] * (w_shape[2 + i] - 1) - 1) // s[i] + 1 for i in range(2)]
+    taps = attrs.get("offset_group", 1) * w_shape[2] * w_shape[3]
+    operands = [x, w, rng.uniform(-3, 3, (x_shape[0], 2 * taps, *out)).astype(np.float32)]
+    if "bias" in extras:
+        operands.append(rng.standard_normal(w_shape[0]).astype(np.float32))
+    if "mask" in extras:
+        operands.append(rng.uniform(0, 1, (x_shape[0], taps, *out)).astype(np.float32))
+    args = [g.add_input(f"x{i}", TensorType(DType.f32, a.shape)) for i, a in enumerate(operands)]
+    g.set_outputs([g.add("deform_conv", *args, has_bias="bias" in extras, has_mask="mask" in extras, **attrs)])
+    _check(g, operands)

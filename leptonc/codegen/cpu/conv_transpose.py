@@ -1,5 +1,5 @@
-"""C bodies of the ops that sum sliding windows back: conv_transpose (1 to 3 spatial dims; groups, strides,
-pads, dilations, output padding) and col2im (any number of spatial dims).
+"""C bodies of the window ops beside conv: conv_transpose (1 to 3 spatial dims; groups, strides, pads,
+dilations, output padding), col2im (any number of spatial dims) and deform_conv (2-d).
 
 Input x[N, C, in...], weight w[C, O / group, k...], output y[N, O, out...], channels first. Each output
 element gathers what the transposed convolution scatters into it: y[n, o, p] is the bias plus the sum,
@@ -121,4 +121,55 @@ def emit_col2im(ctx: KernelContext, node: Node) -> list[str]:
             "}"]
 
 
-CONV_TRANSPOSE_EMITTERS = {"conv_transpose": emit_conv_transpose, "col2im": emit_col2im}
+def emit_deform_conv(ctx: KernelContext, node: Node) -> list[str]:
+    """Each output element in double: per input channel of its group and kernel tap, x sampled bilinearly (zero
+    outside) at the tap's position plus its offset group's offset, times the mask, times the weight."""
+    x, w, offset, y = node.inputs[0], node.inputs[1], node.inputs[2], node.outputs[0]
+    rest = node.inputs[3:]
+    bias = rest[0] if node.attrs["has_bias"] else None
+    mask = rest[-1] if node.attrs["has_mask"] else None
+    if y.dtype not in (DType.f32, DType.f64):
+        raise UnsupportedError(f"{ctx.where}: deform_conv over {y.dtype} is not supported by the cpu target "
+                               "(f32 and f64 are)")
+    strides = node.attrs["strides"] or (1, 1)
+    pads = node.attrs["pads"] or (0, 0, 0, 0)
+    dilations = node.attrs["dilations"] or (1, 1)
+    t = ctype(y.dtype, ctx.where)
+    d = ctx.d
+    return [f"const int64_t NB = {d(x.shape[0])}, C = {d(x.shape[1])}, H = {d(x.shape[2])}, W = {d(x.shape[3])};",
+            f"const int64_t O = {d(y.shape[1])}, OH = {d(y.shape[2])}, OW = {d(y.shape[3])}, "
+            f"KH = {d(w.shape[2])}, KW = {d(w.shape[3])};",
+            f"const int64_t G = {node.attrs['group']}, OG = {node.attrs['offset_group']}, CG = C / G, "
+            "CPO = C / OG, OPG = O / G, P = OH * OW;",
+            "#pragma omp parallel for schedule(static) if (NB * O * P * CG * KH * KW > 16384)",
+            "for (int64_t nop = 0; nop < NB * O * P; ++nop) {",
+            "  const int64_t n = nop / (O * P), o = nop / P % O, p = nop % P, oy = p / OW, ox = p % OW;",
+            f"  double acc = {f'(double){ctx.ptr(bias)}[o]' if bias is not None else '0.0'};",
+            "  for (int64_t cc = 0; cc < CG; ++cc) {",
+            "    const int64_t c = o / OPG * CG + cc, og = c / CPO;",
+            f"    const {t}* xc = {ctx.ptr(x)} + (n * C + c) * H * W;",
+            "    for (int64_t i = 0; i < KH; ++i)",
+            "    for (int64_t j = 0; j < KW; ++j) {",
+            "      const int64_t tap = (og * KH + i) * KW + j;",
+            f"      const {t}* off = {ctx.ptr(offset)} + ((n * OG * KH * KW + tap) * 2) * P + p;",
+            f"      const double py = (double)({-pads[0]} + {strides[0]} * oy + {dilations[0]} * i) + (double)off[0];",
+            f"      const double px = (double)({-pads[1]} + {strides[1]} * ox + {dilations[1]} * j) + (double)off[P];",
+            "      const double fy = floor(py), fx = floor(px), ly = py - fy, lx = px - fx;",
+            "      const int64_t y0 = (int64_t)fy, x0 = (int64_t)fx;",
+            "      double v = 0.0;",
+            "      for (int dy = 0; dy < 2; ++dy)",
+            "      for (int dx = 0; dx < 2; ++dx) {",
+            "        const int64_t yy = y0 + dy, xx = x0 + dx;",
+            "        if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;",
+            "        v += (dy ? ly : 1.0 - ly) * (dx ? lx : 1.0 - lx) * (double)xc[yy * W + xx];",
+            "      }",
+            *([f"      v *= (double){ctx.ptr(mask)}[(n * OG * KH * KW + tap) * P + p];"] if mask is not None else []),
+            f"      acc += v * (double){ctx.ptr(w)}[((o * CG + cc) * KH + i) * KW + j];",
+            "    }",
+            "  }",
+            f"  {ctx.ptr(y)}[nop] = ({t})acc;",
+            "}"]
+
+
+CONV_TRANSPOSE_EMITTERS = {"conv_transpose": emit_conv_transpose, "col2im": emit_col2im,
+                           "deform_conv": emit_deform_conv}
