@@ -174,3 +174,36 @@ def test_a_failed_build_reaches_every_waiter_and_is_not_cached():
     for t in threads:
         t.join()
     assert len(errors) == 3 and len(calls) == 1 and len(cache) == 0
+
+
+@pytest.mark.slow  # ~40 s on a loaded machine: the ONNX export, and a build per length
+def test_an_llm_exported_with_a_dynamic_sequence_length_runs_at_two_lengths(tmp_path):
+    """range_dynamic over the sequence length (positions, causal mask) in a GPT-2 export, compiled for cpu."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = transformers.GPT2Model(transformers.GPT2Config(n_layer=2, n_head=2, n_embd=64, vocab_size=128,
+                                                           n_positions=64, use_cache=False)).eval()
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids):
+            return self.model(input_ids=ids, use_cache=False).last_hidden_state
+
+    path = str(tmp_path / "gpt2.onnx")
+    torch.onnx.export(LastHidden(), (torch.randint(0, 128, (1, 8)),), path, dynamo=True, input_names=["ids"],
+                      dynamic_shapes={"ids": {1: torch.export.Dim("S", min=2, max=64)}}, external_data=False,
+                      verbose=False)
+    cm = leptonc.compile(path, quiet=True, cache=False)
+    assert "range_dynamic" in cm.ir_text
+    session = ort.InferenceSession(path)
+    for s in (8, 13):
+        ids = np.random.default_rng(s).integers(0, 128, (1, s))
+        want = session.run(None, {"ids": ids})[0]
+        np.testing.assert_allclose(cm(ids), want, atol=1e-4 * max(1.0, float(np.abs(want).max())), rtol=0)
+    assert len(cm.cache) == 2
