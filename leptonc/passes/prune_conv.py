@@ -111,3 +111,19 @@ def apply_conv(graph: Graph, layer: ConvLayer, w: np.ndarray, block: tuple[int, 
                       SparsityWarning, stacklevel=3)
     dense = w.reshape(graph.constant_of(node.inputs[1]).shape)
     graph.set_input(node, 1, graph.add_constant(np.ascontiguousarray(dense), layer.name, before=node))
+
+
+def conv_row(graph: Graph, node: Node) -> dict | None:
+    """The compile report's row of a channels-first conv with a constant weight (dense or conv_bsr): name, W's
+    [O, K], kernel format, fraction of zeros in W, bytes of its weight; None for other convs."""
+    arrays = [graph.constant_of(v) for v in node.inputs[1:4 if node.op == "conv_bsr" else 2]]
+    if any(a is None for a in arrays) or node.attrs.get("channels_last"):
+        return None
+    values = arrays[0]
+    o, k, fmt = node.output.shape[1], values[0].size, "dense f32"
+    if node.op == "conv_bsr":
+        k = node.inputs[0].shape[1] // node.attrs["group"] * int(np.prod(node.attrs["kernel"]))
+        fmt = f"conv bsr {values.shape[1]}x{values.shape[2]}"
+    name = node.inputs[1].producer.attrs["name"].rsplit(".values", 1)[0]
+    return {"name": node.loc or name, "shape": [o, k], "format": fmt,
+            "sparsity": 1.0 - np.count_nonzero(values) / (o * k), "bytes": int(sum(a.nbytes for a in arrays))}

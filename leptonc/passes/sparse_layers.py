@@ -171,8 +171,8 @@ def sparsity(w: np.ndarray) -> float:
 # ---------------------------------------------------------------- the report
 
 def layer_table(graph: Graph) -> list[dict]:
-    """Every linear layer, dense or sparse, in graph order: name, [N, K], kernel format, fraction of zeros
-    in W, bytes of its weight."""
+    """Every linear layer and conv (W [O, C / group * kernel]), dense or sparse, in graph order: name, [N, K],
+    kernel format, fraction of zeros in W, bytes of its weight."""
     dense = {id(l.node): l for l in linear_layers(graph)}
     rows = []
     for node in graph.nodes:
@@ -184,6 +184,12 @@ def layer_table(graph: Graph) -> list[dict]:
                          "bytes": int(w.nbytes + (layer.scale.nbytes if layer.scale is not None else 0))})
         elif node.op in SPARSE_MATMULS:
             rows.append(_sparse_row(graph, node))
+        elif node.op in ("conv", "conv_bsr"):
+            from .prune_conv import conv_row
+
+            row = conv_row(graph, node)
+            if row is not None:
+                rows.append(row)
     return rows
 
 

@@ -120,3 +120,13 @@ def test_blocks_across_groups_and_convs_false_leave_the_conv_dense():
     assert np.count_nonzero(conv_weight(pruned)) == O * C // GROUP * KH * KW
     pruned = prune(graph, "prune{method=magnitude,sparsity=0.5,skip=none,convs=false}", data)
     assert np.count_nonzero(conv_weight(pruned)) == O * C // GROUP * KH * KW
+
+
+def test_the_layer_table_reports_pruned_convs():
+    from leptonc.passes.sparse_layers import layer_table
+
+    graph, data = conv_graph(group=1), correlated_images()
+    rows = layer_table(prune(graph, "prune{method=block,block=1x4,sparsity=0.75,skip=none,kernels=sparse}", data))
+    assert [(r["shape"], r["format"], r["sparsity"]) for r in rows] == [([O, C * KH * KW], "conv bsr 1x4", 0.75)]
+    rows = layer_table(graph)
+    assert [(r["shape"], r["format"], r["sparsity"]) for r in rows] == [([O, C * KH * KW], "dense f32", 0.0)]
