@@ -45,8 +45,8 @@ def dynamic_nodes(graph: Graph) -> list[Node]:
 
 class ShapeProbe:
     """The non-constant shape-like operands of a graph's dynamic ops, and the nodes that compute them from the
-    graph inputs. Building it refuses, naming the dynamic node and its operand, any operand computed from data
-    (a value larger than MAX_ELEMENTS, an impure op, the size of a value known only at run time)."""
+    graph inputs' values and sizes. Building it refuses, naming the dynamic node and its operand, any operand
+    computed from data (through a value larger than MAX_ELEMENTS, or an impure op)."""
 
     def __init__(self, graph: Graph):
         self.graph = graph
@@ -55,12 +55,11 @@ class ShapeProbe:
         self.reads_values = False      # whether an operand depends on the values of graph inputs
         needed: set[int] = set()
         for node in dynamic_nodes(graph):
-            operands = [node.inputs[i] for i in SHAPE_OPERANDS[node.op] if i < len(node.inputs)]
-            if any(self._has_symbolic_type(v) for v in [node.inputs[0], *node.outputs]) and graph.inputs:
+            if any(self._has_symbolic_type(v) for v in [node.inputs[0], *node.outputs]):
                 self.reads_sizes = True  # its static form may need the sizes bound (a reshape of [B, S])
-            for i, v in zip(SHAPE_OPERANDS[node.op], operands):
-                if graph.constant_of(v) is None:
-                    self._add(v, node, i, needed)
+            for i in SHAPE_OPERANDS[node.op]:
+                if i < len(node.inputs) and graph.constant_of(node.inputs[i]) is None:
+                    self._add(node.inputs[i], node, i, needed)
         self.nodes = [n for n in graph.nodes if id(n) in needed]
         self.reads_sizes = self.reads_sizes and any(
             not isinstance(d, int) for v in graph.inputs for d in v.shape)
