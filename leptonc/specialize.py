@@ -26,8 +26,6 @@ from .ir.target_support import LACKS
 from .runtime.artifact import Artifact
 from .runtime.specialized import ShapeProbe, SpecializingModel, dynamic_nodes
 
-CLEANUP_PIPELINE = "default"
-
 
 def needs_specializing(graph: Graph, target: str) -> bool:
     """Whether `graph` (after cleanup and the user's passes) compiles for `target` as a specializing model:
@@ -76,6 +74,7 @@ def builder(target: str, pipeline: list[str], cache: bool = True):
 def specialized_graph(graph: Graph, values: dict[str, np.ndarray], bindings: dict[str, int] | None) -> Graph:
     """`graph` with the named values replaced by constants (and the input sizes bound, when given), cleaned
     up so that every dynamic op is static; a LeptoncError naming the node and operand it cannot make static."""
+    from .api import CLEANUP_PIPELINE
     from .passes import run_pipeline
 
     g = graph.copy()
