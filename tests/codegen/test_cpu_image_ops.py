@@ -73,6 +73,13 @@ def test_resize_antialias_exclude_outside_cubic_a_and_integer_types():
     samples.append(s(s.f32(1, 1, 4), shape=(1, 1, 4), scales=(1, 1, 1)))  # every axis kept as it is
     samples.append(s(x, shape=(1, 2, 6, 3), scales=(0, 0, 0, 0), mode="nearest",
                      coordinate_transformation_mode="pytorch_half_pixel", exclude_outside=True))
+    special = x.copy()
+    special[0, 0, 3, 4], special[0, 1, 7, 2], special[0, 1, 0, 0] = np.inf, np.nan, -np.inf
+    big = s.ints(1, 1, 3, 4, low=-2**62, high=2**62, dtype=np.int64)
+    for nearest in ("floor", "ceil", "round_prefer_ceil"):  # an infinity or NaN next to the position taken
+        samples.append(s(special, shape=(1, 2, 23, 14), scales=(0, 0, 0, 0), mode="nearest", nearest_mode=nearest))
+        samples.append(s(big, shape=(1, 1, 7, 9), scales=(0, 0, 0, 0), mode="nearest", nearest_mode=nearest))
+    samples.append(s(special, shape=(1, 2, 11, 9), scales=(0, 0, 0, 0), mode="linear"))
     _check("resize", samples)
 
 

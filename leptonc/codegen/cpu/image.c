@@ -135,6 +135,34 @@ static void lep_resize_axis(const double* src, double* dst, int64_t outer, int64
     }
 }
 
+/* Whether resize skips axis a (the reference's rule: scale 1, size kept, no crop), and its scale. */
+static int lep_resize_keeps_axis(int a, int64_t in_n, int64_t out_n, int rank, const double* scales, const double* roi,
+                                 double* scale) {
+    *scale = scales[a] != 0 ? scales[a] : (double)out_n / (double)in_n;
+    return lep_isclose(*scale, 1.0) && out_n == in_n && (!roi || (roi[a] == 0.0 && lep_isclose(roi[a + rank], 1.0)));
+}
+
+/* For nearest mode without exclude_outside or a crop: per axis, the input position each output position
+   reads (tables[a], out_shape[a] entries, for the caller to free). Over finite data this is what the reference
+   computes (its weights are 1 on that position and 0 on the other). */
+static void lep_resize_nearest_tables(const int64_t* in_shape, const int64_t* out_shape, int rank,
+                                      const double* scales, const double* roi, const lep_resize_modes* m,
+                                      int64_t** tables) {
+    for (int a = 0; a < rank; ++a) {
+        int64_t* t = (int64_t*)lep_scratch((size_t)out_shape[a] * sizeof(int64_t));
+        double s;
+        if (lep_resize_keeps_axis(a, in_shape[a], out_shape[a], rank, scales, roi, &s) || out_shape[a] == 0) {
+            for (int64_t j = 0; j < out_shape[a]; ++j) t[j] = j;
+        } else {
+            int64_t* idx; double* w; unsigned char* outside;
+            lep_resize_taps(m, in_shape[a], out_shape[a], s, 0.0, 1.0, &idx, &w, &outside);
+            for (int64_t j = 0; j < out_shape[a]; ++j) t[j] = w[2 * j] == 1.0 ? idx[2 * j] : idx[2 * j + 1];
+            free(idx); free(w); free(outside);
+        }
+        tables[a] = t;
+    }
+}
+
 /* Resize `data` (shape in_shape, owned by the caller) to out_shape one axis at a time, skipping the axes the
    reference skips; scales[a] == 0 means out / in; roi (2 * rank values: starts, then ends) may be NULL.
    Returns the result: `data` itself when no axis changes, else a buffer the caller frees. */
@@ -144,10 +172,9 @@ static double* lep_resize(double* data, const int64_t* in_shape, const int64_t* 
     double* cur = data;
     for (int a = 0; a < rank; ++a) shape[a] = in_shape[a];
     for (int a = 0; a < rank; ++a) {
-        const double s = scales[a] != 0 ? scales[a] : (double)out_shape[a] / (double)in_shape[a];
+        double s;
         const double lo = roi ? roi[a] : 0.0, hi = roi ? roi[a + rank] : 1.0;
-        if (lep_isclose(s, 1.0) && out_shape[a] == shape[a] && (!roi || (lo == 0.0 && lep_isclose(hi, 1.0))))
-            continue;
+        if (lep_resize_keeps_axis(a, shape[a], out_shape[a], rank, scales, roi, &s)) continue;
         int64_t outer = 1, inner = 1;
         for (int b = 0; b < a; ++b) outer *= shape[b];
         for (int b = a + 1; b < rank; ++b) inner *= shape[b];

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node
 from .cexpr import C, UnsupportedError, cnumel, ctype, elementwise_expr
@@ -77,15 +78,60 @@ def emit_resize(ctx: KernelContext, node: Node) -> list[str]:
     modes = (f"{_MODES.index(at['mode'])}, {_COORDS.index(at['coordinate_transformation_mode'])}, "
              f"{_NEAREST.index(at['nearest_mode'])}, {int(at['exclude_outside'])}, {int(at['antialias'])}, "
              f"{float(at['cubic_coeff_a'])!r}, {C.literal(at['extrapolation_value'], DType.f64)}")
-    return (["{",
+    roi_ptr = "roi" if roi else "NULL"
+    general = (["  " + s for s in _to_doubles(ctx, x, "buf")]
+               + [f"  double* r = lep_resize(buf, ish, osh, {rank}, sc, {roi_ptr}, &m);"]
+               + ["  " + s for s in _from_doubles(ctx, y, "r", rounds=True)]
+               + ["  if (r != buf) free(r);", "  free(buf);"])
+    lines = ["{",
              "  " + _dims(ctx, "ish", x.shape),
              "  " + _dims(ctx, "osh", y.shape),
              f"  const double sc[] = {{{_doubles(at['scales'])}}}, roi[] = {{{_doubles(roi)}}};",
              f"  const lep_resize_modes m = {{{modes}}};"]
-            + ["  " + s for s in _to_doubles(ctx, x, "buf")]
-            + [f"  double* r = lep_resize(buf, ish, osh, {rank}, sc, {'roi' if roi else 'NULL'}, &m);"]
-            + ["  " + s for s in _from_doubles(ctx, y, "r", rounds=True)]
-            + ["  if (r != buf) free(r);", "  free(buf);", "}"])
+    if at["mode"] != "nearest" or at["exclude_outside"] or at["coordinate_transformation_mode"] == "tf_crop_and_resize" \
+            or x.dtype in (DType.i64, DType.u64):  # the reference rounds these through double
+        return lines + general + ["}"]
+    return lines + _nearest_gather(ctx, x, y, roi_ptr) + ["  } else {"] + ["  " + s for s in general] + ["  }", "}"]
+
+
+def _nearest_gather(ctx: KernelContext, x, y, roi_ptr: str) -> list[str]:
+    """Nearest resize as a gather by per-axis position tables, in x's own type, when every element of x is
+    finite (the reference multiplies the position not taken by 0, so an infinity or NaN there is NaN: the
+    general path then runs). An output row that reads the same input row as the one before it is a copy of
+    that row. Opens an `if` whose `else` the caller writes."""
+    rank = x.type.rank
+    lines = [f"  const int64_t NX = {cnumel(x.shape, ctx.where)};", "  int finite = 1;"]
+    if x.dtype.is_float:
+        lines += ["  #pragma omp simd reduction(&:finite)",
+                  f"  for (int64_t i = 0; i < NX; ++i) finite &= ({_read(ctx.ptr(x), x.dtype)} - "
+                  f"{_read(ctx.ptr(x), x.dtype)}) == 0.0;"]
+    strides = D.contiguous_strides(x.shape)
+    outer = max(rank - 2, 0)  # the axes of a block of rows (all but the last two)
+    offset = " + ".join(f"tab[{a}][j{a}] * {ctx.d(strides[a])}" for a in range(outer)) or "0"
+    decompose = " ".join(f"const int64_t j{a} = rem % osh[{a}]; rem /= osh[{a}];" for a in reversed(range(outer)))
+    if rank >= 2:  # rows along the second to last axis
+        rows, row_stride = f"osh[{rank - 2}]", f"tab[{rank - 2}][r] * {ctx.d(strides[rank - 2])}"
+        same = f"r > 0 && tab[{rank - 2}][r] == tab[{rank - 2}][r - 1]"
+    else:
+        rows, row_stride, same = "1", "0", "0"
+    t = ctype(x.dtype, ctx.where)
+    return lines + [
+        "  if (finite) {",
+        f"    int64_t* tab[{rank}];",
+        f"    lep_resize_nearest_tables(ish, osh, {rank}, sc, {roi_ptr}, &m, tab);",
+        f"    const int64_t L = osh[{rank - 1}], R = {rows}, blocks = {cnumel(y.shape[:outer], ctx.where)};",
+        "    #pragma omp parallel for schedule(static) if (blocks * R * L > 65536)",
+        "    for (int64_t b = 0; b < blocks; ++b) {",
+        f"      int64_t rem = b; {decompose} (void)rem;",
+        f"      const {t}* xb = {ctx.ptr(x)} + {offset};",
+        f"      {t}* yb = {ctx.ptr(y)} + b * R * L;",
+        "      for (int64_t r = 0; r < R; ++r) {",
+        f"        if ({same}) {{ memcpy(yb + r * L, yb + (r - 1) * L, (size_t)L * sizeof({t})); continue; }}",
+        f"        const {t}* xr = xb + {row_stride};",
+        f"        for (int64_t j = 0; j < L; ++j) yb[r * L + j] = xr[tab[{rank - 1}][j]];",
+        "      }",
+        "    }",
+        f"    for (int a = 0; a < {rank}; ++a) free(tab[a]);"]
 
 
 def _require_float(ctx: KernelContext, node: Node, *values) -> None:
