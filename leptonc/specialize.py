@@ -50,6 +50,8 @@ def specializing_model(graph: Graph, target: str, pipeline: list[str], example_i
     cm = SpecializingModel(art, graph, builder(target, pipeline, cache))
     if example_inputs is not None:
         cm.specialize(*_numpy_inputs(example_inputs))
+    elif not cm.probe.values and not cm.probe.reads_sizes:
+        cm.specialize()  # one program whatever the inputs: its errors are compile-time errors
     return cm
 
 
@@ -127,7 +129,7 @@ def _check_static_twins(graph: Graph, target: str) -> None:
         twins = STATIC_OPS[node.op]
         if all(op in lacks for op in twins):
             raise LeptoncError(f"{node.label}: the {target} target runs it as {' or '.join(twins)} once its "
-                               f"operands are known, and lacks that op ({lacks[twins[0]]})")
+                               f"operands are known, and lacks that op: {lacks[twins[0]]}")
 
 
 def _lower(graph: Graph, target: str, pipeline: list[str], cache: bool, bindings):

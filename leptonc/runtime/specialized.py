@@ -235,7 +235,10 @@ class SpecializingModel(ArtifactModel):
         self.cache = SpecializationCache(capacity)
 
     def specialize(self, *inputs) -> ArtifactModel:
-        """The compiled model of the specialization these inputs need (built now if it is new)."""
+        """The compiled model of the specialization these inputs need (built now if it is new). Without
+        inputs, that of a graph whose probe reads nothing (one program serves every call)."""
+        if not inputs and not self.probe.values and not self.probe.reads_sizes:
+            return self.cache.get((), lambda: self._build(self.graph, {}, None))
         return self._model_for(*self._bind(inputs))
 
     def _bind(self, inputs) -> tuple[list[np.ndarray], dict[str, int]]:

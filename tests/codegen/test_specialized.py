@@ -74,6 +74,17 @@ def test_values_no_static_form_accepts_are_one_line_errors(shape, axis, message)
         leptonc.run_reference(graph, *_args([6, 4], 2))
 
 
+def test_constant_operands_no_static_form_accepts_fail_at_compile_time():
+    text = """graph @b(%x: f32[2, 3]) -> (f32[?, ?]) {
+  %s = const @s [5, 5] : i64[2]
+  %r = reshape_dynamic(%x, %s) : f32[?, ?]
+  return %r
+}
+"""
+    with pytest.raises(LeptoncError, match=r"reshape_dynamic.*operand 1 \(%s\) = \[5, 5\].*6 elements"):
+        leptonc.compile(leptonc.parse_ir(text), target="cpu", quiet=True)
+
+
 def test_sizes_computed_from_input_sizes_specialize_per_size(target):
     graph = leptonc.parse_ir(POSITIONS)
     cm = leptonc.compile(graph, target=target, quiet=True)
