@@ -43,6 +43,7 @@ from .kernels import EMITTERS, KernelContext
 from .linalg import LINALG_EMITTERS
 from .loops import LoopEmitter, epilogue_args, epilogue_function
 from .matmul import GEMM_SOURCE, PACKED, TRANSPOSED, emit_matmul, packed_weight, stored_transposed, uses_gemm
+from .ml import ML_EMITTERS
 from .pooling import POOLING_EMITTERS
 from .quantized import QUANTIZED_EMITTERS, QUANTIZED_SOURCE, laid_out_operands, uses_quantized
 from .signal import SIGNAL_EMITTERS
@@ -303,7 +304,8 @@ class _Generator:
             emitter = EMITTERS.get(op) or POOLING_EMITTERS.get(op) or CONV_EMITTERS.get(op) \
                 or QUANTIZED_EMITTERS.get(op) or SPARSE_EMITTERS.get(op) or IMAGE_EMITTERS.get(op) \
                 or CONV_TRANSPOSE_EMITTERS.get(op) or LINALG_EMITTERS.get(op) \
-                or BITCAST_EMITTERS.get(op) or SIGNAL_EMITTERS.get(op) or TEXT_EMITTERS.get(op)
+                or BITCAST_EMITTERS.get(op) or SIGNAL_EMITTERS.get(op) or TEXT_EMITTERS.get(op) \
+                or ML_EMITTERS.get(op)
             if emitter is None:
                 raise UnsupportedError(f"{where}: op '{k.nodes[0].op}' is not supported by the cpu target")
             body += emitter(ctx, k.nodes[0])

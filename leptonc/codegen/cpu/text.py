@@ -7,9 +7,10 @@ f32 result (exact below 2^24), and IDF and TFIDF weigh them in double, as the re
 """
 from __future__ import annotations
 
+from ...ir.dtypes import DType
 from ...ir.graph import Node
 from ...ir.ops.text import _grams
-from .cexpr import ctype
+from .cexpr import ctype, literal
 from .kernels import KernelContext
 
 
@@ -34,7 +35,7 @@ def emit_tfidf_vectorizer(ctx: KernelContext, node: Node) -> list[str]:
               f"const int64_t COUNT[] = {{0, {', '.join(str(len(g)) for g in by_length.values())}}};"]
     weights = a["weights"]
     if weights:
-        lines.append("static const double W[] = {" + ", ".join(repr(float(w)) for w in weights) + "};")
+        lines.append("static const double W[] = {" + ", ".join(literal(w, DType.f64) for w in weights) + "};")
     rows = ctx.d(x.shape[0]) if x.type.rank == 2 else "1"
     t = ctype(x.dtype, ctx.where)
     lines += [f"const int64_t ROWS = {rows}, T = {ctx.d(x.shape[-1])}, S = {ctx.d(y.shape[-1])};",
