@@ -55,7 +55,6 @@ PARTLY: dict[str, dict[str, str]] = {
         "conv": "over 3 spatial dims (1 or 2 run)",
         "matmul": "over integers (floating-point types run)",
         "max_pool": "over integers",
-        "pad_dynamic": "modes edge, reflect and wrap (constant runs)",
         "pow": "of an integer by an integer",
         "reduce_max": "over bool",
     },
