@@ -116,6 +116,21 @@ static int lep_resize_taps(const lep_resize_modes* m, int64_t in_n, int64_t out_
 static void lep_resize_axis(const double* src, double* dst, int64_t outer, int64_t in_n, int64_t out_n,
                             int64_t inner, int n, const int64_t* idx, const double* w, const unsigned char* outside,
                             double extrapolation) {
+    if (inner == 1) {  /* the last axis: one output element per tap set, a row at a time */
+        #pragma omp parallel for schedule(static) if (outer * out_n * n > 65536)
+        for (int64_t o = 0; o < outer; ++o) {
+            const double* s = src + o * in_n;
+            double* d = dst + o * out_n;
+            for (int64_t j = 0; j < out_n; ++j) {
+                const int64_t* ij = idx + j * n;
+                const double* wj = w + j * n;
+                double acc = s[ij[0]] * wj[0];
+                for (int k = 1; k < n; ++k) acc = acc + s[ij[k]] * wj[k];
+                d[j] = outside[j] ? extrapolation : acc;
+            }
+        }
+        return;
+    }
     #pragma omp parallel for schedule(static) if (outer * out_n * inner * n > 65536)
     for (int64_t oj = 0; oj < outer * out_n; ++oj) {
         const int64_t o = oj / out_n, j = oj % out_n;
