@@ -119,6 +119,29 @@ def test_a_saved_specializing_model_loads_and_builds_its_programs_here(tmp_path,
     assert_matches_reference(cm.run(*args), leptonc.run_reference(graph, *args))
 
 
+def test_threads_calling_with_new_values_at_once_share_one_build():
+    graph = leptonc.parse_ir(RESHAPE_CUMSUM)
+    cm = leptonc.compile(graph, target="cpu", quiet=True)
+    builds = []
+    build = cm._build
+    cm._build = lambda *a: builds.append(1) or build(*a)
+    args = _args([8, 3], 0)
+    want = leptonc.run_reference(graph, *args)
+    results = [None] * 4
+
+    def call(i):
+        results[i] = cm.run(*args)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1 and len(cm.cache) == 1
+    for got in results:
+        assert_matches_reference(got, want)
+
+
 def test_the_cache_builds_each_key_once_and_keeps_the_most_recent():
     cache = SpecializationCache(capacity=2)
     builds = []
