@@ -36,6 +36,7 @@ from .signature import bind_inputs
 
 MAX_ELEMENTS = 4096  # the most elements of any value the probe computes: sizes and axes, never data
 CAPACITY = 8         # specializations kept per model (each holds its own laid-out weights)
+MAX_SIZES_KEPT = 256  # readings kept of a probe that reads sizes only
 
 
 def dynamic_nodes(graph: Graph) -> list[Node]:
@@ -61,6 +62,7 @@ class ShapeProbe:
                 if i < len(node.inputs) and graph.constant_of(node.inputs[i]) is None:
                     self._add(node.inputs[i], node, i, needed)
         self.nodes = [n for n in graph.nodes if id(n) in needed]
+        self._by_sizes: dict[tuple, tuple] = {}  # when only sizes are read: their reading, by sizes
         self.reads_sizes = self.reads_sizes and any(
             not isinstance(d, int) for v in graph.inputs for d in v.shape)
 
@@ -123,6 +125,17 @@ class ShapeProbe:
 
     def read(self, inputs: list[np.ndarray], bindings: dict[str, int]) -> tuple[tuple, dict[str, np.ndarray]]:
         """(the key of the specialization these inputs need, the probed operands' values by name)."""
+        if self.reads_values:
+            return self._read(inputs, bindings)
+        sizes = tuple(sorted(bindings.items()))  # the values are a function of the sizes: read once per size
+        reading = self._by_sizes.get(sizes)
+        if reading is None:
+            if len(self._by_sizes) >= MAX_SIZES_KEPT:
+                self._by_sizes.clear()
+            reading = self._by_sizes[sizes] = self._read(inputs, bindings)
+        return reading
+
+    def _read(self, inputs: list[np.ndarray], bindings: dict[str, int]) -> tuple[tuple, dict[str, np.ndarray]]:
         env: dict[int, np.ndarray] = {id(v): a for v, a in zip(self.graph.inputs, inputs)}
         for node in self.nodes:
             env.update(zip((id(v) for v in node.outputs), self._evaluate(node, env, bindings)))
