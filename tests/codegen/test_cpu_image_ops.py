@@ -92,10 +92,14 @@ def test_topk_ties_nan_extremes_and_both_selection_paths():
     ints = np.array([[3, lo, 7, 7, -2, lo, 9, 0], [1, 1, 1, 1, 1, 1, 1, 1]], np.int64)
     u = np.array([[0, 2**63, 5, 2**64 - 1, 5, 1]], np.uint64)
     i8 = s.ints(4, 9, low=-128, high=128, dtype=np.int8)
+    long = np.round(s.f32(2, 700), 1)  # many ties
+    long[0, 11], long[1, 600] = np.nan, np.nan
     samples = []
     for largest in (True, False):
-        for k in (0, 1, 5, 17, 40):  # k above 16 sorts the whole line
+        for k in (0, 1, 5, 17, 40):
             samples.append(s(f, k=k, axis=1, largest=largest))
+        for k in (256, 257, 700):  # above 256 the whole line is sorted
+            samples.append(s(long, k=k, largest=largest))
         samples += [s(f, k=5, axis=-1, largest=largest), s(f, k=2, axis=0, largest=largest),
                     s(ints, k=8, largest=largest), s(ints, k=3, largest=largest), s(u, k=4, largest=largest),
                     s(i8, k=6, largest=largest), s(i8, k=4, axis=0, largest=largest)]

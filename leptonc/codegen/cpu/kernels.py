@@ -439,9 +439,12 @@ def _topk_before(dtype: DType, largest: bool, a: str, b: str) -> str:
     return C.compare(">" if largest else "<", a, b)
 
 
+_INSERTION_K = 256  # insertion costs up to n * k per line (a line in reverse order); merge sort n log n
+
+
 def emit_topk(ctx: KernelContext, node: Node) -> list[str]:
-    """Per line along the axis, the first k positions of a stable sort: insertion into the k best for a small
-    k, else a bottom-up merge sort of the whole line."""
+    """Per line along the axis, the first k positions of a stable sort: insertion into the k best (most
+    elements fail the test against the k-th best) up to _INSERTION_K, else a bottom-up merge sort of the line."""
     x, (values, indices) = node.inputs[0], node.outputs
     if x.dtype is DType.bool:
         raise UnsupportedError(f"{ctx.where}: topk over bool is not supported by the cpu target (the reference "
@@ -452,7 +455,7 @@ def emit_topk(ctx: KernelContext, node: Node) -> list[str]:
     def before(a: str, b: str) -> str:
         return _topk_before(x.dtype, node.attrs["largest"], f"xl[({a}) * INNER]", f"xl[({b}) * INNER]")
 
-    if k <= 16:
+    if k <= _INSERTION_K:
         select = ["    int64_t n = 0;",
                   "    for (int64_t i = 0; i < AX; ++i) {",
                   f"      if (n == K && !{before('i', 'ord[K - 1]')}) continue;",
@@ -485,7 +488,7 @@ def emit_topk(ctx: KernelContext, node: Node) -> list[str]:
             "if (K > 0) {",
             "  #pragma omp parallel if (OUTER * INNER * AX > 16384)",
             "  {",
-            f"  int64_t* ord = (int64_t*)lep_scratch((size_t)({'K' if k <= 16 else '2 * AX'}) * sizeof(int64_t));",
+            f"  int64_t* ord = (int64_t*)lep_scratch((size_t)({'K' if k <= _INSERTION_K else '2 * AX'}) * sizeof(int64_t));",
             "  #pragma omp for schedule(static)",
             "  for (int64_t line = 0; line < OUTER * INNER; ++line) {",
             f"    const {t}* xl = {ctx.ptr(x)} + (line / INNER) * AX * INNER + line % INNER;",
