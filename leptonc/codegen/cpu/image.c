@@ -121,6 +121,11 @@ static void lep_resize_axis(const double* src, double* dst, int64_t outer, int64
         for (int64_t o = 0; o < outer; ++o) {
             const double* s = src + o * in_n;
             double* d = dst + o * out_n;
+            if (n == 2) {  /* nearest and linear: the taps unrolled */
+                for (int64_t j = 0; j < out_n; ++j)
+                    d[j] = outside[j] ? extrapolation : s[idx[2 * j]] * w[2 * j] + s[idx[2 * j + 1]] * w[2 * j + 1];
+                continue;
+            }
             for (int64_t j = 0; j < out_n; ++j) {
                 const int64_t* ij = idx + j * n;
                 const double* wj = w + j * n;
