@@ -1,19 +1,21 @@
 """C bodies of the window ops beside conv: conv_transpose (1 to 3 spatial dims; groups, strides, pads,
 dilations, output padding), col2im (any number of spatial dims) and deform_conv (2-d).
 
-Input x[N, C, in...], weight w[C, O / group, k...], output y[N, O, out...], channels first. Each output
-element gathers what the transposed convolution scatters into it: y[n, o, p] is the bias plus the sum,
-over the input channels c of o's group and the kernel taps t, of x[n, c, i] * w[c, o', t] for the input
-position i with i * stride + t * dilation - pad = p in every spatial dim (only taps where that i is whole
-and inside the input count). Gathering lets threads split the output (one (n, o) plane each) without two
-writing one element. Accumulation is in the element type's own precision (f32 or f64), as the reference
-does; auto_pad and output_shape arrive as pads and output_padding from the importer.
+Input x[N, C, in...], weight w[C, O / group, k...], output y[N, O, out...], channels first. First a GEMM
+per batch entry and group (lep_sgemm/lep_dgemm over BLAS, its threads splitting it): cols[o', t, i] =
+sum over the group's input channels c of w[c, o', t] * x[n, c, i], every input pixel's contribution to
+each output channel through each kernel tap; then each output plane (one thread's) starts from the bias
+and adds, per tap t, cols[o, t, i] at output position i * stride + t * dilation - pad of every input
+position i that lands inside it (the innermost range of i computed, not tested). One thread per (n, o)
+plane: no two write one element. Accumulation is in the element type's own precision (f32 or f64), as
+the reference does; auto_pad and output_shape arrive as pads and output_padding from the importer.
 
-col2im gathers the same way: y[n, c, p] sums x[n, c * B + b, l] over the block offsets b and the block
+col2im gathers: y[n, c, p] sums x[n, c * B + b, l] over the block offsets b and the block
 positions l that put offset b on image position p; it accumulates in double, as the reference does.
 """
 from __future__ import annotations
 
+from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Node
 from .cexpr import UnsupportedError, cnumel, ctype
@@ -41,42 +43,46 @@ def emit_conv_transpose(ctx: KernelContext, node: Node) -> list[str]:
         return ", ".join([str(fill)] * unit + [str(v) for v in values])
 
     t = ctype(y.dtype, ctx.where)
-    group = node.attrs["group"]
+    gemm = "lep_sgemm" if y.dtype is DType.f32 else "lep_dgemm"
+    ctx.scratch_bytes = D.mul(D.product([x.shape[0], y.shape[1], *w.shape[2:], *x.shape[2:]]), int(y.dtype.itemsize))
     return [f"const int64_t NB = {ctx.d(x.shape[0])}, C = {ctx.d(x.shape[1])}, O = {ctx.d(y.shape[1])}, "
-            f"G = {group}, CG = C / G, OG = O / G;",
+            f"G = {node.attrs['group']}, CG = C / G, OG = O / G;",
             f"const int64_t IN[3] = {{{dims3([ctx.d(d) for d in x.shape[2:]], 1)}}};",
             f"const int64_t OUT[3] = {{{dims3([ctx.d(d) for d in y.shape[2:]], 1)}}};",
             f"const int64_t K[3] = {{{dims3([ctx.d(d) for d in w.shape[2:]], 1)}}};",
             f"const int64_t S[3] = {{{dims3(strides, 1)}}}, D[3] = {{{dims3(dilations, 1)}}}, "
             f"P[3] = {{{dims3(pads[:nsp], 0)}}};",
             "const int64_t IP = IN[0] * IN[1] * IN[2], OP = OUT[0] * OUT[1] * OUT[2], KP = K[0] * K[1] * K[2];",
-            "#pragma omp parallel for schedule(static) if (NB * O * OP * CG * KP > 32768)",
-            "for (int64_t no = 0; no < NB * O; ++no) {",
-            "  const int64_t n = no / O, o = no % O, g = o / OG, og = o % OG;",
+            f"{t}* cols = ({t}*)scratch;   /* [NB, G, OG * KP, IP]: each input pixel's contribution per tap */",
+            "for (int64_t ng = 0; ng < NB * G; ++ng)",
+            f"  {gemm}(1, 0, OG * KP, IP, CG, {ctx.ptr(w)} + ng % G * CG * OG * KP, OG * KP, "
+            f"{ctx.ptr(x)} + ng * CG * IP, IP, cols + ng * OG * KP * IP, IP);",
+            "#pragma omp parallel for schedule(static) if (NB * O * IP * KP > 32768)",
+            "for (int64_t no = 0; no < NB * O; ++no) {   /* each output plane adds up the taps that land on it */",
+            "  const int64_t n = no / O, o = no % O;",
+            f"  const {t}* cp = cols + ((n * G + o / OG) * OG + o % OG) * KP * IP;",
             f"  {t}* yp = {ctx.ptr(y)} + no * OP;",
             f"  const {t} b = {f'{ctx.ptr(bias)}[o]' if bias is not None else '0'};",
-            "  for (int64_t p0 = 0; p0 < OUT[0]; ++p0)",
-            "  for (int64_t p1 = 0; p1 < OUT[1]; ++p1)",
-            "  for (int64_t p2 = 0; p2 < OUT[2]; ++p2) {",
-            f"    {t} acc = 0;",
-            "    for (int64_t t0 = 0; t0 < K[0]; ++t0) {",
-            "      const int64_t q0 = p0 + P[0] - t0 * D[0];",
-            "      if (q0 < 0 || q0 % S[0] || q0 / S[0] >= IN[0]) continue;",
-            "      for (int64_t t1 = 0; t1 < K[1]; ++t1) {",
-            "        const int64_t q1 = p1 + P[1] - t1 * D[1];",
-            "        if (q1 < 0 || q1 % S[1] || q1 / S[1] >= IN[1]) continue;",
-            "        for (int64_t t2 = 0; t2 < K[2]; ++t2) {",
-            "          const int64_t q2 = p2 + P[2] - t2 * D[2];",
-            "          if (q2 < 0 || q2 % S[2] || q2 / S[2] >= IN[2]) continue;",
-            "          const int64_t i = (q0 / S[0] * IN[1] + q1 / S[1]) * IN[2] + q2 / S[2];",
-            "          const int64_t tap = (t0 * K[1] + t1) * K[2] + t2;",
-            f"          const {t}* xp = {ctx.ptr(x)} + (n * C + g * CG) * IP + i;",
-            f"          const {t}* wp = {ctx.ptr(w)} + ((g * CG) * OG + og) * KP + tap;",
-            "          for (int64_t c = 0; c < CG; ++c) acc += xp[c * IP] * wp[c * OG * KP];",
-            "        }",
+            "  for (int64_t p = 0; p < OP; ++p) yp[p] = b;",
+            "  for (int64_t t0 = 0; t0 < K[0]; ++t0)",
+            "  for (int64_t t1 = 0; t1 < K[1]; ++t1)",
+            "  for (int64_t t2 = 0; t2 < K[2]; ++t2) {",
+            f"    const {t}* ct = cp + ((t0 * K[1] + t1) * K[2] + t2) * IP;",
+            "    const int64_t e2 = t2 * D[2] - P[2];   /* input pixel i2 lands on output i2 * S[2] + e2 */",
+            "    const int64_t lo = e2 >= 0 ? 0 : (-e2 + S[2] - 1) / S[2];",
+            "    const int64_t top = OUT[2] - 1 - e2, last = top < 0 ? 0 : top / S[2] + 1;",
+            "    const int64_t hi = last < IN[2] ? last : IN[2];",
+            "    for (int64_t i0 = 0; i0 < IN[0]; ++i0) {",
+            "      const int64_t p0 = i0 * S[0] + t0 * D[0] - P[0];",
+            "      if (p0 < 0 || p0 >= OUT[0]) continue;",
+            "      for (int64_t i1 = 0; i1 < IN[1]; ++i1) {",
+            "        const int64_t p1 = i1 * S[1] + t1 * D[1] - P[1];",
+            "        if (p1 < 0 || p1 >= OUT[1]) continue;",
+            f"        {t}* yr = yp + (p0 * OUT[1] + p1) * OUT[2];",
+            f"        const {t}* cr = ct + (i0 * IN[1] + i1) * IN[2];",
+            "        for (int64_t i2 = lo; i2 < hi; ++i2) yr[i2 * S[2] + e2] += cr[i2];",
             "      }",
             "    }",
-            "    yp[(p0 * OUT[1] + p1) * OUT[2] + p2] = acc + b;",
             "  }",
             "}"]
 
