@@ -251,3 +251,20 @@ def test_pools_over_three_spatial_dims():
                         s(x, kernel=(3, 2, 3), strides=(2, 2, 2), pads=(1, 1, 1, 1, 0, 1), ceil_mode=True),
                         s(x, kernel=(3, 2, 3), strides=(2, 2, 2), pads=(1, 1, 1, 1, 0, 1), ceil_mode=True,
                           count_include_pad=True)])
+
+
+def test_one_library_serves_every_batch_size():
+    graph = leptonc.parse_ir("""graph @sym(%x: f32[B, 3, 5, 7], %t: f32[B, 40]) -> (f32[B, 3, 10, 3], f32[B, 5],
+        i64[B, 5], f32[B, 3, 9, 8], f32[B, 3, 10, 14], f32[B, 3, 2, 3]) {
+  %y = resize(%x) {shape = ["B", 3, 10, 3], scales = [1.0, 1.0, 0.0, 0.0], mode = "linear"} : f32[B, 3, 10, 3]
+  %v, %i = topk(%t) {k = 5} : f32[B, 5], i64[B, 5]
+  %p = pad(%x) {pads = [0, 0, 2, 0, 0, 0, 2, 1], mode = "reflect"} : f32[B, 3, 9, 8]
+  %n = resize(%x) {shape = ["B", 3, 10, 14], scales = [1.0, 1.0, 2.0, 2.0]} : f32[B, 3, 10, 14]
+  %l = lp_pool(%x) {kernel = [2, 2], strides = [2, 2]} : f32[B, 3, 2, 3]
+  return %y, %v, %i, %p, %n, %l
+}""")
+    cm = leptonc.compile(graph, quiet=True, accuracy=False)
+    for b in (1, 3):
+        rng = np.random.default_rng(b)
+        xs = [rng.standard_normal(shape).astype(np.float32) for shape in ((b, 3, 5, 7), (b, 40))]
+        assert_matches_reference(cm.run(*xs), leptonc.run_reference(graph, *xs))
