@@ -47,7 +47,10 @@ def static_form(graph: Graph, node: Node, memo: dict) -> list[Value] | None:
             return None
         return dims
 
-    plan = build(graph, node, known)
+    try:
+        plan = build(graph, node, known)
+    except (ValueError, ArithmeticError):  # values no static form takes (a NaN scale): left dynamic
+        return None
     if plan is None:
         return None
     return _materialize(graph, node, plan)
@@ -76,7 +79,7 @@ def refusal(graph: Graph, node: Node, names: dict[str, str] | None = None) -> st
             why = f"{op} gives {', '.join(str(v.type) for v in new.outputs)} for a result typed " \
                   f"{', '.join(str(v.type) for v in node.outputs)}"
             graph.erase(new)
-    except LeptoncError as e:
+    except (LeptoncError, ValueError, ArithmeticError) as e:
         why = str(e)
     return f"{node.label}: no static form for {shown}: {why}"
 
