@@ -85,18 +85,17 @@ def specialized_graph(graph: Graph, values: dict[str, np.ndarray], bindings: dic
         for v in g.inputs:
             v.type = v.type.with_shape(v.type.concrete(bindings))
     first = g.nodes[0] if g.nodes else None
-    shown = {}
     for name, array in values.items():
-        constant = g.add_constant(array, f"{name}_value", before=first)
-        g.replace_all_uses(named[name], constant)
-        shown[constant.name] = name
+        g.replace_all_uses(named[name], g.add_constant(array, f"{name}_value", before=first))
     _retype(g, bindings or {})
     g = run_pipeline(g, CLEANUP_PIPELINE, inplace=True)
     left = dynamic_nodes(g)
     if left:
         from .passes.static_forms import refusal
 
-        raise LeptoncError(refusal(g, left[0], shown))
+        node = left[0]
+        before = next((n for n in graph.nodes if n.outputs[0].name == node.outputs[0].name), None)
+        raise LeptoncError(refusal(g, node, [v.name for v in before.inputs] if before is not None else None))
     return g
 
 

@@ -56,19 +56,18 @@ def static_form(graph: Graph, node: Node, memo: dict) -> list[Value] | None:
     return _materialize(graph, node, plan)
 
 
-def refusal(graph: Graph, node: Node, names: dict[str, str] | None = None) -> str:
+def refusal(graph: Graph, node: Node, operand_names: list[str] | None = None) -> str:
     """Why `node`, its shape-like operands known, has no static form: a line naming it, the operand values and
-    the reason the static op or the reference implementation gives. `names` maps operand names to those to
-    show (the values a constant replaced)."""
-    names = names or {}
+    the reason the static op or the reference implementation gives. `operand_names`: the names to show for its
+    operands (those of the graph before constants replaced them)."""
+    names = operand_names or [v.name for v in node.inputs]
     known = {i: graph.constant_of(node.inputs[i]) for i in SHAPE_OPERANDS.get(node.op, ()) if i < len(node.inputs)}
-    shown = ", ".join(f"operand {i} (%{names.get(node.inputs[i].name, node.inputs[i].name)}) = {_show(a)}"
-                      for i, a in known.items())
+    shown = ", ".join(f"operand {i} (%{names[i]}) = {_show(a)}" for i, a in known.items())
     build = _FORMS.get(node.op)
     if build is None:
         return f"{node.label}: no static form is known for it ({shown})"
     if any(a is None for a in known.values()):
-        missing = [f"operand {i} (%{node.inputs[i].name})" for i, a in known.items() if a is None]
+        missing = [f"operand {i} (%{names[i]})" for i, a in known.items() if a is None]
         return f"{node.label}: {', '.join(missing)} is not known before run time"
     why = _reference_refusal(graph, node) or "the static op refuses them"
     try:
