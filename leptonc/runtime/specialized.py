@@ -37,6 +37,9 @@ from .signature import bind_inputs
 MAX_ELEMENTS = 4096  # the most elements of any value the probe computes: sizes and axes, never data
 CAPACITY = 8         # specializations kept per model (each holds its own laid-out weights)
 MAX_SIZES_KEPT = 256  # readings kept of a probe that reads sizes only
+# the dynamic ops a probe may run: no larger than their data operand, or (range_dynamic) checked before it runs
+BOUNDED = {"reshape_dynamic", "squeeze_dynamic", "unsqueeze_dynamic", "slice_dynamic", "split_dynamic",
+           "reduce_dynamic", "cumulative_dynamic", "topk_dynamic", "range_dynamic"}
 
 
 def dynamic_nodes(graph: Graph) -> list[Node]:
@@ -120,6 +123,8 @@ class ShapeProbe:
                 continue
             if not get_op(node.op).has("pure") or too_big:
                 raise refuse(f"is computed by {node.label} from data, not from sizes")
+            if node.op in SHAPE_OPERANDS and node.op not in BOUNDED:
+                raise refuse(f"is computed by {node.label}, whose size is known only once it runs")
             stack.extend(node.inputs)
         return nodes, inputs, later
 
@@ -153,6 +158,8 @@ class ShapeProbe:
             return (np.array(shape[slice(node.attrs["start"], node.attrs["end"])], np.int64),)
         opdef = get_op(node.op)
         args = [env[id(v)] for v in node.inputs]
+        if node.op == "range_dynamic":
+            _check_range(node, *args)
         try:
             with np.errstate(all="ignore"):
                 out = opdef.reference(*args, **opdef.resolve_shape_attrs(node.attrs, bindings, node.label))
@@ -166,6 +173,15 @@ class ShapeProbe:
                 raise ShapeError(f"{node.label}: %{v.name} has {r.size} elements, more than the {MAX_ELEMENTS} "
                                  f"a size or axis computation may hold")
         return results
+
+
+def _check_range(node: Node, start, limit, delta) -> None:
+    """A ShapeError when range_dynamic would make more than MAX_ELEMENTS values (before it makes them)."""
+    s, n, d = (float(np.asarray(a).reshape(-1)[0]) for a in (start, limit, delta))
+    count = (n - s) / d if d else float("inf")
+    if not count <= MAX_ELEMENTS:
+        raise ShapeError(f"{node.label}: range({s:g}, {n:g}, {d:g}) would make more than the {MAX_ELEMENTS} "
+                         f"values a size or axis computation may hold")
 
 
 class SpecializationCache:

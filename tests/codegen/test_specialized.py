@@ -94,6 +94,24 @@ def test_sizes_computed_from_input_sizes_specialize_per_size(target):
     assert len(cm.cache) == 2
 
 
+def test_the_values_a_probe_computes_are_bounded_before_they_are_made():
+    text = """graph @g(%x: f32[3, 6], %n: i64[]) -> (f32[3, ?], i64[3, ?]) {
+  %z = const @z [0] : i64[]
+  %o = const @o [1] : i64[]
+  %r = range_dynamic(%z, %n, %o) : i64[?]
+  %m = reduce_max(%r) {axes = [0], keepdims = true} : i64[1]
+  %v, %i = topk_dynamic(%x, %m) : f32[3, ?], i64[3, ?]
+  return %v, %i
+}
+"""
+    graph = leptonc.parse_ir(text)
+    cm = leptonc.compile(graph, target="cpu", quiet=True)
+    x = np.random.default_rng(3).standard_normal((3, 6)).astype(np.float32)
+    assert_matches_reference(cm.run(x, np.array(4)), leptonc.run_reference(graph, x, np.array(4)))
+    with pytest.raises(LeptoncError, match=r"range_dynamic.*more than the 4096 values"):
+        cm(x, np.array(1 << 40))
+
+
 def test_an_operand_computed_from_data_is_refused_at_compile_time():
     text = """graph @d(%x: f32[128, 64]) -> (f32[?]) {
   %m = reduce_max(%x) {axes = [0, 1], keepdims = false} : f32[]
