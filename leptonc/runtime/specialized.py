@@ -57,6 +57,7 @@ class ShapeProbe:
         self.values: list[Value] = []  # the probed operands, by first use
         self.reads_sizes = False       # whether the key holds the input sizes
         self.reads_values = False      # whether an operand depends on the values of graph inputs
+        self.inputs_read: list[Value] = []  # the graph inputs whose values it reads
         needed: set[int] = set()
         for node in dynamic_nodes(graph):
             if any(self._has_symbolic_type(v) for v in [node.inputs[0], *node.outputs]):
@@ -78,6 +79,7 @@ class ShapeProbe:
         size of a value that only the dynamic ops' specializations size (a "?" dim), the graph inputs it reads are
         probed instead: with those and the input sizes fixed, fold computes it once the graph is specialized."""
         nodes, inputs, later = self._trace(value, user, index)
+        self.inputs_read += [v for v in inputs if all(v is not w for w in self.inputs_read)]
         if later:
             self.reads_sizes = True
             for v in inputs:
@@ -142,6 +144,10 @@ class ShapeProbe:
 
     def _read(self, inputs: list[np.ndarray], bindings: dict[str, int]) -> tuple[tuple, dict[str, np.ndarray]]:
         env: dict[int, np.ndarray] = {id(v): a for v, a in zip(self.graph.inputs, inputs)}
+        for v in self.inputs_read:
+            if env[id(v)].size > MAX_ELEMENTS:
+                raise ShapeError(f"input '{v.name}' has {env[id(v)].size} elements, more than the {MAX_ELEMENTS} "
+                                 f"that sizes and axes computed from it may hold")
         for node in self.nodes:
             env.update(zip((id(v) for v in node.outputs), self._evaluate(node, env, bindings)))
         values = {v.name: env[id(v)] for v in self.values}
