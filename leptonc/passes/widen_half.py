@@ -115,6 +115,7 @@ def _unpack_constant(graph: Graph, node: Node) -> bool:
         graph.outputs[i] = narrow
     if not v.uses:
         graph.erase(node)
+        adopt_name(v, narrow)
     return True
 
 
