@@ -100,6 +100,9 @@ def test_topk_ties_nan_extremes_and_both_selection_paths():
             samples.append(s(f, k=k, axis=1, largest=largest))
         for k in (256, 257, 700):  # above 256 the whole line is sorted
             samples.append(s(long, k=k, largest=largest))
+        wide = s.ints(3, 100, low=-50, high=50, dtype=np.int32)  # blocks of 16 skipped against the k-th best
+        wide[1, 70] = np.iinfo(np.int32).min
+        samples += [s(wide, k=3, largest=largest), s(long.T.copy(), k=2, axis=0, largest=largest)]
         samples += [s(f, k=5, axis=-1, largest=largest), s(f, k=2, axis=0, largest=largest),
                     s(ints, k=8, largest=largest), s(ints, k=3, largest=largest), s(u, k=4, largest=largest),
                     s(i8, k=6, largest=largest), s(i8, k=4, axis=0, largest=largest)]

@@ -429,11 +429,13 @@ def emit_trilu(ctx: KernelContext, node: Node) -> list[str]:
             "}"]
 
 
-def _topk_before(dtype: DType, largest: bool, a: str, b: str) -> str:
+def _topk_before(dtype: DType, largest: bool, a: str, b: str, branchless: bool = False) -> str:
     """Whether element a comes before element b in topk's order (the reference sorts stably by -x for the
-    largest, by x for the smallest, NaN last; the negation wraps for signed integers)."""
+    largest, by x for the smallest, NaN last; the negation wraps for signed integers). `branchless` spells it
+    with bitwise operators, for a loop that should vectorize."""
     if dtype.is_float:
-        return f"(({a}) {'>' if largest else '<'} ({b}) || (({b}) != ({b}) && ({a}) == ({a})))"
+        either, both = ("|", "&") if branchless else ("||", "&&")
+        return f"(({a}) {'>' if largest else '<'} ({b}) {either} (({b}) != ({b}) {both} ({a}) == ({a})))"
     if largest and dtype.is_signed:
         return C.compare("<", C.negate(a, dtype), C.negate(b, dtype))
     return C.compare(">" if largest else "<", a, b)
@@ -456,12 +458,22 @@ def emit_topk(ctx: KernelContext, node: Node) -> list[str]:
         return _topk_before(x.dtype, node.attrs["largest"], f"xl[({a}) * INNER]", f"xl[({b}) * INNER]")
 
     if k <= _INSERTION_K:
+        worst = _topk_before(x.dtype, node.attrs["largest"], "v", "worst")
+        block = _topk_before(x.dtype, node.attrs["largest"], "xl[b * INNER]", "worst", branchless=True)
         select = ["    int64_t n = 0;",
+                  f"    {t} worst = xl[0];",
                   "    for (int64_t i = 0; i < AX; ++i) {",
-                  f"      if (n == K && !{before('i', 'ord[K - 1]')}) continue;",
+                  "      if (n == K && i % 16 == 0 && i + 16 <= AX) {  /* skip a block of 16 that holds none better */",
+                  "        int any = 0;",
+                  f"        for (int64_t b = i; b < i + 16; ++b) any |= {block};",
+                  "        if (!any) { i += 15; continue; }",
+                  "      }",
+                  f"      const {t} v = xl[i * INNER];",
+                  f"      if (n == K && !{worst}) continue;",
                   "      int64_t p = n < K ? n : K - 1;",
                   f"      while (p > 0 && {before('i', 'ord[p - 1]')}) {{ ord[p] = ord[p - 1]; --p; }}",
                   "      ord[p] = i; n += n < K;",
+                  "      worst = xl[ord[n - 1] * INNER];",
                   "    }",
                   "    const int64_t* best = ord;"]
     else:
