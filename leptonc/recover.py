@@ -11,7 +11,8 @@ module's outputs, then compile it with the same passes.
    transpose, or a conv's weight reshaped). A copy of the module takes those weights; their zeros become
    a fixed mask, and a quantized layer's weights are seen through the quantize pass's round-to-nearest rule
    (symmetric, scale = max|w| / qmax per output or group) with a straight-through estimator.
-3. The copy is trained (Adam, `steps` steps, one calibration sample a step, in turn) to match the dense
+3. The copy is trained (Adam, `steps` steps, one calibration sample a step, in turn; the learning rate
+   decays to 0 along a cosine, or stays at `lr` with schedule="constant") to match the dense
    module's outputs on the calibration samples: KL divergence of the softmax over the last axis
    (loss="kl", for logits) or mean squared error (loss="mse"). Masked weights get no gradient and stay 0;
    every other parameter (biases, norms, layers the passes left alone) is trained too.
@@ -38,6 +39,7 @@ from .ir.registry import get_op
 from .ir.sparse import bsr_to_dense
 
 LOSSES = ("kl", "mse")
+SCHEDULES = ("cosine", "constant")  # the learning rate: decayed to 0 over the steps (cosine), or held
 
 
 @dataclass
@@ -64,7 +66,7 @@ class _Layer:
 
 
 def recover(module, passes: str, calibration, steps: int = 200, example_inputs=None, *, loss: str = "mse",
-            lr: float = 1e-3, target: str = "cpu", quiet: bool = True) -> Recovered:
+            lr: float = 1e-3, schedule: str = "cosine", target: str = "cpu", quiet: bool = True) -> Recovered:
     """Fine-tune the weights `passes` leave of torch `module` against its own outputs on `calibration` (an
     iterable of input tuples, or an .npz path, as compile takes), masks and quantization grids fixed, then
     compile the recovered module with the same passes (see the module docstring)."""
@@ -73,6 +75,8 @@ def recover(module, passes: str, calibration, steps: int = 200, example_inputs=N
     if not isinstance(module, torch.nn.Module):
         raise LeptoncError(f"recover fine-tunes a torch.nn.Module, got {type(module).__name__} (compile an ONNX "
                            "model or a Graph with leptonc.compile)")
+    if schedule not in SCHEDULES:
+        raise LeptoncError(f"recover: schedule={schedule!r} is not one of {', '.join(SCHEDULES)}")
     if loss not in LOSSES:
         raise LeptoncError(f"recover: loss={loss!r} is not one of {', '.join(LOSSES)}")
     if steps < 0:
@@ -102,7 +106,7 @@ def recover(module, passes: str, calibration, steps: int = 200, example_inputs=N
     with torch.no_grad():
         module.eval()
         targets = [module(*x).detach() for x in inputs]
-    losses = _train(student, layers, inputs, targets, steps, loss, lr, torch)
+    losses = _train(student, layers, inputs, targets, steps, loss, lr, schedule, torch)
     _bake(layers, torch)
     seconds["train"] = time.perf_counter() - t0
 
@@ -240,7 +244,8 @@ def _parametrization(layer: _Layer, torch):
     return Compressed()
 
 
-def _train(student, layers: list[_Layer], inputs, targets, steps: int, loss: str, lr: float, torch) -> list[float]:
+def _train(student, layers: list[_Layer], inputs, targets, steps: int, loss: str, lr: float, schedule: str,
+           torch) -> list[float]:
     from torch.nn.utils import parametrize
 
     with torch.no_grad():
@@ -250,6 +255,7 @@ def _train(student, layers: list[_Layer], inputs, targets, steps: int, loss: str
         parametrize.register_parametrization(layer.owner, layer.attr, _parametrization(layer, torch))
     student.train()
     optimizer = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=lr)
+    decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1)) if schedule == "cosine" else None
     losses = []
     for step in range(steps):
         i = step % len(inputs)
@@ -263,6 +269,8 @@ def _train(student, layers: list[_Layer], inputs, targets, steps: int, loss: str
         optimizer.zero_grad()
         value.backward()
         optimizer.step()
+        if decay is not None:
+            decay.step()
         losses.append(float(value.detach()))
     student.eval()
     return losses

@@ -59,6 +59,7 @@ def test_recovery_lowers_the_loss_keeps_the_mask_and_compiles_to_the_recovered_m
 @pytest.mark.parametrize("call, message", [
     (lambda: leptonc.recover(leptonc.Graph(), "prune", samples()), "recover fine-tunes a torch.nn.Module"),
     (lambda: leptonc.recover(mlp(), "prune", samples(), loss="l1"), "loss='l1' is not one of kl, mse"),
+    (lambda: leptonc.recover(mlp(), "prune", samples(), schedule="step"), "schedule='step' is not one of cosine"),
     (lambda: leptonc.recover(mlp(), "prune", None), "recover needs calibration data"),
     (lambda: leptonc.recover(mlp(), "", samples()), "recover needs the passes"),
 ])
