@@ -98,7 +98,8 @@ def vision_section(quick: bool) -> list[str]:
              f"{ALL_PRUNED:.0%} of all weights), one-shot (magnitude or SparseGPT on the "
              "calibration split: 1024 training images of the CNN, 256 training rows of the MLP, unlabelled), then "
              "recovered by `leptonc.recover` (KL divergence to the fp32 model's logits on the calibration split, "
-             "Adam at 1e-2 decayed to 0 along a cosine, masks fixed, every parameter trained) and compiled with the same passes. Test accuracy of "
+             "Adam at 1e-2 decayed to 0 along a cosine, masks fixed, every parameter trained) and compiled with the "
+             "same passes. Test accuracy of "
              f"our cpu compile; time of one batch of {VISION_BATCH} against our dense fp32 compile (medians of runs "
              "taken in turns, two rounds, the machine shared: read them as ratios).", ""]
     for trained, block in ((digits_cnn(calibration=1024), "1x8"), (mlp_classifier(calibration=256), "1x2")):
@@ -145,7 +146,8 @@ def _classifier_rows(trained, block: str, quick: bool) -> list[str]:
            f"{weights} weights, {prunable} of them ({prunable / weights:.0%}) in layers whose W divides into "
            f"{block} blocks, pruned at {sparsity:.1%} each: {ALL_PRUNED:.0%} of all. fp32 test accuracy "
            f"{base_acc:.2f}% ({len(trained.test_y)} samples).", "",
-           "| pipeline | test accuracy | vs fp32 | time vs dense fp32 (round 1, 2) | compile (+ recovery) s | recovery |",
+           "| pipeline | test accuracy | vs fp32 | time vs dense fp32 (round 1, 2) | compile (+ recovery) s "
+           "| recovery |",
            "|---|---|---|---|---|---|"]
     for i, (name, _, acc, seconds, note) in enumerate(rows):
         ratios = ", ".join(f"{times[i] / times[0]:.2f}x" for times in rounds)

@@ -70,8 +70,9 @@ def test_errors(call, message):
 
 def test_recovery_of_a_cnn_keeps_the_conv_masks_and_runs_the_sparse_conv():
     torch.manual_seed(0)
-    cnn = torch.nn.Sequential(torch.nn.Conv2d(2, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 16, 3, padding=1),
-                              torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(16 * 5 * 5, 8))
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(2, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(16 * 5 * 5, 8))
     rng = np.random.default_rng(0)
     data = [(rng.standard_normal((4, 2, 5, 5)).astype(np.float32),) for _ in range(4)]
     with warnings.catch_warnings():
