@@ -182,9 +182,8 @@ def prune_calibrated(graph: Graph, layers: list, method: str, pattern: Pattern, 
         -> None:
     """Prune `layers` (sparse_layers.LinearLayer, prune_conv.ConvLayer; graph order) by `method` (sparsegpt or
     wanda) on the calibration data; `apply(layer, w)` gives a layer its pruned f32 weight W [N, K]. Sequential:
-    wave by wave
-    (calibration.waves), each layer observed with the layers before it pruned; else all on the unpruned
-    graph's activations, in one run."""
+    wave by wave (calibration.waves), each layer observed with the layers before it pruned; else all on the
+    unpruned graph's activations, in one run."""
     todo = []
     for layer in layers:
         if pattern.is_met(layer.effective):
