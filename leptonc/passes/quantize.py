@@ -73,12 +73,14 @@ def _linear_weight(graph: Graph, node: Node) -> np.ndarray | None:
                                       choices=("minmax", "percentile", "mse")),
                    "smoothquant": Option(float, 0.0, "activations=int8-static: SmoothQuant's migration "
                                          "strength alpha for linear layers (0: off)"),
+                   "reduce_range": Option(bool, False, "activations=int8-static: 7-bit weights ([-64, 64]), "
+                                          "which the cpu kernels sum in pairs in int16, exactly and faster"),
                    "method": Option(str, "rtn", "how weights are chosen: rtn rounds to nearest, gptq "
                                     "minimises each layer's output error on the calibration data",
                                     choices=("rtn", "gptq")),
                })
 def quantize(graph: Graph, weights: str, per: str, group: int, activations: str, method: str, observer: str,
-             smoothquant: float) -> bool:
+             smoothquant: float, reduce_range: bool) -> bool:
     dtype = DType.i8 if weights == "int8" else DType.i4
     per = per if per != "auto" else ("channel" if dtype is DType.i8 else "group")
     if group <= 0:
@@ -90,7 +92,7 @@ def quantize(graph: Graph, weights: str, per: str, group: int, activations: str,
     if activations == "int8-static":
         if dtype is not DType.i8 or per != "channel":
             raise PassError("quantize: activations=int8-static needs weights=int8 and per=channel")
-        return quantize_static(graph, observer, smoothquant)
+        return quantize_static(graph, observer, smoothquant, reduce_range)
     layers = [n for n in graph.nodes if n.graph is graph and _linear_weight(graph, n) is not None]
 
     def rewrite(node: Node, h: np.ndarray | None = None) -> None:

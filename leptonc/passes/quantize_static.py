@@ -1,6 +1,7 @@
 """Static int8 quantization (W8A8) of convolutions and linear layers, its activation ranges from calibration.
 
-    quantize{weights=int8,activations=int8-static,observer=minmax|percentile|mse[,smoothquant=0.5]}
+    quantize{weights=int8,activations=int8-static,observer=minmax|percentile|mse[,smoothquant=0.5]
+             [,reduce_range=true]}
 
 Each 2-D conv (channels-first, constant f32 weight) and each linear layer (a matmul by a constant 2-D f32
 weight, with the bias `add` that follows it) becomes qlinear_conv / qlinear_matmul (ir/ops/qlinear.py):
@@ -14,6 +15,10 @@ input scale and those ops run on the uint8 values (a relu is the clip at the zer
 starts at 0; max_pool and reshape commute with a monotone per-tensor quantization). The others produce f32
 (relu and the rest stay after them), and a graph input or f32 value a layer reads is quantized once.
 
+reduce_range=true quantizes the weights to 7 bits, [-64, 64] (one bit less of precision): the cpu kernels
+then sum a pair of u8 x i8 products in int16 (AVX2's vpmaddubsw, twice as many products an instruction),
+exactly, since |255 * 64 * 2| < 2^15. The default keeps 8-bit weights, [-127, 127], summed in int32.
+
 smoothquant=alpha (0 < alpha <= 1; SmoothQuant, Xiao et al. 2023) first migrates the outliers of a linear
 layer's input channels into its weight: x / s and s * W with s_j = max|x_j|^alpha / max|W_j|^(1 - alpha), for
 the layers whose input is f32 (as in transformers: after a layer norm), so that one per-tensor scale fits x.
@@ -24,12 +29,14 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node, Value
+from ..ir.ops.quant import quantize_array
 from .calibration import Calibration, require_calibration
 from .observers import OBSERVERS, histograms, uint8_params
 from .registry import PassError
 from .rewrite import erase_dead, replace_result
 
 INT32 = np.iinfo(np.int32)
+REDUCED_QMAX = 64  # reduce_range's weight bound: the qlinear ops' weight_max (see ir/ops/qlinear.py)
 THROUGH = ("relu", "max_pool", "reshape")  # ops a uint8 result passes through to the next quantized layer
 
 
@@ -114,7 +121,7 @@ def _chain(graph: Graph, y: Value, layers: set) -> tuple[list[Node], Value] | No
     return ops, v
 
 
-def quantize_static(graph: Graph, observer: str, smoothquant: float) -> bool:
+def quantize_static(graph: Graph, observer: str, smoothquant: float, reduce_range: bool = False) -> bool:
     """Rewrite the graph's convs and linear layers as W8A8 static (see the module docstring)."""
     if not 0 <= smoothquant <= 1:
         raise PassError(f"quantize: smoothquant must be in (0, 1] (0: off), got {smoothquant}")
@@ -133,7 +140,7 @@ def quantize_static(graph: Graph, observer: str, smoothquant: float) -> bool:
     quantized: dict[int, tuple] = {}  # f32 value -> its uint8 form, scale and zero point
     ids = {id(n) for n in layers}
     for node in layers:
-        _rewrite(graph, node, ids, params, quantized)
+        _rewrite(graph, node, ids, params, quantized, REDUCED_QMAX if reduce_range else 127)
     for node in reversed(list(graph.nodes)):  # the f32 layers and ops that fed uint8 ones only
         erase_dead(graph, node)
     return True
@@ -143,8 +150,16 @@ def _scalar(graph: Graph, value, name: str, before: Node) -> Value:
     return graph.add_constant(np.asarray(value), name, before=before)
 
 
-def _rewrite(graph: Graph, node: Node, layers: set, params: dict, quantized: dict) -> None:
-    """node as its quantized op, reading x in uint8 (quantized here unless a layer before made it)."""
+def _weight_i8(w: np.ndarray, qmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 weight [N, K] in [-qmax, qmax], f32 scale [N]): symmetric, one scale per row (output channel)."""
+    amax = np.abs(w).max(axis=1) if w.shape[1] else np.zeros(w.shape[0], np.float32)
+    scale = np.where(amax > 0, amax / qmax, 1.0).astype(np.float32)
+    return quantize_array(w, scale, None, DType.i8), scale
+
+
+def _rewrite(graph: Graph, node: Node, layers: set, params: dict, quantized: dict, qmax: int) -> None:
+    """node as its quantized op, reading x in uint8 (quantized here unless a layer before made it), its weights
+    in [-qmax, qmax]."""
     x = node.inputs[0]
     name = node.loc or node.inputs[1].name
     x_scale, x_zp = params[id(x)]
@@ -162,9 +177,7 @@ def _rewrite(graph: Graph, node: Node, layers: set, params: dict, quantized: dic
         last, bias = _bias_add(graph, node)
         if last is None:
             last, bias = node, np.zeros(wn.shape[0], np.float32)
-    from .quantize import quantize_weight
-
-    wq, w_scale = quantize_weight(wn, DType.i8)
+    wq, w_scale = _weight_i8(wn, qmax)
     wq = wq.reshape(w.shape[0], *w.shape[1:]) if node.op == "conv" else wq
     acc_scale = (np.float32(x_scale) * w_scale).astype(np.float64)
     bq = np.clip(np.rint(bias.astype(np.float64) / acc_scale), INT32.min, INT32.max).astype(np.int32)
@@ -180,6 +193,7 @@ def _rewrite(graph: Graph, node: Node, layers: set, params: dict, quantized: dic
                      _scalar(graph, y_zp, f"{name}.y_zero_point", node)]
     op = "qlinear_conv" if node.op == "conv" else "qlinear_matmul"
     attrs = {k: node.attrs[k] for k in ("strides", "pads", "dilations", "group")} if node.op == "conv" else {}
+    attrs["weight_max"] = qmax
     y = graph.add_node(op, operands, attrs, names=[last.output.name + ("_q" if len(operands) == 8 else "")],
                        before=node).output
     if len(operands) == 6:

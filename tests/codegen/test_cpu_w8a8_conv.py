@@ -1,7 +1,9 @@
 """The static W8A8 kernels (qlinear_conv, qlinear_matmul) against the reference ops, bit for bit: on each
 instruction set they have a path for (AVX-512 VNNI where the CPU has it, AVX2, plain C), built from
 quantized.c with the matching -march on weights laid out as the compiler lays them out, over odd shapes,
-groups, strides, padding and dilation; and through leptonc.compile on the cpu target."""
+groups, strides, padding and dilation, with any int8 weights and with weights in [-64, 64] (the AVX2 path that
+sums pairs of products in int16, at its bounds: x 255 by w -64 or 64); and through leptonc.compile on the cpu
+target."""
 from __future__ import annotations
 
 import ctypes
@@ -23,13 +25,13 @@ HARNESS = "#include <math.h>\n#include <stdint.h>\n#include <string.h>\n#include
 void qconv(const uint8_t* x, const float* xs, const uint8_t* xz, const void* w, const float* ws, const int32_t* bias,
            const float* ys, const uint8_t* yz, void* y, int64_t B, int64_t H, int64_t W, int64_t C, int64_t OH,
            int64_t OW, int64_t O, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t ph,
-           int64_t pw, int64_t G, uint8_t* scratch)
+           int64_t pw, int64_t G, int pairs, uint8_t* scratch)
 { lep_qlinear_conv(x, xs, xz, w, ws, bias, ys, yz, y, B, H, W, C, OH, OW, O, KH, KW, sh, sw, dh, dw, ph, pw, G,
-                   scratch); }
+                   pairs, scratch); }
 void qmatmul(const uint8_t* x, const float* xs, const uint8_t* xz, const void* w, const float* ws,
              const int32_t* bias, const float* ys, const uint8_t* yz, void* y, int64_t M, int64_t N, int64_t K,
-             void* scratch)
-{ lep_qlinear_matmul(x, xs, xz, w, ws, bias, ys, yz, y, M, N, K, scratch); }
+             int pairs, void* scratch)
+{ lep_qlinear_matmul(x, xs, xz, w, ws, bias, ys, yz, y, M, N, K, pairs, scratch); }
 """
 
 ISAS = {"native": ("-march=native", ()), "avx2": ("-march=haswell", ("avx2", "fma")), "plain": ("-march=x86-64", ())}
@@ -84,21 +86,34 @@ CONVS = [
     (3, 8, 6, 6, 8, (3, 3), (2, 2), (1, 1, 1, 1), (2, 2), 8),        # depthwise
     (1, 5, 4, 7, 17, (2, 2), (1, 2), (1, 0, 0, 1), (1, 1), 1),       # K = 20: whole steps; 17 outputs
     (1, 1, 8, 8, 16, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),       # one input channel: K = 9
+    (3, 16, 8, 8, 32, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),      # 192 windows: several chunks of rows
 ]
 
 
-def _conv_case(case, seed: int = 0):
+def _weights(rng, shape, pairs: bool) -> np.ndarray:
+    """int8 weights: any (pairs False), or in [-64, 64] with output 0 all at -64 and output 1 at 64 (pairs
+    True: the pair sums' bounds where x is 255)."""
+    if not pairs:
+        return rng.integers(-127, 128, shape).astype(np.int8)
+    w = rng.integers(-64, 65, shape).astype(np.int8)
+    w[0], w[1 % shape[0]] = -64, 64
+    return w
+
+
+def _conv_case(case, seed: int = 0, pairs: bool = False):
     b, c, h, w, o, kernel, strides, pads, dilations, group = case
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (b, h, w, c)).astype(np.uint8)  # channels-last
-    wq = rng.integers(-127, 128, (o, c // group, *kernel)).astype(np.int8)
+    if pairs:  # the extremes too: a row of 255s by the weight bounds
+        x[0, 0] = 255
+    wq = _weights(rng, (o, c // group, *kernel), pairs)
     attrs = dict(strides=strides, pads=pads, dilations=dilations, group=group, channels_last=True)
     xs, xz, ws, bias = _params(rng, o, None)
     f32 = qlinear_conv(x, xs, xz, wq, ws, bias, **attrs)
     return (x, xs, xz, wq, ws, bias, *_params(rng, o, f32)), attrs, f32
 
 
-def _run_conv(lib, operands, attrs, u8: bool) -> np.ndarray:
+def _run_conv(lib, operands, attrs, u8: bool, pairs: bool = False) -> np.ndarray:
     x, xs, xz, wq, ws, bias, ys, yz = operands
     b, h, w, c = x.shape
     o, _, kh, kw = wq.shape
@@ -112,24 +127,28 @@ def _run_conv(lib, operands, attrs, u8: bool) -> np.ndarray:
     (sh, sw), (dh, dw), pads = attrs["strides"], attrs["dilations"], attrs["pads"]
     lib.qconv(_p(x), _p(xs), _p(xz), _p(laid), _p(ws), _p(bias), _p(ys) if u8 else None,
                          _p(yz) if u8 else None, _p(y), *_i64(b, h, w, c, oh, ow, o, kh, kw, sh, sw, dh, dw,
-                                                               pads[0], pads[1], attrs["group"]), _p(scratch))
+                                                               pads[0], pads[1], attrs["group"]),
+              ctypes.c_int(pairs), _p(scratch))
     return y, ref
 
 
+@pytest.mark.parametrize("pairs", [False, True], ids=["any-weights", "weights-64"])
 @pytest.mark.parametrize("case", CONVS, ids=lambda c: f"{c[1]}x{c[2]}x{c[3]}-o{c[4]}-k{c[5]}-s{c[6]}-g{c[9]}")
-def test_qlinear_conv_kernel_matches_the_reference(lib, case):
-    operands, attrs, f32 = _conv_case(case)
+def test_qlinear_conv_kernel_matches_the_reference(lib, case, pairs):
+    operands, attrs, f32 = _conv_case(case, pairs=pairs)
     for u8 in (True, False):
-        y, ref = _run_conv(lib, operands, attrs, u8)
+        y, ref = _run_conv(lib, operands, attrs, u8, pairs)
         np.testing.assert_array_equal(y, ref)
-    assert len(np.unique(_run_conv(lib, operands, attrs, True)[0])) > 50  # the results spread over the range
+    assert len(np.unique(_run_conv(lib, operands, attrs, True, pairs)[0])) > 50  # the results spread out
 
 
-@pytest.mark.parametrize("m,k,n", [(7, 13, 33), (1, 4, 16), (5, 300, 70), (3, 1, 5)])
-def test_qlinear_matmul_kernel_matches_the_reference(lib, m, k, n):
+@pytest.mark.parametrize("pairs", [False, True], ids=["any-weights", "weights-64"])
+@pytest.mark.parametrize("m,k,n", [(7, 13, 33), (1, 4, 16), (5, 300, 70), (3, 1, 5), (61, 9, 20)])
+def test_qlinear_matmul_kernel_matches_the_reference(lib, m, k, n, pairs):
     rng = np.random.default_rng(m * k * n)
     x = rng.integers(0, 256, (m, k)).astype(np.uint8)
-    wq = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    x[0] = 255
+    wq = rng.integers(-128, 128, (n, k)).astype(np.int8) if not pairs else _weights(rng, (n, k), True)
     xs, xz, ws, bias = _params(rng, n, None)
     f32 = qlinear_matmul(x, xs, xz, wq, ws, bias)
     ys, yz = _params(rng, n, f32)
@@ -138,8 +157,8 @@ def test_qlinear_matmul_kernel_matches_the_reference(lib, m, k, n):
         ref = qlinear_matmul(x, xs, xz, wq, ws, bias, *y_params)
         y = np.zeros(ref.shape, ref.dtype)
         lib.qmatmul(_p(x), _p(xs), _p(xz), _p(laid), _p(ws), _p(bias),
-                               *((_p(ys), _p(yz)) if y_params else (None, None)), _p(y), *_i64(m, n, k),
-                               _p(np.zeros(-(-n // 16) * 16 * 8, np.uint8)))
+                   *((_p(ys), _p(yz)) if y_params else (None, None)), _p(y), *_i64(m, n, k),
+                   ctypes.c_int(pairs), _p(np.zeros(-(-n // 16) * 16 * 8, np.uint8)))
         np.testing.assert_array_equal(y, ref)
 
 

@@ -2,6 +2,8 @@
 rewrite (uint8 kept between layers), SmoothQuant, calibration errors, and a model through compile."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -186,3 +188,40 @@ def test_smoothquant_leaves_layers_fed_by_layers_in_uint8():
     q = _quantized(g, _samples(8, (4, 8)), extra=",smoothquant=0.5")
     ops = [n.op for n in q.nodes if n.op != "const"]
     assert ops == ["mul", "quantize", "qlinear_matmul", "qlinear_matmul"], ops  # the first layer's input only
+
+
+def test_reduce_range_weights_within_64_compile_exactly_and_survive_a_save_and_load(tmp_path):
+    g = _cnn()
+    samples = _samples(16, (2, 3, 9, 9))
+    passes = STATIC.format("minmax", ",reduce_range=true")
+    q = _quantized(g, samples, extra=",reduce_range=true")
+    layers = [n for n in q.nodes if n.op.startswith("qlinear_")]
+    assert len(layers) == 3 and all(n.attrs["weight_max"] == 64 for n in layers)
+    assert all(int(np.abs(q.constant_of(n.inputs[3]).astype(np.int32)).max()) == 64 for n in layers)
+    cm = leptonc.compile(g, samples[0], passes=passes, calibration=samples, quiet=True, accuracy=False,
+                         cache=False)
+    pairs = re.findall(r"lep_qlinear_(?:conv|matmul)\(.*, (\d), (?:\(uint8_t\*\))?scratch\);", cm.source)
+    assert pairs == ["1"] * 3  # the kernels' int16 pair sums
+    cm.save(tmp_path / "q.lep")
+    loaded = leptonc.load(tmp_path / "q.lep")  # its code derived from the IR again: the same kernels
+    for (x,) in _samples(3, (2, 3, 9, 9), seed=4):
+        ref = leptonc.run_reference(q, x)[0]
+        np.testing.assert_array_equal(cm(x), ref)
+        np.testing.assert_array_equal(loaded(x), ref)
+    plain = _quantized(g, samples)
+    assert all(n.attrs["weight_max"] == 127 for n in plain.nodes if n.op.startswith("qlinear_"))
+    x = _samples(1, (2, 3, 9, 9), seed=4)[0][0]
+    assert _sqnr(leptonc.run_reference(g, x)[0], leptonc.run_reference(q, x)[0]) > 20
+
+
+def test_weights_beyond_weight_max_are_refused():
+    g = Graph("wmax")
+    x = g.add_input("x", TensorType(DType.u8, (2, 8)))
+    w = np.full((4, 8), 65, np.int8)
+    consts = [g.add_constant(a, f"c{j}") for j, a in enumerate((
+        np.array(0.1, np.float32), np.array(0, np.uint8), w, np.ones(4, np.float32), np.zeros(4, np.int32)))]
+    g.set_outputs([g.add("qlinear_matmul", x, *consts, weight_max=64)])
+    with pytest.raises(leptonc.LeptoncError, match="exceeds weight_max 64"):
+        leptonc.run_reference(g, np.zeros((2, 8), np.uint8))
+    with pytest.raises(leptonc.LeptoncError, match="exceeds its weight_max 64"):
+        leptonc.compile(g, quiet=True, accuracy=False, cache=False)

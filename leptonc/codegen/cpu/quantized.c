@@ -582,9 +582,13 @@ static inline lep_i64 lep_qparam(lep_i64 i, int kind, lep_i64 C, lep_i64 inner, 
 /* Rows of uint8 activations (x, with a zero point) times int8 weights in the int8 layout above (one group:
    the row sums after the steps), summed exactly in int32 per tile of rows by one panel of 16 channels:
      AVX-512 VNNI: vpdpbusd, x as its unsigned operand as it is, 4 rows a tile;
-     AVX2: the 4 bytes of x of a step widened to 16-bit and broadcast, each 16 bytes of a step's weights (4
-       channels by 4 inputs) widened to 16-bit, vpmaddwd (pairs of products of at most 255 * 128: no
-       saturation, unlike vpmaddubsw), the pair sums added horizontally at the end; 2 rows a tile;
+     AVX2, weights in [-64, 64] (`pairs`: the quantize pass's reduce_range): vpmaddubsw on the 4 bytes of x of
+       a step broadcast and each 32 bytes of the step's weights (8 channels by 4 inputs): pairs of products of
+       at most 255 * 64 each, so the int16 pair sums never saturate; vpmaddwd by ones sums each channel's two
+       pairs in int32; 4 rows a tile;
+     AVX2, any int8 weights: the 4 bytes of x of a step widened to 16-bit and broadcast, each 16 bytes of a
+       step's weights (4 channels by 4 inputs) widened to 16-bit, vpmaddwd (pairs of products of at most 255 *
+       128: no saturation, unlike vpmaddubsw), the pair sums added horizontally at the end; 2 rows a tile;
      else plain C.
    Then each sum becomes (acc - x_zero_point * rowsum + bias) in int64, times x_scale * w_scale in f32, and
    is stored as f32 or requantized to uint8 (round half to even, clip), as ir/ops/qlinear.py defines it. */
@@ -592,10 +596,18 @@ static inline lep_i64 lep_qparam(lep_i64 i, int kind, lep_i64 C, lep_i64 inner, 
 #if defined(LEP_VNNI)
 #define LEP_Q8_MB 4
 #elif defined(__AVX2__)
-#define LEP_Q8_MB 3
+#define LEP_Q8_MB 2
+#define LEP_Q8_PAIRS 1  /* the vpmaddubsw path for weights in [-64, 64] */
 #else
 #define LEP_Q8_MB 2
 #endif
+#if defined(LEP_Q8_PAIRS)
+#define LEP_Q8P_MB 4    /* rows a tile of the pairs path */
+#define LEP_Q8_TILE_ROWS 4
+#else
+#define LEP_Q8_TILE_ROWS LEP_Q8_MB
+#endif
+#define LEP_Q8_CHUNK 48 /* rows of a conv's windows gathered at a time (a multiple of each path's rows a tile) */
 
 /* bytes of an int8 layout of N rows of K inputs, row sums included */
 static inline lep_i64 lep_q8_layout_bytes(lep_i64 N, lep_i64 K) {
@@ -610,10 +622,19 @@ static inline uint32_t lep_q8_x4(const uint8_t* row, lep_i64 c, lep_i64 K) {
     return x4;
 }
 
+/* x4[m] = the 4 bytes of step c of row m of a, for m < MB (whole: the step lies within K) */
+static inline __attribute__((always_inline)) void lep_q8_x4s(const int MB, const uint8_t* a, lep_i64 lda, lep_i64 c,
+                                                             int whole, lep_i64 K, uint32_t* x4) {
+    if (__builtin_expect(whole, 1))
+        for (int m = 0; m < MB; ++m) memcpy(&x4[m], a + m * lda + 4 * c, 4);
+    else
+        for (int m = 0; m < MB; ++m) x4[m] = lep_q8_x4(a + m * lda, c, K);
+}
+
 /* acc[m][j] = sum over k < K of a[m * lda + k] * w(channel j of the panel, k), for m < MB */
 static inline __attribute__((always_inline)) void lep_q8_tile(const int MB, const uint8_t* a, lep_i64 lda,
                                                               lep_i64 K, const unsigned char* w,
-                                                              int32_t acc[LEP_Q8_MB][LEP_PANEL]) {
+                                                              int32_t acc[LEP_Q8_TILE_ROWS][LEP_PANEL]) {
     const lep_i64 steps = (K + 3) / 4, full = K / 4;
 #if defined(LEP_VNNI)
     __m512i s[LEP_Q8_MB];
@@ -636,11 +657,10 @@ static inline __attribute__((always_inline)) void lep_q8_tile(const int MB, cons
         __m256i wv[4];
         for (int h = 0; h < 4; ++h)
             wv[h] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + c * LEP_USTEP + 16 * h)));
+        uint32_t x4[LEP_Q8_MB];
+        lep_q8_x4s(MB, a, lda, c, c < full, K, x4);
         for (int m = 0; m < MB; ++m) {
-            uint32_t x4;
-            if (__builtin_expect(c < full, 1)) memcpy(&x4, a + m * lda + 4 * c, 4);
-            else x4 = lep_q8_x4(a + m * lda, c, K);
-            const __m256i xv = _mm256_cvtepu8_epi16(_mm_set1_epi32((int)x4));
+            const __m256i xv = _mm256_cvtepu8_epi16(_mm_set1_epi32((int)x4[m]));
             for (int h = 0; h < 4; ++h) s[m][h] = _mm256_add_epi32(s[m][h], _mm256_madd_epi16(wv[h], xv));
         }
     }
@@ -663,6 +683,34 @@ static inline __attribute__((always_inline)) void lep_q8_tile(const int MB, cons
         }
 #endif
 }
+
+#if defined(LEP_Q8_PAIRS)
+/* lep_q8_tile for weights in [-64, 64] on AVX2: vpmaddubsw (x unsigned, w signed; the pair sums stay within
+   int16), then vpmaddwd by ones into int32; channels 0-7 in s[m][0], 8-15 in s[m][1], in order */
+static inline __attribute__((always_inline)) void lep_q8p_tile(const int MB, const uint8_t* a, lep_i64 lda,
+                                                               lep_i64 K, const unsigned char* w,
+                                                               int32_t acc[LEP_Q8_TILE_ROWS][LEP_PANEL]) {
+    const lep_i64 steps = (K + 3) / 4, full = K / 4;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i s[LEP_Q8P_MB][2];
+    for (int m = 0; m < MB; ++m) s[m][0] = s[m][1] = _mm256_setzero_si256();
+    for (lep_i64 c = 0; c < steps; ++c) {
+        const __m256i w0 = _mm256_loadu_si256((const __m256i*)(w + c * LEP_USTEP));
+        const __m256i w1 = _mm256_loadu_si256((const __m256i*)(w + c * LEP_USTEP + 32));
+        uint32_t x4[LEP_Q8P_MB];
+        lep_q8_x4s(MB, a, lda, c, c < full, K, x4);
+        for (int m = 0; m < MB; ++m) {
+            const __m256i xv = _mm256_set1_epi32((int)x4[m]);
+            s[m][0] = _mm256_add_epi32(s[m][0], _mm256_madd_epi16(_mm256_maddubs_epi16(xv, w0), ones));
+            s[m][1] = _mm256_add_epi32(s[m][1], _mm256_madd_epi16(_mm256_maddubs_epi16(xv, w1), ones));
+        }
+    }
+    for (int m = 0; m < MB; ++m) {
+        _mm256_storeu_si256((__m256i*)acc[m], s[m][0]);
+        _mm256_storeu_si256((__m256i*)(acc[m] + 8), s[m][1]);
+    }
+}
+#endif
 
 /* where and how a qlinear op stores its results: y[m * ldy + n] for the n < N channels of this call, from
    off[n] = bias - x_zero_point * rowsum and mul[n] = x_scale * w_scale (lep_q8_channels, padded to panels) */
@@ -749,59 +797,132 @@ static inline void lep_q8_store(const struct lep_q8_out* o, const int32_t* acc, 
 #endif
 }
 
-/* y = the M rows of a (lda bytes apart, K inputs) times the N-channel weights w, stored by o. A worksharing
-   loop: inside a parallel region its tiles are shared out among the threads. */
-static void lep_q8_gemm(const uint8_t* a, lep_i64 lda, lep_i64 M, lep_i64 K, const void* w, lep_i64 N,
-                        const struct lep_q8_out* o) {
-    const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL, steps = (K + 3) / 4;
-    const lep_i64 blocks = (M + LEP_Q8_MB - 1) / LEP_Q8_MB;
-    #pragma omp for schedule(static)
-    for (lep_i64 b = 0; b < blocks; ++b) {
-        const lep_i64 m0 = b * LEP_Q8_MB;
-        const int mb = (int)lep_min(LEP_Q8_MB, M - m0);
-        for (lep_i64 p = 0; p < P; ++p) {
-            const lep_i64 n0 = p * LEP_PANEL, nn = lep_min(LEP_PANEL, N - n0);
-            int32_t acc[LEP_Q8_MB][LEP_PANEL];
-            const unsigned char* wp = lep_panel(w, steps, p);
-            switch (mb) {
-            case 1: lep_q8_tile(1, a + m0 * lda, lda, K, wp, acc); break;
+/* rows [m0, m0 + mb) of y from the mb rows at a (lda bytes apart, K inputs), mb <= LEP_Q8_TILE_ROWS, by one
+   panel p of the weights w (`steps` steps a panel); the tile's row count a constant for each case */
+static inline void lep_q8_block(const uint8_t* a, lep_i64 lda, lep_i64 m0, int mb, lep_i64 K, const void* w,
+                                lep_i64 steps, lep_i64 p, lep_i64 N, const struct lep_q8_out* o, int pairs) {
+    int32_t acc[LEP_Q8_TILE_ROWS][LEP_PANEL];
+    const unsigned char* wp = lep_panel(w, steps, p);
+#define LEP_Q8_CASE(n, tile) case n: tile(n, a, lda, K, wp, acc); break;
+#if defined(LEP_Q8_PAIRS)
+    if (pairs) {
+        switch (mb) {
+        LEP_Q8_CASE(1, lep_q8p_tile) LEP_Q8_CASE(2, lep_q8p_tile) LEP_Q8_CASE(3, lep_q8p_tile)
+        default: lep_q8p_tile(LEP_Q8P_MB, a, lda, K, wp, acc);
+        }
+    } else
+#endif
+    {
+        (void)pairs;
+        switch (mb) {
+        LEP_Q8_CASE(1, lep_q8_tile)
 #if LEP_Q8_MB > 2
-            case 2: lep_q8_tile(2, a + m0 * lda, lda, K, wp, acc); break;
+        LEP_Q8_CASE(2, lep_q8_tile)
 #endif
 #if LEP_Q8_MB > 3
-            case 3: lep_q8_tile(3, a + m0 * lda, lda, K, wp, acc); break;
+        LEP_Q8_CASE(3, lep_q8_tile)
 #endif
-            default: lep_q8_tile(LEP_Q8_MB, a + m0 * lda, lda, K, wp, acc); break;
-            }
-            for (int m = 0; m < mb; ++m) lep_q8_store(o, acc[m], o->off + n0, o->mul + n0, m0 + m, n0, nn);
+        default: lep_q8_tile(LEP_Q8_MB, a, lda, K, wp, acc);
         }
+    }
+#undef LEP_Q8_CASE
+    const lep_i64 n0 = p * LEP_PANEL, nn = lep_min(LEP_PANEL, N - n0);
+    for (int m = 0; m < mb; ++m) lep_q8_store(o, acc[m], o->off + n0, o->mul + n0, m0 + m, n0, nn);
+}
+
+/* rows [m0, m0 + rows) of y from the rows at a (lda bytes apart, K inputs) times the N-channel weights w,
+   stored by o: tiles of rows by panels, on the calling thread */
+static void lep_q8_rows(const uint8_t* a, lep_i64 lda, lep_i64 m0, lep_i64 rows, lep_i64 K, const void* w,
+                        lep_i64 N, const struct lep_q8_out* o, int pairs) {
+    const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL, steps = (K + 3) / 4;
+#if defined(LEP_Q8_PAIRS)
+    const int MB = pairs ? LEP_Q8P_MB : LEP_Q8_MB;
+#else
+    const int MB = LEP_Q8_MB;
+#endif
+    for (lep_i64 m = 0; m < rows; m += MB) {
+        const int mb = (int)lep_min(MB, rows - m);
+        for (lep_i64 p = 0; p < P; ++p) lep_q8_block(a + m * lda, lda, m0 + m, mb, K, w, steps, p, N, o, pairs);
     }
 }
 
-/* y[M, N] = qlinear_matmul(x[M, K], ...): ys NULL for an f32 result; scratch: the channels' off and mul */
+/* y[M, N] = qlinear_matmul(x[M, K], ...): ys NULL for an f32 result; pairs: w in [-64, 64]; scratch: the
+   channels' off and mul */
 static void lep_qlinear_matmul(const uint8_t* x, const float* xs, const uint8_t* xz, const void* w, const float* ws,
                                const int32_t* bias, const float* ys, const uint8_t* yz, void* y, lep_i64 M,
-                               lep_i64 N, lep_i64 K, void* scratch) {
+                               lep_i64 N, lep_i64 K, int pairs, void* scratch) {
     const lep_i64 padded = (N + LEP_PANEL - 1) / LEP_PANEL * LEP_PANEL;
     int32_t* off = (int32_t*)scratch;
     float* mul = (float*)(off + padded);
     lep_q8_channels(w, K, N, xs[0], xz[0], ws, bias, off, mul);
     const struct lep_q8_out o = {off, mul, ys != NULL, ys ? ys[0] : 1.0f, yz ? (float)yz[0] : 0.0f, y, N};
-    #pragma omp parallel if (M * N * K > 65536)
-    lep_q8_gemm(x, K, M, K, w, N, &o);
+    const lep_i64 chunks = (M + LEP_Q8_CHUNK - 1) / LEP_Q8_CHUNK;
+    #pragma omp parallel for schedule(static) if (M * N * K > 65536)
+    for (lep_i64 c = 0; c < chunks; ++c) {
+        const lep_i64 m0 = c * LEP_Q8_CHUNK;
+        lep_q8_rows(x + m0 * K, K, m0, lep_min(LEP_Q8_CHUNK, M - m0), K, w, N, &o, pairs);
+    }
 }
 
-/* qlinear_conv channels-last: x [B][H][W][C] uint8, y [B][OH][OW][O]; per group, the windows of each output
-   pixel gathered into rows of K = KH * KW * C / G bytes (kernel row, kernel column, channel; padding reads as
-   the zero point), then lep_q8_gemm with that group's weights (a 1x1 conv of stride 1 and one group reads x
-   as it is). scratch: each group's channels' off and mul (lep_q8_channels), then B * OH * OW * ceil(K / 4) * 4
-   bytes of rows. */
+/* the shape of a channels-last qlinear_conv (lep_qlinear_conv's arguments) */
+struct lep_q8_conv {
+    lep_i64 H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw, G;
+};
+
+/* n bytes from src to dst, 16 at a time (the runs of a window are short: a libc call each would cost more) */
+static inline void lep_copy_run(uint8_t* dst, const uint8_t* src, lep_i64 n) {
+    for (; n >= 16; n -= 16, dst += 16, src += 16) memcpy(dst, src, 16);
+    for (lep_i64 i = 0; i < n; ++i) dst[i] = src[i];
+}
+
+static inline void lep_fill_run(uint8_t* dst, uint8_t v, lep_i64 n) {
+    for (lep_i64 i = 0; i < n; ++i) dst[i] = v;
+}
+
+/* the windows of output pixels [p0, p0 + count) (batch, row, column) for group g, gathered into rows ldq bytes
+   apart from a: kernel row, kernel column, channel; padding reads as the zero point xz, and the bytes past K
+   are zero. The pixel's position advances column by column (no divisions per pixel). */
+static inline void lep_q8_gather(const uint8_t* x, uint8_t xz, const struct lep_q8_conv* c, lep_i64 g, lep_i64 p0,
+                                 lep_i64 count, lep_i64 K, lep_i64 ldq, uint8_t* a) {
+    const lep_i64 Cg = c->C / c->G, run = c->KW * c->C, whole_rows = c->dw == 1 && c->G == 1;
+    lep_i64 n = p0 / (c->OH * c->OW), oh = p0 / c->OW % c->OH, ow = p0 % c->OW;
+    for (lep_i64 i = 0; i < count; ++i, a += ldq) {
+        const lep_i64 w0 = ow * c->sw - c->pw, w1 = w0 + (c->KW - 1) * c->dw;
+        const uint8_t* img = x + n * c->H * c->W * c->C;
+        for (lep_i64 kh = 0; kh < c->KH; ++kh) {
+            const lep_i64 h = oh * c->sh - c->ph + kh * c->dh;
+            uint8_t* dst = a + kh * c->KW * Cg;
+            if (h >= 0 && h < c->H && w0 >= 0 && w1 < c->W && whole_rows) {
+                lep_copy_run(dst, img + (h * c->W + w0) * c->C, run);  /* the kernel row's pixels, one run */
+                continue;
+            }
+            for (lep_i64 kw = 0; kw < c->KW; ++kw, dst += Cg) {
+                const lep_i64 wi = w0 + kw * c->dw;
+                if (h < 0 || h >= c->H || wi < 0 || wi >= c->W) lep_fill_run(dst, xz, Cg);
+                else lep_copy_run(dst, img + (h * c->W + wi) * c->C + g * Cg, Cg);
+            }
+        }
+        lep_fill_run(a + K, 0, ldq - K);
+        if (++ow == c->OW) {
+            ow = 0;
+            if (++oh == c->OH) oh = 0, ++n;
+        }
+    }
+}
+
+/* qlinear_conv channels-last: x [B][H][W][C] uint8, y [B][OH][OW][O]; per group, the windows of LEP_Q8_CHUNK
+   output pixels at a time gathered into rows of K = KH * KW * C / G bytes (lep_q8_gather), padded with zeros to
+   whole steps, and multiplied by that group's weights while they are in cache (a 1x1 conv of stride 1 and one
+   group reads x as it is). pairs: w in [-64, 64]. scratch: each group's channels' off and mul
+   (lep_q8_channels), then B * OH * OW * ceil(K / 4) * 4 bytes of rows (each thread gathers into the rows of
+   its own first chunk when every thread has one, else into those of the chunk at hand). */
 static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* xz, const void* w, const float* ws,
                              const int32_t* bias, const float* ys, const uint8_t* yz, void* y, lep_i64 B,
                              lep_i64 H, lep_i64 W, lep_i64 C, lep_i64 OH, lep_i64 OW, lep_i64 O, lep_i64 KH,
                              lep_i64 KW, lep_i64 sh, lep_i64 sw, lep_i64 dh, lep_i64 dw, lep_i64 ph, lep_i64 pw,
-                             lep_i64 G, uint8_t* scratch) {
-    const lep_i64 M = B * OH * OW, Cg = C / G, Og = O / G, K = KH * KW * Cg, ldq = (K + 3) / 4 * 4;
+                             lep_i64 G, int pairs, uint8_t* scratch) {
+    const struct lep_q8_conv shape = {H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw, G};
+    const lep_i64 M = B * OH * OW, Og = O / G, K = KH * KW * (C / G), ldq = (K + 3) / 4 * 4;
     const int direct = KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && G == 1 && OH == H && OW == W;
     const lep_i64 wbytes = lep_q8_layout_bytes(Og, K), padded = (Og + LEP_PANEL - 1) / LEP_PANEL * LEP_PANEL;
     int32_t* off = (int32_t*)scratch;
@@ -809,39 +930,29 @@ static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* x
     for (lep_i64 g = 0; g < G; ++g)
         lep_q8_channels((const unsigned char*)w + g * wbytes, K, Og, xs[0], xz[0], ws + g * Og, bias + g * Og,
                         off + g * padded, mul + g * padded);
-    scratch = (uint8_t*)(mul + G * padded);
+    uint8_t* rows = (uint8_t*)(mul + G * padded);
+    const lep_i64 chunks = (M + LEP_Q8_CHUNK - 1) / LEP_Q8_CHUNK;
     #pragma omp parallel if (M * O * K > 65536)
-    for (lep_i64 g = 0; g < G; ++g) {
-        if (!direct) {
-            #pragma omp for schedule(static)
-            for (lep_i64 p = 0; p < M; ++p) {
-                const lep_i64 n = p / (OH * OW), oh = p / OW % OH, ow = p % OW;
-                uint8_t* row = scratch + p * ldq;
-                const lep_i64 w0 = ow * sw - pw, w1 = w0 + (KW - 1) * dw;
-                for (lep_i64 kh = 0; kh < KH; ++kh) {
-                    const lep_i64 h = oh * sh - ph + kh * dh;
-                    uint8_t* dst = row + kh * KW * Cg;
-                    if (h >= 0 && h < H && w0 >= 0 && w1 < W && dw == 1 && G == 1) {
-                        /* the kernel row's pixels, one run of bytes */
-                        memcpy(dst, x + ((n * H + h) * W + w0) * C, (size_t)(KW * C));
-                        continue;
-                    }
-                    for (lep_i64 kw = 0; kw < KW; ++kw, dst += Cg) {
-                        const lep_i64 wi = w0 + kw * dw;
-                        if (h < 0 || h >= H || wi < 0 || wi >= W)
-                            for (lep_i64 c = 0; c < Cg; ++c) dst[c] = xz[0];
-                        else
-                            for (lep_i64 c = 0; c < Cg; ++c) dst[c] = x[((n * H + h) * W + wi) * C + g * Cg + c];
-                    }
+    {
+        const int own = omp_get_num_threads() * LEP_Q8_CHUNK <= M;
+        uint8_t* mine = rows + omp_get_thread_num() * LEP_Q8_CHUNK * ldq;
+        for (lep_i64 g = 0; g < G; ++g) {
+            const struct lep_q8_out o = {off + g * padded, mul + g * padded, ys != NULL, ys ? ys[0] : 1.0f,
+                                         yz ? (float)yz[0] : 0.0f,
+                                         ys ? (void*)((uint8_t*)y + g * Og) : (void*)((float*)y + g * Og), O};
+            const void* wg = (const unsigned char*)w + g * wbytes;
+            #pragma omp for schedule(static) nowait
+            for (lep_i64 c = 0; c < chunks; ++c) {
+                const lep_i64 m0 = c * LEP_Q8_CHUNK, n = lep_min(LEP_Q8_CHUNK, M - m0);
+                if (direct) {
+                    lep_q8_rows(x + m0 * C, C, m0, n, K, wg, Og, &o, pairs);
+                    continue;
                 }
-                for (lep_i64 k = K; k < ldq; ++k) row[k] = 0;
-            }  /* the loop's barrier: every row is gathered before the GEMM reads them */
+                uint8_t* a = own ? mine : rows + m0 * ldq;
+                lep_q8_gather(x, xz[0], &shape, g, m0, n, K, ldq, a);
+                /* the rows are padded with zeros to whole steps: K = ldq reads them without a tail */
+                lep_q8_rows(a, ldq, m0, n, ldq, wg, Og, &o, pairs);
+            }
         }
-        const struct lep_q8_out o = {off + g * padded, mul + g * padded, ys != NULL, ys ? ys[0] : 1.0f,
-                                     yz ? (float)yz[0] : 0.0f,
-                                     ys ? (void*)((uint8_t*)y + g * Og) : (void*)((float*)y + g * Og), O};
-        /* the gathered rows are padded with zeros to whole steps: K = ldq reads them without a tail */
-        lep_q8_gemm(direct ? x : scratch, direct ? C : ldq, M, direct ? K : ldq, (const unsigned char*)w + g * wbytes,
-                    Og, &o);
-    }  /* (lep_q8_gemm's barrier: the next group's rows overwrite the scratch only after every tile is done) */
+    }
 }

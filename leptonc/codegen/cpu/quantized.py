@@ -22,6 +22,7 @@ from .kernels import KernelContext
 QUANTIZED_SOURCE = Path(__file__).with_name("quantized.c").read_text()
 PANEL = 16  # output channels per panel: one vector of the kernels (LEP_PANEL in quantized.c)
 UNIT = 4    # panels interleaved step by step (LEP_UNIT)
+PAIR_SAFE_WEIGHT = 64  # |w| bound under which 2 * 255 * |w| fits int16: the qlinear kernels' vpmaddubsw path
 
 
 # ---------------------------------------------------------------- weight layouts (see quantized.c)
@@ -237,9 +238,11 @@ def emit_matmul_integer(ctx: KernelContext, node: Node) -> list[str]:
 
 
 def _qlinear_params(ctx: KernelContext, node: Node, k: int) -> str:
-    """The C arguments x, x_scale, x_zero_point, w, w_scale, bias, y_scale, y_zero_point, y of a qlinear op,
-    once it is known that its sums stay within int32: |sum of x * w| <= 255 * 128 * K, plus |bias - x_zero_point
-    * (row sum of w)| with a constant bias (the kernels add them in int32)."""
+    """(The C arguments x, x_scale, x_zero_point, w, w_scale, bias, y_scale, y_zero_point, y of a qlinear op,
+    pairs) once it is known that its sums stay within int32: |sum of x * w| <= 255 * 128 * K, plus |bias -
+    x_zero_point * (row sum of w)| with a constant bias (the kernels add them in int32). pairs is 1 when the
+    op's weight_max is at most 64, so that the kernels may sum pairs of u8 x i8 products in int16; it comes
+    from the IR, not from the weight's values (a loaded artifact's code is derived from its IR alone)."""
     ins = node.inputs
     bias = ctx.graph.constant_of(ins[5])
     bound = None if bias is None else \
@@ -248,9 +251,13 @@ def _qlinear_params(ctx: KernelContext, node: Node, k: int) -> str:
         raise UnsupportedError(f"{ctx.where}: {node.op} on the cpu target needs a constant bias and sums that "
                                f"stay within int32 ({k} inputs per output, bias up to "
                                f"{'?' if bias is None else int(np.abs(bias).max(initial=0))})")
+    w, weight_max = ctx.graph.constant_of(ins[3]), node.attrs["weight_max"]
+    if w is not None and int(np.abs(w.astype(np.int32)).max(initial=0)) > weight_max:
+        raise UnsupportedError(f"{ctx.where}: {node.op}'s weight exceeds its weight_max {weight_max}")
+    pairs = int(weight_max <= PAIR_SAFE_WEIGHT)
     y_params = f"{ctx.ptr(ins[6])}, {ctx.ptr(ins[7])}" if len(ins) == 8 else "NULL, NULL"
     return (f"{ctx.ptr(ins[0])}, {ctx.ptr(ins[1])}, {ctx.ptr(ins[2])}, {_laid_out(ctx, node, 3)}, "
-            f"{ctx.ptr(ins[4])}, {ctx.ptr(ins[5])}, {y_params}, {ctx.ptr(node.output)}")
+            f"{ctx.ptr(ins[4])}, {ctx.ptr(ins[5])}, {y_params}, {ctx.ptr(node.output)}"), pairs
 
 
 def _channel_bytes(outputs: int) -> int:
@@ -260,10 +267,10 @@ def _channel_bytes(outputs: int) -> int:
 
 def emit_qlinear_matmul(ctx: KernelContext, node: Node) -> list[str]:
     x, w = node.inputs[0], node.inputs[3]
-    params = _qlinear_params(ctx, node, w.shape[1])
+    params, pairs = _qlinear_params(ctx, node, w.shape[1])
     ctx.scratch_bytes = _channel_bytes(w.shape[0])
     return [f"lep_qlinear_matmul({params}, {cnumel(x.shape[:-1], ctx.where)}, {ctx.d(w.shape[0])}, "
-            f"{ctx.d(w.shape[1])}, scratch);"]
+            f"{ctx.d(w.shape[1])}, {pairs}, scratch);"]
 
 
 def emit_qlinear_conv(ctx: KernelContext, node: Node) -> list[str]:
@@ -279,11 +286,11 @@ def emit_qlinear_conv(ctx: KernelContext, node: Node) -> list[str]:
     (h, wd), (oh, ow) = hw(x.shape), hw(out.shape)
     group, d = node.attrs["group"], ctx.d
     k = kh * kw * w.shape[1]  # a constant weight's dims
-    params = _qlinear_params(ctx, node, k)
+    params, pairs = _qlinear_params(ctx, node, k)
     ctx.scratch_bytes = D.add(group * _channel_bytes(w.shape[0] // group),  # then the gathered windows
                               D.mul(D.product(out.shape[:-1]), -(-k // 4) * 4))
     return [f"lep_qlinear_conv({params}, {d(x.shape[0])}, {d(h)}, {d(wd)}, {d(x.shape[-1])}, {d(oh)}, {d(ow)}, "
-            f"{d(w.shape[0])}, {kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pads[0]}, {pads[1]}, {group}, "
+            f"{d(w.shape[0])}, {kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pads[0]}, {pads[1]}, {group}, {pairs}, "
             "(uint8_t*)scratch);"]
 
 

@@ -15,7 +15,9 @@ as ONNX QLinearConv / QLinearMatMul with symmetric weights (no weight zero point
     clip(round_half_even(v / y_scale) + y_zero_point, 0, 255), so that the next quantized layer reads it as
     it is (a relu between them is the clip at 0 when y_zero_point is 0); without them it is v, in f32.
 qlinear_conv takes conv's attributes (strides, pads, dilations, group) and `channels_last` (x and the result
-N, spatial..., C; padding reads as x_zero_point, a real 0).
+N, spatial..., C; padding reads as x_zero_point, a real 0). Both take `weight_max` (1 to 128, default 128:
+any int8): the weights lie in [-weight_max, weight_max], which the reference checks; at 64 or less a pair of u8 x i8
+products fits int16 (2 * 255 * 64 < 2^15), which the cpu kernels use (the quantize pass's reduce_range).
 """
 from __future__ import annotations
 
@@ -32,8 +34,13 @@ from .nn import _CONV_ATTRS, _conv_infer, _permuted, channels_first_perm, channe
 STRUCTURED = PURE | {"structured"}
 
 
-def _check_params(op: str, x: TensorType, x_scale, x_zp, w: TensorType, w_scale, bias, y_params) -> TensorType:
+WEIGHT_ATTRS = {"weight_max": ("int", 128)}
+
+
+def _check_params(op: str, x: TensorType, x_scale, x_zp, w: TensorType, w_scale, bias, y_params,
+                  weight_max: int) -> TensorType:
     """The result type's dtype after checking every operand but x's and w's shapes."""
+    require(1 <= weight_max <= 128, f"{op}: weight_max must be in [1, 128], got {weight_max}")
     require(x.dtype is DType.u8, f"{op} takes u8 activations, got {x.dtype}")
     require(w.dtype is DType.i8, f"{op} takes an i8 weight, got {w.dtype}")
     require(x_scale.dtype is DType.f32 and x_scale.rank == 0, f"{op}: x_scale must be an f32 scalar, got {x_scale}")
@@ -52,6 +59,11 @@ def _check_params(op: str, x: TensorType, x_scale, x_zp, w: TensorType, w_scale,
     return DType.u8
 
 
+def _check_weight(op: str, w: np.ndarray, weight_max: int) -> None:
+    top = int(np.abs(w.astype(np.int32)).max(initial=0))
+    require(top <= weight_max, f"{op}: a weight of magnitude {top} exceeds weight_max {weight_max}")
+
+
 def requantize(acc: np.ndarray, x_scale, w_scale, y_params, channel_axis: int) -> np.ndarray:
     """The result from the int32 sums `acc` (bias included): f32, or u8 with y_params = (y_scale, y_zero_point)."""
     m = (np.float32(x_scale) * w_scale.astype(np.float32)).astype(np.float32)
@@ -68,8 +80,8 @@ def requantize(acc: np.ndarray, x_scale, w_scale, y_params, channel_axis: int) -
 # ---------------------------------------------------------------- qlinear_conv
 
 def _qlinear_conv_infer(x, x_scale, x_zp, w, w_scale, bias, *y_params, strides, pads, dilations, group,
-                        channels_last=False) -> TensorType:
-    dtype = _check_params("qlinear_conv", x, x_scale, x_zp, w, w_scale, bias, y_params)
+                        channels_last=False, weight_max=128) -> TensorType:
+    dtype = _check_params("qlinear_conv", x, x_scale, x_zp, w, w_scale, bias, y_params, weight_max)
     xf = _permuted(x, channels_first_perm(x.rank)) if channels_last and x.rank >= 3 else x
     y = _conv_infer(xf.with_dtype(DType.f32), w.with_dtype(DType.f32), strides=strides, pads=pads,
                     dilations=dilations, group=group)
@@ -79,11 +91,12 @@ def _qlinear_conv_infer(x, x_scale, x_zp, w, w_scale, bias, *y_params, strides, 
 
 
 @define_op("qlinear_conv", arity=(6, 8), infer=_qlinear_conv_infer, traits=STRUCTURED,
-           attrs={**_CONV_ATTRS, "channels_last": ("bool", False)})
+           attrs={**_CONV_ATTRS, "channels_last": ("bool", False), **WEIGHT_ATTRS})
 def qlinear_conv(x, x_scale, x_zp, w, w_scale, bias, *y_params, strides, pads, dilations, group,
-                 channels_last=False):
+                 channels_last=False, weight_max=128):
     """Convolution of u8 activations (per-tensor scale and zero point) by i8 weights (a scale per output
     channel) with an i32 bias, summed exactly; the result requantized to u8, or f32."""
+    _check_weight("qlinear_conv", w, weight_max)
     rank = x.ndim
     if channels_last:
         x = np.transpose(x, channels_first_perm(rank))
@@ -96,18 +109,19 @@ def qlinear_conv(x, x_scale, x_zp, w, w_scale, bias, *y_params, strides, pads, d
 
 # ---------------------------------------------------------------- qlinear_matmul
 
-def _qlinear_matmul_infer(x, x_scale, x_zp, w, w_scale, bias, *y_params) -> TensorType:
-    dtype = _check_params("qlinear_matmul", x, x_scale, x_zp, w, w_scale, bias, y_params)
+def _qlinear_matmul_infer(x, x_scale, x_zp, w, w_scale, bias, *y_params, weight_max=128) -> TensorType:
+    dtype = _check_params("qlinear_matmul", x, x_scale, x_zp, w, w_scale, bias, y_params, weight_max)
     require(x.rank >= 1 and w.rank == 2, f"qlinear_matmul takes x [..., K] and a weight [N, K], got {x} and {w}")
     require(D.compatible(x.shape[-1], w.shape[1]),
             f"qlinear_matmul contraction dims differ: x {list(x.shape)}, weight [N, K] = {list(w.shape)}")
     return TensorType(dtype, tuple(x.shape[:-1]) + (w.shape[0],))
 
 
-@define_op("qlinear_matmul", arity=(6, 8), infer=_qlinear_matmul_infer, traits=STRUCTURED)
-def qlinear_matmul(x, x_scale, x_zp, w, w_scale, bias, *y_params):
+@define_op("qlinear_matmul", arity=(6, 8), infer=_qlinear_matmul_infer, traits=STRUCTURED, attrs=WEIGHT_ATTRS)
+def qlinear_matmul(x, x_scale, x_zp, w, w_scale, bias, *y_params, weight_max=128):
     """x [..., K] (u8, per-tensor scale and zero point) times an i8 weight [N, K] (a scale per output) plus an
     i32 bias, summed exactly; the result requantized to u8, or f32."""
+    _check_weight("qlinear_matmul", w, weight_max)
     xc = x.astype(np.int64) - int(x_zp)
     acc = np.matmul(xc, w.astype(np.int64).T) + bias.astype(np.int64)
     return requantize(acc, x_scale, w_scale, y_params, acc.ndim - 1)
@@ -123,13 +137,18 @@ def _samples(s):
     conv_w = s.constant(s.ints(3, 2, 3, 3, low=-127, high=128, dtype=np.int8))
     (mxs, mxz), (mws, mb) = params(5)
     mm_w = s.constant(s.ints(5, 8, low=-127, high=128, dtype=np.int8))
+    conv_w7 = s.constant(s.ints(3, 2, 3, 3, low=-64, high=65, dtype=np.int8))  # weight_max=64
+    mm_w7 = s.constant(s.ints(5, 8, low=-64, high=65, dtype=np.int8))
     return {
         "qlinear_conv": [
             s(s.ints(1, 2, 6, 6, low=0, high=256, dtype=np.uint8), xs, xz, conv_w, ws, b, pads=(1, 1, 1, 1)),
             s(s.ints(1, 2, 6, 6, low=0, high=256, dtype=np.uint8), xs, xz, conv_w, ws, b, *y, strides=(2, 2)),
+            s(s.ints(1, 2, 6, 6, low=0, high=256, dtype=np.uint8), xs, xz, conv_w7, ws, b, *y, pads=(1, 1, 1, 1),
+              weight_max=64),
         ],
         "qlinear_matmul": [
             s(s.ints(2, 3, 8, low=0, high=256, dtype=np.uint8), mxs, mxz, mm_w, mws, mb),
             s(s.ints(4, 8, low=0, high=256, dtype=np.uint8), mxs, mxz, mm_w, mws, mb, *y),
+            s(s.ints(4, 8, low=0, high=256, dtype=np.uint8), mxs, mxz, mm_w7, mws, mb, *y, weight_max=64),
         ],
     }
