@@ -271,3 +271,13 @@ def test_one_library_serves_every_batch_size():
         rng = np.random.default_rng(b)
         xs = [rng.standard_normal(shape).astype(np.float32) for shape in ((b, 3, 5, 7), (b, 40))]
         assert_matches_reference(cm.run(*xs), leptonc.run_reference(graph, *xs))
+
+
+def test_grid_sample_at_nan_infinite_and_huge_coordinates():
+    grid = s.f32(1, 3, 3, 2, low=-1.2, high=1.2)
+    grid[0, 0, 0, 0], grid[0, 1, 1, 1], grid[0, 2, 2, 0], grid[0, 2, 1, 1] = np.nan, np.inf, -np.inf, 1e30
+    x = s.f32(1, 2, 4, 5)
+    _check("grid_sample", [s(x, grid, mode=mode, padding_mode=padding, align_corners=align)
+                           for mode, padding, align in itertools.product(("linear", "nearest", "cubic"),
+                                                                         ("zeros", "border", "reflection"),
+                                                                         (False, True))])
