@@ -18,10 +18,13 @@ from .kernels import KernelContext
 
 IMAGE_SOURCE = Path(__file__).with_name("image.c").read_text()
 
+# the values of image.c's enums, in order
 _MODES = ("nearest", "linear", "cubic")
 _COORDS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
            "tf_crop_and_resize")
 _NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+_GRID_MODES = ("linear", "nearest", "cubic")
+_GRID_PADDING = ("zeros", "border", "reflection")
 
 
 def uses_image(graph: Graph) -> bool:
@@ -149,8 +152,7 @@ def emit_grid_sample(ctx: KernelContext, node: Node) -> list[str]:
         raise UnsupportedError(f"{ctx.where}: grid_sample over {nsp} spatial dims is not supported by the cpu "
                                "target (1 to 3 are)")
     at = node.attrs
-    mode = ("linear", "nearest", "cubic").index(at["mode"])
-    padding = ("zeros", "border", "reflection").index(at["padding_mode"])
+    mode, padding = _GRID_MODES.index(at["mode"]), _GRID_PADDING.index(at["padding_mode"])
     return (["{", "  " + _dims(ctx, "isp", x.shape[2:])]
             + ["  " + s for s in _to_doubles(ctx, x, "xd") + _to_doubles(ctx, grid, "gd")]
             + ["  " + _new_doubles(ctx, y, "yd"),
@@ -188,9 +190,9 @@ def emit_roi_align(ctx: KernelContext, node: Node) -> list[str]:
                f"{at['output_width']}, {int(at['mode'] == 'max')}, {at['sampling_ratio']}, "
                f"{float(at['spatial_scale'])!r}, {offset!r}, &bad);",
                f"  if (bad >= 0) lep_index_fault({ctx.index_fault()}, bad, bd[bad], 0, {n});",
-               "  else"]
-            + ["  " + s for s in _from_doubles(ctx, y, "yd")]
-            + ["  free(xd); free(rd); free(bd); free(yd);", "}"])
+               "  else {"]
+            + ["    " + s for s in _from_doubles(ctx, y, "yd")]
+            + ["  }", "  free(xd); free(rd); free(bd); free(yd);", "}"])
 
 
 IMAGE_EMITTERS = {"resize": emit_resize, "grid_sample": emit_grid_sample, "affine_grid": emit_affine_grid,
