@@ -1,12 +1,15 @@
 """Idle speed of two leptonc source trees (say, a commit before a change and the working tree), in turns.
 
     git worktree add /tmp/before <commit>
-    python benchmarks/compare_trees.py /tmp/before . --models gpt2,bert --rounds 3
+    python benchmarks/compare_trees.py /tmp/before . --models gpt2,bert --rounds 10 [--busy 0,1,2]
 
-Each (tree, model) runs in a process of its own, taking turns with the other tree, so that one tree's thread
-pools never share a process with the other's. A process compiles the suite model (benchmarks/suite.py of its
-tree) for the cpu target, calls it a few times, then times `--calls` calls; the line printed per process is the
-median in ms. The table gives every round's median, so that a bimodal tree shows as such.
+For each model, each tree runs in a process of its own (so that one tree's thread pools never share a process
+with the other's), which compiles the suite model (benchmarks/suite.py of its tree) for the cpu target and then
+times `--calls` back-to-back calls whenever the parent asks. The parent asks the two processes in turns,
+`--rounds` times, so that both trees see the same load when the machine is shared: compare the ratio, taken in
+the same minutes, rather than the milliseconds. With `--busy`, the turns are taken again beside each count of
+busy-looping processes (benchmarks/contention.py's), so that a change's effect on a busy machine shows too. The
+table gives the median of each tree's calls, the first and last quartile of its turns' medians, and after / before.
 """
 from __future__ import annotations
 
@@ -17,9 +20,14 @@ import subprocess
 import sys
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.contention import BUSY_SETTLE_S, busy_processes, stop  # noqa: E402
+
 CHILD = """
 import statistics, sys, time
-tree, name, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+tree, name = sys.argv[1], sys.argv[2]
 sys.path.insert(0, tree)
 import leptonc
 from benchmarks.suite import SUITE
@@ -29,22 +37,60 @@ args = [x.numpy() for x in inputs]
 cm = leptonc.compile(module, inputs, target="cpu", quiet=True)
 for _ in range(3):
     cm(*args)
-times = []
-for _ in range(calls):
-    t0 = time.perf_counter()
-    cm(*args)
-    times.append(time.perf_counter() - t0)
-print(statistics.median(times) * 1e3)
+print("ready", flush=True)
+for line in sys.stdin:
+    times = []
+    for _ in range(int(line)):
+        t0 = time.perf_counter()
+        cm(*args)
+        times.append((time.perf_counter() - t0) * 1e3)
+    print(" ".join(f"{t:.4f}" for t in times), flush=True)
 """
+PAUSE_S = 0.1  # before each turn: the other tree's pool stops spinning
 
 
-def time_in_process(tree: str, model: str, calls: int) -> float:
-    """Median ms of one call of `model` compiled by the leptonc in `tree`, in a fresh process."""
-    out = subprocess.run([sys.executable, "-c", CHILD, tree, model, str(calls)], capture_output=True, text=True,
-                         timeout=1800)
-    if out.returncode:
-        raise SystemExit(f"{model} with {tree} failed:\n{out.stderr[-2000:]}")
-    return float(out.stdout.strip().splitlines()[-1])
+class Tree:
+    """A process holding `model` compiled by the leptonc in `tree`, timing calls on request."""
+
+    def __init__(self, tree: str, model: str):
+        self.tree = tree
+        self.proc = subprocess.Popen([sys.executable, "-c", CHILD, tree, model], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise SystemExit(f"{model} with {tree} failed (see its error above)")
+
+    def time(self, calls: int) -> list[float]:
+        self.proc.stdin.write(f"{calls}\n")
+        self.proc.stdin.flush()
+        return [float(t) for t in self.proc.stdout.readline().split()]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def compare(trees: list[str], model: str, busy: list[int], rounds: int, calls: int) -> dict[int, list]:
+    """{busy processes: per tree, per round, the ms of each call}."""
+    procs = [Tree(t, model) for t in trees]
+    out = {}
+    try:
+        for n in busy:
+            loops = busy_processes(n)
+            times: list[list[list[float]]] = [[] for _ in trees]
+            try:
+                time.sleep(BUSY_SETTLE_S if n else 0)
+                for r in range(rounds):
+                    order = range(len(procs)) if r % 2 == 0 else reversed(range(len(procs)))  # neither always first
+                    for i in order:
+                        time.sleep(PAUSE_S)
+                        times[i].append(procs[i].time(calls))
+            finally:
+                stop(loops)
+            out[n] = times
+    finally:
+        for p in procs:
+            p.close()
+    return out
 
 
 def main(argv=None) -> int:
@@ -52,21 +98,25 @@ def main(argv=None) -> int:
     p.add_argument("before", help="a leptonc source tree (a git worktree of the older commit)")
     p.add_argument("after", help="another leptonc source tree")
     p.add_argument("--models", default="mlp,gemv_chain,gpt2,mobilenet_v2,bert")
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--calls", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=10, help="turns per tree")
+    p.add_argument("--calls", type=int, default=5, help="back-to-back calls per turn")
+    p.add_argument("--busy", default="0", help="counts of busy-looping processes beside the timed ones")
     args = p.parse_args(argv)
     trees = [os.path.abspath(args.before), os.path.abspath(args.after)]
-    print(f"| model | {trees[0]} ms (each round) | {trees[1]} ms (each round) | after / before (medians) |")
-    print("|---|---|---|---|")
+    busy = [int(n) for n in args.busy.split(",")]
+    print(f"load average at the start: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"| model | busy processes | {trees[0]} ms: median (turns' quartiles) "
+          f"| {trees[1]} ms: median (turns' quartiles) | after / before |")
+    print("|---|---|---|---|---|")
     for model in args.models.split(","):
-        times: list[list[float]] = [[], []]
-        for _ in range(args.rounds):
-            for i, tree in enumerate(trees):
-                times[i].append(time_in_process(tree, model, args.calls))
-                time.sleep(0.5)
-        ratio = statistics.median(times[1]) / statistics.median(times[0])
-        cells = [", ".join(f"{t:.2f}" for t in ts) for ts in times]
-        print(f"| {model} | {cells[0]} | {cells[1]} | {ratio:.2f}x |", flush=True)
+        for n, times in compare(trees, model, busy, args.rounds, args.calls).items():
+            medians = [statistics.median(t for turn in ts for t in turn) for ts in times]
+            cells = []
+            for ts, m in zip(times, medians):
+                q = statistics.quantiles([statistics.median(turn) for turn in ts], n=4) if len(ts) > 1 else [m] * 3
+                cells.append(f"{m:.2f} ({q[0]:.2f}-{q[2]:.2f})")
+            print(f"| {model} | {n} | {cells[0]} | {cells[1]} | {medians[1] / medians[0]:.2f}x |", flush=True)
+    print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0
 
 

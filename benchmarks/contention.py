@@ -12,7 +12,8 @@ systems are timed in turns, `--rounds` times `--runs` back-to-back calls each, a
 turn so that the previous system's pool stops spinning: the slowdown factor is the median call under load
 over the median idle. Then, idle again, each system's time alone in its process is compared with its time
 in the shared process, where the systems are called one after the other with no pause (the in-process
-penalty: the other pools still spinning). `--quick` runs a small MLP with few calls (a smoke test).
+penalty: the other pools still spinning). `--quick` runs a small MLP with few calls (a smoke test). The
+results file records the load average at the start and end, and around each model's timing.
 Writes benchmarks/results/<date>-contention-<cpu>.md (`--out` elsewhere).
 """
 from __future__ import annotations
@@ -214,8 +215,8 @@ def summary(results: dict[str, dict], busy: list[int]) -> list[str]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default=None, help="comma-separated models of benchmarks/suite.py (default: "
-                                                  "the batch-1 models)")
+    p.add_argument("--models", default=None, help="comma-separated models of benchmarks/suite.py (default: all "
+                                                  "of them)")
     p.add_argument("--systems", default=",".join(SYSTEMS))
     p.add_argument("--busy", default="0,1,2", help="counts of busy-looping processes beside the timed one")
     p.add_argument("--runs", type=int, default=10, help="back-to-back calls per turn")
@@ -239,7 +240,7 @@ def main(argv=None) -> int:
     if args.quick:
         suite, runs, rounds = {"tiny_mlp": _tiny_mlp}, 3, 1
     else:
-        names = args.models.split(",") if args.models else [m for m in SUITE if "_b" not in m]
+        names = args.models.split(",") if args.models else list(SUITE)
         missing = [m for m in names if m not in SUITE]
         if missing:
             p.error(f"unknown models {missing}; the suite has {list(SUITE)}")
@@ -248,13 +249,15 @@ def main(argv=None) -> int:
     cpu = "".join(c if c.isalnum() else "-" for c in cpu_name()).strip("-").lower()[:40]
     out = args.out or os.path.join(ROOT, "benchmarks", "results",
                                    f"{datetime.date.today().isoformat()}-contention-{cpu}.md")
-    results = {}
+    results, loads = {}, {}
     for name, build in suite.items():
         with tempfile.TemporaryDirectory(prefix="leptonc-contention-") as folder:
             print(f"{name}: exporting", file=sys.stderr, flush=True)
             export(name, build, folder)
             print(f"{name}: timing", file=sys.stderr, flush=True)
+            load = os.getloadavg()[0]
             results[name] = measure(folder, systems, busy, runs, rounds)
+            loads[name] = (load, os.getloadavg()[0])
         lines = ["# Speed on a busy machine: slowdown beside busy processes, and in one process with other systems",
                  "", f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
                  f"- cpu: {cpu_name()}, {os.cpu_count()} cores; `{command.strip()}`",
@@ -262,7 +265,10 @@ def main(argv=None) -> int:
                  f"at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}",
                  f"- medians of {rounds} x {runs} back-to-back calls per system and load, the systems in turns; "
                  "each system in its own process with its default threads", "",
-                 *table(results, systems, busy), "", *summary(results, busy)]
+                 *table(results, systems, busy), "", *summary(results, busy), "",
+                 "- 1-minute load average before and after timing each model (its own busy processes included; above "
+                 "~0.5 before, other work shared the cores): "
+                 + ", ".join(f"{m} {a:.1f} -> {b:.1f}" for m, (a, b) in loads.items())]
         with open(out, "w") as f:  # after each model: a long run that stops keeps what it measured
             f.write("\n".join(lines) + "\n")
     print(open(out).read())
