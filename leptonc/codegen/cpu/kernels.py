@@ -435,7 +435,7 @@ def _topk_before(dtype: DType, largest: bool, a: str, b: str, branchless: bool =
     with bitwise operators, for a loop that should vectorize."""
     if dtype.is_float:
         either, both = ("|", "&") if branchless else ("||", "&&")
-        return f"(({a}) {'>' if largest else '<'} ({b}) {either} (({b}) != ({b}) {both} ({a}) == ({a})))"
+        return f"((({a}) {'>' if largest else '<'} ({b})) {either} ((({b}) != ({b})) {both} (({a}) == ({a}))))"
     if largest and dtype.is_signed:
         return C.compare("<", C.negate(a, dtype), C.negate(b, dtype))
     return C.compare(">" if largest else "<", a, b)
