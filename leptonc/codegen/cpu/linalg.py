@@ -3,8 +3,9 @@
 - einsum, any equation (diagonals, broadcast ellipses, many operands): one loop over the result's elements
   (OpenMP threads share them), and inside, one over every combination of the summed letters, each operand
   addressed by the sum of its letters' strides (a letter repeated in one term adds its strides: the
-  diagonal; a size-1 dim that broadcasts has stride 0). Floats accumulate in double, integers in int64
-  (wrapping to the result type as numpy's einsum does).
+  diagonal; a size-1 dim that broadcasts has stride 0). Floats accumulate in double, integers in 64 bits
+  (wrapping to the result type as numpy's einsum does). Two-operand einsums without diagonals or
+  broadcasts arrive as matmuls instead (the lower-einsum pass).
 - det: Gaussian elimination with partial pivoting in double, one matrix per task: the product of the
   pivots, negated once per row swap (LAPACK's getrf, which the reference's numpy.linalg.det calls, pivots
   the same way).
@@ -35,10 +36,10 @@ def emit_einsum(ctx: KernelContext, node: Node) -> list[str]:
                 size[c] = d
     summed = [c for c in dict.fromkeys("".join(terms)) if c not in result]
     letters = list(result) + summed   # the result's letters, then the summed ones
-    acc = "double" if y.dtype.is_float else "int64_t"
+    acc = "double" if y.dtype.is_float else "uint64_t"   # (unsigned: integer products wrap, as numpy's)
     lines = [_array("size", [ctx.d(size[c]) for c in letters]),
              f"const int NOUT = {len(result)}, NALL = {len(letters)};",
-             f"int64_t total = 1; for (int i = NOUT; i < NALL; ++i) total *= size[i];"]
+             "int64_t total = 1; for (int i = NOUT; i < NALL; ++i) total *= size[i];"]
     for j, (x, term) in enumerate(zip(xs, terms)):
         strides = D.contiguous_strides(x.shape)
         per_letter = []
