@@ -7,7 +7,9 @@ is stored transposed (kernel..., C/group, O), at compile time. Then every
 transpose sinks toward the graph outputs through the ops that do not care
 about layout: elementwise ops (their constant operands transposed along),
 reductions (when the axes they reduce stay the trailing ones, which is how
-code generation reduces), pads, slices, concat and split. Two transposes in a
+code generation reduces; a mean or max over the spatial dims, as a
+squeeze-excitation block takes, becomes a global pool channels-last), pads,
+slices, concat and split. Two transposes in a
 row compose, so the transpose back to NCHW after one conv meets the transpose
 into NHWC before the next and both vanish; what remains sits where a region
 meets an op that needs NCHW (a graph output, a matmul, a reshape that mixes
@@ -182,10 +184,15 @@ def _sink_reduction(graph: Graph, node: Node) -> None:
         return
     rank = len(perm)
     axes = sorted(perm[a % rank] for a in node.attrs["axes"])
-    if axes and axes != list(range(rank - len(axes), rank)):
+    if axes == list(range(1, rank - 1)) and node.op in GLOBAL_POOLS:
+        new = _global_pool(graph, node, x.producer.inputs[0])
+        if new is None:
+            return
+    elif axes and axes != list(range(rank - len(axes), rank)):
         return  # a reduction runs over trailing axes: it would need a transpose of its own
-    new = graph.add_node(node.op, [x.producer.inputs[0]], {**node.attrs, "axes": axes}, names=[node.output.name],
-                         before=node)
+    else:
+        new = graph.add_node(node.op, [x.producer.inputs[0]], {**node.attrs, "axes": axes},
+                             names=[node.output.name], before=node)
     if node.attrs["keepdims"]:
         result_perm = perm
     else:  # the kept dims, in the order the node had them, numbered among the source's kept dims
@@ -193,6 +200,28 @@ def _sink_reduction(graph: Graph, node: Node) -> None:
         order = sorted(kept)
         result_perm = tuple(order.index(k) for k in kept)
     _replace(graph, node, new, result_perm)
+
+
+GLOBAL_POOLS = {"reduce_mean": "avg_pool", "reduce_max": "max_pool"}
+
+
+def _global_pool(graph: Graph, node: Node, x: Value) -> Node | None:
+    """A mean or max over the spatial dims of a channels-last x (N, spatial..., C), as the global pool that
+    computes it channels-last, [N, 1..., C] ([N, C] without keepdims); None when x is not a float tensor of one
+    or two known, non-empty spatial dims (what the pooling kernels take)."""
+    spatial = x.shape[1:-1]
+    if len(spatial) not in (1, 2) or not x.dtype.is_float or not all(isinstance(d, int) and d > 0 for d in spatial):
+        return None
+    attrs = {"kernel": tuple(spatial), "channels_last": True}
+    if node.op == "reduce_mean":
+        attrs["count_include_pad"] = False
+    keep = node.attrs["keepdims"]
+    pooled = graph.add_node(GLOBAL_POOLS[node.op], [x], attrs, names=[node.output.name if keep else x.name + "_pool"],
+                            before=node)
+    if keep:
+        return pooled
+    return graph.add_node("reshape", [pooled.output], {"shape": (x.shape[0], x.shape[-1])}, names=[node.output.name],
+                          before=node)
 
 
 def _permute_pairs(pads, perm) -> tuple:

@@ -32,6 +32,10 @@ def relu6(g, y):
     return g.add("min", g.add("max", y, g.add_constant(np.float32(0), "zero")), g.add_constant(np.float32(6), "six"))
 
 
+def silu(g, y):
+    return g.add("mul", y, g.add("sigmoid", y))
+
+
 def residual_relu(g, y):
     return g.add("relu", g.add("add", y, g.add_constant(rand(*y.shape[1:]), "residual")))
 
@@ -112,6 +116,54 @@ def test_depthwise_without_bias():
     compile_and_check(*conv_graph((1, 20, 6, 6), (20, 1, 5, 5), bias=False, group=20, pads=(2, 2, 2, 2)))
 
 
+DEPTHWISE_WINDOWS = [
+    (3, {"pads": (1, 1, 1, 1)}),
+    (3, {"strides": (2, 2), "pads": (1, 0, 2, 1)}),                      # asymmetric pads
+    (5, {"pads": (2, 2, 2, 2)}),
+    (5, {"strides": (2, 2), "pads": (1, 1, 2, 2)}),                      # TF-style: more at the end
+    (7, {"pads": (3, 3, 3, 3)}),
+    (7, {"strides": (2, 1), "pads": (0, 3, 1, 2)}),
+    (7, {"strides": (1, 2), "dilations": (1, 2), "pads": (3, 6, 3, 6)}),  # dilation: the generic taps
+    (3, {"strides": (3, 3), "pads": (1, 1, 1, 1)}),                      # stride 3: the generic taps
+    (4, {"pads": (1, 2, 2, 1)}),                                          # an even window
+]
+
+
+@pytest.mark.parametrize("channels", [8, 13, 40, 136])
+@pytest.mark.parametrize("k,attrs", DEPTHWISE_WINDOWS)
+def test_depthwise_windows_strides_and_pads(channels, k, attrs):
+    """The unrolled 3-, 5- and 7-wide windows of stride 1 and 2 and the generic taps, on rows wide enough for
+    blocks of 8 and 4 pixels and the ones left, edges on every side, channels in whole vectors, chunks and a
+    tail, a SiLU epilogue; and an image narrower than the window (every pixel at an edge)."""
+    g, xs = conv_graph((2, channels, 9, 21), (channels, 1, k, k), silu, group=channels, **attrs)
+    compile_and_check(g, xs)
+    if k == 7 and "strides" not in attrs:
+        compile_and_check(*conv_graph((1, channels, 3, 5), (channels, 1, k, k), relu6, group=channels, **attrs))
+
+
+@pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])
+def test_depthwise_on_avx2_and_plain_c(monkeypatch, march):
+    monkeypatch.setattr(build, "FLAGS", [f"-march={march}" if f == "-march=native" else f for f in build.FLAGS])
+    for k, attrs in DEPTHWISE_WINDOWS[:3]:
+        compile_and_check(*conv_graph((1, 21, 9, 19), (21, 1, k, k), relu6, group=21, **attrs))
+
+
+def test_squeeze_excitation_runs_channels_last_end_to_end():
+    """Depthwise conv, SiLU, the mean over H and W (a global pool), two 1x1 convs, a sigmoid scale of the
+    depthwise result, a 1x1 projection: one transpose in, one out, none between the kernels."""
+    g = Graph("se")
+    x = g.add_input("x", TensorType(DType.f32, ("N", 24, 14, 13)))
+
+    def conv(v, c_in, c_out, k, **attrs):
+        return g.add("conv", v, g.add_constant(rand(c_out, c_in // attrs.get("group", 1), k, k), "w"),
+                     g.add_constant(rand(c_out), "b"), **attrs)
+    y = silu(g, conv(x, 24, 24, 5, group=24, strides=(2, 2), pads=(1, 1, 2, 2)))
+    s = g.add("sigmoid", conv(silu(g, conv(g.add("reduce_mean", y, axes=(2, 3)), 24, 6, 1)), 6, 24, 1))
+    g.set_outputs([conv(g.add("mul", y, s), 24, 16, 1)])
+    cm = compile_and_check(g, [rand(2, 24, 14, 13)])
+    assert sum(name.endswith("transpose") for name in cm.kernel_names) == 2
+
+
 def _clamp_chain(g, y):
     """max(y, -1), relu, min(6, .): a clamp to [0, 6] written three ops long."""
     y = g.add("max", y, g.add_constant(np.full((1, 1, 1, 1), -1, np.float32), "minus_one"))
@@ -159,6 +211,23 @@ def test_conv_chain_with_residual_and_pooling():
     y = g.add("relu", g.add("add", conv(z, 16, 16, 1), y))
     g.set_outputs([g.add("avg_pool", y, kernel=(2, 2), strides=(2, 2)), g.add("reduce_mean", y, axes=(2, 3))])
     compile_and_check(g, [rand(2, 3, 16, 16)])
+
+
+@pytest.mark.parametrize("op,extra", [("max_pool", {}), ("avg_pool", {}), ("avg_pool", {"count_include_pad": True})])
+def test_windows_wider_than_the_input(op, extra):
+    """A pooler written as a 1280-wide average in ceil mode over a 7x7 map (EfficientNet's) visits only the taps
+    inside the input (or its padding, for the divisor); dilated and strided windows with more padding than input,
+    and a global pool of a large map split over its channels."""
+    g = Graph("wide")
+    x = g.add_input("x", TensorType(DType.f32, ("N", 70, 7, 7)))
+    g.set_outputs([g.add(op, x, kernel=(1280, 1280), strides=(1280, 1280), ceil_mode=True, **extra),
+                   g.add(op, x, kernel=(3, 4), strides=(3, 2), dilations=(2, 3), pads=(2, 5, 3, 6), ceil_mode=True,
+                         **extra)])
+    compile_and_check(g, [rand(2, 70, 7, 7)])
+    g = Graph("global")
+    x = g.add_input("x", TensorType(DType.f32, (1, 200, 60, 50)))
+    g.set_outputs([g.add(op, x, kernel=(60, 50), **extra)])
+    compile_and_check(g, [rand(1, 200, 60, 50)])
 
 
 @pytest.mark.parametrize("op,extra", [("max_pool", {}), ("avg_pool", {}), ("avg_pool", {"count_include_pad": True})])

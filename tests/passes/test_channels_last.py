@@ -79,13 +79,38 @@ def test_transposes_sink_through_pads_slices_concat_split_and_reductions():
     cat = g.add("concat", b, conv(g, x, 4, 2), axis=1)
     p, q = g.add_node("split", [cat], {"axis": 1, "sizes": (3, 5)}, names=["p", "q"]).outputs
     channels = g.add("reduce_sum", q, axes=(1,), keepdims=True)      # over C: trailing once channels-last
-    spatial = g.add("reduce_mean", p, axes=(2, 3), keepdims=False)   # over H, W: not trailing, left alone
+    spatial = g.add("reduce_mean", p, axes=(2, 3), keepdims=False)   # over H, W: a global average pool
     g.set_outputs([conv(g, g.add("mul", p, channels), 3, 4), spatial])
     after = after_pass(g)
     assert [n.attrs["axis"] for n in ops(after, "concat")] == [3]
     assert [n.attrs["axes"] for n in ops(after, "reduce_sum")] == [(3,)]
-    # in (x), out (the conv result), and one before the spatial mean
-    assert len(ops(after, "transpose")) == 3
+    assert [n.attrs["kernel"] for n in ops(after, "avg_pool")] == [(9, 9)] and not ops(after, "reduce_mean")
+    assert len(ops(after, "transpose")) == 2  # in (x) and out (the conv result)
+
+
+@pytest.mark.parametrize("op,keepdims", [("reduce_mean", True), ("reduce_max", True), ("reduce_max", False)])
+def test_a_spatial_mean_or_max_becomes_a_global_pool(op, keepdims):
+    """Squeeze-excitation: the mean over H and W of a conv's result scales that result; it runs channels-last as
+    a global pool, so that no transpose of the whole tensor is left between the convs."""
+    g = Graph("se")
+    x = g.add_input("x", TensorType(DType.f32, ("N", 4, 7, 6)))
+    y = g.add("relu", conv(g, x, 4, 8))
+    s = g.add(op, y, axes=(2, 3), keepdims=keepdims)
+    s = s if keepdims else g.add("reshape", s, shape=("N", 8, 1, 1))
+    g.set_outputs([conv(g, g.add("mul", y, g.add("sigmoid", conv(g, s, 8, 8, k=1))), 8, 4)])
+    after = after_pass(g)
+    pool = "avg_pool" if op == "reduce_mean" else "max_pool"
+    assert [n.attrs["kernel"] for n in ops(after, pool)] == [(7, 6)] and not ops(after, op)
+    assert len(ops(after, "transpose")) == 2
+
+
+def test_a_spatial_mean_of_unknown_size_is_left_to_a_transpose():
+    g = Graph("dynamic")
+    x = g.add_input("x", TensorType(DType.f32, (1, 4, "H", "W")))
+    y = conv(g, x, 4, 8)
+    g.set_outputs([g.add("mul", y, g.add("reduce_mean", y, axes=(2, 3)))])
+    after = after_pass(g)
+    assert len(ops(after, "reduce_mean")) == 1 and not ops(after, "avg_pool")
 
 
 def test_a_global_average_pool_with_kept_dims_ends_in_a_reshape():

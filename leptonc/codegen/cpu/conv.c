@@ -12,6 +12,17 @@ typedef struct {
     int64_t ph, pw;                     /* padding at the start of each spatial dim */
 } lep_window;
 
+/* The kernel taps [*k0, *k1) of output position o whose input position o * s - p + k * d lies in [lo, hi). */
+static inline void lep_taps_within(int64_t o, int64_t s, int64_t p, int64_t d, int64_t K, int64_t lo, int64_t hi,
+                                   int64_t* k0, int64_t* k1) {
+    const int64_t b = o * s - p;
+    const int64_t first = lo > b ? (lo - b + d - 1) / d : 0;
+    int64_t end = hi > b ? (hi - b + d - 1) / d : 0;
+    end = end < K ? end : K;
+    *k0 = first;
+    *k1 = end > first ? end : first;
+}
+
 /* The A of a convolution's GEMM read straight from its input (implicit im2col): row i is output pixel
  * row0 + i, its columns (kh, kw, c) over the input channels [c0, c0 + CG), zero where the window leaves
  * the input. lep_conv_pack_a packs A[m0:m1, k0:k0+kc] into lep_pack_a's layout (micro-panels of
@@ -398,49 +409,90 @@ static int64_t lep_conv_group_task_pixels(int64_t P, int64_t G, int64_t target) 
     return (P + blocks - 1) / blocks;
 }
 
-/* 16 floats at any address: a vector of the target's widest kind (one zmm, two ymm, ...). */
-typedef float lep_v16 __attribute__((vector_size(64), aligned(4)));
-
-/* v clamped to [clamp[0], clamp[1]] (NaN stays NaN). */
-static inline lep_v16 lep_v16_clamp(lep_v16 v, const float* clamp) {
+/* A vector of the target's widest kind, read and written at any address: 16 floats on AVX-512, else 8 (one ymm
+ * on AVX2). The depthwise loops keep up to 8 accumulators of it in registers. */
 #if defined(__AVX512F__)
-    return (lep_v16)_mm512_min_ps(_mm512_set1_ps(clamp[1]), _mm512_max_ps(_mm512_set1_ps(clamp[0]), (__m512)v));
+#define LEP_DW_LANES 16
 #else
-    for (int j = 0; j < 16; ++j) v[j] = lep_gemm_clamp(v[j], clamp);
-    return v;
+#define LEP_DW_LANES 8
 #endif
+typedef float lep_vdw __attribute__((vector_size(LEP_DW_LANES * 4), aligned(4)));
+typedef int32_t lep_vdw_bits __attribute__((vector_size(LEP_DW_LANES * 4)));
+#define LEP_DW_CHUNK (8 * LEP_DW_LANES) /* channels of one pass over a row: its windows' input stays in L1 */
+
+/* v clamped to [clamp[0], clamp[1]] (NaN stays NaN: it compares false). */
+static inline lep_vdw lep_vdw_clamp(lep_vdw v, const float* clamp) {
+    const lep_vdw lo = (lep_vdw){0} + clamp[0], hi = (lep_vdw){0} + clamp[1];
+    lep_vdw_bits m = v < lo;
+    v = (lep_vdw)(((lep_vdw_bits)lo & m) | ((lep_vdw_bits)v & ~m));
+    m = v > hi;
+    return (lep_vdw)(((lep_vdw_bits)hi & m) | ((lep_vdw_bits)v & ~m));
 }
 
-/* np output pixels ow, ow + 1, ... of output row (n, oh), channels [c, c + 16), whose windows lie inside
- * the input along the width; kernel rows [kh0, kh1) lie inside along the height. KW and SW, when not 0, are
- * the window's width and stride as constants (width dilation 1), so that the taps unroll and an input vector
- * that several pixels read is loaded once. */
+/* np neighbouring output pixels of one row, one vector of channels, every tap inside the input: x at the first
+ * pixel's first tap (kernel row kh0, column 0), w at that tap's filter, nkh kernel rows from kh0, bias and y at
+ * the first pixel's channels. KW and SW, when not 0, are the window's width and stride as constants (width
+ * dilation 1), so that the taps unroll; one accumulator a pixel, each tap one multiply-add a pixel. */
 static inline __attribute__((always_inline)) void lep_depthwise_pixels(
         float* y, const float* x, const float* w, const float* bias, const float* clamp, const lep_window* g,
-        int64_t n, int64_t oh, int64_t ow, int64_t c, int64_t kh0, int64_t kh1, const int np, const int KW,
-        const int SW) {
+        int64_t nkh, const int np, const int KW, const int SW) {
     const int64_t C = g->C, kw_n = KW ? KW : g->KW, step = (SW ? SW : g->sw) * C, tap = (KW ? 1 : g->dw) * C;
-    const lep_v16 b = bias ? *(const lep_v16*)(bias + c) : (lep_v16){0};
-    lep_v16 acc[8];
+    const int64_t xrow = g->dh * g->W * C, wrow = g->KW * C;
+    const lep_vdw b = bias ? *(const lep_vdw*)bias : (lep_vdw){0};
+    lep_vdw acc[8];
     for (int p = 0; p < np; ++p) acc[p] = b;
-    for (int64_t kh = kh0; kh < kh1; ++kh) {
-        const float* xr = x + ((n * g->H + oh * g->sh - g->ph + kh * g->dh) * g->W + ow * g->sw - g->pw) * C + c;
-        const float* wr = w + kh * g->KW * C + c;
+    for (int64_t kh = 0; kh < nkh; ++kh, x += xrow, w += wrow) {
         #pragma GCC unroll 8
         for (int64_t kw = 0; kw < kw_n; ++kw) {
-            const lep_v16 wv = *(const lep_v16*)(wr + kw * C);
-            const float* xp = xr + kw * tap;
+            const lep_vdw wv = *(const lep_vdw*)(w + kw * C);
             #pragma GCC unroll 8
-            for (int p = 0; p < np; ++p) acc[p] += *(const lep_v16*)(xp + p * step) * wv;
+            for (int p = 0; p < np; ++p) acc[p] += *(const lep_vdw*)(x + kw * tap + p * step) * wv;
         }
     }
-    float* yp = y + ((n * g->OH + oh) * g->OW + ow) * C + c;
-    for (int p = 0; p < np; ++p) *(lep_v16*)(yp + p * C) = clamp ? lep_v16_clamp(acc[p], clamp) : acc[p];
+    for (int p = 0; p < np; ++p) *(lep_vdw*)(y + p * C) = clamp ? lep_vdw_clamp(acc[p], clamp) : acc[p];
 }
 
-/* One output pixel, channels [c0, c1), any window (taps outside the input skipped). */
-static void lep_depthwise_edge(float* y, const float* x, const float* w, const float* bias, const float* clamp,
-                               const lep_window* g, int64_t n, int64_t oh, int64_t ow, int64_t c0, int64_t c1) {
+/* One output pixel, nv vectors of channels, the taps of nkh kernel rows and kernel columns [kw0, kw1) (those
+ * inside the input): x at the tap (kh0, kw0), w at its filter, bias and y at the first channel. */
+static inline __attribute__((always_inline)) void lep_depthwise_pixel_vectors(
+        float* y, const float* x, const float* w, const float* bias, const float* clamp, const lep_window* g,
+        int64_t nkh, int64_t kw0, int64_t kw1, const int nv) {
+    const int64_t C = g->C, tap = g->dw * C, xrow = g->dh * g->W * C, wrow = g->KW * C;
+    lep_vdw acc[8];
+    for (int v = 0; v < nv; ++v) acc[v] = bias ? *(const lep_vdw*)(bias + v * LEP_DW_LANES) : (lep_vdw){0};
+    for (int64_t kh = 0; kh < nkh; ++kh, x += xrow, w += wrow)
+        for (int64_t kw = 0; kw < kw1 - kw0; ++kw)
+            #pragma GCC unroll 8
+            for (int v = 0; v < nv; ++v)
+                acc[v] += *(const lep_vdw*)(x + kw * tap + v * LEP_DW_LANES) *
+                          *(const lep_vdw*)(w + kw * C + v * LEP_DW_LANES);
+    for (int v = 0; v < nv; ++v)
+        *(lep_vdw*)(y + v * LEP_DW_LANES) = clamp ? lep_vdw_clamp(acc[v], clamp) : acc[v];
+}
+
+/* Output pixel (n, oh, ow), channels [c0, c1) in whole vectors, any window: the taps outside the input are left
+ * out of the loops (kernel rows [kh0, kh1) lie inside along the height). */
+static void lep_depthwise_pixel(float* y, const float* x, const float* w, const float* bias, const float* clamp,
+                                const lep_window* g, int64_t n, int64_t oh, int64_t ow, int64_t kh0, int64_t kh1,
+                                int64_t c0, int64_t c1) {
+    const int64_t C = g->C;
+    int64_t kw0, kw1;  /* the kernel columns inside the input */
+    lep_taps_within(ow, g->sw, g->pw, g->dw, g->KW, 0, g->W, &kw0, &kw1);
+    const int64_t h = oh * g->sh - g->ph + kh0 * g->dh, iw = ow * g->sw - g->pw + kw0 * g->dw;
+    const float* xp = x + ((n * g->H + h) * g->W + iw) * C;
+    const float* wp = w + (kh0 * g->KW + kw0) * C;
+    float* yp = y + ((n * g->OH + oh) * g->OW + ow) * C;
+    int64_t c = c0;
+    for (; c + 8 * LEP_DW_LANES <= c1; c += 8 * LEP_DW_LANES)
+        lep_depthwise_pixel_vectors(yp + c, xp + c, wp + c, bias ? bias + c : NULL, clamp, g, kh1 - kh0, kw0, kw1, 8);
+    for (; c < c1; c += LEP_DW_LANES)
+        lep_depthwise_pixel_vectors(yp + c, xp + c, wp + c, bias ? bias + c : NULL, clamp, g, kh1 - kh0, kw0, kw1, 1);
+}
+
+/* Output pixel (n, oh, ow), channels [c0, c1) one at a time (the channels past the last whole vector), any
+ * window (taps outside the input skipped). */
+static void lep_depthwise_channels(float* y, const float* x, const float* w, const float* bias, const float* clamp,
+                                   const lep_window* g, int64_t n, int64_t oh, int64_t ow, int64_t c0, int64_t c1) {
     const int64_t C = g->C;
     float* yp = y + ((n * g->OH + oh) * g->OW + ow) * C;
     for (int64_t c = c0; c < c1; ++c) yp[c] = bias ? bias[c] : 0.0f;
@@ -452,7 +504,6 @@ static void lep_depthwise_edge(float* y, const float* x, const float* w, const f
             if (iw < 0 || iw >= g->W) continue;
             const float* xp = x + ((n * g->H + h) * g->W + iw) * C;
             const float* wp = w + (kh * g->KW + kw) * C;
-            #pragma omp simd
             for (int64_t c = c0; c < c1; ++c) yp[c] += xp[c] * wp[c];
         }
     }
@@ -460,48 +511,67 @@ static void lep_depthwise_edge(float* y, const float* x, const float* w, const f
         for (int64_t c = c0; c < c1; ++c) yp[c] = lep_gemm_clamp(yp[c], clamp);
 }
 
-/* The pixels of output row (n, oh) whose windows lie inside the input along the width, [lo, hi), channels
- * [0, vc) (KW, SW: see lep_depthwise_pixels). */
+/* Output row (n, oh), channels [c0, c1) in whole vectors: the pixels [lo, hi), whose windows lie inside the
+ * input along the width, 8 and 4 at a time (KW, SW: see lep_depthwise_pixels), the others one at a time with
+ * the taps inside; kernel rows [kh0, kh1) lie inside along the height. */
 static inline __attribute__((always_inline)) void lep_depthwise_row(
         float* y, const float* x, const float* w, const float* bias, const float* clamp, const lep_window* g,
-        int64_t n, int64_t oh, int64_t lo, int64_t hi, int64_t vc, int64_t kh0, int64_t kh1, const int KW,
-        const int SW) {
-    int64_t ow = lo;  /* pixels outer, channels inner: the windows' input stays in L1 across the channel blocks */
+        int64_t n, int64_t oh, int64_t kh0, int64_t kh1, int64_t lo, int64_t hi, int64_t c0, int64_t c1,
+        const int KW, const int SW) {
+    const int64_t C = g->C, nkh = kh1 - kh0;
+    const int64_t xrow = (n * g->H + oh * g->sh - g->ph + kh0 * g->dh) * g->W - g->pw;  /* column 0 of kh0's row */
+    const float* wr = w + kh0 * g->KW * C;
+    float* yr = y + (n * g->OH + oh) * g->OW * C;
+    for (int64_t ow = 0; ow < lo; ++ow) lep_depthwise_pixel(y, x, w, bias, clamp, g, n, oh, ow, kh0, kh1, c0, c1);
+    int64_t ow = lo;
     for (; ow + 8 <= hi; ow += 8)
-        for (int64_t c = 0; c < vc; c += 16) lep_depthwise_pixels(y, x, w, bias, clamp, g, n, oh, ow, c, kh0, kh1, 8, KW, SW);
+        for (int64_t c = c0; c < c1; c += LEP_DW_LANES)
+            lep_depthwise_pixels(yr + ow * C + c, x + (xrow + ow * g->sw) * C + c, wr + c, bias ? bias + c : NULL,
+                                 clamp, g, nkh, 8, KW, SW);
     if (ow + 4 <= hi) {
-        for (int64_t c = 0; c < vc; c += 16) lep_depthwise_pixels(y, x, w, bias, clamp, g, n, oh, ow, c, kh0, kh1, 4, KW, SW);
+        for (int64_t c = c0; c < c1; c += LEP_DW_LANES)
+            lep_depthwise_pixels(yr + ow * C + c, x + (xrow + ow * g->sw) * C + c, wr + c, bias ? bias + c : NULL,
+                                 clamp, g, nkh, 4, KW, SW);
         ow += 4;
     }
-    for (; ow < hi; ++ow)
-        for (int64_t c = 0; c < vc; c += 16) lep_depthwise_pixels(y, x, w, bias, clamp, g, n, oh, ow, c, kh0, kh1, 1, KW, SW);
+    for (; ow < g->OW; ++ow) lep_depthwise_pixel(y, x, w, bias, clamp, g, n, oh, ow, kh0, kh1, c0, c1);
 }
 
-/* Output rows [r0, r1) (r = n * OH + oh) of a depthwise convolution: channel c of the output is channel c
- * of the input through its own filter w[kh, kw, 0, c], plus bias[c] when bias is not NULL, clamped to
- * [clamp[0], clamp[1]] when clamp is not NULL. Pixels whose
- * windows lie inside the input run 8 at a time, 16 channels a vector (3-wide windows of stride 1 or 2 with
- * their taps unrolled); the others, and channels past the last 16, tap by tap. */
+/* Output rows [r0, r1) (r = n * OH + oh) of a depthwise convolution: channel c of the output is channel c of
+ * the input through its own filter w[kh, kw, 0, c], plus bias[c] when bias is not NULL, clamped to
+ * [clamp[0], clamp[1]] when clamp is not NULL. Vectors of channels, LEP_DW_CHUNK channels a pass over a row;
+ * pixels whose windows lie inside the input 8 at a time, without bounds checks (3-, 5- and 7-wide windows of
+ * stride 1 or 2 with their taps unrolled), the pixels at the edges with their taps inside, and the channels
+ * past the last whole vector one at a time. */
 static void lep_depthwise_nhwc(float* y, const float* x, const float* w, const float* bias, const float* clamp,
                                const lep_window* g, int64_t r0, int64_t r1) {
-    const int64_t C = g->C, vc = C - C % 16;
+    const int64_t C = g->C, vc = C - C % LEP_DW_LANES;
     /* inside along the width: ow * sw - pw >= 0 and ow * sw - pw + (KW - 1) * dw < W */
     int64_t lo = (g->pw + g->sw - 1) / g->sw, hi = g->W - 1 - (g->KW - 1) * g->dw + g->pw;
     hi = hi < 0 ? 0 : hi / g->sw + 1;
     hi = hi < g->OW ? hi : g->OW;
     lo = lo < hi ? lo : hi;
-    const int k3 = g->KW == 3 && g->dw == 1;
+    const int unrolled = g->dw == 1 && g->sw <= 2 && (g->KW == 3 || g->KW == 5 || g->KW == 7);
+    const int shape = unrolled ? (int)(g->KW * 2 + g->sw) : 0;
     for (int64_t r = r0; r < r1; ++r) {
         const int64_t n = r / g->OH, oh = r % g->OH;
-        int64_t kh0 = 0, kh1 = g->KH;  /* kernel rows inside the input */
-        while (kh0 < kh1 && oh * g->sh - g->ph + kh0 * g->dh < 0) ++kh0;
-        while (kh1 > kh0 && oh * g->sh - g->ph + (kh1 - 1) * g->dh >= g->H) --kh1;
-        if (k3 && g->sw == 1) lep_depthwise_row(y, x, w, bias, clamp, g, n, oh, lo, hi, vc, kh0, kh1, 3, 1);
-        else if (k3 && g->sw == 2) lep_depthwise_row(y, x, w, bias, clamp, g, n, oh, lo, hi, vc, kh0, kh1, 3, 2);
-        else lep_depthwise_row(y, x, w, bias, clamp, g, n, oh, lo, hi, vc, kh0, kh1, 0, 0);
-        for (int64_t ow = 0; ow < g->OW; ++ow) {
-            const int64_t c0 = ow >= lo && ow < hi ? vc : 0;
-            if (c0 < C) lep_depthwise_edge(y, x, w, bias, clamp, g, n, oh, ow, c0, C);
+        int64_t kh0, kh1;  /* kernel rows inside the input */
+        lep_taps_within(oh, g->sh, g->ph, g->dh, g->KH, 0, g->H, &kh0, &kh1);
+        for (int64_t c0 = 0; c0 < vc; c0 += LEP_DW_CHUNK) {
+            const int64_t c1 = c0 + LEP_DW_CHUNK < vc ? c0 + LEP_DW_CHUNK : vc;
+#define LEP_DW_ROW(KW, SW) lep_depthwise_row(y, x, w, bias, clamp, g, n, oh, kh0, kh1, lo, hi, c0, c1, KW, SW)
+            switch (shape) {
+            case 7: LEP_DW_ROW(3, 1); break;
+            case 8: LEP_DW_ROW(3, 2); break;
+            case 11: LEP_DW_ROW(5, 1); break;
+            case 12: LEP_DW_ROW(5, 2); break;
+            case 15: LEP_DW_ROW(7, 1); break;
+            case 16: LEP_DW_ROW(7, 2); break;
+            default: LEP_DW_ROW(0, 0);
+            }
+#undef LEP_DW_ROW
         }
+        if (vc < C)
+            for (int64_t ow = 0; ow < g->OW; ++ow) lep_depthwise_channels(y, x, w, bias, clamp, g, n, oh, ow, vc, C);
     }
 }

@@ -47,6 +47,7 @@ CHANNELS_FIRST = "f"    # after the group count: packed in K order (channel, ker
 CHANNELS_FIRST_MAX = 4  # input channels up to which a conv reads its input channels-first
 BLOCK_ROWS = 256        # output pixels of one task, when a conv splits its pixels over the threads
 BLOCKED_MIN_ROWS = 512  # pixels per thread from which it does, rather than the GEMM splitting its threads
+POOL_CHANNELS = 64      # channels of one pooling task
 
 
 def uses_conv(graph: Graph) -> bool:
@@ -267,6 +268,10 @@ def _packed_floats(ctx: KernelContext, w: Value, out: Value, group: int) -> int:
 
 
 def emit_pool(ctx: KernelContext, node: Node) -> list[str]:
+    """Max or average pooling channels-last: a task per output pixel and block of POOL_CHANNELS channels (so
+    that a global pool, one output pixel over the whole input, still splits over the threads), its loops over
+    the taps inside the input only (lep_taps_within: a window wider than the input costs no more than the
+    input), the channels innermost."""
     _require_channels_last(ctx, node)
     x, out = node.inputs[0], node.outputs[0]
     if not x.dtype.is_float and (node.op != "max_pool" or x.dtype not in (DType.u8, DType.i8)):
@@ -277,33 +282,38 @@ def emit_pool(ctx: KernelContext, node: Node) -> list[str]:
     kernel = tuple(node.attrs["kernel"])
     lines, _, (_, _, phe, pwe) = _window(ctx, node, x, out, (1, kernel[0]) if nsp == 1 else kernel)
     is_max = node.op == "max_pool"
-    lines += [f"const int64_t C = {ctx.d(x.shape[-1])};",
-              "#pragma omp parallel for schedule(static) if (win.N * win.OH * win.OW * C > 16384)",
-              "for (int64_t p = 0; p < win.N * win.OH * win.OW; ++p) {",
+    lines += [f"const int64_t C = {ctx.d(x.shape[-1])}, CB = (C + {POOL_CHANNELS - 1}) / {POOL_CHANNELS}, "
+              "P = win.N * win.OH * win.OW;",
+              "const int64_t taps = (win.KH < win.H ? win.KH : win.H) * (win.KW < win.W ? win.KW : win.W);",
+              "#pragma omp parallel for schedule(static) if (P * C * taps > 65536)",
+              "for (int64_t task = 0; task < P * CB; ++task) {",
+              f"  const int64_t p = task / CB, c0 = task % CB * {POOL_CHANNELS}, "
+              f"c1 = c0 + {POOL_CHANNELS} < C ? c0 + {POOL_CHANNELS} : C;",
               "  const int64_t n = p / (win.OH * win.OW), oh = p / win.OW % win.OH, ow = p % win.OW;",
               f"  {t}* yp = {ctx.ptr(out)} + p * C;",
-              f"  for (int64_t c = 0; c < C; ++c) yp[c] = {lowest if is_max else '0'};",
-              "  int64_t cnt = 0, cnt_pad = 0;",
-              "  for (int64_t ki = 0; ki < win.KH; ++ki) {",
-              "    const int64_t h = oh * win.sh - win.ph + ki * win.dh;",
-              "    for (int64_t kj = 0; kj < win.KW; ++kj) {",
-              "      const int64_t w = ow * win.sw - win.pw + kj * win.dw;",
-              f"      if (h >= -win.ph && h < win.H + {phe} && w >= -win.pw && w < win.W + {pwe}) ++cnt_pad;",
-              "      if (h < 0 || h >= win.H || w < 0 || w >= win.W) continue;",
-              "      ++cnt;",
-              f"      const {t}* xp = {ctx.ptr(x)} + ((n * win.H + h) * win.W + w) * C;",
+              f"  for (int64_t c = c0; c < c1; ++c) yp[c] = {lowest if is_max else '0'};",
+              "  int64_t i0, i1, j0, j1;  /* the taps inside the input */",
+              "  lep_taps_within(oh, win.sh, win.ph, win.dh, win.KH, 0, win.H, &i0, &i1);",
+              "  lep_taps_within(ow, win.sw, win.pw, win.dw, win.KW, 0, win.W, &j0, &j1);",
+              "  for (int64_t ki = i0; ki < i1; ++ki)",
+              "    for (int64_t kj = j0; kj < j1; ++kj) {",
+              f"      const {t}* xp = {ctx.ptr(x)} + ((n * win.H + oh * win.sh - win.ph + ki * win.dh) * win.W "
+              "+ ow * win.sw - win.pw + kj * win.dw) * C;",
               "      #pragma omp simd",
-              "      for (int64_t c = 0; c < C; ++c) "
+              "      for (int64_t c = c0; c < c1; ++c) "
               + ("yp[c] = (xp[c] > yp[c] || xp[c] != xp[c]) ? xp[c] : yp[c];" if is_max else "yp[c] += xp[c];"),
-              "    }",
-              "  }"]
-    if is_max:
-        lines.append("  (void)cnt; (void)cnt_pad;")
-    else:
-        div = "cnt_pad" if node.attrs["count_include_pad"] else "cnt"
-        lines += [f"  const {t} count = ({t})({div} > 0 ? {div} : 1);",
+              "    }"]
+    if not is_max:
+        if node.attrs["count_include_pad"]:  # the taps inside the padded input (not past it, in ceil mode)
+            lines += ["  int64_t pi0, pi1, pj0, pj1;",
+                      f"  lep_taps_within(oh, win.sh, win.ph, win.dh, win.KH, -win.ph, win.H + {phe}, &pi0, &pi1);",
+                      f"  lep_taps_within(ow, win.sw, win.pw, win.dw, win.KW, -win.pw, win.W + {pwe}, &pj0, &pj1);",
+                      "  const int64_t cnt = (pi1 - pi0) * (pj1 - pj0);"]
+        else:
+            lines.append("  const int64_t cnt = (i1 - i0) * (j1 - j0);")
+        lines += [f"  const {t} count = ({t})(cnt > 0 ? cnt : 1);",
                   "  #pragma omp simd",
-                  "  for (int64_t c = 0; c < C; ++c) yp[c] /= count;"]
+                  "  for (int64_t c = c0; c < c1; ++c) yp[c] /= count;"]
     lines.append("}")
     return lines
 
