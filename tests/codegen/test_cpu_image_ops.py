@@ -281,3 +281,20 @@ def test_grid_sample_at_nan_infinite_and_huge_coordinates():
                            for mode, padding, align in itertools.product(("linear", "nearest", "cubic"),
                                                                          ("zeros", "border", "reflection"),
                                                                          (False, True))])
+
+
+@pytest.mark.parametrize("text, size, message", [
+    ("%y, %i = topk(%t) {k = 4} : f32[2, 4], i64[2, 4]", 3, "index 4 is out of range for dim 1 of size 3"),
+    ('%y = pad(%t) {pads = [0, 1, 1, 3], mode = "wrap"} : f32[3, S + 4]', 0, "out of range for dim 1 of size 0"),
+])
+def test_run_time_sizes_a_kernel_cannot_honour_are_errors(text, size, message):
+    out = text.split(" : ")[1].split(", i64")[0]
+    graph = leptonc.parse_ir(f"graph @g(%t: f32[2, S]) -> ({out}) {{\n  {text}\n  return %y\n}}")
+    cm = leptonc.compile(graph, quiet=True, accuracy=False)
+    t = s.f32(2, size)
+    with pytest.raises(LeptoncError):  # the reference refuses too
+        leptonc.run_reference(graph, t)
+    with pytest.raises(IndexRangeError, match=message):
+        cm.run(t)
+    wide = s.f32(2, 6)
+    assert_matches_reference(cm.run(wide), leptonc.run_reference(graph, wide))

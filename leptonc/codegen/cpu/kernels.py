@@ -215,12 +215,19 @@ def emit_pad(ctx: KernelContext, node: Node) -> list[str]:
 
 def _emit_pad_mode(ctx: KernelContext, node: Node) -> list[str]:
     """Pad modes edge, reflect and wrap: each result element reads the position the mode's index function
-    (kernel_body.pad_source_index) gives on each axis of the cropped operand."""
+    (kernel_body.pad_source_index) gives on each axis of the cropped operand. An axis of run-time size that
+    keeps no element has nothing to repeat: an index error, as numpy.pad's."""
     x, y = node.inputs[0], node.outputs[0]
     rank, pads = x.type.rank, node.attrs["pads"]
     ctype(y.dtype, ctx.where)
     xs = D.contiguous_strides(x.shape)
-    lines = [f"const int64_t total = {cnumel(y.shape, ctx.where)};",
+    lines = []
+    for a in range(rank):
+        kept = D.sub(x.shape[a], max(-pads[a], 0) + max(-pads[a + rank], 0))
+        if max(pads[a], pads[a + rank]) > 0 and not isinstance(kept, int):
+            lines.append(f"if ({ctx.d(kept)} <= 0) {{ lep_index_fault({ctx.index_fault()}, 0, 0, {a}, "
+                         f"{ctx.d(kept)}); return; }}")
+    lines += [f"const int64_t total = {cnumel(y.shape, ctx.where)};",
              "#pragma omp parallel for schedule(static) if (total > 65536)",
              "for (int64_t t = 0; t < total; ++t) {",
              "  int64_t rem = t, off = 0;"]
@@ -497,6 +504,8 @@ def emit_topk(ctx: KernelContext, node: Node) -> list[str]:
         store.append(f"{ctx.ptr(indices)}[out + j * INNER] = best[j];")
     head = [f"const int64_t OUTER = {cnumel(x.shape[:axis], ctx.where)}, AX = {ctx.d(x.shape[axis])}, "
             f"INNER = {cnumel(x.shape[axis + 1:], ctx.where)}, K = {k};",
+            f"if (K > AX) {{ lep_index_fault({ctx.index_fault()}, 0, K, {axis}, AX); return; }}"
+            if not isinstance(x.shape[axis], int) else "",  # k past a run-time axis: the reference's error
             "if (K > 0) {",
             "  #pragma omp parallel if (OUTER * INNER * AX > 16384)",
             "  {",

@@ -452,9 +452,14 @@ def emit_pad(ctx: KernelContext, node: Node) -> Emitted:
 
 def _emit_pad_mode(ctx: KernelContext, node: Node) -> Emitted:
     """Pad modes edge, reflect and wrap: each element reads the position the mode's index function
-    (kernel_body.pad_source_index) gives on each axis of the cropped operand."""
+    (kernel_body.pad_source_index) gives on each axis of the cropped operand. A padded axis must keep a
+    known number of elements (one of run-time size could keep none, which no kernel can repeat)."""
     x, y = node.inputs[0], node.outputs[0]
     rank, pads = x.type.rank, node.attrs["pads"]
+    for a in range(rank):
+        if max(pads[a], pads[a + rank]) > 0 and not isinstance(x.shape[a], int):
+            raise UnsupportedError(f"{ctx.where}: pad mode {node.attrs['mode']!r} over axis {a} of run-time size "
+                                   f"{x.shape[a]} is not supported by the triton target (the cpu target runs it)")
 
     def emit(space: Space, body: list[str]) -> None:
         def index_of(a):
