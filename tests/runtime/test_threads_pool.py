@@ -14,7 +14,7 @@ import pytest
 import leptonc
 from leptonc.codegen.cpu.build import find_compiler
 from leptonc.codegen.cpu.cexpr import symbol_var
-from leptonc.codegen.cpu.program import GRAIN_NS, THREADS_SOURCE, work_ns
+from leptonc.codegen.cpu.program import GRAIN_NS, LATE_S, THREADS_SOURCE, work_ns
 from leptonc.ir import DType, Graph, TensorType
 from leptonc.passes.fusion import plan_fusion
 from leptonc.runtime import threads
@@ -117,7 +117,8 @@ def test_a_fresh_process_loads_libgomp_with_the_bounded_spin(tmp_path):
 @pytest.fixture(scope="module")
 def threads_lib(tmp_path_factory):
     """The thread decisions of the generated source, compiled alone: team(work ns, pool) -> threads,
-    watch(seconds, work ns) -> whether kernels now run on one thread, reset()."""
+    late(seconds) -> whether kernels now run on one thread after a pool's thread started that late, probe(pool)
+    -> the same after the stall watch looked at a real pool, reset()."""
     cc = find_compiler()
     if cc is None:
         pytest.skip("no C compiler")
@@ -126,13 +127,13 @@ def threads_lib(tmp_path_factory):
     with open(src, "w") as f:
         f.write("#include <omp.h>\n#include <stdint.h>\n" + THREADS_SOURCE
                 + "int team(double w, int pool) { return lep_team(w, pool); }\n"
-                  "static double rate;\n"
-                  "int watch(double s, double w) { lep_watch(&rate, s, w); return lep_solo(); }\n"
-                  "void reset(void) { rate = 0; lep_solo_until = 0; }\n")
+                  "int late(double s) { lep_late(s); return lep_solo(); }\n"
+                  "int probe(int pool) { lep_watch(pool); return lep_solo(); }\n"
+                  "void reset(void) { lep_solo_until = 0; }\n")
     subprocess.run([cc, "-O2", "-fopenmp", "-shared", "-fPIC", src, "-o", lib], check=True)
     so = ctypes.CDLL(lib)
     so.team.argtypes = [ctypes.c_double, ctypes.c_int]
-    so.watch.argtypes = [ctypes.c_double, ctypes.c_double]
+    so.late.argtypes = [ctypes.c_double]
     return so
 
 
@@ -141,18 +142,21 @@ def team(threads_lib):
     return threads_lib.team
 
 
-def test_a_stalled_kernel_sends_the_library_to_one_thread(threads_lib):
-    """A kernel on several threads far slower than its best (per unit of work, so other sizes do not count) and
-    by more than a scheduler's hiccup means the OS did not run a thread: kernels then run on one."""
-    watch = threads_lib.watch
+def test_a_thread_that_starts_late_sends_the_library_to_one_thread(threads_lib):
+    """A pool thread that starts a millisecond after the caller was not run by the OS (other work holds the cores):
+    kernels then run on one thread for a while; a wake-up of tens of microseconds is an idle machine's."""
     threads_lib.reset()
-    assert not watch(1e-3, 1e5)   # the first time is the best so far
-    assert not watch(2.5e-3, 1e5)  # slower, within STALL_FACTOR
-    assert not watch(4e-3, 4e5)   # four times the work in four times the time
-    assert watch(20e-3, 1e5)      # twenty times its best: a stall
+    assert not threads_lib.late(50e-6)
+    assert threads_lib.late(LATE_S * 3)
     threads_lib.reset()
-    assert not watch(10e-6, 1e4)
-    assert not watch(200e-6, 1e4)  # twenty times, but 0.2 ms: not a scheduler's time slice
+    # a real pool of two threads on this machine: one thread after the probe only when it found one late
+    for _ in range(20):
+        solo = threads_lib.probe(2)
+        threads_lib.reset()
+        if not solo:
+            break
+    assert not solo, "every probe of an idle pool of two threads found one late"
+    assert not threads_lib.probe(1)  # one thread: nothing to wait for
 
 
 def test_one_thread_per_grain_of_work_at_most_the_pool(team):
