@@ -142,7 +142,8 @@ def test_reverse_sequence_lengths_from_zero_to_the_whole_axis():
     x = s.f32(5, 4, 3)
     _check("reverse_sequence", [s(x, np.array([0, 5, 2, 1])), s(x.transpose(1, 0, 2).copy(), np.array([3, 0, 5, 4],
                                                                                                       np.int32),
-                                                                batch_axis=0, time_axis=1)])
+                                                                batch_axis=0, time_axis=1),
+                                s(x, np.array([3]))])  # one length for every batch entry
 
 
 def _compiled_and_reference(op, sample):
@@ -298,3 +299,28 @@ def test_run_time_sizes_a_kernel_cannot_honour_are_errors(text, size, message):
         cm.run(t)
     wide = s.f32(2, 6)
     assert_matches_reference(cm.run(wide), leptonc.run_reference(graph, wide))
+
+
+@pytest.mark.parametrize("text, shapes", [
+    ('%y = resize(%x) {shape = [2, 6], scales = [1.0, 0.0], mode = "linear"} : f32[2, 6]', [(2, "H")]),
+    ("%y = grid_sample(%x, %g) : f32[1, 1, 2, 2]", [(1, 1, "H", 3), (1, 2, 2, 2)]),
+    ("%y = roi_align(%x, %r, %b) {output_height = 2, output_width = 2} : f32[1, 1, 2, 2]",
+     [(1, 1, "H", 3), (1, 4), (1,)]),
+], ids=["resize", "grid_sample", "roi_align"])
+def test_an_axis_of_run_time_size_zero_is_an_error_as_in_the_reference(text, shapes):
+    names = ["%x", "%g"] if "grid" in text else ["%x", "%r", "%b"][:len(shapes)]
+    signature = ", ".join(f"{n}: {'i64' if n == '%b' else 'f32'}[{', '.join(map(str, sh))}]"
+                          for n, sh in zip(names, shapes))
+    graph = leptonc.parse_ir(f"graph @g({signature}) -> ({text.split(' : ')[1]}) {{\n  {text}\n  return %y\n}}")
+    cm = leptonc.compile(graph, quiet=True, accuracy=False)
+
+    def inputs(h):
+        return [np.zeros(sh, np.int64) if n == "%b" else s.f32(*(h if d == "H" else d for d in sh), low=0.0)
+                for n, sh in zip(names, shapes)]
+    good = inputs(4)
+    assert_matches_reference(cm.run(*good), leptonc.run_reference(graph, *good))
+    empty = inputs(0)
+    with pytest.raises(LeptoncError):
+        leptonc.run_reference(graph, *empty)
+    with pytest.raises(IndexRangeError, match="of size 0"):
+        cm.run(*empty)

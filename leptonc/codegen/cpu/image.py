@@ -88,7 +88,9 @@ def emit_resize(ctx: KernelContext, node: Node) -> list[str]:
                + ["  if (r != buf) free(r);", "  free(buf);"])
     lines = ["{",
              "  " + _dims(ctx, "ish", x.shape),
-             "  " + _dims(ctx, "osh", y.shape),
+             "  " + _dims(ctx, "osh", y.shape)]
+    lines += _empty_axis_faults(ctx, [(d, f"ish[{a}] == 0 && osh[{a}] > 0", a) for a, d in enumerate(x.shape)])
+    lines += [
              f"  const double sc[] = {{{_doubles(at['scales'])}}}, roi[] = {{{_doubles(roi)}}};",
              f"  const lep_resize_modes m = {{{modes}}};"]
     if at["mode"] != "nearest" or at["exclude_outside"] or at["coordinate_transformation_mode"] == "tf_crop_and_resize" \
@@ -137,6 +139,13 @@ def _nearest_gather(ctx: KernelContext, x, y, roi_ptr: str) -> list[str]:
         f"    for (int a = 0; a < {rank}; ++a) free(tab[a]);"]
 
 
+def _empty_axis_faults(ctx: KernelContext, checks: list[tuple[object, str, int]]) -> list[str]:
+    """An index error for each (dim, condition in C, dim number) whose dim has a run-time size and whose
+    condition holds when the kernel runs: the reference's read from an empty axis fails."""
+    return [f"  if ({cond}) {{ lep_index_fault({ctx.index_fault()}, 0, 0, {a}, 0); return; }}"
+            for d, cond, a in checks if not isinstance(d, int)]
+
+
 def _require_float(ctx: KernelContext, node: Node, *values) -> None:
     for v in values:
         if not v.dtype.is_float:
@@ -153,7 +162,10 @@ def emit_grid_sample(ctx: KernelContext, node: Node) -> list[str]:
                                "target (1 to 3 are)")
     at = node.attrs
     mode, padding = _GRID_MODES.index(at["mode"]), _GRID_PADDING.index(at["padding_mode"])
+    points = f"{ctx.d(x.shape[0])} * {ctx.d(x.shape[1])} * {cnumel(y.shape[2:], ctx.where)}"
     return (["{", "  " + _dims(ctx, "isp", x.shape[2:])]
+            + _empty_axis_faults(ctx, [(d, f"isp[{i}] == 0 && {points} > 0", 2 + i)
+                                       for i, d in enumerate(x.shape[2:])])
             + ["  " + s for s in _to_doubles(ctx, x, "xd") + _to_doubles(ctx, grid, "gd")]
             + ["  " + _new_doubles(ctx, y, "yd"),
                f"  lep_grid_sample(xd, gd, yd, {ctx.d(x.shape[0])}, {ctx.d(x.shape[1])}, {nsp}, isp, "
@@ -181,7 +193,10 @@ def emit_roi_align(ctx: KernelContext, node: Node) -> list[str]:
     at = node.attrs
     n, c, h, w = (ctx.d(d) for d in x.shape)
     offset = 0.5 if at["coordinate_transformation_mode"] == "half_pixel" else 0.0
+    regions = f"{ctx.d(rois.shape[0])} * {c}"
     return (["{"]
+            + _empty_axis_faults(ctx, [(x.shape[2], f"{h} == 0 && {regions} > 0", 2),
+                                       (x.shape[3], f"{w} == 0 && {regions} > 0", 3)])
             + ["  " + s for s in _to_doubles(ctx, x, "xd") + _to_doubles(ctx, rois, "rd")]
             + [f"  int64_t* bd = (int64_t*)lep_scratch((size_t)({ctx.d(rois.shape[0])}) * sizeof(int64_t)), bad;",
                f"  for (int64_t i = 0; i < {ctx.d(rois.shape[0])}; ++i) bd[i] = (int64_t){ctx.ptr(batch)}[i];",

@@ -519,17 +519,22 @@ def emit_topk(ctx: KernelContext, node: Node) -> list[str]:
 
 
 def emit_reverse_sequence(ctx: KernelContext, node: Node) -> list[str]:
-    """out[b, t] = x[b, lens[b] - 1 - t] for t < lens[b], else x[b, t] (over batch and time axes); a length
-    past the time axis is an index error naming it, as the reference's read out of range is."""
+    """out[b, t] = x[b, lens[b] - 1 - t] for t < lens[b], else x[b, t] (over batch and time axes; one length
+    serves every batch entry, as the reference broadcasts it); a length past the time axis is an index error
+    naming it, as the reference's read out of range is."""
     x, lens, y = node.inputs[0], node.inputs[1], node.outputs[0]
     rank = x.type.rank
     ba, ta = node.attrs["batch_axis"] % rank, node.attrs["time_axis"] % rank
+    nb, nl = x.shape[ba], lens.shape[0]
+    if isinstance(nb, int) and isinstance(nl, int) and nl not in (1, nb):
+        raise UnsupportedError(f"{ctx.where}: reverse_sequence needs {nb} lengths (or one), got {nl}")
     return ["{",
             "  " + _arr("ysh", x.shape, ctx.where),
             "  " + _arr("xst", D.contiguous_strides(x.shape), ctx.where),
-            f"  const int64_t total = {cnumel(x.shape, ctx.where)}, NB = {ctx.d(x.shape[ba])}, "
+            f"  const int64_t total = {cnumel(x.shape, ctx.where)}, NB = {ctx.d(nb)}, NL = {ctx.d(nl)}, "
             f"T = {ctx.d(x.shape[ta])};",
-            "  for (int64_t b = 0; b < NB; ++b) {",
+            f"  if (NL != 1 && NL != NB) {{ lep_index_fault({ctx.index_fault()}, 0, NL, {ba}, NB); return; }}",
+            "  for (int64_t b = 0; b < NL; ++b) {",
             f"    const int64_t v = (int64_t){ctx.ptr(lens)}[b];",
             f"    if (v > T) {{ lep_index_fault({ctx.index_fault()}, b, v, {ta}, T); return; }}",
             "  }",
@@ -541,7 +546,7 @@ def emit_reverse_sequence(ctx: KernelContext, node: Node) -> list[str]:
             f"      if (a == {ba}) tb = i;",
             f"      if (a == {ta}) tt = i; else off += i * xst[a];",
             "    }",
-            f"    const int64_t len = (int64_t){ctx.ptr(lens)}[tb];",
+            f"    const int64_t len = (int64_t){ctx.ptr(lens)}[NL == 1 ? 0 : tb];",
             f"    {ctx.ptr(y)}[t] = {ctx.ptr(x)}[off + (tt < len ? len - 1 - tt : tt) * xst[{ta}]];",
             "  }",
             "}"]
