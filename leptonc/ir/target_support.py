@@ -47,7 +47,6 @@ PARTLY: dict[str, dict[str, str]] = {
         "conv": "over 3 spatial dims (1 or 2 run)",
         "matmul_integer": "other than [..., M, K] times a 2-d b with a per-tensor zero point",
         "matmul_wq": "weights with a zero point (symmetric weights run)",
-        "max_pool": "over integers other than i8 and u8 in 1 or 2 spatial dims (3 or more run any type)",
         "quantize": "to i4 (i8 and u8 run)",
         "reduce_max": "over bool",
     },

@@ -244,13 +244,17 @@ def test_topk_over_bool_is_refused_with_the_node_named():
         leptonc.compile(graph, quiet=True, accuracy=False)
 
 
-def test_pools_over_three_spatial_dims():
+def test_pools_over_three_spatial_dims_and_other_integers():
     x = s.f32(2, 3, 5, 6, 7)
     x[0, 1, 2, 3, 4] = np.nan
     i32 = s.ints(1, 2, 4, 5, 6, low=-1000, high=1000, dtype=np.int32)
     window = dict(kernel=(2, 3, 2), strides=(2, 1, 2), pads=(1, 0, 1, 0, 2, 1))
     _check("max_pool", [s(x, **window), s(x, kernel=(3, 3, 3), dilations=(2, 1, 2), ceil_mode=True, strides=(2, 2, 3)),
-                        s(i32, **window)])
+                        s(i32, **window),
+                        # 1 and 2 spatial dims of the integers conv.py's kernels leave out
+                        s(s.ints(2, 3, 6, 7, low=-2**40, high=2**40, dtype=np.int64), kernel=(3, 2), pads=(1, 0, 1, 1),
+                          strides=(2, 2), ceil_mode=True),
+                        s(s.ints(1, 2, 9, low=0, high=60000, dtype=np.uint16), kernel=(4,), dilations=(2,))])
     _check("avg_pool", [s(x, **window), s(x, count_include_pad=True, **window),
                         s(x, kernel=(3, 2, 3), strides=(2, 2, 2), pads=(1, 1, 1, 1, 0, 1), ceil_mode=True),
                         s(x, kernel=(3, 2, 3), strides=(2, 2, 2), pads=(1, 1, 1, 1, 0, 1), ceil_mode=True,

@@ -1,6 +1,6 @@
 """C bodies of the pooling ops that conv.py's channels-last kernels do not cover: max_pool and avg_pool
-over 3 or more spatial dims, lp_pool, max_pool_with_indices and max_unpool, over any number of spatial
-dims.
+over 3 or more spatial dims or over integers other than i8 and u8, lp_pool, max_pool_with_indices and
+max_unpool, over any number of spatial dims.
 
 A window position (output position o times the stride, plus k times the dilation, minus the begin pad)
 outside the input is padding, as in the reference interpreter (leptonc/ir/ops/nn.py): zeros for lp_pool, the
@@ -128,10 +128,12 @@ def emit_max_unpool(ctx: KernelContext, node: Node) -> list[str]:
 
 
 def emit_pool(ctx: KernelContext, node: Node) -> list[str]:
-    """max_pool and avg_pool: conv.py's kernels over 1 and 2 spatial dims; here, over more. max propagates
-    NaN and padding never wins; avg sums in double and divides by the count of input positions, or of input
-    and pad positions with count_include_pad."""
-    if node.inputs[0].type.rank <= 4:
+    """max_pool and avg_pool: conv.py's vectorized kernels over 1 and 2 spatial dims of floats (and i8, u8 for
+    max); here, over more dims and the other integer types. max propagates NaN and padding never wins; avg sums
+    in double and divides by the count of input positions, or of input and pad positions with
+    count_include_pad."""
+    dtype = node.inputs[0].dtype
+    if node.inputs[0].type.rank <= 4 and (dtype.is_float or dtype in (DType.i8, DType.u8)):
         return emit_pool_planes(ctx, node)
     x, y = node.inputs[0], node.outputs[0]
     t = ctype(x.dtype, ctx.where)
