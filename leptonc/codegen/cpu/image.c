@@ -112,28 +112,37 @@ static int lep_resize_taps(const lep_resize_modes* m, int64_t in_n, int64_t out_
     return n;
 }
 
+/* The last axis (inner size 1): one output element per tap set, a row at a time, stored as T. */
+#define LEP_RESIZE_LAST_AXIS(name, T)                                                                          \
+static void name(const double* src, T* dst, int64_t outer, int64_t in_n, int64_t out_n, int n, const int64_t* idx, \
+                 const double* w, const unsigned char* outside, double extrapolation) {                       \
+    _Pragma("omp parallel for schedule(static) if (outer * out_n * n > 65536)")                             \
+    for (int64_t o = 0; o < outer; ++o) {                                                                    \
+        const double* s = src + o * in_n;                                                                    \
+        T* d = dst + o * out_n;                                                                              \
+        if (n == 2) {  /* nearest and linear: the taps unrolled */                                          \
+            for (int64_t j = 0; j < out_n; ++j)                                                              \
+                d[j] = (T)(outside[j] ? extrapolation : s[idx[2 * j]] * w[2 * j] + s[idx[2 * j + 1]] * w[2 * j + 1]); \
+            continue;                                                                                        \
+        }                                                                                                    \
+        for (int64_t j = 0; j < out_n; ++j) {                                                                \
+            const int64_t* ij = idx + j * n;                                                                 \
+            const double* wj = w + j * n;                                                                    \
+            double acc = s[ij[0]] * wj[0];                                                                   \
+            for (int k = 1; k < n; ++k) acc = acc + s[ij[k]] * wj[k];                                        \
+            d[j] = (T)(outside[j] ? extrapolation : acc);                                                    \
+        }                                                                                                    \
+    }                                                                                                        \
+}
+LEP_RESIZE_LAST_AXIS(lep_resize_last_axis, double)
+LEP_RESIZE_LAST_AXIS(lep_resize_last_axis_f32, float)  /* the double rounded once to float, as astype does */
+
 /* dst[o, j, i] = sum over the taps k of src[o, idx[j, k], i] * w[j, k] (the extrapolation value outside). */
 static void lep_resize_axis(const double* src, double* dst, int64_t outer, int64_t in_n, int64_t out_n,
                             int64_t inner, int n, const int64_t* idx, const double* w, const unsigned char* outside,
                             double extrapolation) {
-    if (inner == 1) {  /* the last axis: one output element per tap set, a row at a time */
-        #pragma omp parallel for schedule(static) if (outer * out_n * n > 65536)
-        for (int64_t o = 0; o < outer; ++o) {
-            const double* s = src + o * in_n;
-            double* d = dst + o * out_n;
-            if (n == 2) {  /* nearest and linear: the taps unrolled */
-                for (int64_t j = 0; j < out_n; ++j)
-                    d[j] = outside[j] ? extrapolation : s[idx[2 * j]] * w[2 * j] + s[idx[2 * j + 1]] * w[2 * j + 1];
-                continue;
-            }
-            for (int64_t j = 0; j < out_n; ++j) {
-                const int64_t* ij = idx + j * n;
-                const double* wj = w + j * n;
-                double acc = s[ij[0]] * wj[0];
-                for (int k = 1; k < n; ++k) acc = acc + s[ij[k]] * wj[k];
-                d[j] = outside[j] ? extrapolation : acc;
-            }
-        }
+    if (inner == 1) {
+        lep_resize_last_axis(src, dst, outer, in_n, out_n, n, idx, w, outside, extrapolation);
         return;
     }
     #pragma omp parallel for schedule(static) if (outer * out_n * inner * n > 65536)
@@ -185,24 +194,34 @@ static void lep_resize_nearest_tables(const int64_t* in_shape, const int64_t* ou
 
 /* Resize `data` (shape in_shape, owned by the caller) to out_shape one axis at a time, skipping the axes the
    reference skips; scales[a] == 0 means out / in; roi (2 * rank values: starts, then ends) may be NULL.
-   Returns the result: `data` itself when no axis changes, else a buffer the caller frees. */
+   Returns the result: `data` itself when no axis changes, else a buffer the caller frees; or NULL when
+   `out_f32` is given and the last axis resized is the innermost one, whose pass then writes the result there
+   as f32. */
 static double* lep_resize(double* data, const int64_t* in_shape, const int64_t* out_shape, int rank,
-                          const double* scales, const double* roi, const lep_resize_modes* m) {
+                          const double* scales, const double* roi, const lep_resize_modes* m, float* out_f32) {
     int64_t shape[16];
     double* cur = data;
+    double s;
+    int last = -1;
+    for (int a = 0; a < rank; ++a)
+        if (!lep_resize_keeps_axis(a, in_shape[a], out_shape[a], rank, scales, roi, &s)) last = a;
     for (int a = 0; a < rank; ++a) shape[a] = in_shape[a];
-    for (int a = 0; a < rank; ++a) {
-        double s;
+    for (int a = 0; a <= last; ++a) {
         const double lo = roi ? roi[a] : 0.0, hi = roi ? roi[a + rank] : 1.0;
         if (lep_resize_keeps_axis(a, shape[a], out_shape[a], rank, scales, roi, &s)) continue;
         int64_t outer = 1, inner = 1;
         for (int b = 0; b < a; ++b) outer *= shape[b];
         for (int b = a + 1; b < rank; ++b) inner *= shape[b];
-        double* next = (double*)lep_scratch((size_t)(outer * out_shape[a] * inner) * sizeof(double));
+        const int direct = out_f32 && a == last && inner == 1;
+        double* next = direct ? NULL : (double*)lep_scratch((size_t)(outer * out_shape[a] * inner) * sizeof(double));
         if (out_shape[a] > 0) {
             int64_t* idx; double* w; unsigned char* outside;
             const int n = lep_resize_taps(m, shape[a], out_shape[a], s, lo, hi, &idx, &w, &outside);
-            lep_resize_axis(cur, next, outer, shape[a], out_shape[a], inner, n, idx, w, outside, m->extrapolation);
+            if (direct)
+                lep_resize_last_axis_f32(cur, out_f32, outer, shape[a], out_shape[a], n, idx, w, outside,
+                                         m->extrapolation);
+            else
+                lep_resize_axis(cur, next, outer, shape[a], out_shape[a], inner, n, idx, w, outside, m->extrapolation);
             free(idx); free(w); free(outside);
         }
         if (cur != data) free(cur);

@@ -82,10 +82,12 @@ def emit_resize(ctx: KernelContext, node: Node) -> list[str]:
              f"{_NEAREST.index(at['nearest_mode'])}, {int(at['exclude_outside'])}, {int(at['antialias'])}, "
              f"{float(at['cubic_coeff_a'])!r}, {C.literal(at['extrapolation_value'], DType.f64)}")
     roi_ptr = "roi" if roi else "NULL"
+    direct = ctx.ptr(y) if y.dtype is DType.f32 else "NULL"  # the last pass may write f32 results itself
     general = (["  " + s for s in _to_doubles(ctx, x, "buf")]
-               + [f"  double* r = lep_resize(buf, ish, osh, {rank}, sc, {roi_ptr}, &m);"]
-               + ["  " + s for s in _from_doubles(ctx, y, "r", rounds=True)]
-               + ["  if (r != buf) free(r);", "  free(buf);"])
+               + [f"  double* r = lep_resize(buf, ish, osh, {rank}, sc, {roi_ptr}, &m, {direct});",
+                  "  if (r) {"]
+               + ["    " + s for s in _from_doubles(ctx, y, "r", rounds=True)]
+               + ["    if (r != buf) free(r);", "  }", "  free(buf);"])
     lines = ["{",
              "  " + _dims(ctx, "ish", x.shape),
              "  " + _dims(ctx, "osh", y.shape)]
