@@ -387,6 +387,20 @@ def _saturated(k: _Body, a, src: DType, dst: DType) -> str:
                                                                          k.lit(-top, src), a, src), src)
 
 
+def _shift(k: _Body, left: bool, a, b, dt: DType, bt: DType) -> str:
+    """a << b or a >> b (arithmetic for signed a), as numpy: a shift count outside [0, width) of the type the
+    shift runs in (at least 32 bits) gives 0, or -1 shifting a negative a right, where C's is undefined."""
+    a, b = k.bind(a, dt), k.bind(b, bt)
+    width = max(32, dt.bits)
+    inside = k.o.compare("<", b, k.lit(width, bt))
+    if bt.is_signed:
+        inside = k.o.logical("and", k.o.compare(">=", b, k.lit(0, bt)), inside)
+    outside = k.lit(0, dt)
+    if not left and dt.is_signed:
+        outside = k.where(k.o.compare("<", a, k.lit(0, dt)), k.lit(-1, dt), outside, dt)
+    return k.where(inside, k.o.infix("<<" if left else ">>", a, b, dt), outside, dt)
+
+
 def _cast_op(k: _Body, attrs: dict, a, src: DType, dst: DType) -> str:
     """The `cast` op: to f8e8m0fnu by the target's power-of-two rounding; with `saturate`, clamped first."""
     if dst is DType.f8e8m0fnu and src is not dst:
@@ -480,7 +494,7 @@ _BINARY = {
     "or": lambda k, at, a, b, dt, bt, out: k.o.logical("or", a, b),
     "xor": lambda k, at, a, b, dt, bt, out: k.o.compare("!=", a, b),
     "bitwise_and": _arith("&", "&"), "bitwise_or": _arith("|", "|"), "bitwise_xor": _arith("^", "^"),
-    "bit_shift": lambda k, at, a, b, dt, bt, out: k.o.infix("<<" if at["direction"] == "left" else ">>", a, b, dt),
+    "bit_shift": lambda k, at, a, b, dt, bt, out: _shift(k, at["direction"] == "left", a, b, dt, bt),
 }
 
 

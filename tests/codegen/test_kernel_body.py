@@ -112,6 +112,18 @@ def test_integer_division_and_casts_out_of_range(target):
     _check(g, target, av, bv, fv)
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int32, np.int64], ids=str)
+def test_shift_counts_out_of_range_give_what_numpy_gives(target, dtype):
+    """0, or -1 shifting a negative value right, for a count below 0 or past the width (undefined in C)."""
+    g = Graph("shifts")
+    a = g.add_input("a", TensorType(DType.from_numpy(dtype), (2, 8)))
+    b = g.add_input("b", TensorType(DType.from_numpy(dtype), (2, 8)))
+    g.set_outputs([g.add("bit_shift", a, b, direction=d) for d in ("left", "right")])
+    av = np.array([[5, -8, 1, -1, 100, -100, 3, -3]] * 2).astype(dtype)
+    bv = np.array([[0, 1, 7, 8, 31, 32, 63, 64], [-1, -2, 2, 3, 33, 100, 127, 9]]).astype(dtype)
+    _check(g, target, av, bv)
+
+
 @pytest.mark.parametrize("exclusive,reverse", [(False, False), (True, False), (True, True)])
 def test_scans_and_triangles(target, exclusive, reverse):
     g = Graph("scans")
