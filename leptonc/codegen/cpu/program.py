@@ -49,6 +49,7 @@ from .pooling import POOLING_EMITTERS
 from .quantized import QUANTIZED_EMITTERS, QUANTIZED_SOURCE, laid_out_operands, uses_quantized
 from .signal import SIGNAL_EMITTERS
 from .sparse import SPARSE_EMITTERS, SPARSE_SOURCE, uses_sparse
+from .tensor_scatter import TENSOR_SCATTER_EMITTERS
 from .text import TEXT_EMITTERS
 
 PRELUDE = "".join(Path(__file__).with_name(f).read_text() for f in ("prelude.h", "narrow.h"))
@@ -306,7 +307,7 @@ class _Generator:
                 or QUANTIZED_EMITTERS.get(op) or SPARSE_EMITTERS.get(op) or IMAGE_EMITTERS.get(op) \
                 or CONV_TRANSPOSE_EMITTERS.get(op) or LINALG_EMITTERS.get(op) \
                 or BITCAST_EMITTERS.get(op) or SIGNAL_EMITTERS.get(op) or TEXT_EMITTERS.get(op) \
-                or ML_EMITTERS.get(op)
+                or ML_EMITTERS.get(op) or TENSOR_SCATTER_EMITTERS.get(op)
             if emitter is None:
                 raise UnsupportedError(f"{where}: op '{k.nodes[0].op}' is not supported by the cpu target")
             body += emitter(ctx, k.nodes[0])
