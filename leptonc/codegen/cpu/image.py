@@ -95,7 +95,8 @@ def emit_resize(ctx: KernelContext, node: Node) -> list[str]:
     lines += [
              f"  const double sc[] = {{{_doubles(at['scales'])}}}, roi[] = {{{_doubles(roi)}}};",
              f"  const lep_resize_modes m = {{{modes}}};"]
-    if at["mode"] != "nearest" or at["exclude_outside"] or at["coordinate_transformation_mode"] == "tf_crop_and_resize" \
+    crops = at["coordinate_transformation_mode"] == "tf_crop_and_resize"
+    if at["mode"] != "nearest" or at["exclude_outside"] or crops \
             or x.dtype in (DType.i64, DType.u64):  # the reference rounds these through double
         return lines + general + ["}"]
     return lines + _nearest_gather(ctx, x, y, roi_ptr) + ["  } else {"] + ["  " + s for s in general] + ["  }", "}"]

@@ -509,7 +509,8 @@ def emit_topk(ctx: KernelContext, node: Node) -> list[str]:
             "if (K > 0) {",
             "  #pragma omp parallel if (OUTER * INNER * AX > 16384)",
             "  {",
-            f"  int64_t* ord = (int64_t*)lep_scratch((size_t)({'K' if k <= _INSERTION_K else '2 * AX'}) * sizeof(int64_t));",
+            f"  int64_t* ord = (int64_t*)lep_scratch((size_t)({'K' if k <= _INSERTION_K else '2 * AX'}) * "
+            "sizeof(int64_t));",
             "  #pragma omp for schedule(static)",
             "  for (int64_t line = 0; line < OUTER * INNER; ++line) {",
             f"    const {t}* xl = {ctx.ptr(x)} + (line / INNER) * AX * INNER + line % INNER;",

@@ -153,5 +153,5 @@ def emit_pool(ctx: KernelContext, node: Node) -> list[str]:
     return _window_loop(ctx, node, ["double s = 0.0; int64_t cnt = 0, cnt_pad = 0;"], step, finish)
 
 
-POOLING_EMITTERS = {"max_pool": emit_pool, "avg_pool": emit_pool, "lp_pool": emit_lp_pool, "max_pool_with_indices": emit_max_pool_with_indices,
-                    "max_unpool": emit_max_unpool}
+POOLING_EMITTERS = {"max_pool": emit_pool, "avg_pool": emit_pool, "lp_pool": emit_lp_pool,
+                    "max_pool_with_indices": emit_max_pool_with_indices, "max_unpool": emit_max_unpool}
