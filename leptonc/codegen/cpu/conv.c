@@ -429,45 +429,6 @@ static inline lep_vdw lep_vdw_clamp(lep_vdw v, const float* clamp) {
     return (lep_vdw)(((lep_vdw_bits)hi & m) | ((lep_vdw_bits)v & ~m));
 }
 
-/* e^x, within 2 ulp of expf (Cephes' polynomial): e^x = 2^n e^r with n = round(x / ln 2), |r| <= ln 2 / 2;
- * inf above the largest float's log, NaN for NaN; below -86 it gives e^-86 (nothing that 1 + e^x can tell). */
-static inline lep_vdw lep_vdw_exp(lep_vdw x) {
-    const lep_vdw lo = (lep_vdw){0} - 86.0f, hi = (lep_vdw){0} + 88.72f;
-    lep_vdw_bits m = x < lo;
-    lep_vdw v = (lep_vdw)(((lep_vdw_bits)lo & m) | ((lep_vdw_bits)x & ~m));
-    m = v > hi;
-    v = (lep_vdw)(((lep_vdw_bits)hi & m) | ((lep_vdw_bits)v & ~m));
-    const lep_vdw n = (v * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  /* rounded to nearest */
-    const lep_vdw r = (v - n * 0.693359375f) - n * -2.12194440e-4f;
-    lep_vdw p = (lep_vdw){0} + 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    /* 2^(n - 1) (n - 1 in [-126, 127]) times 2: e^88.72 stays below the largest float */
-    const lep_vdw scale = (lep_vdw)((__builtin_convertvector(n, lep_vdw_bits) + 126) << 23);
-    const lep_vdw e = p * scale * 2.0f;
-    m = x > 88.7228391f;
-    return (lep_vdw)(((lep_vdw_bits)((lep_vdw){0} + INFINITY) & m) | ((lep_vdw_bits)e & ~m));
-}
-
-/* A tile epilogue (lep_epilogue) for a conv followed by SiLU, x * sigmoid(x) = x / (1 + e^-x), in place: the
- * conv's stores go straight to the SiLU's result, which the tile still in cache becomes. */
-static void lep_silu_tile(const void* ctx, float* c, int64_t ldc, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-    (void)ctx;
-    for (int64_t i = i0; i < i1; ++i) {
-        float* row = c + i * ldc;
-        int64_t j = j0;
-        for (; j + LEP_DW_LANES <= j1; j += LEP_DW_LANES) {
-            const lep_vdw v = *(const lep_vdw*)(row + j);
-            *(lep_vdw*)(row + j) = v / (1.0f + lep_vdw_exp(-v));
-        }
-        for (; j < j1; ++j) row[j] = row[j] / (1.0f + expf(-row[j]));
-    }
-}
-
 /* np neighbouring output pixels of one row, one vector of channels, every tap inside the input: x at the first
  * pixel's first tap (kernel row kh0, column 0), w at that tap's filter, nkh kernel rows from kh0, bias and y at
  * the first pixel's channels. KW and SW, when not 0, are the window's width and stride as constants (width

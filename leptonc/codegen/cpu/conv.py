@@ -104,20 +104,6 @@ def fused_clamp(ctx: KernelContext, node: Node) -> tuple[float, float, Value] | 
     return (lo, hi, v) if ctx.fused and lo <= hi else None
 
 
-def fused_silu(ctx: KernelContext, node: Node) -> Value | None:
-    """The result of the kernel's fused ops when they are exactly SiLU of the conv's result, x * sigmoid(x),
-    nothing else reading x or the sigmoid (the kernels then apply it in place, lep_silu_tile); else None."""
-    v, outputs = node.outputs[0], {id(o) for o in ctx.graph.outputs}
-    if len(ctx.fused) != 2 or id(v) in outputs or len(v.uses) != 2:
-        return None
-    sigmoid, mul = ctx.fused
-    s = sigmoid.outputs[0]
-    if sigmoid.op != "sigmoid" or sigmoid.inputs[0] is not v or mul.op != "mul" or id(s) in outputs \
-            or len(s.uses) != 1 or sorted(map(id, mul.inputs)) != sorted((id(v), id(s))):
-        return None
-    return mul.outputs[0] if mul.outputs[0].type == v.type else None
-
-
 def _gemm_conv_with_weight(graph: Graph, node: Node) -> bool:
     """A conv computed as a GEMM whose weight is a constant (packed at compile time)."""
     return not is_depthwise(node) and node.outputs[0].dtype is DType.f32 and graph.constant_of(node.inputs[1]) is not None
@@ -194,14 +180,9 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
     lines, (sh, sw), pads = _window(ctx, node, x, out, kernel)
     bias = ctx.ptr(node.inputs[2]) if len(node.inputs) > 2 else "NULL"
     clamp = fused_clamp(ctx, node)
-    silu = fused_silu(ctx, node) if clamp is None else None
     channels_first = _channels_first_input(node)
     xp = ctx.ptr(x if channels_first is None else channels_first)
-    if silu is not None:  # SiLU in place on each finished tile, into the SiLU's result
-        ctx.fused_done = True
-        ep, ep_ctx = "lep_silu_tile", "NULL"
-        yp, clamp_p = ctx.ptr(silu), "NULL"
-    elif clamp is None:
+    if clamp is None:
         ep, ep_ctx = ctx.tile_epilogue().split(", ")
         yp, clamp_p = ctx.ptr(out), "NULL"
     else:  # the fused ops only clamp: the kernels clamp each tile before they store it, into the clamped value
