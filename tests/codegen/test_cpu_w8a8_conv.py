@@ -87,6 +87,8 @@ CONVS = [
     (1, 5, 4, 7, 17, (2, 2), (1, 2), (1, 0, 0, 1), (1, 1), 1),       # K = 20: whole steps; 17 outputs
     (1, 1, 8, 8, 16, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),       # one input channel: K = 9
     (3, 16, 8, 8, 32, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),      # 192 windows: several chunks of rows
+    (2, 4, 9, 7, 12, (3, 3), (2, 1), (1, 0, 2, 1), (2, 1), 1),       # kernel rows of 12 bytes: read in place
+    (1, 8, 6, 9, 20, (2, 2), (1, 2), (0, 1, 1, 0), (1, 1), 1),       # the same, strided columns
 ]
 
 
@@ -121,7 +123,9 @@ def _run_conv(lib, operands, attrs, u8: bool, pairs: bool = False) -> np.ndarray
     _, oh, ow, _ = ref.shape
     k = kh * kw * c // attrs["group"]
     channels = attrs["group"] * -(-(o // attrs["group"]) // 16) * 16 * 8  # each group's off and mul
-    scratch = np.zeros(channels + b * oh * ow * -(-k // 4) * 4, np.uint8)
+    pads = attrs["pads"]  # then the gathered windows, or x padded
+    rows = max(b * oh * ow * -(-k // 4) * 4, b * (h + pads[0] + pads[2]) * (w + pads[1] + pads[3]) * c)
+    scratch = np.zeros(channels + rows, np.uint8)
     y = np.zeros(ref.shape, ref.dtype)
     laid = lay_out_conv(wq, attrs["group"])
     (sh, sw), (dh, dw), pads = attrs["strides"], attrs["dilations"], attrs["pads"]

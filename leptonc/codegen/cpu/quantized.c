@@ -79,6 +79,7 @@ static inline void lep_vstore(float* p, lep_vf v, lep_i64 n) {
 }
 
 static inline lep_i64 lep_min(lep_i64 a, lep_i64 b) { return a < b ? a : b; }
+static inline lep_i64 lep_max(lep_i64 a, lep_i64 b) { return a > b ? a : b; }
 
 /* offset (in entries) of panel p's first group in the scales or row sums, [P/4][ngroups][4][16]; entry
    (g * LEP_UNIT + b) * LEP_PANEL from there is group g of panel p + b, for panels of p's unit */
@@ -615,55 +616,76 @@ static inline lep_i64 lep_q8_layout_bytes(lep_i64 N, lep_i64 K) {
     return units * ((K + 3) / 4) * LEP_USTEP + units * LEP_UNIT * LEP_PANEL * (lep_i64)sizeof(int32_t);
 }
 
-/* the 4 bytes of step c of a row of K bytes, zeros past K */
-static inline uint32_t lep_q8_x4(const uint8_t* row, lep_i64 c, lep_i64 K) {
-    uint32_t x4 = 0;
-    memcpy(&x4, row + 4 * c, (size_t)lep_min(4, K - 4 * c));
-    return x4;
+/* The rows of x that a tile multiplies: row m's K inputs are nseg runs of kseg bytes (kseg a multiple of 4
+   when nseg > 1), run s at rp[m] + s * seg_stride. One run: rows of a matrix, or gathered windows; KH runs: the
+   kernel rows of a conv's windows read in place from its padded input. Step c of the weights is step c % ceil(
+   kseg / 4) of run c / ceil(kseg / 4). */
+struct lep_q8_a {
+    const uint8_t* const* rp;
+    lep_i64 nseg, seg_stride, kseg;
+};
+
+static inline uint32_t lep_u32(const uint8_t* p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
 }
 
-/* x4[m] = the 4 bytes of step c of row m of a, for m < MB (whole: the step lies within K) */
-static inline __attribute__((always_inline)) void lep_q8_x4s(const int MB, const uint8_t* a, lep_i64 lda, lep_i64 c,
-                                                             int whole, lep_i64 K, uint32_t* x4) {
-    if (__builtin_expect(whole, 1))
-        for (int m = 0; m < MB; ++m) memcpy(&x4[m], a + m * lda + 4 * c, 4);
-    else
-        for (int m = 0; m < MB; ++m) x4[m] = lep_q8_x4(a + m * lda, c, K);
+static inline uint32_t lep_u32_part(const uint8_t* p, lep_i64 n) {  /* n < 4 bytes, zeros above */
+    uint32_t v = 0;
+    memcpy(&v, p, (size_t)n);
+    return v;
 }
 
-/* acc[m][j] = sum over k < K of a[m * lda + k] * w(channel j of the panel, k), for m < MB */
-static inline __attribute__((always_inline)) void lep_q8_tile(const int MB, const uint8_t* a, lep_i64 lda,
-                                                              lep_i64 K, const unsigned char* w,
+/* Runs STEP(X) for every step of the weights, c its index: X, an expression of the row m, is that step's 4
+   bytes of x of row m (zeros past a run's end); the rows' pointers r_ stay in registers. */
+#define LEP_Q8_WALK(A, MB, STEP)                                                                     \
+    do {                                                                                              \
+        const uint8_t* r_[LEP_Q8_TILE_ROWS];                                                          \
+        for (int m = 0; m < (MB); ++m) r_[m] = (A)->rp[m];                                            \
+        const lep_i64 kseg_ = (A)->kseg;                                                              \
+        lep_i64 c = 0;                                                                                \
+        for (lep_i64 s_ = 0; s_ < (A)->nseg; ++s_) {                                                  \
+            lep_i64 b_ = 0;                                                                           \
+            for (; b_ + 4 <= kseg_; b_ += 4, ++c) STEP(lep_u32(r_[m] + b_))                           \
+            if (b_ < kseg_) {                                                                         \
+                STEP(lep_u32_part(r_[m] + b_, kseg_ - b_))                                            \
+                ++c;                                                                                  \
+            }                                                                                         \
+            for (int m = 0; m < (MB); ++m) r_[m] += (A)->seg_stride;                                  \
+        }                                                                                             \
+    } while (0)
+
+/* acc[m][j] = sum over the inputs k of row m of A times w(channel j of the panel, k), for m < MB */
+static inline __attribute__((always_inline)) void lep_q8_tile(const int MB, const struct lep_q8_a* A,
+                                                              const unsigned char* w,
                                                               int32_t acc[LEP_Q8_TILE_ROWS][LEP_PANEL]) {
-    const lep_i64 steps = (K + 3) / 4, full = K / 4;
 #if defined(LEP_VNNI)
     __m512i s[LEP_Q8_MB];
     for (int m = 0; m < MB; ++m) s[m] = _mm512_setzero_si512();
-    for (lep_i64 c = 0; c < steps; ++c) {
-        const __m512i wv = _mm512_loadu_si512(w + c * LEP_USTEP);
-        for (int m = 0; m < MB; ++m) {
-            uint32_t x4;
-            if (c < full) memcpy(&x4, a + m * lda + 4 * c, 4);
-            else x4 = lep_q8_x4(a + m * lda, c, K);
-            s[m] = _mm512_dpbusd_epi32(s[m], _mm512_set1_epi32((int)x4), wv);
-        }
+#define LEP_Q8_BODY(X)                                                                                   \
+    {                                                                                                 \
+        const __m512i wv = _mm512_loadu_si512(w + c * LEP_USTEP);                                     \
+        for (int m = 0; m < MB; ++m) s[m] = _mm512_dpbusd_epi32(s[m], _mm512_set1_epi32((int)(X)), wv); \
     }
+    LEP_Q8_WALK(A, MB, LEP_Q8_BODY);
+#undef LEP_Q8_BODY
     for (int m = 0; m < MB; ++m) _mm512_storeu_si512(acc[m], s[m]);
 #elif defined(__AVX2__)
     __m256i s[LEP_Q8_MB][4];
     for (int m = 0; m < MB; ++m)
         for (int h = 0; h < 4; ++h) s[m][h] = _mm256_setzero_si256();
-    for (lep_i64 c = 0; c < steps; ++c) {
-        __m256i wv[4];
-        for (int h = 0; h < 4; ++h)
-            wv[h] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + c * LEP_USTEP + 16 * h)));
-        uint32_t x4[LEP_Q8_MB];
-        lep_q8_x4s(MB, a, lda, c, c < full, K, x4);
-        for (int m = 0; m < MB; ++m) {
-            const __m256i xv = _mm256_cvtepu8_epi16(_mm_set1_epi32((int)x4[m]));
-            for (int h = 0; h < 4; ++h) s[m][h] = _mm256_add_epi32(s[m][h], _mm256_madd_epi16(wv[h], xv));
-        }
+#define LEP_Q8_BODY(X)                                                                                   \
+    {                                                                                                 \
+        __m256i xv[LEP_Q8_MB];                                                                        \
+        for (int m = 0; m < MB; ++m) xv[m] = _mm256_cvtepu8_epi16(_mm_set1_epi32((int)(X)));          \
+        for (int h = 0; h < 4; ++h) {                                                                 \
+            const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + c * LEP_USTEP + 16 * h))); \
+            for (int m = 0; m < MB; ++m) s[m][h] = _mm256_add_epi32(s[m][h], _mm256_madd_epi16(wv, xv[m])); \
+        }                                                                                             \
     }
+    LEP_Q8_WALK(A, MB, LEP_Q8_BODY);
+#undef LEP_Q8_BODY
     for (int m = 0; m < MB; ++m) {  /* lanes 2i, 2i + 1 of s[m][h] are channel 4h + i: add them, in order */
         const __m256i lo = _mm256_permute4x64_epi64(_mm256_hadd_epi32(s[m][0], s[m][1]), 0xD8);
         const __m256i hi = _mm256_permute4x64_epi64(_mm256_hadd_epi32(s[m][2], s[m][3]), 0xD8);
@@ -673,38 +695,39 @@ static inline __attribute__((always_inline)) void lep_q8_tile(const int MB, cons
 #else
     for (int m = 0; m < MB; ++m)
         for (int j = 0; j < LEP_PANEL; ++j) acc[m][j] = 0;
-    for (lep_i64 c = 0; c < steps; ++c)
-        for (int m = 0; m < MB; ++m) {
-            const uint32_t x4 = lep_q8_x4(a + m * lda, c, K);
-            for (int j = 0; j < LEP_PANEL; ++j)
-                for (int i = 0; i < 4; ++i)
-                    acc[m][j] += (int32_t)((x4 >> (8 * i)) & 0xFF) *
-                                 (int32_t)((const int8_t*)w)[c * LEP_USTEP + 4 * j + i];
-        }
+#define LEP_Q8_BODY(X)                                                                                   \
+    for (int m = 0; m < MB; ++m) {                                                                    \
+        const uint32_t x4 = (X);                                                                      \
+        for (int j = 0; j < LEP_PANEL; ++j)                                                           \
+            for (int i = 0; i < 4; ++i)                                                               \
+                acc[m][j] += (int32_t)((x4 >> (8 * i)) & 0xFF) * (int32_t)((const int8_t*)w)[c * LEP_USTEP + 4 * j + i]; \
+    }
+    LEP_Q8_WALK(A, MB, LEP_Q8_BODY);
+#undef LEP_Q8_BODY
 #endif
 }
 
 #if defined(LEP_Q8_PAIRS)
 /* lep_q8_tile for weights in [-64, 64] on AVX2: vpmaddubsw (x unsigned, w signed; the pair sums stay within
    int16), then vpmaddwd by ones into int32; channels 0-7 in s[m][0], 8-15 in s[m][1], in order */
-static inline __attribute__((always_inline)) void lep_q8p_tile(const int MB, const uint8_t* a, lep_i64 lda,
-                                                               lep_i64 K, const unsigned char* w,
+static inline __attribute__((always_inline)) void lep_q8p_tile(const int MB, const struct lep_q8_a* A,
+                                                               const unsigned char* w,
                                                                int32_t acc[LEP_Q8_TILE_ROWS][LEP_PANEL]) {
-    const lep_i64 steps = (K + 3) / 4, full = K / 4;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i s[LEP_Q8P_MB][2];
     for (int m = 0; m < MB; ++m) s[m][0] = s[m][1] = _mm256_setzero_si256();
-    for (lep_i64 c = 0; c < steps; ++c) {
-        const __m256i w0 = _mm256_loadu_si256((const __m256i*)(w + c * LEP_USTEP));
-        const __m256i w1 = _mm256_loadu_si256((const __m256i*)(w + c * LEP_USTEP + 32));
-        uint32_t x4[LEP_Q8P_MB];
-        lep_q8_x4s(MB, a, lda, c, c < full, K, x4);
-        for (int m = 0; m < MB; ++m) {
-            const __m256i xv = _mm256_set1_epi32((int)x4[m]);
-            s[m][0] = _mm256_add_epi32(s[m][0], _mm256_madd_epi16(_mm256_maddubs_epi16(xv, w0), ones));
-            s[m][1] = _mm256_add_epi32(s[m][1], _mm256_madd_epi16(_mm256_maddubs_epi16(xv, w1), ones));
-        }
+#define LEP_Q8_BODY(X)                                                                                   \
+    {                                                                                                 \
+        const __m256i w0 = _mm256_loadu_si256((const __m256i*)(w + c * LEP_USTEP));                  \
+        const __m256i w1 = _mm256_loadu_si256((const __m256i*)(w + c * LEP_USTEP + 32));             \
+        for (int m = 0; m < MB; ++m) {                                                                \
+            const __m256i xv = _mm256_set1_epi32((int)(X));                                           \
+            s[m][0] = _mm256_add_epi32(s[m][0], _mm256_madd_epi16(_mm256_maddubs_epi16(xv, w0), ones)); \
+            s[m][1] = _mm256_add_epi32(s[m][1], _mm256_madd_epi16(_mm256_maddubs_epi16(xv, w1), ones)); \
+        }                                                                                             \
     }
+    LEP_Q8_WALK(A, MB, LEP_Q8_BODY);
+#undef LEP_Q8_BODY
     for (int m = 0; m < MB; ++m) {
         _mm256_storeu_si256((__m256i*)acc[m], s[m][0]);
         _mm256_storeu_si256((__m256i*)(acc[m] + 8), s[m][1]);
@@ -797,18 +820,18 @@ static inline void lep_q8_store(const struct lep_q8_out* o, const int32_t* acc, 
 #endif
 }
 
-/* rows [m0, m0 + mb) of y from the mb rows at a (lda bytes apart, K inputs), mb <= LEP_Q8_TILE_ROWS, by one
-   panel p of the weights w (`steps` steps a panel); the tile's row count a constant for each case */
-static inline void lep_q8_block(const uint8_t* a, lep_i64 lda, lep_i64 m0, int mb, lep_i64 K, const void* w,
-                                lep_i64 steps, lep_i64 p, lep_i64 N, const struct lep_q8_out* o, int pairs) {
+/* rows [m0, m0 + mb) of y from the mb rows of A, mb <= LEP_Q8_TILE_ROWS, by one panel p of the weights w
+   (`steps` steps a panel); the tile's row count a constant for each case */
+static inline void lep_q8_block(const struct lep_q8_a* A, lep_i64 m0, int mb, const void* w, lep_i64 steps,
+                                lep_i64 p, lep_i64 N, const struct lep_q8_out* o, int pairs) {
     int32_t acc[LEP_Q8_TILE_ROWS][LEP_PANEL];
     const unsigned char* wp = lep_panel(w, steps, p);
-#define LEP_Q8_CASE(n, tile) case n: tile(n, a, lda, K, wp, acc); break;
+#define LEP_Q8_CASE(n, tile) case n: tile(n, A, wp, acc); break;
 #if defined(LEP_Q8_PAIRS)
     if (pairs) {
         switch (mb) {
         LEP_Q8_CASE(1, lep_q8p_tile) LEP_Q8_CASE(2, lep_q8p_tile) LEP_Q8_CASE(3, lep_q8p_tile)
-        default: lep_q8p_tile(LEP_Q8P_MB, a, lda, K, wp, acc);
+        default: lep_q8p_tile(LEP_Q8P_MB, A, wp, acc);
         }
     } else
 #endif
@@ -822,7 +845,7 @@ static inline void lep_q8_block(const uint8_t* a, lep_i64 lda, lep_i64 m0, int m
 #if LEP_Q8_MB > 3
         LEP_Q8_CASE(3, lep_q8_tile)
 #endif
-        default: lep_q8_tile(LEP_Q8_MB, a, lda, K, wp, acc);
+        default: lep_q8_tile(LEP_Q8_MB, A, wp, acc);
         }
     }
 #undef LEP_Q8_CASE
@@ -830,10 +853,10 @@ static inline void lep_q8_block(const uint8_t* a, lep_i64 lda, lep_i64 m0, int m
     for (int m = 0; m < mb; ++m) lep_q8_store(o, acc[m], o->off + n0, o->mul + n0, m0 + m, n0, nn);
 }
 
-/* rows [m0, m0 + rows) of y from the rows at a (lda bytes apart, K inputs) times the N-channel weights w,
-   stored by o: tiles of rows by panels, on the calling thread */
-static void lep_q8_rows(const uint8_t* a, lep_i64 lda, lep_i64 m0, lep_i64 rows, lep_i64 K, const void* w,
-                        lep_i64 N, const struct lep_q8_out* o, int pairs) {
+/* rows [m0, m0 + rows) of y from the rows of A (rows <= LEP_Q8_CHUNK; K inputs in all) times the N-channel
+   weights w, stored by o: tiles of rows by panels, on the calling thread */
+static void lep_q8_rows(const struct lep_q8_a* A, lep_i64 m0, lep_i64 rows, lep_i64 K, const void* w, lep_i64 N,
+                        const struct lep_q8_out* o, int pairs) {
     const lep_i64 P = (N + LEP_PANEL - 1) / LEP_PANEL, steps = (K + 3) / 4;
 #if defined(LEP_Q8_PAIRS)
     const int MB = pairs ? LEP_Q8P_MB : LEP_Q8_MB;
@@ -841,9 +864,17 @@ static void lep_q8_rows(const uint8_t* a, lep_i64 lda, lep_i64 m0, lep_i64 rows,
     const int MB = LEP_Q8_MB;
 #endif
     for (lep_i64 m = 0; m < rows; m += MB) {
+        const struct lep_q8_a tile = {A->rp + m, A->nseg, A->seg_stride, A->kseg};
         const int mb = (int)lep_min(MB, rows - m);
-        for (lep_i64 p = 0; p < P; ++p) lep_q8_block(a + m * lda, lda, m0 + m, mb, K, w, steps, p, N, o, pairs);
+        for (lep_i64 p = 0; p < P; ++p) lep_q8_block(&tile, m0 + m, mb, w, steps, p, N, o, pairs);
     }
+}
+
+/* the rows [m0, m0 + n) of a matrix a (lda bytes apart) as the one-run rows of a lep_q8_a (rp: n entries) */
+static inline struct lep_q8_a lep_q8_matrix(const uint8_t* a, lep_i64 lda, lep_i64 m0, lep_i64 n, lep_i64 K,
+                                            const uint8_t** rp) {
+    for (lep_i64 i = 0; i < n; ++i) rp[i] = a + (m0 + i) * lda;
+    return (struct lep_q8_a){rp, 1, 0, K};
 }
 
 /* y[M, N] = qlinear_matmul(x[M, K], ...): ys NULL for an f32 result; pairs: w in [-64, 64]; scratch: the
@@ -859,8 +890,10 @@ static void lep_qlinear_matmul(const uint8_t* x, const float* xs, const uint8_t*
     const lep_i64 chunks = (M + LEP_Q8_CHUNK - 1) / LEP_Q8_CHUNK;
     #pragma omp parallel for schedule(static) if (M * N * K > 65536)
     for (lep_i64 c = 0; c < chunks; ++c) {
-        const lep_i64 m0 = c * LEP_Q8_CHUNK;
-        lep_q8_rows(x + m0 * K, K, m0, lep_min(LEP_Q8_CHUNK, M - m0), K, w, N, &o, pairs);
+        const lep_i64 m0 = c * LEP_Q8_CHUNK, n = lep_min(LEP_Q8_CHUNK, M - m0);
+        const uint8_t* rp[LEP_Q8_CHUNK];
+        const struct lep_q8_a A = lep_q8_matrix(x, K, m0, n, K, rp);
+        lep_q8_rows(&A, m0, n, K, w, N, &o, pairs);
     }
 }
 
@@ -910,12 +943,33 @@ static inline void lep_q8_gather(const uint8_t* x, uint8_t xz, const struct lep_
     }
 }
 
-/* qlinear_conv channels-last: x [B][H][W][C] uint8, y [B][OH][OW][O]; per group, the windows of LEP_Q8_CHUNK
-   output pixels at a time gathered into rows of K = KH * KW * C / G bytes (lep_q8_gather), padded with zeros to
-   whole steps, and multiplied by that group's weights while they are in cache (a 1x1 conv of stride 1 and one
-   group reads x as it is). pairs: w in [-64, 64]. scratch: each group's channels' off and mul
-   (lep_q8_channels), then B * OH * OW * ceil(K / 4) * 4 bytes of rows (each thread gathers into the rows of
-   its own first chunk when every thread has one, else into those of the chunk at hand). */
+/* x [B][H][W][C] into xp [B][Hp][Wp][C] at row ph, column pw, the rest the zero point xz (a worksharing loop) */
+static void lep_q8_pad(const uint8_t* x, uint8_t xz, lep_i64 B, lep_i64 H, lep_i64 W, lep_i64 C, lep_i64 Hp,
+                       lep_i64 Wp, lep_i64 ph, lep_i64 pw, uint8_t* xp) {
+    #pragma omp for schedule(static)
+    for (lep_i64 r = 0; r < B * Hp; ++r) {
+        const lep_i64 n = r / Hp, h = r % Hp - ph;
+        uint8_t* dst = xp + r * Wp * C;
+        if (h < 0 || h >= H) {
+            memset(dst, xz, (size_t)(Wp * C));
+            continue;
+        }
+        memset(dst, xz, (size_t)(pw * C));
+        memcpy(dst + pw * C, x + (n * H + h) * W * C, (size_t)(W * C));
+        memset(dst + (pw + W) * C, xz, (size_t)((Wp - pw - W) * C));
+    }
+}
+
+/* qlinear_conv channels-last: x [B][H][W][C] uint8, y [B][OH][OW][O], LEP_Q8_CHUNK output pixels at a time:
+     - a 1x1 conv of stride 1 and one group reads x as it is;
+     - a conv of one group, no column dilation and kernel rows of a multiple of 4 bytes (KW * C) reads its
+       windows in place, KH runs of KW * C bytes each, from a copy of x padded with the zero point (lep_q8_pad:
+       Hp = max(H + ph, (OH - 1) * sh + (KH - 1) * dh + 1) rows, Wp = max(W + pw, (OW - 1) * sw + KW) columns);
+     - else, per group, the windows are gathered into rows of K = KH * KW * C / G bytes (lep_q8_gather), padded
+       with zeros to whole steps, and multiplied while in cache.
+   pairs: w in [-64, 64]. scratch: each group's channels' off and mul (lep_q8_channels), then the padded copy
+   of x, or B * OH * OW * ceil(K / 4) * 4 bytes of gathered rows (each thread gathers into the rows of its own
+   first chunk when every thread has one, else into those of the chunk at hand). */
 static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* xz, const void* w, const float* ws,
                              const int32_t* bias, const float* ys, const uint8_t* yz, void* y, lep_i64 B,
                              lep_i64 H, lep_i64 W, lep_i64 C, lep_i64 OH, lep_i64 OW, lep_i64 O, lep_i64 KH,
@@ -924,6 +978,8 @@ static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* x
     const struct lep_q8_conv shape = {H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw, G};
     const lep_i64 M = B * OH * OW, Og = O / G, K = KH * KW * (C / G), ldq = (K + 3) / 4 * 4;
     const int direct = KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && G == 1 && OH == H && OW == W;
+    const int in_place = !direct && G == 1 && dw == 1 && KW * C % 4 == 0;
+    const lep_i64 Hp = lep_max(H + ph, (OH - 1) * sh + (KH - 1) * dh + 1), Wp = lep_max(W + pw, (OW - 1) * sw + KW);
     const lep_i64 wbytes = lep_q8_layout_bytes(Og, K), padded = (Og + LEP_PANEL - 1) / LEP_PANEL * LEP_PANEL;
     int32_t* off = (int32_t*)scratch;
     float* mul = (float*)(off + G * padded);
@@ -936,6 +992,7 @@ static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* x
     {
         const int own = omp_get_num_threads() * LEP_Q8_CHUNK <= M;
         uint8_t* mine = rows + omp_get_thread_num() * LEP_Q8_CHUNK * ldq;
+        if (in_place) lep_q8_pad(x, xz[0], B, H, W, C, Hp, Wp, ph, pw, rows);  /* (its barrier: all rows padded) */
         for (lep_i64 g = 0; g < G; ++g) {
             const struct lep_q8_out o = {off + g * padded, mul + g * padded, ys != NULL, ys ? ys[0] : 1.0f,
                                          yz ? (float)yz[0] : 0.0f,
@@ -944,14 +1001,27 @@ static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* x
             #pragma omp for schedule(static) nowait
             for (lep_i64 c = 0; c < chunks; ++c) {
                 const lep_i64 m0 = c * LEP_Q8_CHUNK, n = lep_min(LEP_Q8_CHUNK, M - m0);
+                const uint8_t* rp[LEP_Q8_CHUNK];
+                struct lep_q8_a A;
                 if (direct) {
-                    lep_q8_rows(x + m0 * C, C, m0, n, K, wg, Og, &o, pairs);
-                    continue;
+                    A = lep_q8_matrix(x, C, m0, n, K, rp);
+                } else if (in_place) {  /* each window's top left corner in the padded copy */
+                    lep_i64 b = m0 / (OH * OW), oh = m0 / OW % OH, ow = m0 % OW;
+                    for (lep_i64 i = 0; i < n; ++i) {
+                        rp[i] = rows + ((b * Hp + oh * sh) * Wp + ow * sw) * C;
+                        if (++ow == OW) {
+                            ow = 0;
+                            if (++oh == OH) oh = 0, ++b;
+                        }
+                    }
+                    A = (struct lep_q8_a){rp, KH, dh * Wp * C, KW * C};
+                } else {
+                    uint8_t* a = own ? mine : rows + m0 * ldq;
+                    lep_q8_gather(x, xz[0], &shape, g, m0, n, K, ldq, a);
+                    /* the rows are padded with zeros to whole steps: K = ldq reads them without a tail */
+                    A = lep_q8_matrix(a, ldq, 0, n, ldq, rp);
                 }
-                uint8_t* a = own ? mine : rows + m0 * ldq;
-                lep_q8_gather(x, xz[0], &shape, g, m0, n, K, ldq, a);
-                /* the rows are padded with zeros to whole steps: K = ldq reads them without a tail */
-                lep_q8_rows(a, ldq, m0, n, ldq, wg, Og, &o, pairs);
+                lep_q8_rows(&A, m0, n, K, wg, Og, &o, pairs);
             }
         }
     }

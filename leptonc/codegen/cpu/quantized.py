@@ -287,8 +287,12 @@ def emit_qlinear_conv(ctx: KernelContext, node: Node) -> list[str]:
     group, d = node.attrs["group"], ctx.d
     k = kh * kw * w.shape[1]  # a constant weight's dims
     params, pairs = _qlinear_params(ctx, node, k)
-    ctx.scratch_bytes = D.add(group * _channel_bytes(w.shape[0] // group),  # then the gathered windows
-                              D.mul(D.product(out.shape[:-1]), -(-k // 4) * 4))
+    c = x.shape[-1]
+    if group == 1 and dw == 1 and isinstance(c, int) and kw * c % 4 == 0:  # x padded, read in place (or direct)
+        rows = D.mul(D.mul(D.mul(x.shape[0], D.add(h, pads[0] + pads[2])), D.add(wd, pads[1] + pads[3])), c)
+    else:  # the gathered windows
+        rows = D.mul(D.product(out.shape[:-1]), -(-k // 4) * 4)
+    ctx.scratch_bytes = D.add(group * _channel_bytes(w.shape[0] // group), rows)
     return [f"lep_qlinear_conv({params}, {d(x.shape[0])}, {d(h)}, {d(wd)}, {d(x.shape[-1])}, {d(oh)}, {d(ow)}, "
             f"{d(w.shape[0])}, {kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pads[0]}, {pads[1]}, {group}, {pairs}, "
             "(uint8_t*)scratch);"]
