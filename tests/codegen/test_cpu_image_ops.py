@@ -173,6 +173,7 @@ def test_grid_sample_every_mode_padding_and_alignment():
         samples.append(s(x1, s.f32(1, 5, 1, low=-1.4, high=1.4), **attrs))
         if mode != "cubic":
             samples.append(s(x3, s.f32(1, 2, 3, 2, 3, low=-1.3, high=1.3), **attrs))
+    samples.append(s(x2.astype(np.float64), g2.astype(np.float64), mode="cubic"))
     _check("grid_sample", samples)
 
 

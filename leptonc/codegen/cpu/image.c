@@ -254,90 +254,104 @@ static double lep_reflect(double c, double lo, double hi) {
 enum { LEP_GS_LINEAR, LEP_GS_NEAREST, LEP_GS_CUBIC };
 enum { LEP_GS_ZEROS, LEP_GS_BORDER, LEP_GS_REFLECTION };
 
-/* grid_sample over nsp (1 to 3) spatial dims: x (N, C, in_sp...), grid (N, P, nsp) with the innermost dim's
-   coordinate first, y (N, C, P). Each output point's taps (position in x's spatial block, weight, inside)
-   are found once and applied to every channel. */
-static void lep_grid_sample(const double* x, const double* grid, double* y, int64_t N, int64_t C, int nsp,
-                            const int64_t* in_sp, int64_t P, int mode, int padding, int align) {
-    int64_t S = 1;
-    for (int d = 0; d < nsp; ++d) S *= in_sp[d];
+/* grid_sample's taps at one grid point g (nsp coordinates, the innermost dim's first) over a block of
+   spatial dims in_sp (outermost first): for each, its position in the block, weight and whether it lies
+   inside. Returns the count (1 for nearest, 2^nsp for linear, 4^nsp for cubic). */
+static int lep_grid_taps(const double* g, int nsp, const int64_t* in_sp, int mode, int padding, int align,
+                         int64_t* off, double* w, unsigned char* ok) {
     const double A = -0.75;
-    #pragma omp parallel for schedule(static) if (N * P * C > 16384)
-    for (int64_t q = 0; q < N * P; ++q) {
-        const int64_t n = q / P, p = q % P;
-        int64_t size[3], base[3], off[64];
-        double c[3], frac[3], w[64], cw[3][4];
-        unsigned char ok[64];
+    int64_t size[3], base[3];
+    double c[3], frac[3], cw[3][4];
+    for (int i = 0; i < nsp; ++i) {
+        size[i] = in_sp[nsp - 1 - i];
+        const double gi = g[i], sz = (double)size[i];
+        double ci = align ? (gi + 1) / 2 * (sz - 1) : ((gi + 1) * sz - 1) / 2;
+        if (padding == LEP_GS_BORDER) ci = lep_clamp(ci, 0, sz - 1);
+        else if (padding == LEP_GS_REFLECTION)
+            ci = align ? lep_reflect(ci, 0, sz - 1) : lep_clamp(lep_reflect(ci, -0.5, sz - 0.5), 0, sz - 1);
+        c[i] = ci;
+    }
+    int taps = 1, width = 1;
+    if (mode == LEP_GS_LINEAR) {
+        width = 2;
+        for (int i = 0; i < nsp; ++i) { base[i] = lep_floor_index(c[i]); frac[i] = c[i] - (double)base[i]; }
+    } else if (mode == LEP_GS_CUBIC) {
+        width = 4;
         for (int i = 0; i < nsp; ++i) {
-            size[i] = in_sp[nsp - 1 - i];
-            const double g = grid[q * nsp + i], sz = (double)size[i];
-            double ci = align ? (g + 1) / 2 * (sz - 1) : ((g + 1) * sz - 1) / 2;
-            if (padding == LEP_GS_BORDER) ci = lep_clamp(ci, 0, sz - 1);
-            else if (padding == LEP_GS_REFLECTION)
-                ci = align ? lep_reflect(ci, 0, sz - 1) : lep_clamp(lep_reflect(ci, -0.5, sz - 0.5), 0, sz - 1);
-            c[i] = ci;
-        }
-        int taps = 1, width = 1;
-        if (mode == LEP_GS_LINEAR) {
-            width = 2;
-            for (int i = 0; i < nsp; ++i) { base[i] = lep_floor_index(c[i]); frac[i] = c[i] - (double)base[i]; }
-        } else if (mode == LEP_GS_CUBIC) {
-            width = 4;
-            for (int i = 0; i < nsp; ++i) {
-                const double f = floor(c[i]), t = c[i] - f, t1 = t + 1, t2 = 1 - t;
-                base[i] = lep_floor_index(c[i]);
-                if (base[i] != INT64_MIN) base[i] -= 1;
-                cw[i][0] = ((A * t1 - 5 * A) * t1 + 8 * A) * t1 - 4 * A;
-                cw[i][1] = ((A + 2) * t - (A + 3)) * t * t + 1;
-                cw[i][2] = ((A + 2) * t2 - (A + 3)) * t2 * t2 + 1;
-                cw[i][3] = ((A * (t2 + 1) - 5 * A) * (t2 + 1) + 8 * A) * (t2 + 1) - 4 * A;
-            }
-        }
-        for (int i = 0; i < nsp; ++i) taps *= width;
-        for (int t = 0; t < taps; ++t) {
-            double wt = 1.0;
-            int64_t at = 0;
-            int inside = 1;
-            for (int d = 0; d < nsp; ++d) {  /* x's spatial dims, outermost first: grid coordinate nsp - 1 - d */
-                const int i = nsp - 1 - d;
-                int span = 1;
-                for (int e = i + 1; e < nsp; ++e) span *= width;
-                const int k = (t / span) % width;  /* the corner's digit for coordinate i (coordinate 0 slowest) */
-                int64_t j;
-                if (mode == LEP_GS_NEAREST) j = lep_rint_index(c[i]);
-                else j = base[i] == INT64_MIN ? INT64_MIN : base[i] + k;
-                if (mode == LEP_GS_CUBIC && padding == LEP_GS_BORDER) {
-                    j = j < 0 ? 0 : j > size[i] - 1 ? size[i] - 1 : j;
-                } else if (mode == LEP_GS_CUBIC && padding == LEP_GS_REFLECTION) {
-                    const double r = align ? lep_reflect((double)j, 0, (double)(size[i] - 1))
-                                           : lep_reflect((double)j, -0.5, (double)size[i] - 0.5);
-                    j = lep_rint_index(r);
-                    j = j < 0 ? 0 : j > size[i] - 1 ? size[i] - 1 : j;
-                }
-                inside = inside && j >= 0 && j < size[i];
-                at = at * in_sp[d] + (j < 0 ? 0 : j >= size[i] ? size[i] - 1 : j);
-            }
-            for (int i = 0; i < nsp && mode != LEP_GS_NEAREST; ++i) {  /* the weight, coordinate 0 first */
-                int span = 1;
-                for (int e = i + 1; e < nsp; ++e) span *= width;
-                const int k = (t / span) % width;
-                wt = wt * (mode == LEP_GS_LINEAR ? (k ? frac[i] : 1 - frac[i]) : cw[i][k]);
-            }
-            off[t] = at; w[t] = wt; ok[t] = (unsigned char)inside;
-        }
-        for (int64_t ch = 0; ch < C; ++ch) {
-            const double* xc = x + (n * C + ch) * S;
-            double acc;
-            if (mode == LEP_GS_NEAREST) {
-                acc = ok[0] ? xc[off[0]] : 0.0;
-            } else {
-                acc = 0.0;
-                for (int t = 0; t < taps; ++t) acc = acc + (ok[t] ? xc[off[t]] : 0.0) * w[t];
-            }
-            y[(n * C + ch) * P + p] = acc;
+            const double f = floor(c[i]), t = c[i] - f, t1 = t + 1, t2 = 1 - t;
+            base[i] = lep_floor_index(c[i]);
+            if (base[i] != INT64_MIN) base[i] -= 1;
+            cw[i][0] = ((A * t1 - 5 * A) * t1 + 8 * A) * t1 - 4 * A;
+            cw[i][1] = ((A + 2) * t - (A + 3)) * t * t + 1;
+            cw[i][2] = ((A + 2) * t2 - (A + 3)) * t2 * t2 + 1;
+            cw[i][3] = ((A * (t2 + 1) - 5 * A) * (t2 + 1) + 8 * A) * (t2 + 1) - 4 * A;
         }
     }
+    for (int i = 0; i < nsp; ++i) taps *= width;
+    for (int t = 0; t < taps; ++t) {
+        double wt = 1.0;
+        int64_t at = 0;
+        int inside = 1;
+        for (int d = 0; d < nsp; ++d) {  /* x's spatial dims, outermost first: grid coordinate nsp - 1 - d */
+            const int i = nsp - 1 - d;
+            int span = 1;
+            for (int e = i + 1; e < nsp; ++e) span *= width;
+            const int k = (t / span) % width;  /* the corner's digit for coordinate i (coordinate 0 slowest) */
+            int64_t j;
+            if (mode == LEP_GS_NEAREST) j = lep_rint_index(c[i]);
+            else j = base[i] == INT64_MIN ? INT64_MIN : base[i] + k;
+            if (mode == LEP_GS_CUBIC && padding == LEP_GS_BORDER) {
+                j = j < 0 ? 0 : j > size[i] - 1 ? size[i] - 1 : j;
+            } else if (mode == LEP_GS_CUBIC && padding == LEP_GS_REFLECTION) {
+                const double r = align ? lep_reflect((double)j, 0, (double)(size[i] - 1))
+                                       : lep_reflect((double)j, -0.5, (double)size[i] - 0.5);
+                j = lep_rint_index(r);
+                j = j < 0 ? 0 : j > size[i] - 1 ? size[i] - 1 : j;
+            }
+            inside = inside && j >= 0 && j < size[i];
+            at = at * in_sp[d] + (j < 0 ? 0 : j >= size[i] ? size[i] - 1 : j);
+        }
+        for (int i = 0; i < nsp && mode != LEP_GS_NEAREST; ++i) {  /* the weight, coordinate 0 first */
+            int span = 1;
+            for (int e = i + 1; e < nsp; ++e) span *= width;
+            const int k = (t / span) % width;
+            wt = wt * (mode == LEP_GS_LINEAR ? (k ? frac[i] : 1 - frac[i]) : cw[i][k]);
+        }
+        off[t] = at; w[t] = wt; ok[t] = (unsigned char)inside;
+    }
+    return taps;
 }
+
+/* grid_sample over nsp (1 to 3) spatial dims: x (N, C, in_sp...) and y (N, C, P) of type T, grid (N, P, nsp)
+   with the innermost dim's coordinate first. Each output point's taps are found once and applied to every
+   channel, summed in double and rounded once to T. */
+#define LEP_GRID_SAMPLE(name, T)                                                                             \
+static void name(const T* x, const double* grid, T* y, int64_t N, int64_t C, int nsp, const int64_t* in_sp,   \
+                 int64_t P, int mode, int padding, int align) {                                               \
+    int64_t S = 1;                                                                                            \
+    for (int d = 0; d < nsp; ++d) S *= in_sp[d];                                                              \
+    _Pragma("omp parallel for schedule(static) if (N * P * C > 16384)")                                      \
+    for (int64_t q = 0; q < N * P; ++q) {                                                                     \
+        const int64_t n = q / P, p = q % P;                                                                   \
+        int64_t off[64];                                                                                      \
+        double w[64];                                                                                         \
+        unsigned char ok[64];                                                                                 \
+        const int taps = lep_grid_taps(grid + q * nsp, nsp, in_sp, mode, padding, align, off, w, ok);         \
+        for (int64_t ch = 0; ch < C; ++ch) {                                                                  \
+            const T* xc = x + (n * C + ch) * S;                                                               \
+            double acc;                                                                                       \
+            if (mode == LEP_GS_NEAREST) {                                                                     \
+                acc = ok[0] ? (double)xc[off[0]] : 0.0;                                                       \
+            } else {                                                                                          \
+                acc = 0.0;                                                                                    \
+                for (int t = 0; t < taps; ++t) acc = acc + (ok[t] ? (double)xc[off[t]] : 0.0) * w[t];         \
+            }                                                                                                 \
+            y[(n * C + ch) * P + p] = (T)acc;                                                                 \
+        }                                                                                                     \
+    }                                                                                                         \
+}
+LEP_GRID_SAMPLE(lep_grid_sample_f32, float)
+LEP_GRID_SAMPLE(lep_grid_sample_f64, double)
 
 /* affine_grid: out (N, sizes..., nsp) = theta (N, nsp, nsp + 1) applied to each output position's normalized
    coordinates (x innermost first) and 1. */

@@ -157,8 +157,12 @@ def _require_float(ctx: KernelContext, node: Node, *values) -> None:
 
 
 def emit_grid_sample(ctx: KernelContext, node: Node) -> list[str]:
+    """Reads x and writes y in their own type (f32 or f64), summing in double; the grid is read as double."""
     x, grid, y = node.inputs[0], node.inputs[1], node.outputs[0]
     _require_float(ctx, node, x, grid)
+    if x.dtype not in (DType.f32, DType.f64):
+        raise UnsupportedError(f"{ctx.where}: grid_sample over {x.dtype} is not supported by the cpu target "
+                               "(f32 and f64 are)")
     nsp = x.type.rank - 2
     if not 1 <= nsp <= 3:
         raise UnsupportedError(f"{ctx.where}: grid_sample over {nsp} spatial dims is not supported by the cpu "
@@ -169,12 +173,11 @@ def emit_grid_sample(ctx: KernelContext, node: Node) -> list[str]:
     return (["{", "  " + _dims(ctx, "isp", x.shape[2:])]
             + _empty_axis_faults(ctx, [(d, f"isp[{i}] == 0 && {points} > 0", 2 + i)
                                        for i, d in enumerate(x.shape[2:])])
-            + ["  " + s for s in _to_doubles(ctx, x, "xd") + _to_doubles(ctx, grid, "gd")]
-            + ["  " + _new_doubles(ctx, y, "yd"),
-               f"  lep_grid_sample(xd, gd, yd, {ctx.d(x.shape[0])}, {ctx.d(x.shape[1])}, {nsp}, isp, "
-               f"{cnumel(y.shape[2:], ctx.where)}, {mode}, {padding}, {int(at['align_corners'])});"]
-            + ["  " + s for s in _from_doubles(ctx, y, "yd")]
-            + ["  free(xd); free(gd); free(yd);", "}"])
+            + ["  " + s for s in _to_doubles(ctx, grid, "gd")]
+            + [f"  lep_grid_sample_{x.dtype.value}({ctx.ptr(x)}, gd, {ctx.ptr(y)}, {ctx.d(x.shape[0])}, "
+               f"{ctx.d(x.shape[1])}, {nsp}, isp, {cnumel(y.shape[2:], ctx.where)}, {mode}, {padding}, "
+               f"{int(at['align_corners'])});",
+               "  free(gd);", "}"])
 
 
 def emit_affine_grid(ctx: KernelContext, node: Node) -> list[str]:
