@@ -121,11 +121,11 @@ def _run_conv(lib, operands, attrs, u8: bool, pairs: bool = False) -> np.ndarray
     o, _, kh, kw = wq.shape
     ref = qlinear_conv(*operands[:6], *((ys, yz) if u8 else ()), **attrs)
     _, oh, ow, _ = ref.shape
-    k = kh * kw * c // attrs["group"]
     channels = attrs["group"] * -(-(o // attrs["group"]) // 16) * 16 * 8  # each group's off and mul
     pads = attrs["pads"]  # then the gathered windows, or x padded
-    rows = max(b * oh * ow * -(-k // 4) * 4, b * (h + pads[0] + pads[2]) * (w + pads[1] + pads[3]) * c)
-    scratch = np.zeros(channels + rows, np.uint8)
+    rows = max(b * oh * ow * kh * -(-(kw * c // attrs["group"]) // 4) * 4,
+               b * (h + pads[0] + pads[2]) * (w + pads[1] + pads[3]) * c + 4)
+    scratch = np.full(channels + rows, 0xA5, np.uint8)  # as an arena: not zeros
     y = np.zeros(ref.shape, ref.dtype)
     laid = lay_out_conv(wq, attrs["group"])
     (sh, sw), (dh, dw), pads = attrs["strides"], attrs["dilations"], attrs["pads"]

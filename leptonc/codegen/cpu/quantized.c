@@ -912,11 +912,12 @@ static inline void lep_fill_run(uint8_t* dst, uint8_t v, lep_i64 n) {
     for (lep_i64 i = 0; i < n; ++i) dst[i] = v;
 }
 
-/* the windows of output pixels [p0, p0 + count) (batch, row, column) for group g, gathered into rows ldq bytes
-   apart from a: kernel row, kernel column, channel; padding reads as the zero point xz, and the bytes past K
-   are zero. The pixel's position advances column by column (no divisions per pixel). */
+/* the windows of output pixels [p0, p0 + count) (batch, row, column) for group g, gathered into rows of KH
+   kernel rows kr = ceil(KW * C / G / 4) * 4 bytes apart (kernel column, channel; zeros after), ldq = KH * kr
+   bytes apart from a; padding reads as the zero point xz. The pixel's position advances column by column (no
+   divisions per pixel). */
 static inline void lep_q8_gather(const uint8_t* x, uint8_t xz, const struct lep_q8_conv* c, lep_i64 g, lep_i64 p0,
-                                 lep_i64 count, lep_i64 K, lep_i64 ldq, uint8_t* a) {
+                                 lep_i64 count, lep_i64 kr, lep_i64 ldq, uint8_t* a) {
     const lep_i64 Cg = c->C / c->G, run = c->KW * c->C, whole_rows = c->dw == 1 && c->G == 1;
     lep_i64 n = p0 / (c->OH * c->OW), oh = p0 / c->OW % c->OH, ow = p0 % c->OW;
     for (lep_i64 i = 0; i < count; ++i, a += ldq) {
@@ -924,7 +925,8 @@ static inline void lep_q8_gather(const uint8_t* x, uint8_t xz, const struct lep_
         const uint8_t* img = x + n * c->H * c->W * c->C;
         for (lep_i64 kh = 0; kh < c->KH; ++kh) {
             const lep_i64 h = oh * c->sh - c->ph + kh * c->dh;
-            uint8_t* dst = a + kh * c->KW * Cg;
+            uint8_t* dst = a + kh * kr;
+            lep_fill_run(dst + c->KW * Cg, 0, kr - c->KW * Cg);
             if (h >= 0 && h < c->H && w0 >= 0 && w1 < c->W && whole_rows) {
                 lep_copy_run(dst, img + (h * c->W + w0) * c->C, run);  /* the kernel row's pixels, one run */
                 continue;
@@ -935,7 +937,6 @@ static inline void lep_q8_gather(const uint8_t* x, uint8_t xz, const struct lep_
                 else lep_copy_run(dst, img + (h * c->W + wi) * c->C + g * Cg, Cg);
             }
         }
-        lep_fill_run(a + K, 0, ldq - K);
         if (++ow == c->OW) {
             ow = 0;
             if (++oh == c->OH) oh = 0, ++n;
@@ -960,25 +961,28 @@ static void lep_q8_pad(const uint8_t* x, uint8_t xz, lep_i64 B, lep_i64 H, lep_i
     }
 }
 
-/* qlinear_conv channels-last: x [B][H][W][C] uint8, y [B][OH][OW][O], LEP_Q8_CHUNK output pixels at a time:
+/* qlinear_conv channels-last: x [B][H][W][C] uint8, y [B][OH][OW][O], LEP_Q8_CHUNK output pixels at a time.
+   The weights' inputs come kernel row by kernel row, each row's KW * C / G inputs padded with zero weights to
+   whole steps (kr bytes: lay_out_conv), so that a step never spans two kernel rows:
      - a 1x1 conv of stride 1 and one group reads x as it is;
-     - a conv of one group, no column dilation and kernel rows of a multiple of 4 bytes (KW * C) reads its
-       windows in place, KH runs of KW * C bytes each, from a copy of x padded with the zero point (lep_q8_pad:
-       Hp = max(H + ph, (OH - 1) * sh + (KH - 1) * dh + 1) rows, Wp = max(W + pw, (OW - 1) * sw + KW) columns);
-     - else, per group, the windows are gathered into rows of K = KH * KW * C / G bytes (lep_q8_gather), padded
-       with zeros to whole steps, and multiplied while in cache.
+     - a conv of one group and no column dilation reads its windows in place, KH runs of kr bytes each (the
+       bytes past a kernel row's KW * C meet zero weights), from a copy of x padded with the zero point
+       (lep_q8_pad: Hp = max(H + ph, (OH - 1) * sh + (KH - 1) * dh + 1) rows, Wp = max(W + pw, (OW - 1) * sw +
+       KW) columns, and 4 bytes more that the last run may read);
+     - else, per group, the windows are gathered into rows of KH * kr bytes (lep_q8_gather) and multiplied
+       while in cache.
    pairs: w in [-64, 64]. scratch: each group's channels' off and mul (lep_q8_channels), then the padded copy
-   of x, or B * OH * OW * ceil(K / 4) * 4 bytes of gathered rows (each thread gathers into the rows of its own
-   first chunk when every thread has one, else into those of the chunk at hand). */
+   of x, or B * OH * OW * KH * kr bytes of gathered rows (each thread gathers into the rows of its own first
+   chunk when every thread has one, else into those of the chunk at hand). */
 static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* xz, const void* w, const float* ws,
                              const int32_t* bias, const float* ys, const uint8_t* yz, void* y, lep_i64 B,
                              lep_i64 H, lep_i64 W, lep_i64 C, lep_i64 OH, lep_i64 OW, lep_i64 O, lep_i64 KH,
                              lep_i64 KW, lep_i64 sh, lep_i64 sw, lep_i64 dh, lep_i64 dw, lep_i64 ph, lep_i64 pw,
                              lep_i64 G, int pairs, uint8_t* scratch) {
     const struct lep_q8_conv shape = {H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw, G};
-    const lep_i64 M = B * OH * OW, Og = O / G, K = KH * KW * (C / G), ldq = (K + 3) / 4 * 4;
+    const lep_i64 M = B * OH * OW, Og = O / G, kr = (KW * (C / G) + 3) / 4 * 4, K = KH * kr, ldq = K;
     const int direct = KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && G == 1 && OH == H && OW == W;
-    const int in_place = !direct && G == 1 && dw == 1 && KW * C % 4 == 0;
+    const int in_place = !direct && G == 1 && dw == 1;
     const lep_i64 Hp = lep_max(H + ph, (OH - 1) * sh + (KH - 1) * dh + 1), Wp = lep_max(W + pw, (OW - 1) * sw + KW);
     const lep_i64 wbytes = lep_q8_layout_bytes(Og, K), padded = (Og + LEP_PANEL - 1) / LEP_PANEL * LEP_PANEL;
     int32_t* off = (int32_t*)scratch;
@@ -1004,7 +1008,7 @@ static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* x
                 const uint8_t* rp[LEP_Q8_CHUNK];
                 struct lep_q8_a A;
                 if (direct) {
-                    A = lep_q8_matrix(x, C, m0, n, K, rp);
+                    A = lep_q8_matrix(x, C, m0, n, C, rp);  /* (kr = C rounded up to whole steps) */
                 } else if (in_place) {  /* each window's top left corner in the padded copy */
                     lep_i64 b = m0 / (OH * OW), oh = m0 / OW % OH, ow = m0 % OW;
                     for (lep_i64 i = 0; i < n; ++i) {
@@ -1014,12 +1018,11 @@ static void lep_qlinear_conv(const uint8_t* x, const float* xs, const uint8_t* x
                             if (++oh == OH) oh = 0, ++b;
                         }
                     }
-                    A = (struct lep_q8_a){rp, KH, dh * Wp * C, KW * C};
+                    A = (struct lep_q8_a){rp, KH, dh * Wp * C, kr};
                 } else {
                     uint8_t* a = own ? mine : rows + m0 * ldq;
-                    lep_q8_gather(x, xz[0], &shape, g, m0, n, K, ldq, a);
-                    /* the rows are padded with zeros to whole steps: K = ldq reads them without a tail */
-                    A = lep_q8_matrix(a, ldq, 0, n, ldq, rp);
+                    lep_q8_gather(x, xz[0], &shape, g, m0, n, kr, ldq, a);
+                    A = lep_q8_matrix(a, ldq, 0, n, K, rp);
                 }
                 lep_q8_rows(&A, m0, n, K, wg, Og, &o, pairs);
             }

@@ -93,9 +93,13 @@ LAYOUT_MARK = "^q"
 
 
 def lay_out_conv(w: np.ndarray, groups: int) -> np.ndarray:
-    """An int8 conv weight [O, C / groups, kernel...] as the int8 layout of each group's [O / groups, K] rows
-    (K in the order lep_qlinear_conv gathers a window: kernel row, kernel column, channel), one after another."""
-    rows = np.moveaxis(w, 1, -1).reshape(w.shape[0], -1)
+    """An int8 conv weight [O, C / groups, kernel...] as the int8 layout of each group's [O / groups, K] rows,
+    one after another. K is in the order lep_qlinear_conv reads a window: kernel row, then kernel column and
+    channel, each kernel row's inputs padded with zero weights to whole steps of 4 (K = KH * kr)."""
+    o, kw = w.shape[0], w.shape[-1]
+    per_row = np.moveaxis(w, 1, -1).reshape(o, -1, kw * w.shape[1])  # [O, KH, KW * C / groups]
+    kr = -(-per_row.shape[2] // 4) * 4
+    rows = np.pad(per_row, ((0, 0), (0, 0), (0, kr - per_row.shape[2]))).reshape(o, -1)
     og = w.shape[0] // groups
     return np.concatenate([lay_out_i8(rows[g * og:(g + 1) * og], 0) for g in range(groups)])
 
@@ -287,11 +291,11 @@ def emit_qlinear_conv(ctx: KernelContext, node: Node) -> list[str]:
     group, d = node.attrs["group"], ctx.d
     k = kh * kw * w.shape[1]  # a constant weight's dims
     params, pairs = _qlinear_params(ctx, node, k)
-    c = x.shape[-1]
-    if group == 1 and dw == 1 and isinstance(c, int) and kw * c % 4 == 0:  # x padded, read in place (or direct)
-        rows = D.mul(D.mul(D.mul(x.shape[0], D.add(h, pads[0] + pads[2])), D.add(wd, pads[1] + pads[3])), c)
-    else:  # the gathered windows
-        rows = D.mul(D.product(out.shape[:-1]), -(-k // 4) * 4)
+    if group == 1 and dw == 1:  # x padded with 4 bytes more, read in place (or x as it is)
+        rows = D.add(D.mul(D.mul(D.mul(x.shape[0], D.add(h, pads[0] + pads[2])), D.add(wd, pads[1] + pads[3])),
+                           x.shape[-1]), 4)
+    else:  # the gathered windows, kernel rows padded to whole steps
+        rows = D.mul(D.product(out.shape[:-1]), kh * (-(-(kw * w.shape[1]) // 4) * 4))
     ctx.scratch_bytes = D.add(group * _channel_bytes(w.shape[0] // group), rows)
     return [f"lep_qlinear_conv({params}, {d(x.shape[0])}, {d(h)}, {d(wd)}, {d(x.shape[-1])}, {d(oh)}, {d(ow)}, "
             f"{d(w.shape[0])}, {kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pads[0]}, {pads[1]}, {group}, {pairs}, "
