@@ -85,10 +85,10 @@ def test_einsum_over_integers_wraps_and_bf16_rounds():
     rng = np.random.default_rng(2)
     a, b = rng.integers(-100, 100, (3, 40), dtype=np.int8), rng.integers(-100, 100, (40, 2), dtype=np.int8)
     _check(_one_op("einsum", [a, b], equation="ij,jk->ik"), [a, b])   # sums far beyond i8: wrap as numpy
-    c = rng.integers(-100, 100, (2,), dtype=np.int8)
-    _check(_one_op("einsum", [a, b, c], equation="ij,jk,k->i"), [a, b, c])   # (the einsum kernel)
-    big = rng.integers(-2 ** 62, 2 ** 62, (3, 3), dtype=np.int64)
-    _check(_one_op("einsum", [big], equation="ij->i"), [big])   # int64 sums past 2^63 wrap too
+    c = rng.integers(-100, 100, (3, 3, 40), dtype=np.int8)
+    _check(_one_op("einsum", [c, b], equation="iij,jk->ik"), [c, b])   # (a diagonal: the einsum kernel)
+    big = rng.integers(-2 ** 62, 2 ** 62, (3, 3, 4), dtype=np.int64)
+    _check(_one_op("einsum", [big], equation="iij->j"), [big])   # int64 sums past 2^63 wrap too
     x = rng.standard_normal((2, 3, 4)).astype(ml_dtypes.bfloat16)
     y = rng.standard_normal((2, 4, 5)).astype(ml_dtypes.bfloat16)
     g = _one_op("einsum", [x, y], equation="bij,bjk->bik")

@@ -1,6 +1,7 @@
 """lower-einsum against the reference interpreter: the graph before and after the pass give the same
 outputs (floats within f32 rounding, integers exactly) for batch, contracted, free and summed-out letters
-in any order, symbolic sizes and integer operands; the forms it leaves alone stay einsums."""
+in any order, one to four operands, symbolic sizes and integer operands; the forms it leaves alone
+(diagonals, broadcasts) stay einsums."""
 from __future__ import annotations
 
 import numpy as np
@@ -32,6 +33,24 @@ def test_lowered_einsum_keeps_the_outputs(equation, sa, sb, dtype):
     for got in (leptonc.run_reference(lowered, a, b)[0], leptonc.compile(g, quiet=True).run(a, b)[0]):
         assert got.dtype == want.dtype and got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("equation, shapes", [
+    ("ij,j,jk->ik", [(2, 3), (3,), (3, 4)]), ("ab,bc,cd,de->ae", [(2, 3), (3, 4), (4, 5), (5, 2)]),
+    ("bij,bjk,bk->bi", [(2, 3, 4), (2, 4, 5), (2, 5)]), ("ij->ji", [(3, 4)]), ("bij->", [(2, 3, 4)]),
+    ("ij->ij", [(3, 4)]), ("...i->...", [(2, 3, 4)])], ids=lambda v: str(v))
+def test_other_operand_counts_are_lowered(equation, shapes):
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    g = Graph("einsum")
+    args = [g.add_input(f"x{i}", TensorType(DType.f32, s)) for i, s in enumerate(shapes)]
+    g.set_outputs([g.add("einsum", *args, equation=equation)])
+    lowered = run_pipeline(g, "lower-einsum")
+    assert not any(n.op == "einsum" for n in lowered.nodes)
+    want = leptonc.run_reference(g, *xs)[0]
+    for got in (leptonc.run_reference(lowered, *xs)[0], leptonc.compile(g, quiet=True).run(*xs)[0]):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_symbolic_sizes_are_lowered():

@@ -3,6 +3,6 @@ with the system C compiler (-O3 -march=native -fopenmp) into a shared library wi
 (build.py); dense matmul and conv call OpenBLAS from the scipy-openblas32 wheel. Convolution and
 pooling run channels-last (conv.py): the lowering pipeline runs the `channels-last` pass. The kernels compute
 no f16, bf16 or narrower floats: the pipeline starts with `widen-half`, which computes them in f32 between
-casts; `lower-einsum` turns two-operand einsums into matmuls."""
+casts; `lower-einsum` turns einsums into matmuls and sums."""
 
 TARGET_PIPELINE = "widen-half,lower-einsum,channels-last,fuse"

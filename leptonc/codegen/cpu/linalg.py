@@ -4,8 +4,8 @@
   (OpenMP threads share them), and inside, one over every combination of the summed letters, each operand
   addressed by the sum of its letters' strides (a letter repeated in one term adds its strides: the
   diagonal; a size-1 dim that broadcasts has stride 0). Floats accumulate in double, integers in 64 bits
-  (wrapping to the result type as numpy's einsum does). Two-operand einsums without diagonals or
-  broadcasts arrive as matmuls instead (the lower-einsum pass).
+  (wrapping to the result type as numpy's einsum does). Einsums without diagonals or broadcasts arrive
+  as matmuls and sums instead (the lower-einsum pass).
 - det: Gaussian elimination with partial pivoting in double, one matrix per task: the product of the
   pivots, negated once per row swap (LAPACK's getrf, which the reference's numpy.linalg.det calls, pivots
   the same way).
