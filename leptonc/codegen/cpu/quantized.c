@@ -586,7 +586,7 @@ static inline lep_i64 lep_qparam(lep_i64 i, int kind, lep_i64 C, lep_i64 inner, 
      AVX2, weights in [-64, 64] (`pairs`: the quantize pass's reduce_range): vpmaddubsw on the 4 bytes of x of
        a step broadcast and each 32 bytes of the step's weights (8 channels by 4 inputs): pairs of products of
        at most 255 * 64 each, so the int16 pair sums never saturate; vpmaddwd by ones sums each channel's two
-       pairs in int32; 4 rows a tile;
+       pairs in int32; 3 rows a tile;
      AVX2, any int8 weights: the 4 bytes of x of a step widened to 16-bit and broadcast, each 16 bytes of a
        step's weights (4 channels by 4 inputs) widened to 16-bit, vpmaddwd (pairs of products of at most 255 *
        128: no saturation, unlike vpmaddubsw), the pair sums added horizontally at the end; 2 rows a tile;
@@ -603,8 +603,8 @@ static inline lep_i64 lep_qparam(lep_i64 i, int kind, lep_i64 C, lep_i64 inner, 
 #define LEP_Q8_MB 2
 #endif
 #if defined(LEP_Q8_PAIRS)
-#define LEP_Q8P_MB 4    /* rows a tile of the pairs path */
-#define LEP_Q8_TILE_ROWS 4
+#define LEP_Q8P_MB 3    /* rows a tile of the pairs path */
+#define LEP_Q8_TILE_ROWS 3
 #else
 #define LEP_Q8_TILE_ROWS LEP_Q8_MB
 #endif
