@@ -243,8 +243,15 @@ def _fp32_build(cache: bool, example_inputs):
 
     if find_compiler() is None:
         return None
-    return lambda graph: compile_cpu(graph, [CLEANUP_PIPELINE], Progress(quiet=True), cache=cache,
-                                     example_inputs=example_inputs)
+
+    def build(graph: Graph):
+        from .specialize import needs_specializing, specializing_model
+
+        if needs_specializing(graph, "cpu"):
+            return specializing_model(graph, "cpu", [CLEANUP_PIPELINE], example_inputs, cache=cache)
+        return compile_cpu(graph, [CLEANUP_PIPELINE], Progress(quiet=True), cache=cache,
+                           example_inputs=example_inputs)
+    return build
 
 
 def _placed_layout(graph: Graph, name: str, arena) -> np.ndarray:

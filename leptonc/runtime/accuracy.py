@@ -68,22 +68,38 @@ def sample_inputs(graph: Graph, count: int, example_inputs=None, seed: int = 0) 
         examples = [None] * len(graph.inputs)
     else:  # (one input may come bare, as leptonc.compile takes it)
         examples = list(example_inputs) if isinstance(example_inputs, (list, tuple)) else [example_inputs]
+    sizes = _size_inputs(graph)
     specs = []
     for v, ex in zip(graph.inputs, examples):
         ex = None if ex is None else np.asarray(ex.detach().numpy() if hasattr(ex, "detach") else ex)
         shape = ex.shape if ex is not None else tuple(d if isinstance(d, int) else 1 for d in v.shape)
         std = float(np.std(ex)) if ex is not None and v.dtype.is_float and ex.size else 1.0
-        specs.append((v, shape, std or 1.0, _index_bound(graph, v, ex)))
+        fixed = ex if ex is not None and any(v is w for w in sizes) else None  # a size or axis: the example's
+        specs.append((v, shape, std or 1.0, _index_bound(graph, v, ex), fixed))
     sets = []
     for _ in range(count):
         arrays = []
-        for v, shape, std, bound in specs:
-            if v.dtype.is_float:
+        for v, shape, std, bound, fixed in specs:
+            if fixed is not None:
+                arrays.append(fixed)
+            elif v.dtype.is_float:
                 arrays.append((rng.standard_normal(shape) * std).astype(v.dtype.numpy))
             else:
                 arrays.append(rng.integers(0, bound, size=shape).astype(v.dtype.numpy))
         sets.append(arrays)
     return sets
+
+
+def _size_inputs(graph: Graph) -> list[Value]:
+    """The graph inputs whose values are sizes or axes of dynamic ops (runtime/specialized.py)."""
+    from .specialized import ShapeProbe, dynamic_nodes
+
+    if not dynamic_nodes(graph):
+        return []
+    try:
+        return ShapeProbe(graph).inputs_read
+    except LeptoncError:
+        return []
 
 
 def _index_bound(graph: Graph, v: Value, example) -> int:

@@ -259,3 +259,20 @@ def test_an_llm_exported_with_a_dynamic_sequence_length_runs_at_two_lengths(tmp_
         want = session.run(None, {"ids": ids})[0]
         np.testing.assert_allclose(cm(ids), want, atol=1e-4 * max(1.0, float(np.abs(want).max())), rtol=0)
     assert len(cm.cache) == 2
+
+
+def test_a_lossy_compile_measures_its_error_at_the_example_sizes():
+    """The accuracy check's fp32 reference is a specializing model too, and its random inputs keep the
+    example's values for the inputs that are sizes (random ones would be no valid shape)."""
+    w = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
+    graph = leptonc.parse_ir("""graph @q(%x: f32[4, 64], %s: i64[2]) -> (f32[?, ?]) {
+  %w = const @w : f32[64, 64]
+  %y = matmul(%x, %w) : f32[4, 64]
+  %r = reshape_dynamic(%y, %s) : f32[?, ?]
+  return %r
+}
+""", {"w": w})
+    x = np.random.default_rng(1).standard_normal((4, 64)).astype(np.float32)
+    cm = leptonc.compile(graph, (x, np.array([16, 16])), passes="quantize", quiet=True)
+    report = cm.manifest["accuracy"]
+    assert report["within_tolerance"] and report["outputs"][0]["sqnr_db"] > 25
