@@ -140,3 +140,17 @@ def test_arithmetic_in_f8e8m0_is_an_error():
     g.set_outputs([g.add("mul", x, x)])
     with pytest.raises(leptonc.LeptoncError, match="computes in f8e8m0fnu"):
         leptonc.compile(g, quiet=True)
+
+
+@pytest.mark.parametrize("dtype", SUB_BYTE_INTS + [DType.f4e2m1fn, DType.f8e5m2], ids=str)
+def test_data_movement_keeps_narrow_codes(dtype):
+    """transpose, gather, concat and slice copy a narrow value's byte (a sub-byte type's too)."""
+    x = (np.arange(12, dtype=np.uint8) & ((1 << dtype.bits) - 1)).reshape(3, 4).view(dtype.numpy)
+    g = Graph("moves")
+    v = g.add_input("x", TensorType(dtype, (3, 4)))
+    i = g.add_input("i", TensorType(DType.i64, (2,)))
+    g.set_outputs([g.add("transpose", v, perm=(1, 0)), g.add("gather", v, i, axis=0), g.add("concat", v, v, axis=0),
+                   g.add("slice", v, starts=(1,), ends=(3,), axes=(1,), steps=(1,))])
+    idx = np.array([2, 0])
+    for a, b in zip(leptonc.compile(g, quiet=True).run(x, idx), leptonc.run_reference(g, x, idx)):
+        np.testing.assert_array_equal(a.astype(np.float32), b.astype(np.float32))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Node
-from .cexpr import UnsupportedError, cnumel, ctype
+from .cexpr import UnsupportedError, c_itemsize, cnumel, ctype
 from .kernels import KernelContext
 
 MAX_SPATIAL = 3
@@ -44,7 +44,7 @@ def emit_conv_transpose(ctx: KernelContext, node: Node) -> list[str]:
 
     t = ctype(y.dtype, ctx.where)
     gemm = "lep_sgemm" if y.dtype is DType.f32 else "lep_dgemm"
-    ctx.scratch_bytes = D.mul(D.product([x.shape[0], y.shape[1], *w.shape[2:], *x.shape[2:]]), int(y.dtype.itemsize))
+    ctx.scratch_bytes = D.mul(D.product([x.shape[0], y.shape[1], *w.shape[2:], *x.shape[2:]]), c_itemsize(y.dtype))
     return [f"const int64_t NB = {ctx.d(x.shape[0])}, C = {ctx.d(x.shape[1])}, O = {ctx.d(y.shape[1])}, "
             f"G = {node.attrs['group']}, CG = C / G, OG = O / G;",
             f"const int64_t IN[3] = {{{dims3([ctx.d(d) for d in x.shape[2:]], 1)}}};",

@@ -12,7 +12,7 @@ from ...ir import dims as D
 from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Value
 from ..kernel_body import SCANS, pad_constant, pad_source_index, trilu_keeps
-from .cexpr import C, UnsupportedError, cdim, cnumel, ctype, elementwise_expr, literal
+from .cexpr import C, UnsupportedError, c_itemsize, cdim, cnumel, ctype, elementwise_expr, literal
 
 
 def _arr(name: str, items, where: str) -> str:
@@ -554,7 +554,7 @@ def emit_reverse_sequence(ctx: KernelContext, node: Node) -> list[str]:
 
 
 def _es(v: Value) -> int:
-    return int(v.dtype.itemsize)
+    return c_itemsize(v.dtype)   # (a sub-byte type takes a byte: 0 copied nothing)
 
 
 EMITTERS = {
