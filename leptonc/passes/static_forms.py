@@ -19,7 +19,7 @@ from ..ir.errors import LeptoncError
 from ..ir.graph import Graph, Node, Value
 from ..ir.ops.dynamic import SHAPE_OPERANDS
 from ..ir.ops.image import resize_dynamic_params
-from ..ir.ops.shape import resolve_reshape
+from ..ir.ops.shape import BIG, resolve_reshape
 from ..ir.registry import get_op
 from . import shape_values
 
@@ -138,16 +138,25 @@ def refine_dynamic_type(graph: Graph, node: Node, memo: dict) -> bool:
 
 
 def _materialize(graph: Graph, node: Node, plan: tuple) -> list[Value] | None:
-    """Add the planned node before `node`; keep it if every result refines the old result's type."""
-    op, inputs, attrs = plan
+    """Add the planned node(s) before `node`; keep them if every result refines the old result's type.
+    An operand of a plan may itself be a plan (op, operands, attributes), built first."""
+    made: list[Node] = []
+
+    def build(plan, names=None) -> list[Value]:
+        op, inputs, attrs = plan
+        inputs = [build(v)[0] if isinstance(v, tuple) else v for v in inputs]
+        made.append(graph.add_node(op, inputs, attrs, names=names, before=node))
+        return made[-1].outputs
+
     try:
-        new = graph.add_node(op, inputs, attrs, names=[v.name for v in node.outputs], before=node)
+        outputs = build(plan, [v.name for v in node.outputs])
     except LeptoncError:
-        return None
-    if len(new.outputs) == len(node.outputs) and all(
-            _refines(a.type, b.type) for a, b in zip(new.outputs, node.outputs)):
-        return new.outputs
-    graph.erase(new)
+        outputs = None
+    if outputs is not None and len(outputs) == len(node.outputs) and all(
+            _refines(a.type, b.type) for a, b in zip(outputs, node.outputs)):
+        return outputs
+    for new in reversed(made):
+        graph.erase(new)
     return None
 
 
@@ -205,14 +214,35 @@ def _tile(graph, node, known):
 
 @form("slice_dynamic")
 def _slice(graph, node, known):
-    parts = [known(i) for i in range(1, 5)]
+    parts = [known(i, ints=i >= 3) for i in range(1, 5)]
     if any(p is None for p in parts):
         return None
     starts, ends, axes, steps = parts
-    axes = _axes(axes, node.inputs[0].type.rank)
-    if axes is None or 0 in steps:
+    x = node.inputs[0]
+    axes = _axes(axes, x.type.rank)
+    if axes is None or 0 in steps or len({len(starts), len(ends), len(axes), len(steps)}) != 1:
         return None
-    return ("slice", [node.inputs[0]], {"starts": starts, "ends": ends, "axes": axes, "steps": steps})
+    starts = tuple(_slice_bound(b, x.shape[a]) for b, a in zip(starts, axes))
+    ends = tuple(_slice_bound(b, x.shape[a]) for b, a in zip(ends, axes))
+    if None in starts or None in ends:
+        return None
+    return ("slice", [x], {"starts": starts, "ends": ends, "axes": axes, "steps": steps})
+
+
+def _slice_bound(bound, dim):
+    """A slice bound as an int that means the same on an axis of size `dim`, or None.
+
+    A symbolic bound (S, S + 1: a size, never negative) is the same index as its offset from the dim when
+    that offset is an int: at or past the dim it clamps to the end (BIG); below it, it is the negative index
+    dim - k. A bound that may be negative (S - 5 is -2 when S is 3, which ONNX counts from the end), or whose
+    offset from the dim depends on the sizes, has no such int.
+    """
+    if isinstance(bound, int):
+        return bound
+    offset = D.sub(bound, dim)
+    if D.may_be_negative(bound) or not isinstance(offset, int):
+        return None
+    return BIG if offset >= 0 else offset
 
 
 @form("pad_dynamic")
@@ -308,12 +338,32 @@ def _cumulative(graph, node, known):
 def _range(graph, node, known):
     values = [graph.constant_of(v) for v in node.inputs]
     if any(v is None for v in values):
-        return None
+        return _symbolic_range(node, known)
     start, limit, delta = (np.asarray(v).reshape(-1)[0].item() for v in values)
     if any(float(v) != v for v in (start, limit, delta)):
         return None  # an integer a float attribute cannot hold exactly
     return ("range", [], {"start": float(start), "limit": float(limit), "delta": float(delta),
                           "dtype": node.outputs[0].dtype})
+
+
+def _symbolic_range(node, known):
+    """An integer range whose bounds are dims (range(0, S, 1)): start + the exclusive running sum of
+    [count] deltas, its count a dim. Only where that count is one dim expression for every size
+    (limit - start never negative, divided exactly by delta)."""
+    bounds, delta = [known(i, ints=False) for i in (0, 1)], known(2)
+    out = node.outputs[0]
+    if None in bounds or delta is None or not out.dtype.is_int or any(v.dtype != out.dtype for v in node.inputs):
+        return None
+    (start,), (limit,), (delta,) = bounds[0], bounds[1], delta
+    span = D.sub(limit, start) if delta > 0 else D.sub(start, limit)
+    if delta == 0 or span == D.UNKNOWN or D.may_be_negative(span):
+        return None
+    count = D.floordiv(D.add(span, abs(delta) - 1), abs(delta))
+    if count == D.UNKNOWN:
+        return None
+    steps = ("cumsum", [("full", [], {"shape": (count,), "value": float(delta), "dtype": out.dtype})],
+             {"axis": 0, "exclusive": True, "reverse": False})
+    return steps if start == 0 else ("add", [steps, node.inputs[0]], {})
 
 
 @form("resize_dynamic")
