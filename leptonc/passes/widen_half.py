@@ -19,7 +19,8 @@ Afterwards the only ops that see a half value are casts between it and f32 (and
 them, between casts).
 
 f8e8m0fnu is cast to and from and moved, never computed in (an op that does is
-an error). A constant of a sub-byte integer type (i4, u4, i2, u2) that an elementwise op
+an error); the sub-byte integers are also computed in elementwise (a reduction
+over one is an error). A constant of a sub-byte integer type (i4, u4, i2, u2) that an elementwise op
 reads is stored one per byte, as i8 or u8, and cast to its type where it is
 read: such a weight would be stored packed (ir/packing.py), and only the
 quantized kernels read packed weights. The cpu target runs this pass in its lowering pipeline,
@@ -88,14 +89,23 @@ def _recompute(graph: Graph, node: Node, was: dict) -> None:
         adopt_name(old, nv)
 
 
-def _no_math_in_scales(node: Node) -> None:
+def _check_computable(node: Node) -> None:
     """f8e8m0fnu (powers of two, the scales of the MX formats) is cast to and from, and moved; an op that computes
-    in it is refused: numpy rounds its results by rules of its own, which no cast reproduces."""
-    if node.op in ("cast", "bitcast", "const", "where") or get_op(node.op).fusion in _EXACT_KINDS:
+    in it is refused: numpy rounds its results by rules of its own, which no cast reproduces. The sub-byte
+    integers are also computed in by elementwise ops (kernel_body.py reads their codes) and by the kernels that
+    take packed weights (anchors); a reduction or another op over them is refused rather than read codes as
+    numbers."""
+    opdef = get_op(node.op)
+    if node.op in ("cast", "bitcast", "const", "where") or opdef.fusion in _EXACT_KINDS:
         return
-    if any(v.dtype is DType.f8e8m0fnu for v in node.inputs + node.outputs):
+    values = node.inputs + node.outputs
+    if any(v.dtype is DType.f8e8m0fnu for v in values):
         raise PassError(f"widen-half: {node.label} computes in f8e8m0fnu, which the target only casts to and from "
                         "and moves")
+    sub_byte = next((v.dtype for v in values if v.dtype.is_packed and v.dtype.is_int), None)
+    if sub_byte is not None and opdef.fusion not in ("elemwise", "anchor"):
+        raise PassError(f"widen-half: {node.label} computes in {sub_byte}, which the target casts, moves and "
+                        f"computes elementwise only (cast it to {'i8' if sub_byte.is_signed else 'u8'} first)")
 
 
 def _unpack_constant(graph: Graph, node: Node) -> bool:
@@ -124,7 +134,7 @@ def _unpack_constant(graph: Graph, node: Node) -> bool:
 def widen_half(graph: Graph) -> bool:
     out_types = [v.dtype for v in graph.outputs]
     for node in graph.nodes:
-        _no_math_in_scales(node)
+        _check_computable(node)
     unpacked = [_unpack_constant(graph, n) for n in list(graph.nodes) if n.op == "const"]
     if not any(v.dtype in HALF for v in graph.values()):
         return any(unpacked)

@@ -154,3 +154,13 @@ def test_data_movement_keeps_narrow_codes(dtype):
     idx = np.array([2, 0])
     for a, b in zip(leptonc.compile(g, quiet=True).run(x, idx), leptonc.run_reference(g, x, idx)):
         np.testing.assert_array_equal(a.astype(np.float32), b.astype(np.float32))
+
+
+@pytest.mark.parametrize("op, attrs", [("argmax", {"axis": 1}), ("reduce_max", {"axes": (1,)}), ("cumsum", {"axis": 1})])
+def test_a_reduction_over_a_sub_byte_integer_is_an_error(op, attrs):
+    """(its kernels would read the codes as numbers: -1 is 15 to them)"""
+    g = Graph("reduce")
+    x = g.add_input("x", TensorType(DType.i4, (3, 4)))
+    g.set_outputs([g.add(op, x, **attrs)])
+    with pytest.raises(leptonc.LeptoncError, match=f"'%{op} = {op}' computes in i4, .* \\(cast it to i8 first\\)"):
+        leptonc.compile(g, quiet=True)
