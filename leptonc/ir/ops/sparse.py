@@ -211,7 +211,7 @@ def _samples(s):
         ],
         "matmul_nm": [s(s.f32(3, 8), s.f32(3, 4), s.constant(np.full((3, 1), 0b11011000, np.uint8)), n=2, m=4)],
         "conv_bsr": [
-            s(s.f32(2, 2, 5, 6), s.f32(3, 2, 3), s.const(0, 2, 1, dtype=np.uint16), s.const(0, 1, 3, dtype=np.int32),
+            s(s.f32(2, 2, 5, 6), s.f32(3, 2, 3), s.const(0, 1, 2, dtype=np.uint16), s.const(0, 1, 3, dtype=np.int32),
               s.f32(4), kernel=(3, 3), strides=(1, 2), pads=(1, 0, 1, 1), dilations=(), group=2),
         ],
     }
