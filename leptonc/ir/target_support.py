@@ -23,12 +23,12 @@ LACKS: dict[str, dict[str, str]] = {
     },
     "triton": {
         **dict.fromkeys(("nonzero", "unique", "non_max_suppression"), _DATA_SIZED),
-        **dict.fromkeys(("affine_grid_dynamic", "col2im_dynamic", "dft_dynamic", "resize_dynamic", "stft_dynamic",
+        **dict.fromkeys(("affine_grid_dynamic", "col2im_dynamic", "dft_dynamic", "stft_dynamic",
                          "topk_dynamic"), _STATIC_LACKS),
         **dict.fromkeys(("affine_grid", "bitcast", "col2im", "conv_transpose", "deform_conv",
                          "dequantize", "det", "dft", "einsum", "grid_sample", "lp_pool",
                          "conv_bsr", "matmul_csr", "matmul_integer", "matmul_nm", "matmul_w8a8", "matmul_wq",
-                         "max_pool_with_indices", "max_unpool", "mel_weight_matrix", "quantize", "resize",
+                         "max_pool_with_indices", "max_unpool", "mel_weight_matrix", "quantize",
                          "reverse_sequence", "roi_align", "scatter_elements", "scatter_nd", "stft",
                          "tensor_scatter", "tfidf_vectorizer", "topk", "tree_ensemble"), _NO_KERNEL),
         "matmul_bsr": "its block columns are u16, a dtype the target lacks (the cpu target runs it)",
@@ -55,7 +55,6 @@ PARTLY: dict[str, dict[str, str]] = {
         "matmul": "over integers (floating-point types run)",
         "max_pool": "over integers",
         "pow": "of an integer by an integer",
-        "reduce_max": "over bool",
     },
     "stablehlo": {},
 }

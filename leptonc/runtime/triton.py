@@ -45,7 +45,7 @@ from .signature import bind_inputs
 TORCH_TYPES = {  # the torch dtype of each element type a triton program's buffers hold
     DType.f32: "float32", DType.f16: "float16", DType.bf16: "bfloat16", DType.f64: "float64",
     DType.i64: "int64", DType.i32: "int32", DType.i16: "int16", DType.i8: "int8", DType.u8: "uint8",
-    DType.bool: "bool",
+    DType.u16: "uint16", DType.u32: "uint32", DType.u64: "uint64", DType.bool: "bool",
 }
 MAX_CUDA_GRAPHS = 8  # input sizes whose CUDA graphs a model keeps at once
 _LAUNCH_LOCK = threading.Lock()  # one thread at a time queues kernels (see the module's docstring)

@@ -36,6 +36,7 @@ from ...ir.indices import indexed_dims, site
 from ...passes.fusion import Kernel
 from ...ir.dims import contiguous_strides
 from ..kernel_body import SCANS, elementwise, pad_constant, pad_source_index, trilu_keeps
+from .image import resize_body
 from .texpr import TRITON, UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
 from .tiles import Space, TileEmitter, pad_left
 
@@ -698,12 +699,20 @@ def emit_full(ctx: KernelContext, node: Node) -> Emitted:
     return _over(ctx, y, emit)
 
 
+def emit_resize(ctx: KernelContext, node: Node) -> Emitted:
+    def emit(space: Space, body: list[str]) -> None:
+        resize_body(ctx, node, space, body, lambda index_of: _gathered(space, node.inputs[0].shape, index_of))
+
+    return _over(ctx, node.outputs[0], emit)
+
+
 OP_EMITTERS = {
     "max_pool": emit_pool, "avg_pool": emit_pool, "transpose": emit_transpose, "broadcast_to": emit_broadcast_to,
     "slice": emit_slice, "pad": emit_pad, "gather": emit_gather, "gather_elements": emit_gather_elements,
     "concat": emit_concat, "split": emit_split, "tile": emit_tile, "full": emit_full, "range": emit_range,
     "shape_of": emit_shape_of, "cumsum": emit_scan,
     "cumprod": emit_scan, "trilu": emit_trilu, "gather_nd": emit_gather_nd, "lrn": emit_lrn,
+    "resize": emit_resize,
 }
 
 

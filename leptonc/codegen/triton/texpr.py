@@ -14,7 +14,8 @@ from ..kernel_body import LOW_FLOATS, Ops
 TL_TYPES = {
     DType.f32: "tl.float32", DType.f16: "tl.float16", DType.bf16: "tl.bfloat16", DType.f64: "tl.float64",
     DType.i64: "tl.int64", DType.i32: "tl.int32", DType.i16: "tl.int16", DType.i8: "tl.int8",
-    DType.u8: "tl.uint8", DType.bool: "tl.int1",
+    DType.u8: "tl.uint8", DType.u16: "tl.uint16", DType.u32: "tl.uint32", DType.u64: "tl.uint64",
+    DType.bool: "tl.int1",
 }
 
 class UnsupportedError(LeptoncError):

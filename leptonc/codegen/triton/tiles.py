@@ -196,7 +196,12 @@ class TileEmitter:
         dt = x.dtype
         mask = self.row_mask
         if dt is DType.bool:
-            raise UnsupportedError(f"{n.label}: {n.op} over bool values is not supported by the triton target")
+            if n.op not in ("reduce_max", "reduce_min"):
+                raise UnsupportedError(f"{n.label}: {n.op} over bool values is not supported by the triton target")
+            # any / all: the extreme of the row as 0/1 bytes
+            start = int(n.op == "reduce_min")
+            combine = "lep_max" if n.op == "reduce_max" else "lep_min"
+            return f"(tl.reduce(tl.where({mask}, ({xs}).to(tl.int8), {start}), 0, {combine}) != 0)"
         masked = f"tl.where({mask}, {xs}, {literal(reduction_identity(n.op, dt), dt)})"
         acc = "tl.float32" if dt in (DType.f16, DType.bf16) else None
         if n.op in ("reduce_sum", "reduce_mean"):
