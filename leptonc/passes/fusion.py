@@ -436,6 +436,12 @@ class _Planner:
         p = view_root(v).producer
         return None if p is None or p.op == "const" else self.kernel_of.get(id(p))
 
+    def _source_kernel(self, v: Value, k: Kernel) -> Kernel | None:
+        """The kernel that kernel k waits on to read v: none for a transpose k reads in place (several
+        kernels may read one transpose in place; `kernel_of` names only the last of them)."""
+        p = view_root(v).producer
+        return None if any(p is a for a in k.absorbed) else self._producer_kernel(v)
+
     def _seal_producers(self, node: Node) -> None:
         mine = self.kernel_of.get(id(node))
         for v in node.inputs:
@@ -583,7 +589,7 @@ class _Planner:
         for k in self.kernels:
             for n in k.absorbed + k.nodes:
                 for v in n.inputs:
-                    src = self._producer_kernel(v)
+                    src = self._source_kernel(v, k)
                     if src is not None and src is not k:
                         deps[id(k)].add(id(src))
         done: set = set()
@@ -617,7 +623,7 @@ class _Planner:
                         pairs.append(UnfusedPair(p, node, "reshape is a view: the consumer reads the "
                                                           "producer's memory"))
                     continue
-                src = self.kernel_of.get(id(p))
+                src = self._source_kernel(v, k)
                 if src is None or src is k:
                     continue
                 reason = self.reasons.get((id(p), id(node))) or self._why(src, node, k)
