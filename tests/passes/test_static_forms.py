@@ -40,3 +40,40 @@ def test_an_out_of_range_axis_stays_dynamic_and_says_why():
     node = next(n for n in folded.nodes if n.op == "cumulative_dynamic")
     assert refusal(folded, node) == ("'%s = cumulative_dynamic': no static form for operand 1 (%a) = 2: "
                                      "cumulative axis 2 is out of range for rank 2")
+
+
+# Slice bounds and a range count that are dims of the input: S + 1, S, S - 2 (which may be negative) and
+# range(3, S + 3, 1), at sizes where S - 2 is negative, zero and positive.
+SYMBOLIC_BOUNDS = """graph @b(%x: f32[B, S]) -> (f32[?, ?], f32[?, ?], f32[?, ?], i64[?]) {
+  %y = pad(%x) {pads = [0, 1, 0, 0]} : f32[B, S + 1]
+  %sh = shape_of(%x) : i64[2]
+  %i = const @i [1] : i64[1]
+  %n = gather(%sh, %i) : i64[1]
+  %one = const @one [1] : i64[1]
+  %n1 = add(%n, %one) : i64[1]
+  %two = const @two [2] : i64[1]
+  %n2 = sub(%n, %two) : i64[1]
+  %three = const @three [3] : i64[1]
+  %n3 = add(%n, %three) : i64[1]
+  %s1 = slice_dynamic(%y, %one, %n1, %one, %one) : f32[?, ?]
+  %s2 = slice_dynamic(%y, %one, %n, %one, %one) : f32[?, ?]
+  %s3 = slice_dynamic(%y, %one, %n2, %one, %one) : f32[?, ?]
+  %r = range_dynamic(%three, %n3, %one) : i64[?]
+  return %s1, %s2, %s3, %r
+}
+"""
+
+
+def test_sizes_as_slice_bounds_and_range_counts_match_the_reference_at_every_size():
+    from leptonc.runtime.specialized import SpecializingModel
+
+    graph = leptonc.parse_ir(SYMBOLIC_BOUNDS)
+    folded = run_pipeline(graph.copy(), "fold")
+    assert [n.op for n in folded.nodes].count("slice_dynamic") == 1  # only S - 2 stays a run-time bound
+    assert "range_dynamic" not in [n.op for n in folded.nodes]
+    cm = leptonc.compile(graph, target="cpu", quiet=True)
+    assert isinstance(cm, SpecializingModel)  # for the S - 2 slice alone
+    for b, s in [(2, 1), (1, 2), (3, 5)]:
+        x = np.random.default_rng(s).standard_normal((b, s)).astype(np.float32)
+        for got, want in zip(cm.run(x), leptonc.run_reference(graph, x)):
+            np.testing.assert_array_equal(got, want)
