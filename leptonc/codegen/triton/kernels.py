@@ -699,6 +699,45 @@ def emit_full(ctx: KernelContext, node: Node) -> Emitted:
     return _over(ctx, y, emit)
 
 
+def _topk_before(dtype: DType, largest: bool, a: str, b: str) -> str:
+    """Whether element a comes before element b in topk's order: the reference sorts stably by -x for the
+    largest (the negation wraps for signed integers), by x for the smallest, NaN last."""
+    if dtype.is_float:
+        return f"((({a}) {'>' if largest else '<'} ({b})) | ((({b}) != ({b})) & (({a}) == ({a}))))"
+    if largest and dtype.is_signed:
+        return f"((0 - ({a})) < (0 - ({b})))"
+    return f"(({a}) {'>' if largest else '<'} ({b}))"
+
+
+def emit_topk(ctx: KernelContext, node: Node) -> Emitted:
+    """One program per line along the axis, the whole line in registers: each element's place in a stable
+    sort is the number of elements before it (an A x A comparison tile), and the first k places are stored."""
+    x, (values, indices) = node.inputs[0], node.outputs
+    if x.dtype is DType.bool:
+        raise UnsupportedError(f"{ctx.where}: topk over bool is not supported by the triton target (the reference "
+                               "refuses it too)")
+    axis, k = node.attrs["axis"] % x.type.rank, node.attrs["k"]
+    ax, inner = ctx.d(x.shape[axis]), ctx.numel(x.shape[axis + 1:])
+    largest = node.attrs["largest"]
+    body = ["line = tl.program_id(0)",
+            "a = tl.arange(0, BLOCK_A)",
+            f"mask = a < {ax}",
+            f"base = (line // {inner}) * {ax} * {inner} + line % {inner}",
+            f"out = (line // {inner}) * {k} * {inner} + line % {inner}",
+            f"v = tl.load({ctx.ptr(x)} + base + a * {inner}, mask=mask)",
+            "vi, vj = v[:, None], v[None, :]",
+            f"first = {_topk_before(x.dtype, largest, 'vj', 'vi')} | "
+            f"(({_topk_before(x.dtype, largest, 'vi', 'vj')} == 0) & (a[None, :] < a[:, None]))",
+            "place = tl.reduce((first & mask[None, :]).to(tl.int32), 1, lep_add)",
+            f"keep = mask & (place < {k})"]
+    if id(values) in ctx.names:
+        body.append(f"tl.store({ctx.ptr(values)} + out + place * {inner}, v, mask=keep)")
+    if id(indices) in ctx.names:
+        body.append(f"tl.store({ctx.ptr(indices)} + out + place * {inner}, a.to(tl.int64), mask=keep)")
+    setup = [f"lines = {ctx.numel(x.shape[:axis])} * {inner}", f"BLOCK_A = row_block({ax})"]
+    return Emitted(body, ["BLOCK_A"], setup, "(lines,)", guard=f"lines * {k} == 0")
+
+
 def emit_resize(ctx: KernelContext, node: Node) -> Emitted:
     def emit(space: Space, body: list[str]) -> None:
         resize_body(ctx, node, space, body, lambda index_of: _gathered(space, node.inputs[0].shape, index_of))
@@ -712,7 +751,7 @@ OP_EMITTERS = {
     "concat": emit_concat, "split": emit_split, "tile": emit_tile, "full": emit_full, "range": emit_range,
     "shape_of": emit_shape_of, "cumsum": emit_scan,
     "cumprod": emit_scan, "trilu": emit_trilu, "gather_nd": emit_gather_nd, "lrn": emit_lrn,
-    "resize": emit_resize,
+    "resize": emit_resize, "topk": emit_topk,
 }
 
 
