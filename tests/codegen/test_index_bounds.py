@@ -50,7 +50,7 @@ CASES = {
                     "gather_nd %nd: index 3 is out of range for dim 2 of size 3"),
                    (1, np.array([[[0, 0], [-5, 0]], [[0, 0], [0, 0]]], np.int64),
                     "gather_nd %nd: index -5 is out of range for dim 1 of size 4")]),
-    "scatters": (SCATTERS, ("stablehlo",),
+    "scatters": (SCATTERS, ("cpu", "stablehlo"),
                  (X43, np.array([[0, -1, 2], [-4, 1, 3]], np.int64), U, np.array([[-1], [1]], np.int64), U,
                   np.zeros((2, 1, 6, 2), np.float32), np.ones((2, 1, 2, 2), np.float32), np.array([0, 4], np.int64)),
                  [(1, np.array([[0, 1, 2], [4, 0, 0]], np.int64),
