@@ -16,6 +16,7 @@ import numpy as np
 from ...ir import dims as D
 from ...ir.errors import IndexRangeError, LeptoncError
 from ...ir.graph import Graph, Node
+from ...ir.ops.dynamic import SIZE_OPERANDS
 from ...ir.registry import get_op
 from ...ir.types import TensorType
 
@@ -24,14 +25,6 @@ DATA_DEPENDENT = {
     "nonzero": "its result size is the number of nonzero elements",
     "unique": "its result size is the number of distinct elements",
     "non_max_suppression": "its result size is the number of boxes it keeps",
-}
-# the operands that set the result sizes of ops whose sizes come from tensor operands
-SIZE_OPERANDS = {
-    "reshape_dynamic": (1,), "expand_dynamic": (1,), "tile_dynamic": (1,), "slice_dynamic": (1, 2, 3, 4),
-    "pad_dynamic": (1, 3), "full_dynamic": (0,), "range_dynamic": (0, 1, 2), "topk_dynamic": (1,),
-    "squeeze_dynamic": (1,), "unsqueeze_dynamic": (1,), "split_dynamic": (1,), "reduce_dynamic": (1,),
-    "col2im_dynamic": (1, 2), "dft_dynamic": (1, 2), "stft_dynamic": (1, 3), "affine_grid_dynamic": (1,),
-    "resize_dynamic": (1, 2, 3), "mel_weight_matrix": (0, 1, 2, 3, 4),
 }
 KNOWN_LIMIT = 4096  # elements: the largest integer value evaluated at emission (shape arithmetic is tiny)
 KNOWN_FLOAT_LIMIT = 16  # float parameters of sizes (resize scales and roi), never weights

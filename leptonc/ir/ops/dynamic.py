@@ -29,6 +29,14 @@ SHAPE_OPERANDS: dict[str, tuple[int, ...]] = {
     "cumulative_dynamic": (1,), "resize_dynamic": (1, 2, 3), "affine_grid_dynamic": (1,),
     "col2im_dynamic": (1, 2), "dft_dynamic": (1, 2), "stft_dynamic": (1, 3),
 }
+# The operands that set result sizes: the shape-like operands less pad's fill value and cumulative's axis,
+# and every operand of mel_weight_matrix (signal.py). A target that needs every size before run time
+# (stablehlo) needs these known; the others it reads at run time.
+SIZE_OPERANDS: dict[str, tuple[int, ...]] = {
+    **{op: tuple(i for i in ops if (op, i) not in {("pad_dynamic", 2), ("cumulative_dynamic", 1)})
+       for op, ops in SHAPE_OPERANDS.items()},
+    "mel_weight_matrix": (0, 1, 2, 3, 4),
+}
 STATIC_OPS: dict[str, tuple[str, ...]] = {
     "reshape_dynamic": ("reshape",), "expand_dynamic": ("broadcast_to",), "tile_dynamic": ("tile",),
     "slice_dynamic": ("slice",), "pad_dynamic": ("pad",), "full_dynamic": ("full",), "range_dynamic": ("range",),
