@@ -608,7 +608,7 @@ static inline lep_i64 lep_qparam(lep_i64 i, int kind, lep_i64 C, lep_i64 inner, 
 #else
 #define LEP_Q8_TILE_ROWS LEP_Q8_MB
 #endif
-#define LEP_Q8_CHUNK 48 /* rows of a conv's windows gathered at a time (a multiple of each path's rows a tile) */
+#define LEP_Q8_CHUNK 48 /* rows of x (or output pixels) a thread takes at a time: whole tiles on every path */
 
 /* bytes of an int8 layout of N rows of K inputs, row sums included */
 static inline lep_i64 lep_q8_layout_bytes(lep_i64 N, lep_i64 K) {
