@@ -31,6 +31,8 @@ SPARSE_KERNEL_RANKS = (1, 2)  # spatial ranks the cpu target's conv_bsr runs
 
 @dataclass
 class ConvLayer:
+    """A conv with a constant f32 weight, as the prune pass sees a layer (sparse_layers.LinearLayer's fields)."""
+
     node: Node
     name: str
     stored: np.ndarray          # W [O, C / group * prod(kernel)], f32
