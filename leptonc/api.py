@@ -208,8 +208,10 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
 
 
 def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache: bool = True,
-                example_inputs=None) -> CompiledModel:
-    """The cpu target's lowering of an optimized graph: fusion, C generation, build, artifact."""
+                example_inputs=None, shared_weights=None) -> CompiledModel:
+    """The cpu target's lowering of an optimized graph: fusion, C generation, build, artifact.
+    `shared_weights(graph, name)`, when given, gives the placed layout of a weight that other programs
+    may read too (specialize.SharedWeights), or None for one this program lays out itself."""
     from .codegen.cpu import TARGET_PIPELINE
     from .codegen.cpu.build import build_library, compiler_version, cpu_features, find_compiler
     from .codegen.cpu.program import generate
@@ -227,7 +229,8 @@ def compile_cpu(graph: Graph, pipeline: list[str], progress: Progress, *, cache:
     arena = HugePageArena(4 * sum(a.nbytes for a in graph.constants.values()) + (64 << 20))
     with ThreadPoolExecutor(max_workers=1 + (os.cpu_count() or 1)) as pool:
         build = pool.submit(build_library, program.source, use_cache=cache, drivers=program.drivers)
-        layouts = {name: pool.submit(_placed_layout, graph, name, arena) for name in program.meta["weights"]}
+        layouts = {name: pool.submit(_placed_layout, graph, name, arena, shared_weights)
+                   for name in program.meta["weights"]}
         weights = {name: layout.result() for name, layout in layouts.items()}
         library, _ = build.result()
     manifest = program_manifest("cpu", compiler_version(find_compiler()), ",".join(pipeline + [TARGET_PIPELINE]),
@@ -254,11 +257,14 @@ def _fp32_build(cache: bool, example_inputs):
     return build
 
 
-def _placed_layout(graph: Graph, name: str, arena) -> np.ndarray:
+def _placed_layout(graph: Graph, name: str, arena, shared_weights=None) -> np.ndarray:
     """A weight laid out and placed in the arena (i4 stays where it is: the executor packs it)."""
     from .codegen.cpu.layout import laid_out_weight
     from .ir.packing import is_i4
 
+    shared = shared_weights(graph, name) if shared_weights is not None else None
+    if shared is not None:
+        return shared
     w = laid_out_weight(graph, name)
     return w if is_i4(w) else arena.place(w)
 

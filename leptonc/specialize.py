@@ -14,6 +14,8 @@ after loading, is generated from that IR and built here (so the library that run
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .ir import dims as D
@@ -66,11 +68,50 @@ def loaded_model(artifact: Artifact, graph: Graph) -> SpecializingModel:
 
 
 def builder(target: str, pipeline: list[str], cache: bool = True):
-    """build(graph, values, bindings) -> the compiled model of one specialization for `target`."""
+    """build(graph, values, bindings) -> the compiled model of one specialization for `target` (always of
+    the same graph: the specializations of one model share their weights, SharedWeights)."""
+    weights: list[SharedWeights] = []
+
     def build(graph: Graph, values: dict[str, np.ndarray], bindings: dict[str, int] | None):
+        if not weights:
+            weights.append(SharedWeights(graph.constants))
         special = specialized_graph(graph, values, bindings)
-        return _lower(special, target, pipeline, cache, bindings)
+        return _lower(special, target, pipeline, cache, bindings, weights[0])
     return build
+
+
+class SharedWeights:
+    """One placed copy of each laid-out weight of a model, read by the programs of all its specializations.
+
+    A weight is shared when the specialized graph's constant that it lays out is the model's own (the same
+    array: a specialization copies the graph, not its weights) and its layout is a function of that constant
+    alone (codegen/cpu/layout.py). Constants a specialization computes (folded from its values) are not.
+    `store(graph, name)` is compile_cpu's `shared_weights`: the placed weight, or None to lay it out itself.
+    """
+
+    def __init__(self, constants: dict[str, np.ndarray]):
+        from .runtime.memory import HugePageArena
+
+        self._model = dict(constants)
+        self._arena = HugePageArena(4 * sum(a.nbytes for a in constants.values()) + (64 << 20))  # address space
+        self._placed: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, graph: Graph, name: str) -> np.ndarray | None:
+        from .codegen.cpu.layout import laid_out_weight, source_constant
+        from .ir.packing import is_i4
+
+        source = source_constant(name)
+        if source not in self._model or graph.constants.get(source) is not self._model[source]:
+            return None
+        with self._lock:
+            placed = self._placed.get(name)
+        if placed is None:
+            w = laid_out_weight(graph, name)
+            placed = w if is_i4(w) else self._arena.place(w)
+            with self._lock:
+                placed = self._placed.setdefault(name, placed)
+        return placed
 
 
 def specialized_graph(graph: Graph, values: dict[str, np.ndarray], bindings: dict[str, int] | None) -> Graph:
@@ -131,11 +172,11 @@ def _check_static_twins(graph: Graph, target: str) -> None:
                                f"operands are known, and lacks that op: {lacks[twins[0]]}")
 
 
-def _lower(graph: Graph, target: str, pipeline: list[str], cache: bool, bindings):
+def _lower(graph: Graph, target: str, pipeline: list[str], cache: bool, bindings, weights: SharedWeights):
     from .api import Progress, compile_cpu
 
     if target == "cpu":
-        return compile_cpu(graph, pipeline, Progress(quiet=True), cache=cache)
+        return compile_cpu(graph, pipeline, Progress(quiet=True), cache=cache, shared_weights=weights)
     if target == "triton":
         from .codegen.triton import compile_triton
 

@@ -35,7 +35,7 @@ from .compiled import ArtifactModel
 from .signature import bind_inputs
 
 MAX_ELEMENTS = 4096  # the most elements of any value the probe computes: sizes and axes, never data
-CAPACITY = 8         # specializations kept per model (each holds its own laid-out weights)
+CAPACITY = 8         # specializations kept per model (on cpu they share the laid-out weights)
 MAX_SIZES_KEPT = 256  # readings kept of a probe that reads sizes only
 # the dynamic ops a probe may run: no larger than their data operand, or (range_dynamic) checked before it runs
 BOUNDED = {"reshape_dynamic", "squeeze_dynamic", "unsqueeze_dynamic", "slice_dynamic", "split_dynamic",

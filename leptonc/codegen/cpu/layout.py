@@ -13,14 +13,23 @@ def laid_out_weight(graph: Graph, name: str) -> np.ndarray:
     """A weight as the generated code reads it: contiguous, stored transposed (matmul.TRANSPOSED), packed
     into GEMM panels (matmul.PACKED; conv.CONV_PACKED and its layout for a conv's weight) or in the
     layout of a quantized kernel (quantized.LAYOUT_MARK)."""
+    source = graph.constants[source_constant(name)]
     if CONV_PACKED in name:
-        base, layout = name.rsplit(CONV_PACKED, 1)
-        return laid_out_conv_weight(graph.constants[base], layout)
+        return laid_out_conv_weight(source, name.rsplit(CONV_PACKED, 1)[1])
     if name.endswith(PACKED):
-        return pack_b(graph.constants[name[:-len(PACKED)]])
+        return pack_b(source)
     if name.endswith(TRANSPOSED):
-        return np.ascontiguousarray(graph.constants[name[:-len(TRANSPOSED)]].swapaxes(-1, -2))
+        return np.ascontiguousarray(source.swapaxes(-1, -2))
     if LAYOUT_MARK in name:
-        base, spec = name.split(LAYOUT_MARK, 1)
-        return lay_out(spec, graph.constants[base])
-    return np.ascontiguousarray(graph.constants[name])
+        return lay_out(name.split(LAYOUT_MARK, 1)[1], source)
+    return np.ascontiguousarray(source)
+
+
+def source_constant(name: str) -> str:
+    """The graph constant that weight `name` lays out (its layout a function of that constant alone)."""
+    if CONV_PACKED in name:
+        return name.rsplit(CONV_PACKED, 1)[0]
+    for mark in (PACKED, TRANSPOSED):
+        if name.endswith(mark):
+            return name[:-len(mark)]
+    return name.split(LAYOUT_MARK, 1)[0]
