@@ -537,15 +537,15 @@ static inline __attribute__((always_inline)) void lep_depthwise_row(
     for (; ow < g->OW; ++ow) lep_depthwise_pixel(y, x, w, bias, clamp, g, n, oh, ow, kh0, kh1, c0, c1);
 }
 
-/* Output rows [r0, r1) (r = n * OH + oh) of a depthwise convolution: channel c of the output is channel c of
- * the input through its own filter w[kh, kw, 0, c], plus bias[c] when bias is not NULL, clamped to
- * [clamp[0], clamp[1]] when clamp is not NULL. Vectors of channels, LEP_DW_CHUNK channels a pass over a row;
- * pixels whose windows lie inside the input 8 at a time, without bounds checks (3-, 5- and 7-wide windows of
- * stride 1 or 2 with their taps unrolled), the pixels at the edges with their taps inside, and the channels
- * past the last whole vector one at a time. */
+/* Output row r (r = n * OH + oh), channels [c0, c1) (c0 a multiple of LEP_DW_LANES) of a depthwise convolution:
+ * channel c of the output is channel c of the input through its own filter w[kh, kw, 0, c], plus bias[c] when
+ * bias is not NULL, clamped to [clamp[0], clamp[1]] when clamp is not NULL. Vectors of channels, up to
+ * LEP_DW_CHUNK a pass over the row; pixels whose windows lie inside the input 8 at a time, without bounds
+ * checks (3-, 5- and 7-wide windows of stride 1 or 2 with their taps unrolled), the pixels at the edges with
+ * their taps inside, and the channels past the last whole vector one at a time. */
 static void lep_depthwise_nhwc(float* y, const float* x, const float* w, const float* bias, const float* clamp,
-                               const lep_window* g, int64_t r0, int64_t r1) {
-    const int64_t C = g->C, vc = C - C % LEP_DW_LANES;
+                               const lep_window* g, int64_t r, int64_t c0, int64_t c1) {
+    const int64_t C = g->C, vc = C - C % LEP_DW_LANES, n = r / g->OH, oh = r % g->OH;
     /* inside along the width: ow * sw - pw >= 0 and ow * sw - pw + (KW - 1) * dw < W */
     int64_t lo = (g->pw + g->sw - 1) / g->sw, hi = g->W - 1 - (g->KW - 1) * g->dw + g->pw;
     hi = hi < 0 ? 0 : hi / g->sw + 1;
@@ -553,25 +553,24 @@ static void lep_depthwise_nhwc(float* y, const float* x, const float* w, const f
     lo = lo < hi ? lo : hi;
     const int unrolled = g->dw == 1 && g->sw <= 2 && (g->KW == 3 || g->KW == 5 || g->KW == 7);
     const int shape = unrolled ? (int)(g->KW * 2 + g->sw) : 0;
-    for (int64_t r = r0; r < r1; ++r) {
-        const int64_t n = r / g->OH, oh = r % g->OH;
-        int64_t kh0, kh1;  /* kernel rows inside the input */
-        lep_taps_within(oh, g->sh, g->ph, g->dh, g->KH, 0, g->H, &kh0, &kh1);
-        for (int64_t c0 = 0; c0 < vc; c0 += LEP_DW_CHUNK) {
-            const int64_t c1 = c0 + LEP_DW_CHUNK < vc ? c0 + LEP_DW_CHUNK : vc;
-#define LEP_DW_ROW(KW, SW) lep_depthwise_row(y, x, w, bias, clamp, g, n, oh, kh0, kh1, lo, hi, c0, c1, KW, SW)
-            switch (shape) {
-            case 7: LEP_DW_ROW(3, 1); break;
-            case 8: LEP_DW_ROW(3, 2); break;
-            case 11: LEP_DW_ROW(5, 1); break;
-            case 12: LEP_DW_ROW(5, 2); break;
-            case 15: LEP_DW_ROW(7, 1); break;
-            case 16: LEP_DW_ROW(7, 2); break;
-            default: LEP_DW_ROW(0, 0);
-            }
-#undef LEP_DW_ROW
+    int64_t kh0, kh1;  /* kernel rows inside the input */
+    lep_taps_within(oh, g->sh, g->ph, g->dh, g->KH, 0, g->H, &kh0, &kh1);
+    const int64_t v1 = c1 < vc ? c1 : vc;
+    for (int64_t a = c0; a < v1; a += LEP_DW_CHUNK) {
+        const int64_t b = a + LEP_DW_CHUNK < v1 ? a + LEP_DW_CHUNK : v1;
+#define LEP_DW_ROW(KW, SW) lep_depthwise_row(y, x, w, bias, clamp, g, n, oh, kh0, kh1, lo, hi, a, b, KW, SW)
+        switch (shape) {
+        case 7: LEP_DW_ROW(3, 1); break;
+        case 8: LEP_DW_ROW(3, 2); break;
+        case 11: LEP_DW_ROW(5, 1); break;
+        case 12: LEP_DW_ROW(5, 2); break;
+        case 15: LEP_DW_ROW(7, 1); break;
+        case 16: LEP_DW_ROW(7, 2); break;
+        default: LEP_DW_ROW(0, 0);
         }
-        if (vc < C)
-            for (int64_t ow = 0; ow < g->OW; ++ow) lep_depthwise_channels(y, x, w, bias, clamp, g, n, oh, ow, vc, C);
+#undef LEP_DW_ROW
     }
+    const int64_t t0 = c0 > vc ? c0 : vc;
+    if (t0 < c1)
+        for (int64_t ow = 0; ow < g->OW; ++ow) lep_depthwise_channels(y, x, w, bias, clamp, g, n, oh, ow, t0, c1);
 }

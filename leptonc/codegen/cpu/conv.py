@@ -193,14 +193,17 @@ def emit_conv(ctx: KernelContext, node: Node) -> list[str]:
         lines.append(f"const float clamp[2] = {{{literal(lo, DType.f32)}, {literal(hi, DType.f32)}}};")
     lines.append(f"const int64_t C = {ctx.d(x.shape[-1])}, O = {ctx.d(out.shape[-1])}, G = {node.attrs['group']}, "
                  f"CG = C / G, OG = O / G, K = {kernel[0] * kernel[1]} * CG, P = win.N * win.OH * win.OW;")
-    if is_depthwise(node):
+    if is_depthwise(node):  # a task per output row and chunk of channels: a 7x7 map still splits evenly
         lines += ["/* depthwise: one filter per channel, vectorized along the channels */",
+                  "const int64_t CT = (C + LEP_DW_CHUNK - 1) / LEP_DW_CHUNK;",
                   "#pragma omp parallel for schedule(static)",
-                  "for (int64_t r = 0; r < win.N * win.OH; ++r) {",
-                  f"  lep_depthwise_nhwc({yp}, {xp}, {ctx.ptr(w)}, {bias}, {clamp_p}, &win, r, r + 1);"]
+                  "for (int64_t t = 0; t < win.N * win.OH * CT; ++t) {",
+                  "  const int64_t r = t / CT, c0 = t % CT * LEP_DW_CHUNK, c1 = c0 + LEP_DW_CHUNK < C ? "
+                  "c0 + LEP_DW_CHUNK : C;",
+                  f"  lep_depthwise_nhwc({yp}, {xp}, {ctx.ptr(w)}, {bias}, {clamp_p}, &win, r, c0, c1);"]
         if ep != "NULL":
-            # the fused ops, on the row while it is in cache
-            lines.append(f"  {ep}({ep_ctx}, {yp}, C, r * win.OW, (r + 1) * win.OW, 0, C);")
+            # the fused ops, on the task's part of the row while it is in cache
+            lines.append(f"  {ep}({ep_ctx}, {yp}, C, r * win.OW, (r + 1) * win.OW, c0, c1);")
         return lines + ["}"]
     # a GEMM per group: y[:, the group's channels] = A[P, K] @ B[K, OG], B packed, the epilogue on each tile
     layout = conv_weight_layout(ctx.graph, node)
