@@ -131,7 +131,10 @@ def resize_body(ctx, node: Node, space, body: list[str], offset) -> None:
     roi = list(at["roi"]) or None
     axes: dict[int, _Axis] = {}
     for a in range(rank):
-        s = float(at["scales"][a])
+        s = float(at["scales"][a])  # 0: the result's size over the input's
+        if not s:
+            s = 1.0 if D.same(x.shape[a], y.shape[a]) else \
+                _known(y.shape[a], ctx, "result") / _known(x.shape[a], ctx, "input")
         axis_roi = None if roi is None else (roi[a], roi[a + rank])
         whole = axis_roi is None or (math.isclose(axis_roi[0], 0.0) and math.isclose(axis_roi[1], 1.0))
         if math.isclose(s, 1.0) and D.same(x.shape[a], y.shape[a]) and whole:
