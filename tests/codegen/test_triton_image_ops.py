@@ -121,3 +121,17 @@ def test_reduce_max_and_min_over_bool_are_any_and_all():
     x[2] = True
     x[3, :5] = True
     assert_matches_reference(leptonc.compile(g, target="triton", quiet=True).run(x), leptonc.run_reference(g, x))
+
+
+def test_bitcast_reads_the_same_bits():
+    g = Graph("bits")
+    f = g.add_input("f", TensorType(DType.f32, (2, 3)))
+    b = g.add_input("b", TensorType(DType.bool, (4,)))
+    u = g.add_input("u", TensorType(DType.u16, (5,)))
+    g.set_outputs([g.add("bitcast", f, dtype=DType.i32), g.add("bitcast", b, dtype=DType.u8),
+                   g.add("bitcast", u, dtype=DType.i16)])
+    x = s.f32(2, 3)
+    x[0, 0] = -np.inf
+    inputs = (x, np.array([True, False, True, True]), np.array([0, 1, 32768, 65535, 7], np.uint16))
+    assert_matches_reference(leptonc.compile(g, target="triton", quiet=True).run(*inputs),
+                             leptonc.run_reference(g, *inputs))

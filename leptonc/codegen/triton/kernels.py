@@ -699,6 +699,23 @@ def emit_full(ctx: KernelContext, node: Node) -> Emitted:
     return _over(ctx, y, emit)
 
 
+def emit_bitcast(ctx: KernelContext, node: Node) -> Emitted:
+    """The operand's bits read as the result's dtype (bool is a byte holding 0 or 1)."""
+    x, y = node.inputs[0], node.outputs[0]
+    t = tltype(y.dtype, ctx.where)
+    if x.dtype is DType.bool:
+        convert = f".to({t})"
+    elif y.dtype is DType.bool:
+        convert = " != 0"
+    else:
+        convert = f".to({t}, bitcast=True)"
+
+    def emit(space: Space, body: list[str]) -> None:
+        body.append(space.store(ctx.ptr(y), y.shape, f"({space.load(ctx.ptr(x), x.shape)}){convert}"))
+
+    return _over(ctx, y, emit)
+
+
 def _topk_before(dtype: DType, largest: bool, a: str, b: str) -> str:
     """Whether element a comes before element b in topk's order: the reference sorts stably by -x for the
     largest (the negation wraps for signed integers), by x for the smallest, NaN last."""
@@ -751,7 +768,7 @@ OP_EMITTERS = {
     "concat": emit_concat, "split": emit_split, "tile": emit_tile, "full": emit_full, "range": emit_range,
     "shape_of": emit_shape_of, "cumsum": emit_scan,
     "cumprod": emit_scan, "trilu": emit_trilu, "gather_nd": emit_gather_nd, "lrn": emit_lrn,
-    "resize": emit_resize, "topk": emit_topk,
+    "resize": emit_resize, "topk": emit_topk, "bitcast": emit_bitcast,
 }
 
 
