@@ -19,7 +19,6 @@ from tests.codegen.cpu_check import assert_matches_reference
 # wrong answers or crashes instead of a clear error: bugs of the target, each checked to still fail
 KNOWN_BUGS = {
     ("triton", "cast", 5): "f32 -> bf16 truncates instead of rounding to nearest even (Triton's interpreter)",
-    ("triton", "conv", 3): "1-d depthwise conv with bias crashes Triton's interpreter (mask dtype)",
 }
 
 

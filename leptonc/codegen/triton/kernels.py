@@ -288,7 +288,7 @@ def _depthwise(ctx: KernelContext, k: Kernel, stride, dil, pad) -> Emitted:
     body: list[str] = []
     space, setup = _elementwise_grid(ctx, out, body)
     n, oc = space.index(0)[0], space.index(1)[0]
-    oh = space.index(2)[0] if nsp == 2 else "0"
+    oh = space.index(2)[0] if nsp == 2 else "(f * 0)"  # a tile: a mask of scalars has no tile dtype
     ow = space.index(nsp + 1)[0]
     d = ctx.d
     body += [f"C, H, W = {d(x.shape[1])}, {d(H)}, {d(W)}",
@@ -353,7 +353,7 @@ def emit_pool(ctx: KernelContext, node: Node) -> Emitted:
 
     def emit(space: Space, body: list[str]) -> None:
         nc = f"{space.index(0)[0]} * {ctx.d(x.shape[1])} + {space.index(1)[0]}"
-        oh = space.index(2)[0] if nsp == 2 else "0"
+        oh = space.index(2)[0] if nsp == 2 else "(f * 0)"  # a tile: a mask of scalars has no tile dtype
         ow = space.index(nsp + 1)[0]
         body += [f"H, W = {ctx.d(H)}, {ctx.d(W)}",
                  f"acc = tl.full([BLOCK], {start}, tl.float32)",
