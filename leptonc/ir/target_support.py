@@ -23,9 +23,8 @@ LACKS: dict[str, dict[str, str]] = {
     },
     "triton": {
         **dict.fromkeys(("nonzero", "unique", "non_max_suppression"), _DATA_SIZED),
-        **dict.fromkeys(("affine_grid_dynamic", "col2im_dynamic", "dft_dynamic", "stft_dynamic"),
-                        _STATIC_LACKS),
-        **dict.fromkeys(("affine_grid", "col2im", "conv_transpose", "deform_conv",
+        **dict.fromkeys(("col2im_dynamic", "dft_dynamic", "stft_dynamic"), _STATIC_LACKS),
+        **dict.fromkeys(("col2im", "conv_transpose", "deform_conv",
                          "dequantize", "det", "dft", "einsum", "grid_sample", "lp_pool",
                          "conv_bsr", "matmul_csr", "matmul_integer", "matmul_nm", "matmul_w8a8", "matmul_wq",
                          "max_pool_with_indices", "max_unpool", "mel_weight_matrix", "quantize",

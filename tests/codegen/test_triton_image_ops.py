@@ -135,3 +135,13 @@ def test_bitcast_reads_the_same_bits():
     inputs = (x, np.array([True, False, True, True]), np.array([0, 1, 32768, 65535, 7], np.uint16))
     assert_matches_reference(leptonc.compile(g, target="triton", quiet=True).run(*inputs),
                              leptonc.run_reference(g, *inputs))
+
+
+def test_affine_grid_2d_and_3d_both_corner_modes():
+    theta2, theta3 = s.f32(2, 2, 3), s.f32(2, 3, 4)
+    samples = []
+    for corners in (False, True):
+        samples += [s(theta2, size=(2, 3, 5, 7), align_corners=corners),
+                    s(theta2, size=(2, 1, 1, 4), align_corners=corners),
+                    s(theta3, size=(2, 1, 3, 1, 6), align_corners=corners)]
+    _check("affine_grid", samples)

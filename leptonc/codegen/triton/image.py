@@ -179,3 +179,29 @@ def _from_double(value: str, dtype: DType, body: list[str], where: str) -> str:
         return f"rd{len(body) - 1}"
     rounded = elementwise(TRITON, "round", {}, [value], [DType.f64], DType.f64, bind=bind)
     return f"tl.minimum(tl.maximum({rounded}, {_f(info.min)}), {_f(info.max)}).to({tltype(dtype, where)})"
+
+
+def affine_grid_body(ctx, node: Node, space, body: list[str]) -> None:
+    """Lines storing affine_grid's element (n, spatial..., j) at each position of `space`: the affine map j
+    of theta[n] applied, in double, to the normalized coordinates of the spatial position (x the innermost
+    axis), as the reference's einsum over (x, y, [z], 1) does."""
+    theta, y = node.inputs[0], node.outputs[0]
+    size = node.attrs["size"]
+    nsp = len(size) - 2
+    n, j = space.index(0)[0], space.index(nsp + 1)[0]
+    terms = []
+    for k in range(nsp):  # component k runs along spatial axis nsp - 1 - k
+        s, i = int(size[2 + nsp - 1 - k]), space.index(1 + nsp - 1 - k)[0]
+        if not node.attrs["align_corners"]:
+            c = f"(({i}.to(tl.float64) * 2.0 + 1.0) / {_f(s)} - 1.0)"
+        elif s == 1:
+            c = f"(0.0 * {i} - 1.0)"
+        else:  # numpy.linspace(-1, 1, s): i * step - 1, the last exactly 1
+            c = f"tl.where({i} == {s - 1}, 1.0, {i}.to(tl.float64) * {_f(2 / (s - 1))} + -1.0)"
+        terms.append(c)
+    terms.append("1.0")
+    body.append(f"row = {ctx.ptr(theta)} + ({n} * {nsp} + {j}) * {nsp + 1}")
+    loads = [f"{c} * tl.load(row + {k}, mask=mask, other=0).to(tl.float64)" for k, c in enumerate(terms)]
+    body.append(f"g = {loads[0]}")
+    body.extend(f"g = g + {t}" for t in loads[1:])
+    body.append(space.store(ctx.ptr(y), y.shape, f"g.to({tltype(y.dtype, ctx.where)})"))

@@ -36,7 +36,7 @@ from ...ir.indices import indexed_dims, site
 from ...passes.fusion import Kernel
 from ...ir.dims import contiguous_strides
 from ..kernel_body import SCANS, elementwise, pad_constant, pad_source_index, trilu_keeps
-from .image import resize_body
+from .image import affine_grid_body, resize_body
 from .texpr import TRITON, UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
 from .tiles import Space, TileEmitter, pad_left
 
@@ -762,6 +762,10 @@ def emit_resize(ctx: KernelContext, node: Node) -> Emitted:
     return _over(ctx, node.outputs[0], emit)
 
 
+def emit_affine_grid(ctx: KernelContext, node: Node) -> Emitted:
+    return _over(ctx, node.outputs[0], lambda space, body: affine_grid_body(ctx, node, space, body))
+
+
 OP_EMITTERS = {
     "max_pool": emit_pool, "avg_pool": emit_pool, "transpose": emit_transpose, "broadcast_to": emit_broadcast_to,
     "slice": emit_slice, "pad": emit_pad, "gather": emit_gather, "gather_elements": emit_gather_elements,
@@ -769,6 +773,7 @@ OP_EMITTERS = {
     "shape_of": emit_shape_of, "cumsum": emit_scan,
     "cumprod": emit_scan, "trilu": emit_trilu, "gather_nd": emit_gather_nd, "lrn": emit_lrn,
     "resize": emit_resize, "topk": emit_topk, "bitcast": emit_bitcast,
+    "affine_grid": emit_affine_grid,
 }
 
 
