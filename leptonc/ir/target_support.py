@@ -23,9 +23,9 @@ LACKS: dict[str, dict[str, str]] = {
     },
     "triton": {
         **dict.fromkeys(("nonzero", "unique", "non_max_suppression"), _DATA_SIZED),
-        **dict.fromkeys(("col2im_dynamic", "dft_dynamic", "stft_dynamic"), _STATIC_LACKS),
+        **dict.fromkeys(("col2im_dynamic", "stft_dynamic"), _STATIC_LACKS),
         **dict.fromkeys(("col2im", "conv_transpose", "deform_conv",
-                         "dequantize", "det", "dft", "einsum", "grid_sample", "lp_pool",
+                         "dequantize", "det", "einsum", "grid_sample", "lp_pool",
                          "conv_bsr", "matmul_csr", "matmul_integer", "matmul_nm", "matmul_w8a8", "matmul_wq",
                          "max_pool_with_indices", "max_unpool", "mel_weight_matrix", "quantize",
                          "reverse_sequence", "roi_align", "scatter_elements", "scatter_nd", "stft",

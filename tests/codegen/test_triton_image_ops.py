@@ -145,3 +145,14 @@ def test_affine_grid_2d_and_3d_both_corner_modes():
                     s(theta2, size=(2, 1, 1, 4), align_corners=corners),
                     s(theta3, size=(2, 1, 3, 1, 6), align_corners=corners)]
     _check("affine_grid", samples)
+
+
+def test_dft_forward_inverse_onesided_and_lengths():
+    real, cplx = s.f32(2, 8, 1), s.f32(2, 7, 3, 2)
+    samples = []
+    for inverse, onesided in itertools.product((False, True), (False, True)):
+        for length in (0, 5, 12):
+            samples.append(s(real if not inverse else cplx, axis=1, length=length,
+                             inverse=inverse, onesided=onesided))
+    samples.append(s(cplx, axis=2, length=0, inverse=False, onesided=False))
+    _check("dft", samples)

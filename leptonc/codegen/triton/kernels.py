@@ -37,6 +37,7 @@ from ...passes.fusion import Kernel
 from ...ir.dims import contiguous_strides
 from ..kernel_body import SCANS, elementwise, pad_constant, pad_source_index, trilu_keeps
 from .image import affine_grid_body, resize_body
+from .signal import dft_body
 from .texpr import TRITON, UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
 from .tiles import Space, TileEmitter, pad_left
 
@@ -766,6 +767,13 @@ def emit_affine_grid(ctx: KernelContext, node: Node) -> Emitted:
     return _over(ctx, node.outputs[0], lambda space, body: affine_grid_body(ctx, node, space, body))
 
 
+def emit_dft(ctx: KernelContext, node: Node) -> Emitted:
+    def emit(space: Space, body: list[str]) -> None:
+        dft_body(ctx, node, space, body, lambda index_of: _gathered(space, node.inputs[0].shape, index_of))
+
+    return _over(ctx, node.outputs[0], emit)
+
+
 OP_EMITTERS = {
     "max_pool": emit_pool, "avg_pool": emit_pool, "transpose": emit_transpose, "broadcast_to": emit_broadcast_to,
     "slice": emit_slice, "pad": emit_pad, "gather": emit_gather, "gather_elements": emit_gather_elements,
@@ -773,7 +781,7 @@ OP_EMITTERS = {
     "shape_of": emit_shape_of, "cumsum": emit_scan,
     "cumprod": emit_scan, "trilu": emit_trilu, "gather_nd": emit_gather_nd, "lrn": emit_lrn,
     "resize": emit_resize, "topk": emit_topk, "bitcast": emit_bitcast,
-    "affine_grid": emit_affine_grid,
+    "affine_grid": emit_affine_grid, "dft": emit_dft,
 }
 
 
