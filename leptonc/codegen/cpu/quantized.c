@@ -695,12 +695,12 @@ static inline __attribute__((always_inline)) void lep_q8_tile(const int MB, cons
 #else
     for (int m = 0; m < MB; ++m)
         for (int j = 0; j < LEP_PANEL; ++j) acc[m][j] = 0;
-#define LEP_Q8_BODY(X)                                                                                   \
+#define LEP_Q8_BODY(X)                                                                                \
     for (int m = 0; m < MB; ++m) {                                                                    \
         const uint32_t x4 = (X);                                                                      \
+        const int8_t* ws = (const int8_t*)w + c * LEP_USTEP;                                          \
         for (int j = 0; j < LEP_PANEL; ++j)                                                           \
-            for (int i = 0; i < 4; ++i)                                                               \
-                acc[m][j] += (int32_t)((x4 >> (8 * i)) & 0xFF) * (int32_t)((const int8_t*)w)[c * LEP_USTEP + 4 * j + i]; \
+            for (int i = 0; i < 4; ++i) acc[m][j] += (int32_t)((x4 >> (8 * i)) & 0xFF) * (int32_t)ws[4 * j + i]; \
     }
     LEP_Q8_WALK(A, MB, LEP_Q8_BODY);
 #undef LEP_Q8_BODY
