@@ -156,3 +156,10 @@ def test_dft_forward_inverse_onesided_and_lengths():
                              inverse=inverse, onesided=onesided))
     samples.append(s(cplx, axis=2, length=0, inverse=False, onesided=False))
     _check("dft", samples)
+
+
+def test_stft_real_and_complex_with_and_without_window():
+    real, cplx, window = s.f32(2, 20, 1), s.f32(1, 17, 2), s.f32(6)
+    samples = [s(real, step=3, length=6, onesided=True), s(cplx, step=2, length=5, onesided=False),
+               s(real, window, step=4, length=0, onesided=False), s(cplx, window, step=5, length=6, onesided=True)]
+    _check("stft", samples)

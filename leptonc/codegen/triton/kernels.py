@@ -37,7 +37,7 @@ from ...passes.fusion import Kernel
 from ...ir.dims import contiguous_strides
 from ..kernel_body import SCANS, elementwise, pad_constant, pad_source_index, trilu_keeps
 from .image import affine_grid_body, resize_body
-from .signal import dft_body
+from .signal import dft_body, stft_body
 from .texpr import TRITON, UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
 from .tiles import Space, TileEmitter, pad_left
 
@@ -782,6 +782,7 @@ OP_EMITTERS = {
     "cumprod": emit_scan, "trilu": emit_trilu, "gather_nd": emit_gather_nd, "lrn": emit_lrn,
     "resize": emit_resize, "topk": emit_topk, "bitcast": emit_bitcast,
     "affine_grid": emit_affine_grid, "dft": emit_dft,
+    "stft": lambda ctx, node: _over(ctx, node.outputs[0], lambda space, body: stft_body(ctx, node, space, body)),
 }
 
 
