@@ -434,7 +434,7 @@ def _add_backend_verbs(sub) -> None:
                    help="print the fusion report: the kernels, their ops, and the pairs left unfused and why")
     c.add_argument("--stats", action="store_true", help="deprecated spelling of --fusion-report")
     c.add_argument("--accuracy-samples", type=_count, metavar="N",
-                   help="random inputs the accuracy check of lossy passes runs (default: 256 for a model with a "
+                   help="random inputs the accuracy check of lossy passes runs (default: 64 for a model with a "
                         "classification or LM head, else 8; 0 skips the check)")
     c.add_argument("--report", action="store_true",
                    help="print the error lossy passes (quantize, mixed-precision, prune) introduced against fp32")

@@ -11,11 +11,11 @@ from leptonc.cache import artifact_key
 from leptonc.cli import main
 from leptonc.ir.errors import LeptoncError
 from leptonc.passes.tolerance import tolerance_of
-from leptonc.runtime.accuracy import (INTERPRETER_SAMPLES, Reference, measure_accuracy, sample_inputs,
+from leptonc.runtime.accuracy import (HEAD_SAMPLES, INTERPRETER_SAMPLES, Reference, measure_accuracy, sample_inputs,
                                       start_reference)
 from leptonc.runtime.reference import run_reference
 
-# a classification head: 16 features -> 10 classes (top-1 agreement, 256 samples by default)
+# a classification head: 16 features -> 10 classes (top-1 agreement, HEAD_SAMPLES samples by default)
 GRAPH = """graph @g(%x: f32[3, 16]) -> (f32[3, 10]) {
   %w = const @w : f32[16, 10]
   %b = const @b : f32[10]
@@ -45,9 +45,9 @@ def test_the_compiled_fp32_reference_reports_what_the_interpreter_does():
     x = np.ones((3, 16), np.float32)
     cm = leptonc.compile(graph, x, passes=INT8)
     report = cm.manifest["accuracy"]
-    assert report["samples"] == 256 and report["reference"] == "compiled" and report["within_tolerance"]
+    assert report["samples"] == HEAD_SAMPLES and report["reference"] == "compiled" and report["within_tolerance"]
     assert "the fp32 graph compiled for the cpu target" in leptonc.runtime.accuracy.format_accuracy(report)
-    by_interpreter = measure_accuracy(graph, cm, tolerance_of(INT8), x, samples=256)
+    by_interpreter = measure_accuracy(graph, cm, tolerance_of(INT8), x, samples=HEAD_SAMPLES)
     assert by_interpreter["reference"] == "reference interpreter"
     for a, b in zip(report["outputs"], by_interpreter["outputs"]):
         assert a["name"] == b["name"]
