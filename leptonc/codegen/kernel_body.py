@@ -296,12 +296,20 @@ _COMPOSITES = {"tan": _tan, "sinh": _sinh, "cosh": _cosh, "tanh": _tanh, "asinh"
 # ---------------------------------------------------------------- binary composites
 
 def _fmod(k: _Body, a, b, dt):
-    """C's fmod: the remainder takes the dividend's sign; between integers x % 0 and INT_MIN % -1 are 0."""
+    """C's fmod: the remainder takes the dividend's sign; between integers x % 0 and INT_MIN % -1 are 0. Without a
+    native fmod, floats compute a - trunc(a / b) * b, with fmod's value at an infinite divisor and a zero
+    remainder's sign (exact while the quotient fits the mantissa)."""
     if dt.is_float:
         native = k.o.function("fmod", [a, b], dt)
         if native is not None:
             return native
-        return k.sub(a, k.mul(k.fn("trunc", k.div(a, b, dt), dt), b, dt), dt)
+        a, b = k.bind(a, dt), k.bind(b, dt)
+        r = k.bind(k.sub(a, k.mul(k.fn("trunc", k.div(a, b, dt), dt), b, dt), dt), dt)
+        c = k.o.compare
+        finite_by_infinite = k.o.logical("and", c("==", k.sub(a, a, dt), k.lit(0, dt)),
+                                         c("==", k.fn("abs", b, dt), k.lit(math.inf, dt)))
+        signed_zero = k.mul(a, k.lit(0, dt), dt)  # a zero remainder takes the dividend's sign
+        return k.where(finite_by_infinite, a, k.where(c("==", r, k.lit(0, dt)), signed_zero, r, dt), dt)
     plain = k.bind(_plain_divisor(k, b, dt), DType.bool)
     return k.where(plain, k.o.infix("%", a, k.where(plain, b, k.lit(1, dt), dt), dt), k.lit(0, dt), dt)
 

@@ -163,3 +163,16 @@ def test_stft_real_and_complex_with_and_without_window():
     samples = [s(real, step=3, length=6, onesided=True), s(cplx, step=2, length=5, onesided=False),
                s(real, window, step=4, length=0, onesided=False), s(cplx, window, step=5, length=6, onesided=True)]
     _check("stft", samples)
+
+
+def test_fmod_of_floats_at_infinities_zeros_and_nan():
+    g = Graph("fmod")
+    a = g.add_input("a", TensorType(DType.f32, (12,)))
+    b = g.add_input("b", TensorType(DType.f32, (12,)))
+    g.set_outputs([g.add("mod", a, b, fmod=True)])
+    inf, nan = np.inf, np.nan
+    x = np.array([-6, 6, 5.5, -0.0, 3, -1, inf, -inf, 2, nan, 7, -7.5], np.float32)
+    y = np.array([3, -3, 2, 1, inf, -inf, 2, 3, 0, 1, nan, 2], np.float32)
+    assert_matches_reference(leptonc.compile(g, target="triton", quiet=True).run(x, y), leptonc.run_reference(g, x, y))
+    got = leptonc.compile(g, target="triton", quiet=True).run(x, y)[0]
+    assert np.array_equal(np.signbit(got[:4]), [True, False, False, True])  # a zero takes the dividend's sign
