@@ -95,6 +95,7 @@ class SharedWeights:
         self._model = dict(constants)
         self._arena = HugePageArena(4 * sum(a.nbytes for a in constants.values()) + (64 << 20))  # address space
         self._placed: dict[str, np.ndarray] = {}
+        self._locks: dict[str, threading.Lock] = {}  # by weight: two builds at once lay it out once
         self._lock = threading.Lock()
 
     def __call__(self, graph: Graph, name: str) -> np.ndarray | None:
@@ -105,13 +106,12 @@ class SharedWeights:
         if source not in self._model or graph.constants.get(source) is not self._model[source]:
             return None
         with self._lock:
-            placed = self._placed.get(name)
-        if placed is None:
-            w = laid_out_weight(graph, name)
-            placed = w if is_i4(w) else self._arena.place(w)
-            with self._lock:
-                placed = self._placed.setdefault(name, placed)
-        return placed
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            if name not in self._placed:
+                w = laid_out_weight(graph, name)
+                self._placed[name] = w if is_i4(w) else self._arena.place(w)
+            return self._placed[name]
 
 
 def specialized_graph(graph: Graph, values: dict[str, np.ndarray], bindings: dict[str, int] | None) -> Graph:
