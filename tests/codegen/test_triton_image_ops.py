@@ -176,3 +176,16 @@ def test_fmod_of_floats_at_infinities_zeros_and_nan():
     assert_matches_reference(leptonc.compile(g, target="triton", quiet=True).run(x, y), leptonc.run_reference(g, x, y))
     got = leptonc.compile(g, target="triton", quiet=True).run(x, y)[0]
     assert np.array_equal(np.signbit(got[:4]), [True, False, False, True])  # a zero takes the dividend's sign
+
+
+def test_grid_sample_every_mode_padding_and_corner_rule():
+    x2, x3 = s.f32(2, 3, 5, 6), s.f32(1, 2, 3, 4, 5)
+    g2 = s.f32(2, 4, 7, 2, low=-1.6, high=1.6)  # some points outside, to pad
+    g3 = s.f32(1, 2, 3, 2, 3, low=-1.4, high=1.4)
+    samples = []
+    for mode, padding, corners in itertools.product(("nearest", "linear", "cubic"), ("zeros", "border", "reflection"),
+                                                    (False, True)):
+        samples.append(s(x2, g2, mode=mode, padding_mode=padding, align_corners=corners))
+        if mode != "cubic":
+            samples.append(s(x3, g3, mode=mode, padding_mode=padding, align_corners=corners))
+    _check("grid_sample", samples)

@@ -1,6 +1,7 @@
-"""Triton body of resize: each result element sums its taps in double, as the reference interpreter does.
+"""Triton bodies of the image ops resize, affine_grid and grid_sample: each result element computed in double,
+as the reference interpreter (leptonc/ir/ops/image.py) does, and rounded to the result's type at the end.
 
-The reference (leptonc/ir/ops/image.py) resizes one axis after the other, in double: along each resized
+Resize: the reference (leptonc/ir/ops/image.py) resizes one axis after the other, in double: along each resized
 axis, a position's source coordinate (the coordinate transform), its taps (neighbour indices, clipped to
 the axis) and their weights (nearest, linear or cubic, optionally antialiased, optionally excluding the
 taps outside), then the weighted sum, replaced by the extrapolation value where a tf_crop_and_resize
@@ -205,3 +206,102 @@ def affine_grid_body(ctx, node: Node, space, body: list[str]) -> None:
     body.append(f"g = {loads[0]}")
     body.extend(f"g = g + {t}" for t in loads[1:])
     body.append(space.store(ctx.ptr(y), y.shape, f"g.to({tltype(y.dtype, ctx.where)})"))
+
+
+def grid_sample_body(ctx, node: Node, space, body: list[str]) -> None:
+    """Lines storing grid_sample's element (n, c, out...) at each position of `space`, in double as the
+    reference: the grid's coordinates unnormalized and padded, then the nearest, linear (2 per axis) or cubic
+    (4 per axis) taps summed corner by corner in the reference's order; a tap outside x reads 0."""
+    x, grid, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    at = node.attrs
+    nsp = x.type.rank - 2
+    sizes = [_known(d, ctx, "input") for d in x.shape[2:]][::-1]  # the grid's order: innermost first
+    n, c = space.index(0)[0], space.index(1)[0]
+    points = 1
+    for d in y.shape[2:]:
+        points = points * _known(d, ctx, "result")
+    body.append(f"gp = ({n} * {points} + f % {points}) * {nsp}")
+    coords = []
+    for i, size in enumerate(sizes):
+        g = f"tl.load({ctx.ptr(grid)} + gp + {i}, mask=mask, other=0).to(tl.float64)"
+        body.append(f"c{i} = ({g} + 1.0) / 2.0 * {_f(size - 1)}" if at["align_corners"] else
+                    f"c{i} = (({g} + 1.0) * {_f(size)} - 1.0) / 2.0")
+        if at["padding_mode"] == "border":
+            body.append(f"c{i} = tl.minimum(tl.maximum(c{i}, 0.0), {_f(size - 1)})")
+        elif at["padding_mode"] == "reflection":
+            if at["align_corners"]:
+                body.append(f"c{i} = {_reflect(f'c{i}', 0.0, size - 1.0)}")
+            else:
+                body.append(f"c{i} = tl.minimum(tl.maximum({_reflect(f'c{i}', -0.5, size - 0.5)}, 0.0), "
+                            f"{_f(size - 1)})")
+        coords.append(f"c{i}")
+    counter = iter(range(1 << 30))
+
+    def fetch(idx: list[str]) -> str:
+        valid = " & ".join(f"({j} >= 0) & ({j} < {s})" for j, s in zip(idx, sizes))
+        clipped = [f"tl.minimum(tl.maximum({j}, 0), {s - 1})" for j, s in zip(idx, sizes)]
+        off = f"({n} * {ctx.d(x.shape[1])} + {c})"
+        for d, j in zip(x.shape[2:], clipped[::-1]):  # x's dim order: outermost spatial dim first
+            off = f"({off} * {d} + {j})"
+        var = f"t{next(counter)}"
+        body.append(f"{var} = tl.load({ctx.ptr(x)} + {off}, mask=mask & {valid}, other=0).to(tl.float64)")
+        return var
+
+    def bind(expr: str, _dtype: DType) -> str:
+        body.append(f"rn{len(body)} = {expr}")
+        return f"rn{len(body) - 1}"
+
+    mode = at["mode"]
+    if mode == "nearest":
+        idx = []
+        for i, ci in enumerate(coords):
+            body.append(f"j{i} = ({elementwise(TRITON, 'round', {}, [ci], [DType.f64], DType.f64, bind=bind)})"
+                        ".to(tl.int64)")
+            idx.append(f"j{i}")
+        value = fetch(idx)
+    else:
+        taps = 2 if mode == "linear" else 4
+        weights = []
+        for i, ci in enumerate(coords):
+            body.append(f"b{i} = tl.floor({ci})")
+            body.append(f"fr{i} = {ci} - b{i}")
+            if mode == "linear":
+                weights.append([f"(1.0 - fr{i})", f"fr{i}"])
+            else:
+                a = -0.75
+                body += [f"p{i} = fr{i} + 1.0", f"q{i} = 1.0 - fr{i}", f"r{i} = q{i} + 1.0"]
+                weights.append([f"((({_f(a)} * p{i} - {_f(5 * a)}) * p{i} + {_f(8 * a)}) * p{i} - {_f(4 * a)})",
+                                f"((({_f(a + 2)} * fr{i} - {_f(a + 3)}) * fr{i}) * fr{i} + 1.0)",
+                                f"((({_f(a + 2)} * q{i} - {_f(a + 3)}) * q{i}) * q{i} + 1.0)",
+                                f"((({_f(a)} * r{i} - {_f(5 * a)}) * r{i} + {_f(8 * a)}) * r{i} - {_f(4 * a)})"])
+        body.append("acc = 0.0 * c0")
+        for corner in np.ndindex(*(taps,) * nsp):
+            w, idx = "1.0", []
+            for i, k in enumerate(corner):
+                w = f"({w} * {weights[i][k]})"
+                j = f"b{i}.to(tl.int64) + {k - (0 if mode == 'linear' else 1)}"
+                if mode == "cubic" and at["padding_mode"] == "border":
+                    j = f"tl.minimum(tl.maximum({j}, 0), {sizes[i] - 1})"
+                elif mode == "cubic" and at["padding_mode"] == "reflection":
+                    lo, hi = (0.0, sizes[i] - 1.0) if at["align_corners"] else (-0.5, sizes[i] - 0.5)
+                    body.append(f"rf = {_reflect(f'({j}).to(tl.float64)', lo, hi)}")
+                    rounded = elementwise(TRITON, "round", {}, ["rf"], [DType.f64], DType.f64, bind=bind)
+                    j = f"tl.minimum(tl.maximum(({rounded}).to(tl.int64), 0), {sizes[i] - 1})"
+                var = f"ix{next(counter)}"
+                body.append(f"{var} = {j}")
+                idx.append(var)
+            body.append(f"acc = acc + {fetch(idx)} * {w}")
+        value = "acc"
+    body.append(space.store(ctx.ptr(y), y.shape, f"{value}.to({tltype(y.dtype, ctx.where)})"))
+
+
+def _reflect(c: str, lo: float, hi: float) -> str:
+    """The reference's reflection of coordinate c into [lo, hi] (an expression; lo where the span is empty)."""
+    span = hi - lo
+    if span <= 0:
+        return f"(0.0 * {c} + {_f(lo)})"
+    d = f"tl.abs({c} - {_f(lo)})"
+    flips = f"tl.floor({d} / {_f(span)})"
+    rest = f"({d} - {flips} * {_f(span)})"
+    even = f"({flips} - 2.0 * tl.floor({flips} / 2.0) == 0.0)"
+    return f"tl.where({even}, {_f(lo)} + {rest}, {_f(hi)} - {rest})"

@@ -36,7 +36,7 @@ from ...ir.indices import indexed_dims, site
 from ...passes.fusion import Kernel
 from ...ir.dims import contiguous_strides
 from ..kernel_body import SCANS, elementwise, pad_constant, pad_source_index, trilu_keeps
-from .image import affine_grid_body, resize_body
+from .image import affine_grid_body, grid_sample_body, resize_body
 from .signal import dft_body, stft_body
 from .texpr import TRITON, UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
 from .tiles import Space, TileEmitter, pad_left
@@ -782,6 +782,8 @@ OP_EMITTERS = {
     "cumprod": emit_scan, "trilu": emit_trilu, "gather_nd": emit_gather_nd, "lrn": emit_lrn,
     "resize": emit_resize, "topk": emit_topk, "bitcast": emit_bitcast,
     "affine_grid": emit_affine_grid, "dft": emit_dft,
+    "grid_sample": lambda ctx, node: _over(ctx, node.outputs[0],
+                                           lambda space, body: grid_sample_body(ctx, node, space, body)),
     "stft": lambda ctx, node: _over(ctx, node.outputs[0], lambda space, body: stft_body(ctx, node, space, body)),
 }
 
