@@ -84,6 +84,7 @@ class OpDef:
     fusion: str = "opaque"     # one of FUSION_KINDS
     precision: str = "f32"     # one of PRECISIONS
     layout: str = "fixed"      # one of LAYOUTS
+    needs: Callable | None = None  # needs(operand types, attrs): run-time size requirements (size_checks.py)
 
     def has(self, trait: str) -> bool:
         return trait in self.traits
@@ -148,11 +149,14 @@ _REGISTRY: dict[str, OpDef] = {}
 
 def define_op(name: str, *, infer: Callable, arity=1, attrs: dict | None = None, traits=PURE,
               check: Callable | None = None, fusion: str | None = None, precision: str = "f32",
-              layout: str | None = None) -> Callable:
+              layout: str | None = None, needs: Callable | None = None) -> Callable:
     """Register the decorated numpy function as the reference implementation of op `name`.
 
     `check(arrays, types, attrs)`, when given, checks the contents of operands that are constants (the
     arrays; None for the others) and raises ShapeError naming what is wrong; the verifier calls it.
+    `needs(types, attrs)`, when given, lists what the inferred result type takes for granted about symbolic
+    sizes, as (operand index, dim index, dim expression that must not be negative, what needs it); every
+    runtime checks them before a run (ir/size_checks.py).
     `fusion`, `precision` and `layout` are described in the module docstring."""
     if isinstance(arity, int):
         arity = (arity, arity)
@@ -178,7 +182,7 @@ def define_op(name: str, *, infer: Callable, arity=1, attrs: dict | None = None,
         _REGISTRY[name] = OpDef(name, specs, infer, fn, frozenset(traits), tuple(arity),
                                 (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
                                 tuple(k for k, s in specs.items() if s.kind == "shape"), check,
-                                fusion, precision, layout)
+                                fusion, precision, layout, needs)
         return fn
 
     return register

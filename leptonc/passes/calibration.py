@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..ir import dims as D
+from ..ir.size_checks import size_checks
 from ..ir.errors import LeptoncError
 from ..ir.graph import Graph, Value
 from ..runtime.reference import run_reference
@@ -254,7 +254,7 @@ def load_calibration(data, graph: Graph) -> Calibration:
     if not samples:
         raise CalibrationError(f"{where}: no calibration samples")
     names, types = [v.name for v in graph.inputs], [v.type for v in graph.inputs]
-    signed = D.signed_dims(v for n in graph.nodes for v in n.outputs)
+    signed = size_checks(graph)
     for i, sample in enumerate(samples):
         try:
             bind_inputs(names, types, sample, signed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import dims as D
+from ..ir.size_checks import size_checks
 from ..ir.errors import IndexRangeError, IRError, LeptoncError, ShapeError
 from ..ir.graph import Graph
 from ..ir.indices import site
@@ -21,7 +22,7 @@ def run_reference(graph: Graph, *inputs, **named) -> list[np.ndarray]:
     if named:
         inputs = _order_named(graph, inputs, named)
     arrays, bindings = bind_inputs([v.name for v in graph.inputs], [v.type for v in graph.inputs], inputs,
-                                   D.signed_dims(v for n in graph.nodes for v in n.outputs))
+                                   size_checks(graph))
     env: dict[int, np.ndarray] = {id(v): a for v, a in zip(graph.inputs, arrays)}
     last_use = _last_uses(graph)
     for step, node in enumerate(graph.nodes):

@@ -3,7 +3,8 @@
 Every check happens before any kernel runs: dtypes, ranks, each dim against its declared size or
 symbol (a symbol shared by several inputs, or appearing in an expression such as "S + 1", must agree
 everywhere), and, when the caller passes them, the dims of the graph's values that some sizes make
-negative (`dims.signed_dims`: a conv or slice over "H - 2" is refused for H = 1, not run).
+negative or that an op takes for granted (`ir/size_checks.py`: a conv or slice over "H - 2" is refused for
+H = 1, a slice to 8 of an axis of size S for S = 5, not run).
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ def bind_inputs(names: list[str], types: list[TensorType], arrays,
                 ) -> tuple[list[np.ndarray], dict[str, int]]:
     """Check each array's dtype and shape against its declared type; return the arrays and symbol sizes.
 
-    `signed` lists (value name, dim index, dim) of the graph's dims that may be negative (dims.signed_dims);
-    sizes that make one negative are refused. `symbols` are those a program needs: each must be bound."""
+    `signed` lists (value name, dim index, dim[, what needs it]) of the dims that must not be negative
+    (ir/size_checks.py); sizes that make one negative are refused. `symbols` are those a program needs: each must be bound."""
     if len(arrays) != len(types):
         sig = ", ".join(f"{n}: {t}" for n, t in zip(names, types))
         raise ShapeError(f"expected {len(types)} inputs ({sig}), got {len(arrays)}")
@@ -51,15 +52,16 @@ def bind_inputs(names: list[str], types: list[TensorType], arrays,
     missing = [s for s in symbols if s not in bindings]
     if missing:
         raise ShapeError(f"symbols {missing} are not sizes of any input; cannot run")
-    for value, i, d in signed:
+    for value, i, d, *what in signed:
         try:
             size = D.evaluate(d, bindings)
         except KeyError:
             continue
         if size < 0:
             sizes = ", ".join(f"{s} = {bindings[s]}" for s in sorted(D.symbols(d)))
-            raise ShapeError(f"inputs with {sizes} make dim {i} of %{value} ({d}) negative ({size}); "
-                             f"the model needs larger inputs")
+            broken = f"dim {i} of %{value} too short for {what[0]} ({d} = {size})" if what and what[0] else \
+                f"dim {i} of %{value} ({d}) negative ({size})"
+            raise ShapeError(f"inputs with {sizes} make {broken}; the model needs larger inputs")
     return out, bindings
 
 

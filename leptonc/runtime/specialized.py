@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from ..ir import dims as D
+from ..ir.size_checks import size_checks
 from ..ir.errors import LeptoncError, ShapeError
 from ..ir.graph import Graph, Node, Value
 from ..ir.ops.dynamic import SHAPE_OPERANDS
@@ -266,7 +267,7 @@ class SpecializingModel(ArtifactModel):
         self._build = build
         self._names = [v.name for v in graph.inputs]
         self._types = [v.type for v in graph.inputs]
-        self._signed = D.signed_dims(v for n in graph.nodes for v in n.outputs)
+        self._signed = size_checks(graph)
         self.cache = SpecializationCache(capacity)
 
     def specialize(self, *inputs) -> ArtifactModel:

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from ..ir import dims as D
+from ..ir.size_checks import size_checks
 from ..ir.errors import IndexRangeError
 from ..ir.graph import Graph
 from ..ir.indices import NO_INDEX_ERROR, checked_sites
@@ -51,7 +52,7 @@ class XlaModel:
         self.inline_weights = inline_weights
         self.platform = platform
         self._symbols = {s for v in graph.inputs for d in v.shape for s in D.symbols(d)}
-        self._signed_dims = D.signed_dims(v for n in graph.nodes for v in n.outputs)
+        self._signed_dims = size_checks(graph)
         self._index_checks = checked_sites(graph)
         self._compiled: dict[tuple, tuple[XlaModule, XlaExecutable]] = {}
         self._weights_on_device: dict[str, object] = {}

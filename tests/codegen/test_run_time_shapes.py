@@ -21,6 +21,27 @@ def _graph():
     return leptonc.parse_ir(CONV, {"w": w})
 
 
+SLICE = """graph @s(%x: f32[S, 4]) -> (f32[8, 4]) {
+  %y = slice(%x) {starts = [0], ends = [8], axes = [0], steps = [1]} : f32[8, 4]
+  return %y
+}
+"""
+
+
+@pytest.mark.parametrize("target", ["reference", "cpu", "stablehlo", "triton"])
+def test_sizes_shorter_than_a_fixed_slice_are_refused(target, request):
+    """A slice to 8 over an axis of size S is typed f32[8, 4]: S = 5 must be refused, not read past x."""
+    if target == "triton":
+        request.getfixturevalue("triton_device")
+    x = np.arange(40, dtype=np.float32).reshape(10, 4)
+    run = (lambda *xs: leptonc.run_reference(leptonc.parse_ir(SLICE), *xs)) if target == "reference" else \
+        leptonc.compile(leptonc.parse_ir(SLICE), (x,), target=target, quiet=True).run
+    np.testing.assert_array_equal(run(x)[0], x[:8])
+    np.testing.assert_array_equal(run(x[:8])[0], x[:8])
+    with pytest.raises(ShapeError, match=r"S = 5 make dim 0 of %x too short for a slice to 8 .*%y"):
+        run(x[:5])
+
+
 @pytest.mark.parametrize("target", ["reference", "cpu", "stablehlo", "triton"])
 def test_sizes_that_make_a_dim_negative_are_refused(target, request):
     if target == "triton":

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...ir import dims as D
+from ...ir.size_checks import size_checks
 from ...ir.graph import Graph, Node, Value
 from ...ir.indices import site
 from .. import check_dtypes, graph_symbols
@@ -225,7 +226,7 @@ class _Generator:
                         for b in self.buffers],
             "intermediates": [{"name": name, "bytes": b.nbytes} for b in self.buffers for name in b.values],
             "kernels": kernels_meta,
-            "signed_dims": [list(s) for s in D.signed_dims(v for n in self.graph.nodes for v in n.outputs)],  # (JSON)
+            "signed_dims": [list(s) for s in size_checks(self.graph)],  # (JSON)
             "unfused": [{"producer": p.producer.label, "consumer": p.consumer.label, "reason": p.reason}
                         for p in self.plan.unfused],
         }

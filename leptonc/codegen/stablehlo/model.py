@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from ...ir import dims as D
+from ...ir.size_checks import size_checks
 from ...ir.graph import Graph
 from ...ir.printer import print_ir
 from ...runtime import safetensors
@@ -47,10 +48,10 @@ def compile_stablehlo(graph: Graph, manifest: dict, bindings: dict[str, int] | N
 def _example_sizes(graph: Graph, given: dict[str, int]) -> dict[str, int]:
     """A size for every symbol of `graph`: the given one, else the smallest power of two (1, 2, 4, ...) for
     which no dim of the graph is negative (a 3x3 conv over H needs H >= 2)."""
-    signed = D.signed_dims(v for n in graph.nodes for v in n.outputs)
+    signed = size_checks(graph)
     size = 1
     while True:
         sizes = {s: given.get(s, size) for s in symbols_of(graph)}
-        if size >= 1 << 16 or all(D.evaluate(d, sizes) >= 0 for _, _, d in signed):
+        if size >= 1 << 16 or all(D.evaluate(s[2], sizes) >= 0 for s in signed):
             return sizes
         size *= 2

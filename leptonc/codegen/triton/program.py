@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass, field
 
 from ...ir import dims as D
+from ...ir.size_checks import size_checks
 from ...ir.graph import Graph, Node, Value
 from .. import check_dtypes, graph_symbols
 from ...passes.fusion import FusionPlan, Kernel, memory_operands, plan_fusion, view_root
@@ -112,7 +113,7 @@ class _Generator:
                               for b in self.buffers],
             "kernels": kernels,
             "index_checks": checks,
-            "signed_dims": [list(s) for s in D.signed_dims(v for n in self.graph.nodes for v in n.outputs)],  # (JSON)
+            "signed_dims": [list(s) for s in size_checks(self.graph)],  # (JSON)
             "unfused": [{"producer": p.producer.label, "consumer": p.consumer.label, "reason": p.reason}
                         for p in self.plan.unfused],
         }

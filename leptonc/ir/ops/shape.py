@@ -117,8 +117,19 @@ def _slice_dim(d, start, end, step):
     if step == 1 and start >= 0 and end < 0:
         return D.sub(d, start - end)
     if step == 1 and 0 <= start <= end < BIG:
-        return end - start  # assumes d >= end, as the exporter's guards do
+        return end - start  # takes d >= end for granted: _slice_needs makes every runtime check it
     return D.UNKNOWN
+
+
+def _slice_needs(types, starts, ends, axes, steps) -> list:
+    """The symbolic axes that _slice_dim takes to be at least `end` long."""
+    (t,) = types
+    out = []
+    for s, e, a, st in zip(starts, ends, norm_axes(axes, t.rank), steps):
+        d = t.shape[a]
+        if isinstance(d, str) and d != D.UNKNOWN and st == 1 and 0 <= s <= e < BIG:
+            out.append((0, a, D.sub(d, e), f"a slice to {e}"))
+    return out
 
 
 def _slice_infer(t: TensorType, starts, ends, axes, steps) -> TensorType:
@@ -130,7 +141,7 @@ def _slice_infer(t: TensorType, starts, ends, axes, steps) -> TensorType:
     return t.with_shape(shape)
 
 
-@define_op("slice", infer=_slice_infer, traits=VIEW, precision="follow",
+@define_op("slice", infer=_slice_infer, traits=VIEW, precision="follow", needs=_slice_needs,
            attrs={"starts": "ints", "ends": "ints", "axes": "ints", "steps": "ints"})
 def slice_(x, starts, ends, axes, steps):
     """x[start:end:step] on each listed axis (Python slice semantics, ends clamped)."""
