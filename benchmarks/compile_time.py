@@ -87,11 +87,11 @@ def measure(name: str, passes: str) -> list[str]:
     for o in report.get("outputs", []):
         top1 = f"{100 * o['top1_agreement']:.1f}%" if o.get("top1_agreement") is not None else "-"
         rows.append(f"| {name} ({params / 1e6:.1f}M) | {fp32_s:.1f} | {lossy_s:.1f} | {lossy_s / fp32_s:.2f}x | "
-                    f"{report.get('samples', '-')} | {o['max_abs_error']:.4g} | {o['max_rel_error']:.4g} | "
+                    f"{inductor_s:.1f} | {report.get('samples', '-')} | {o['max_abs_error']:.4g} | {o['max_rel_error']:.4g} | "
                     f"{o['sqnr_db']:.2f} | {top1} |")
     if not rows:
         rows.append(f"| {name} ({params / 1e6:.1f}M) | {fp32_s:.1f} | {lossy_s:.1f} | {lossy_s / fp32_s:.2f}x | "
-                    "no report | | | | |")
+                    f"{inductor_s:.1f} | no report | | | | |")
     print("\n".join(rows), flush=True)
     return rows
 
