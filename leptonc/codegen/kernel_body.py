@@ -214,10 +214,17 @@ def _cosh(k: _Body, x, dt):
 
 
 def _tanh(k: _Body, x, dt):
-    """From one exp of -2|x|: no overflow, full f32 accuracy."""
-    t = k.bind(k.fn("exp", k.mul(k.lit(-2.0, dt), k.fn("abs", x, dt), dt), dt), dt)
+    """From one exp of -2|x|: no overflow; below |x| = 0.1, where 1 - exp(-2|x|) cancels, its odd Taylor
+    polynomial to x^7 (relative error under 1e-9 there)."""
+    a = k.bind(k.fn("abs", x, dt), dt)
+    t = k.bind(k.fn("exp", k.mul(k.lit(-2.0, dt), a, dt), dt), dt)
     one = k.lit(1.0, dt)
-    return k.mirrored(x, k.div(k.sub(one, t, dt), k.add(one, t, dt), dt), dt)
+    a2 = k.bind(k.mul(a, a, dt), dt)
+    series = k.lit(-17 / 315, dt)
+    for c in (2 / 15, -1 / 3, 1.0):
+        series = k.add(k.mul(series, a2, dt), k.lit(c, dt), dt)
+    small = k.o.compare("<", a, k.lit(0.1, dt))
+    return k.mirrored(x, k.where(small, k.mul(a, series, dt), k.div(k.sub(one, t, dt), k.add(one, t, dt), dt), dt), dt)
 
 
 def _asinh(k: _Body, x, dt):

@@ -189,3 +189,12 @@ def test_grid_sample_every_mode_padding_and_corner_rule():
         if mode != "cubic":
             samples.append(s(x3, g3, mode=mode, padding_mode=padding, align_corners=corners))
     _check("grid_sample", samples)
+
+
+def test_tanh_keeps_its_relative_accuracy_near_zero():
+    g = Graph("tanh")
+    a = g.add_input("a", TensorType(DType.f32, (9,)))
+    g.set_outputs([g.add("tanh", a)])
+    x = np.array([1e-30, -3e-7, 2e-5, -1e-3, 0.05, -0.0999, 0.1, -0.7, 30.0], np.float32)
+    got = leptonc.compile(g, target="triton", quiet=True).run(x)[0]
+    np.testing.assert_allclose(got, np.tanh(x.astype(np.float64)), rtol=1e-6, atol=0)
