@@ -25,7 +25,7 @@ LACKS: dict[str, dict[str, str]] = {
         **dict.fromkeys(("nonzero", "unique", "non_max_suppression"), _DATA_SIZED),
         "col2im_dynamic": _STATIC_LACKS,
         **dict.fromkeys(("col2im", "conv_transpose", "deform_conv",
-                         "dequantize", "det", "einsum", "lp_pool",
+                         "dequantize", "det", "einsum",
                          "conv_bsr", "matmul_csr", "matmul_integer", "matmul_nm", "matmul_w8a8", "matmul_wq",
                          "max_pool_with_indices", "max_unpool", "mel_weight_matrix", "quantize",
                          "reverse_sequence", "roi_align", "scatter_elements", "scatter_nd",

@@ -198,3 +198,11 @@ def test_tanh_keeps_its_relative_accuracy_near_zero():
     x = np.array([1e-30, -3e-7, 2e-5, -1e-3, 0.05, -0.0999, 0.1, -0.7, 30.0], np.float32)
     got = leptonc.compile(g, target="triton", quiet=True).run(x)[0]
     np.testing.assert_allclose(got, np.tanh(x.astype(np.float64)), rtol=1e-6, atol=0)
+
+
+def test_lp_pool_sums_powers_in_double():
+    x = s.f32(2, 3, 7, 8)
+    samples = [s(x, kernel=(3, 2), p=2.0), s(x, kernel=(2, 3), strides=(2, 2), pads=(1, 0, 1, 1), p=3.0),
+               s(x, kernel=(2, 2), dilations=(2, 1), ceil_mode=True, strides=(2, 3), p=1.0),
+               s(s.f32(2, 3, 9), kernel=(4,), p=2.5)]
+    _check("lp_pool", samples)

@@ -349,15 +349,16 @@ def emit_pool(ctx: KernelContext, node: Node) -> Emitted:
     kernel = tuple(node.attrs["kernel"])
     KH, KW = (1, kernel[0]) if nsp == 1 else kernel
     H, W = spatial_hw(x.shape, nsp)
-    is_max = node.op == "max_pool"
+    is_max, is_lp = node.op == "max_pool", node.op == "lp_pool"
     start = '-float("inf")' if is_max else "0.0"
+    acc_type = "tl.float64" if is_lp else "tl.float32"  # lp_pool sums |x|^p in double, as the reference
 
     def emit(space: Space, body: list[str]) -> None:
         nc = f"{space.index(0)[0]} * {ctx.d(x.shape[1])} + {space.index(1)[0]}"
         oh = space.index(2)[0] if nsp == 2 else "(f * 0)"  # a tile: a mask of scalars has no tile dtype
         ow = space.index(nsp + 1)[0]
         body += [f"H, W = {ctx.d(H)}, {ctx.d(W)}",
-                 f"acc = tl.full([BLOCK], {start}, tl.float32)",
+                 f"acc = tl.full([BLOCK], {start}, {acc_type})",
                  "cnt = tl.full([BLOCK], 0.0, tl.float32)",
                  "cnt_pad = tl.full([BLOCK], 0.0, tl.float32)",
                  f"for ki in tl.static_range({KH}):",
@@ -368,12 +369,23 @@ def emit_pool(ctx: KernelContext, node: Node) -> Emitted:
                  f"        cnt_pad += ((h < H + {phe}) & (w < W + {pwe})).to(tl.float32)",
                  "        cnt += inside.to(tl.float32)",
                  f"        v = tl.load({ctx.ptr(x)} + ({nc}) * H * W + h * W + w, mask=mask & inside, "
-                 f"other={start}).to(tl.float32)"]
+                 f"other={start}).to({acc_type})"]
         if is_max:
             body.append("        acc = tl.maximum(acc, v, propagate_nan=tl.PropagateNan.ALL)")
+        elif is_lp:
+            p = float(node.attrs["p"])
+
+            def power(base: str, exponent: float, indent: str) -> str:
+                def bind(expr: str, dtype: DType) -> str:
+                    body.append(f"{indent}lp{len(body)} = {expr}")
+                    return f"lp{len(body) - 1}"
+                return elementwise(TRITON, "pow", {}, [base, literal(exponent, DType.f64)], [DType.f64, DType.f64],
+                                   DType.f64, exponent, bind)
+            body.append(f"        acc += {power('tl.abs(v)', p, '        ')}")
+            body.append(f"acc = {power('acc', 1.0 / p, '')}")
         else:
             body.append("        acc += v")
-        if not is_max:
+        if not is_max and not is_lp:
             div = "cnt_pad" if node.attrs["count_include_pad"] else "cnt"
             body.append(f"acc = acc / tl.maximum({div}, 1.0)")
         body.append(space.store(ctx.ptr(out), out.shape, f"acc.to({tltype(out.dtype)})"))
@@ -775,7 +787,7 @@ def emit_dft(ctx: KernelContext, node: Node) -> Emitted:
 
 
 OP_EMITTERS = {
-    "max_pool": emit_pool, "avg_pool": emit_pool, "transpose": emit_transpose, "broadcast_to": emit_broadcast_to,
+    "max_pool": emit_pool, "avg_pool": emit_pool, "lp_pool": emit_pool, "transpose": emit_transpose, "broadcast_to": emit_broadcast_to,
     "slice": emit_slice, "pad": emit_pad, "gather": emit_gather, "gather_elements": emit_gather_elements,
     "concat": emit_concat, "split": emit_split, "tile": emit_tile, "full": emit_full, "range": emit_range,
     "shape_of": emit_shape_of, "cumsum": emit_scan,

@@ -66,6 +66,8 @@ class TritonOps(Ops):
     def function(self, name: str, args: list[str], dtype: DType) -> str | None:
         if not dtype.is_float:
             return None
+        if name == "sqrt" and dtype is DType.f64:  # tl.sqrt_rn is f32 only; f64's sqrt rounds correctly
+            return f"tl.sqrt({args[0]})"
         if name in ("maximum", "minimum"):
             return f"tl.{name}({args[0]}, {args[1]}, propagate_nan=tl.PropagateNan.ALL)"
         return f"{_FUNCTIONS[name]}({', '.join(args)})" if name in _FUNCTIONS else None
