@@ -1,12 +1,13 @@
 """The error a lossy compile introduced: the compiled model against the fp32 model on sample inputs.
 
     reference = start_reference(fp32_graph, passes, accuracy, example_inputs, build=compile_fp32)
-    ...                                   # (the lossy model builds meanwhile)
+    ...                                   # (the lossy model builds meanwhile, the fp32 model runs samples)
     report = measure_accuracy(fp32_graph, compiled_model, tolerance, fp32=reference)
     print(format_accuracy(report))
 
 The fp32 reference is the graph before the lossy passes, compiled (`build`) or, without a C compiler, run by
-the reference interpreter; it builds and runs its samples in a thread while the lossy model builds. For
+the reference interpreter; it builds and runs its samples in a thread while the lossy model builds, and then
+beside the lossy model's runs, each model on one thread. For
 every float output the report gives the max abs error, the max error relative to max(1, max|reference|) and
 the SQNR in dB (10 log10 of the reference's energy over the error's), over random inputs shaped like the
 examples (token ids within the embedding table they index). For outputs that are a classification or LM
@@ -138,52 +139,80 @@ class Reference:
     """The fp32 model's outputs on sample inputs, to measure a lossy model against.
 
     `build` (graph -> callable) makes the fp32 model, the graph compiled without the lossy passes; without it
-    the reference interpreter runs the graph. `start` builds it and runs the samples in a thread, while the
-    lossy model builds; their outputs are kept (up to KEEP_BYTES) until `outputs` asks for them. The first
-    call of `outputs` stops that thread: the samples it had not reached run then, in turn with the lossy
-    model."""
+    the reference interpreter runs the graph. `start` builds it and runs the samples in a thread, first while
+    the lossy model builds, then beside the lossy model's runs; their outputs are kept (up to KEEP_BYTES,
+    beyond which the thread waits) until `outputs` hands them out, in order. Each model runs on one thread
+    (`single_threaded`): two of them fill two cores without their thread pools spinning against each other
+    or against the C compiler."""
 
     def __init__(self, graph: Graph, inputs: list[list[np.ndarray]], build=None):
         self.graph, self.inputs, self.build = graph, inputs, build
         self.kind = "compiled" if build is not None else "reference interpreter"
         self._run = None
         self._kept: list[list[np.ndarray] | None] = [None] * len(inputs)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._kept_bytes = 0
+        self._cond = threading.Condition()
+        self._running = self._stopped = False
         self._error: BaseException | None = None
 
     def start(self) -> "Reference":
-        self._thread = threading.Thread(target=self._run_ahead, name="leptonc-fp32-reference", daemon=True)
-        self._thread.start()
+        self._running = True
+        threading.Thread(target=self._run_ahead, name="leptonc-fp32-reference", daemon=True).start()
         return self
+
+    def stop(self) -> None:
+        """Stop the thread after the sample it is running."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
 
     def _run_ahead(self) -> None:
         try:
-            kept = 0
             for i, x in enumerate(self.inputs):
-                if self._stop.is_set() or kept >= KEEP_BYTES:
-                    return
-                self._kept[i] = self._call(x)
-                kept += sum(a.nbytes for a in self._kept[i])
+                with self._cond:
+                    self._cond.wait_for(lambda: self._stopped or self._kept_bytes < KEEP_BYTES)
+                    if self._stopped:
+                        return
+                out = self._call(x)
+                with self._cond:
+                    self._kept[i] = out
+                    self._kept_bytes += sum(a.nbytes for a in out)
+                    self._cond.notify_all()
         except BaseException as e:  # noqa: BLE001 (raised in the caller's thread by `outputs`)
             self._error = e
+        finally:
+            with self._cond:
+                self._running = False
+                self._cond.notify_all()
 
     def _call(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if self._run is None:
             self._run = self.build(self.graph) if self.build is not None else partial(run_reference, self.graph)
+            single_threaded(self._run)
         out = self._run(*inputs)
-        return list(out) if isinstance(out, (list, tuple)) else [out]
+        return [np.asarray(a) for a in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
 
     def outputs(self, i: int) -> list[np.ndarray]:
-        """The fp32 outputs of sample `i` (each is handed out once: a kept one is then let go)."""
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
-        if self._error is not None:
-            raise self._error
-        out, self._kept[i] = self._kept[i], None
+        """The fp32 outputs of sample `i`, once the thread has run it (each is handed out once, then let go)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._kept[i] is not None or not self._running)
+            if self._error is not None:
+                raise self._error
+            out, self._kept[i] = self._kept[i], None
+            if out is not None:
+                self._kept_bytes -= sum(a.nbytes for a in out)
+                self._cond.notify_all()
         return out if out is not None else self._call(self.inputs[i])
+
+
+def single_threaded(model) -> int | None:
+    """Run a compiled cpu model's kernels on one thread; returns its former count (None for other callables)."""
+    executor = getattr(model, "executor", None)
+    if executor is None or not hasattr(executor, "set_threads"):
+        return None
+    before = executor.threads
+    executor.set_threads(1)
+    return before
 
 
 def start_reference(graph: Graph, tolerance, accuracy=True, example_inputs=None, build=None) -> Reference | None:
@@ -242,12 +271,17 @@ def measure_accuracy(reference: Graph, run, tolerance=None, example_inputs=None,
         fp32 = Reference(reference, sample_inputs(reference, count, example_inputs, seed))
     stats = ErrorStats(reference)
     total = len(fp32.inputs)
-    for i, inputs in enumerate(fp32.inputs):
-        if progress is not None:
-            progress.count("measuring the error of the passes against the fp32 model", i, total)
-        want = fp32.outputs(i)
-        got = run(*inputs)
-        stats.add(want, list(got) if isinstance(got, (list, tuple)) else [got])
+    threads = single_threaded(run)  # (the fp32 model runs beside it, on the other core)
+    try:
+        for i, inputs in enumerate(fp32.inputs):
+            if progress is not None:
+                progress.count("measuring the error of the passes against the fp32 model", i, total)
+            got = run(*inputs)
+            stats.add(fp32.outputs(i), list(got) if isinstance(got, (list, tuple)) else [got])
+    finally:
+        fp32.stop()
+        if threads is not None:
+            run.executor.set_threads(threads)
     report = {"samples": total, "reference": fp32.kind, "outputs": stats.entries(),
               "tolerance": tolerance.as_dict() if tolerance is not None else None}
     report["within_tolerance"] = within(report) if tolerance is not None else None
