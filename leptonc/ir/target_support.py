@@ -51,7 +51,6 @@ PARTLY: dict[str, dict[str, str]] = {
     "triton": {
         "conv": "over 3 spatial dims (1 or 2 run)",
         "matmul": "over integers (floating-point types run)",
-        "max_pool": "over integers",
         "pow": "of an integer by an integer",
     },
     "stablehlo": {},

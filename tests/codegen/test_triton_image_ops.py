@@ -206,3 +206,10 @@ def test_lp_pool_sums_powers_in_double():
                s(x, kernel=(2, 2), dilations=(2, 1), ceil_mode=True, strides=(2, 3), p=1.0),
                s(s.f32(2, 3, 9), kernel=(4,), p=2.5)]
     _check("lp_pool", samples)
+
+
+def test_max_pool_over_integers_in_their_own_type():
+    u8 = s.ints(1, 2, 6, 7, low=0, high=256, dtype=np.uint8)
+    i32 = s.ints(1, 2, 6, 7, low=-2**31, high=2**31, dtype=np.int32)
+    _check("max_pool", [s(u8, kernel=(3, 3), pads=(1, 1, 1, 1)), s(i32, kernel=(2, 3), strides=(2, 1)),
+                        s(s.ints(2, 3, 9, low=-128, high=128, dtype=np.int8), kernel=(4,), dilations=(2,))])

@@ -35,7 +35,7 @@ from ...ir.graph import Graph, Node, Value
 from ...ir.indices import indexed_dims, site
 from ...passes.fusion import Kernel
 from ...ir.dims import contiguous_strides
-from ..kernel_body import SCANS, elementwise, pad_constant, pad_source_index, trilu_keeps
+from ..kernel_body import SCANS, elementwise, pad_constant, pad_source_index, reduction_identity, trilu_keeps
 from .image import affine_grid_body, grid_sample_body, resize_body
 from .signal import dft_body, stft_body
 from .texpr import TRITON, UnsupportedError, literal, symbol_var, tdim, tltype, tnumel
@@ -342,16 +342,19 @@ def _gathered(space: Space, shape, index_of) -> str:
 
 def emit_pool(ctx: KernelContext, node: Node) -> Emitted:
     x, out = node.inputs[0], node.outputs[0]
-    if not x.dtype.is_float:
+    is_max, is_lp = node.op == "max_pool", node.op == "lp_pool"
+    integer_max = is_max and x.dtype.is_int  # the window's max in x's own type, from its lowest value
+    if not x.dtype.is_float and not integer_max:
         raise UnsupportedError(f"{ctx.where}: {node.op} over {x.dtype} is not supported by the triton target")
     nsp = x.type.rank - 2
     (sh, sw), (dh, dw), (ph, pw, phe, pwe) = window_2d(node, nsp, ctx.where, "triton", UnsupportedError)
     kernel = tuple(node.attrs["kernel"])
     KH, KW = (1, kernel[0]) if nsp == 1 else kernel
     H, W = spatial_hw(x.shape, nsp)
-    is_max, is_lp = node.op == "max_pool", node.op == "lp_pool"
     start = '-float("inf")' if is_max else "0.0"
     acc_type = "tl.float64" if is_lp else "tl.float32"  # lp_pool sums |x|^p in double, as the reference
+    if integer_max:
+        start, acc_type = literal(reduction_identity("reduce_max", x.dtype), x.dtype), tltype(x.dtype)
 
     def emit(space: Space, body: list[str]) -> None:
         nc = f"{space.index(0)[0]} * {ctx.d(x.shape[1])} + {space.index(1)[0]}"
@@ -371,7 +374,8 @@ def emit_pool(ctx: KernelContext, node: Node) -> Emitted:
                  f"        v = tl.load({ctx.ptr(x)} + ({nc}) * H * W + h * W + w, mask=mask & inside, "
                  f"other={start}).to({acc_type})"]
         if is_max:
-            body.append("        acc = tl.maximum(acc, v, propagate_nan=tl.PropagateNan.ALL)")
+            body.append("        acc = tl.maximum(acc, v)" if integer_max else
+                        "        acc = tl.maximum(acc, v, propagate_nan=tl.PropagateNan.ALL)")
         elif is_lp:
             p = float(node.attrs["p"])
 
