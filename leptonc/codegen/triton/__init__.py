@@ -1,7 +1,8 @@
 """The triton target: every kernel of the fusion plan (the same plan as the cpu target's) as Triton source.
 
 program.py assembles one Python module of `@triton.jit` kernels and their
-launchers (kernels.py for each kind of kernel, attention.py for attention
+launchers (kernels.py for each kind of kernel, image.py and signal.py for the
+bodies of the image and signal ops, attention.py for attention
 chains as one flash-attention kernel, tiles.py for fused elementwise code and
 reductions, texpr.py for the Triton spelling of each op, prelude.py for
 helpers and the block-size table) and a JSON launch plan; leptonc/runtime/triton.py

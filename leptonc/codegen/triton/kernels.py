@@ -21,8 +21,10 @@ sizes for the run's sizes and launches the grid.
   conv    implicit GEMM: rows are output pixels, columns output channels,
           the reduction runs over input channels x window, groups on the
           grid's third axis, bias and epilogue on the accumulator tile;
-  op      pooling, and data movement (transpose, broadcast, slice, concat,
-          split, pad, gather, full) as index maps over the output.
+  op      pooling, data movement (transpose, broadcast, slice, concat,
+          split, pad, gather, full) as index maps over the output, topk
+          (one line a program), and the image and signal ops (image.py,
+          signal.py: resize, affine_grid, grid_sample, dft, stft).
 """
 from __future__ import annotations
 
@@ -790,17 +792,22 @@ def emit_dft(ctx: KernelContext, node: Node) -> Emitted:
     return _over(ctx, node.outputs[0], emit)
 
 
+def emit_grid_sample(ctx: KernelContext, node: Node) -> Emitted:
+    return _over(ctx, node.outputs[0], lambda space, body: grid_sample_body(ctx, node, space, body))
+
+
+def emit_stft(ctx: KernelContext, node: Node) -> Emitted:
+    return _over(ctx, node.outputs[0], lambda space, body: stft_body(ctx, node, space, body))
+
+
 OP_EMITTERS = {
-    "max_pool": emit_pool, "avg_pool": emit_pool, "lp_pool": emit_pool, "transpose": emit_transpose, "broadcast_to": emit_broadcast_to,
-    "slice": emit_slice, "pad": emit_pad, "gather": emit_gather, "gather_elements": emit_gather_elements,
-    "concat": emit_concat, "split": emit_split, "tile": emit_tile, "full": emit_full, "range": emit_range,
-    "shape_of": emit_shape_of, "cumsum": emit_scan,
-    "cumprod": emit_scan, "trilu": emit_trilu, "gather_nd": emit_gather_nd, "lrn": emit_lrn,
-    "resize": emit_resize, "topk": emit_topk, "bitcast": emit_bitcast,
-    "affine_grid": emit_affine_grid, "dft": emit_dft,
-    "grid_sample": lambda ctx, node: _over(ctx, node.outputs[0],
-                                           lambda space, body: grid_sample_body(ctx, node, space, body)),
-    "stft": lambda ctx, node: _over(ctx, node.outputs[0], lambda space, body: stft_body(ctx, node, space, body)),
+    "max_pool": emit_pool, "avg_pool": emit_pool, "lp_pool": emit_pool, "transpose": emit_transpose,
+    "broadcast_to": emit_broadcast_to, "slice": emit_slice, "pad": emit_pad, "gather": emit_gather,
+    "gather_elements": emit_gather_elements, "concat": emit_concat, "split": emit_split, "tile": emit_tile,
+    "full": emit_full, "range": emit_range, "shape_of": emit_shape_of, "cumsum": emit_scan, "cumprod": emit_scan,
+    "trilu": emit_trilu, "gather_nd": emit_gather_nd, "lrn": emit_lrn, "resize": emit_resize, "topk": emit_topk,
+    "bitcast": emit_bitcast, "affine_grid": emit_affine_grid, "dft": emit_dft, "stft": emit_stft,
+    "grid_sample": emit_grid_sample,
 }
 
 
