@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import leptonc
+from leptonc.runtime.accuracy import HEAD_SAMPLES
 from leptonc.ir import DType, Graph, TensorType
 from leptonc.ir.errors import LeptoncError
 from tests.model_zoo import build
@@ -35,7 +36,7 @@ def test_mixed_precision_model_within_tolerance(target, passes):
     module, inputs = build("mlp")
     cm = leptonc.compile(module, inputs, target=target, passes=passes, quiet=True)
     report = cm.manifest["accuracy"]
-    assert report["samples"] == 256 and report["outputs"][0]["top1_agreement"] is not None
+    assert report["samples"] == HEAD_SAMPLES and report["outputs"][0]["top1_agreement"] is not None
     assert report["within_tolerance"], report
 
 

@@ -16,7 +16,7 @@ from leptonc.api import import_graph
 from leptonc.ir import DType, Graph, TensorType
 from leptonc.passes import PassError, run_pipeline
 from leptonc.passes.tolerance import tolerance_of
-from leptonc.runtime.accuracy import format_accuracy, head_outputs, measure_accuracy, within
+from leptonc.runtime.accuracy import HEAD_SAMPLES, format_accuracy, head_outputs, measure_accuracy, within
 from leptonc.runtime.reference import run_reference
 from tests.model_zoo import build
 
@@ -56,12 +56,12 @@ def test_head_detection():
     assert head_outputs(gpt2) == []       # hidden states after a layer norm
 
 
-def test_report_counts_256_inputs_for_a_classifier():
+def test_report_counts_head_samples_inputs_for_a_classifier():
     graph, inputs = zoo_graph("mlp")
     lowered = run_pipeline(graph, "quantize{weights=int4,group=32}")
     report = measure_accuracy(graph, lambda *xs: run_reference(lowered, *xs), tolerance_of("quantize{weights=int4}"),
                               inputs)
-    assert report["samples"] == 256
+    assert report["samples"] == HEAD_SAMPLES
     (out,) = report["outputs"]
     assert 0.6 <= out["top1_agreement"] <= 1.0 and out["sqnr_db"] > 10 and out["max_abs_error"] > 0
     assert "top-1" in format_accuracy(report) and "within the declared tolerance" in format_accuracy(report)
@@ -127,10 +127,10 @@ def test_compile_report_prints_and_records_the_error(tmp_path, capsys, target):
     assert main(["compile", f"{example}:build", "-o", str(out), "--target", target, "--quiet", "--report",
                  "--passes", "quantize{weights=int8}"]) == 0
     text = capsys.readouterr().out
-    assert "accuracy against the fp32 graph (256 random inputs)" in text
+    assert f"accuracy against the fp32 graph ({HEAD_SAMPLES} random inputs)" in text
     assert "top-1" in text and "within the declared tolerance" in text
     report = leptonc.load(out).manifest["accuracy"]
-    assert report["samples"] == 256 and report["within_tolerance"] and report["passes"] == "quantize{weights=int8}"
+    assert report["samples"] == HEAD_SAMPLES and report["within_tolerance"] and report["passes"] == "quantize{weights=int8}"
     assert report["outputs"][0]["top1_agreement"] >= 0.9
     if target == "cpu":
         assert main(["inspect", str(out)]) == 0
