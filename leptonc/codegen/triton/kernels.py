@@ -774,30 +774,17 @@ def emit_topk(ctx: KernelContext, node: Node) -> Emitted:
     return Emitted(body, ["BLOCK_A"], setup, "(lines,)", guard=f"lines * {k} == 0")
 
 
-def emit_resize(ctx: KernelContext, node: Node) -> Emitted:
-    def emit(space: Space, body: list[str]) -> None:
-        resize_body(ctx, node, space, body, lambda index_of: _gathered(space, node.inputs[0].shape, index_of))
+def _per_element(body_of, reads_by_index: bool = False):
+    """The emitter of an op whose kernel runs body_of(ctx, node, space, body) over the result's elements; with
+    `reads_by_index`, body_of also takes offset(index_of), the flat offset into the first operand of the
+    element whose index along dim a is index_of(a)."""
+    def emit_op(ctx: KernelContext, node: Node) -> Emitted:
+        def emit(space: Space, body: list[str]) -> None:
+            offset = (lambda index_of: _gathered(space, node.inputs[0].shape, index_of),) if reads_by_index else ()
+            body_of(ctx, node, space, body, *offset)
 
-    return _over(ctx, node.outputs[0], emit)
-
-
-def emit_affine_grid(ctx: KernelContext, node: Node) -> Emitted:
-    return _over(ctx, node.outputs[0], lambda space, body: affine_grid_body(ctx, node, space, body))
-
-
-def emit_dft(ctx: KernelContext, node: Node) -> Emitted:
-    def emit(space: Space, body: list[str]) -> None:
-        dft_body(ctx, node, space, body, lambda index_of: _gathered(space, node.inputs[0].shape, index_of))
-
-    return _over(ctx, node.outputs[0], emit)
-
-
-def emit_grid_sample(ctx: KernelContext, node: Node) -> Emitted:
-    return _over(ctx, node.outputs[0], lambda space, body: grid_sample_body(ctx, node, space, body))
-
-
-def emit_stft(ctx: KernelContext, node: Node) -> Emitted:
-    return _over(ctx, node.outputs[0], lambda space, body: stft_body(ctx, node, space, body))
+        return _over(ctx, node.outputs[0], emit)
+    return emit_op
 
 
 OP_EMITTERS = {
@@ -805,9 +792,10 @@ OP_EMITTERS = {
     "broadcast_to": emit_broadcast_to, "slice": emit_slice, "pad": emit_pad, "gather": emit_gather,
     "gather_elements": emit_gather_elements, "concat": emit_concat, "split": emit_split, "tile": emit_tile,
     "full": emit_full, "range": emit_range, "shape_of": emit_shape_of, "cumsum": emit_scan, "cumprod": emit_scan,
-    "trilu": emit_trilu, "gather_nd": emit_gather_nd, "lrn": emit_lrn, "resize": emit_resize, "topk": emit_topk,
-    "bitcast": emit_bitcast, "affine_grid": emit_affine_grid, "dft": emit_dft, "stft": emit_stft,
-    "grid_sample": emit_grid_sample,
+    "trilu": emit_trilu, "gather_nd": emit_gather_nd, "lrn": emit_lrn, "topk": emit_topk, "bitcast": emit_bitcast,
+    "resize": _per_element(resize_body, reads_by_index=True), "dft": _per_element(dft_body, reads_by_index=True),
+    "affine_grid": _per_element(affine_grid_body), "grid_sample": _per_element(grid_sample_body),
+    "stft": _per_element(stft_body),
 }
 
 
