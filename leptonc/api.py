@@ -132,7 +132,7 @@ def compile(model, example_inputs=None, target: str = "cpu", passes: str | None 
     (numpy arrays) or the path of an .npz, one key per input (passes/calibration.py).
 
     When `passes` hold a lossy pass, the compile measures its error against the fp32 graph (compiled too, in
-    parallel) on random inputs (runtime/accuracy.py): `accuracy` is their number (True: 256 for a model with a
+    parallel) on random inputs (runtime/accuracy.py): `accuracy` is their number (True: 64 for a model with a
     classification or LM head, else 8), or False (0) to skip that check.
 
     With `cache`, compiling the same ONNX file (or bytes) with the same options again for the cpu target
