@@ -361,6 +361,8 @@ class _Generator:
                 "static int lep_kernels(void* const* in, void* const* out, void* const* w, char* arena,\n"
                 "                       const int64_t* off, const int64_t* sym, double* prof, int pool) {\n"
                 "  (void)in; (void)out; (void)w; (void)arena; (void)off; (void)pool;\n"
+                "  int watched = 0;  /* whether this run has looked for stalled threads (LEP_TEAM) */\n"
+                "  (void)watched;\n"
                 + record + unpack + "\n".join(calls) + "\n" + "\n".join(copies) + "\n  return 0;\n}\n\n"
                 + RUN_SOURCE)
 
@@ -368,7 +370,8 @@ class _Generator:
 # Threads per kernel: the runtime sets the pool (lep_set_threads; 0 = OpenMP's own count), and each kernel runs on
 # one thread per GRAIN_NS of its estimated work, at most the pool; the kernels share their work out in chunks that
 # the threads, the calling one too, take as they go (prelude.h's lep_grain, gemm.c's tiles). The stall watch: at
-# the start of each run on several threads, an empty parallel region shows how late the pool's threads start; one
+# the first kernel of a run that takes several threads, an empty parallel region shows how late the pool's threads
+# start (a run whose kernels all take one thread never wakes the pool); one
 # that starts LATE_S after the caller was not run by the OS (other work holds the cores), and every kernel of the
 # run would wait for it at its end: the library then runs every kernel on one thread for SOLO_S before it looks
 # again. (An idle machine wakes a sleeping thread in tens of microseconds.) LEPTONC_STALL_WATCH=0 turns it off.
@@ -427,7 +430,13 @@ static void lep_watch(int pool) {{
 # a kernel's call in lep_kernels: on its team
 THREADS_SOURCE += r"""#define LEP_TEAM(work, call)                                       \
     do {                                                           \
-        omp_set_num_threads(lep_solo() ? 1 : lep_team((work), pool)); \
+        int team_ = lep_solo() ? 1 : lep_team((work), pool);       \
+        if (team_ > 1 && !watched) {                               \
+            watched = 1;                                           \
+            lep_watch(pool);                                       \
+            if (lep_solo()) team_ = 1;                             \
+        }                                                          \
+        omp_set_num_threads(team_);                                \
         call;                                                      \
     } while (0)
 
@@ -435,7 +444,6 @@ THREADS_SOURCE += r"""#define LEP_TEAM(work, call)                              
 RUN_SOURCE = """int lep_run(void* const* in, void* const* out, void* const* w, char* arena, const int64_t* off,
             const int64_t* sym, double* prof) {
   const int callers = omp_get_max_threads(), pool = lep_threads();
-  lep_watch(pool);
   const int rc = lep_kernels(in, out, w, arena, off, sym, prof, pool);
   omp_set_num_threads(callers);
   return rc;
