@@ -79,9 +79,11 @@ def test_the_interpreter_reference_bounds_the_default_count_but_not_a_given_one(
     assert len(start_reference(graph, tolerance_of(INT8), accuracy=40).inputs) == 40
 
 
-def test_the_reference_runs_its_samples_ahead_and_hands_each_out_once():
-    """Outputs computed in the thread are those of the fp32 graph on the sample inputs; the thread stops at the
-    first `outputs` call, and the samples it had not reached run then."""
+@pytest.mark.parametrize("keep_bytes", [256 << 20, 1])
+def test_the_reference_runs_its_samples_ahead_and_hands_each_out_once(monkeypatch, keep_bytes):
+    """Outputs computed in the thread are those of the fp32 graph on the sample inputs, handed out in order;
+    with no room to keep outputs ahead (KEEP_BYTES), the thread waits for each to be handed out."""
+    monkeypatch.setattr(leptonc.runtime.accuracy, "KEEP_BYTES", keep_bytes)
     graph = head_graph()
     inputs = sample_inputs(graph, 6)
     built = []
@@ -94,6 +96,22 @@ def test_the_reference_runs_its_samples_ahead_and_hands_each_out_once():
     for i, x in enumerate(inputs):
         np.testing.assert_allclose(fp32.outputs(i)[0], run_reference(graph, *x)[0], rtol=1e-6)
     assert len(built) == 1 and fp32.kind == "compiled"
+
+
+def test_the_check_runs_the_lossy_model_on_one_thread_and_gives_its_threads_back():
+    graph = head_graph()
+    x = np.ones((3, 16), np.float32)
+    cm = leptonc.compile(graph, x, passes=INT8)
+    threads = cm.executor.threads
+    seen = []
+
+    def run(*xs):
+        seen.append(cm.executor.threads)
+        return cm(*xs)
+
+    run.executor = cm.executor
+    report = measure_accuracy(graph, run, tolerance_of(INT8), x, samples=4)
+    assert report["samples"] == 4 and seen == [1] * 4 and cm.executor.threads == threads
 
 
 def test_a_failed_reference_build_is_raised_where_the_outputs_are_asked_for():
