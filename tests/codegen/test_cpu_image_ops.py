@@ -16,97 +16,27 @@ from leptonc.ir import LeptoncError
 from leptonc.ir.errors import IndexRangeError
 from leptonc.ir.samples import Sample, Sampler, sample_graph
 from tests.codegen.cpu_check import assert_matches_reference
+from tests.codegen.image_op_samples import (affine_grid_samples, check, grid_sample_samples, resize_coordinate_samples,
+                                             resize_special_samples, topk_samples)
 
 s = Sampler("test_cpu_image_ops")
 
 
 def _check(op: str, samples: list[Sample]) -> None:
-    cases = [(op, sample) for sample in samples]
-    graph, inputs, owned = sample_graph(cases, name=f"cpu_{op}")
-    want = leptonc.run_reference(graph, *inputs)
-    got = leptonc.compile(graph, quiet=True, accuracy=False).run(*inputs)
-    for sample, where in zip(samples, owned):
-        try:
-            assert_matches_reference(list(got[where]), list(want[where]))
-        except AssertionError as e:
-            raise AssertionError(f"{op} {sample.attrs}: {e}") from None
-
-
-_COORDS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
-           "tf_crop_and_resize")
-
-
-def _resize(x, shape, scales, **attrs) -> Sample:
-    if attrs.get("coordinate_transformation_mode") == "tf_crop_and_resize":
-        r = x.ndim
-        attrs = {"roi": (0.0,) * (r - 2) + (0.1, -0.2) + (1.0,) * (r - 2) + (0.8, 1.25), "extrapolation_value": -3.0,
-                 **attrs}
-    return s(x, shape=shape, scales=scales, **attrs)
+    check(op, samples, "cpu")
 
 
 @pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
 def test_resize_every_coordinate_mode_up_and_down(mode):
-    x = s.f32(2, 3, 5, 7)
-    rounding = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil") if mode == "nearest" else ("floor",)
-    samples = []
-    for coords, nearest in itertools.product(_COORDS, rounding):
-        for shape, scales in (((2, 3, 9, 16), (1, 1, 1.8, 16 / 7)), ((2, 3, 3, 4), (0, 0, 0, 0)),
-                              ((2, 3, 1, 7), (1, 1, 0.2, 1)), ((2, 3, 10, 14), (1, 1, 2, 2))):
-            samples.append(_resize(x, shape, scales, mode=mode, coordinate_transformation_mode=coords,
-                                   nearest_mode=nearest))
-    _check("resize", samples)
+    _check("resize", resize_coordinate_samples(s, mode))
 
 
 def test_resize_antialias_exclude_outside_cubic_a_and_integer_types():
-    x = s.f32(1, 2, 11, 9)
-    u8 = s.ints(1, 2, 11, 9, low=0, high=256, dtype=np.uint8)
-    i16 = s.ints(1, 2, 11, 9, low=-300, high=300, dtype=np.int16)
-    samples = []
-    for mode in ("linear", "cubic"):
-        for shape in ((1, 2, 4, 3), (1, 2, 5, 20), (1, 2, 2, 2)):
-            samples.append(s(x, shape=shape, scales=(0, 0, 0, 0), mode=mode, antialias=True))
-            samples.append(s(u8, shape=shape, scales=(0, 0, 0, 0), mode=mode, antialias=True))
-        samples.append(s(x, shape=(1, 2, 6, 13), scales=(0, 0, 0, 0), mode=mode, exclude_outside=True,
-                         cubic_coeff_a=-0.5))
-        samples.append(s(i16, shape=(1, 2, 17, 5), scales=(0, 0, 0, 0), mode=mode, cubic_coeff_a=-0.5))
-    samples.append(s(s.f32(3, 4).astype(np.float64), shape=(5, 9), scales=(0, 0), mode="cubic"))
-    samples.append(s(s.f32(1, 1, 4), shape=(1, 1, 4), scales=(1, 1, 1)))  # every axis kept as it is
-    samples.append(s(x, shape=(1, 2, 6, 3), scales=(0, 0, 0, 0), mode="nearest",
-                     coordinate_transformation_mode="pytorch_half_pixel", exclude_outside=True))
-    special = x.copy()
-    special[0, 0, 3, 4], special[0, 1, 7, 2], special[0, 1, 0, 0] = np.inf, np.nan, -np.inf
-    big = s.ints(1, 1, 3, 4, low=-2**62, high=2**62, dtype=np.int64)
-    for nearest in ("floor", "ceil", "round_prefer_ceil"):  # an infinity or NaN next to the position taken
-        samples.append(s(special, shape=(1, 2, 23, 14), scales=(0, 0, 0, 0), mode="nearest", nearest_mode=nearest))
-        samples.append(s(big, shape=(1, 1, 7, 9), scales=(0, 0, 0, 0), mode="nearest", nearest_mode=nearest))
-    samples.append(s(special, shape=(1, 2, 11, 9), scales=(0, 0, 0, 0), mode="linear"))
-    _check("resize", samples)
+    _check("resize", resize_special_samples(s))
 
 
 def test_topk_ties_nan_extremes_and_both_selection_paths():
-    f = s.f32(3, 40, 5)
-    f[0, 3, :] = np.nan
-    f[1, :, 2] = 0.5          # ties: the lower index first
-    f[2, 7, 1] = -0.0
-    lo = np.iinfo(np.int64).min
-    ints = np.array([[3, lo, 7, 7, -2, lo, 9, 0], [1, 1, 1, 1, 1, 1, 1, 1]], np.int64)
-    u = np.array([[0, 2**63, 5, 2**64 - 1, 5, 1]], np.uint64)
-    i8 = s.ints(4, 9, low=-128, high=128, dtype=np.int8)
-    long = np.round(s.f32(2, 700), 1)  # many ties
-    long[0, 11], long[1, 600] = np.nan, np.nan
-    samples = []
-    for largest in (True, False):
-        for k in (0, 1, 5, 17, 40):
-            samples.append(s(f, k=k, axis=1, largest=largest))
-        for k in (256, 257, 700):  # above 256 the whole line is sorted
-            samples.append(s(long, k=k, largest=largest))
-        wide = s.ints(3, 100, low=-50, high=50, dtype=np.int32)  # blocks of 16 skipped against the k-th best
-        wide[1, 70] = np.iinfo(np.int32).min
-        samples += [s(wide, k=3, largest=largest), s(long.T.copy(), k=2, axis=0, largest=largest)]
-        samples += [s(f, k=5, axis=-1, largest=largest), s(f, k=2, axis=0, largest=largest),
-                    s(ints, k=8, largest=largest), s(ints, k=3, largest=largest), s(u, k=4, largest=largest),
-                    s(i8, k=6, largest=largest), s(i8, k=4, axis=0, largest=largest)]
-    _check("topk", samples)
+    _check("topk", topk_samples(s, long_lines=True))
 
 
 def _pad_mode_samples() -> list[Sample]:
@@ -160,27 +90,11 @@ def test_reverse_sequence_length_past_the_axis_is_an_error():
 
 
 def test_grid_sample_every_mode_padding_and_alignment():
-    x2, x1, x3 = s.f32(2, 3, 5, 6), s.f32(1, 2, 7), s.f32(1, 2, 3, 4, 5)
-    g2 = s.f32(2, 4, 3, 2, low=-1.6, high=1.6)
-    g2[0, 0, 0] = (-1.0, 1.0)   # exactly on the corners and the center
-    g2[0, 0, 1] = (0.0, 0.0)
-    g2[1, 3, 2] = (1.0, -1.0)
-    samples = []
-    for mode, padding, align in itertools.product(("linear", "nearest", "cubic"), ("zeros", "border", "reflection"),
-                                                  (False, True)):
-        attrs = dict(mode=mode, padding_mode=padding, align_corners=align)
-        samples.append(s(x2, g2, **attrs))
-        samples.append(s(x1, s.f32(1, 5, 1, low=-1.4, high=1.4), **attrs))
-        if mode != "cubic":
-            samples.append(s(x3, s.f32(1, 2, 3, 2, 3, low=-1.3, high=1.3), **attrs))
-    samples.append(s(x2.astype(np.float64), g2.astype(np.float64), mode="cubic"))
-    _check("grid_sample", samples)
+    _check("grid_sample", grid_sample_samples(s))
 
 
 def test_affine_grid_two_and_three_dims_and_unit_sizes():
-    samples = [s(s.f32(2, 2, 3), size=(2, 3, 4, 5)), s(s.f32(2, 2, 3), size=(2, 1, 1, 6), align_corners=True),
-               s(s.f32(1, 3, 4), size=(1, 1, 2, 3, 4)), s(s.f32(1, 3, 4), size=(1, 2, 3, 1, 2), align_corners=True)]
-    _check("affine_grid", samples)
+    _check("affine_grid", affine_grid_samples(s))
 
 
 def test_roi_align_modes_and_adaptive_sampling():

@@ -14,7 +14,9 @@ pytest.importorskip("torch")
 
 import leptonc  # noqa: E402
 from leptonc.ir import DType, Graph, TensorType  # noqa: E402
-from leptonc.ir.samples import Sample, Sampler, sample_graph  # noqa: E402
+from leptonc.ir.samples import Sample, Sampler  # noqa: E402
+from tests.codegen.image_op_samples import (affine_grid_samples, check, grid_sample_samples,  # noqa: E402
+                                             resize_coordinate_samples, resize_special_samples, topk_samples)
 from tests.codegen.cpu_check import assert_matches_reference  # noqa: E402
 
 s = Sampler("test_triton_image_ops")
@@ -26,75 +28,20 @@ def on_triton_device(triton_device):
 
 
 def _check(op: str, samples: list[Sample]) -> None:
-    graph, inputs, owned = sample_graph([(op, sample) for sample in samples], name=f"triton_{op}")
-    want = leptonc.run_reference(graph, *inputs)
-    got = leptonc.compile(graph, target="triton", quiet=True, accuracy=False).run(*inputs)
-    for sample, where in zip(samples, owned):
-        try:
-            assert_matches_reference(list(got[where]), list(want[where]))
-        except AssertionError as e:
-            raise AssertionError(f"{op} {sample.attrs}: {e}") from None
-
-
-_COORDS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
-           "tf_crop_and_resize")
+    check(op, samples, "triton")
 
 
 @pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
 def test_resize_every_coordinate_mode_up_and_down(mode):
-    x = s.f32(1, 2, 5, 7)
-    rounding = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil") if mode == "nearest" else ("floor",)
-    samples = []
-    for coords, nearest in itertools.product(_COORDS, rounding):
-        extra = {"roi": (0.0, 0.0, 0.1, -0.2, 1.0, 1.0, 0.8, 1.25), "extrapolation_value": -3.0} \
-            if coords == "tf_crop_and_resize" else {}
-        for shape, scales in (((1, 2, 9, 16), (1, 1, 1.8, 16 / 7)), ((1, 2, 3, 4), (0, 0, 0, 0)),
-                              ((1, 2, 1, 7), (1, 1, 0.2, 1))):
-            samples.append(s(x, shape=shape, scales=scales, mode=mode, coordinate_transformation_mode=coords,
-                             nearest_mode=nearest, **extra))
-    _check("resize", samples)
+    _check("resize", resize_coordinate_samples(s, mode))
 
 
 def test_resize_antialias_exclude_outside_integers_and_non_finite_neighbours():
-    x = s.f32(1, 2, 11, 9)
-    u8 = s.ints(1, 2, 11, 9, low=0, high=256, dtype=np.uint8)
-    i16 = s.ints(1, 2, 11, 9, low=-300, high=300, dtype=np.int16)
-    samples = []
-    for mode in ("linear", "cubic"):
-        samples.append(s(x, shape=(1, 2, 4, 3), scales=(0, 0, 0, 0), mode=mode, antialias=True))
-        samples.append(s(u8, shape=(1, 2, 5, 20), scales=(0, 0, 0, 0), mode=mode, antialias=True))
-        samples.append(s(x, shape=(1, 2, 6, 13), scales=(0, 0, 0, 0), mode=mode, exclude_outside=True,
-                         cubic_coeff_a=-0.5))
-        samples.append(s(i16, shape=(1, 2, 17, 5), scales=(0, 0, 0, 0), mode=mode, cubic_coeff_a=-0.5))
-    samples.append(s(s.f32(3, 4).astype(np.float64), shape=(5, 9), scales=(0, 0), mode="cubic"))
-    samples.append(s(s.f32(1, 1, 4), shape=(1, 1, 4), scales=(1, 1, 1)))  # every axis kept as it is
-    special = x.copy()
-    special[0, 0, 3, 4], special[0, 1, 7, 2], special[0, 1, 0, 0] = np.inf, np.nan, -np.inf
-    big = s.ints(1, 1, 3, 4, low=-2**62, high=2**62, dtype=np.int64)
-    for nearest in ("floor", "ceil"):  # an infinity or NaN next to the position taken
-        samples.append(s(special, shape=(1, 2, 23, 14), scales=(0, 0, 0, 0), mode="nearest", nearest_mode=nearest))
-        samples.append(s(big, shape=(1, 1, 7, 9), scales=(0, 0, 0, 0), mode="nearest", nearest_mode=nearest))
-    samples.append(s(special, shape=(1, 2, 11, 9), scales=(0, 0, 0, 0), mode="linear"))
-    _check("resize", samples)
+    _check("resize", resize_special_samples(s))
 
 
 def test_topk_ties_nan_and_integer_extremes():
-    f = s.f32(3, 40, 5)
-    f[0, 3, :] = np.nan
-    f[1, :, 2] = 0.5          # ties: the lower index first
-    f[2, 7, 1] = -0.0
-    lo = np.iinfo(np.int64).min
-    ints = np.array([[3, lo, 7, 7, -2, lo, 9, 0], [1, 1, 1, 1, 1, 1, 1, 1]], np.int64)
-    u = np.array([[0, 2**63, 5, 2**64 - 1, 5, 1]], np.uint64)
-    i8 = s.ints(4, 9, low=-128, high=128, dtype=np.int8)
-    i8[0, 0] = -128           # its negation wraps, as in the reference
-    samples = []
-    for largest in (True, False):
-        samples += [s(f, k=k, axis=1, largest=largest) for k in (0, 1, 17, 40)]
-        samples += [s(f, k=5, axis=-1, largest=largest), s(f, k=2, axis=0, largest=largest),
-                    s(ints, k=8, largest=largest), s(ints, k=3, largest=largest), s(u, k=4, largest=largest),
-                    s(i8, k=6, largest=largest), s(i8, k=4, axis=0, largest=largest)]
-    _check("topk", samples)
+    _check("topk", topk_samples(s, long_lines=False))
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.uint64])
@@ -138,13 +85,7 @@ def test_bitcast_reads_the_same_bits():
 
 
 def test_affine_grid_2d_and_3d_both_corner_modes():
-    theta2, theta3 = s.f32(2, 2, 3), s.f32(2, 3, 4)
-    samples = []
-    for corners in (False, True):
-        samples += [s(theta2, size=(2, 3, 5, 7), align_corners=corners),
-                    s(theta2, size=(2, 1, 1, 4), align_corners=corners),
-                    s(theta3, size=(2, 1, 3, 1, 6), align_corners=corners)]
-    _check("affine_grid", samples)
+    _check("affine_grid", affine_grid_samples(s))
 
 
 def test_dft_forward_inverse_onesided_and_lengths():
@@ -179,16 +120,7 @@ def test_fmod_of_floats_at_infinities_zeros_and_nan():
 
 
 def test_grid_sample_every_mode_padding_and_corner_rule():
-    x2, x3 = s.f32(2, 3, 5, 6), s.f32(1, 2, 3, 4, 5)
-    g2 = s.f32(2, 4, 7, 2, low=-1.6, high=1.6)  # some points outside, to pad
-    g3 = s.f32(1, 2, 3, 2, 3, low=-1.4, high=1.4)
-    samples = []
-    for mode, padding, corners in itertools.product(("nearest", "linear", "cubic"), ("zeros", "border", "reflection"),
-                                                    (False, True)):
-        samples.append(s(x2, g2, mode=mode, padding_mode=padding, align_corners=corners))
-        if mode != "cubic":
-            samples.append(s(x3, g3, mode=mode, padding_mode=padding, align_corners=corners))
-    _check("grid_sample", samples)
+    _check("grid_sample", grid_sample_samples(s))
 
 
 def test_tanh_keeps_its_relative_accuracy_near_zero():
