@@ -20,7 +20,7 @@ from ...ir import dims as D
 from ...ir.graph import Value
 from ...passes.fusion import Kernel, operand_layout
 from .. import transposed_strides
-from .kernels import Emitted, KernelContext, _batch_offset, _times
+from .kernels import Emitted, KernelContext, _batch_offset, _times, widen_bf16
 from .texpr import tltype
 from .tiles import Space, TileEmitter
 
@@ -52,6 +52,7 @@ def emit_attention(ctx: KernelContext, att: Kernel) -> Emitted:
     v_off = _batch_offset(out_space, batch, v_shape, v_str)
     body += [f"q = tl.load({q_ptr} + {q_off}{_times('rm[:, None]', q_str[-2])} + "
              f"{_times('rd[None, :]', q_str[-1])}, mask=(rm[:, None] < M) & (rd[None, :] < D), other=0.0)",
+             *widen_bf16("q", qk.inputs[0]),
              'm_i = tl.full([BLOCK_M], -float("inf"), tl.float32)  # running max of each query row',
              "l_i = tl.full([BLOCK_M], 0.0, tl.float32)            # running sum of exp(score - m_i)",
              "acc = tl.full((BLOCK_M, BLOCK_E), 0.0, tl.float32)",
@@ -59,6 +60,7 @@ def emit_attention(ctx: KernelContext, att: Kernel) -> Emitted:
     loop += ["rn = n0 + tl.arange(0, BLOCK_N)",
              f"kt = tl.load({k_ptr} + {k_off}{_times('rd[:, None]', k_str[-2])} + "
              f"{_times('rn[None, :]', k_str[-1])}, mask=(rd[:, None] < D) & (rn[None, :] < N), other=0.0)",
+             *widen_bf16("kt", qk.inputs[1]),
              "mask = (rm[:, None] < M) & (rn[None, :] < N)",
              f"v_{_name(s_val)} = tl.dot(q, kt, input_precision=PRECISION).to({tltype(s_val.dtype)})"]
     rank = len(s_val.shape)
@@ -78,7 +80,10 @@ def emit_attention(ctx: KernelContext, att: Kernel) -> Emitted:
              "l_i = l_i * alpha + tl.reduce(p, 1, lep_add)",
              f"vt = tl.load({v_ptr} + {v_off}{_times('rn[:, None]', v_str[-2])} + "
              f"{_times('re[None, :]', v_str[-1])}, mask=(rn[:, None] < N) & (re[None, :] < E), other=0.0)",
-             f"acc = acc * alpha[:, None] + tl.dot(p.to({p_dtype}), vt, input_precision=PRECISION)",
+             f"pt = p.to({p_dtype})",
+             *widen_bf16("vt", pv.inputs[1]),
+             *widen_bf16("pt", pv.inputs[0]),
+             "acc = acc * alpha[:, None] + tl.dot(pt, vt, input_precision=PRECISION)",
              "m_i = m_new"]
     body += ["    " + line for line in loop]
     body += ["o_mask = (rm[:, None] < M) & (re[None, :] < E)",

@@ -156,7 +156,7 @@ def emit_matmul(ctx: KernelContext, k: Kernel) -> Emitted:
              "for k0 in range(0, K, BLOCK_K):",
              "    a = tl.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k0 < K), other=0.0)",
              "    b = tl.load(b_ptrs, mask=(rk[:, None] + k0 < K) & (rn[None, :] < N), other=0.0)",
-             *_widen_bf16(a_val, b_val),
+             *("    " + line for line in widen_bf16("a", a_val) + widen_bf16("b", b_val)),
              "    acc += tl.dot(a, b, input_precision=PRECISION)",
              f"    a_ptrs += {_times('BLOCK_K', a_str[-1])}",
              f"    b_ptrs += {_times('BLOCK_K', b_str[-2])}",
@@ -172,12 +172,13 @@ def emit_matmul(ctx: KernelContext, k: Kernel) -> Emitted:
                    "PRECISION=DOT_PRECISION, num_warps=warps, num_stages=stages", guard="M * N == 0")
 
 
-def _widen_bf16(a: Value, b: Value) -> list[str]:
-    """Lines before a tl.dot of bf16 tiles a and b: widened to f32 under the interpreter (WIDEN_BF16_DOT), which
-    cannot multiply them; exact, as each product of two bf16 values is exact in f32."""
-    if DType.bf16 not in (a.dtype, b.dtype):
+def widen_bf16(tile: str, v: Value) -> list[str]:
+    """Lines before a tl.dot that reads `tile`, holding v's values: a bf16 tile widened to f32 under the
+    interpreter (WIDEN_BF16_DOT), which cannot multiply bf16 tiles; exact, as each product of two bf16 values
+    is exact in f32."""
+    if v.dtype is not DType.bf16:
         return []
-    return ["    if WIDEN_BF16_DOT:", "        a = a.to(tl.float32)", "        b = b.to(tl.float32)"]
+    return ["if WIDEN_BF16_DOT:", f"    {tile} = {tile}.to(tl.float32)"]
 
 
 def _times(index: str, stride) -> str:
@@ -254,7 +255,7 @@ def emit_conv(ctx: KernelContext, k: Kernel) -> Emitted:
             "mask=a_mask, other=0.0)",
             f"    b = tl.load({ctx.ptr(w)} + (gi * OG + ro[None, :]) * KK + kk[:, None], "
             "mask=(kk[:, None] < KK) & (ro[None, :] < OG), other=0.0)",
-            *_widen_bf16(x, w),
+            *("    " + line for line in widen_bf16("a", x) + widen_bf16("b", w)),
             "    acc += tl.dot(a, b, input_precision=PRECISION)",
             "oc = gi * OG + ro"]
     if len(node.inputs) > 2:

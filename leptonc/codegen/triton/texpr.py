@@ -72,6 +72,13 @@ class TritonOps(Ops):
             return f"tl.{name}({args[0]}, {args[1]}, propagate_nan=tl.PropagateNan.ALL)"
         return f"{_FUNCTIONS[name]}({', '.join(args)})" if name in _FUNCTIONS else None
 
+    def convert(self, a: str, src: DType, dst: DType) -> str:
+        """Between bf16 and a non-float type, through f32 (as ml_dtypes converts; the interpreter would take
+        bf16's raw bits for the integer)."""
+        if DType.bf16 in (src, dst) and not (src.is_float and dst.is_float):
+            return super().convert(super().convert(a, src, DType.f32), DType.f32, dst)
+        return super().convert(a, src, dst)
+
     def computes(self, dtype: DType) -> bool:
         return dtype not in LOW_FLOATS
 

@@ -202,20 +202,24 @@ class TileEmitter:
             start = int(n.op == "reduce_min")
             combine = "lep_max" if n.op == "reduce_max" else "lep_min"
             return f"(tl.reduce(tl.where({mask}, ({xs}).to(tl.int8), {start}), 0, {combine}) != 0)"
-        masked = f"tl.where({mask}, {xs}, {literal(reduction_identity(n.op, dt), dt)})"
+        # f16 and bf16 rows are reduced in f32: exact for max, min and their positions, and the interpreter
+        # holds bf16 as raw bits, whose comparisons order negative values wrongly
         acc = "tl.float32" if dt in (DType.f16, DType.bf16) else None
+        wide = f"({xs}).to({acc})" if acc else xs
+        masked = f"tl.where({mask}, {wide}, {literal(reduction_identity(n.op, dt), dt)})"
+        narrow = (lambda e: f"({e}).to({tltype(n.outputs[0].dtype)})") if acc else (lambda e: e)
         if n.op in ("reduce_sum", "reduce_mean"):
-            total = f"tl.reduce({f'({masked}).to({acc})' if acc else masked}, 0, lep_add)"
+            total = f"tl.reduce({masked}, 0, lep_add)"
             if n.op == "reduce_mean":
                 total = f"({total} / {self.row_size})"
-            return f"({total}).to({tltype(n.outputs[0].dtype)})" if acc or not dt.is_float else total
+            return narrow(total) if acc or not dt.is_float else total
         if n.op == "reduce_prod":
-            return f"tl.reduce({masked}, 0, lep_mul)"
+            return narrow(f"tl.reduce({masked}, 0, lep_mul)")
         combine = "lep_max" if n.op in ("reduce_max", "argmax") else "lep_min"
         nan = self._nan_position(masked, n.attrs.get("select_last_index", False)) if dt.is_float else None
         if n.op.startswith("reduce_"):
             extreme = f"tl.reduce({masked}, 0, {combine})"
-            return f"tl.where({nan} >= 0, float(\"nan\"), {extreme})" if nan else extreme
+            return narrow(f"tl.where({nan} >= 0, float(\"nan\"), {extreme})" if nan else extreme)
         return self._arg(n, masked, combine, nan)
 
     def _nan_position(self, masked: str, last: bool) -> str:
