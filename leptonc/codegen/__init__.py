@@ -5,11 +5,21 @@ generates an artifact's program again from its IR, for loading."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Callable
 
 from ..ir import dims as D
 from ..ir.dtypes import DType
 from ..ir.graph import Graph
+
+
+@dataclass
+class Program:
+    """What a target's code generator makes of a graph: the source, the JSON metadata its runtime needs, and
+    the fusion plan (passes/fusion.py) that the source follows."""
+    source: str
+    meta: dict
+    plan: object
 
 
 def graph_symbols(graph: Graph) -> list[str]:

@@ -33,8 +33,8 @@ from ...ir import dims as D
 from ...ir.size_checks import size_checks
 from ...ir.graph import Graph, Node, Value
 from ...ir.indices import site
-from .. import check_dtypes, graph_symbols
-from ...passes.fusion import FusionPlan, Kernel, memory_operands, plan_fusion, view_root
+from .. import Program, check_dtypes, graph_symbols
+from ...passes.fusion import Kernel, memory_operands, plan_fusion, view_root
 from .cexpr import C_TYPES, UnsupportedError, c_itemsize, cdim, cnumel, ctype, symbol_var
 from .attention import ATTENTION_SOURCE, emit_attention
 from .bitcast import BITCAST_EMITTERS
@@ -65,10 +65,7 @@ class Buffer:
 
 
 @dataclass
-class CpuProgram:
-    source: str
-    meta: dict              # JSON data the runtime needs (see the module docstring)
-    plan: FusionPlan
+class CpuProgram(Program):  # meta: see the module docstring
     drivers: tuple[str, ...] = ()  # hand-written drivers the source holds that build.py may link from objects
 
 
