@@ -49,11 +49,14 @@ PARTLY: dict[str, dict[str, str]] = {
         "reduce_max": "over bool",
     },
     "triton": {
+        "cast": "to the 2- and 4-bit integers, dtypes the target lacks (the cpu target runs them)",
         "conv": "over 3 spatial dims (1 or 2 run)",
         "matmul": "over integers (floating-point types run)",
         "pow": "of an integer by an integer",
     },
-    "stablehlo": {},
+    "stablehlo": {
+        "cast": "from a float to the 2- and 4-bit integers (other casts run)",
+    },
 }
 
 

@@ -315,6 +315,7 @@ def _samples(s):
             s(s.bools(4), dtype="f32"),
             s(s.f32(6), dtype="f16"),
             s(s.f32(6), dtype="bf16"),
+            s(np.array([3.7, -1.2, 1.0, -0.0, 6.9, -7.5], np.float32), dtype="i4"),
             s(s.ints(6), dtype="bool"),
             s(s.ints(6), dtype="i8"),
         ],
