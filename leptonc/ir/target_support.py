@@ -54,9 +54,7 @@ PARTLY: dict[str, dict[str, str]] = {
         "matmul": "over integers (floating-point types run)",
         "pow": "of an integer by an integer",
     },
-    "stablehlo": {
-        "cast": "from a float to the 2- and 4-bit integers (other casts run)",
-    },
+    "stablehlo": {},
 }
 
 

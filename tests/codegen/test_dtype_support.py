@@ -125,6 +125,16 @@ def test_stablehlo_float_to_sub_byte_int_in_range():
         np.testing.assert_array_equal(got.astype(np.int32), leptonc.run_reference(g, xs)[0].astype(np.int32))
 
 
+def test_stablehlo_float_to_sub_byte_int_out_of_range_wraps_as_the_reference():
+    """Truncated to i64, then the low bits (NaN, infinities and |x| >= 2^63 give 0), as the reference."""
+    pytest.importorskip("jax")
+    x = np.float32([5, 8, 9, -9, 16, 17, 200, -200, 1e10, np.nan, np.inf, -np.inf, 3.7, -2.5, 1e30])
+    for dst in (DType.i4, DType.u4, DType.i2, DType.u2):
+        g = _cast_graph(DType.f32, dst, x.size)
+        got = leptonc.compile(g, (x,), target="stablehlo", quiet=True, cache=False)(x)
+        np.testing.assert_array_equal(got.astype(np.int32), leptonc.run_reference(g, x)[0].astype(np.int32))
+
+
 def test_stablehlo_moves_narrow_values_through_view_ops():
     pytest.importorskip("jax")
     g = Graph("view")

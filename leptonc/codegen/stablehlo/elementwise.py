@@ -153,11 +153,13 @@ def cast(b: Builder, node, args, out, attrs):
     if target is DType.f8e8m0fnu:  # XLA's power-of-two rounding differs at the ends of the range
         raise LeptoncError(f"stablehlo: {node.label}: a cast to f8e8m0fnu is not supported by the stablehlo "
                            "target (casts from it are)")
-    if target.is_packed and x.dtype.is_float:  # XLA's out-of-range values differ from the reference's
-        raise LeptoncError(f"stablehlo: {node.label}: a cast from a float to {target.value} is not supported by "
-                           "the stablehlo target (the cpu target runs it)")
     if x.dtype.is_float and x.dtype.bits < 16:
         x = b.convert(x, DType.f32)
+    if target.is_packed and target.is_int and x.dtype.is_float:
+        # as the reference: truncate to i64 (NaN, infinities and |x| >= 2^63 give 0's low bits), then keep the
+        # low bits (XLA's integer narrowing wraps; its float to sub-byte conversion would saturate instead)
+        inside = b.compare(b.unary("abs", x), b.full(2.0 ** 63, x.type), "LT")
+        x = b.convert(b.select(inside, x, b.full(0, x.type)), DType.i64)
     if attrs["saturate"]:
         if not x.dtype.is_float:
             x = b.convert(x, DType.f32)
